@@ -1,0 +1,1 @@
+//! Benchmark suites behind `preempt bench`.

@@ -1,0 +1,1030 @@
+//! The PIR parser: tokens to a [`Program`] with every name resolved.
+//!
+//! The parser checks syntax and names: it resolves functions, globals,
+//! labels and registers to typed indices and rejects what is undefined or
+//! defined twice. Types, definite assignment and the other semantic rules
+//! are the verifier's. The first error in the text is the one reported.
+
+use std::collections::HashMap;
+
+use super::lexer::{lex, Tok, Token};
+use super::{
+    ArmKind, Block, BlockId, Error, ForeignFn, Format, FuncId, Function, Global, GlobalId, Inst,
+    InstKind, Opcode, Operand, PreemptMode, Program, Reg, RegInfo, SelectArm, Span, TermKind,
+    Terminator, Type,
+};
+
+/// Parses PIR source bytes, which must be UTF-8.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Program, Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => parse(s),
+        Err(e) => {
+            let prefix = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let line = prefix.matches('\n').count() + 1;
+            let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            Err(Error::new(
+                Span::new(line as u32, col as u32),
+                format!("invalid UTF-8 (byte 0x{:02x})", bytes[e.valid_up_to()]),
+            ))
+        }
+    }
+}
+
+/// Parses PIR source text.
+pub fn parse(source: &str) -> Result<Program, Error> {
+    let tokens = lex(source)?;
+    let mut p = Parser::new(tokens);
+    p.prescan();
+    p.program()
+}
+
+struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+    func_ids: HashMap<String, (FuncId, Span)>,
+    global_ids: HashMap<String, (GlobalId, Span)>,
+    n_funcs: usize,
+    n_globals: usize,
+}
+
+/// A label reference waiting for the end of its function.
+struct LabelRef {
+    name: String,
+    span: Span,
+}
+
+/// Per-function parsing state.
+struct FuncState {
+    regs: Vec<RegInfo>,
+    reg_ids: HashMap<String, Reg>,
+    blocks: Vec<Block>,
+    labels: HashMap<String, (BlockId, Span)>,
+    label_refs: Vec<LabelRef>,
+}
+
+impl FuncState {
+    fn reg(&mut self, name: &str) -> Reg {
+        if let Some(&r) = self.reg_ids.get(name) {
+            return r;
+        }
+        let r = Reg::new(self.regs.len());
+        self.regs.push(RegInfo {
+            name: name.to_string(),
+            ty: None,
+        });
+        self.reg_ids.insert(name.to_string(), r);
+        r
+    }
+
+    /// A placeholder block id standing for label reference `i`, resolved at
+    /// the end of the function.
+    fn label_ref(&mut self, name: String, span: Span) -> BlockId {
+        self.label_refs.push(LabelRef { name, span });
+        BlockId::new(self.label_refs.len() - 1)
+    }
+
+    /// The block instructions go to now, opening an unlabelled one at the
+    /// start of the body or after a terminator.
+    fn current_block(&mut self, span: Span) -> &mut Block {
+        if self.blocks.last().is_none_or(|b| b.term.is_some()) {
+            self.blocks.push(Block {
+                label: None,
+                span,
+                insts: Vec::new(),
+                term: None,
+            });
+        }
+        self.blocks.last_mut().expect("just pushed")
+    }
+}
+
+impl Parser {
+    fn new(toks: Vec<Token>) -> Parser {
+        Parser {
+            toks,
+            pos: 0,
+            func_ids: HashMap::new(),
+            global_ids: HashMap::new(),
+            n_funcs: 0,
+            n_globals: 0,
+        }
+    }
+
+    /// Assigns ids to every `func @f` and `global @g` at the start of a line,
+    /// so references may precede definitions. Duplicates are reported when
+    /// the parser reaches them, keeping errors in text order.
+    fn prescan(&mut self) {
+        let mut line_start = true;
+        for i in 0..self.toks.len() {
+            let t = &self.toks[i];
+            if line_start {
+                if let (
+                    Tok::Ident(kw),
+                    Some(Token {
+                        tok: Tok::Global(name),
+                        span,
+                    }),
+                ) = (&t.tok, self.toks.get(i + 1))
+                {
+                    if kw == "func"
+                        && !self.func_ids.contains_key(name)
+                        && !self.global_ids.contains_key(name)
+                    {
+                        self.func_ids
+                            .insert(name.clone(), (FuncId::new(self.n_funcs), *span));
+                        self.n_funcs += 1;
+                    } else if kw == "global"
+                        && !self.global_ids.contains_key(name)
+                        && !self.func_ids.contains_key(name)
+                    {
+                        self.global_ids
+                            .insert(name.clone(), (GlobalId::new(self.n_globals), *span));
+                        self.n_globals += 1;
+                    }
+                }
+            }
+            line_start = t.tok == Tok::Newline;
+        }
+    }
+
+    fn peek(&self) -> &Tok {
+        &self.toks[self.pos].tok
+    }
+
+    fn peek_at(&self, k: usize) -> &Tok {
+        &self.toks[(self.pos + k).min(self.toks.len() - 1)].tok
+    }
+
+    fn span(&self) -> Span {
+        self.toks[self.pos].span
+    }
+
+    fn bump(&mut self) -> Token {
+        let t = self.toks[self.pos].clone();
+        if self.pos + 1 < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn unexpected(&self, expected: &str) -> Error {
+        Error::new(
+            self.span(),
+            format!("expected {expected}, found {}", self.peek().describe()),
+        )
+    }
+
+    fn expect(&mut self, tok: Tok, expected: &str) -> Result<Span, Error> {
+        if *self.peek() == tok {
+            Ok(self.bump().span)
+        } else {
+            Err(self.unexpected(expected))
+        }
+    }
+
+    fn expect_ident(&mut self, expected: &str) -> Result<(String, Span), Error> {
+        match self.peek().clone() {
+            Tok::Ident(name) => Ok((name, self.bump().span)),
+            _ => Err(self.unexpected(expected)),
+        }
+    }
+
+    fn expect_line_end(&mut self) -> Result<(), Error> {
+        match self.peek() {
+            Tok::Newline => {
+                self.bump();
+                Ok(())
+            }
+            Tok::Eof => Ok(()),
+            _ => Err(self.unexpected("end of line")),
+        }
+    }
+
+    fn skip_blank_lines(&mut self) {
+        while *self.peek() == Tok::Newline {
+            self.bump();
+        }
+    }
+
+    fn program(&mut self) -> Result<Program, Error> {
+        let mut prog = Program::default();
+        let mut seen_settings: HashMap<String, Span> = HashMap::new();
+        let mut past_header = false;
+        loop {
+            self.skip_blank_lines();
+            let span = self.span();
+            match self.peek().clone() {
+                Tok::Eof => break,
+                Tok::Ident(kw) if kw == "set" => {
+                    if past_header {
+                        return Err(Error::new(
+                            span,
+                            "'set' lines come before every global and function",
+                        ));
+                    }
+                    self.setting(&mut prog, &mut seen_settings)?;
+                }
+                Tok::Ident(kw) if kw == "global" => {
+                    past_header = true;
+                    let g = self.global()?;
+                    prog.globals.push(g);
+                }
+                Tok::Ident(kw) if kw == "func" => {
+                    past_header = true;
+                    let f = self.function()?;
+                    prog.funcs.push(f);
+                }
+                _ => return Err(self.unexpected("'set', 'global' or 'func'")),
+            }
+        }
+        Ok(prog)
+    }
+
+    fn setting(
+        &mut self,
+        prog: &mut Program,
+        seen: &mut HashMap<String, Span>,
+    ) -> Result<(), Error> {
+        self.bump();
+        let (key, key_span) = self.expect_ident("a setting name")?;
+        if let Some(first) = seen.get(&key) {
+            return Err(Error::new(
+                key_span,
+                format!("setting '{key}' given twice (first at {first})"),
+            ));
+        }
+        self.expect(Tok::Eq, "'='")?;
+        let value_span = self.span();
+        let value = self.bump().tok;
+        let int = |what: &str, ok: &dyn Fn(i64) -> bool| -> Result<i64, Error> {
+            match value {
+                Tok::Int(v) if ok(v) => Ok(v),
+                Tok::Int(v) => Err(Error::new(
+                    value_span,
+                    format!("'{key}' must be {what}, not {v}"),
+                )),
+                ref other => Err(Error::new(
+                    value_span,
+                    format!("'{key}' must be {what}, found {}", other.describe()),
+                )),
+            }
+        };
+        match key.as_str() {
+            "procs" => {
+                prog.settings.procs = Some(int("an integer from 1 to 1024", &|v| {
+                    (1..=1024).contains(&v)
+                })?)
+            }
+            "gc_percent" => {
+                prog.settings.gc_percent =
+                    Some(int("an integer (negative turns the GC off)", &|_| true)?)
+            }
+            "opt" => prog.settings.opt = Some(int("0 or 1", &|v| v == 0 || v == 1)?),
+            "quantum_us" => {
+                prog.settings.quantum_us =
+                    Some(int("a positive number of microseconds", &|v| v > 0)?)
+            }
+            "preempt" => {
+                let mode = match &value {
+                    Tok::Ident(name) => PreemptMode::from_name(name),
+                    _ => None,
+                };
+                prog.settings.preempt = Some(mode.ok_or_else(|| {
+                    Error::new(
+                        value_span,
+                        format!(
+                            "'preempt' must be one of async, coop, poll, trap, patch; found {}",
+                            value.describe()
+                        ),
+                    )
+                })?);
+            }
+            _ => {
+                return Err(Error::new(
+                    key_span,
+                    format!(
+                        "unknown setting '{key}' (known: {})",
+                        super::Settings::KEYS.join(", ")
+                    ),
+                ))
+            }
+        }
+        seen.insert(key, key_span);
+        self.expect_line_end()
+    }
+
+    fn parse_type(&mut self) -> Result<(Type, Span), Error> {
+        let span = self.span();
+        match self.peek().clone() {
+            Tok::Ident(name) => match Type::from_name(&name) {
+                Some(t) => {
+                    self.bump();
+                    Ok((t, span))
+                }
+                None => Err(Error::new(
+                    span,
+                    format!("unknown type '{name}' (types are i64, ref and chan)"),
+                )),
+            },
+            _ => Err(self.unexpected("a type (i64, ref or chan)")),
+        }
+    }
+
+    /// Checks that a definition at `span` is the first of its name.
+    fn check_first_definition(&self, name: &str, span: Span, is_func: bool) -> Result<(), Error> {
+        let first = if is_func {
+            self.func_ids.get(name).map(|x| x.1)
+        } else {
+            self.global_ids.get(name).map(|x| x.1)
+        };
+        let other = if is_func {
+            self.global_ids.get(name).map(|x| ("global", x.1))
+        } else {
+            self.func_ids.get(name).map(|x| ("function", x.1))
+        };
+        if let Some((kind, at)) = other {
+            if at.key() < span.key() || first.is_none() {
+                return Err(Error::new(
+                    span,
+                    format!("@{name} is already defined as a {kind} at {at}"),
+                ));
+            }
+        }
+        match first {
+            Some(at) if at.key() == span.key() => Ok(()),
+            Some(at) => {
+                let kind = if is_func { "function" } else { "global" };
+                Err(Error::new(
+                    span,
+                    format!("duplicate {kind} @{name} (first defined at {at})"),
+                ))
+            }
+            None => Err(Error::new(span, format!("@{name} is already defined"))),
+        }
+    }
+
+    fn global(&mut self) -> Result<Global, Error> {
+        self.bump();
+        let span = self.span();
+        let name = match self.bump().tok {
+            Tok::Global(n) => n,
+            other => {
+                return Err(Error::new(
+                    span,
+                    format!("expected a global name '@name', found {}", other.describe()),
+                ))
+            }
+        };
+        self.check_first_definition(&name, span, false)?;
+        self.expect(Tok::Colon, "':' and a type")?;
+        let (ty, ty_span) = self.parse_type()?;
+        if ty == Type::Chan {
+            return Err(Error::new(ty_span, "globals are i64 or ref, not chan"));
+        }
+        let mut init = 0;
+        let mut has_init = false;
+        if *self.peek() == Tok::Eq {
+            let eq_span = self.bump().span;
+            if ty == Type::Ref {
+                return Err(Error::new(
+                    eq_span,
+                    "a ref global starts nil and takes no initialiser",
+                ));
+            }
+            let v_span = self.span();
+            match self.bump().tok {
+                Tok::Int(v) => init = v,
+                other => {
+                    return Err(Error::new(
+                        v_span,
+                        format!(
+                            "expected an integer initialiser, found {}",
+                            other.describe()
+                        ),
+                    ))
+                }
+            }
+            has_init = true;
+        }
+        self.expect_line_end()?;
+        Ok(Global {
+            name,
+            ty,
+            init,
+            has_init,
+            span,
+        })
+    }
+
+    fn function(&mut self) -> Result<Function, Error> {
+        self.bump();
+        let span = self.span();
+        let name = match self.bump().tok {
+            Tok::Global(n) => n,
+            other => {
+                return Err(Error::new(
+                    span,
+                    format!(
+                        "expected a function name '@name', found {}",
+                        other.describe()
+                    ),
+                ))
+            }
+        };
+        self.check_first_definition(&name, span, true)?;
+        let mut st = FuncState {
+            regs: Vec::new(),
+            reg_ids: HashMap::new(),
+            blocks: Vec::new(),
+            labels: HashMap::new(),
+            label_refs: Vec::new(),
+        };
+        self.expect(Tok::LParen, "'('")?;
+        let mut params = Vec::new();
+        let mut param_types = Vec::new();
+        if *self.peek() != Tok::RParen {
+            loop {
+                let p_span = self.span();
+                let p_name = match self.bump().tok {
+                    Tok::Reg(n) => n,
+                    other => {
+                        return Err(Error::new(
+                            p_span,
+                            format!(
+                                "expected a parameter '%name: type', found {}",
+                                other.describe()
+                            ),
+                        ))
+                    }
+                };
+                if st.reg_ids.contains_key(&p_name) {
+                    return Err(Error::new(p_span, format!("duplicate parameter %{p_name}")));
+                }
+                self.expect(Tok::Colon, "':' and a type")?;
+                let (ty, _) = self.parse_type()?;
+                let r = st.reg(&p_name);
+                st.regs[r.index()].ty = Some(ty);
+                params.push(r);
+                param_types.push(ty);
+                if *self.peek() == Tok::Comma {
+                    self.bump();
+                    continue;
+                }
+                break;
+            }
+        }
+        self.expect(Tok::RParen, "')' or ','")?;
+        let mut ret = None;
+        if *self.peek() == Tok::Arrow {
+            self.bump();
+            ret = Some(self.parse_type()?.0);
+        }
+        self.expect(Tok::LBrace, "'{'")?;
+        self.expect_line_end()?;
+        let end = loop {
+            let line_span = self.span();
+            match self.peek().clone() {
+                Tok::Newline => {
+                    self.bump();
+                }
+                Tok::RBrace => {
+                    self.bump();
+                    self.expect_line_end()?;
+                    break line_span;
+                }
+                Tok::Eof => {
+                    return Err(Error::new(
+                        line_span,
+                        format!("missing '}}' to close function @{name} (opened at {span})"),
+                    ))
+                }
+                Tok::Ident(kw)
+                    if (kw == "func" || kw == "global")
+                        && matches!(self.peek_at(1), Tok::Global(_)) =>
+                {
+                    return Err(Error::new(
+                        line_span,
+                        format!("missing '}}' to close function @{name} (opened at {span})"),
+                    ))
+                }
+                Tok::Ident(label) if *self.peek_at(1) == Tok::Colon => {
+                    self.bump();
+                    self.bump();
+                    if !matches!(self.peek(), Tok::Newline | Tok::Eof) {
+                        return Err(Error::new(
+                            self.span(),
+                            format!("a label stands on its own line; put what follows '{label}:' on the next line"),
+                        ));
+                    }
+                    if let Some((_, first)) = st.labels.get(&label) {
+                        return Err(Error::new(
+                            line_span,
+                            format!("duplicate label '{label}' (first at {first})"),
+                        ));
+                    }
+                    st.blocks.push(Block {
+                        label: Some(label.clone()),
+                        span: line_span,
+                        insts: Vec::new(),
+                        term: None,
+                    });
+                    st.labels
+                        .insert(label, (BlockId::new(st.blocks.len() - 1), line_span));
+                    self.expect_line_end()?;
+                }
+                _ => {
+                    self.instruction(&mut st)?;
+                    self.expect_line_end()?;
+                }
+            }
+        };
+        // Resolve label references.
+        let mut resolved = Vec::with_capacity(st.label_refs.len());
+        for r in &st.label_refs {
+            match st.labels.get(&r.name) {
+                Some(&(b, _)) => resolved.push(b),
+                None => return Err(Error::new(r.span, format!("undefined label '{}'", r.name))),
+            }
+        }
+        for block in &mut st.blocks {
+            if let Some(term) = &mut block.term {
+                term.kind
+                    .for_each_successor_mut(|b| *b = resolved[b.index()]);
+            }
+        }
+        Ok(Function {
+            name,
+            span,
+            end,
+            params,
+            param_types,
+            ret,
+            regs: st.regs,
+            blocks: st.blocks,
+        })
+    }
+
+    fn operand(&mut self, st: &mut FuncState) -> Result<Operand, Error> {
+        let span = self.span();
+        match self.peek().clone() {
+            Tok::Reg(name) => {
+                self.bump();
+                Ok(Operand::Reg(st.reg(&name)))
+            }
+            Tok::Int(v) => {
+                self.bump();
+                Ok(Operand::Imm(v))
+            }
+            Tok::Ident(n) if n == "nil" => {
+                self.bump();
+                Ok(Operand::Nil)
+            }
+            other => Err(Error::new(
+                span,
+                format!(
+                    "expected an operand (register, integer or nil), found {}",
+                    other.describe()
+                ),
+            )),
+        }
+    }
+
+    fn comma(&mut self) -> Result<(), Error> {
+        self.expect(Tok::Comma, "','").map(|_| ())
+    }
+
+    fn global_ref(&mut self) -> Result<GlobalId, Error> {
+        let span = self.span();
+        match self.bump().tok {
+            Tok::Global(name) => match self.global_ids.get(&name) {
+                Some(&(g, _)) => Ok(g),
+                None if self.func_ids.contains_key(&name) => Err(Error::new(
+                    span,
+                    format!("@{name} is a function, not a global"),
+                )),
+                None => Err(Error::new(span, format!("undefined global @{name}"))),
+            },
+            other => Err(Error::new(
+                span,
+                format!("expected a global '@name', found {}", other.describe()),
+            )),
+        }
+    }
+
+    fn func_ref(&mut self) -> Result<FuncId, Error> {
+        let span = self.span();
+        match self.bump().tok {
+            Tok::Global(name) => match self.func_ids.get(&name) {
+                Some(&(f, _)) => Ok(f),
+                None if self.global_ids.contains_key(&name) => Err(Error::new(
+                    span,
+                    format!("@{name} is a global, not a function"),
+                )),
+                None => Err(Error::new(span, format!("undefined function @{name}"))),
+            },
+            other => Err(Error::new(
+                span,
+                format!("expected a function '@name', found {}", other.describe()),
+            )),
+        }
+    }
+
+    fn call_args(&mut self, st: &mut FuncState) -> Result<Vec<Operand>, Error> {
+        self.expect(Tok::LParen, "'('")?;
+        let mut args = Vec::new();
+        if *self.peek() != Tok::RParen {
+            loop {
+                args.push(self.operand(st)?);
+                if *self.peek() == Tok::Comma {
+                    self.bump();
+                    continue;
+                }
+                break;
+            }
+        }
+        self.expect(Tok::RParen, "')' or ','")?;
+        Ok(args)
+    }
+
+    fn string(&mut self) -> Result<String, Error> {
+        let span = self.span();
+        match self.bump().tok {
+            Tok::Str(s) => Ok(s),
+            other => Err(Error::new(
+                span,
+                format!("expected a string, found {}", other.describe()),
+            )),
+        }
+    }
+
+    fn label(&mut self, st: &mut FuncState) -> Result<BlockId, Error> {
+        let (name, span) = self.expect_ident("a label")?;
+        Ok(st.label_ref(name, span))
+    }
+
+    fn instruction(&mut self, st: &mut FuncState) -> Result<(), Error> {
+        let span = self.span();
+        let dst = if let Tok::Reg(name) = self.peek().clone() {
+            self.bump();
+            self.expect(Tok::Eq, "'='")?;
+            Some(st.reg(&name))
+        } else {
+            None
+        };
+        let (mnemonic, m_span) = self.expect_ident("an instruction")?;
+        let Some(op) = Opcode::from_mnemonic(&mnemonic) else {
+            return Err(Error::new(
+                m_span,
+                format!("unknown instruction '{mnemonic}'"),
+            ));
+        };
+        let format = op.format();
+        let has_result = matches!(
+            format,
+            Format::Const
+                | Format::Unary
+                | Format::Binary
+                | Format::Nullary
+                | Format::Load
+                | Format::AtomicAdd
+                | Format::Cas
+        );
+        match (dst, has_result) {
+            (None, true) => {
+                return Err(Error::new(
+                    m_span,
+                    format!("'{mnemonic}' produces a value: write '%x = {mnemonic} ...'"),
+                ))
+            }
+            (Some(_), false) if format != Format::Call => {
+                return Err(Error::new(
+                    span,
+                    format!("'{mnemonic}' produces no value and cannot be assigned to a register"),
+                ))
+            }
+            _ => {}
+        }
+        let inst = |kind| Inst::new(kind, span);
+        let kind = match format {
+            Format::Const => {
+                let v_span = self.span();
+                let value = match self.bump().tok {
+                    Tok::Int(v) => v,
+                    other => {
+                        return Err(Error::new(
+                            v_span,
+                            format!(
+                                "'const' takes an integer literal, found {}",
+                                other.describe()
+                            ),
+                        ))
+                    }
+                };
+                InstKind::Const {
+                    dst: dst.expect("checked"),
+                    value,
+                }
+            }
+            Format::Unary => InstKind::Unary {
+                op,
+                dst: dst.expect("checked"),
+                arg: self.operand(st)?,
+            },
+            Format::Binary => {
+                let a = self.operand(st)?;
+                self.comma()?;
+                let b = self.operand(st)?;
+                InstKind::Binary {
+                    op,
+                    dst: dst.expect("checked"),
+                    args: [a, b],
+                }
+            }
+            Format::Nullary => InstKind::Nullary {
+                op,
+                dst: dst.expect("checked"),
+            },
+            Format::Effect => {
+                let n = op.operand_types().len();
+                let mut args = Vec::with_capacity(n);
+                for i in 0..n {
+                    if i > 0 {
+                        self.comma()?;
+                    }
+                    args.push(self.operand(st)?);
+                }
+                InstKind::Effect { op, args }
+            }
+            Format::Load => InstKind::Load {
+                op,
+                dst: dst.expect("checked"),
+                global: self.global_ref()?,
+            },
+            Format::Store => {
+                let global = self.global_ref()?;
+                self.comma()?;
+                InstKind::Store {
+                    op,
+                    global,
+                    value: self.operand(st)?,
+                }
+            }
+            Format::AtomicAdd => {
+                let global = self.global_ref()?;
+                self.comma()?;
+                InstKind::AtomicAdd {
+                    dst: dst.expect("checked"),
+                    global,
+                    value: self.operand(st)?,
+                }
+            }
+            Format::Cas => {
+                let global = self.global_ref()?;
+                self.comma()?;
+                let old = self.operand(st)?;
+                self.comma()?;
+                InstKind::Cas {
+                    dst: dst.expect("checked"),
+                    global,
+                    old,
+                    new: self.operand(st)?,
+                }
+            }
+            Format::Call => {
+                let func = self.func_ref()?;
+                InstKind::Call {
+                    dst,
+                    func,
+                    args: self.call_args(st)?,
+                }
+            }
+            Format::Spawn => {
+                let func = self.func_ref()?;
+                InstKind::Spawn {
+                    func,
+                    args: self.call_args(st)?,
+                }
+            }
+            Format::Print => {
+                let format = self.string()?;
+                let mut args = Vec::new();
+                while *self.peek() == Tok::Comma {
+                    self.bump();
+                    args.push(self.operand(st)?);
+                }
+                InstKind::Print { format, args }
+            }
+            Format::Assert => {
+                let cond = self.operand(st)?;
+                self.comma()?;
+                InstKind::Assert {
+                    cond,
+                    message: self.string()?,
+                }
+            }
+            Format::CCall => {
+                let (name, n_span) = self.expect_ident("a foreign function name")?;
+                let Some(func) = ForeignFn::from_name(&name) else {
+                    let known: Vec<_> = ForeignFn::ALL.iter().map(|f| f.name()).collect();
+                    return Err(Error::new(
+                        n_span,
+                        format!(
+                            "unknown foreign function '{name}' (known: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                };
+                let arg = if func.takes_arg() {
+                    if *self.peek() != Tok::Comma {
+                        return Err(Error::new(
+                            self.span(),
+                            format!("'ccall {name}' takes a duration in microseconds: 'ccall {name}, X'"),
+                        ));
+                    }
+                    self.bump();
+                    Some(self.operand(st)?)
+                } else {
+                    None
+                };
+                InstKind::CCall { func, arg }
+            }
+            Format::Jmp
+            | Format::Br
+            | Format::Ret
+            | Format::Goexit
+            | Format::Panic
+            | Format::Select => {
+                let kind = self.terminator(op, st)?;
+                st.current_block(span).term = Some(Terminator { kind, span });
+                return Ok(());
+            }
+        };
+        st.current_block(span).insts.push(inst(kind));
+        Ok(())
+    }
+
+    fn terminator(&mut self, op: Opcode, st: &mut FuncState) -> Result<TermKind, Error> {
+        Ok(match op.format() {
+            Format::Jmp => TermKind::Jmp {
+                target: self.label(st)?,
+            },
+            Format::Br => {
+                let cond = self.operand(st)?;
+                self.comma()?;
+                let then_ = self.label(st)?;
+                self.comma()?;
+                let else_ = self.label(st)?;
+                TermKind::Br { cond, then_, else_ }
+            }
+            Format::Ret => {
+                let value = if matches!(self.peek(), Tok::Newline | Tok::Eof) {
+                    None
+                } else {
+                    Some(self.operand(st)?)
+                };
+                TermKind::Ret { value }
+            }
+            Format::Goexit => TermKind::Goexit,
+            Format::Panic => TermKind::Panic {
+                message: self.string()?,
+            },
+            Format::Select => {
+                let mut arms = Vec::new();
+                loop {
+                    arms.push(self.select_arm(st)?);
+                    if *self.peek() == Tok::Comma {
+                        self.bump();
+                        continue;
+                    }
+                    break;
+                }
+                TermKind::Select { arms }
+            }
+            _ => unreachable!("not a terminator format"),
+        })
+    }
+
+    fn select_arm(&mut self, st: &mut FuncState) -> Result<SelectArm, Error> {
+        let (kw, span) = self.expect_ident("a select arm ('recv', 'send' or 'default')")?;
+        let kind = match kw.as_str() {
+            "recv" => {
+                let chan = self.operand(st)?;
+                let into = if matches!(self.peek(), Tok::Ident(k) if k == "into") {
+                    self.bump();
+                    let r_span = self.span();
+                    match self.bump().tok {
+                        Tok::Reg(name) => Some(st.reg(&name)),
+                        other => {
+                            return Err(Error::new(
+                                r_span,
+                                format!(
+                                    "expected a register after 'into', found {}",
+                                    other.describe()
+                                ),
+                            ))
+                        }
+                    }
+                } else {
+                    None
+                };
+                ArmKind::Recv { chan, into }
+            }
+            "send" => {
+                let chan = self.operand(st)?;
+                self.comma()?;
+                ArmKind::Send {
+                    chan,
+                    value: self.operand(st)?,
+                }
+            }
+            "default" => ArmKind::Default,
+            other => {
+                return Err(Error::new(
+                    span,
+                    format!("unknown select arm '{other}' (arms are 'recv', 'send' and 'default')"),
+                ))
+            }
+        };
+        self.expect(Tok::Arrow, "'->' and a label")?;
+        let target = self.label(st)?;
+        Ok(SelectArm { kind, target, span })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::print;
+
+    const SAMPLE: &str = r#"set procs = 1            ; optional header settings
+set preempt = async
+set gc_percent = 100
+set opt = 1
+
+global @done: i64 = 0
+global @root: ref        ; refs start as nil
+
+func @spinner() {
+loop:
+    %v = load @done      ; plain load
+    br %v, out, loop
+out:
+    print "done!"
+    ret
+}
+
+func @main() {
+    spawn @spinner()
+    store @done, 1
+    %c = chan 0
+    select recv %c into %x -> a, send %c, 5 -> a, default -> a
+a:
+    %r = call @spinner2(1, -2, nil)
+    print "flag set {} {}", %r, %c
+    ret
+}
+
+func @spinner2(%a: i64, %b: i64, %p: ref) -> i64 {
+    %s = add %a, %b
+    %q = cas.atomic @done, 0, 1
+    ccall spin, 10
+    ccall ignore_preempt_signal
+    set %p, 0, 1
+    ret %s
+}
+"#;
+
+    #[test]
+    fn sample_parses_and_round_trips() {
+        let p = parse(SAMPLE).unwrap();
+        assert_eq!(p.funcs.len(), 3);
+        assert_eq!(p.globals.len(), 2);
+        assert_eq!(p.funcs[0].blocks.len(), 2);
+        let text = print(&p);
+        let q = parse(&text).unwrap_or_else(|e| panic!("{}", e.render("printed", &text)));
+        assert_eq!(p, q);
+        assert_eq!(text, print(&q));
+    }
+
+    #[test]
+    fn first_error_wins_and_names_position() {
+        let e = parse("func @f() {\n    %x = frob 1\n}\n").unwrap_err();
+        assert_eq!(
+            (e.span.key(), e.message.as_str()),
+            ((2, 10), "unknown instruction 'frob'")
+        );
+        let e = parse("func @f() {\n    jmp nowhere\n}\n").unwrap_err();
+        assert_eq!(e.span.key(), (2, 9));
+        let e = parse("func @f() {\n}\nfunc @f() {\n}\n").unwrap_err();
+        assert_eq!(e.span.key(), (3, 6));
+        assert!(e.message.contains("duplicate function"), "{}", e.message);
+        let e = parse("global @f: i64\nfunc @f() {\n}\n").unwrap_err();
+        assert_eq!(e.span.key(), (2, 6));
+    }
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let e = parse_bytes(b"func @f() {\n  ab\xff\n}").unwrap_err();
+        assert_eq!(e.span.key(), (2, 5));
+    }
+}

@@ -1,0 +1,1 @@
+//! The runtime preempt runs PIR goroutines on.

@@ -1,0 +1,1 @@
+//! The `preempt` command line: argument parsing, output formats, exit codes.
