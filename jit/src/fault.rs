@@ -39,6 +39,9 @@ pub enum Fault {
     Deadlock,
     /// `@main` called `goexit` and every other goroutine finished.
     MainGoexit,
+    /// The live heap would pass its limit even after a collection (a huge
+    /// `new`, or too much live data).
+    OutOfMemory,
 }
 
 impl Fault {
@@ -47,7 +50,7 @@ impl Fault {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Fault::StackOverflow | Fault::Deadlock | Fault::MainGoexit
+            Fault::StackOverflow | Fault::Deadlock | Fault::MainGoexit | Fault::OutOfMemory
         )
     }
 }
@@ -79,6 +82,7 @@ impl fmt::Display for Fault {
                 f,
                 "fatal error: no goroutines (main called runtime.Goexit) - deadlock!"
             ),
+            Fault::OutOfMemory => write!(f, "fatal error: runtime: out of memory"),
         }
     }
 }

@@ -6,4 +6,5 @@
 //! reference interpreter every backend is tested against.
 
 pub mod fault;
+pub mod interp;
 pub mod ir;
