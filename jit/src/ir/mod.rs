@@ -16,10 +16,12 @@ pub mod lexer;
 pub mod opcode;
 pub mod parser;
 pub mod printer;
+pub mod verify;
 
 pub use error::Error;
 pub use parser::parse;
 pub use printer::print;
+pub use verify::verify;
 
 use std::fmt;
 
