@@ -191,6 +191,9 @@ pub struct Names {
     pub functions: Vec<String>,
     pub blocks: Vec<Vec<String>>,
     pub function_spans: Vec<Span>,
+    /// Span of each instruction, by function and block; the terminator's
+    /// comes last.
+    pub inst_spans: Vec<Vec<Vec<Span>>>,
 }
 
 impl Names {
@@ -207,6 +210,27 @@ impl Names {
                 })
                 .collect(),
             function_spans: prog.funcs.iter().map(|f| f.span).collect(),
+            inst_spans: prog
+                .funcs
+                .iter()
+                .map(|f| {
+                    f.blocks
+                        .iter()
+                        .map(|b| b.insts.iter().map(|i| i.span).chain(b.term.as_ref().map(|t| t.span)).collect())
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The span of the instruction an [`InstStart`](crate::code::InstStart)
+    /// marks.
+    pub fn inst_span(&self, s: &crate::code::InstStart) -> Option<Span> {
+        let spans = self.inst_spans.get(s.func.index())?.get(s.block.index())?;
+        if s.index == u32::MAX {
+            spans.last().copied()
+        } else {
+            spans.get(s.index as usize).copied()
         }
     }
     pub fn function(&self, f: FuncId) -> &str {
@@ -239,5 +263,21 @@ impl Module {
             globals,
             names,
         })
+    }
+}
+
+impl Module {
+    /// Compiles a verified (and optimised) program for the host and
+    /// publishes it.
+    pub fn compile(prog: &Program) -> std::io::Result<Module> {
+        let arch = Arch::host().ok_or_else(|| std::io::Error::other("this architecture has no JIT backend"))?;
+        let globals = Globals::new(prog);
+        let asm = crate::isa::assemble(arch, prog, &globals);
+        Module::publish(asm, globals, Names::new(prog))
+    }
+
+    /// The address of `@main`.
+    pub fn main(&self) -> Option<usize> {
+        self.names.functions.iter().position(|n| n == "main").map(|i| self.functions[i])
     }
 }
