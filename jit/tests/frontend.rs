@@ -261,8 +261,13 @@ fn bad_programs_are_rejected_at_the_right_place() {
                 "{name}: expected {line}:{col}: ...{text}...\n   got {rendered}"
             ));
         }
-        // The rendered form starts with FILE:LINE:COL and shows a caret.
-        assert!(rendered.starts_with(&format!("{name}:{line}:")) || !failures.is_empty());
+        // The rendered form is `FILE:LINE:COL: message`, the source line
+        // and a caret.
+        let lines: Vec<&str> = rendered.lines().collect();
+        let header = format!("{name}:{}:{}: {}", err.span.line, err.span.col, err.message);
+        if lines.len() != 3 || lines[0] != header || !lines[2].ends_with('^') {
+            failures.push(format!("{name}: badly rendered:\n{rendered}"));
+        }
         messages.insert(err.message.clone());
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -711,8 +711,9 @@ impl OperandTypes<'_> {
         if global.ty != Type::I64 {
             sink.report(span, 0, || {
                 format!(
-                    "'{op}' works on i64 globals only, but @{} is a {}",
-                    global.name, global.ty
+                    "'{op}' works on i64 globals only, but @{} is {}",
+                    global.name,
+                    with_article(global.ty)
                 )
             });
         }
@@ -773,7 +774,11 @@ impl OperandTypes<'_> {
                         let g = self.prog.global(*global);
                         if *op == Opcode::Store {
                             self.expect(sink, span, 0, *value, g.ty, || {
-                                format!("the value stored to @{} (a {} global)", g.name, g.ty)
+                                format!(
+                                    "the value stored to @{} ({} global)",
+                                    g.name,
+                                    with_article(g.ty)
+                                )
                             });
                         } else {
                             self.global_must_be_i64(sink, span, *op, *global);
@@ -851,6 +856,15 @@ impl OperandTypes<'_> {
                 | TermKind::Panic { .. } => {}
             }
         }
+    }
+}
+
+/// `an i64`, `a ref`, `a chan`.
+fn with_article(t: Type) -> &'static str {
+    match t {
+        Type::I64 => "an i64",
+        Type::Ref => "a ref",
+        Type::Chan => "a chan",
     }
 }
 
