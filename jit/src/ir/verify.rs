@@ -580,8 +580,8 @@ fn register_types(prog: &Program, func: &Function, sink: &mut Sink) -> Vec<Optio
             match defs[cur].first() {
                 Some((_, DefType::Known(t))) => break Some(*t),
                 Some((_, DefType::CopyOf(src))) => cur = src.index(),
-                // Phase 2 or a void call rejected by phase 1; cannot happen
-                // here, and the register simply stays without a type.
+                // Only a register nothing defines, which phase 2 (or, for
+                // `%d = call` of a void function, phase 1) has rejected.
                 None => break None,
             }
         };
