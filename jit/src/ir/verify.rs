@@ -62,7 +62,6 @@
 //! - Literal operands that can only panic (`div %x, 0`, `new -1`) are
 //!   accepted: they are run-time errors in IR.md, and tests rely on them.
 
-use super::cfg::Cfg;
 use super::{
     ArmKind, BlockId, Error, Format, FuncId, Function, GlobalId, InstKind, Opcode, Operand,
     Program, Reg, Span, TermKind, Type,
@@ -581,8 +580,8 @@ fn register_types(prog: &Program, func: &Function, sink: &mut Sink) -> Vec<Optio
             match defs[cur].first() {
                 Some((_, DefType::Known(t))) => break Some(*t),
                 Some((_, DefType::CopyOf(src))) => cur = src.index(),
-                // Phase 2 or a void call rejected by phase 1; cannot happen
-                // here, and the register simply stays without a type.
+                // Only a register nothing defines, which phase 2 (or, for
+                // `%d = call` of a void function, phase 1) has rejected.
                 None => break None,
             }
         };
@@ -712,8 +711,9 @@ impl OperandTypes<'_> {
         if global.ty != Type::I64 {
             sink.report(span, 0, || {
                 format!(
-                    "'{op}' works on i64 globals only, but @{} is a {}",
-                    global.name, global.ty
+                    "'{op}' works on i64 globals only, but @{} is {}",
+                    global.name,
+                    with_article(global.ty)
                 )
             });
         }
@@ -774,7 +774,11 @@ impl OperandTypes<'_> {
                         let g = self.prog.global(*global);
                         if *op == Opcode::Store {
                             self.expect(sink, span, 0, *value, g.ty, || {
-                                format!("the value stored to @{} (a {} global)", g.name, g.ty)
+                                format!(
+                                    "the value stored to @{} ({} global)",
+                                    g.name,
+                                    with_article(g.ty)
+                                )
                             });
                         } else {
                             self.global_must_be_i64(sink, span, *op, *global);
@@ -855,6 +859,15 @@ impl OperandTypes<'_> {
     }
 }
 
+/// `an i64`, `a ref`, `a chan`.
+fn with_article(t: Type) -> &'static str {
+    match t {
+        Type::I64 => "an i64",
+        Type::Ref => "a ref",
+        Type::Chan => "a chan",
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Phase 5: definite assignment.
 
@@ -870,29 +883,13 @@ fn definite_assignment(func: &Function, sink: &mut Sink) {
     if func.blocks.is_empty() {
         return;
     }
-    let cfg = Cfg::new(func);
     let n = func.blocks.len();
-
-    // Incoming edges of each reachable block, with the register an edge
-    // defines (a select's `recv ... into`).
+    let outgoing = edges(func);
+    let rpo = reverse_post_order(&outgoing);
     let mut incoming: Vec<Vec<(BlockId, Option<Reg>)>> = vec![Vec::new(); n];
-    for &b in &cfg.rpo {
-        let block = &func.blocks[b.index()];
-        match block.term.as_ref().map(|t| &t.kind) {
-            Some(TermKind::Select { arms }) => {
-                for arm in arms {
-                    let into = match arm.kind {
-                        ArmKind::Recv { into, .. } => into,
-                        _ => None,
-                    };
-                    incoming[arm.target.index()].push((b, into));
-                }
-            }
-            _ => {
-                for s in func.successors(b) {
-                    incoming[s.index()].push((b, None));
-                }
-            }
+    for &b in &rpo {
+        for &(s, into) in &outgoing[b.index()] {
+            incoming[s.index()].push((b, into));
         }
     }
 
@@ -902,7 +899,7 @@ fn definite_assignment(func: &Function, sink: &mut Sink) {
     }
     let mut tracked: Vec<Reg> = Vec::new();
     let mut seen = vec![false; func.regs.len()];
-    for &b in &cfg.rpo {
+    for &b in &rpo {
         let block = &func.blocks[b.index()];
         let mut note = |o: Operand| {
             if let Operand::Reg(r) = o {
@@ -926,14 +923,71 @@ fn definite_assignment(func: &Function, sink: &mut Sink) {
     let words_wanted = tracked.len().div_ceil(64);
     let words = words_wanted.min((MAX_STATE_WORDS / n).max(1));
     for group in tracked.chunks(words * 64) {
-        DefinedAnalysis::new(func, &cfg, &incoming, group).run(sink);
+        DefinedAnalysis::new(func, &rpo, &incoming, group).run(sink);
     }
+}
+
+/// The edges leaving each block, with the register an edge defines (a
+/// select's `recv ... into`). The same edges as
+/// [`Function::successors`], kept per select arm.
+fn edges(func: &Function) -> Vec<Vec<(BlockId, Option<Reg>)>> {
+    (0..func.blocks.len())
+        .map(|b| {
+            let block = &func.blocks[b];
+            match block.term.as_ref().map(|t| &t.kind) {
+                Some(TermKind::Select { arms }) => arms
+                    .iter()
+                    .map(|arm| match arm.kind {
+                        ArmKind::Recv { into, .. } => (arm.target, into),
+                        _ => (arm.target, None),
+                    })
+                    .collect(),
+                _ => func
+                    .successors(BlockId::new(b))
+                    .into_iter()
+                    .map(|s| (s, None))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The blocks reachable from the entry, in reverse post-order (the order
+/// in which a forward analysis converges fastest). This is the reachable
+/// set of [`Cfg`](super::cfg::Cfg); the verifier computes it itself
+/// because it needs nothing else of the CFG, and building dominators and
+/// loops would make verification of a function with tens of thousands of
+/// blocks take seconds.
+fn reverse_post_order(outgoing: &[Vec<(BlockId, Option<Reg>)>]) -> Vec<BlockId> {
+    let n = outgoing.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut visited = vec![false; n];
+    let mut post = Vec::with_capacity(n);
+    let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+    visited[0] = true;
+    while let Some(top) = stack.last_mut() {
+        let (b, i) = *top;
+        if let Some(&(s, _)) = outgoing[b].get(i) {
+            top.1 += 1;
+            if !visited[s.index()] {
+                visited[s.index()] = true;
+                stack.push((s.index(), 0));
+            }
+        } else {
+            post.push(BlockId::new(b));
+            stack.pop();
+        }
+    }
+    post.reverse();
+    post
 }
 
 /// Definite assignment of one group of registers, as bit sets per block.
 struct DefinedAnalysis<'a> {
     func: &'a Function,
-    cfg: &'a Cfg,
+    rpo: &'a [BlockId],
     incoming: &'a [Vec<(BlockId, Option<Reg>)>],
     /// Bit of each register of the group (`usize::MAX` outside it).
     bit: Vec<usize>,
@@ -947,7 +1001,7 @@ struct DefinedAnalysis<'a> {
 impl<'a> DefinedAnalysis<'a> {
     fn new(
         func: &'a Function,
-        cfg: &'a Cfg,
+        rpo: &'a [BlockId],
         incoming: &'a [Vec<(BlockId, Option<Reg>)>],
         group: &[Reg],
     ) -> Self {
@@ -958,7 +1012,7 @@ impl<'a> DefinedAnalysis<'a> {
             bit[r.index()] = i;
         }
         let mut gen = vec![0u64; n * words];
-        for &b in &cfg.rpo {
+        for &b in rpo {
             for inst in &func.blocks[b.index()].insts {
                 if let Some(d) = inst.kind.def() {
                     set_bit(&mut gen[b.index() * words..][..words], bit[d.index()]);
@@ -968,12 +1022,12 @@ impl<'a> DefinedAnalysis<'a> {
         // Start from "everything defined" and shrink to the greatest
         // fixpoint; the entry starts empty (only parameters, not tracked).
         let mut defined_in = vec![u64::MAX; n * words];
-        if let Some(&entry) = cfg.rpo.first() {
+        if let Some(&entry) = rpo.first() {
             defined_in[entry.index() * words..][..words].fill(0);
         }
         DefinedAnalysis {
             func,
-            cfg,
+            rpo,
             incoming,
             bit,
             words,
@@ -988,7 +1042,7 @@ impl<'a> DefinedAnalysis<'a> {
         let mut changed = true;
         while changed {
             changed = false;
-            for &b in self.cfg.rpo.iter().skip(1) {
+            for &b in self.rpo.iter().skip(1) {
                 scratch.fill(u64::MAX);
                 for &(p, into) in &self.incoming[b.index()] {
                     let p = p.index() * words;
@@ -1021,7 +1075,7 @@ impl<'a> DefinedAnalysis<'a> {
         let func = self.func;
         let words = self.words;
         let mut cur = vec![0u64; words];
-        for &b in &self.cfg.rpo {
+        for &b in self.rpo {
             let block = &func.blocks[b.index()];
             cur.copy_from_slice(&self.defined_in[b.index() * words..][..words]);
             let undefined = |cur: &[u64], o: Operand| match o {
@@ -1349,6 +1403,30 @@ mod tests {
              }\n",
         );
         assert_eq!(l, 3, "{m}");
+    }
+
+    #[test]
+    fn reachable_blocks_are_those_of_the_cfg() {
+        let p = verified(
+            "func @main() {\n\
+             \x20   %c = chan 1\n\
+             \x20   select recv %c -> b, default -> d\n\
+             a:\n\
+             \x20   jmp a\n\
+             b:\n\
+             \x20   br 1, d, b\n\
+             \x20   yield\n\
+             d:\n\
+             e:\n\
+             \x20   ret\n\
+             \x20   jmp e\n\
+             }\n",
+        );
+        let f = &p.funcs[0];
+        let cfg = crate::ir::cfg::Cfg::new(f);
+        let rpo = reverse_post_order(&edges(f));
+        assert_eq!(rpo, cfg.rpo);
+        assert_eq!(rpo.len(), 4);
     }
 
     #[test]
