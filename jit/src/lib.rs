@@ -7,3 +7,4 @@
 
 pub mod fault;
 pub mod ir;
+pub mod opt;
