@@ -14,6 +14,7 @@ pub mod ir;
 pub mod isa;
 pub mod lower;
 pub mod module;
+pub mod opt;
 
 /// Counts heap allocations per thread in this crate's unit tests, so tests
 /// can check that code meant for signal handlers does not allocate.
