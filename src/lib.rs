@@ -176,7 +176,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             preempt_jit::opt::optimize(&mut prog, level);
             let arch = arch.map(Arch::from).or_else(Arch::host).unwrap_or(Arch::X86_64);
             let globals = preempt_jit::module::Globals::new(&prog);
-            let asm = preempt_jit::isa::assemble(arch, &prog, &globals);
+            let asm = preempt_jit::isa::assemble(arch, &prog, &globals.addresses());
             print!("{}", preempt_jit::code::disasm::listing(&prog, &asm, level));
             ExitCode::SUCCESS
         }
@@ -210,7 +210,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                         },
                     }
                 }
-                Engine::Interp => preempt_runtime::interp::run(&prog, level, &cfg, out.clone()),
+                Engine::Interp => Outcome { status: 2, stderr: "interp: pending\n".into() },
             };
             finish(outcome, &out)
         }

@@ -31,6 +31,10 @@ impl Globals {
     pub fn words(&self) -> &[AtomicU64] {
         &self.words
     }
+    /// The address of every global, in order.
+    pub fn addresses(&self) -> Vec<usize> {
+        (0..self.words.len()).map(|i| self.address(i)).collect()
+    }
 }
 
 /// A `print` instruction: the format split at its placeholders, and the
@@ -272,7 +276,7 @@ impl Module {
     pub fn compile(prog: &Program) -> std::io::Result<Module> {
         let arch = Arch::host().ok_or_else(|| std::io::Error::other("this architecture has no JIT backend"))?;
         let globals = Globals::new(prog);
-        let asm = crate::isa::assemble(arch, prog, &globals);
+        let asm = crate::isa::assemble(arch, prog, &globals.addresses());
         Module::publish(asm, globals, Names::new(prog))
     }
 

@@ -125,7 +125,7 @@ fn function_listing(out: &mut String, prog: &Program, asm: &Assembled, fid: Func
             }
         }
         let mut notes: Vec<String> = Vec::new();
-        if let Some(s) = t.inst_starts.iter().find(|s| s.pc == d.offset && s.func == fid) {
+        if let Some(s) = t.inst_starts.iter().rfind(|s| s.pc == d.offset && s.func == fid) {
             let block = &func.blocks[s.block.index()];
             let text = if s.index == u32::MAX {
                 block.term.as_ref().map(|term| printer::terminator(func, &term.kind))
@@ -178,4 +178,22 @@ fn loop_note(t: &CodeTables, fid: FuncId, b: BlockId, func: &crate::ir::Function
     } else {
         format!("    ; loop header (back-edge from {})", from.join(", "))
     }
+}
+
+/// The listing of the runtime stubs at the start of the code.
+pub fn stubs_listing(asm: &Assembled) -> String {
+    let mut out = String::new();
+    for s in &asm.tables.stubs {
+        writeln!(out, "stub {}:", s.name).unwrap();
+        for d in decode(asm.arch, &asm.code, s.start, s.end) {
+            let bytes: String = asm.code[d.offset..d.offset + d.len]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let unsafe_mark = asm.tables.unsafe_region_at(d.offset).map_or("", |r| mark(r.kind));
+            let line = format!("    {:06x}  {:<22} {:<34} {unsafe_mark}", d.offset, bytes, d.text);
+            writeln!(out, "{}", line.trim_end()).unwrap();
+        }
+    }
+    out
 }

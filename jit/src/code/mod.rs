@@ -5,6 +5,7 @@
 //! hoisted loads through one API while a backend emits, and answers
 //! lock-free, allocation-free lookups afterwards.
 
+pub mod disasm;
 pub mod memory;
 pub mod tables;
 

@@ -5,10 +5,11 @@
 pub mod x64;
 
 use crate::ir::Program;
-use crate::module::{Arch, Assembled, Globals};
+use crate::module::{Arch, Assembled};
 
-/// Assembles a verified program for `arch`.
-pub fn assemble(arch: Arch, prog: &Program, globals: &Globals) -> Assembled {
+/// Assembles a verified program for `arch`; `globals[i]` is the address
+/// generated code uses for global `i`.
+pub fn assemble(arch: Arch, prog: &Program, globals: &[usize]) -> Assembled {
     match arch {
         Arch::X86_64 => x64::assemble(prog, globals),
         Arch::Aarch64 => unimplemented!("the aarch64 backend"),

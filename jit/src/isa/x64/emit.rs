@@ -14,7 +14,7 @@ use crate::ir::{
     TermKind,
 };
 use crate::lower::{allocate, Allocation, Location};
-use crate::module::{Arch, Assembled, ConstantPool, Globals, PrintDesc};
+use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
 
 type Asm = VecAssembler<X64Relocation>;
 
@@ -88,8 +88,9 @@ enum ColdKind {
     IndexOutOfRange,
 }
 
-/// Assembles a verified program for x86-64.
-pub fn assemble(prog: &Program, globals: &Globals) -> Assembled {
+/// Assembles a verified program for x86-64; `globals[i]` is the address
+/// of global `i`.
+pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
     let mut ops = Asm::new(0);
     let mut meta = MetadataBuilder::new();
     let rt_call = ops.new_dynamic_label();
@@ -136,7 +137,7 @@ struct FnEmitter<'a> {
     ops: &'a mut Asm,
     meta: &'a mut MetadataBuilder,
     pool: &'a mut ConstantPool,
-    globals: &'a Globals,
+    globals: &'a [usize],
     func: &'a Function,
     fid: FuncId,
     alloc: &'a Allocation,
@@ -330,7 +331,11 @@ impl FnEmitter<'_> {
     }
 
     fn mov_imm(&mut self, dst: u8, v: i64) {
-        if let Ok(v32) = i32::try_from(v) {
+        if let Ok(v32) = u32::try_from(v) {
+            // A 32-bit move zero-extends, and is shorter.
+            let v32 = v32 as i32;
+            dynasm!(self.ops ; .arch x64 ; mov Rd(dst), v32);
+        } else if let Ok(v32) = i32::try_from(v) {
             dynasm!(self.ops ; .arch x64 ; mov Rq(dst), v32);
         } else {
             dynasm!(self.ops ; .arch x64 ; mov Rq(dst), QWORD v);
@@ -450,7 +455,7 @@ impl FnEmitter<'_> {
             InstKind::Load { dst, global, .. } => {
                 // Plain and atomic loads are both a plain mov: x86-64 is TSO
                 // and atomic stores use xchg, which makes them SC.
-                let addr = self.globals.address(global.index()) as i64;
+                let addr = self.globals[global.index()] as i64;
                 if let Some(header) = inst.hoisted.0 {
                     self.meta.hoisted_load(self.off(), *global, header);
                 }
@@ -463,7 +468,7 @@ impl FnEmitter<'_> {
                 self.store(*dst, w);
             }
             InstKind::Store { op, global, value } => {
-                let addr = self.globals.address(global.index()) as i64;
+                let addr = self.globals[global.index()] as i64;
                 let v = self.val(*value);
                 if *op == Opcode::StoreAtomic {
                     self.load(RAX, v);
@@ -482,7 +487,7 @@ impl FnEmitter<'_> {
                 }
             }
             InstKind::AtomicAdd { dst, global, value } => {
-                let addr = self.globals.address(global.index()) as i64;
+                let addr = self.globals[global.index()] as i64;
                 let v = self.val(*value);
                 self.load(RAX, v);
                 dynasm!(self.ops
@@ -500,7 +505,7 @@ impl FnEmitter<'_> {
                 old,
                 new,
             } => {
-                let addr = self.globals.address(global.index()) as i64;
+                let addr = self.globals[global.index()] as i64;
                 let (o, n) = (self.val(*old), self.val(*new));
                 self.load(RAX, o);
                 self.load(RCX, n);
