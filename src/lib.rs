@@ -14,6 +14,8 @@ use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
 use preempt_runtime::{Outcome, Output, RunConfig};
 
+mod demo;
+
 const EXAMPLES: &str = "\
 Examples:
   preempt run examples/sum.pir                 run on the JIT (opt 1)
@@ -82,6 +84,12 @@ pub enum Command {
         /// Usable bytes of each goroutine stack (suffixes k, m, g).
         #[arg(long, default_value = "64m", value_parser = parse_size)]
         stack_size: usize,
+    },
+    /// The showcase: the hoisted load of examples/hoist.pir at -O0 and -O1.
+    Demo {
+        /// The program to show (its `@spinner`, or its first function).
+        #[arg(default_value = "examples/hoist.pir")]
+        file: PathBuf,
     },
     /// Parse and verify a PIR program.
     Check {
@@ -163,6 +171,13 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     p.globals.len(),
                     p.inst_count()
                 );
+                ExitCode::SUCCESS
+            }
+            Err(msg) => fail(msg),
+        },
+        Command::Demo { file } => match load(&file) {
+            Ok(p) => {
+                print!("{}", demo::hoisting(&p, &file.display().to_string()));
                 ExitCode::SUCCESS
             }
             Err(msg) => fail(msg),

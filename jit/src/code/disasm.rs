@@ -34,6 +34,10 @@ fn decode_x64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
     let mut fmt = IntelFormatter::new();
     fmt.options_mut().set_first_operand_char_index(8);
     fmt.options_mut().set_space_after_operand_separator(true);
+    fmt.options_mut().set_branch_leading_zeros(false);
+    fmt.options_mut().set_hex_prefix("0x");
+    fmt.options_mut().set_hex_suffix("");
+    fmt.options_mut().set_uppercase_hex(false);
     let mut out = Vec::new();
     for inst in decoder.iter() {
         let mut text = String::new();
@@ -83,9 +87,22 @@ pub fn listing(prog: &Program, asm: &Assembled, opt_level: u8) -> String {
     out.push_str(";        <== BACK-EDGE loop back-edge (carries no poll); HOISTED a load LICM moved out of a loop\n");
     for f in &t.functions {
         out.push('\n');
-        function_listing(&mut out, prog, asm, f.func, f.start, f.end);
+        for line in function_lines(prog, asm, f.func, true) {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
     out
+}
+
+/// The annotated listing of one function, a line per entry; without the
+/// instruction bytes when `bytes` is false (for side-by-side views).
+pub fn function_lines(prog: &Program, asm: &Assembled, fid: FuncId, bytes: bool) -> Vec<String> {
+    let mut out = String::new();
+    if let Some(f) = asm.tables.functions.iter().find(|f| f.func == fid) {
+        function_listing(&mut out, prog, asm, fid, f.start, f.end, bytes);
+    }
+    out.lines().map(str::to_string).collect()
 }
 
 fn mark(kind: UnsafeKind) -> &'static str {
@@ -99,7 +116,15 @@ fn mark(kind: UnsafeKind) -> &'static str {
     }
 }
 
-fn function_listing(out: &mut String, prog: &Program, asm: &Assembled, fid: FuncId, start: usize, end: usize) {
+fn function_listing(
+    out: &mut String,
+    prog: &Program,
+    asm: &Assembled,
+    fid: FuncId,
+    start: usize,
+    end: usize,
+    show_bytes: bool,
+) {
     let t: &CodeTables = &asm.tables;
     let func = prog.func(fid);
     let params: Vec<String> = func
@@ -109,7 +134,18 @@ fn function_listing(out: &mut String, prog: &Program, asm: &Assembled, fid: Func
         .map(|(&r, ty)| format!("%{}: {ty}", func.reg_name(r)))
         .collect();
     writeln!(out, "@{}({}):", func.name, params.join(", ")).unwrap();
-    let insts = decode(asm.arch, &asm.code, start, end);
+    // Compact listings count from the function's start, branch targets too.
+    let insts: Vec<DecodedInst> = if show_bytes {
+        decode(asm.arch, &asm.code, start, end)
+    } else {
+        decode(asm.arch, &asm.code[start..end], 0, end - start)
+            .into_iter()
+            .map(|d| DecodedInst {
+                offset: d.offset + start,
+                ..d
+            })
+            .collect()
+    };
     let mut in_cold = false;
     for d in &insts {
         if let Some(b) = t.blocks.iter().find(|b| b.func == fid && b.start == d.offset) {
@@ -153,11 +189,15 @@ fn function_listing(out: &mut String, prog: &Program, asm: &Assembled, fid: Func
                 func.block_name(h.loop_header)
             ));
         }
-        let bytes: String = asm.code[d.offset..d.offset + d.len]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let line = format!("    {:06x}  {:<22} {:<34}", d.offset, bytes, d.text);
+        let line = if show_bytes {
+            let bytes: String = asm.code[d.offset..d.offset + d.len]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("    {:06x}  {:<22} {:<34}", d.offset, bytes, d.text)
+        } else {
+            format!("  {:04x}  {:<26}", d.offset - start, d.text)
+        };
         if notes.is_empty() {
             writeln!(out, "{}", line.trim_end()).unwrap();
         } else {

@@ -19,9 +19,8 @@ impl<'a> MachineContext<'a> {
     /// writable `ucontext_t` for the duration of the handler).
     pub unsafe fn from_raw(uc: *mut libc::c_void) -> MachineContext<'a> {
         // SAFETY: the caller passes the kernel's ucontext_t.
-        MachineContext {
-            uc: unsafe { &mut *uc.cast::<libc::ucontext_t>() },
-        }
+        let uc = unsafe { &mut *uc.cast::<libc::ucontext_t>() };
+        MachineContext { uc }
     }
 
     fn greg(&self, i: libc::c_int) -> u64 {

@@ -36,6 +36,10 @@
 //! poisoned guard asking for a cooperative stop. Loop back-edges are a plain
 //! `jmp rel32`, recorded in the tables and carrying nothing else.
 
+// dynasm's dynamic-register operands (`Rq(r)`) expand to `r.into()`,
+// which clippy flags when `r` is already a `u8`.
+#![allow(clippy::useless_conversion)]
+
 mod emit;
 mod stubs;
 

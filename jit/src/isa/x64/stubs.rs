@@ -39,11 +39,9 @@ pub(super) fn emit(
     meta: &mut MetadataBuilder,
     rt_call: DynamicLabel,
 ) -> StubAddresses {
-    let mut addrs = StubAddresses::default();
-
     // switch_to(ctx: rdi) -> request: saves the scheduler's callee-saved
     // registers (SysV) on its own stack, then resumes the goroutine.
-    addrs.switch_to = ops.offset().0;
+    let switch_to = ops.offset().0;
     meta.begin_stub("switch_to", ops.offset().0);
     meta.begin_unsafe(UnsafeKind::RuntimeTransition, ops.offset().0);
     dynasm!(ops
@@ -70,7 +68,7 @@ pub(super) fn emit(
     meta.end_stub(ops.offset().0);
 
     // rt_call: rax = request, [rsp] = return address into JIT code.
-    addrs.rt_call = ops.offset().0;
+    let rt_call_offset = ops.offset().0;
     meta.begin_stub("rt_call", ops.offset().0);
     meta.begin_unsafe(UnsafeKind::RuntimeTransition, ops.offset().0);
     dynasm!(ops
@@ -97,7 +95,7 @@ pub(super) fn emit(
     meta.end_stub(ops.offset().0);
 
     // goroutine_entry: [rsp] = the function, its arguments above.
-    addrs.goroutine_entry = ops.offset().0;
+    let goroutine_entry = ops.offset().0;
     meta.begin_stub("goroutine_entry", ops.offset().0);
     let exit = RuntimeOp::Exit.request(0) as i32;
     dynasm!(ops
@@ -110,5 +108,9 @@ pub(super) fn emit(
         ; ud2
     );
     meta.end_stub(ops.offset().0);
-    addrs
+    StubAddresses {
+        switch_to,
+        rt_call: rt_call_offset,
+        goroutine_entry,
+    }
 }
