@@ -20,7 +20,9 @@ fn column(s: &str) -> String {
 fn listing(prog: &Program, fid: FuncId, level: u8) -> Vec<String> {
     let mut p = prog.clone();
     preempt_jit::opt::optimize(&mut p, level);
-    let globals: Vec<usize> = (0..p.globals.len()).map(|i| 0x7f00_0000_0000 + 8 * i).collect();
+    let globals: Vec<usize> = (0..p.globals.len())
+        .map(|i| 0x7f00_0000_0000 + 8 * i)
+        .collect();
     let arch = Arch::host().unwrap_or(Arch::X86_64);
     let asm = preempt_jit::isa::assemble(arch, &p, &globals);
     function_lines(&p, &asm, fid, false)
@@ -40,7 +42,11 @@ pub fn hoisting(prog: &Program, file: &str) -> String {
          change. The loop then tests a register that no other goroutine can reach.\n\n"
     );
     out.push_str(&format!("{}-O1 @{name}\n", column(&format!("-O0 @{name}"))));
-    out.push_str(&format!("{}{}\n", column(&"-".repeat(WIDTH - 2)), "-".repeat(WIDTH - 2)));
+    out.push_str(&format!(
+        "{}{}\n",
+        column(&"-".repeat(WIDTH - 2)),
+        "-".repeat(WIDTH - 2)
+    ));
     for i in 0..o0.len().max(o1.len()) {
         let l = o0.get(i).map(String::as_str).unwrap_or("");
         let r = o1.get(i).map(String::as_str).unwrap_or("");

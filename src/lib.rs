@@ -92,9 +92,7 @@ pub enum Command {
         file: PathBuf,
     },
     /// Parse and verify a PIR program.
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
     /// Show the annotated machine code of a PIR program.
     Disasm {
         file: PathBuf,
@@ -189,7 +187,10 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             };
             let level = opt_level(&prog, opt);
             preempt_jit::opt::optimize(&mut prog, level);
-            let arch = arch.map(Arch::from).or_else(Arch::host).unwrap_or(Arch::X86_64);
+            let arch = arch
+                .map(Arch::from)
+                .or_else(Arch::host)
+                .unwrap_or(Arch::X86_64);
             let globals = preempt_jit::module::Globals::new(&prog);
             let asm = preempt_jit::isa::assemble(arch, &prog, &globals.addresses());
             print!("{}", preempt_jit::code::disasm::listing(&prog, &asm, level));
@@ -225,7 +226,10 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                         },
                     }
                 }
-                Engine::Interp => Outcome { status: 2, stderr: "interp: pending\n".into() },
+                Engine::Interp => Outcome {
+                    status: 2,
+                    stderr: "interp: pending\n".into(),
+                },
             };
             finish(outcome, &out)
         }

@@ -220,7 +220,13 @@ impl Names {
                 .map(|f| {
                     f.blocks
                         .iter()
-                        .map(|b| b.insts.iter().map(|i| i.span).chain(b.term.as_ref().map(|t| t.span)).collect())
+                        .map(|b| {
+                            b.insts
+                                .iter()
+                                .map(|i| i.span)
+                                .chain(b.term.as_ref().map(|t| t.span))
+                                .collect()
+                        })
                         .collect()
                 })
                 .collect(),
@@ -274,7 +280,8 @@ impl Module {
     /// Compiles a verified (and optimised) program for the host and
     /// publishes it.
     pub fn compile(prog: &Program) -> std::io::Result<Module> {
-        let arch = Arch::host().ok_or_else(|| std::io::Error::other("this architecture has no JIT backend"))?;
+        let arch = Arch::host()
+            .ok_or_else(|| std::io::Error::other("this architecture has no JIT backend"))?;
         let globals = Globals::new(prog);
         let asm = crate::isa::assemble(arch, prog, &globals.addresses());
         Module::publish(asm, globals, Names::new(prog))
@@ -282,6 +289,10 @@ impl Module {
 
     /// The address of `@main`.
     pub fn main(&self) -> Option<usize> {
-        self.names.functions.iter().position(|n| n == "main").map(|i| self.functions[i])
+        self.names
+            .functions
+            .iter()
+            .position(|n| n == "main")
+            .map(|i| self.functions[i])
     }
 }

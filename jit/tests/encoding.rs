@@ -14,11 +14,15 @@ use preempt_jit::ir;
 use preempt_jit::module::Arch;
 
 fn listing(arch: Arch, src: &str, file: &Path) -> String {
-    let mut prog = ir::parse(src).unwrap_or_else(|e| panic!("{}", e.render(&file.display().to_string(), src)));
-    ir::verify(&mut prog).unwrap_or_else(|e| panic!("{}", e.render(&file.display().to_string(), src)));
+    let mut prog =
+        ir::parse(src).unwrap_or_else(|e| panic!("{}", e.render(&file.display().to_string(), src)));
+    ir::verify(&mut prog)
+        .unwrap_or_else(|e| panic!("{}", e.render(&file.display().to_string(), src)));
     let level = prog.settings.opt.unwrap_or(1) as u8;
     preempt_jit::opt::optimize(&mut prog, level);
-    let globals: Vec<usize> = (0..prog.globals.len()).map(|i| 0x7fab_0000_0000 + 8 * i).collect();
+    let globals: Vec<usize> = (0..prog.globals.len())
+        .map(|i| 0x7fab_0000_0000 + 8 * i)
+        .collect();
     let asm = preempt_jit::isa::assemble(arch, &prog, &globals);
     let mut out = disasm::listing(&prog, &asm, level);
     out.push('\n');
@@ -27,13 +31,21 @@ fn listing(arch: Arch, src: &str, file: &Path) -> String {
 }
 
 fn check_arch(arch: Arch) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/encoding").join(arch.name());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/encoding")
+        .join(arch.name());
     let bless = std::env::var_os("BLESS").is_some();
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     let mut failures = Vec::new();
-    for path in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "pir")) {
+    for path in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pir"))
+    {
         let src = std::fs::read_to_string(path).unwrap();
         let got = listing(arch, &src, path);
         let expected_path = path.with_extension("expected");
@@ -51,7 +63,11 @@ fn check_arch(arch: Arch) {
         }
         checked += 1;
     }
-    assert!(checked >= 3, "only {checked} encoding files in {}", dir.display());
+    assert!(
+        checked >= 3,
+        "only {checked} encoding files in {}",
+        dir.display()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -61,7 +77,11 @@ fn first_difference(want: &str, got: &str) -> String {
             return format!("line {}:\n  expected: {w}\n  got:      {g}", i + 1);
         }
     }
-    format!("expected {} lines, got {}", want.lines().count(), got.lines().count())
+    format!(
+        "expected {} lines, got {}",
+        want.lines().count(),
+        got.lines().count()
+    )
 }
 
 #[test]

@@ -14,7 +14,9 @@ pub struct Output {
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Output").field("eager", &self.eager).finish()
+        f.debug_struct("Output")
+            .field("eager", &self.eager)
+            .finish()
     }
 }
 
@@ -31,7 +33,13 @@ impl Output {
     pub fn stdout() -> Output {
         use std::io::IsTerminal;
         let tty = std::io::stdout().is_terminal();
-        Output::new(Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())), tty)
+        Output::new(
+            Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout(),
+            )),
+            tty,
+        )
     }
 
     /// A buffer, for tests and benchmarks; returns the reader side.
@@ -73,7 +81,10 @@ impl Captured {
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

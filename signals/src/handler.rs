@@ -48,7 +48,12 @@ impl Previous {
     /// # Safety
     ///
     /// Must be called from a signal handler with the arguments it received.
-    pub unsafe fn forward(&self, signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    pub unsafe fn forward(
+        &self,
+        signo: libc::c_int,
+        info: *mut libc::siginfo_t,
+        uc: *mut libc::c_void,
+    ) {
         let h = self.action.sa_sigaction;
         if h == libc::SIG_IGN {
             return;
@@ -72,7 +77,8 @@ impl Previous {
             f(signo, info, uc);
         } else {
             // SAFETY: a plain handler takes the signal number only.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(h) };
+            let f: extern "C" fn(libc::c_int) =
+                unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(h) };
             f(signo);
         }
     }

@@ -83,7 +83,11 @@ mod tests {
             std::thread::yield_now();
         }
         // Generous: the busy thread may be descheduled on a loaded machine.
-        let s = sample(tid.load(Ordering::SeqCst) as libc::pid_t, Duration::from_secs(5)).expect("sampled");
+        let s = sample(
+            tid.load(Ordering::SeqCst) as libc::pid_t,
+            Duration::from_secs(5),
+        )
+        .expect("sampled");
         stop.store(true, Ordering::Relaxed);
         h.join().unwrap();
         assert_ne!(s.pc, 0);

@@ -61,9 +61,16 @@ fn decode_aarch64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
         let mut reader = U8Reader::new(&code[off..off + 4]);
         let text = match decoder.decode(&mut reader) {
             Ok(inst) => inst.to_string(),
-            Err(_) => format!(".word {:#010x}", u32::from_le_bytes(code[off..off + 4].try_into().unwrap_or([0; 4]))),
+            Err(_) => format!(
+                ".word {:#010x}",
+                u32::from_le_bytes(code[off..off + 4].try_into().unwrap_or([0; 4]))
+            ),
         };
-        out.push(DecodedInst { offset: off, len: 4, text });
+        out.push(DecodedInst {
+            offset: off,
+            len: 4,
+            text,
+        });
         off += 4;
     }
     out
@@ -81,9 +88,15 @@ pub fn listing(prog: &Program, asm: &Assembled, opt_level: u8) -> String {
         asm.code.len()
     )
     .unwrap();
-    out.push_str("; marks: [setup]/[teardown] frame set-up/tear-down, [rt] runtime-call transition,\n");
-    out.push_str(";        [scratch] stub scratch register, [atomic] atomic sequence, [wb] write barrier:\n");
-    out.push_str(";        unsafe regions, where an asynchronous preemption retries instead of stopping;\n");
+    out.push_str(
+        "; marks: [setup]/[teardown] frame set-up/tear-down, [rt] runtime-call transition,\n",
+    );
+    out.push_str(
+        ";        [scratch] stub scratch register, [atomic] atomic sequence, [wb] write barrier:\n",
+    );
+    out.push_str(
+        ";        unsafe regions, where an asynchronous preemption retries instead of stopping;\n",
+    );
     out.push_str(";        <== BACK-EDGE loop back-edge (carries no poll); HOISTED a load LICM moved out of a loop\n");
     for f in &t.functions {
         out.push('\n');
@@ -148,25 +161,46 @@ fn function_listing(
     };
     let mut in_cold = false;
     for d in &insts {
-        if let Some(b) = t.blocks.iter().find(|b| b.func == fid && b.start == d.offset) {
+        if let Some(b) = t
+            .blocks
+            .iter()
+            .find(|b| b.func == fid && b.start == d.offset)
+        {
             let cfg_note = loop_note(t, fid, b.block, func);
             writeln!(out, "  {}:{cfg_note}", func.block_name(b.block)).unwrap();
         }
-        if !in_cold && t.block_at(d.offset).is_none() && t.unsafe_region_at(d.offset).is_none() && d.offset > start
+        if !in_cold
+            && t.block_at(d.offset).is_none()
+            && t.unsafe_region_at(d.offset).is_none()
+            && d.offset > start
         {
-            let after_blocks = t.blocks.iter().filter(|b| b.func == fid).all(|b| b.end <= d.offset);
+            let after_blocks = t
+                .blocks
+                .iter()
+                .filter(|b| b.func == fid)
+                .all(|b| b.end <= d.offset);
             if after_blocks {
                 in_cold = true;
                 out.push_str("  ; out-of-line paths (stack check, faults)\n");
             }
         }
         let mut notes: Vec<String> = Vec::new();
-        if let Some(s) = t.inst_starts.iter().rfind(|s| s.pc == d.offset && s.func == fid) {
+        if let Some(s) = t
+            .inst_starts
+            .iter()
+            .rfind(|s| s.pc == d.offset && s.func == fid)
+        {
             let block = &func.blocks[s.block.index()];
             let text = if s.index == u32::MAX {
-                block.term.as_ref().map(|term| printer::terminator(func, &term.kind))
+                block
+                    .term
+                    .as_ref()
+                    .map(|term| printer::terminator(func, &term.kind))
             } else {
-                block.insts.get(s.index as usize).map(|i| printer::inst(prog, func, &i.kind))
+                block
+                    .insts
+                    .get(s.index as usize)
+                    .map(|i| printer::inst(prog, func, &i.kind))
             };
             if let Some(text) = text {
                 notes.push(text);
@@ -230,8 +264,14 @@ pub fn stubs_listing(asm: &Assembled) -> String {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            let unsafe_mark = asm.tables.unsafe_region_at(d.offset).map_or("", |r| mark(r.kind));
-            let line = format!("    {:06x}  {:<22} {:<34} {unsafe_mark}", d.offset, bytes, d.text);
+            let unsafe_mark = asm
+                .tables
+                .unsafe_region_at(d.offset)
+                .map_or("", |r| mark(r.kind));
+            let line = format!(
+                "    {:06x}  {:<22} {:<34} {unsafe_mark}",
+                d.offset, bytes, d.text
+            );
             writeln!(out, "{}", line.trim_end()).unwrap();
         }
     }

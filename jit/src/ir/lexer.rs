@@ -242,7 +242,10 @@ fn lex_string(
             Some(&c) if c.is_control() && c != '\t' => {
                 return Err(Error::new(
                     at(i),
-                    format!("control character U+{:04X} in a string literal (write \\n or \\t)", c as u32),
+                    format!(
+                        "control character U+{:04X} in a string literal (write \\n or \\t)",
+                        c as u32
+                    ),
                 ))
             }
             Some(&c) => {

@@ -91,7 +91,10 @@ impl Heap {
     }
 
     pub fn bytes_allocated(&self) -> u64 {
-        self.arena.lock().unwrap_or_else(|e| e.into_inner()).bytes_allocated
+        self.arena
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bytes_allocated
     }
 }
 

@@ -34,7 +34,8 @@ impl StackMemory for Stack {
     fn read(&self, addr: usize) -> Option<u64> {
         // SAFETY: only words inside the usable stack mapping are read, and
         // the goroutine is parked (nothing writes them concurrently).
-        self.contains_word(addr).then(|| unsafe { (addr as *const u64).read() })
+        self.contains_word(addr)
+            .then(|| unsafe { (addr as *const u64).read() })
     }
 }
 
@@ -48,7 +49,13 @@ fn frame_pointer_reg(arch: Arch) -> usize {
 
 impl Goroutine {
     /// A goroutine that will run the function at `entry` with `args`.
-    pub fn new(id: u64, module: &Module, entry: usize, args: &[u64], stack_size: usize) -> std::io::Result<Goroutine> {
+    pub fn new(
+        id: u64,
+        module: &Module,
+        entry: usize,
+        args: &[u64],
+        stack_size: usize,
+    ) -> std::io::Result<Goroutine> {
         let stack = Stack::new(stack_size)?;
         let mut ctx = Box::new(GoroutineContext::new());
         ctx.stack_lo = stack.lo() as u64;
@@ -72,7 +79,9 @@ impl Goroutine {
 
     /// Operand `i` of the current runtime call.
     pub fn operand(&self, i: usize) -> u64 {
-        self.stack.read(self.ctx.sp as usize + 8 + 8 * i).unwrap_or(0)
+        self.stack
+            .read(self.ctx.sp as usize + 8 + 8 * i)
+            .unwrap_or(0)
     }
 
     /// The return address of the current runtime call.
@@ -134,7 +143,10 @@ fn watchdog_report(module: &Module, cfg: &RunConfig, tid: i32, timeout: Duration
         Some(s) => msg.push_str(&describe_pc(module, &cfg.file, s.pc)),
         None => msg.push_str("\t(its thread did not answer the sampling signal)\n"),
     }
-    Outcome { status: 3, stderr: msg }
+    Outcome {
+        status: 3,
+        stderr: msg,
+    }
 }
 
 fn humanize(d: Duration) -> String {
@@ -157,11 +169,21 @@ pub fn describe_pc(module: &Module, file: &str, pc: usize) -> String {
     };
     let mut s = format!("@{}", f.name);
     match t.block_at(pc) {
-        Some(b) => s.push_str(&format!(" in block {}", module.names.block(b.func, b.block))),
+        Some(b) => s.push_str(&format!(
+            " in block {}",
+            module.names.block(b.func, b.block)
+        )),
         None => s.push_str(" in its prologue or out-of-line code"),
     }
-    s.push_str(&format!(" (pc {pc:#x} = @{}+{:#x})\n", f.name, pc - f.start));
-    let span = t.inst_at(pc).and_then(|i| module.names.inst_span(i)).unwrap_or(f.span);
+    s.push_str(&format!(
+        " (pc {pc:#x} = @{}+{:#x})\n",
+        f.name,
+        pc - f.start
+    ));
+    let span = t
+        .inst_at(pc)
+        .and_then(|i| module.names.inst_span(i))
+        .unwrap_or(f.span);
     s.push_str(&format!("\t{file}:{}:{}\n", span.line, span.col));
     s
 }
@@ -193,8 +215,11 @@ fn run_main_goroutine(module: &Module, cfg: &RunConfig, out: &Output) -> Outcome
     let heap = Heap::new();
     // SAFETY: switch_to is the stub emitted for this signature; the module
     // outlives every call.
-    let switch_to: extern "C" fn(*mut GoroutineContext) -> u64 =
-        unsafe { std::mem::transmute::<usize, extern "C" fn(*mut GoroutineContext) -> u64>(module.stubs.switch_to) };
+    let switch_to: extern "C" fn(*mut GoroutineContext) -> u64 = unsafe {
+        std::mem::transmute::<usize, extern "C" fn(*mut GoroutineContext) -> u64>(
+            module.stubs.switch_to,
+        )
+    };
     loop {
         let request = switch_to(&mut *g.ctx);
         let payload = (request >> 32) as u32;
@@ -271,7 +296,10 @@ fn run_main_goroutine(module: &Module, cfg: &RunConfig, out: &Output) -> Outcome
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns.
 pub fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
