@@ -2,6 +2,8 @@
 //! subprocess (with a generous kill timer, so a broken build fails instead
 //! of hanging CI) and locating the repository's files.
 
+pub mod gen;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
