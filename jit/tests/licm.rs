@@ -14,15 +14,10 @@ use preempt_jit::opt::{self, hoisted_loads, loads_hoisted_out_of, loop_barrier, 
 // ---------------------------------------------------------------------------
 // Helpers
 
-// Stand-in until the verifier lands on main.
-fn verify(_: &mut Program) -> Result<(), ir::Error> {
-    Ok(())
-}
-
 /// Parses and verifies `src`, as the pipeline does before optimising.
 fn prepare(src: &str) -> Program {
     let mut p = ir::parse(src).unwrap_or_else(|e| panic!("{}", e.render("test.pir", src)));
-    verify(&mut p).unwrap_or_else(|e| panic!("{}", e.render("test.pir", src)));
+    ir::verify(&mut p).unwrap_or_else(|e| panic!("{}", e.render("test.pir", src)));
     p
 }
 
@@ -32,22 +27,11 @@ fn prepare(src: &str) -> Program {
 fn check_output(q: &Program) {
     let text = ir::print(q);
     let mut r = ir::parse(&text).unwrap_or_else(|e| panic!("{}\n{text}", e.render("opt", &text)));
-    // Until the verifier lands the re-parsed registers have no types.
-    let mut untyped = q.clone();
-    for f in &mut untyped.funcs {
-        for (i, r) in f.regs.iter_mut().enumerate() {
-            if i >= f.params.len() {
-                r.ty = None;
-            }
-        }
-    }
-    assert_eq!(r, untyped, "re-parsed program differs:\n{text}");
     assert_eq!(ir::print(&r), text);
-    verify(&mut r).unwrap_or_else(|e| panic!("{}", e.render("opt", &text)));
-    for (a, b) in r.funcs.iter().zip(&q.funcs) {
-        let names = |f: &Function| f.regs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(a), names(b), "registers of @{}", a.name);
-    }
+    // Verifying the re-parsed text gives every register the type LICM
+    // gave it, and equality then covers names, numbering and types.
+    ir::verify(&mut r).unwrap_or_else(|e| panic!("{}", e.render("opt", &text)));
+    assert_eq!(&r, q, "re-parsed program differs:\n{text}");
     let mut again = q.clone();
     opt::optimize(&mut again, 1);
     assert_eq!(ir::print(&again), text, "LICM is not idempotent");
@@ -1196,5 +1180,50 @@ fn stats_count_what_was_done() {
             loads_replaced: 1,
             preheaders_created: 1,
         }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Every PIR program of the repository
+
+/// The `.pir` files under `dir`, recursively.
+fn pir_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            pir_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "pir") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_valid_program_of_the_repository_optimises_cleanly() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    pir_files(&root.join("examples"), &mut files);
+    pir_files(&root.join("jit/tests/golden"), &mut files);
+    let mut checked = 0;
+    for path in files {
+        let src = std::fs::read_to_string(&path).unwrap_or_default();
+        let Ok(mut p) = ir::parse(&src) else { continue };
+        if ir::verify(&mut p).is_err() {
+            continue;
+        }
+        let before = p.clone();
+        opt::optimize(&mut p, 0);
+        assert_eq!(ir::print(&p), ir::print(&before), "{}", path.display());
+        opt::optimize(&mut p, 1);
+        check_output(&p);
+        checked += 1;
+    }
+    assert!(
+        checked > 0,
+        "no PIR programs found under {}",
+        root.display()
     );
 }

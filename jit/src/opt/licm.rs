@@ -155,7 +155,9 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
     // inserting a block renumbers the blocks after it; a pre-header never
     // creates or removes a loop, so this ends after one round per header.
     let mut done = vec![false; func.blocks.len()];
-    loop {
+    // Only blocks of the input can be headers, so this many rounds always
+    // suffice; the bound keeps a future mistake from hanging the compiler.
+    for _ in 0..func.blocks.len() {
         let cfg = Cfg::new(func);
         let Some(lp) = cfg.loops.iter().find(|l| !done[l.header.index()]) else {
             break;
