@@ -151,14 +151,15 @@ pub fn run(prog: &mut Program) -> LicmStats {
 pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
     let mut stats = LicmStats::default();
     // Headers already processed, indexed by block and kept in step with
-    // block insertions. Loops are found afresh after every change because
-    // inserting a block renumbers the blocks after it; a pre-header never
-    // creates or removes a loop, so this ends after one round per header.
+    // block insertions. Loops are found afresh after a block is inserted,
+    // since that renumbers the blocks after it (rewriting instructions
+    // changes no edge); a pre-header never creates or removes a loop, so
+    // this ends after one round per header.
     let mut done = vec![false; func.blocks.len()];
+    let mut cfg = Cfg::new(func);
     // Only blocks of the input can be headers, so this many rounds always
     // suffice; the bound keeps a future mistake from hanging the compiler.
     for _ in 0..func.blocks.len() {
-        let cfg = Cfg::new(func);
         let Some(lp) = cfg.loops.iter().find(|l| !done[l.header.index()]) else {
             break;
         };
@@ -166,6 +167,7 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
         let lp = lp.clone();
         if let Some(inserted) = hoist_loop(globals, func, &cfg, &lp, &mut stats) {
             done.insert(inserted, false);
+            cfg = Cfg::new(func);
         }
     }
     if stats.hoisted > 0 {
@@ -572,4 +574,77 @@ fn renumber_registers_in_text_order(func: &mut Function) {
             *r = Reg::new(new);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{parse, print};
+
+    #[test]
+    fn fresh_names_take_the_first_free_suffix() {
+        let taken: HashSet<String> = ["a.licm", "a.licm.1", "a.licm.3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(fresh_name("b.licm", &taken), "b.licm");
+        assert_eq!(fresh_name("a.licm", &taken), "a.licm.2");
+    }
+
+    #[test]
+    fn inserting_a_block_renumbers_edges_and_marks() {
+        let mut p = parse("func @main() {\n    jmp b\nb:\n    jmp c\nc:\n    ret\n}\n").unwrap();
+        let f = &mut p.funcs[0];
+        let mut marked = Inst::new(
+            InstKind::Const {
+                dst: Reg::new(0),
+                value: 1,
+            },
+            Span::default(),
+        );
+        marked.hoisted = Hoisted(Some(BlockId::new(2)));
+        f.add_reg("x".into(), None);
+        f.blocks[0].insts.push(marked);
+        let new = Block {
+            label: Some("n".into()),
+            span: Span::default(),
+            insts: Vec::new(),
+            term: Some(Terminator {
+                kind: TermKind::Jmp {
+                    target: BlockId::new(1),
+                },
+                span: Span::default(),
+            }),
+        };
+        insert_block(f, 1, new);
+        assert_eq!(f.blocks[0].insts[0].hoisted.0, Some(BlockId::new(3)));
+        let f = &p.funcs[0];
+        assert_eq!(f.successors(BlockId::new(0)), vec![BlockId::new(2)]);
+        assert_eq!(f.successors(BlockId::new(1)), vec![BlockId::new(2)]);
+        assert_eq!(f.successors(BlockId::new(2)), vec![BlockId::new(3)]);
+    }
+
+    #[test]
+    fn registers_are_renumbered_in_order_of_first_mention() {
+        let src = "\
+func @f(%p: i64) -> i64 {
+    %a = add %p, 1
+    %c = chan 1
+    select recv %c into %v -> out
+out:
+    ret %v
+}
+";
+        let mut p = parse(src).unwrap();
+        let f = &mut p.funcs[0];
+        // Scramble the table (and every reference with it), then restore.
+        let n = f.regs.len();
+        let perm: Vec<usize> = (0..n).rev().collect();
+        f.regs.reverse();
+        for_each_reg_mut(f, |r| *r = Reg::new(perm[r.index()]));
+        assert_ne!(p, parse(src).unwrap());
+        renumber_registers_in_text_order(&mut p.funcs[0]);
+        assert_eq!(p, parse(src).unwrap());
+        assert_eq!(print(&p), src);
+    }
 }
