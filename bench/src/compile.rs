@@ -34,9 +34,18 @@ pub fn generate(funcs: usize, per_func: usize) -> String {
             }
             match j % 17 {
                 3 => writeln!(s, "    %x{j} = load @g").unwrap(),
-                5 => writeln!(s, "    store @g, %x{}\n    %x{j} = copy %x{}", j - 1, j - 2).unwrap(),
-                7 => writeln!(s, "    %o{j} = new 4\n    set %o{j}, 1, %x{}\n    %x{j} = get %o{j}, 1", j - 1).unwrap(),
-                11 if k > 0 => writeln!(s, "    %x{j} = call @f{}(%x{}, %a)", k - 1, j - 1).unwrap(),
+                5 => {
+                    writeln!(s, "    store @g, %x{}\n    %x{j} = copy %x{}", j - 1, j - 2).unwrap()
+                }
+                7 => writeln!(
+                    s,
+                    "    %o{j} = new 4\n    set %o{j}, 1, %x{}\n    %x{j} = get %o{j}, 1",
+                    j - 1
+                )
+                .unwrap(),
+                11 if k > 0 => {
+                    writeln!(s, "    %x{j} = call @f{}(%x{}, %a)", k - 1, j - 1).unwrap()
+                }
                 _ => {
                     let op = ops[j % ops.len()];
                     let far = if j >= 10 { j - 10 } else { 0 };
@@ -127,7 +136,13 @@ pub fn report(repetitions: usize) -> String {
         ("publish", p.publish),
         ("total", p.total()),
     ] {
-        writeln!(out, "  {name:<9} {:>8.1} ms  {:>7.2} M instructions/s", secs * 1e3, rate(secs)).unwrap();
+        writeln!(
+            out,
+            "  {name:<9} {:>8.1} ms  {:>7.2} M instructions/s",
+            secs * 1e3,
+            rate(secs)
+        )
+        .unwrap();
     }
     out
 }

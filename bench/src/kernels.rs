@@ -88,7 +88,8 @@ pub fn program(k: &Kernel, n: i64) -> Program {
         "{}\nfunc @main() {{\n    %t0 = now\n    %r = call @kernel({n})\n    %t1 = now\n    %dt = sub %t1, %t0\n    print \"{{}} {{}}\", %r, %dt\n    ret\n}}\n",
         k.source
     );
-    let mut p = ir::parse(&src).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
+    let mut p =
+        ir::parse(&src).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
     ir::verify(&mut p).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
     p
 }
@@ -133,9 +134,15 @@ pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
         }
         _ => preempt_runtime::interp::run(&prog, 1, &cfg, out),
     };
-    assert_eq!(outcome.status, 0, "kernel {} on {engine:?}: {}", k.name, outcome.stderr);
+    assert_eq!(
+        outcome.status, 0,
+        "kernel {} on {engine:?}: {}",
+        k.name, outcome.stderr
+    );
     let text = captured.text();
-    let mut words = text.split_whitespace().map(|w| w.parse::<i64>().unwrap_or(0));
+    let mut words = text
+        .split_whitespace()
+        .map(|w| w.parse::<i64>().unwrap_or(0));
     (words.next().unwrap_or(0), words.next().unwrap_or(0) as f64)
 }
 
@@ -189,7 +196,8 @@ pub fn report(budget: Budget) -> String {
         "kernel", "unit", "jit ns/unit", "interp ns/unit", "rust ns/unit", "jit/rust", "interp/jit"
     ));
     for k in all() {
-        let [jit, interp, rust] = [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(&k, e, budget));
+        let [jit, interp, rust] =
+            [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(&k, e, budget));
         out.push_str(&format!(
             "{:<10} {:<16} {:>12.3} {:>14.2} {:>12.3} {:>9.2}x {:>10.1}x\n",
             k.name,

@@ -15,7 +15,7 @@ use std::hint::black_box;
 fn keep(x: &mut i64) {
     // SAFETY: an empty assembly block that only claims to read and write
     // `x` in a register; it touches no memory and no other state.
-    unsafe { std::arch::asm!("", inout(reg) *x, options(nomem, nostack, preserves_flags)) }
+    unsafe { std::arch::asm!("", inout(reg) * x, options(nomem, nostack, preserves_flags)) }
 }
 
 pub fn sum(n: i64) -> i64 {
@@ -51,7 +51,10 @@ pub struct Node {
 pub fn build(len: i64) -> Option<Box<Node>> {
     let mut head = None;
     for i in 0..len {
-        head = Some(Box::new(Node { value: i, next: head }));
+        head = Some(Box::new(Node {
+            value: i,
+            next: head,
+        }));
     }
     head
 }
@@ -94,7 +97,12 @@ mod tests {
     #[test]
     fn references_compute_the_kernels() {
         assert_eq!(sum(10), 45);
-        assert_eq!(nested(2), (0..2i64).flat_map(|i| (0..1000).map(move |j| i * j + (i ^ j))).sum());
+        assert_eq!(
+            nested(2),
+            (0..2i64)
+                .flat_map(|i| (0..1000).map(move |j| i * j + (i ^ j)))
+                .sum()
+        );
         assert_eq!(heapwalk(2000), 2 * (0..1000).sum::<i64>());
         assert_eq!(fib(20), 6765);
     }

@@ -143,7 +143,8 @@ impl Gen<'_> {
         match self.rng.below(24) {
             0..=5 => {
                 let op = *self.rng.pick(&[
-                    "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar", "eq", "ne", "lt", "le", "gt", "ge",
+                    "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar", "eq", "ne", "lt",
+                    "le", "gt", "ge",
                 ]);
                 let (a, b) = (self.operand(), self.operand());
                 self.line(&format!("{d} = {op} {a}, {b}"));
@@ -193,7 +194,11 @@ impl Gen<'_> {
             11 => {
                 // A fresh object into one of the ref registers.
                 let r = self.rng.below(2);
-                let size = if self.rng.chance(faults) { "-1".to_string() } else { self.rng.below(5).to_string() };
+                let size = if self.rng.chance(faults) {
+                    "-1".to_string()
+                } else {
+                    self.rng.below(5).to_string()
+                };
                 self.line(&format!("%o{r} = new {size}"));
             }
             12 | 13 => {
@@ -306,7 +311,15 @@ impl Gen<'_> {
         let callee = *self.rng.pick(&later);
         let f = &self.funcs[callee];
         let (name, params, returns) = (f.name.clone(), f.params, f.returns);
-        let args: Vec<String> = (0..params).map(|i| if i == 0 && name == "rec" { self.depth_arg() } else { self.operand() }).collect();
+        let args: Vec<String> = (0..params)
+            .map(|i| {
+                if i == 0 && name == "rec" {
+                    self.depth_arg()
+                } else {
+                    self.operand()
+                }
+            })
+            .collect();
         let call = format!("call @{name}({})", args.join(", "));
         if returns {
             self.line(&format!("{d} = {call}"));
@@ -325,7 +338,11 @@ pub fn program(seed: u64, shape: Shape) -> String {
     let mut rng = Rng::new(seed);
     let mut out = String::new();
     for g in 0..3 {
-        let init = if rng.chance(50) { *rng.pick(EDGE) } else { rng.below(100) as i64 };
+        let init = if rng.chance(50) {
+            *rng.pick(EDGE)
+        } else {
+            rng.below(100) as i64
+        };
         writeln!(out, "global @g{g}: i64 = {init}").unwrap();
     }
     out.push_str("global @keep: ref\n\n");
@@ -404,8 +421,10 @@ mod tests {
     fn generated_programs_parse_and_verify() {
         for seed in 0..200 {
             let text = program(seed, Shape::default());
-            let mut p = preempt_jit::ir::parse(&text).unwrap_or_else(|e| panic!("{}\n{text}", e.render("gen", &text)));
-            preempt_jit::ir::verify(&mut p).unwrap_or_else(|e| panic!("{}\n{text}", e.render("gen", &text)));
+            let mut p = preempt_jit::ir::parse(&text)
+                .unwrap_or_else(|e| panic!("{}\n{text}", e.render("gen", &text)));
+            preempt_jit::ir::verify(&mut p)
+                .unwrap_or_else(|e| panic!("{}\n{text}", e.render("gen", &text)));
         }
     }
 }

@@ -60,7 +60,10 @@ fn check(seed: u64, shape: Shape) {
     let reference = interp(&text);
     for level in [0, 1] {
         let got = jit(&text, level);
-        assert_eq!(reference, got, "seed {seed}, JIT at -O{level} differs from the interpreter\n{text}");
+        assert_eq!(
+            reference, got,
+            "seed {seed}, JIT at -O{level} differs from the interpreter\n{text}"
+        );
     }
 }
 
@@ -91,7 +94,15 @@ fn generated_programs_reach_every_outcome() {
         };
         seen.insert(kind);
     }
-    for want in ["ok", "panic: runtime error: index out of range [", "panic: runtime error: integer divide by zero"] {
-        assert!(seen.iter().any(|s| s.starts_with(want.split('[').next().unwrap())), "{want} never produced: {seen:?}");
+    for want in [
+        "ok",
+        "panic: runtime error: index out of range [",
+        "panic: runtime error: integer divide by zero",
+    ] {
+        assert!(
+            seen.iter()
+                .any(|s| s.starts_with(want.split('[').next().unwrap())),
+            "{want} never produced: {seen:?}"
+        );
     }
 }
