@@ -1,1 +1,254 @@
 //! The `preempt` command line: argument parsing, output formats, exit codes.
+//!
+//! Exit statuses (IR.md): 0 success; 1 panic, assertion or fatal error;
+//! 2 bad usage or a file that does not parse or verify; 3 the watchdog
+//! ended a program that did not finish in time.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use preempt_jit::ir::{self, Program};
+use preempt_jit::module::{Arch, Module};
+use preempt_runtime::{Outcome, Output, RunConfig};
+
+mod demo;
+
+const EXAMPLES: &str = "\
+Examples:
+  preempt run examples/sum.pir                 run on the JIT (opt 1)
+  preempt run examples/hoist.pir -O0           the spinner sees the store and ends
+  preempt run examples/hoist.pir --timeout 2   the hoisted load hangs; the watchdog says where
+  preempt run examples/sum.pir --engine interp run on the reference interpreter
+  preempt check examples/hoist.pir             parse and verify only
+  preempt disasm examples/hoist.pir -O1        annotated machine code: the load left the loop
+
+Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
+parse or verify, 3 the watchdog ended the program.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "preempt",
+    version,
+    about = "A laboratory for goroutine preemption: PIR, JIT-compiled, run as goroutines",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum Engine {
+    /// Compile to machine code.
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "aarch64")]
+    Aarch64,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(a: ArchArg) -> Arch {
+        match a {
+            ArchArg::X86_64 => Arch::X86_64,
+            ArchArg::Aarch64 => Arch::Aarch64,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a PIR program.
+    #[command(after_help = EXAMPLES)]
+    Run {
+        /// The .pir file.
+        file: PathBuf,
+        /// Optimisation level: 0 none, 1 LICM (default, or the file's `set opt`).
+        #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=1))]
+        opt: Option<u8>,
+        /// What runs the program.
+        #[arg(long, value_enum, default_value_t = Engine::Jit)]
+        engine: Engine,
+        /// End the program (exit 3, with a diagnosis) after this many seconds.
+        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+        timeout: f64,
+        /// Usable bytes of each goroutine stack (suffixes k, m, g).
+        #[arg(long, default_value = "64m", value_parser = parse_size)]
+        stack_size: usize,
+    },
+    /// The showcase: the hoisted load of examples/hoist.pir at -O0 and -O1.
+    Demo {
+        /// The program to show (its `@spinner`, or its first function).
+        #[arg(default_value = "examples/hoist.pir")]
+        file: PathBuf,
+    },
+    /// Parse and verify a PIR program.
+    Check { file: PathBuf },
+    /// Show the annotated machine code of a PIR program.
+    Disasm {
+        file: PathBuf,
+        #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=1))]
+        opt: Option<u8>,
+        /// Target architecture (any host can show either).
+        #[arg(long, value_enum)]
+        arch: Option<ArchArg>,
+    },
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (digits, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1usize << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (&t[..], 1),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| (64 << 10..=(64usize << 30)).contains(&n))
+        .ok_or_else(|| format!("'{s}' is not a stack size between 64k and 64g"))
+}
+
+/// A usage or input error: printed, exit status 2.
+fn fail(msg: String) -> ExitCode {
+    eprint!("{msg}");
+    if !msg.ends_with('\n') {
+        eprintln!();
+    }
+    ExitCode::from(2)
+}
+
+/// Reads, parses and verifies a file; errors are rendered for stderr.
+pub fn load(path: &std::path::Path) -> Result<Program, String> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("preempt: cannot read {name}: {e}"))?;
+    let render = |e: ir::Error| {
+        let text = String::from_utf8_lossy(&bytes);
+        e.render(&name, &text)
+    };
+    let mut prog = ir::parser::parse_bytes(&bytes).map_err(render)?;
+    ir::verify(&mut prog).map_err(render)?;
+    Ok(prog)
+}
+
+/// Runs the command line `args` (without the program name at index 0
+/// removed: `args[0]` is the program name, as `std::env::args`).
+pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Check { file } => match load(&file) {
+            Ok(p) => {
+                println!(
+                    "{}: ok ({} functions, {} globals, {} instructions)",
+                    file.display(),
+                    p.funcs.len(),
+                    p.globals.len(),
+                    p.inst_count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(msg) => fail(msg),
+        },
+        Command::Demo { file } => match load(&file) {
+            Ok(p) => {
+                print!("{}", demo::hoisting(&p, &file.display().to_string()));
+                ExitCode::SUCCESS
+            }
+            Err(msg) => fail(msg),
+        },
+        Command::Disasm { file, opt, arch } => {
+            let mut prog = match load(&file) {
+                Ok(p) => p,
+                Err(msg) => return fail(msg),
+            };
+            let level = opt_level(&prog, opt);
+            preempt_jit::opt::optimize(&mut prog, level);
+            let arch = arch
+                .map(Arch::from)
+                .or_else(Arch::host)
+                .unwrap_or(Arch::X86_64);
+            let globals = preempt_jit::module::Globals::new(&prog);
+            let asm = preempt_jit::isa::assemble(arch, &prog, &globals.addresses());
+            print!("{}", preempt_jit::code::disasm::listing(&prog, &asm, level));
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            file,
+            opt,
+            engine,
+            timeout,
+            stack_size,
+        } => {
+            let mut prog = match load(&file) {
+                Ok(p) => p,
+                Err(msg) => return fail(msg),
+            };
+            let level = opt_level(&prog, opt);
+            let cfg = RunConfig {
+                file: file.display().to_string(),
+                stack_size,
+                timeout: Some(Duration::from_secs_f64(timeout)),
+                procs: prog.settings.procs.unwrap_or(1) as usize,
+            };
+            let out = Output::stdout();
+            let outcome = match engine {
+                Engine::Jit => {
+                    preempt_jit::opt::optimize(&mut prog, level);
+                    match Module::compile(&prog) {
+                        Ok(m) => preempt_runtime::run(Arc::new(m), &cfg, out.clone()),
+                        Err(e) => Outcome {
+                            status: 2,
+                            stderr: format!("preempt: cannot compile {}: {e}\n", file.display()),
+                        },
+                    }
+                }
+                Engine::Interp => Outcome {
+                    status: 2,
+                    stderr: "interp: pending\n".into(),
+                },
+            };
+            finish(outcome, &out)
+        }
+    }
+}
+
+/// The optimisation level: the flag, else the file's `set opt`, else 1.
+fn opt_level(prog: &Program, flag: Option<u8>) -> u8 {
+    flag.or(prog.settings.opt.map(|v| v as u8)).unwrap_or(1)
+}
+
+/// Flushes program output, prints the report and ends the process with the
+/// outcome's status. A timed-out program's thread may still be spinning, so
+/// the process exits here rather than unwinding.
+fn finish(outcome: Outcome, out: &Output) -> ExitCode {
+    out.flush();
+    eprint!("{}", outcome.stderr);
+    if outcome.status == 3 {
+        std::process::exit(3);
+    }
+    ExitCode::from(outcome.status.clamp(0, 255) as u8)
+}

@@ -1,1 +1,84 @@
-//! Test support shared by the integration tests.
+//! Support shared by the integration tests: running the CLI as a
+//! subprocess (with a generous kill timer, so a broken build fails instead
+//! of hanging CI) and locating the repository's files.
+
+pub mod gen;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// What a CLI run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs the CLI binary `exe` with `args` from the repository root. Runs on
+/// another architecture go through `PREEMPT_EXEC_WRAPPER` (e.g. qemu). The
+/// child is killed after `kill_after`: that bound only keeps a hung build
+/// from hanging the suite, and is far above any expected run time.
+pub fn run_cli(exe: &str, args: &[&str], kill_after: Duration) -> Run {
+    let wrapper = std::env::var("PREEMPT_EXEC_WRAPPER").unwrap_or_default();
+    let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
+    words.push(exe.to_string());
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..])
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn the CLI");
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st.code();
+        }
+        if start.elapsed() > kill_after {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Writes `text` to a fresh temporary `.pir` file and returns its path.
+pub fn temp_pir(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("preempt-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("{name}.pir"));
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}

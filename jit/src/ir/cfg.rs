@@ -39,6 +39,10 @@ pub struct Cfg {
     pub idom: Vec<Option<BlockId>>,
     /// Natural loops, innermost first (sorted by decreasing depth).
     pub loops: Vec<Loop>,
+    /// Pre- and post-order numbers of each block in the dominator tree, so
+    /// that dominance is two comparisons.
+    dom_pre: Vec<u32>,
+    dom_post: Vec<u32>,
     /// Loop nesting depth of each block (0 outside loops).
     pub loop_depth: Vec<u32>,
 }
@@ -69,7 +73,10 @@ impl Cfg {
             idom,
             loops: Vec::new(),
             loop_depth: vec![0; n],
+            dom_pre: vec![u32::MAX; n],
+            dom_post: vec![0; n],
         };
+        cfg.number_dominator_tree();
         cfg.find_loops();
         cfg
     }
@@ -83,14 +90,36 @@ impl Cfg {
         if !self.is_reachable(a) || !self.is_reachable(b) {
             return false;
         }
-        let mut x = b;
-        loop {
-            if x == a {
-                return true;
+        let (a, b) = (a.index(), b.index());
+        self.dom_pre[a] <= self.dom_pre[b] && self.dom_post[b] <= self.dom_post[a]
+    }
+
+    fn number_dominator_tree(&mut self) {
+        let n = self.succs.len();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &b in self.rpo.iter().skip(1) {
+            if let Some(d) = self.idom[b.index()] {
+                children[d.index()].push(b.index());
             }
-            match self.idom[x.index()] {
-                Some(d) if d != x => x = d,
-                _ => return false,
+        }
+        let Some(&entry) = self.rpo.first() else {
+            return;
+        };
+        let (mut pre, mut post) = (0u32, 0u32);
+        let mut stack = vec![(entry.index(), 0usize)];
+        self.dom_pre[entry.index()] = pre;
+        pre += 1;
+        while let Some(top) = stack.last_mut() {
+            let (b, i) = *top;
+            if let Some(&c) = children[b].get(i) {
+                top.1 += 1;
+                self.dom_pre[c] = pre;
+                pre += 1;
+                stack.push((c, 0));
+            } else {
+                self.dom_post[b] = post;
+                post += 1;
+                stack.pop();
             }
         }
     }

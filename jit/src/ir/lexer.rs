@@ -69,6 +69,8 @@ fn is_name_char(c: char) -> bool {
 
 /// Turns the source into tokens; the last token is always [`Tok::Eof`].
 pub fn lex(source: &str) -> Result<Vec<Token>, Error> {
+    // A UTF-8 byte-order mark some editors write is not part of the text.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut tokens = Vec::new();
     let mut line_no: u32 = 0;
     for line in source.split('\n') {
@@ -236,6 +238,15 @@ fn lex_string(
                 };
                 s.push(esc);
                 i += 2;
+            }
+            Some(&c) if c.is_control() && c != '\t' => {
+                return Err(Error::new(
+                    at(i),
+                    format!(
+                        "control character U+{:04X} in a string literal (write \\n or \\t)",
+                        c as u32
+                    ),
+                ))
             }
             Some(&c) => {
                 s.push(c);

@@ -16,10 +16,12 @@ pub mod lexer;
 pub mod opcode;
 pub mod parser;
 pub mod printer;
+pub mod verify;
 
 pub use error::Error;
 pub use parser::parse;
 pub use printer::print;
+pub use verify::verify;
 
 use std::fmt;
 
@@ -161,8 +163,10 @@ pub struct RegInfo {
 pub struct Inst {
     pub kind: InstKind,
     pub span: Span,
-    /// Set by LICM on a load it moved out of a loop, so that disassembly and
-    /// the hang diagnosis can point at it. Not part of the text.
+    /// Set by LICM on a load it moved out of a loop (and on the copy a
+    /// re-hoist leaves in an inner pre-header), naming the loop's header, so
+    /// that disassembly and the hang diagnosis can point at it. Not part of
+    /// the text.
     pub hoisted: Hoisted,
 }
 

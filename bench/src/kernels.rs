@@ -1,0 +1,235 @@
+//! Tight-loop kernels on three engines: the JIT, the reference
+//! interpreter, and the same function in Rust.
+//!
+//! The PIR kernels time themselves: `@main` reads `now` around one call of
+//! `@kernel(n)` and prints the result and the elapsed nanoseconds, so
+//! compilation, thread start-up and stack mapping are not in the figure.
+//! Each engine's size `n` is calibrated to run for about the budget's
+//! target; figures are nanoseconds per unit of work (a loop iteration, a
+//! list node visited, a call), the fastest of the repetitions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use preempt_jit::ir::{self, Program};
+use preempt_jit::module::Module;
+use preempt_runtime::{Output, RunConfig};
+
+use crate::{rust_ref, Budget};
+
+/// A kernel: its PIR source, its Rust twin, and how much work `n` means.
+pub struct Kernel {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub source: &'static str,
+    pub rust: fn(i64) -> i64,
+    /// Units of work done by `@kernel(n)`.
+    pub work: fn(i64) -> f64,
+    /// The smallest meaningful `n` and how it grows during calibration.
+    pub start: i64,
+    pub grow: fn(i64) -> i64,
+}
+
+fn fib_calls(n: i64) -> f64 {
+    // fib(n) makes 2*fib(n+1) - 1 calls.
+    let (mut a, mut b) = (0f64, 1f64);
+    for _ in 0..=n {
+        let c = a + b;
+        a = b;
+        b = c;
+    }
+    2.0 * a - 1.0
+}
+
+pub fn all() -> Vec<Kernel> {
+    vec![
+        Kernel {
+            name: "sum",
+            unit: "iteration",
+            source: include_str!("kernels/sum.pir"),
+            rust: rust_ref::sum,
+            work: |n| n as f64,
+            start: 100_000,
+            grow: |n| n * 2,
+        },
+        Kernel {
+            name: "nested",
+            unit: "inner iteration",
+            source: include_str!("kernels/nested.pir"),
+            rust: rust_ref::nested,
+            work: |n| n as f64 * 1000.0,
+            start: 100,
+            grow: |n| n * 2,
+        },
+        Kernel {
+            name: "heapwalk",
+            unit: "node visited",
+            source: include_str!("kernels/heapwalk.pir"),
+            rust: rust_ref::heapwalk,
+            work: |n| (n / 1000) as f64 * 1000.0,
+            start: 100_000,
+            grow: |n| n * 2,
+        },
+        Kernel {
+            name: "fib",
+            unit: "call",
+            source: include_str!("kernels/fib.pir"),
+            rust: rust_ref::fib,
+            work: fib_calls,
+            start: 15,
+            grow: |n| n + 1,
+        },
+    ]
+}
+
+/// The kernel with a `@main` that times one call of `@kernel(n)`.
+pub fn program(k: &Kernel, n: i64) -> Program {
+    let src = format!(
+        "{}\nfunc @main() {{\n    %t0 = now\n    %r = call @kernel({n})\n    %t1 = now\n    %dt = sub %t1, %t0\n    print \"{{}} {{}}\", %r, %dt\n    ret\n}}\n",
+        k.source
+    );
+    let mut p =
+        ir::parse(&src).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
+    ir::verify(&mut p).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
+    p
+}
+
+/// The engines a kernel runs on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Engine {
+    Jit,
+    Interp,
+    Rust,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Jit => "jit",
+            Engine::Interp => "interp",
+            Engine::Rust => "rust",
+        }
+    }
+}
+
+/// Runs `k` once on `engine` with size `n`: (result, nanoseconds).
+pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
+    if engine == Engine::Rust {
+        let t = Instant::now();
+        let r = (k.rust)(n);
+        return (r, t.elapsed().as_nanos() as f64);
+    }
+    let mut prog = program(k, n);
+    let cfg = RunConfig {
+        file: format!("{}.pir", k.name),
+        timeout: None,
+        ..RunConfig::default()
+    };
+    let (out, captured) = Output::capture();
+    let outcome = match engine {
+        Engine::Jit => {
+            preempt_jit::opt::optimize(&mut prog, 1);
+            let m = Module::compile(&prog).expect("compile the kernel");
+            preempt_runtime::run(Arc::new(m), &cfg, out)
+        }
+        _ => preempt_runtime::interp::run(&prog, 1, &cfg, out),
+    };
+    assert_eq!(
+        outcome.status, 0,
+        "kernel {} on {engine:?}: {}",
+        k.name, outcome.stderr
+    );
+    let text = captured.text();
+    let mut words = text
+        .split_whitespace()
+        .map(|w| w.parse::<i64>().unwrap_or(0));
+    (words.next().unwrap_or(0), words.next().unwrap_or(0) as f64)
+}
+
+/// One kernel's figures on one engine.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    pub engine: Engine,
+    pub n: i64,
+    pub result: i64,
+    pub ns_per_unit: f64,
+}
+
+/// Grows `n` until one run takes a quarter of the target, then measures
+/// at a size scaled to the target.
+pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
+    let target = budget.target.as_nanos() as f64;
+    let mut n = k.start;
+    loop {
+        let (_, ns) = run_once(k, engine, n);
+        if ns >= target / 4.0 {
+            break;
+        }
+        let next = (k.grow)(n);
+        // Jump ahead for linear kernels once a timing is meaningful.
+        n = if ns > 1e6 && next == n * 2 {
+            ((n as f64) * (target / ns)).max(next as f64) as i64
+        } else {
+            next
+        };
+    }
+    let mut best = f64::INFINITY;
+    let mut result = 0;
+    for _ in 0..budget.repetitions.max(1) {
+        let (r, ns) = run_once(k, engine, n);
+        result = r;
+        best = best.min(ns / (k.work)(n));
+    }
+    Measurement {
+        engine,
+        n,
+        result,
+        ns_per_unit: best,
+    }
+}
+
+/// Measures every kernel on every engine and prints the table.
+pub fn report(budget: Budget) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<10} {:<16} {:>12} {:>14} {:>12} {:>10} {:>11}\n",
+        "kernel", "unit", "jit ns/unit", "interp ns/unit", "rust ns/unit", "jit/rust", "interp/jit"
+    ));
+    for k in all() {
+        let [jit, interp, rust] =
+            [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(&k, e, budget));
+        out.push_str(&format!(
+            "{:<10} {:<16} {:>12.3} {:>14.2} {:>12.3} {:>9.2}x {:>10.1}x\n",
+            k.name,
+            k.unit,
+            jit.ns_per_unit,
+            interp.ns_per_unit,
+            rust.ns_per_unit,
+            jit.ns_per_unit / rust.ns_per_unit,
+            interp.ns_per_unit / jit.ns_per_unit,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jit_and_rust_kernels_agree() {
+        for k in all() {
+            let n = if k.name == "fib" { 15 } else { 3000 };
+            let (jit, _) = run_once(&k, Engine::Jit, n);
+            assert_eq!(jit, (k.rust)(n), "{}", k.name);
+        }
+    }
+
+    #[test]
+    fn fib_call_counts() {
+        assert_eq!(fib_calls(0), 1.0);
+        assert_eq!(fib_calls(1), 1.0);
+        assert_eq!(fib_calls(2), 3.0);
+        assert_eq!(fib_calls(5), 15.0);
+    }
+}

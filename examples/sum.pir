@@ -1,0 +1,23 @@
+; Sum of 0 .. n-1, the tight loop the benchmarks time.
+;
+;   preempt run examples/sum.pir
+;   preempt disasm examples/sum.pir
+
+func @sum(%n: i64) -> i64 {
+    %s = const 0
+    %i = const 0
+    br 1, loop, done
+loop:
+    %s = add %s, %i
+    %i = add %i, 1
+    %c = lt %i, %n
+    br %c, loop, done
+done:
+    ret %s
+}
+
+func @main() {
+    %s = call @sum(100_000_000)
+    print "sum: {}", %s
+    ret
+}

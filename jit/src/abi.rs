@@ -1,0 +1,264 @@
+//! The contract between generated code and the runtime.
+//!
+//! # Goroutine context
+//!
+//! Every goroutine has a [`GoroutineContext`]; while it runs, a reserved
+//! register holds its address (`r15` on x86-64, `x28` on aarch64). The
+//! layout is `repr(C)` and generated code addresses its fields at the
+//! offsets below.
+//!
+//! # Runtime calls
+//!
+//! JIT code enters the runtime by storing the operands of the operation in
+//! the outgoing-argument area at the bottom of its frame, putting a request
+//! word (`op | payload << 32`) in the first return register, and calling the
+//! `rt_call` stub. The stub saves every allocatable register and the frame
+//! pointer in the context, saves SP (which then points at the return
+//! address, with the operands just above it), switches to the scheduler's
+//! stack and returns from `switch_to` with the request. The runtime reads
+//! the operands at `sp + 8 + 8 * i`, does the work, stores a result in
+//! `result` (and `result2` for a select's received value) and calls
+//! `switch_to` again, which restores everything and returns into JIT code
+//! with `result` in the return register. From the allocator's point of
+//! view a runtime operation clobbers only the backend's scratch registers.
+//!
+//! # Heap objects
+//!
+//! An object of N slots is `16 + 16 * N` bytes: its length, a GC word, then
+//! for each slot a tag word ([`TAG_FRESH`], [`TAG_INT`], [`TAG_REF`]) and a
+//! value word. Generated code checks the tag to give `slot type mismatch`.
+
+use std::mem::offset_of;
+
+/// Request codes for runtime calls (the low 32 bits of the request word).
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RuntimeOp {
+    /// The stack-bound check at function entry failed: overflow, or the
+    /// guard was poisoned to ask for a cooperative stop.
+    StackCheck = 1,
+    /// A run-time error; the payload is a [`FaultCode`].
+    Fault,
+    /// The goroutine's function returned.
+    Exit,
+    /// `print`; payload: print descriptor index; operands: the values.
+    Print,
+    /// `new N`.
+    New,
+    /// `spawn`; payload: function index; operands: the arguments.
+    Spawn,
+    Yield,
+    Gc,
+    SetGcPercent,
+    Sleep,
+    Now,
+    LockThread,
+    UnlockThread,
+    Procs,
+    Chan,
+    Send,
+    Recv,
+    Close,
+    After,
+    Notify,
+    /// `select`; payload: select descriptor index; operands: per arm, the
+    /// channel (and the value for a send). The result is the arm taken; a
+    /// received value is in `result2`.
+    Select,
+    /// `ccall`; payload: the foreign function; operand: its argument.
+    CCall,
+    /// `goexit`.
+    Goexit,
+}
+
+impl RuntimeOp {
+    pub const ALL: &'static [RuntimeOp] = &[
+        RuntimeOp::StackCheck,
+        RuntimeOp::Fault,
+        RuntimeOp::Exit,
+        RuntimeOp::Print,
+        RuntimeOp::New,
+        RuntimeOp::Spawn,
+        RuntimeOp::Yield,
+        RuntimeOp::Gc,
+        RuntimeOp::SetGcPercent,
+        RuntimeOp::Sleep,
+        RuntimeOp::Now,
+        RuntimeOp::LockThread,
+        RuntimeOp::UnlockThread,
+        RuntimeOp::Procs,
+        RuntimeOp::Chan,
+        RuntimeOp::Send,
+        RuntimeOp::Recv,
+        RuntimeOp::Close,
+        RuntimeOp::After,
+        RuntimeOp::Notify,
+        RuntimeOp::Select,
+        RuntimeOp::CCall,
+        RuntimeOp::Goexit,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<RuntimeOp> {
+        RuntimeOp::ALL.iter().copied().find(|op| *op as u32 == v)
+    }
+
+    /// The request word for this operation with `payload`.
+    pub fn request(self, payload: u32) -> u64 {
+        self as u64 | (u64::from(payload) << 32)
+    }
+
+    /// The runtime operation a PIR instruction enters, if it enters one.
+    pub fn for_opcode(op: crate::ir::Opcode) -> Option<RuntimeOp> {
+        use crate::ir::Opcode as O;
+        Some(match op {
+            O::New => RuntimeOp::New,
+            O::Spawn => RuntimeOp::Spawn,
+            O::Yield => RuntimeOp::Yield,
+            O::Gc => RuntimeOp::Gc,
+            O::SetGcPercent => RuntimeOp::SetGcPercent,
+            O::Sleep => RuntimeOp::Sleep,
+            O::Now => RuntimeOp::Now,
+            O::LockThread => RuntimeOp::LockThread,
+            O::UnlockThread => RuntimeOp::UnlockThread,
+            O::Procs => RuntimeOp::Procs,
+            O::Chan => RuntimeOp::Chan,
+            O::Send => RuntimeOp::Send,
+            O::Recv => RuntimeOp::Recv,
+            O::Close => RuntimeOp::Close,
+            O::After => RuntimeOp::After,
+            O::Notify => RuntimeOp::Notify,
+            O::Print => RuntimeOp::Print,
+            O::CCall => RuntimeOp::CCall,
+            O::Select => RuntimeOp::Select,
+            O::Goexit => RuntimeOp::Goexit,
+            _ => return None,
+        })
+    }
+}
+
+/// Run-time errors detected by generated code (the payload of
+/// [`RuntimeOp::Fault`]).
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FaultCode {
+    /// Operands: index, length.
+    IndexOutOfRange = 1,
+    NilDereference,
+    SlotTypeMismatch,
+    DivideByZero,
+    /// The low 32 bits of the payload's upper half hold the message index:
+    /// see [`fault_request`].
+    AssertionFailed,
+    Panic,
+}
+
+impl FaultCode {
+    pub const ALL: &'static [FaultCode] = &[
+        FaultCode::IndexOutOfRange,
+        FaultCode::NilDereference,
+        FaultCode::SlotTypeMismatch,
+        FaultCode::DivideByZero,
+        FaultCode::AssertionFailed,
+        FaultCode::Panic,
+    ];
+    pub fn from_u32(v: u32) -> Option<FaultCode> {
+        FaultCode::ALL.iter().copied().find(|c| *c as u32 == v)
+    }
+}
+
+/// The request word of a fault: the code in bits 32..40, a message index
+/// (for assert and panic) in bits 40..64.
+pub fn fault_request(code: FaultCode, message: u32) -> u64 {
+    debug_assert!(message < (1 << 24));
+    RuntimeOp::Fault.request(code as u32 | (message << 8))
+}
+
+/// Splits a fault payload into its code and message index.
+pub fn decode_fault(payload: u32) -> (Option<FaultCode>, u32) {
+    (FaultCode::from_u32(payload & 0xff), payload >> 8)
+}
+
+/// Registers saved across a runtime call (by hardware number, per backend).
+pub const SAVED_REGS: usize = 32;
+
+/// What generated code and the runtime share about one goroutine.
+#[repr(C)]
+#[derive(Debug)]
+pub struct GoroutineContext {
+    /// Compared with SP at every function entry; below it, the function
+    /// calls the runtime. Poisoned ([`STACK_GUARD_POISON`]) to request a
+    /// cooperative stop.
+    pub stack_guard: u64,
+    /// The goroutine's SP while it is not running.
+    pub sp: u64,
+    /// The scheduler's SP while the goroutine runs.
+    pub sched_sp: u64,
+    /// The request word of the last runtime call.
+    pub request: u64,
+    /// What the runtime call returns to JIT code.
+    pub result: u64,
+    /// A second result (a select's received value).
+    pub result2: u64,
+    /// Lowest address of the usable stack (above the guard page).
+    pub stack_lo: u64,
+    /// One past the highest address of the stack.
+    pub stack_hi: u64,
+    /// Registers saved by `rt_call`, indexed by hardware register number.
+    pub saved: [u64; SAVED_REGS],
+}
+
+/// A guard no SP is above: every function entry calls the runtime.
+pub const STACK_GUARD_POISON: u64 = u64::MAX;
+
+pub const CTX_STACK_GUARD: i32 = offset_of!(GoroutineContext, stack_guard) as i32;
+pub const CTX_SP: i32 = offset_of!(GoroutineContext, sp) as i32;
+pub const CTX_SCHED_SP: i32 = offset_of!(GoroutineContext, sched_sp) as i32;
+pub const CTX_REQUEST: i32 = offset_of!(GoroutineContext, request) as i32;
+pub const CTX_RESULT: i32 = offset_of!(GoroutineContext, result) as i32;
+pub const CTX_RESULT2: i32 = offset_of!(GoroutineContext, result2) as i32;
+pub const CTX_SAVED: i32 = offset_of!(GoroutineContext, saved) as i32;
+
+impl GoroutineContext {
+    pub fn new() -> GoroutineContext {
+        GoroutineContext {
+            stack_guard: 0,
+            sp: 0,
+            sched_sp: 0,
+            request: 0,
+            result: 0,
+            result2: 0,
+            stack_lo: 0,
+            stack_hi: 0,
+            saved: [0; SAVED_REGS],
+        }
+    }
+}
+
+impl Default for GoroutineContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Offset of an object's length word.
+pub const OBJ_LEN: i32 = 0;
+/// Offset of an object's GC word.
+pub const OBJ_GC: i32 = 8;
+/// Offset of slot 0.
+pub const OBJ_SLOTS: i32 = 16;
+/// Bytes per slot (tag word, value word).
+pub const SLOT_SIZE: i32 = 16;
+/// log2 of [`SLOT_SIZE`].
+pub const SLOT_SHIFT: u8 = 4;
+/// Offset of the tag within a slot.
+pub const SLOT_TAG: i32 = 0;
+/// Offset of the value within a slot.
+pub const SLOT_VALUE: i32 = 8;
+/// A slot never written: reads as 0 through `get` and nil through `getref`.
+pub const TAG_FRESH: u64 = 0;
+/// A slot written by `set`.
+pub const TAG_INT: u64 = 1;
+/// A slot written by `setref`.
+pub const TAG_REF: u64 = 2;
+/// The most slots one `new` may ask for (a larger request panics).
+pub const MAX_OBJECT_SLOTS: i64 = 1 << 32;

@@ -1,0 +1,279 @@
+//! Annotated disassembly of compiled PIR.
+//!
+//! Each machine instruction is shown with its offset, bytes and text, and
+//! marked so a reader sees at a glance what the tables say about it: which
+//! PIR instruction it implements, whether it lies in an unsafe region (and
+//! of which kind), whether it is a loop back-edge, and whether it is a
+//! global load that LICM hoisted out of a loop.
+
+use std::fmt::Write;
+
+use crate::code::{CodeTables, UnsafeKind};
+use crate::ir::{printer, BlockId, FuncId, Program};
+use crate::module::{Arch, Assembled};
+
+/// One decoded machine instruction.
+#[derive(Clone, Debug)]
+pub struct DecodedInst {
+    pub offset: usize,
+    pub len: usize,
+    pub text: String,
+}
+
+/// Decodes `code` (placed at offset 0) for `arch`, on any host.
+pub fn decode(arch: Arch, code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
+    match arch {
+        Arch::X86_64 => decode_x64(code, start, end),
+        Arch::Aarch64 => decode_aarch64(code, start, end),
+    }
+}
+
+fn decode_x64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+    let mut decoder = Decoder::with_ip(64, &code[start..end], start as u64, DecoderOptions::NONE);
+    let mut fmt = IntelFormatter::new();
+    fmt.options_mut().set_first_operand_char_index(8);
+    fmt.options_mut().set_space_after_operand_separator(true);
+    fmt.options_mut().set_branch_leading_zeros(false);
+    fmt.options_mut().set_hex_prefix("0x");
+    fmt.options_mut().set_hex_suffix("");
+    fmt.options_mut().set_uppercase_hex(false);
+    let mut out = Vec::new();
+    for inst in decoder.iter() {
+        let mut text = String::new();
+        fmt.format(&inst, &mut text);
+        out.push(DecodedInst {
+            offset: inst.ip() as usize,
+            len: inst.len(),
+            text,
+        });
+    }
+    out
+}
+
+fn decode_aarch64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    use yaxpeax_arm::armv8::a64::InstDecoder;
+    let decoder = InstDecoder::default();
+    let mut out = Vec::new();
+    let mut off = start;
+    while off + 4 <= end {
+        let mut reader = U8Reader::new(&code[off..off + 4]);
+        let text = match decoder.decode(&mut reader) {
+            Ok(inst) => inst.to_string(),
+            Err(_) => format!(
+                ".word {:#010x}",
+                u32::from_le_bytes(code[off..off + 4].try_into().unwrap_or([0; 4]))
+            ),
+        };
+        out.push(DecodedInst {
+            offset: off,
+            len: 4,
+            text,
+        });
+        off += 4;
+    }
+    out
+}
+
+/// The whole annotated listing of an assembled program.
+pub fn listing(prog: &Program, asm: &Assembled, opt_level: u8) -> String {
+    let t = &asm.tables;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "; {} code for {} function(s), opt {opt_level}; {} bytes",
+        asm.arch.name(),
+        prog.funcs.len(),
+        asm.code.len()
+    )
+    .unwrap();
+    out.push_str(
+        "; marks: [setup]/[teardown] frame set-up/tear-down, [rt] runtime-call transition,\n",
+    );
+    out.push_str(
+        ";        [scratch] stub scratch register, [atomic] atomic sequence, [wb] write barrier:\n",
+    );
+    out.push_str(
+        ";        unsafe regions, where an asynchronous preemption retries instead of stopping;\n",
+    );
+    out.push_str(";        <== BACK-EDGE loop back-edge (carries no poll); HOISTED a load LICM moved out of a loop\n");
+    for f in &t.functions {
+        out.push('\n');
+        for line in function_lines(prog, asm, f.func, true) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The annotated listing of one function, a line per entry; without the
+/// instruction bytes when `bytes` is false (for side-by-side views).
+pub fn function_lines(prog: &Program, asm: &Assembled, fid: FuncId, bytes: bool) -> Vec<String> {
+    let mut out = String::new();
+    if let Some(f) = asm.tables.functions.iter().find(|f| f.func == fid) {
+        function_listing(&mut out, prog, asm, fid, f.start, f.end, bytes);
+    }
+    out.lines().map(str::to_string).collect()
+}
+
+fn mark(kind: UnsafeKind) -> &'static str {
+    match kind {
+        UnsafeKind::FrameSetup => "[setup]",
+        UnsafeKind::FrameTeardown => "[teardown]",
+        UnsafeKind::RuntimeTransition => "[rt]",
+        UnsafeKind::ScratchRegister => "[scratch]",
+        UnsafeKind::AtomicSequence => "[atomic]",
+        UnsafeKind::WriteBarrier => "[wb]",
+    }
+}
+
+fn function_listing(
+    out: &mut String,
+    prog: &Program,
+    asm: &Assembled,
+    fid: FuncId,
+    start: usize,
+    end: usize,
+    show_bytes: bool,
+) {
+    let t: &CodeTables = &asm.tables;
+    let func = prog.func(fid);
+    let params: Vec<String> = func
+        .params
+        .iter()
+        .zip(&func.param_types)
+        .map(|(&r, ty)| format!("%{}: {ty}", func.reg_name(r)))
+        .collect();
+    writeln!(out, "@{}({}):", func.name, params.join(", ")).unwrap();
+    // Compact listings count from the function's start, branch targets too.
+    let insts: Vec<DecodedInst> = if show_bytes {
+        decode(asm.arch, &asm.code, start, end)
+    } else {
+        decode(asm.arch, &asm.code[start..end], 0, end - start)
+            .into_iter()
+            .map(|d| DecodedInst {
+                offset: d.offset + start,
+                ..d
+            })
+            .collect()
+    };
+    let mut in_cold = false;
+    for d in &insts {
+        if let Some(b) = t
+            .blocks
+            .iter()
+            .find(|b| b.func == fid && b.start == d.offset)
+        {
+            let cfg_note = loop_note(t, fid, b.block, func);
+            writeln!(out, "  {}:{cfg_note}", func.block_name(b.block)).unwrap();
+        }
+        if !in_cold
+            && t.block_at(d.offset).is_none()
+            && t.unsafe_region_at(d.offset).is_none()
+            && d.offset > start
+        {
+            let after_blocks = t
+                .blocks
+                .iter()
+                .filter(|b| b.func == fid)
+                .all(|b| b.end <= d.offset);
+            if after_blocks {
+                in_cold = true;
+                out.push_str("  ; out-of-line paths (stack check, faults)\n");
+            }
+        }
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(s) = t
+            .inst_starts
+            .iter()
+            .rfind(|s| s.pc == d.offset && s.func == fid)
+        {
+            let block = &func.blocks[s.block.index()];
+            let text = if s.index == u32::MAX {
+                block
+                    .term
+                    .as_ref()
+                    .map(|term| printer::terminator(func, &term.kind))
+            } else {
+                block
+                    .insts
+                    .get(s.index as usize)
+                    .map(|i| printer::inst(prog, func, &i.kind))
+            };
+            if let Some(text) = text {
+                notes.push(text);
+            }
+        }
+        if let Some(r) = t.unsafe_region_at(d.offset) {
+            notes.push(mark(r.kind).to_string());
+        }
+        if let Some(e) = t.back_edges.iter().find(|e| e.pc == d.offset) {
+            notes.push(format!(
+                "<== BACK-EDGE {} -> {}",
+                func.block_name(e.from),
+                func.block_name(e.to)
+            ));
+        }
+        if let Some(h) = t.hoisted_loads.iter().find(|h| h.pc == d.offset) {
+            notes.push(format!(
+                "HOISTED load of @{} out of loop '{}'",
+                prog.global(h.global).name,
+                func.block_name(h.loop_header)
+            ));
+        }
+        let line = if show_bytes {
+            let bytes: String = asm.code[d.offset..d.offset + d.len]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("    {:06x}  {:<22} {:<34}", d.offset, bytes, d.text)
+        } else {
+            format!("  {:04x}  {:<26}", d.offset - start, d.text)
+        };
+        if notes.is_empty() {
+            writeln!(out, "{}", line.trim_end()).unwrap();
+        } else {
+            writeln!(out, "{line} ; {}", notes.join("  ")).unwrap();
+        }
+    }
+}
+
+/// " ; loop header (back-edges from ...)" for loop headers.
+fn loop_note(t: &CodeTables, fid: FuncId, b: BlockId, func: &crate::ir::Function) -> String {
+    let from: Vec<String> = t
+        .back_edges_of(fid)
+        .filter(|e| e.to == b)
+        .map(|e| func.block_name(e.from))
+        .collect();
+    if from.is_empty() {
+        String::new()
+    } else {
+        format!("    ; loop header (back-edge from {})", from.join(", "))
+    }
+}
+
+/// The listing of the runtime stubs at the start of the code.
+pub fn stubs_listing(asm: &Assembled) -> String {
+    let mut out = String::new();
+    for s in &asm.tables.stubs {
+        writeln!(out, "stub {}:", s.name).unwrap();
+        for d in decode(asm.arch, &asm.code, s.start, s.end) {
+            let bytes: String = asm.code[d.offset..d.offset + d.len]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let unsafe_mark = asm
+                .tables
+                .unsafe_region_at(d.offset)
+                .map_or("", |r| mark(r.kind));
+            let line = format!(
+                "    {:06x}  {:<22} {:<34} {unsafe_mark}",
+                d.offset, bytes, d.text
+            );
+            writeln!(out, "{}", line.trim_end()).unwrap();
+        }
+    }
+    out
+}

@@ -1,0 +1,16 @@
+//! Executable memory and the metadata tables recorded with the code.
+//!
+//! [`memory`] publishes code W^X at a fixed address; [`tables`] records
+//! function and block ranges, unsafe regions, back-edges, call returns and
+//! hoisted loads through one API while a backend emits, and answers
+//! lock-free, allocation-free lookups afterwards.
+
+pub mod disasm;
+pub mod memory;
+pub mod tables;
+
+pub use memory::{writable_and_executable_mappings, ExecutableMemory, WritableView};
+pub use tables::{
+    BackEdge, BlockRange, CallKind, CallSite, CodeTables, FunctionRange, HoistedLoad, InstStart,
+    MetadataBuilder, StubRange, UnsafeKind, UnsafeRegion,
+};

@@ -1,0 +1,1058 @@
+//! Emission of PIR functions as x86-64 code.
+
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use super::{RAX, RCX, RDX, REGISTERS};
+use crate::abi::{
+    fault_request, FaultCode, RuntimeOp, CTX_RESULT2, CTX_STACK_GUARD, OBJ_LEN, OBJ_SLOTS,
+    SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
+};
+use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
+use crate::ir::{
+    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
+    TermKind,
+};
+use crate::lower::{allocate, Allocation, Location};
+use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
+
+type Asm = VecAssembler<X64Relocation>;
+
+/// Where an operand's value is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Val {
+    Reg(u8),
+    /// `[rbp + offset]`
+    Mem(i32),
+    Imm(i64),
+}
+
+impl Val {
+    fn imm32(self) -> Option<i32> {
+        match self {
+            Val::Imm(v) => i32::try_from(v).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Signed integer conditions, after `cmp a, b`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cond {
+    E,
+    Ne,
+    L,
+    Le,
+    G,
+    Ge,
+}
+
+impl Cond {
+    fn of(op: Opcode) -> Option<Cond> {
+        Some(match op {
+            Opcode::Eq => Cond::E,
+            Opcode::Ne => Cond::Ne,
+            Opcode::Lt => Cond::L,
+            Opcode::Le => Cond::Le,
+            Opcode::Gt => Cond::G,
+            Opcode::Ge => Cond::Ge,
+            _ => return None,
+        })
+    }
+    fn inverse(self) -> Cond {
+        match self {
+            Cond::E => Cond::Ne,
+            Cond::Ne => Cond::E,
+            Cond::L => Cond::Ge,
+            Cond::Le => Cond::G,
+            Cond::G => Cond::Le,
+            Cond::Ge => Cond::L,
+        }
+    }
+}
+
+/// An out-of-line path, emitted after the function's blocks.
+struct Cold {
+    label: DynamicLabel,
+    block: BlockId,
+    span: Span,
+    kind: ColdKind,
+}
+
+enum ColdKind {
+    /// The prologue's stack check failed; resume at the check.
+    StackCheck { resume: DynamicLabel },
+    /// A fault without operands.
+    Fault(FaultCode, u32),
+    /// Index out of range: the object is in rax, the index in rdx.
+    IndexOutOfRange,
+}
+
+/// Assembles a verified program for x86-64; `globals[i]` is the address
+/// of global `i`.
+pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
+    let mut ops = Asm::new(0);
+    let mut meta = MetadataBuilder::new();
+    let rt_call = ops.new_dynamic_label();
+    let stub_offsets = super::stubs::emit(&mut ops, &mut meta, rt_call);
+    let func_labels: Vec<DynamicLabel> =
+        prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
+    let mut pool = ConstantPool::default();
+    let mut function_offsets = Vec::with_capacity(prog.funcs.len());
+    for (i, func) in prog.funcs.iter().enumerate() {
+        let alloc = allocate(func, &REGISTERS);
+        function_offsets.push(ops.offset().0);
+        let mut e = FnEmitter {
+            ops: &mut ops,
+            meta: &mut meta,
+            pool: &mut pool,
+            globals,
+            func,
+            fid: FuncId::new(i),
+            alloc: &alloc,
+            func_labels: &func_labels,
+            rt_call,
+            block_labels: Vec::new(),
+            layout_next: Vec::new(),
+            cold: Vec::new(),
+            saved: alloc.used_callee_saved.len() as i32,
+        };
+        e.function();
+    }
+    let tables = meta.finish();
+    let code = ops
+        .finalize()
+        .expect("every label the backend references is defined");
+    Assembled {
+        arch: Arch::X86_64,
+        code,
+        tables,
+        function_offsets,
+        stub_offsets,
+        pool,
+    }
+}
+
+struct FnEmitter<'a> {
+    ops: &'a mut Asm,
+    meta: &'a mut MetadataBuilder,
+    pool: &'a mut ConstantPool,
+    globals: &'a [usize],
+    func: &'a Function,
+    fid: FuncId,
+    alloc: &'a Allocation,
+    func_labels: &'a [DynamicLabel],
+    rt_call: DynamicLabel,
+    block_labels: Vec<DynamicLabel>,
+    /// The block emitted after each block (None: last, or unreachable).
+    layout_next: Vec<Option<BlockId>>,
+    cold: Vec<Cold>,
+    /// Number of callee-saved registers saved in the frame.
+    saved: i32,
+}
+
+impl FnEmitter<'_> {
+    fn off(&self) -> usize {
+        self.ops.offset().0
+    }
+
+    fn function(&mut self) {
+        let func = self.func;
+        let cfg = &self.alloc.cfg;
+        let reachable: Vec<BlockId> = (0..func.blocks.len())
+            .map(BlockId::new)
+            .filter(|&b| cfg.is_reachable(b))
+            .collect();
+        self.layout_next = vec![None; func.blocks.len()];
+        for w in reachable.windows(2) {
+            self.layout_next[w[0].index()] = Some(w[1]);
+        }
+        self.block_labels = func
+            .blocks
+            .iter()
+            .map(|_| self.ops.new_dynamic_label())
+            .collect();
+
+        let frame = {
+            let slots = self.saved as u32 + self.alloc.spill_slots + self.alloc.outgoing_words;
+            (slots * 8).div_ceil(16) * 16
+        } as i32;
+
+        // Prologue.
+        let entry = self.off();
+        self.meta
+            .begin_function(self.fid, &func.name, func.span, entry);
+        dynasm!(self.ops ; .arch x64 ; =>self.func_labels[self.fid.index()]);
+        self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
+        let check = self.ops.new_dynamic_label();
+        let overflow = self.ops.new_dynamic_label();
+        dynasm!(self.ops
+            ; .arch x64
+            ; push rbp
+            ; mov rbp, rsp
+            ; sub rsp, frame
+            ; =>check
+            ; cmp rsp, [Rq(super::CTX) + CTX_STACK_GUARD]
+            ; jb =>overflow
+        );
+        self.cold.push(Cold {
+            label: overflow,
+            block: BlockId::new(0),
+            span: func.span,
+            kind: ColdKind::StackCheck { resume: check },
+        });
+        for (j, &r) in self.alloc.used_callee_saved.iter().enumerate() {
+            let off = -8 * (j as i32 + 1);
+            dynasm!(self.ops ; .arch x64 ; mov [rbp + off], Rq(r));
+        }
+        for (i, &p) in func.params.iter().enumerate() {
+            if let Location::Reg(r) = self.alloc.location(p) {
+                let off = 16 + 8 * i as i32;
+                dynasm!(self.ops ; .arch x64 ; mov Rq(r), [rbp + off]);
+            }
+        }
+        self.meta.end_unsafe(self.off());
+
+        for &b in &reachable {
+            self.block(b);
+        }
+        self.meta.end_block(self.off());
+
+        // Out-of-line paths.
+        for cold in std::mem::take(&mut self.cold) {
+            self.cold_path(cold);
+        }
+        self.meta.end_function(self.off());
+    }
+
+    fn cold_path(&mut self, cold: Cold) {
+        dynasm!(self.ops ; .arch x64 ; =>cold.label);
+        let (request, kind) = match cold.kind {
+            ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
+            ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
+            ColdKind::IndexOutOfRange => {
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov [rsp], rdx
+                    ; mov rcx, [rax + OBJ_LEN]
+                    ; mov [rsp + 8], rcx
+                );
+                (
+                    fault_request(FaultCode::IndexOutOfRange, 0),
+                    CallKind::Fault,
+                )
+            }
+        };
+        self.mov_imm(RAX, request as i64);
+        dynasm!(self.ops ; .arch x64 ; call =>self.rt_call);
+        self.meta.call_site(self.off(), cold.block, cold.span, kind);
+        match cold.kind {
+            ColdKind::StackCheck { resume } => dynasm!(self.ops ; .arch x64 ; jmp =>resume),
+            _ => dynasm!(self.ops ; .arch x64 ; ud2),
+        }
+    }
+
+    fn block(&mut self, b: BlockId) {
+        let block = &self.func.blocks[b.index()];
+        dynasm!(self.ops ; .arch x64 ; =>self.block_labels[b.index()]);
+        self.meta.begin_block(b, self.off());
+        // A compare whose only use is the branch that ends the block is
+        // fused into it.
+        let fused = self.fusable_compare(b);
+        for (i, inst) in block.insts.iter().enumerate() {
+            self.meta.inst_start(self.off(), b, Some(i));
+            if fused.is_some() && i + 1 == block.insts.len() {
+                break;
+            }
+            self.inst(b, inst);
+        }
+        self.meta.inst_start(self.off(), b, None);
+        match &block.term {
+            Some(t) => self.terminator(b, &t.kind, t.span, fused),
+            None => {
+                if let Some(next) = self.fallthrough(b) {
+                    self.jump(b, next);
+                }
+            }
+        }
+    }
+
+    /// The block a terminator-less block falls into.
+    fn fallthrough(&self, b: BlockId) -> Option<BlockId> {
+        (b.index() + 1 < self.func.blocks.len()).then(|| BlockId::new(b.index() + 1))
+    }
+
+    /// `(cond, a, b)` when the block ends in `%c = cmp a, b; br %c, ...`
+    /// and `%c` is dead after the branch.
+    fn fusable_compare(&self, b: BlockId) -> Option<(Cond, Operand, Operand)> {
+        let block = &self.func.blocks[b.index()];
+        let TermKind::Br {
+            cond: Operand::Reg(c),
+            ..
+        } = block.term.as_ref()?.kind
+        else {
+            return None;
+        };
+        let InstKind::Binary { op, dst, args } = &block.insts.last()?.kind else {
+            return None;
+        };
+        if *dst != c || self.alloc.live_out[b.index()].contains(c.index()) {
+            return None;
+        }
+        Some((Cond::of(*op)?, args[0], args[1]))
+    }
+
+    // ---- locations and moves -------------------------------------------
+
+    fn mem_of(&self, loc: Location) -> Option<i32> {
+        match loc {
+            Location::Spill(k) => Some(-8 * (self.saved + 1 + k as i32)),
+            Location::Param(i) => Some(16 + 8 * i as i32),
+            _ => None,
+        }
+    }
+
+    fn val(&self, o: Operand) -> Val {
+        match o {
+            Operand::Imm(v) => Val::Imm(v),
+            Operand::Nil => Val::Imm(0),
+            Operand::Reg(r) => match self.alloc.location(r) {
+                Location::Reg(p) => Val::Reg(p),
+                loc => Val::Mem(self.mem_of(loc).unwrap_or(0)),
+            },
+        }
+    }
+
+    fn dst_reg(&self, r: Reg) -> Option<u8> {
+        match self.alloc.location(r) {
+            Location::Reg(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn mov_imm(&mut self, dst: u8, v: i64) {
+        if let Ok(v32) = u32::try_from(v) {
+            // A 32-bit move zero-extends, and is shorter.
+            let v32 = v32 as i32;
+            dynasm!(self.ops ; .arch x64 ; mov Rd(dst), v32);
+        } else if let Ok(v32) = i32::try_from(v) {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(dst), v32);
+        } else {
+            dynasm!(self.ops ; .arch x64 ; mov Rq(dst), QWORD v);
+        }
+    }
+
+    /// `dst = v`.
+    fn load(&mut self, dst: u8, v: Val) {
+        match v {
+            Val::Reg(r) if r == dst => {}
+            Val::Reg(r) => dynasm!(self.ops ; .arch x64 ; mov Rq(dst), Rq(r)),
+            Val::Mem(off) => dynasm!(self.ops ; .arch x64 ; mov Rq(dst), [rbp + off]),
+            Val::Imm(i) => self.mov_imm(dst, i),
+        }
+    }
+
+    /// A register holding `v`: its own, or `scratch` after loading it.
+    fn in_reg(&mut self, v: Val, scratch: u8) -> u8 {
+        match v {
+            Val::Reg(r) => r,
+            _ => {
+                self.load(scratch, v);
+                scratch
+            }
+        }
+    }
+
+    /// Writes machine register `src` to PIR register `d`.
+    fn store(&mut self, d: Reg, src: u8) {
+        match self.alloc.location(d) {
+            Location::Reg(r) if r == src => {}
+            Location::Reg(r) => dynasm!(self.ops ; .arch x64 ; mov Rq(r), Rq(src)),
+            Location::Unused => {}
+            loc => {
+                let off = self.mem_of(loc).unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; mov [rbp + off], Rq(src));
+            }
+        }
+    }
+
+    /// Writes `v` to PIR register `d`.
+    fn assign(&mut self, d: Reg, v: Val) {
+        match (self.alloc.location(d), v) {
+            (Location::Reg(r), v) => self.load(r, v),
+            (Location::Unused, _) => {}
+            (loc, Val::Reg(s)) => {
+                let off = self.mem_of(loc).unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; mov [rbp + off], Rq(s));
+            }
+            (loc, v) if v.imm32().is_some() => {
+                let off = self.mem_of(loc).unwrap_or(0);
+                let imm = v.imm32().unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; mov QWORD [rbp + off], imm);
+            }
+            (_, v) => {
+                self.load(RAX, v);
+                self.store(d, RAX);
+            }
+        }
+    }
+
+    /// Stores operand `i` of a call or runtime operation.
+    fn outgoing(&mut self, i: usize, v: Val) {
+        let off = 8 * i as i32;
+        match v {
+            Val::Reg(r) => dynasm!(self.ops ; .arch x64 ; mov [rsp + off], Rq(r)),
+            v if v.imm32().is_some() => {
+                let imm = v.imm32().unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; mov QWORD [rsp + off], imm);
+            }
+            v => {
+                self.load(RAX, v);
+                dynasm!(self.ops ; .arch x64 ; mov [rsp + off], rax);
+            }
+        }
+    }
+
+    // ---- instructions ----------------------------------------------------
+
+    fn inst(&mut self, b: BlockId, inst: &Inst) {
+        let span = inst.span;
+        match &inst.kind {
+            InstKind::Const { dst, value } => self.assign(*dst, Val::Imm(*value)),
+            InstKind::Unary { op, dst, arg } => match op {
+                Opcode::Copy => {
+                    let v = self.val(*arg);
+                    self.assign(*dst, v)
+                }
+                Opcode::Neg | Opcode::Not => {
+                    let w = self.dst_reg(*dst).unwrap_or(RAX);
+                    let v = self.val(*arg);
+                    self.load(w, v);
+                    if *op == Opcode::Neg {
+                        dynasm!(self.ops ; .arch x64 ; neg Rq(w));
+                    } else {
+                        dynasm!(self.ops ; .arch x64 ; not Rq(w));
+                    }
+                    self.store(*dst, w);
+                }
+                Opcode::Len => {
+                    let v = self.val(*arg);
+                    self.load(RAX, v);
+                    self.nil_check(b, span);
+                    dynasm!(self.ops ; .arch x64 ; mov rax, [rax + OBJ_LEN]);
+                    self.store(*dst, RAX);
+                }
+                _ => self.runtime_call(b, span, *op, &[*arg], 0, Some(*dst)),
+            },
+            InstKind::Binary { op, dst, args } => self.binary(b, span, *op, *dst, args[0], args[1]),
+            InstKind::Nullary { op, dst } => self.runtime_call(b, span, *op, &[], 0, Some(*dst)),
+            InstKind::Effect { op, args } => match op {
+                Opcode::Set | Opcode::SetRef => {
+                    self.heap_store(b, span, *op, args[0], args[1], args[2])
+                }
+                _ => self.runtime_call(b, span, *op, args, 0, None),
+            },
+            InstKind::Load { dst, global, .. } => {
+                // Plain and atomic loads are both a plain mov: x86-64 is TSO
+                // and atomic stores use xchg, which makes them SC.
+                let addr = self.globals[global.index()] as i64;
+                if let Some(header) = inst.hoisted.0 {
+                    self.meta.hoisted_load(self.off(), *global, header);
+                }
+                let w = self.dst_reg(*dst).unwrap_or(RAX);
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov r11, QWORD addr
+                    ; mov Rq(w), [r11]
+                );
+                self.store(*dst, w);
+            }
+            InstKind::Store { op, global, value } => {
+                let addr = self.globals[global.index()] as i64;
+                let v = self.val(*value);
+                if *op == Opcode::StoreAtomic {
+                    self.load(RAX, v);
+                    dynasm!(self.ops
+                        ; .arch x64
+                        ; mov r11, QWORD addr
+                        ; xchg [r11], rax
+                    );
+                } else {
+                    let r = self.in_reg(v, RAX);
+                    dynasm!(self.ops
+                        ; .arch x64
+                        ; mov r11, QWORD addr
+                        ; mov [r11], Rq(r)
+                    );
+                }
+            }
+            InstKind::AtomicAdd { dst, global, value } => {
+                let addr = self.globals[global.index()] as i64;
+                let v = self.val(*value);
+                self.load(RAX, v);
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov rcx, rax
+                    ; mov r11, QWORD addr
+                    ; lock xadd [r11], rax
+                    ; add rax, rcx
+                );
+                self.store(*dst, RAX);
+            }
+            InstKind::Cas {
+                dst,
+                global,
+                old,
+                new,
+            } => {
+                let addr = self.globals[global.index()] as i64;
+                let (o, n) = (self.val(*old), self.val(*new));
+                self.load(RAX, o);
+                self.load(RCX, n);
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov r11, QWORD addr
+                    ; lock cmpxchg [r11], rcx
+                    ; sete al
+                    ; movzx eax, al
+                );
+                self.store(*dst, RAX);
+            }
+            InstKind::Call { dst, func, args } => {
+                for (i, &a) in args.iter().enumerate() {
+                    let v = self.val(a);
+                    self.outgoing(i, v);
+                }
+                dynasm!(self.ops ; .arch x64 ; call =>self.func_labels[func.index()]);
+                self.meta
+                    .call_site(self.off(), b, span, CallKind::Function(*func));
+                if let Some(d) = dst {
+                    self.store(*d, RAX);
+                }
+            }
+            InstKind::Spawn { func, args } => {
+                self.runtime_call(b, span, Opcode::Spawn, args, func.0, None)
+            }
+            InstKind::Print { format, args } => {
+                let types = args.iter().map(|&a| self.func.operand_type(a)).collect();
+                let desc = self.pool.print(PrintDesc::new(format, types));
+                self.runtime_call(b, span, Opcode::Print, args, desc, None)
+            }
+            InstKind::Assert { cond, message } => {
+                let msg = self.pool.message(message);
+                let label =
+                    self.cold_label(b, span, ColdKind::Fault(FaultCode::AssertionFailed, msg));
+                match self.val(*cond) {
+                    Val::Imm(0) => dynasm!(self.ops ; .arch x64 ; jmp =>label),
+                    Val::Imm(_) => {}
+                    v => {
+                        self.test_nonzero(v);
+                        dynasm!(self.ops ; .arch x64 ; je =>label);
+                    }
+                }
+            }
+            InstKind::CCall { func, arg } => {
+                let args: Vec<Operand> = arg.iter().copied().collect();
+                self.runtime_call(b, span, Opcode::CCall, &args, *func as u32, None)
+            }
+        }
+    }
+
+    fn cold_label(&mut self, block: BlockId, span: Span, kind: ColdKind) -> DynamicLabel {
+        let label = self.ops.new_dynamic_label();
+        self.cold.push(Cold {
+            label,
+            block,
+            span,
+            kind,
+        });
+        label
+    }
+
+    /// Sets ZF when `v` is zero.
+    fn test_nonzero(&mut self, v: Val) {
+        match v {
+            Val::Reg(r) => dynasm!(self.ops ; .arch x64 ; test Rq(r), Rq(r)),
+            Val::Mem(off) => dynasm!(self.ops ; .arch x64 ; cmp QWORD [rbp + off], 0),
+            Val::Imm(i) => {
+                self.mov_imm(RAX, i);
+                dynasm!(self.ops ; .arch x64 ; test rax, rax);
+            }
+        }
+    }
+
+    /// Enters the runtime for `op` with `args` as operands.
+    fn runtime_call(
+        &mut self,
+        b: BlockId,
+        span: Span,
+        op: Opcode,
+        args: &[Operand],
+        payload: u32,
+        dst: Option<Reg>,
+    ) {
+        for (i, &a) in args.iter().enumerate() {
+            let v = self.val(a);
+            self.outgoing(i, v);
+        }
+        let rt = RuntimeOp::for_opcode(op).expect("a runtime operation");
+        self.mov_imm(RAX, rt.request(payload) as i64);
+        dynasm!(self.ops ; .arch x64 ; call =>self.rt_call);
+        self.meta.call_site(self.off(), b, span, CallKind::Runtime);
+        if let Some(d) = dst {
+            self.store(d, RAX);
+        }
+    }
+
+    /// Jumps to a nil-dereference fault when rax is nil.
+    fn nil_check(&mut self, b: BlockId, span: Span) {
+        let nil = self.cold_label(b, span, ColdKind::Fault(FaultCode::NilDereference, 0));
+        dynasm!(self.ops
+            ; .arch x64
+            ; test rax, rax
+            ; jz =>nil
+        );
+    }
+
+    /// Leaves `rax + 16*index` in rax for the slot `index` of object `obj`,
+    /// after the nil and bounds checks (index in rdx for the fault path).
+    fn slot_address(&mut self, b: BlockId, span: Span, obj: Operand, index: Operand) {
+        let (o, i) = (self.val(obj), self.val(index));
+        self.load(RAX, o);
+        self.nil_check(b, span);
+        self.load(RDX, i);
+        let oob = self.cold_label(b, span, ColdKind::IndexOutOfRange);
+        dynasm!(self.ops
+            ; .arch x64
+            ; cmp rdx, [rax + OBJ_LEN]
+            ; jae =>oob
+            ; shl rdx, SLOT_SHIFT as i8
+            ; add rax, rdx
+        );
+    }
+
+    fn heap_load(
+        &mut self,
+        b: BlockId,
+        span: Span,
+        op: Opcode,
+        dst: Reg,
+        obj: Operand,
+        index: Operand,
+    ) {
+        self.slot_address(b, span, obj, index);
+        let mismatch = self.cold_label(b, span, ColdKind::Fault(FaultCode::SlotTypeMismatch, 0));
+        // A fresh slot reads as 0 through get and as nil through getref; a
+        // slot of the other kind is a mismatch.
+        let other = if op == Opcode::Get { TAG_REF } else { TAG_INT } as i32;
+        dynasm!(self.ops
+            ; .arch x64
+            ; cmp QWORD [rax + OBJ_SLOTS + SLOT_TAG], other
+            ; je =>mismatch
+            ; mov rax, [rax + OBJ_SLOTS + SLOT_VALUE]
+        );
+        self.store(dst, RAX);
+    }
+
+    fn heap_store(
+        &mut self,
+        b: BlockId,
+        span: Span,
+        op: Opcode,
+        obj: Operand,
+        index: Operand,
+        value: Operand,
+    ) {
+        self.slot_address(b, span, obj, index);
+        let v = self.val(value);
+        let r = self.in_reg(v, RCX);
+        // The order keeps a concurrent reader from seeing a ref tag with an
+        // integer value: an i64 store retags first, a ref store retags last.
+        if op == Opcode::Set {
+            dynasm!(self.ops
+                ; .arch x64
+                ; mov QWORD [rax + OBJ_SLOTS + SLOT_TAG], TAG_INT as i32
+                ; mov [rax + OBJ_SLOTS + SLOT_VALUE], Rq(r)
+            );
+        } else {
+            dynasm!(self.ops
+                ; .arch x64
+                ; mov [rax + OBJ_SLOTS + SLOT_VALUE], Rq(r)
+                ; mov QWORD [rax + OBJ_SLOTS + SLOT_TAG], TAG_REF as i32
+            );
+        }
+    }
+
+    /// `cmp a, b`, with whatever loads the operand forms need.
+    fn compare(&mut self, a: Val, b: Val) {
+        let a_reg = match (a, b) {
+            (Val::Mem(off), Val::Reg(rb)) => {
+                dynasm!(self.ops ; .arch x64 ; cmp [rbp + off], Rq(rb));
+                return;
+            }
+            (Val::Mem(off), b) if b.imm32().is_some() => {
+                let imm = b.imm32().unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; cmp QWORD [rbp + off], imm);
+                return;
+            }
+            (a, _) => self.in_reg(a, RAX),
+        };
+        match b {
+            Val::Reg(rb) => dynasm!(self.ops ; .arch x64 ; cmp Rq(a_reg), Rq(rb)),
+            Val::Mem(off) => dynasm!(self.ops ; .arch x64 ; cmp Rq(a_reg), [rbp + off]),
+            Val::Imm(_) if b.imm32().is_some() => {
+                let imm = b.imm32().unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; cmp Rq(a_reg), imm);
+            }
+            Val::Imm(i) => {
+                self.mov_imm(RCX, i);
+                dynasm!(self.ops ; .arch x64 ; cmp Rq(a_reg), rcx);
+            }
+        }
+    }
+
+    fn setcc(&mut self, c: Cond) {
+        match c {
+            Cond::E => dynasm!(self.ops ; .arch x64 ; sete al),
+            Cond::Ne => dynasm!(self.ops ; .arch x64 ; setne al),
+            Cond::L => dynasm!(self.ops ; .arch x64 ; setl al),
+            Cond::Le => dynasm!(self.ops ; .arch x64 ; setle al),
+            Cond::G => dynasm!(self.ops ; .arch x64 ; setg al),
+            Cond::Ge => dynasm!(self.ops ; .arch x64 ; setge al),
+        }
+        dynasm!(self.ops ; .arch x64 ; movzx eax, al);
+    }
+
+    fn jcc(&mut self, c: Cond, label: DynamicLabel) {
+        match c {
+            Cond::E => dynasm!(self.ops ; .arch x64 ; je =>label),
+            Cond::Ne => dynasm!(self.ops ; .arch x64 ; jne =>label),
+            Cond::L => dynasm!(self.ops ; .arch x64 ; jl =>label),
+            Cond::Le => dynasm!(self.ops ; .arch x64 ; jle =>label),
+            Cond::G => dynasm!(self.ops ; .arch x64 ; jg =>label),
+            Cond::Ge => dynasm!(self.ops ; .arch x64 ; jge =>label),
+        }
+    }
+
+    fn binary(&mut self, b: BlockId, span: Span, op: Opcode, dst: Reg, x: Operand, y: Operand) {
+        if let Some(c) = Cond::of(op) {
+            let (vx, vy) = (self.val(x), self.val(y));
+            self.compare(vx, vy);
+            self.setcc(c);
+            self.store(dst, RAX);
+            return;
+        }
+        match op {
+            Opcode::Div | Opcode::Rem => return self.divide(b, span, op, dst, x, y),
+            Opcode::Get | Opcode::GetRef => return self.heap_load(b, span, op, dst, x, y),
+            Opcode::Shl | Opcode::Shr | Opcode::Sar => return self.shift(op, dst, x, y),
+            _ => {}
+        }
+        let commutative = matches!(
+            op,
+            Opcode::Add | Opcode::Mul | Opcode::And | Opcode::Or | Opcode::Xor
+        );
+        let (mut vx, mut vy) = (self.val(x), self.val(y));
+        let d = self.dst_reg(dst);
+        // Compute in the destination register unless it holds the right
+        // operand (then swap if the operation allows, else use rax).
+        let w = match d {
+            Some(r) if vy != Val::Reg(r) || vx == vy => r,
+            Some(r) if commutative => {
+                std::mem::swap(&mut vx, &mut vy);
+                r
+            }
+            _ => RAX,
+        };
+        self.load(w, vx);
+        let imm = vy.imm32();
+        match (op, vy) {
+            (Opcode::Mul, _) if imm.is_some() => {
+                let i = imm.unwrap_or(0);
+                dynasm!(self.ops ; .arch x64 ; imul Rq(w), Rq(w), i);
+            }
+            (Opcode::Mul, Val::Reg(r)) => dynasm!(self.ops ; .arch x64 ; imul Rq(w), Rq(r)),
+            (Opcode::Mul, Val::Mem(off)) => dynasm!(self.ops ; .arch x64 ; imul Rq(w), [rbp + off]),
+            (_, _) if imm.is_some() => {
+                let i = imm.unwrap_or(0);
+                match op {
+                    Opcode::Add => dynasm!(self.ops ; .arch x64 ; add Rq(w), i),
+                    Opcode::Sub => dynasm!(self.ops ; .arch x64 ; sub Rq(w), i),
+                    Opcode::And => dynasm!(self.ops ; .arch x64 ; and Rq(w), i),
+                    Opcode::Or => dynasm!(self.ops ; .arch x64 ; or Rq(w), i),
+                    _ => dynasm!(self.ops ; .arch x64 ; xor Rq(w), i),
+                }
+            }
+            (_, Val::Mem(off)) => match op {
+                Opcode::Add => dynasm!(self.ops ; .arch x64 ; add Rq(w), [rbp + off]),
+                Opcode::Sub => dynasm!(self.ops ; .arch x64 ; sub Rq(w), [rbp + off]),
+                Opcode::And => dynasm!(self.ops ; .arch x64 ; and Rq(w), [rbp + off]),
+                Opcode::Or => dynasm!(self.ops ; .arch x64 ; or Rq(w), [rbp + off]),
+                _ => dynasm!(self.ops ; .arch x64 ; xor Rq(w), [rbp + off]),
+            },
+            (_, v) => {
+                let r = self.in_reg(v, RCX);
+                match op {
+                    Opcode::Add => dynasm!(self.ops ; .arch x64 ; add Rq(w), Rq(r)),
+                    Opcode::Sub => dynasm!(self.ops ; .arch x64 ; sub Rq(w), Rq(r)),
+                    Opcode::Mul => dynasm!(self.ops ; .arch x64 ; imul Rq(w), Rq(r)),
+                    Opcode::And => dynasm!(self.ops ; .arch x64 ; and Rq(w), Rq(r)),
+                    Opcode::Or => dynasm!(self.ops ; .arch x64 ; or Rq(w), Rq(r)),
+                    _ => dynasm!(self.ops ; .arch x64 ; xor Rq(w), Rq(r)),
+                }
+            }
+        }
+        self.store(dst, w);
+    }
+
+    fn shift(&mut self, op: Opcode, dst: Reg, x: Operand, y: Operand) {
+        let (vx, vy) = (self.val(x), self.val(y));
+        if let Val::Imm(n) = vy {
+            // The hardware masks a 64-bit shift count to 6 bits, as PIR does.
+            let n = (n & 63) as i8;
+            let w = self.dst_reg(dst).unwrap_or(RAX);
+            self.load(w, vx);
+            if n != 0 {
+                match op {
+                    Opcode::Shl => dynasm!(self.ops ; .arch x64 ; shl Rq(w), n),
+                    Opcode::Shr => dynasm!(self.ops ; .arch x64 ; shr Rq(w), n),
+                    _ => dynasm!(self.ops ; .arch x64 ; sar Rq(w), n),
+                }
+            }
+            self.store(dst, w);
+            return;
+        }
+        self.load(RCX, vy);
+        self.load(RAX, vx);
+        match op {
+            Opcode::Shl => dynasm!(self.ops ; .arch x64 ; shl rax, cl),
+            Opcode::Shr => dynasm!(self.ops ; .arch x64 ; shr rax, cl),
+            _ => dynasm!(self.ops ; .arch x64 ; sar rax, cl),
+        }
+        self.store(dst, RAX);
+    }
+
+    /// Truncating division and remainder with Go's results for `MIN / -1`
+    /// (`MIN`, remainder 0) instead of the hardware's #DE.
+    fn divide(&mut self, b: BlockId, span: Span, op: Opcode, dst: Reg, x: Operand, y: Operand) {
+        let (vx, vy) = (self.val(x), self.val(y));
+        let zero = self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0));
+        match vy {
+            Val::Imm(0) => {
+                dynasm!(self.ops ; .arch x64 ; jmp =>zero);
+                return;
+            }
+            Val::Imm(-1) => {
+                self.load(RAX, vx);
+                if op == Opcode::Div {
+                    dynasm!(self.ops ; .arch x64 ; neg rax);
+                } else {
+                    dynasm!(self.ops ; .arch x64 ; mov eax, 0);
+                }
+            }
+            Val::Imm(_) => {
+                self.load(RAX, vx);
+                self.load(RCX, vy);
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; cqo
+                    ; idiv rcx
+                );
+                if op == Opcode::Rem {
+                    dynasm!(self.ops ; .arch x64 ; mov rax, rdx);
+                }
+            }
+            _ => {
+                let (normal, done) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+                self.load(RCX, vy);
+                self.load(RAX, vx);
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; test rcx, rcx
+                    ; jz =>zero
+                    ; cmp rcx, -1
+                    ; jne =>normal
+                );
+                if op == Opcode::Div {
+                    dynasm!(self.ops ; .arch x64 ; neg rax);
+                } else {
+                    dynasm!(self.ops ; .arch x64 ; mov eax, 0);
+                }
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; jmp =>done
+                    ; =>normal
+                    ; cqo
+                    ; idiv rcx
+                );
+                if op == Opcode::Rem {
+                    dynasm!(self.ops ; .arch x64 ; mov rax, rdx);
+                }
+                dynasm!(self.ops ; .arch x64 ; =>done);
+            }
+        }
+        self.store(dst, RAX);
+    }
+
+    // ---- control flow ----------------------------------------------------
+
+    /// Control transfer from the end of `from` to `to`. A loop back-edge is
+    /// always an explicit `jmp rel32`, recorded (later mechanisms patch or
+    /// instrument it); other jumps to the next block in layout vanish.
+    fn jump(&mut self, from: BlockId, to: BlockId) {
+        if self.alloc.cfg.is_back_edge(from, to) {
+            let at = self.off();
+            dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[to.index()]);
+            self.meta.back_edge(at, self.off() - at, from, to);
+        } else if self.layout_next[from.index()] != Some(to) {
+            dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[to.index()]);
+        }
+    }
+
+    /// Conditional control transfer: to `then_` when `c` holds, else to
+    /// `else_`. Back-edges stay unconditional jumps.
+    fn branch(&mut self, from: BlockId, c: Cond, then_: BlockId, else_: BlockId) {
+        let back = |e: &Self, to: BlockId| e.alloc.cfg.is_back_edge(from, to);
+        let next = self.layout_next[from.index()];
+        if back(self, then_) && !back(self, else_) {
+            let l = self.block_labels[else_.index()];
+            self.jcc(c.inverse(), l);
+            self.jump(from, then_);
+        } else if back(self, then_) {
+            let other = self.ops.new_dynamic_label();
+            self.jcc(c, other);
+            self.jump(from, else_);
+            dynasm!(self.ops ; .arch x64 ; =>other);
+            self.jump(from, then_);
+        } else if next == Some(then_) && !back(self, else_) {
+            let l = self.block_labels[else_.index()];
+            self.jcc(c.inverse(), l);
+        } else {
+            let l = self.block_labels[then_.index()];
+            self.jcc(c, l);
+            self.jump(from, else_);
+        }
+    }
+
+    fn epilogue(&mut self) {
+        self.meta
+            .begin_unsafe(UnsafeKind::FrameTeardown, self.off());
+        for (j, &r) in self.alloc.used_callee_saved.iter().enumerate() {
+            let off = -8 * (j as i32 + 1);
+            dynasm!(self.ops ; .arch x64 ; mov Rq(r), [rbp + off]);
+        }
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov rsp, rbp
+            ; pop rbp
+            ; ret
+        );
+        self.meta.end_unsafe(self.off());
+    }
+
+    fn terminator(
+        &mut self,
+        b: BlockId,
+        kind: &TermKind,
+        span: Span,
+        fused: Option<(Cond, Operand, Operand)>,
+    ) {
+        match kind {
+            TermKind::Jmp { target } => self.jump(b, *target),
+            TermKind::Br { cond, then_, else_ } => {
+                let c = match fused {
+                    Some((c, x, y)) => {
+                        let (vx, vy) = (self.val(x), self.val(y));
+                        self.compare(vx, vy);
+                        c
+                    }
+                    None => match self.val(*cond) {
+                        Val::Imm(v) => {
+                            self.jump(b, if v != 0 { *then_ } else { *else_ });
+                            return;
+                        }
+                        v => {
+                            self.test_nonzero(v);
+                            Cond::Ne
+                        }
+                    },
+                };
+                self.branch(b, c, *then_, *else_);
+            }
+            TermKind::Ret { value } => {
+                if let Some(v) = value {
+                    let v = self.val(*v);
+                    self.load(RAX, v);
+                }
+                self.epilogue();
+            }
+            TermKind::Goexit => {
+                self.runtime_call(b, span, Opcode::Goexit, &[], 0, None);
+                dynasm!(self.ops ; .arch x64 ; ud2);
+            }
+            TermKind::Panic { message } => {
+                let msg = self.pool.message(message);
+                self.mov_imm(RAX, fault_request(FaultCode::Panic, msg) as i64);
+                dynasm!(self.ops ; .arch x64 ; call =>self.rt_call);
+                self.meta.call_site(self.off(), b, span, CallKind::Fault);
+                dynasm!(self.ops ; .arch x64 ; ud2);
+            }
+            TermKind::Select { arms } => {
+                if !kind.is_runtime_op() {
+                    // Only a default arm: a plain jump, not a preemption point.
+                    self.jump(b, arms[0].target);
+                    return;
+                }
+                let desc = self.pool.select(kind);
+                let mut operands = Vec::new();
+                kind.for_each_operand(|o| operands.push(o));
+                self.runtime_call(b, span, Opcode::Select, &operands, desc, None);
+                for (i, arm) in arms.iter().enumerate() {
+                    let last = i + 1 == arms.len();
+                    let next_arm = self.ops.new_dynamic_label();
+                    if !last {
+                        dynasm!(self.ops
+                            ; .arch x64
+                            ; cmp rax, i as i32
+                            ; jne =>next_arm
+                        );
+                    }
+                    if let ArmKind::Recv { into: Some(v), .. } = arm.kind {
+                        dynasm!(self.ops ; .arch x64 ; mov rcx, [Rq(super::CTX) + CTX_RESULT2]);
+                        self.store(v, RCX);
+                    }
+                    if last {
+                        self.jump(b, arm.target);
+                    } else {
+                        let at = self.off();
+                        dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[arm.target.index()]);
+                        if self.alloc.cfg.is_back_edge(b, arm.target) {
+                            self.meta.back_edge(at, self.off() - at, b, arm.target);
+                        }
+                        dynasm!(self.ops ; .arch x64 ; =>next_arm);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_registers_are_never_allocatable() {
+        for r in [
+            RAX,
+            RCX,
+            RDX,
+            super::super::R11,
+            super::super::CTX,
+            super::super::RSP,
+            super::super::RBP,
+        ] {
+            assert!(!REGISTERS.caller_saved.contains(&r) && !REGISTERS.callee_saved.contains(&r));
+        }
+    }
+}

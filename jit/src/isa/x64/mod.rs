@@ -1,0 +1,79 @@
+//! The x86-64 backend: the only place with `.arch x64`.
+//!
+//! # Register roles
+//!
+//! | register | role |
+//! |---|---|
+//! | `rsp` | stack pointer (16-byte aligned at calls) |
+//! | `rbp` | frame pointer; the frame chain is how tracebacks walk |
+//! | `r15` | the running goroutine's [`GoroutineContext`](crate::abi::GoroutineContext) |
+//! | `rax rcx rdx r11` | scratch: never allocated, clobbered by any instruction's lowering |
+//! | `rsi rdi r8 r9 r10` | allocatable, caller-saved (clobbered by a PIR `call`) |
+//! | `rbx r12 r13 r14` | allocatable, callee-saved (saved in the prologue when used) |
+//!
+//! # Internal calling convention
+//!
+//! Arguments go on the stack: the caller stores argument `i` at
+//! `[rsp + 8*i]` in its outgoing area and executes `call`; the callee finds
+//! it at `[rbp + 16 + 8*i]`. The result comes back in `rax`. Caller-saved
+//! registers do not survive a call; callee-saved ones do. Runtime calls
+//! preserve every allocatable register (see [`crate::abi`]).
+//!
+//! # Frame
+//!
+//! ```text
+//!   [rbp + 16 + 8*i]   incoming argument i          (caller's frame)
+//!   [rbp + 8]          return address
+//!   [rbp]              caller's rbp                  <- rbp
+//!   [rbp - 8*(j+1)]    saved callee-saved register j
+//!   [rbp - 8*(n+1+k)]  spill slot k                  (n saved registers)
+//!   ...
+//!   [rsp + 8*i]        outgoing argument i           <- rsp
+//! ```
+//!
+//! The prologue compares the new `rsp` with the goroutine's stack guard
+//! (`[r15]`) and calls the runtime when below it: stack overflow, or a
+//! poisoned guard asking for a cooperative stop. Loop back-edges are a plain
+//! `jmp rel32`, recorded in the tables and carrying nothing else.
+
+// dynasm's dynamic-register operands (`Rq(r)`) expand to `r.into()`,
+// which clippy flags when `r` is already a `u8`.
+#![allow(clippy::useless_conversion)]
+
+mod emit;
+mod stubs;
+
+pub use emit::assemble;
+
+use crate::lower::RegisterFile;
+
+pub const RAX: u8 = 0;
+pub const RCX: u8 = 1;
+pub const RDX: u8 = 2;
+pub const RBX: u8 = 3;
+pub const RSP: u8 = 4;
+pub const RBP: u8 = 5;
+pub const R11: u8 = 11;
+/// Holds the running goroutine's context.
+pub const CTX: u8 = 15;
+
+/// What the register allocator may use.
+pub const REGISTERS: RegisterFile = RegisterFile {
+    caller_saved: &[6, 7, 8, 9, 10],
+    callee_saved: &[3, 12, 13, 14],
+};
+
+/// Registers `rt_call` saves in the context and `switch_to` restores:
+/// every allocatable register and the frame pointer.
+pub const RUNTIME_SAVED: &[u8] = &[3, 5, 6, 7, 8, 9, 10, 12, 13, 14];
+
+/// Register names for disassembly annotations and diagnostics.
+pub fn reg_name(r: u8) -> &'static str {
+    [
+        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15",
+    ]
+    .get(r as usize)
+    .copied()
+    .unwrap_or("?")
+}

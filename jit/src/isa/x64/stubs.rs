@@ -1,0 +1,116 @@
+//! Runtime stubs for x86-64: the switch between the scheduler and a
+//! goroutine, and a fresh goroutine's entry.
+//!
+//! ```text
+//!  scheduler stack while a goroutine runs     goroutine stack parked in rt_call
+//!  +------------------------+                 +------------------------+
+//!  | return into Rust       |                 | outgoing operands ...  |  [sp + 8 + 8*i]
+//!  | rbp rbx r12 r13 r14 r15|  <- sched_sp    | return into JIT code   |  <- ctx.sp
+//!  +------------------------+                 +------------------------+
+//!
+//!  fresh goroutine stack, before the first switch_to
+//!  +------------------------+
+//!  | argument n-1 ... 0     |  16-byte aligned below the top
+//!  | function address       |
+//!  | goroutine_entry        |  <- ctx.sp
+//!  +------------------------+
+//! ```
+//!
+//! Both stubs are one `RuntimeTransition` unsafe region: between their
+//! first and last instruction SP and the context disagree about whose
+//! stack is live.
+
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use super::{CTX, RUNTIME_SAVED};
+use crate::abi::{RuntimeOp, CTX_REQUEST, CTX_RESULT, CTX_SAVED, CTX_SCHED_SP, CTX_SP};
+use crate::code::{MetadataBuilder, UnsafeKind};
+use crate::module::StubAddresses;
+
+fn saved_slot(r: u8) -> i32 {
+    CTX_SAVED + 8 * i32::from(r)
+}
+
+/// Emits the stubs at the start of the code; `rt_call` is the label JIT
+/// code calls.
+pub(super) fn emit(
+    ops: &mut VecAssembler<X64Relocation>,
+    meta: &mut MetadataBuilder,
+    rt_call: DynamicLabel,
+) -> StubAddresses {
+    // switch_to(ctx: rdi) -> request: saves the scheduler's callee-saved
+    // registers (SysV) on its own stack, then resumes the goroutine.
+    let switch_to = ops.offset().0;
+    meta.begin_stub("switch_to", ops.offset().0);
+    meta.begin_unsafe(UnsafeKind::RuntimeTransition, ops.offset().0);
+    dynasm!(ops
+        ; .arch x64
+        ; push rbp
+        ; push rbx
+        ; push r12
+        ; push r13
+        ; push r14
+        ; push r15
+        ; mov [rdi + CTX_SCHED_SP], rsp
+        ; mov Rq(CTX), rdi
+        ; mov rsp, [Rq(CTX) + CTX_SP]
+    );
+    for &r in RUNTIME_SAVED {
+        dynasm!(ops ; .arch x64 ; mov Rq(r), [Rq(CTX) + saved_slot(r)]);
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; mov rax, [Rq(CTX) + CTX_RESULT]
+        ; ret
+    );
+    meta.end_unsafe(ops.offset().0);
+    meta.end_stub(ops.offset().0);
+
+    // rt_call: rax = request, [rsp] = return address into JIT code.
+    let rt_call_offset = ops.offset().0;
+    meta.begin_stub("rt_call", ops.offset().0);
+    meta.begin_unsafe(UnsafeKind::RuntimeTransition, ops.offset().0);
+    dynasm!(ops
+        ; .arch x64
+        ; =>rt_call
+        ; mov [Rq(CTX) + CTX_REQUEST], rax
+    );
+    for &r in RUNTIME_SAVED {
+        dynasm!(ops ; .arch x64 ; mov [Rq(CTX) + saved_slot(r)], Rq(r));
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; mov [Rq(CTX) + CTX_SP], rsp
+        ; mov rsp, [Rq(CTX) + CTX_SCHED_SP]
+        ; pop r15
+        ; pop r14
+        ; pop r13
+        ; pop r12
+        ; pop rbx
+        ; pop rbp
+        ; ret
+    );
+    meta.end_unsafe(ops.offset().0);
+    meta.end_stub(ops.offset().0);
+
+    // goroutine_entry: [rsp] = the function, its arguments above.
+    let goroutine_entry = ops.offset().0;
+    meta.begin_stub("goroutine_entry", ops.offset().0);
+    let exit = RuntimeOp::Exit.request(0) as i32;
+    dynasm!(ops
+        ; .arch x64
+        ; pop rax
+        ; xor ebp, ebp
+        ; call rax
+        ; mov eax, exit
+        ; call =>rt_call
+        ; ud2
+    );
+    meta.end_stub(ops.offset().0);
+    StubAddresses {
+        switch_to,
+        rt_call: rt_call_offset,
+        goroutine_entry,
+    }
+}

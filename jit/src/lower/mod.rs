@@ -1,0 +1,7 @@
+//! Lowering shared by every backend: register allocation and what the
+//! frame must hold. The backends turn [`regalloc::Location`]s into their
+//! own registers and frame offsets.
+
+pub mod regalloc;
+
+pub use regalloc::{allocate, Allocation, BitSet, Location, RegisterFile};

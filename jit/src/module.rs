@@ -1,0 +1,298 @@
+//! A compiled program: its code, its tables, and the data generated code
+//! refers to by index (print formats, messages, select shapes) or by
+//! address (globals).
+
+use std::sync::atomic::AtomicU64;
+
+use crate::code::{CodeTables, ExecutableMemory};
+use crate::ir::{ArmKind, FuncId, Program, Span, TermKind, Type};
+
+/// The storage of a program's globals, at a fixed address generated code
+/// embeds. One word per global, in `GlobalId` order.
+#[derive(Debug)]
+pub struct Globals {
+    words: Box<[AtomicU64]>,
+}
+
+impl Globals {
+    pub fn new(prog: &Program) -> Globals {
+        Globals {
+            words: prog
+                .globals
+                .iter()
+                .map(|g| AtomicU64::new(g.init as u64))
+                .collect(),
+        }
+    }
+    /// The address of global `i` (valid while `self` lives; never moves).
+    pub fn address(&self, i: usize) -> usize {
+        &self.words[i] as *const AtomicU64 as usize
+    }
+    pub fn words(&self) -> &[AtomicU64] {
+        &self.words
+    }
+    /// The address of every global, in order.
+    pub fn addresses(&self) -> Vec<usize> {
+        (0..self.words.len()).map(|i| self.address(i)).collect()
+    }
+}
+
+/// A `print` instruction: the format split at its placeholders, and the
+/// types of its operands.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PrintDesc {
+    /// `args.len() + 1` literal pieces surrounding the placeholders.
+    pub pieces: Vec<String>,
+    pub arg_types: Vec<Type>,
+}
+
+impl PrintDesc {
+    pub fn new(format: &str, arg_types: Vec<Type>) -> PrintDesc {
+        PrintDesc {
+            pieces: format.split("{}").map(str::to_string).collect(),
+            arg_types,
+        }
+    }
+
+    /// The printed line (without the newline) for these operand values;
+    /// refs and chans print `nil` for 0 and `<ref>`/`<chan>` otherwise.
+    pub fn render(&self, values: &[u64]) -> String {
+        let mut out = String::new();
+        for (i, piece) in self.pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let (Some(&v), Some(t)) = (values.get(i), self.arg_types.get(i)) {
+                match t {
+                    Type::I64 => out.push_str(&(v as i64).to_string()),
+                    Type::Ref if v == 0 => out.push_str("nil"),
+                    Type::Ref => out.push_str("<ref>"),
+                    Type::Chan if v == 0 => out.push_str("nil"),
+                    Type::Chan => out.push_str("<chan>"),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One arm of a compiled `select`, in order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SelectArmDesc {
+    /// Operand: the channel.
+    Recv,
+    /// Operands: the channel, the value.
+    Send,
+    /// No operand.
+    Default,
+}
+
+/// Constants generated code refers to by index.
+#[derive(Clone, Default, Debug)]
+pub struct ConstantPool {
+    pub messages: Vec<String>,
+    pub prints: Vec<PrintDesc>,
+    pub selects: Vec<Vec<SelectArmDesc>>,
+}
+
+impl ConstantPool {
+    pub fn message(&mut self, m: &str) -> u32 {
+        if let Some(i) = self.messages.iter().position(|x| x == m) {
+            return i as u32;
+        }
+        self.messages.push(m.to_string());
+        (self.messages.len() - 1) as u32
+    }
+    pub fn print(&mut self, desc: PrintDesc) -> u32 {
+        self.prints.push(desc);
+        (self.prints.len() - 1) as u32
+    }
+    pub fn select(&mut self, kind: &TermKind) -> u32 {
+        let TermKind::Select { arms } = kind else {
+            panic!("not a select")
+        };
+        self.selects.push(
+            arms.iter()
+                .map(|a| match a.kind {
+                    ArmKind::Recv { .. } => SelectArmDesc::Recv,
+                    ArmKind::Send { .. } => SelectArmDesc::Send,
+                    ArmKind::Default => SelectArmDesc::Default,
+                })
+                .collect(),
+        );
+        (self.selects.len() - 1) as u32
+    }
+}
+
+/// Addresses of the runtime stubs in a module.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct StubAddresses {
+    /// `extern "C" fn(*mut GoroutineContext) -> u64`: runs the goroutine
+    /// until its next runtime call and returns the request word.
+    pub switch_to: usize,
+    /// Where JIT code calls the runtime.
+    pub rt_call: usize,
+    /// Where a fresh goroutine starts: calls the function whose address is
+    /// on top of its stack, then makes an `Exit` runtime call.
+    pub goroutine_entry: usize,
+}
+
+/// The target architectures.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+    /// The architecture this process runs on, if it is one of ours.
+    pub fn host() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
+        } else {
+            None
+        }
+    }
+}
+
+/// Machine code for a program, before it is published.
+#[derive(Clone, Debug)]
+pub struct Assembled {
+    pub arch: Arch,
+    pub code: Vec<u8>,
+    /// Offsets, not yet rebased.
+    pub tables: CodeTables,
+    pub function_offsets: Vec<usize>,
+    pub stub_offsets: StubAddresses,
+    pub pool: ConstantPool,
+}
+
+/// A program compiled and published, ready to run.
+#[derive(Debug)]
+pub struct Module {
+    pub arch: Arch,
+    pub code: ExecutableMemory,
+    pub tables: CodeTables,
+    /// Entry address of each function, by `FuncId`.
+    pub functions: Vec<usize>,
+    pub stubs: StubAddresses,
+    pub pool: ConstantPool,
+    /// Kept alive for as long as code refers to it.
+    pub globals: Globals,
+    /// Names and spans of functions and blocks, for reports.
+    pub names: Names,
+}
+
+/// What reports need to name code: function names, block names, spans.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    pub functions: Vec<String>,
+    pub blocks: Vec<Vec<String>>,
+    pub function_spans: Vec<Span>,
+    /// Span of each instruction, by function and block; the terminator's
+    /// comes last.
+    pub inst_spans: Vec<Vec<Vec<Span>>>,
+}
+
+impl Names {
+    pub fn new(prog: &Program) -> Names {
+        Names {
+            functions: prog.funcs.iter().map(|f| f.name.clone()).collect(),
+            blocks: prog
+                .funcs
+                .iter()
+                .map(|f| {
+                    (0..f.blocks.len())
+                        .map(|b| f.block_name(crate::ir::BlockId::new(b)))
+                        .collect()
+                })
+                .collect(),
+            function_spans: prog.funcs.iter().map(|f| f.span).collect(),
+            inst_spans: prog
+                .funcs
+                .iter()
+                .map(|f| {
+                    f.blocks
+                        .iter()
+                        .map(|b| {
+                            b.insts
+                                .iter()
+                                .map(|i| i.span)
+                                .chain(b.term.as_ref().map(|t| t.span))
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    /// The span of the instruction an [`InstStart`](crate::code::InstStart)
+    /// marks.
+    pub fn inst_span(&self, s: &crate::code::InstStart) -> Option<Span> {
+        let spans = self.inst_spans.get(s.func.index())?.get(s.block.index())?;
+        if s.index == u32::MAX {
+            spans.last().copied()
+        } else {
+            spans.get(s.index as usize).copied()
+        }
+    }
+    pub fn function(&self, f: FuncId) -> &str {
+        &self.functions[f.index()]
+    }
+    pub fn block(&self, f: FuncId, b: crate::ir::BlockId) -> &str {
+        &self.blocks[f.index()][b.index()]
+    }
+}
+
+impl Module {
+    /// Publishes assembled code (W^X) and rebases its tables.
+    pub fn publish(asm: Assembled, globals: Globals, names: Names) -> std::io::Result<Module> {
+        let code = ExecutableMemory::publish(&asm.code)?;
+        let base = code.base();
+        let mut tables = asm.tables;
+        tables.rebase(base);
+        let s = asm.stub_offsets;
+        Ok(Module {
+            arch: asm.arch,
+            functions: asm.function_offsets.iter().map(|o| o + base).collect(),
+            stubs: StubAddresses {
+                switch_to: s.switch_to + base,
+                rt_call: s.rt_call + base,
+                goroutine_entry: s.goroutine_entry + base,
+            },
+            code,
+            tables,
+            pool: asm.pool,
+            globals,
+            names,
+        })
+    }
+}
+
+impl Module {
+    /// Compiles a verified (and optimised) program for the host and
+    /// publishes it.
+    pub fn compile(prog: &Program) -> std::io::Result<Module> {
+        let arch = Arch::host()
+            .ok_or_else(|| std::io::Error::other("this architecture has no JIT backend"))?;
+        let globals = Globals::new(prog);
+        let asm = crate::isa::assemble(arch, prog, &globals.addresses());
+        Module::publish(asm, globals, Names::new(prog))
+    }
+
+    /// The address of `@main`.
+    pub fn main(&self) -> Option<usize> {
+        self.names
+            .functions
+            .iter()
+            .position(|n| n == "main")
+            .map(|i| self.functions[i])
+    }
+}

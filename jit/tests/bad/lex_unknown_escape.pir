@@ -1,0 +1,5 @@
+; error: 3:14: unknown escape '\q'
+func @main() {
+    print "a \q b"
+    ret
+}

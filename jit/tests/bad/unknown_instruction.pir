@@ -1,0 +1,5 @@
+; error: 3:10: unknown instruction 'mov'
+func @main() {
+    %x = mov 1
+    ret
+}

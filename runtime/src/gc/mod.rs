@@ -1,0 +1,5 @@
+//! The PIR heap.
+
+pub mod heap;
+
+pub use heap::Heap;

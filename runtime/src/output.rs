@@ -1,0 +1,93 @@
+//! Program output: every `print` writes whole lines under one lock, so
+//! lines from different goroutines never interleave.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// A shared, line-atomic sink for program output.
+#[derive(Clone)]
+pub struct Output {
+    sink: Arc<Mutex<Box<dyn Write + Send>>>,
+    /// Flush after every print (when a person is watching).
+    eager: bool,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("eager", &self.eager)
+            .finish()
+    }
+}
+
+impl Output {
+    pub fn new(sink: Box<dyn Write + Send>, eager: bool) -> Output {
+        Output {
+            sink: Arc::new(Mutex::new(sink)),
+            eager,
+        }
+    }
+
+    /// The process's stdout: buffered, and flushed per line when it is a
+    /// terminal.
+    pub fn stdout() -> Output {
+        use std::io::IsTerminal;
+        let tty = std::io::stdout().is_terminal();
+        Output::new(
+            Box::new(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout(),
+            )),
+            tty,
+        )
+    }
+
+    /// A buffer, for tests and benchmarks; returns the reader side.
+    pub fn capture() -> (Output, Captured) {
+        let buf = Captured::default();
+        (Output::new(Box::new(buf.clone()), false), buf)
+    }
+
+    /// Writes `text` and a newline, atomically with respect to other prints.
+    pub fn print_line(&self, text: &str) {
+        let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        // Output errors (a closed pipe) do not stop the program, as in Go
+        // where fmt.Println's error is usually ignored.
+        let _ = s.write_all(text.as_bytes());
+        let _ = s.write_all(b"\n");
+        if self.eager {
+            let _ = s.flush();
+        }
+    }
+
+    pub fn flush(&self) {
+        let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = s.flush();
+    }
+}
+
+/// The bytes written to a captured [`Output`].
+#[derive(Clone, Default, Debug)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.contents()).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

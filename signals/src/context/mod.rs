@@ -1,0 +1,18 @@
+//! The interrupted thread's registers, as a signal handler sees them.
+//!
+//! One file per architecture exports the same names; this module picks
+//! one. They are the only code in the workspace that reads or writes a
+//! `ucontext_t`.
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::MachineContext;
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::MachineContext;
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("preempt-signals supports x86_64 and aarch64 only");

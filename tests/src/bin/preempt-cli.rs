@@ -1,0 +1,7 @@
+//! The `preempt` command line, built inside the tests package so that
+//! integration tests can run it as a subprocess (`CARGO_BIN_EXE_preempt-cli`)
+//! without depending on a separately built binary.
+
+fn main() -> std::process::ExitCode {
+    preempt::main_with(std::env::args())
+}

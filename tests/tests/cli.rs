@@ -1,0 +1,119 @@
+//! The command line end to end: exit statuses, messages, the watchdog.
+
+use std::time::Duration;
+
+use preempt_tests::{run_cli, temp_pir, Run};
+
+const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
+/// Kill timer for runs expected to take well under a second.
+const GENEROUS: Duration = Duration::from_secs(60);
+
+fn cli(args: &[&str]) -> Run {
+    run_cli(CLI, args, GENEROUS)
+}
+
+#[test]
+fn sum_runs_on_the_jit() {
+    let r = cli(&["run", "examples/sum.pir"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    assert_eq!(r.stdout, "sum: 4999999950000000\n");
+}
+
+#[test]
+fn runtime_errors_exit_1_with_a_go_style_traceback() {
+    let f = temp_pir(
+        "oob",
+        "func @get(%o: ref, %i: i64) -> i64 {\n    %v = get %o, %i\n    ret %v\n}\n\nfunc @main() {\n    %o = new 3\n    %v = call @get(%o, 7)\n    ret\n}\n",
+    );
+    let r = cli(&["run", f.to_str().unwrap()]);
+    assert_eq!(r.status, Some(1), "{r:?}");
+    let file = f.display().to_string();
+    assert_eq!(
+        r.stderr,
+        format!(
+            "panic: runtime error: index out of range [7] with length 3\n\ngoroutine 1 [running]:\n@get in block entry\n\t{file}:2:5\n@main in block entry\n\t{file}:8:5\n"
+        )
+    );
+}
+
+#[test]
+fn bad_files_exit_2_with_file_line_col() {
+    let f = temp_pir("bad", "func @main() {\n    %x = add %y, 1\n    ret\n}\n");
+    let r = cli(&["check", f.to_str().unwrap()]);
+    assert_eq!(r.status, Some(2), "{r:?}");
+    let first = r.stderr.lines().next().unwrap_or("");
+    assert!(first.starts_with(&format!("{}:2:", f.display())), "{first}");
+    assert!(r.stderr.contains('^'), "caret line: {}", r.stderr);
+    let r = cli(&["run", "/nonexistent/file.pir"]);
+    assert_eq!(r.status, Some(2));
+    assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+    let r = cli(&["run"]);
+    assert_eq!(r.status, Some(2), "usage error: {r:?}");
+}
+
+#[test]
+fn stack_overflow_is_a_fatal_error_not_a_crash() {
+    let f = temp_pir(
+        "overflow",
+        "func @down(%n: i64) -> i64 {\n    %m = add %n, 1\n    %r = call @down(%m)\n    ret %r\n}\nfunc @main() {\n    %r = call @down(0)\n    ret\n}\n",
+    );
+    let r = cli(&["run", "--stack-size", "1m", f.to_str().unwrap()]);
+    assert_eq!(r.status, Some(1), "{r:?}");
+    assert!(
+        r.stderr.starts_with("fatal error: stack overflow\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("frames elided"), "{}", r.stderr);
+}
+
+#[test]
+fn watchdog_ends_a_hung_program_with_exit_3_and_says_where() {
+    let f = temp_pir(
+        "hang",
+        "func @main() {\n    %i = const 0\nspin:\n    %i = add %i, 1\n    jmp spin\n}\n",
+    );
+    let r = run_cli(
+        CLI,
+        &["run", "--timeout", "0.5", f.to_str().unwrap()],
+        GENEROUS,
+    );
+    assert_eq!(r.status, Some(3), "{r:?}");
+    assert!(
+        r.stderr.contains("did not finish within 0.500s"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("@main in block spin"), "{}", r.stderr);
+}
+
+#[test]
+fn disasm_shows_the_hoisted_load_before_the_loop_only_at_o1() {
+    let o0 = cli(&["disasm", "-O0", "examples/hoist.pir"]);
+    let o1 = cli(&["disasm", "-O1", "examples/hoist.pir"]);
+    assert_eq!((o0.status, o1.status), (Some(0), Some(0)));
+    let spinner = |s: &str| -> Vec<String> {
+        s.lines()
+            .skip_while(|l| !l.starts_with("@spinner"))
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (spinner(&o0.stdout), spinner(&o1.stdout));
+    let pos = |lines: &[String], pat: &str| lines.iter().position(|l| l.contains(pat));
+    // -O0: the load is after the loop label and before the back-edge.
+    let (h0, l0, e0) = (
+        pos(&a, "  loop:"),
+        pos(&a, "= load @done"),
+        pos(&a, "BACK-EDGE"),
+    );
+    assert!(h0 < l0 && l0 < e0, "{a:#?}");
+    assert!(pos(&a, "HOISTED").is_none());
+    // -O1: the load is hoisted above the loop label.
+    let (l1, h1) = (pos(&b, "HOISTED"), pos(&b, "  loop:"));
+    assert!(l1.is_some() && l1 < h1, "{b:#?}");
+    assert!(
+        pos(&b, "= load @done").is_some_and(|p| p < h1.unwrap()),
+        "{b:#?}"
+    );
+}
