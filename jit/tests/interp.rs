@@ -11,8 +11,12 @@ use preempt_jit::interp::{
 };
 use preempt_jit::ir::{self, FuncId, Opcode};
 
+/// Parses and verifies: every program here is valid PIR, as every program
+/// the interpreter is given will be.
 fn parse(src: &str) -> ir::Program {
-    ir::parse(src).unwrap_or_else(|e| panic!("{}", e.render("test.pir", src)))
+    let mut p = ir::parse(src).unwrap_or_else(|e| panic!("{}", e.render("test.pir", src)));
+    ir::verify(&mut p).unwrap_or_else(|e| panic!("{}", e.render("test.pir", src)));
+    p
 }
 
 fn run_with(src: &str, cfg: &InterpConfig) -> (String, Outcome) {
@@ -298,14 +302,14 @@ fn prints_format_every_type() {
     print "a\nb {}\tc", 1
     print "{}{}", 1, 2
     print ""
-    print "braces {x} {{}} {}", 9
+    print "braces {x} {{}} {}", 9, 8
     ret
 }
 "#,
     );
     assert_eq!(
         out,
-        "no placeholders\n-42 and <ref> and nil\na\nb 1\tc\n12\n\nbraces {x} {9} {}\n"
+        "no placeholders\n-42 and <ref> and nil\na\nb 1\tc\n12\n\nbraces {x} {9} 8\n"
     );
 }
 
@@ -683,7 +687,7 @@ fn a_main_frame_larger_than_the_stack_overflows_at_once() {
 
 #[test]
 fn garbage_is_collected_and_live_data_kept() {
-    // 200 MiB of garbage in 1 MiB objects, a linked list kept alive.
+    // 400 MiB of garbage in 2 MiB objects, a linked list kept alive.
     let src = r#"global @keep: ref
 
 func @main() {
@@ -746,7 +750,10 @@ out:
     assert_eq!(stats.allocated, 400);
     // After the explicit gc only the 200 list nodes were left, and the last
     // junk object, which a (dead) register still held.
-    assert_eq!(interp.heap().bytes(), 200 * (16 + 16) + (16 + 131072 * 8));
+    assert_eq!(
+        interp.heap().bytes(),
+        200 * (16 + 2 * 16) + (16 + 131072 * 16)
+    );
 }
 
 #[test]
@@ -841,7 +848,9 @@ fn operations_that_need_the_runtime_say_so() {
 
 #[test]
 fn a_program_without_main_is_invalid() {
-    let (_, o) = run("func @f() {\n    ret\n}\n");
+    // Not verifiable, so not through `run`.
+    let prog = ir::parse("func @f() {\n    ret\n}\n").unwrap();
+    let o = run_program(&prog, &InterpConfig::default(), &mut Vec::new());
     assert_eq!(o.status, 2);
     assert!(matches!(o.end, End::Invalid(_)));
     assert_eq!(
@@ -1286,5 +1295,42 @@ mod property {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_faulted_goroutine_stays_faulted() {
+    for (src, stack, fault) in [
+        (RUNAWAY, 4096, Fault::StackOverflow),
+        (
+            "func @main() {\n    print \"x\"\n    ret\n}\n",
+            8,
+            Fault::StackOverflow,
+        ),
+        (
+            "func @main() {\n    %z = const 0\n    %d = div 1, %z\n    ret\n}\n",
+            4096,
+            Fault::DivideByZero,
+        ),
+    ] {
+        let prog = parse(src);
+        let cfg = InterpConfig {
+            stack_size: stack,
+            ..InterpConfig::default()
+        };
+        let mut interp = Interp::new(&prog, &cfg).unwrap();
+        let mut g = interp.main_goroutine();
+        let before = interp.run(&mut g, u64::MAX);
+        assert_eq!(before, Event::Fault(fault.clone()));
+        let report = interp.report(&g, &fault);
+        // Nothing the scheduler does afterwards moves it or panics.
+        interp.complete(&mut g, Some(Value::int(1)));
+        interp.complete_select(&mut g, 0, Some(1));
+        for budget in [0, 1, u64::MAX] {
+            assert_eq!(interp.run(&mut g, budget), Event::Fault(fault.clone()));
+        }
+        assert_eq!(g.fault(), Some(&fault));
+        assert_eq!(interp.report(&g, &fault), report);
+        interp.collect([&g]);
     }
 }

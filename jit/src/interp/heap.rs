@@ -19,19 +19,24 @@
 //! [`AllocError::Collect`] and whoever holds the goroutines collects and
 //! retries (see [`Event::Collect`](super::Event::Collect)).
 //!
-//! Sizes are accounted as a JIT heap would lay objects out:
-//! [`OBJECT_HEADER_BYTES`] plus 8 bytes per slot. When the live heap would
+//! Sizes are accounted as the JIT lays objects out ([`crate::abi`]):
+//! [`OBJECT_HEADER_BYTES`] plus [`SLOT_BYTES`] per slot, so that limits and
+//! GC goals mean the same on both engines. When the live heap would
 //! pass the configured limit even after a collection, the allocation fails
 //! with [`Fault::OutOfMemory`] (`fatal error: runtime: out of memory`), so a
 //! huge `new` is a clear error and never an abort of the host.
 
+use crate::abi;
 use crate::fault::Fault;
 
 use super::value::Value;
 use crate::ir::Type;
 
 /// Bytes charged for an object besides its slots (length and GC word).
-pub const OBJECT_HEADER_BYTES: u64 = 16;
+pub const OBJECT_HEADER_BYTES: u64 = abi::OBJ_SLOTS as u64;
+
+/// Bytes charged per slot (tag word and value word).
+pub const SLOT_BYTES: u64 = abi::SLOT_SIZE as u64;
 
 /// The heap size below which no collection is started (Go's 4 MB minimum).
 pub const MIN_NEXT_GC: u64 = 4 << 20;
@@ -60,7 +65,7 @@ fn handle_index(handle: i64) -> Option<usize> {
 }
 
 fn object_bytes(slots: u64) -> u64 {
-    OBJECT_HEADER_BYTES.saturating_add(slots.saturating_mul(8))
+    OBJECT_HEADER_BYTES.saturating_add(slots.saturating_mul(SLOT_BYTES))
 }
 
 /// Why an allocation did not happen.
@@ -364,18 +369,19 @@ mod tests {
         let mut h = Heap::new(-1, 1000);
         assert_eq!(h.alloc(1 << 40), Err(AllocError::OutOfMemory));
         assert_eq!(h.alloc(i64::MAX), Err(AllocError::OutOfMemory));
-        let a = h.alloc(100).unwrap();
-        assert_eq!(h.alloc(100), Err(AllocError::Collect));
-        h.collect([Value::from_handle(a)]);
         assert_eq!(h.alloc(100), Err(AllocError::OutOfMemory));
+        let a = h.alloc(40).unwrap();
+        assert_eq!(h.alloc(40), Err(AllocError::Collect));
+        h.collect([Value::from_handle(a)]);
+        assert_eq!(h.alloc(40), Err(AllocError::OutOfMemory));
         h.collect([]);
-        assert!(h.alloc(100).is_ok());
+        assert!(h.alloc(40).is_ok());
     }
 
     #[test]
     fn gc_percent_sets_the_goal() {
         let mut h = Heap::new(100, u64::MAX);
-        let big = (MIN_NEXT_GC / 8) as i64 - 10;
+        let big = (MIN_NEXT_GC / SLOT_BYTES) as i64 - 10;
         let a = h.alloc(big).unwrap();
         assert_eq!(h.alloc(100), Err(AllocError::Collect));
         h.collect([Value::from_handle(a)]);

@@ -42,9 +42,9 @@ pub struct Goroutine {
     /// Bytes charged to the stack by the frames, see
     /// [`frame_bytes`](super::frame_bytes).
     stack_used: u64,
-    /// A fault found before the first instruction (the entry frame alone
-    /// is larger than the stack).
-    pending: Option<Fault>,
+    /// The fault that stopped the goroutine: once set, the goroutine
+    /// cannot run on and every `run` reports it again.
+    fault: Option<Fault>,
 }
 
 impl Goroutine {
@@ -56,6 +56,11 @@ impl Goroutine {
     /// ended by `goexit`).
     pub fn is_finished(&self) -> bool {
         self.frames.is_empty()
+    }
+
+    /// The fault that stopped it, if one did.
+    pub fn fault(&self) -> Option<&Fault> {
+        self.fault.as_ref()
     }
 
     /// How many frames are on its stack.
@@ -275,7 +280,7 @@ impl Interp {
             frames: Vec::new(),
             values: Vec::new(),
             stack_used: 0,
-            pending: None,
+            fault: None,
         };
         let Some(f) = self.code.funcs.get(func.index()) else {
             return g;
@@ -287,7 +292,7 @@ impl Interp {
                 pc: PROLOGUE,
                 base: 0,
             });
-            g.pending = Some(Fault::StackOverflow);
+            g.fault = Some(Fault::StackOverflow);
             return g;
         }
         g.values.extend_from_slice(&f.frame_init);
@@ -467,8 +472,8 @@ impl Interp {
     /// including the jump a fall-through becomes) or until it needs the
     /// scheduler, finishes or faults.
     pub fn run(&mut self, g: &mut Goroutine, budget: u64) -> Event {
-        if let Some(f) = g.pending.take() {
-            return Event::Fault(f);
+        if let Some(f) = &g.fault {
+            return Event::Fault(f.clone());
         }
         let code: &Code = &self.code;
         let globals = &self.globals;
@@ -507,8 +512,9 @@ impl Interp {
             }
             macro_rules! fault {
                 ($f:expr) => {{
-                    let fault = $f;
+                    let fault: Fault = $f;
                     save!();
+                    g.fault = Some(fault.clone());
                     return Event::Fault(fault);
                 }};
             }
@@ -686,6 +692,7 @@ impl Interp {
                                 pc: PROLOGUE,
                                 base: g.values.len(),
                             });
+                            g.fault = Some(Fault::StackOverflow);
                             return Event::Fault(Fault::StackOverflow);
                         }
                         let new_base = g.values.len();

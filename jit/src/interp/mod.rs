@@ -76,7 +76,8 @@
 //! # Choices where IR.md is silent
 //!
 //! - The heap has a limit ([`InterpConfig::heap_limit`], 4 GiB of live
-//!   objects by default, counted as 16 bytes per object plus 8 per slot);
+//!   objects by default, counted as the JIT lays them out: 16 bytes per
+//!   object plus 16 per slot);
 //!   passing it, even with one huge `new`, is `fatal error: runtime: out of
 //!   memory` ([`Fault::OutOfMemory`]).
 //! - `sleep` and `ccall sleep|spin` with a negative or zero duration return
@@ -96,7 +97,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use code::{frame_bytes, FRAME_BASE_BYTES};
-pub use heap::{AllocError, Heap, HeapStats, MIN_NEXT_GC, OBJECT_HEADER_BYTES};
+pub use heap::{AllocError, Heap, HeapStats, MIN_NEXT_GC, OBJECT_HEADER_BYTES, SLOT_BYTES};
 pub use machine::{Event, Goroutine, Interp, Position, Request, SelectArm};
 pub use value::{ChanId, Value};
 
