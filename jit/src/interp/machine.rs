@@ -88,7 +88,8 @@ pub enum Event {
     /// The goroutine's outermost function returned.
     Exited,
     /// The goroutine faulted; it stays at the faulting instruction, so
-    /// [`Interp::report`] can name it. It cannot go on.
+    /// [`Interp::report`] can name it. It cannot go on: running it again
+    /// reports the same fault.
     Fault(Fault),
     /// The goroutine needs the scheduler. It stays at the instruction until
     /// [`Interp::complete`] (or [`Interp::complete_select`]) finishes it;

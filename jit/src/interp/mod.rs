@@ -6,7 +6,7 @@
 //! it is still not slow, because nothing is looked up while a program
 //! runs. The pieces, in the order a program meets them:
 //!
-//! 1. **Lowering** ([`code`](self::code)): each function becomes a vector
+//! 1. **Lowering** (`code.rs`): each function becomes a vector
 //!    of small copyable ops with operands resolved to frame slots (registers
 //!    first, then the function's constants), fall-through made explicit,
 //!    and print formats pre-split. No allocation or hashing happens per
