@@ -91,6 +91,15 @@ pub enum Command {
         #[arg(default_value = "examples/hoist.pir")]
         file: PathBuf,
     },
+    /// Measure and print figures (compile throughput, kernels).
+    Bench {
+        /// Which suite: all, compile, kernels.
+        #[arg(default_value = "all")]
+        suite: String,
+        /// Short runs, to check the harness rather than measure.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
     /// Show the annotated machine code of a PIR program.
@@ -173,6 +182,32 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             Err(msg) => fail(msg),
         },
+        Command::Bench { suite, quick } => {
+            let budget = if quick {
+                preempt_bench::Budget::quick()
+            } else {
+                preempt_bench::Budget::default()
+            };
+            if !["all", "compile", "kernels"].contains(&suite.as_str()) {
+                return fail(format!(
+                    "preempt bench: unknown suite '{suite}' (all, compile, kernels)"
+                ));
+            }
+            println!("preempt bench on {}", preempt_bench::machine_description());
+            if suite == "all" || suite == "compile" {
+                println!(
+                    "\n$ preempt bench compile\n{}",
+                    preempt_bench::compile::report(budget.repetitions)
+                );
+            }
+            if suite == "all" || suite == "kernels" {
+                println!(
+                    "$ preempt bench kernels\n{}",
+                    preempt_bench::kernels::report(budget)
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Command::Demo { file } => match load(&file) {
             Ok(p) => {
                 print!("{}", demo::hoisting(&p, &file.display().to_string()));
@@ -226,10 +261,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                         },
                     }
                 }
-                Engine::Interp => Outcome {
-                    status: 2,
-                    stderr: "interp: pending\n".into(),
-                },
+                Engine::Interp => preempt_runtime::interp::run(&prog, level, &cfg, out.clone()),
             };
             finish(outcome, &out)
         }

@@ -29,7 +29,7 @@ pub fn generate(funcs: usize, per_func: usize) -> String {
                 )
                 .unwrap();
                 loops += 1;
-                j += 5;
+                j += 1;
                 continue;
             }
             match j % 17 {
@@ -48,7 +48,7 @@ pub fn generate(funcs: usize, per_func: usize) -> String {
                 }
                 _ => {
                     let op = ops[j % ops.len()];
-                    let far = if j >= 10 { j - 10 } else { 0 };
+                    let far = j.saturating_sub(10);
                     writeln!(s, "    %x{j} = {op} %x{}, %x{far}", j - 1).unwrap()
                 }
             }

@@ -18,6 +18,7 @@ use preempt_runtime::{Output, RunConfig};
 use crate::{rust_ref, Budget};
 
 /// A kernel: its PIR source, its Rust twin, and how much work `n` means.
+#[derive(Debug)]
 pub struct Kernel {
     pub name: &'static str,
     pub unit: &'static str,

@@ -15,7 +15,13 @@ use std::hint::black_box;
 fn keep(x: &mut i64) {
     // SAFETY: an empty assembly block that only claims to read and write
     // `x` in a register; it touches no memory and no other state.
-    unsafe { std::arch::asm!("", inout(reg) * x, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        std::arch::asm!(
+            "/* {0} */",
+            inout(reg) * x,
+            options(nomem, nostack, preserves_flags)
+        )
+    }
 }
 
 pub fn sum(n: i64) -> i64 {
@@ -43,6 +49,7 @@ pub fn nested(n: i64) -> i64 {
 }
 
 /// A list node, as the PIR kernel builds them.
+#[derive(Debug)]
 pub struct Node {
     value: i64,
     next: Option<Box<Node>>,

@@ -260,5 +260,13 @@ pub const TAG_FRESH: u64 = 0;
 pub const TAG_INT: u64 = 1;
 /// A slot written by `setref`.
 pub const TAG_REF: u64 = 2;
-/// The most slots one `new` may ask for (a larger request panics).
-pub const MAX_OBJECT_SLOTS: i64 = 1 << 32;
+/// Live heap bytes (counted in this layout) beyond which `new` is
+/// `fatal error: runtime: out of memory`, on every engine.
+pub const DEFAULT_HEAP_LIMIT: u64 = 4 << 30;
+
+/// Bytes an object of `slots` slots takes (saturating for absurd sizes).
+pub fn object_bytes(slots: i64) -> u64 {
+    (slots.max(0) as u64)
+        .saturating_mul(SLOT_SIZE as u64)
+        .saturating_add(OBJ_SLOTS as u64)
+}

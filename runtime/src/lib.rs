@@ -6,6 +6,7 @@
 //! [`output`] is the line-atomic stdout every `print` goes through.
 
 pub mod gc;
+pub mod interp;
 pub mod output;
 pub mod sched;
 pub mod traceback;

@@ -60,6 +60,15 @@ impl Output {
         }
     }
 
+    /// Writes `bytes` as they are, atomically with respect to other writes.
+    pub fn write_bytes(&self, bytes: &[u8]) {
+        let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = s.write_all(bytes);
+        if self.eager {
+            let _ = s.flush();
+        }
+    }
+
     pub fn flush(&self) {
         let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         let _ = s.flush();

@@ -21,7 +21,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -30,11 +30,11 @@ impl Rng {
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     /// True with probability `p` percent.
     pub fn chance(&mut self, p: u64) -> bool {
-        self.next() % 100 < p
+        self.next_u64() % 100 < p
     }
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
@@ -377,7 +377,7 @@ pub fn program(seed: u64, shape: Shape) -> String {
             continue;
         }
         let mut g = Gen {
-            rng: Rng::new(rng.next()),
+            rng: Rng::new(rng.next_u64()),
             shape,
             out: String::new(),
             funcs: &funcs,

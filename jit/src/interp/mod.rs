@@ -108,7 +108,7 @@ use crate::ir::{self, ForeignFn, Opcode, Program};
 pub const DEFAULT_STACK_SIZE: u64 = 64 << 20;
 
 /// The default limit of the live heap: 4 GiB.
-pub const DEFAULT_HEAP_LIMIT: u64 = 4 << 30;
+pub const DEFAULT_HEAP_LIMIT: u64 = crate::abi::DEFAULT_HEAP_LIMIT;
 
 /// How the interpreter runs a program.
 #[derive(Clone, Debug)]

@@ -7,14 +7,15 @@
 
 use super::{Error, Span};
 
+/// A token; names borrow from the source text.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Tok {
+pub enum Tok<'a> {
     /// `@name`
-    Global(String),
+    Global(&'a str),
     /// `%name`
-    Reg(String),
+    Reg(&'a str),
     /// A bare name: mnemonic, keyword, label, type.
-    Ident(String),
+    Ident(&'a str),
     Int(i64),
     /// A string literal, escapes resolved.
     Str(String),
@@ -30,7 +31,7 @@ pub enum Tok {
     Eof,
 }
 
-impl Tok {
+impl Tok<'_> {
     /// How the token is named in "expected X, found Y" messages.
     pub fn describe(&self) -> String {
         match self {
@@ -54,153 +55,54 @@ impl Tok {
 }
 
 #[derive(Clone, Debug)]
-pub struct Token {
-    pub tok: Tok,
+pub struct Token<'a> {
+    pub tok: Tok<'a>,
     pub span: Span,
 }
 
-fn is_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
+fn is_name_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == '.'
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
+}
+
+/// One line being scanned: byte positions, reported as character columns.
+struct Line<'a> {
+    text: &'a str,
+    number: u32,
+    ascii: bool,
+}
+
+impl Line<'_> {
+    fn span(&self, byte: usize) -> Span {
+        let col = if self.ascii {
+            byte
+        } else {
+            self.text[..byte].chars().count()
+        };
+        Span::new(self.number, u32::try_from(col + 1).unwrap_or(u32::MAX))
+    }
 }
 
 /// Turns the source into tokens; the last token is always [`Tok::Eof`].
-pub fn lex(source: &str) -> Result<Vec<Token>, Error> {
+pub fn lex(source: &str) -> Result<Vec<Token<'_>>, Error> {
     // A UTF-8 byte-order mark some editors write is not part of the text.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let mut tokens = Vec::new();
-    let mut line_no: u32 = 0;
-    for line in source.split('\n') {
-        line_no = line_no.saturating_add(1);
-        let chars: Vec<char> = line.chars().collect();
-        let mut i = 0;
-        let at = |i: usize| Span::new(line_no, u32::try_from(i + 1).unwrap_or(u32::MAX));
-        while i < chars.len() {
-            let c = chars[i];
-            let start = i;
-            let span = at(start);
-            match c {
-                ' ' | '\t' | '\r' => i += 1,
-                ';' => break,
-                '=' => {
-                    tokens.push(Token { tok: Tok::Eq, span });
-                    i += 1;
-                }
-                ',' => {
-                    tokens.push(Token {
-                        tok: Tok::Comma,
-                        span,
-                    });
-                    i += 1;
-                }
-                ':' => {
-                    tokens.push(Token {
-                        tok: Tok::Colon,
-                        span,
-                    });
-                    i += 1;
-                }
-                '(' => {
-                    tokens.push(Token {
-                        tok: Tok::LParen,
-                        span,
-                    });
-                    i += 1;
-                }
-                ')' => {
-                    tokens.push(Token {
-                        tok: Tok::RParen,
-                        span,
-                    });
-                    i += 1;
-                }
-                '{' => {
-                    tokens.push(Token {
-                        tok: Tok::LBrace,
-                        span,
-                    });
-                    i += 1;
-                }
-                '}' => {
-                    tokens.push(Token {
-                        tok: Tok::RBrace,
-                        span,
-                    });
-                    i += 1;
-                }
-                '-' if chars.get(i + 1) == Some(&'>') => {
-                    tokens.push(Token {
-                        tok: Tok::Arrow,
-                        span,
-                    });
-                    i += 2;
-                }
-                '@' | '%' => {
-                    i += 1;
-                    if i >= chars.len() || !is_name_start(chars[i]) {
-                        let what = if c == '@' {
-                            "global or function"
-                        } else {
-                            "register"
-                        };
-                        return Err(Error::new(
-                            span,
-                            format!("expected a {what} name after '{c}'"),
-                        ));
-                    }
-                    while i < chars.len() && is_name_char(chars[i]) {
-                        i += 1;
-                    }
-                    let name: String = chars[start + 1..i].iter().collect();
-                    let tok = if c == '@' {
-                        Tok::Global(name)
-                    } else {
-                        Tok::Reg(name)
-                    };
-                    tokens.push(Token { tok, span });
-                }
-                '"' => {
-                    let (s, next) = lex_string(&chars, i, &at)?;
-                    tokens.push(Token {
-                        tok: Tok::Str(s),
-                        span,
-                    });
-                    i = next;
-                }
-                '-' | '0'..='9' => {
-                    let (v, next) = lex_int(&chars, i, span)?;
-                    tokens.push(Token {
-                        tok: Tok::Int(v),
-                        span,
-                    });
-                    i = next;
-                }
-                c if is_name_start(c) => {
-                    while i < chars.len() && is_name_char(chars[i]) {
-                        i += 1;
-                    }
-                    let name: String = chars[start..i].iter().collect();
-                    tokens.push(Token {
-                        tok: Tok::Ident(name),
-                        span,
-                    });
-                }
-                c => {
-                    let shown = if c.is_control() {
-                        format!("U+{:04X}", c as u32)
-                    } else {
-                        format!("'{c}'")
-                    };
-                    return Err(Error::new(span, format!("unexpected character {shown}")));
-                }
-            }
-        }
+    let mut tokens = Vec::with_capacity(source.len() / 4);
+    let mut number: u32 = 0;
+    for text in source.split('\n') {
+        number = number.saturating_add(1);
+        let line = Line {
+            text,
+            number,
+            ascii: text.is_ascii(),
+        };
+        lex_line(&line, &mut tokens)?;
         tokens.push(Token {
             tok: Tok::Newline,
-            span: at(chars.len()),
+            span: line.span(text.len()),
         });
     }
     let end = tokens.last().map_or(Span::new(1, 1), |t| t.span);
@@ -211,73 +113,153 @@ pub fn lex(source: &str) -> Result<Vec<Token>, Error> {
     Ok(tokens)
 }
 
-fn lex_string(
-    chars: &[char],
-    open: usize,
-    at: &dyn Fn(usize) -> Span,
-) -> Result<(String, usize), Error> {
-    let mut i = open + 1;
+fn lex_line<'a>(line: &Line<'a>, tokens: &mut Vec<Token<'a>>) -> Result<(), Error> {
+    let text = line.text;
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        let punct = |t: Tok<'a>| Token {
+            tok: t,
+            span: line.span(start),
+        };
+        match c {
+            b' ' | b'\t' | b'\r' => i += 1,
+            b';' => break,
+            b'=' | b',' | b':' | b'(' | b')' | b'{' | b'}' => {
+                tokens.push(punct(match c {
+                    b'=' => Tok::Eq,
+                    b',' => Tok::Comma,
+                    b':' => Tok::Colon,
+                    b'(' => Tok::LParen,
+                    b')' => Tok::RParen,
+                    b'{' => Tok::LBrace,
+                    _ => Tok::RBrace,
+                }));
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'>') => {
+                tokens.push(punct(Tok::Arrow));
+                i += 2;
+            }
+            b'@' | b'%' => {
+                i += 1;
+                if i >= b.len() || !is_name_start(b[i]) {
+                    let what = if c == b'@' {
+                        "global or function"
+                    } else {
+                        "register"
+                    };
+                    return Err(Error::new(
+                        line.span(start),
+                        format!("expected a {what} name after '{}'", c as char),
+                    ));
+                }
+                while i < b.len() && is_name_char(b[i]) {
+                    i += 1;
+                }
+                let name = &text[start + 1..i];
+                tokens.push(punct(if c == b'@' {
+                    Tok::Global(name)
+                } else {
+                    Tok::Reg(name)
+                }));
+            }
+            b'"' => {
+                let (s, next) = lex_string(line, start)?;
+                tokens.push(punct(Tok::Str(s)));
+                i = next;
+            }
+            b'-' | b'0'..=b'9' => {
+                let (v, next) = lex_int(b, start, line.span(start))?;
+                tokens.push(punct(Tok::Int(v)));
+                i = next;
+            }
+            c if is_name_start(c) => {
+                while i < b.len() && is_name_char(b[i]) {
+                    i += 1;
+                }
+                tokens.push(punct(Tok::Ident(&text[start..i])));
+            }
+            _ => {
+                let ch = text[start..].chars().next().unwrap_or('?');
+                let shown = if ch.is_control() || ch == '\u{feff}' {
+                    format!("U+{:04X}", ch as u32)
+                } else {
+                    format!("'{ch}'")
+                };
+                return Err(Error::new(
+                    line.span(start),
+                    format!("unexpected character {shown}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lex_string(line: &Line<'_>, open: usize) -> Result<(String, usize), Error> {
+    let text = line.text;
     let mut s = String::new();
-    loop {
-        match chars.get(i) {
-            None => return Err(Error::new(at(open), "unterminated string literal")),
-            Some('"') => return Ok((s, i + 1)),
-            Some('\\') => {
-                let esc = match chars.get(i + 1) {
-                    Some('n') => '\n',
-                    Some('t') => '\t',
-                    Some('"') => '"',
-                    Some('\\') => '\\',
-                    Some(c) => {
+    let mut chars = text[open + 1..].char_indices();
+    while let Some((k, c)) = chars.next() {
+        let at = open + 1 + k;
+        match c {
+            '"' => return Ok((s, at + 1)),
+            '\\' => {
+                let esc = match chars.next() {
+                    Some((_, 'n')) => '\n',
+                    Some((_, 't')) => '\t',
+                    Some((_, '"')) => '"',
+                    Some((_, '\\')) => '\\',
+                    Some((_, c)) => {
                         return Err(Error::new(
-                            at(i),
+                            line.span(at),
                             format!("unknown escape '\\{c}' (PIR strings know \\n \\t \\\" \\\\)"),
                         ))
                     }
-                    None => return Err(Error::new(at(open), "unterminated string literal")),
+                    None => return Err(Error::new(line.span(open), "unterminated string literal")),
                 };
                 s.push(esc);
-                i += 2;
             }
-            Some(&c) if c.is_control() && c != '\t' => {
+            c if c.is_control() && c != '\t' => {
                 return Err(Error::new(
-                    at(i),
+                    line.span(at),
                     format!(
                         "control character U+{:04X} in a string literal (write \\n or \\t)",
                         c as u32
                     ),
                 ))
             }
-            Some(&c) => {
-                s.push(c);
-                i += 1;
-            }
+            c => s.push(c),
         }
     }
+    Err(Error::new(line.span(open), "unterminated string literal"))
 }
 
 /// Lexes `-? (0x hex | decimal)` with `_` between digits.
-fn lex_int(chars: &[char], start: usize, span: Span) -> Result<(i64, usize), Error> {
+fn lex_int(b: &[u8], start: usize, span: Span) -> Result<(i64, usize), Error> {
     let mut i = start;
-    let negative = chars[i] == '-';
+    let negative = b[i] == b'-';
     if negative {
         i += 1;
-        if !chars.get(i).is_some_and(|c| c.is_ascii_digit()) {
+        if !b.get(i).is_some_and(|c| c.is_ascii_digit()) {
             return Err(Error::new(span, "unexpected character '-'"));
         }
     }
-    let hex = chars.get(i) == Some(&'0') && matches!(chars.get(i + 1), Some('x') | Some('X'));
+    let hex = b.get(i) == Some(&b'0') && matches!(b.get(i + 1), Some(b'x') | Some(b'X'));
     if hex {
         i += 2;
     }
-    let radix = if hex { 16 } else { 10 };
+    let radix: u32 = if hex { 16 } else { 10 };
     let digits_start = i;
     let mut magnitude: u128 = 0;
     let mut overflow = false;
     let mut last_was_digit = false;
-    while i < chars.len() {
-        let c = chars[i];
-        if let Some(d) = c.to_digit(radix) {
+    while i < b.len() {
+        let c = b[i];
+        if let Some(d) = (c as char).to_digit(radix) {
             magnitude = magnitude
                 .saturating_mul(radix as u128)
                 .saturating_add(d as u128);
@@ -285,7 +267,7 @@ fn lex_int(chars: &[char], start: usize, span: Span) -> Result<(i64, usize), Err
                 overflow = true;
             }
             last_was_digit = true;
-        } else if c == '_' {
+        } else if c == b'_' {
             if !last_was_digit {
                 return Err(Error::new(
                     span,
@@ -296,7 +278,7 @@ fn lex_int(chars: &[char], start: usize, span: Span) -> Result<(i64, usize), Err
         } else if is_name_char(c) {
             return Err(Error::new(
                 span,
-                format!("invalid character '{c}' in integer literal"),
+                format!("invalid character '{}' in integer literal", c as char),
             ));
         } else {
             break;
@@ -318,7 +300,7 @@ fn lex_int(chars: &[char], start: usize, span: Span) -> Result<(i64, usize), Err
         magnitude as i128
     };
     if overflow || value < i64::MIN as i128 || value > i64::MAX as i128 {
-        let text: String = chars[start..i].iter().collect();
+        let text = String::from_utf8_lossy(&b[start..i]);
         return Err(Error::new(
             span,
             format!("integer literal {text} does not fit in i64 (-9223372036854775808 ..= 9223372036854775807)"),
@@ -331,7 +313,7 @@ fn lex_int(chars: &[char], start: usize, span: Span) -> Result<(i64, usize), Err
 mod tests {
     use super::*;
 
-    fn toks(s: &str) -> Vec<Tok> {
+    fn toks(s: &str) -> Vec<Tok<'_>> {
         lex(s).unwrap().into_iter().map(|t| t.tok).collect()
     }
 
@@ -362,10 +344,10 @@ mod tests {
         assert_eq!(
             toks("%v = load.atomic @done ; hi\n"),
             vec![
-                Tok::Reg("v".into()),
+                Tok::Reg("v"),
                 Tok::Eq,
-                Tok::Ident("load.atomic".into()),
-                Tok::Global("done".into()),
+                Tok::Ident("load.atomic"),
+                Tok::Global("done"),
                 Tok::Newline,
                 Tok::Newline,
                 Tok::Eof

@@ -136,6 +136,11 @@ macro_rules! opcodes {
             pub fn flags(self) -> u32 {
                 match self { $(Opcode::$variant => $flags,)* }
             }
+
+            /// The opcode written `mnemonic`, if any.
+            pub fn from_mnemonic(mnemonic: &str) -> Option<Opcode> {
+                match mnemonic { $($mnemonic => Some(Opcode::$variant),)* _ => None }
+            }
         }
     };
     (@result none) => { None };
@@ -236,13 +241,6 @@ opcodes! {
 }
 
 impl Opcode {
-    /// The opcode written `mnemonic`, if any.
-    pub fn from_mnemonic(mnemonic: &str) -> Option<Opcode> {
-        Opcode::ALL
-            .iter()
-            .copied()
-            .find(|op| op.mnemonic() == mnemonic)
-    }
     pub fn is_terminator(self) -> bool {
         self.flags() & TERMINATOR != 0
     }

@@ -5,7 +5,8 @@
 //! defined twice. Types, definite assignment and the other semantic rules
 //! are the verifier's. The first error in the text is the one reported.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::lexer::{lex, Tok, Token};
 use super::{
@@ -13,6 +14,30 @@ use super::{
     InstKind, Opcode, Operand, PreemptMode, Program, Reg, RegInfo, SelectArm, Span, TermKind,
     Terminator, Type,
 };
+
+/// The multiply-rotate hash rustc uses for its own tables (FxHash): names
+/// are short and not adversarial, and SipHash would dominate parsing.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<NameHasher>>;
 
 /// Parses PIR source bytes, which must be UTF-8.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Program, Error> {
@@ -38,32 +63,32 @@ pub fn parse(source: &str) -> Result<Program, Error> {
     p.program()
 }
 
-struct Parser {
-    toks: Vec<Token>,
+struct Parser<'a> {
+    toks: Vec<Token<'a>>,
     pos: usize,
-    func_ids: HashMap<String, (FuncId, Span)>,
-    global_ids: HashMap<String, (GlobalId, Span)>,
+    func_ids: HashMap<&'a str, (FuncId, Span)>,
+    global_ids: HashMap<&'a str, (GlobalId, Span)>,
     n_funcs: usize,
     n_globals: usize,
 }
 
 /// A label reference waiting for the end of its function.
-struct LabelRef {
-    name: String,
+struct LabelRef<'a> {
+    name: &'a str,
     span: Span,
 }
 
 /// Per-function parsing state.
-struct FuncState {
+struct FuncState<'a> {
     regs: Vec<RegInfo>,
-    reg_ids: HashMap<String, Reg>,
+    reg_ids: HashMap<&'a str, Reg>,
     blocks: Vec<Block>,
-    labels: HashMap<String, (BlockId, Span)>,
-    label_refs: Vec<LabelRef>,
+    labels: HashMap<&'a str, (BlockId, Span)>,
+    label_refs: Vec<LabelRef<'a>>,
 }
 
-impl FuncState {
-    fn reg(&mut self, name: &str) -> Reg {
+impl<'a> FuncState<'a> {
+    fn reg(&mut self, name: &'a str) -> Reg {
         if let Some(&r) = self.reg_ids.get(name) {
             return r;
         }
@@ -72,13 +97,13 @@ impl FuncState {
             name: name.to_string(),
             ty: None,
         });
-        self.reg_ids.insert(name.to_string(), r);
+        self.reg_ids.insert(name, r);
         r
     }
 
     /// A placeholder block id standing for label reference `i`, resolved at
     /// the end of the function.
-    fn label_ref(&mut self, name: String, span: Span) -> BlockId {
+    fn label_ref(&mut self, name: &'a str, span: Span) -> BlockId {
         self.label_refs.push(LabelRef { name, span });
         BlockId::new(self.label_refs.len() - 1)
     }
@@ -98,13 +123,13 @@ impl FuncState {
     }
 }
 
-impl Parser {
-    fn new(toks: Vec<Token>) -> Parser {
+impl<'a> Parser<'a> {
+    fn new(toks: Vec<Token<'a>>) -> Parser<'a> {
         Parser {
             toks,
             pos: 0,
-            func_ids: HashMap::new(),
-            global_ids: HashMap::new(),
+            func_ids: HashMap::default(),
+            global_ids: HashMap::default(),
             n_funcs: 0,
             n_globals: 0,
         }
@@ -118,28 +143,20 @@ impl Parser {
         for i in 0..self.toks.len() {
             let t = &self.toks[i];
             if line_start {
-                if let (
-                    Tok::Ident(kw),
-                    Some(Token {
-                        tok: Tok::Global(name),
-                        span,
-                    }),
-                ) = (&t.tok, self.toks.get(i + 1))
-                {
-                    if kw == "func"
-                        && !self.func_ids.contains_key(name)
-                        && !self.global_ids.contains_key(name)
-                    {
-                        self.func_ids
-                            .insert(name.clone(), (FuncId::new(self.n_funcs), *span));
-                        self.n_funcs += 1;
-                    } else if kw == "global"
-                        && !self.global_ids.contains_key(name)
-                        && !self.func_ids.contains_key(name)
-                    {
-                        self.global_ids
-                            .insert(name.clone(), (GlobalId::new(self.n_globals), *span));
-                        self.n_globals += 1;
+                if let (Tok::Ident(kw), Some(next)) = (&t.tok, self.toks.get(i + 1)) {
+                    if let Tok::Global(name) = next.tok {
+                        let (kw, span) = (*kw, next.span);
+                        let taken =
+                            self.func_ids.contains_key(name) || self.global_ids.contains_key(name);
+                        if kw == "func" && !taken {
+                            self.func_ids
+                                .insert(name, (FuncId::new(self.n_funcs), span));
+                            self.n_funcs += 1;
+                        } else if kw == "global" && !taken {
+                            self.global_ids
+                                .insert(name, (GlobalId::new(self.n_globals), span));
+                            self.n_globals += 1;
+                        }
                     }
                 }
             }
@@ -147,11 +164,11 @@ impl Parser {
         }
     }
 
-    fn peek(&self) -> &Tok {
+    fn peek(&self) -> &Tok<'a> {
         &self.toks[self.pos].tok
     }
 
-    fn peek_at(&self, k: usize) -> &Tok {
+    fn peek_at(&self, k: usize) -> &Tok<'a> {
         &self.toks[(self.pos + k).min(self.toks.len() - 1)].tok
     }
 
@@ -159,7 +176,7 @@ impl Parser {
         self.toks[self.pos].span
     }
 
-    fn bump(&mut self) -> Token {
+    fn bump(&mut self) -> Token<'a> {
         let t = self.toks[self.pos].clone();
         if self.pos + 1 < self.toks.len() {
             self.pos += 1;
@@ -174,7 +191,7 @@ impl Parser {
         )
     }
 
-    fn expect(&mut self, tok: Tok, expected: &str) -> Result<Span, Error> {
+    fn expect(&mut self, tok: Tok<'a>, expected: &str) -> Result<Span, Error> {
         if *self.peek() == tok {
             Ok(self.bump().span)
         } else {
@@ -182,8 +199,8 @@ impl Parser {
         }
     }
 
-    fn expect_ident(&mut self, expected: &str) -> Result<(String, Span), Error> {
-        match self.peek().clone() {
+    fn expect_ident(&mut self, expected: &str) -> Result<(&'a str, Span), Error> {
+        match *self.peek() {
             Tok::Ident(name) => Ok((name, self.bump().span)),
             _ => Err(self.unexpected(expected)),
         }
@@ -208,14 +225,14 @@ impl Parser {
 
     fn program(&mut self) -> Result<Program, Error> {
         let mut prog = Program::default();
-        let mut seen_settings: HashMap<String, Span> = HashMap::new();
+        let mut seen_settings: HashMap<&'a str, Span> = HashMap::default();
         let mut past_header = false;
         loop {
             self.skip_blank_lines();
             let span = self.span();
             match self.peek().clone() {
                 Tok::Eof => break,
-                Tok::Ident(kw) if kw == "set" => {
+                Tok::Ident("set") => {
                     if past_header {
                         return Err(Error::new(
                             span,
@@ -224,12 +241,12 @@ impl Parser {
                     }
                     self.setting(&mut prog, &mut seen_settings)?;
                 }
-                Tok::Ident(kw) if kw == "global" => {
+                Tok::Ident("global") => {
                     past_header = true;
                     let g = self.global()?;
                     prog.globals.push(g);
                 }
-                Tok::Ident(kw) if kw == "func" => {
+                Tok::Ident("func") => {
                     past_header = true;
                     let f = self.function()?;
                     prog.funcs.push(f);
@@ -243,11 +260,11 @@ impl Parser {
     fn setting(
         &mut self,
         prog: &mut Program,
-        seen: &mut HashMap<String, Span>,
+        seen: &mut HashMap<&'a str, Span>,
     ) -> Result<(), Error> {
         self.bump();
         let (key, key_span) = self.expect_ident("a setting name")?;
-        if let Some(first) = seen.get(&key) {
+        if let Some(first) = seen.get(key) {
             return Err(Error::new(
                 key_span,
                 format!("setting '{key}' given twice (first at {first})"),
@@ -269,7 +286,7 @@ impl Parser {
                 )),
             }
         };
-        match key.as_str() {
+        match key {
             "procs" => {
                 prog.settings.procs = Some(int("an integer from 1 to 1024", &|v| {
                     (1..=1024).contains(&v)
@@ -316,7 +333,7 @@ impl Parser {
     fn parse_type(&mut self) -> Result<(Type, Span), Error> {
         let span = self.span();
         match self.peek().clone() {
-            Tok::Ident(name) => match Type::from_name(&name) {
+            Tok::Ident(name) => match Type::from_name(name) {
                 Some(t) => {
                     self.bump();
                     Ok((t, span))
@@ -375,7 +392,7 @@ impl Parser {
                 ))
             }
         };
-        self.check_first_definition(&name, span, false)?;
+        self.check_first_definition(name, span, false)?;
         self.expect(Tok::Colon, "':' and a type")?;
         let (ty, ty_span) = self.parse_type()?;
         if ty == Type::Chan {
@@ -408,7 +425,7 @@ impl Parser {
         }
         self.expect_line_end()?;
         Ok(Global {
-            name,
+            name: name.to_string(),
             ty,
             init,
             has_init,
@@ -431,12 +448,12 @@ impl Parser {
                 ))
             }
         };
-        self.check_first_definition(&name, span, true)?;
+        self.check_first_definition(name, span, true)?;
         let mut st = FuncState {
             regs: Vec::new(),
-            reg_ids: HashMap::new(),
+            reg_ids: HashMap::default(),
             blocks: Vec::new(),
-            labels: HashMap::new(),
+            labels: HashMap::default(),
             label_refs: Vec::new(),
         };
         self.expect(Tok::LParen, "'('")?;
@@ -462,7 +479,7 @@ impl Parser {
                 }
                 self.expect(Tok::Colon, "':' and a type")?;
                 let (ty, _) = self.parse_type()?;
-                let r = st.reg(&p_name);
+                let r = st.reg(p_name);
                 st.regs[r.index()].ty = Some(ty);
                 params.push(r);
                 param_types.push(ty);
@@ -523,7 +540,7 @@ impl Parser {
                         ));
                     }
                     st.blocks.push(Block {
-                        label: Some(label.clone()),
+                        label: Some(label.to_string()),
                         span: line_span,
                         insts: Vec::new(),
                         term: None,
@@ -553,7 +570,7 @@ impl Parser {
             }
         }
         Ok(Function {
-            name,
+            name: name.to_string(),
             span,
             end,
             params,
@@ -564,18 +581,18 @@ impl Parser {
         })
     }
 
-    fn operand(&mut self, st: &mut FuncState) -> Result<Operand, Error> {
+    fn operand(&mut self, st: &mut FuncState<'a>) -> Result<Operand, Error> {
         let span = self.span();
         match self.peek().clone() {
             Tok::Reg(name) => {
                 self.bump();
-                Ok(Operand::Reg(st.reg(&name)))
+                Ok(Operand::Reg(st.reg(name)))
             }
             Tok::Int(v) => {
                 self.bump();
                 Ok(Operand::Imm(v))
             }
-            Tok::Ident(n) if n == "nil" => {
+            Tok::Ident("nil") => {
                 self.bump();
                 Ok(Operand::Nil)
             }
@@ -629,7 +646,7 @@ impl Parser {
         }
     }
 
-    fn call_args(&mut self, st: &mut FuncState) -> Result<Vec<Operand>, Error> {
+    fn call_args(&mut self, st: &mut FuncState<'a>) -> Result<Vec<Operand>, Error> {
         self.expect(Tok::LParen, "'('")?;
         let mut args = Vec::new();
         if *self.peek() != Tok::RParen {
@@ -657,22 +674,22 @@ impl Parser {
         }
     }
 
-    fn label(&mut self, st: &mut FuncState) -> Result<BlockId, Error> {
+    fn label(&mut self, st: &mut FuncState<'a>) -> Result<BlockId, Error> {
         let (name, span) = self.expect_ident("a label")?;
         Ok(st.label_ref(name, span))
     }
 
-    fn instruction(&mut self, st: &mut FuncState) -> Result<(), Error> {
+    fn instruction(&mut self, st: &mut FuncState<'a>) -> Result<(), Error> {
         let span = self.span();
         let dst = if let Tok::Reg(name) = self.peek().clone() {
             self.bump();
             self.expect(Tok::Eq, "'='")?;
-            Some(st.reg(&name))
+            Some(st.reg(name))
         } else {
             None
         };
         let (mnemonic, m_span) = self.expect_ident("an instruction")?;
-        let Some(op) = Opcode::from_mnemonic(&mnemonic) else {
+        let Some(op) = Opcode::from_mnemonic(mnemonic) else {
             return Err(Error::new(
                 m_span,
                 format!("unknown instruction '{mnemonic}'"),
@@ -824,7 +841,7 @@ impl Parser {
             }
             Format::CCall => {
                 let (name, n_span) = self.expect_ident("a foreign function name")?;
-                let Some(func) = ForeignFn::from_name(&name) else {
+                let Some(func) = ForeignFn::from_name(name) else {
                     let known: Vec<_> = ForeignFn::ALL.iter().map(|f| f.name()).collect();
                     return Err(Error::new(
                         n_span,
@@ -863,7 +880,7 @@ impl Parser {
         Ok(())
     }
 
-    fn terminator(&mut self, op: Opcode, st: &mut FuncState) -> Result<TermKind, Error> {
+    fn terminator(&mut self, op: Opcode, st: &mut FuncState<'a>) -> Result<TermKind, Error> {
         Ok(match op.format() {
             Format::Jmp => TermKind::Jmp {
                 target: self.label(st)?,
@@ -904,16 +921,16 @@ impl Parser {
         })
     }
 
-    fn select_arm(&mut self, st: &mut FuncState) -> Result<SelectArm, Error> {
+    fn select_arm(&mut self, st: &mut FuncState<'a>) -> Result<SelectArm, Error> {
         let (kw, span) = self.expect_ident("a select arm ('recv', 'send' or 'default')")?;
-        let kind = match kw.as_str() {
+        let kind = match kw {
             "recv" => {
                 let chan = self.operand(st)?;
-                let into = if matches!(self.peek(), Tok::Ident(k) if k == "into") {
+                let into = if matches!(self.peek(), Tok::Ident("into")) {
                     self.bump();
                     let r_span = self.span();
                     match self.bump().tok {
-                        Tok::Reg(name) => Some(st.reg(&name)),
+                        Tok::Reg(name) => Some(st.reg(name)),
                         other => {
                             return Err(Error::new(
                                 r_span,

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use preempt_jit::abi::{MAX_OBJECT_SLOTS, OBJ_SLOTS, SLOT_SIZE};
+use preempt_jit::abi::{object_bytes, DEFAULT_HEAP_LIMIT};
 
 const CHUNK: usize = 1 << 20;
 
@@ -26,14 +26,21 @@ struct Arena {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum AllocError {
     Negative,
-    TooLarge,
+    /// Past the heap limit, or the system refused memory.
     OutOfMemory,
 }
 
 /// The heap of one program.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Heap {
     arena: Mutex<Arena>,
+    limit: u64,
+}
+
+impl Default for Heap {
+    fn default() -> Heap {
+        Heap::with_limit(DEFAULT_HEAP_LIMIT)
+    }
 }
 
 fn map_zeroed(len: usize) -> Option<usize> {
@@ -56,16 +63,25 @@ impl Heap {
         Heap::default()
     }
 
+    /// A heap that refuses to grow past `limit` bytes of objects.
+    pub fn with_limit(limit: u64) -> Heap {
+        Heap {
+            arena: Mutex::new(Arena::default()),
+            limit,
+        }
+    }
+
     /// Allocates an object of `slots` fresh slots and returns its address.
     pub fn alloc(&self, slots: i64) -> Result<usize, AllocError> {
         if slots < 0 {
             return Err(AllocError::Negative);
         }
-        if slots > MAX_OBJECT_SLOTS {
-            return Err(AllocError::TooLarge);
-        }
-        let size = OBJ_SLOTS as usize + slots as usize * SLOT_SIZE as usize;
+        let bytes = object_bytes(slots);
         let mut a = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        if a.bytes_allocated.saturating_add(bytes) > self.limit {
+            return Err(AllocError::OutOfMemory);
+        }
+        let size = bytes as usize;
         let addr = if size > CHUNK / 4 {
             let len = size.div_ceil(4096) * 4096;
             let p = map_zeroed(len).ok_or(AllocError::OutOfMemory)?;

@@ -261,15 +261,7 @@ fn run_main_goroutine(module: &Module, cfg: &RunConfig, out: &Output) -> Outcome
                 Err(AllocError::Negative) => {
                     return fault_outcome(Fault::NegativeSize(g.operand(0) as i64), &g, module, cfg)
                 }
-                Err(_) => {
-                    return Outcome {
-                        status: 1,
-                        stderr: format!(
-                            "fatal error: runtime: out of memory: cannot allocate an object of {} slots\n",
-                            g.operand(0) as i64
-                        ),
-                    }
-                }
+                Err(AllocError::OutOfMemory) => return fault_outcome(Fault::OutOfMemory, &g, module, cfg),
             },
             RuntimeOp::Now => g.ctx.result = monotonic_nanos(),
             RuntimeOp::Procs => g.ctx.result = cfg.procs as u64,
@@ -281,7 +273,13 @@ fn run_main_goroutine(module: &Module, cfg: &RunConfig, out: &Output) -> Outcome
                     std::thread::sleep(Duration::from_micros(us as u64));
                 }
             }
-            RuntimeOp::Goexit => return fault_outcome(Fault::MainGoexit, &g, module, cfg),
+            RuntimeOp::Goexit => {
+                // Go reports this once the main goroutine is gone: no frames.
+                return Outcome {
+                    status: 1,
+                    stderr: report(&Fault::MainGoexit, g.id, &[], &cfg.file),
+                };
+            }
             other => {
                 return Outcome {
                     status: 2,
