@@ -123,10 +123,11 @@ pub fn report(repetitions: usize) -> String {
     let p = best.unwrap_or_default();
     let rate = |secs: f64| p.instructions as f64 / secs / 1e6;
     let mut out = format!(
-        "compile: {} PIR instructions ({} bytes of source, {} bytes of x86-64 or aarch64 code)\n",
+        "compile: {} PIR instructions ({} bytes of source, {} bytes of {} code)\n",
         p.instructions,
         source.len(),
-        p.code_bytes
+        p.code_bytes,
+        Arch::host().unwrap_or(Arch::X86_64).name()
     );
     for (name, secs) in [
         ("parse", p.parse),
