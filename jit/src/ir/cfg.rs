@@ -190,7 +190,15 @@ impl Cfg {
 }
 
 fn reverse_post_order(succs: &[Vec<BlockId>]) -> Vec<BlockId> {
-    let n = succs.len();
+    reverse_post_order_by(succs.len(), |b, i| succs[b].get(i).copied())
+}
+
+/// The blocks reachable from block 0 of an `n`-block graph, in reverse
+/// post-order, where `succ(b, i)` is the `i`-th successor of `b`.
+pub fn reverse_post_order_by(
+    n: usize,
+    succ: impl Fn(usize, usize) -> Option<BlockId>,
+) -> Vec<BlockId> {
     if n == 0 {
         return Vec::new();
     }
@@ -201,12 +209,11 @@ fn reverse_post_order(succs: &[Vec<BlockId>]) -> Vec<BlockId> {
     visited[0] = true;
     while let Some(top) = stack.last_mut() {
         let (b, i) = *top;
-        if i < succs[b].len() {
+        if let Some(s) = succ(b, i) {
             top.1 += 1;
-            let s = succs[b][i].index();
-            if !visited[s] {
-                visited[s] = true;
-                stack.push((s, 0));
+            if !visited[s.index()] {
+                visited[s.index()] = true;
+                stack.push((s.index(), 0));
             }
         } else {
             post.push(BlockId::new(b));

@@ -290,6 +290,27 @@ impl InstKind {
         }
     }
 
+    /// The register this instruction writes, mutably, for passes that
+    /// rename.
+    pub fn def_mut(&mut self) -> Option<&mut Reg> {
+        match self {
+            InstKind::Const { dst, .. }
+            | InstKind::Unary { dst, .. }
+            | InstKind::Binary { dst, .. }
+            | InstKind::Nullary { dst, .. }
+            | InstKind::Load { dst, .. }
+            | InstKind::AtomicAdd { dst, .. }
+            | InstKind::Cas { dst, .. } => Some(dst),
+            InstKind::Call { dst, .. } => dst.as_mut(),
+            InstKind::Effect { .. }
+            | InstKind::Store { .. }
+            | InstKind::Spawn { .. }
+            | InstKind::Print { .. }
+            | InstKind::Assert { .. }
+            | InstKind::CCall { .. } => None,
+        }
+    }
+
     /// The operands this instruction reads, in text order.
     pub fn operands(&self) -> Vec<Operand> {
         let mut out = Vec::new();

@@ -953,35 +953,11 @@ fn edges(func: &Function) -> Vec<Vec<(BlockId, Option<Reg>)>> {
 }
 
 /// The blocks reachable from the entry, in reverse post-order (the order
-/// in which a forward analysis converges fastest). This is the reachable
-/// set of [`Cfg`](super::cfg::Cfg); the verifier computes it itself
-/// because it needs nothing else of the CFG, and building dominators and
-/// loops would make verification of a function with tens of thousands of
-/// blocks take seconds.
+/// in which a forward analysis converges fastest): the reachable set of
+/// [`Cfg`](super::cfg::Cfg), without the dominators and loops the verifier
+/// does not need.
 fn reverse_post_order(outgoing: &[Vec<(BlockId, Option<Reg>)>]) -> Vec<BlockId> {
-    let n = outgoing.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut visited = vec![false; n];
-    let mut post = Vec::with_capacity(n);
-    let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
-    visited[0] = true;
-    while let Some(top) = stack.last_mut() {
-        let (b, i) = *top;
-        if let Some(&(s, _)) = outgoing[b].get(i) {
-            top.1 += 1;
-            if !visited[s.index()] {
-                visited[s.index()] = true;
-                stack.push((s.index(), 0));
-            }
-        } else {
-            post.push(BlockId::new(b));
-            stack.pop();
-        }
-    }
-    post.reverse();
-    post
+    super::cfg::reverse_post_order_by(outgoing.len(), |b, i| outgoing[b].get(i).map(|e| e.0))
 }
 
 /// Definite assignment of one group of registers, as bit sets per block.

@@ -474,27 +474,6 @@ fn fresh_name(base: &str, taken: &HashSet<String>) -> String {
         .expect("an unbounded range has a free name")
 }
 
-/// The register an instruction writes, mutably. Listed variant by variant
-/// so that a new instruction kind cannot be forgotten here.
-fn def_mut(kind: &mut InstKind) -> Option<&mut Reg> {
-    match kind {
-        InstKind::Const { dst, .. }
-        | InstKind::Unary { dst, .. }
-        | InstKind::Binary { dst, .. }
-        | InstKind::Nullary { dst, .. }
-        | InstKind::Load { dst, .. }
-        | InstKind::AtomicAdd { dst, .. }
-        | InstKind::Cas { dst, .. } => Some(dst),
-        InstKind::Call { dst, .. } => dst.as_mut(),
-        InstKind::Effect { .. }
-        | InstKind::Store { .. }
-        | InstKind::Spawn { .. }
-        | InstKind::Print { .. }
-        | InstKind::Assert { .. }
-        | InstKind::CCall { .. } => None,
-    }
-}
-
 /// Calls `f` on every register mention of `func` in text order: the
 /// parameters, then, line by line, the destination before the operands
 /// (`%d = op X, Y`), and in a `select` each arm's registers in turn.
@@ -509,7 +488,7 @@ fn for_each_reg_mut(func: &mut Function, mut f: impl FnMut(&mut Reg)) {
     }
     for block in &mut func.blocks {
         for inst in &mut block.insts {
-            if let Some(d) = def_mut(&mut inst.kind) {
+            if let Some(d) = inst.kind.def_mut() {
                 f(d);
             }
             inst.kind.for_each_operand_mut(|o| on_operand(o, &mut f));
