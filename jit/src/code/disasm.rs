@@ -18,6 +18,8 @@ pub struct DecodedInst {
     pub offset: usize,
     pub len: usize,
     pub text: String,
+    /// The target of a direct branch or call, as an offset in the code.
+    pub target: Option<usize>,
 }
 
 /// Decodes `code` (placed at offset 0) for `arch`, on any host.
@@ -42,10 +44,13 @@ fn decode_x64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
     for inst in decoder.iter() {
         let mut text = String::new();
         fmt.format(&inst, &mut text);
+        let target = (inst.op_count() == 1 && inst.op0_kind() == iced_x86::OpKind::NearBranch64)
+            .then(|| inst.near_branch_target() as usize);
         out.push(DecodedInst {
             offset: inst.ip() as usize,
             len: inst.len(),
             text,
+            target,
         });
     }
     out
@@ -70,6 +75,7 @@ fn decode_aarch64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
             offset: off,
             len: 4,
             text,
+            target: None,
         });
         off += 4;
     }
@@ -155,10 +161,31 @@ fn function_listing(
             .into_iter()
             .map(|d| DecodedInst {
                 offset: d.offset + start,
+                target: d.target.map(|t| t.wrapping_add(start)),
                 ..d
             })
             .collect()
     };
+    // Calls into the runtime stubs are shown by the stub's name.
+    let insts: Vec<DecodedInst> = insts
+        .into_iter()
+        .map(|mut d| {
+            if let Some(stub) = d
+                .target
+                .filter(|t| !(start..end).contains(t))
+                .and_then(|t| asm.tables.stub_at(t))
+            {
+                let mnemonic = d
+                    .text
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("call")
+                    .to_string();
+                d.text = format!("{mnemonic:<8}{}", stub.name);
+            }
+            d
+        })
+        .collect();
     let mut in_cold = false;
     for d in &insts {
         if let Some(b) = t
