@@ -4,11 +4,12 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test bench lint fmt clean
+.PHONY: all setup build demo test bench lint fmt clean aarch64 aarch64-demo
 
 all: build
 
-# Everything preempt needs beyond the Rust toolchain (installed if missing).
+# Everything preempt needs beyond the Rust toolchain (installed if missing),
+# including the aarch64 lane's cross toolchain and qemu-user.
 setup:
 	@scripts/setup.sh
 
@@ -19,11 +20,21 @@ build: setup
 demo: build
 	./target/release/preempt demo examples/hoist.pir
 
-# Every test: unit, golden, property, integration; then formatting and lints.
+# Every test: unit, golden, property, integration on the host; formatting
+# and lints; then the aarch64 lane (the whole suite again, under qemu-user).
 test: setup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	$(MAKE) lint
+	@CARGO='$(CARGO)' scripts/aarch64-lane.sh
+
+# Just the aarch64 lane: build for aarch64-unknown-linux-gnu, test under qemu.
+aarch64: setup
+	@CARGO='$(CARGO)' scripts/aarch64-lane.sh
+
+# preempt itself as an aarch64 binary, run under qemu-user.
+aarch64-demo: setup
+	@CARGO='$(CARGO)' scripts/aarch64-demo.sh
 
 # Benchmarks print figures; nothing here asserts a timing.
 bench: build
