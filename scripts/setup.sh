@@ -48,13 +48,25 @@ missing_packages() {
 
 # The last error line of a log, for the SKIPPED line.
 last_error() {
-  grep -E '^(E:|error|sudo:)' "$1" | tail -n 1 || tail -n 1 "$1"
+  grep -E '^(E:|error|sudo:|timeout:)' "$1" | tail -n 1 || tail -n 1 "$1"
 }
+
+# Runs a download/install step, output to $LOG, bounded so that an
+# unreachable mirror fails the step instead of hanging the build.
+bounded() {
+  local status=0
+  timeout 600 "$@" >>"$LOG" 2>&1 || status=$?
+  if ((status == 124)); then
+    echo "timeout: '$*' did not finish in 600 s" >>"$LOG"
+  fi
+  return "$status"
+}
+: >"$LOG"
 
 # Rust target.
 if ! rustup target list --installed 2>/dev/null | grep -qx "$LANE_TARGET"; then
   ok "adding the Rust target $LANE_TARGET"
-  if ! rustup target add "$LANE_TARGET" >"$LOG" 2>&1; then
+  if ! bounded rustup target add "$LANE_TARGET"; then
     skip_lane "'rustup target add $LANE_TARGET' failed: $(last_error "$LOG") (log: $LOG)"
   fi
 fi
@@ -73,13 +85,13 @@ if ((${#missing[@]} > 0)); then
     skip_lane "not root and no sudo: cannot install ${missing[*]}"
   fi
   apt_install() {
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >"$LOG" 2>&1
+    bounded "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
   }
   ok "installing ${missing[*]} (apt-get; log: $LOG)"
   if ! apt_install; then
     # Refresh the package lists only when the install failed for lack of them.
     if grep -qE 'Unable to locate package|has no installation candidate|Failed to fetch|404 +Not Found' "$LOG" &&
-      "${as_root[@]}" apt-get update -q >>"$LOG" 2>&1 && apt_install; then
+      bounded "${as_root[@]}" apt-get update -q && apt_install; then
       :
     else
       skip_lane "'apt-get install ${missing[*]}' failed: $(last_error "$LOG") (log: $LOG)"
