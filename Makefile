@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test bench lint fmt clean aarch64 aarch64-demo
+.PHONY: all setup build demo test bench lint fmt clean aarch64 aarch64-demo aarch64-compare
 
 all: build
 
@@ -35,6 +35,11 @@ aarch64: setup
 # preempt itself as an aarch64 binary, run under qemu-user.
 aarch64-demo: setup
 	@CARGO='$(CARGO)' scripts/aarch64-demo.sh
+
+# Same stdout and exit status on the host and on aarch64 (qemu), at -O0 and
+# -O1: every program under examples/, or FILES="a.pir b.pir".
+aarch64-compare: setup
+	@CARGO='$(CARGO)' scripts/aarch64-compare.sh $(FILES)
 
 # Benchmarks print figures; nothing here asserts a timing.
 bench: build
