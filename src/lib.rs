@@ -218,7 +218,12 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             Err(msg) => fail(msg),
         },
-        Command::Disasm { file, opt, arch, stubs } => {
+        Command::Disasm {
+            file,
+            opt,
+            arch,
+            stubs,
+        } => {
             let mut prog = match load(&file) {
                 Ok(p) => p,
                 Err(msg) => return fail(msg),

@@ -50,7 +50,10 @@ fn check_arch(arch: Arch) {
         let got = listing(arch, &src, path);
         for line in got.lines() {
             if line.contains(".word") || line.contains("(bad)") {
-                failures.push(format!("{}: an emitted instruction does not decode: {line}", path.display()));
+                failures.push(format!(
+                    "{}: an emitted instruction does not decode: {line}",
+                    path.display()
+                ));
             }
         }
         let name = path.file_stem().expect("a file name");

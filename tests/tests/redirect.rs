@@ -40,8 +40,12 @@ fn program() -> String {
     for i in 0..VALUES {
         let prev = (i + VALUES - 1) % VALUES;
         match i % 6 {
-            4 => s.push_str(&format!("    %a{i} = shl %a{i}, %a{prev}\n    %a{i} = add %a{i}, 5\n")),
-            5 => s.push_str(&format!("    %a{i} = div %a{prev}, 3\n    %a{i} = add %a{i}, %a{prev}\n")),
+            4 => s.push_str(&format!(
+                "    %a{i} = shl %a{i}, %a{prev}\n    %a{i} = add %a{i}, 5\n"
+            )),
+            5 => s.push_str(&format!(
+                "    %a{i} = div %a{prev}, 3\n    %a{i} = add %a{i}, %a{prev}\n"
+            )),
             k => {
                 let op = ["add", "xor", "sub", "mul"][k];
                 s.push_str(&format!("    %a{i} = {op} %a{i}, %a{prev}\n"));
@@ -51,7 +55,9 @@ fn program() -> String {
                 if k == 2 {
                     // A compare whose flags feed a setcc, not a branch (the
                     // pair is not fused, so a signal can land between them).
-                    s.push_str(&format!("    %t = lt %a{i}, %a{prev}\n    %a{i} = add %a{i}, %t\n"));
+                    s.push_str(&format!(
+                        "    %t = lt %a{i}, %a{prev}\n    %a{i} = add %a{i}, %t\n"
+                    ));
                 }
             }
         }
@@ -61,7 +67,11 @@ fn program() -> String {
     let regs: Vec<String> = std::iter::once("%n".to_string())
         .chain((0..VALUES).map(|i| format!("%a{i}")))
         .collect();
-    s.push_str(&format!("    print \"{}\", {}\n    ret\n}}\n", holes.join(" "), regs.join(", ")));
+    s.push_str(&format!(
+        "    print \"{}\", {}\n    ret\n}}\n",
+        holes.join(" "),
+        regs.join(", ")
+    ));
     s
 }
 
@@ -121,7 +131,10 @@ fn redirected_loop_keeps_every_register_and_resumes_exactly() {
     ir::verify(&mut prog).unwrap();
     preempt_jit::opt::optimize(&mut prog, 1);
     let module = Arc::new(Module::compile(&prog).unwrap());
-    TABLES.store(&module.tables as *const CodeTables as usize, Ordering::Release);
+    TABLES.store(
+        &module.tables as *const CodeTables as usize,
+        Ordering::Release,
+    );
     STUB.store(module.stubs.async_preempt, Ordering::Release);
     install(libc::SIGURG, on_signal).expect("install the handler");
 
@@ -139,10 +152,18 @@ fn redirected_loop_keeps_every_register_and_resumes_exactly() {
     // failure instead of a hang; emulated runs take a few seconds.
     let deadline = Instant::now() + Duration::from_secs(120);
     while stats.async_preempts.load(Ordering::Relaxed) < 200 {
-        assert!(Instant::now() < deadline, "only {} visits", stats.async_preempts.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < deadline,
+            "only {} visits",
+            stats.async_preempts.load(Ordering::Relaxed)
+        );
         // The loop only ends when told to: ending by itself means a redirect
         // corrupted the flags or the PC of its exit test.
-        assert!(!runner.is_finished(), "the loop ended by itself: {:?}", captured.text());
+        assert!(
+            !runner.is_finished(),
+            "the loop ended by itself: {:?}",
+            captured.text()
+        );
         let tid = stats.worker_tid.load(Ordering::SeqCst);
         if tid != 0 {
             let _ = tgkill(tid, libc::SIGURG);

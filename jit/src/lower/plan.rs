@@ -46,10 +46,15 @@ impl FunctionPlan {
     /// `(compare opcode, a, b)` when block `b` ends in `%c = cmp a, b;
     /// br %c, ...` and `%c` is dead after the branch: the backend then
     /// emits one compare and a conditional branch, and never `%c`.
-    pub fn fusable_compare(&self, func: &Function, b: BlockId) -> Option<(Opcode, Operand, Operand)> {
+    pub fn fusable_compare(
+        &self,
+        func: &Function,
+        b: BlockId,
+    ) -> Option<(Opcode, Operand, Operand)> {
         let block = &func.blocks[b.index()];
         let TermKind::Br {
-            cond: Operand::Reg(c), ..
+            cond: Operand::Reg(c),
+            ..
         } = block.term.as_ref()?.kind
         else {
             return None;

@@ -5,12 +5,13 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::{CTX, FP, REGISTERS, SP, X0, X1, X17, X2, X3};
 use crate::abi::{
-    fault_request, FaultCode, RuntimeOp, CTX_RESULT2, CTX_STACK_GUARD, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG,
-    SLOT_VALUE, TAG_INT, TAG_REF,
+    fault_request, FaultCode, RuntimeOp, CTX_RESULT2, CTX_STACK_GUARD, OBJ_LEN, OBJ_SLOTS,
+    SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
 };
 use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
 use crate::ir::{
-    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span, TermKind,
+    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
+    TermKind,
 };
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
@@ -90,7 +91,9 @@ struct Cold {
 }
 
 enum ColdKind {
-    StackCheck { resume: DynamicLabel },
+    StackCheck {
+        resume: DynamicLabel,
+    },
     Fault(FaultCode, u32),
     /// Index out of range: the object is in x0, the index in x2.
     IndexOutOfRange,
@@ -103,7 +106,8 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
     let mut meta = MetadataBuilder::new();
     let rt_call = ops.new_dynamic_label();
     let stub_offsets = super::stubs::emit(&mut ops, &mut meta, rt_call);
-    let func_labels: Vec<DynamicLabel> = prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
+    let func_labels: Vec<DynamicLabel> =
+        prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
     for (i, func) in prog.funcs.iter().enumerate() {
@@ -131,7 +135,9 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
         e.function();
     }
     let tables = meta.finish();
-    let code = ops.finalize().expect("every label the backend references is defined");
+    let code = ops
+        .finalize()
+        .expect("every label the backend references is defined");
     Assembled {
         arch: Arch::Aarch64,
         code,
@@ -340,9 +346,14 @@ impl FnEmitter<'_> {
 
     fn function(&mut self) {
         let func = self.func;
-        self.block_labels = func.blocks.iter().map(|_| self.ops.new_dynamic_label()).collect();
+        self.block_labels = func
+            .blocks
+            .iter()
+            .map(|_| self.ops.new_dynamic_label())
+            .collect();
         let entry = self.off();
-        self.meta.begin_function(self.fid, &func.name, func.span, entry);
+        self.meta
+            .begin_function(self.fid, &func.name, func.span, entry);
         dynasm!(self.ops ; .arch aarch64 ; =>self.func_labels[self.fid.index()]);
         self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
         let (check, overflow) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
@@ -431,7 +442,10 @@ impl FnEmitter<'_> {
                     ; ldr x1, [x0, OBJ_LEN as u32]
                     ; str x1, [sp, 8]
                 );
-                (fault_request(FaultCode::IndexOutOfRange, 0), CallKind::Fault)
+                (
+                    fault_request(FaultCode::IndexOutOfRange, 0),
+                    CallKind::Fault,
+                )
             }
         };
         self.mov_imm(X0, request as i64);
@@ -514,7 +528,9 @@ impl FnEmitter<'_> {
             InstKind::Binary { op, dst, args } => self.binary(b, span, *op, *dst, args[0], args[1]),
             InstKind::Nullary { op, dst } => self.runtime_call(b, span, *op, &[], 0, Some(*dst)),
             InstKind::Effect { op, args } => match op {
-                Opcode::Set | Opcode::SetRef => self.heap_store(b, span, *op, args[0], args[1], args[2]),
+                Opcode::Set | Opcode::SetRef => {
+                    self.heap_store(b, span, *op, args[0], args[1], args[2])
+                }
                 _ => self.runtime_call(b, span, *op, args, 0, None),
             },
             InstKind::Load { op, dst, global } => {
@@ -548,7 +564,8 @@ impl FnEmitter<'_> {
                 // Load-exclusive/store-exclusive: interrupted anywhere, the
                 // store fails and the loop retries, so the sequence restarts
                 // cleanly from its first instruction.
-                self.meta.begin_restartable(UnsafeKind::AtomicSequence, self.off());
+                self.meta
+                    .begin_restartable(UnsafeKind::AtomicSequence, self.off());
                 dynasm!(self.ops
                     ; .arch aarch64
                     ; =>retry
@@ -560,7 +577,12 @@ impl FnEmitter<'_> {
                 self.meta.end_unsafe(self.off());
                 self.store(*dst, X0);
             }
-            InstKind::Cas { dst, global, old, new } => {
+            InstKind::Cas {
+                dst,
+                global,
+                old,
+                new,
+            } => {
                 let (o, n) = (self.val(*old), self.val(*new));
                 self.load(X1, o);
                 self.load(X2, n);
@@ -570,7 +592,8 @@ impl FnEmitter<'_> {
                     self.ops.new_dynamic_label(),
                     self.ops.new_dynamic_label(),
                 );
-                self.meta.begin_restartable(UnsafeKind::AtomicSequence, self.off());
+                self.meta
+                    .begin_restartable(UnsafeKind::AtomicSequence, self.off());
                 dynasm!(self.ops
                     ; .arch aarch64
                     ; =>retry
@@ -595,12 +618,15 @@ impl FnEmitter<'_> {
                     self.outgoing(i, v);
                 }
                 dynasm!(self.ops ; .arch aarch64 ; bl =>self.func_labels[func.index()]);
-                self.meta.call_site(self.off(), b, span, CallKind::Function(*func));
+                self.meta
+                    .call_site(self.off(), b, span, CallKind::Function(*func));
                 if let Some(d) = dst {
                     self.store(*d, X0);
                 }
             }
-            InstKind::Spawn { func, args } => self.runtime_call(b, span, Opcode::Spawn, args, func.0, None),
+            InstKind::Spawn { func, args } => {
+                self.runtime_call(b, span, Opcode::Spawn, args, func.0, None)
+            }
             InstKind::Print { format, args } => {
                 let types = args.iter().map(|&a| self.func.operand_type(a)).collect();
                 let desc = self.pool.print(PrintDesc::new(format, types));
@@ -608,7 +634,8 @@ impl FnEmitter<'_> {
             }
             InstKind::Assert { cond, message } => {
                 let msg = self.pool.message(message);
-                let label = self.cold_label(b, span, ColdKind::Fault(FaultCode::AssertionFailed, msg));
+                let label =
+                    self.cold_label(b, span, ColdKind::Fault(FaultCode::AssertionFailed, msg));
                 match self.val(*cond) {
                     Val::Imm(0) => dynasm!(self.ops ; .arch aarch64 ; b =>label),
                     Val::Imm(_) => {}
@@ -630,7 +657,15 @@ impl FnEmitter<'_> {
         self.mov_imm(X3, self.globals[i] as i64);
     }
 
-    fn runtime_call(&mut self, b: BlockId, span: Span, op: Opcode, args: &[Operand], payload: u32, dst: Option<Reg>) {
+    fn runtime_call(
+        &mut self,
+        b: BlockId,
+        span: Span,
+        op: Opcode,
+        args: &[Operand],
+        payload: u32,
+        dst: Option<Reg>,
+    ) {
         for (i, &a) in args.iter().enumerate() {
             let v = self.val(a);
             self.outgoing(i, v);
@@ -666,11 +701,22 @@ impl FnEmitter<'_> {
         );
     }
 
-    fn heap_load(&mut self, b: BlockId, span: Span, op: Opcode, dst: Reg, obj: Operand, index: Operand) {
+    fn heap_load(
+        &mut self,
+        b: BlockId,
+        span: Span,
+        op: Opcode,
+        dst: Reg,
+        obj: Operand,
+        index: Operand,
+    ) {
         self.slot_address(b, span, obj, index);
         let mismatch = self.cold_label(b, span, ColdKind::Fault(FaultCode::SlotTypeMismatch, 0));
         let other = if op == Opcode::Get { TAG_REF } else { TAG_INT } as u32;
-        let (tag, value) = ((OBJ_SLOTS + SLOT_TAG) as u32, (OBJ_SLOTS + SLOT_VALUE) as u32);
+        let (tag, value) = (
+            (OBJ_SLOTS + SLOT_TAG) as u32,
+            (OBJ_SLOTS + SLOT_VALUE) as u32,
+        );
         dynasm!(self.ops
             ; .arch aarch64
             ; ldr x1, [x0, tag]
@@ -681,11 +727,22 @@ impl FnEmitter<'_> {
         self.store(dst, X0);
     }
 
-    fn heap_store(&mut self, b: BlockId, span: Span, op: Opcode, obj: Operand, index: Operand, value: Operand) {
+    fn heap_store(
+        &mut self,
+        b: BlockId,
+        span: Span,
+        op: Opcode,
+        obj: Operand,
+        index: Operand,
+        value: Operand,
+    ) {
         self.slot_address(b, span, obj, index);
         let v = self.val(value);
         let r = self.in_reg(v, X2);
-        let (tag, val) = ((OBJ_SLOTS + SLOT_TAG) as u32, (OBJ_SLOTS + SLOT_VALUE) as u32);
+        let (tag, val) = (
+            (OBJ_SLOTS + SLOT_TAG) as u32,
+            (OBJ_SLOTS + SLOT_VALUE) as u32,
+        );
         // As on x86-64: an i64 store retags first, a ref store retags last.
         if op == Opcode::Set {
             dynasm!(self.ops
@@ -826,16 +883,19 @@ impl FnEmitter<'_> {
     /// `msub`, `MIN % -1` (0); only division by zero needs a check.
     fn divide(&mut self, b: BlockId, span: Span, op: Opcode, dst: Reg, x: Operand, y: Operand) {
         let (vx, vy) = (self.val(x), self.val(y));
-        let zero = self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0));
-        if vy == Val::Imm(0) {
-            dynasm!(self.ops ; .arch aarch64 ; b =>zero);
-            return;
+        // A constant divisor other than 0 needs no zero check.
+        if !matches!(vy, Val::Imm(v) if v != 0) {
+            let zero = self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0));
+            if vy == Val::Imm(0) {
+                dynasm!(self.ops ; .arch aarch64 ; b =>zero);
+                return;
+            }
+            self.load(X1, vy);
+            dynasm!(self.ops ; .arch aarch64 ; cbz x1, =>zero);
+        } else {
+            self.load(X1, vy);
         }
         self.load(X0, vx);
-        self.load(X1, vy);
-        if !matches!(vy, Val::Imm(_)) {
-            dynasm!(self.ops ; .arch aarch64 ; cbz x1, =>zero);
-        }
         dynasm!(self.ops ; .arch aarch64 ; sdiv x2, x0, x1);
         if op == Opcode::Rem {
             dynasm!(self.ops ; .arch aarch64 ; msub x2, x2, x1, x0);
@@ -880,7 +940,8 @@ impl FnEmitter<'_> {
     }
 
     fn epilogue(&mut self) {
-        self.meta.begin_unsafe(UnsafeKind::FrameTeardown, self.off());
+        self.meta
+            .begin_unsafe(UnsafeKind::FrameTeardown, self.off());
         let saved_base = self.saved_base;
         for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
             self.ldr(r, SP, saved_base + 8 * j as i32);
@@ -894,7 +955,13 @@ impl FnEmitter<'_> {
         self.meta.end_unsafe(self.off());
     }
 
-    fn terminator(&mut self, b: BlockId, kind: &TermKind, span: Span, fused: Option<(Cond, Operand, Operand)>) {
+    fn terminator(
+        &mut self,
+        b: BlockId,
+        kind: &TermKind,
+        span: Span,
+        fused: Option<(Cond, Operand, Operand)>,
+    ) {
         match kind {
             TermKind::Jmp { target } => self.jump(b, *target),
             TermKind::Br { cond, then_, else_ } => {
@@ -978,8 +1045,23 @@ mod tests {
 
     #[test]
     fn reserved_registers_are_never_allocatable() {
-        for r in [X0, X1, X2, X3, super::super::STUB_SCRATCH, X17, 18, CTX, FP, super::super::LR, SP] {
-            assert!(!REGISTERS.caller_saved.contains(&r) && !REGISTERS.callee_saved.contains(&r), "x{r}");
+        for r in [
+            X0,
+            X1,
+            X2,
+            X3,
+            super::super::STUB_SCRATCH,
+            X17,
+            18,
+            CTX,
+            FP,
+            super::super::LR,
+            SP,
+        ] {
+            assert!(
+                !REGISTERS.caller_saved.contains(&r) && !REGISTERS.callee_saved.contains(&r),
+                "x{r}"
+            );
         }
     }
 }

@@ -76,7 +76,9 @@ pub const REGISTERS: RegisterFile = RegisterFile {
 
 /// Registers `rt_call` saves in the context and `switch_to` restores:
 /// every allocatable register and the frame pointer.
-pub const RUNTIME_SAVED: &[u8] = &[4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29];
+pub const RUNTIME_SAVED: &[u8] = &[
+    4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 19, 20, 21, 22, 23, 24, 25, 26, 27, 29,
+];
 
 impl super::Backend for Aarch64 {
     const ARCH: Arch = Arch::Aarch64;
@@ -120,8 +122,9 @@ impl super::Backend for Aarch64 {
 
     fn reg_name(r: u8) -> &'static str {
         const NAMES: [&str; 32] = [
-            "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16",
-            "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29", "x30", "sp",
+            "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+            "x14", "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25",
+            "x26", "x27", "x28", "x29", "x30", "sp",
         ];
         NAMES.get(r as usize).copied().unwrap_or("?")
     }

@@ -162,7 +162,8 @@ impl FnEmitter<'_> {
             .collect();
 
         let frame = {
-            let slots = self.saved as u32 + self.plan.alloc.spill_slots + self.plan.alloc.outgoing_words;
+            let slots =
+                self.saved as u32 + self.plan.alloc.spill_slots + self.plan.alloc.outgoing_words;
             (slots * 8).div_ceil(16) * 16
         } as i32;
 
@@ -802,9 +803,14 @@ impl FnEmitter<'_> {
     /// (`MIN`, remainder 0) instead of the hardware's #DE.
     fn divide(&mut self, b: BlockId, span: Span, op: Opcode, dst: Reg, x: Operand, y: Operand) {
         let (vx, vy) = (self.val(x), self.val(y));
-        let zero = self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0));
+        // A constant divisor other than 0 needs no zero check.
+        let zero = match vy {
+            Val::Imm(v) if v != 0 => None,
+            _ => Some(self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0))),
+        };
         match vy {
             Val::Imm(0) => {
+                let zero = zero.expect("made for a zero divisor");
                 dynasm!(self.ops ; .arch x64 ; jmp =>zero);
                 return;
             }
@@ -829,6 +835,7 @@ impl FnEmitter<'_> {
                 }
             }
             _ => {
+                let zero = zero.expect("made for a variable divisor");
                 let (normal, done) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
                 self.load(RCX, vy);
                 self.load(RAX, vx);

@@ -63,7 +63,8 @@ impl super::Backend for X64 {
 
     fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
         use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, OpKind};
-        let mut decoder = Decoder::with_ip(64, &code[start..end], start as u64, DecoderOptions::NONE);
+        let mut decoder =
+            Decoder::with_ip(64, &code[start..end], start as u64, DecoderOptions::NONE);
         let mut fmt = IntelFormatter::new();
         let o = fmt.options_mut();
         o.set_first_operand_char_index(8);
@@ -76,8 +77,8 @@ impl super::Backend for X64 {
         for inst in decoder.iter() {
             let mut text = String::new();
             fmt.format(&inst, &mut text);
-            let target =
-                (inst.op_count() == 1 && inst.op0_kind() == OpKind::NearBranch64).then(|| inst.near_branch_target() as usize);
+            let target = (inst.op_count() == 1 && inst.op0_kind() == OpKind::NearBranch64)
+                .then(|| inst.near_branch_target() as usize);
             out.push(DecodedInst {
                 offset: inst.ip() as usize,
                 len: inst.len(),
