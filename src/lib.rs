@@ -110,6 +110,9 @@ pub enum Command {
         /// Target architecture (any host can show either).
         #[arg(long, value_enum)]
         arch: Option<ArchArg>,
+        /// Also show the runtime stubs (context switch, runtime-call entry).
+        #[arg(long)]
+        stubs: bool,
     },
 }
 
@@ -215,7 +218,12 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             Err(msg) => fail(msg),
         },
-        Command::Disasm { file, opt, arch } => {
+        Command::Disasm {
+            file,
+            opt,
+            arch,
+            stubs,
+        } => {
             let mut prog = match load(&file) {
                 Ok(p) => p,
                 Err(msg) => return fail(msg),
@@ -229,6 +237,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             let globals = preempt_jit::module::Globals::new(&prog);
             let asm = preempt_jit::isa::assemble(arch, &prog, &globals.addresses());
             print!("{}", preempt_jit::code::disasm::listing(&prog, &asm, level));
+            if stubs {
+                print!("\n{}", preempt_jit::code::disasm::stubs_listing(&asm));
+            }
             ExitCode::SUCCESS
         }
         Command::Run {
@@ -248,6 +259,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 stack_size,
                 timeout: Some(Duration::from_secs_f64(timeout)),
                 procs: prog.settings.procs.unwrap_or(1) as usize,
+                ..RunConfig::default()
             };
             let out = Output::stdout();
             let outcome = match engine {

@@ -69,6 +69,11 @@ pub enum RuntimeOp {
     CCall,
     /// `goexit`.
     Goexit,
+    /// The asynchronous-preemption stub, entered by a signal handler's
+    /// redirect: every register is saved on the goroutine's stack, and the
+    /// goroutine resumes at the interrupted instruction when the runtime
+    /// switches back.
+    AsyncPreempt,
 }
 
 impl RuntimeOp {
@@ -96,6 +101,7 @@ impl RuntimeOp {
         RuntimeOp::Select,
         RuntimeOp::CCall,
         RuntimeOp::Goexit,
+        RuntimeOp::AsyncPreempt,
     ];
 
     pub fn from_u32(v: u32) -> Option<RuntimeOp> {
@@ -206,6 +212,11 @@ pub struct GoroutineContext {
     /// Registers saved by `rt_call`, indexed by hardware register number.
     pub saved: [u64; SAVED_REGS],
 }
+
+/// Bytes the asynchronous-preemption stub (and the runtime call it makes)
+/// needs below the interrupted SP, on every architecture; a redirect must
+/// not happen with less room above the stack's lowest usable address.
+pub const ASYNC_STUB_STACK: usize = 1024;
 
 /// A guard no SP is above: every function entry calls the runtime.
 pub const STACK_GUARD_POISON: u64 = u64::MAX;

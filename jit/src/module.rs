@@ -131,8 +131,13 @@ pub struct StubAddresses {
     /// Where JIT code calls the runtime.
     pub rt_call: usize,
     /// Where a fresh goroutine starts: calls the function whose address is
-    /// on top of its stack, then makes an `Exit` runtime call.
+    /// in the result register, then makes an `Exit` runtime call.
     pub goroutine_entry: usize,
+    /// Where a signal handler redirects an interrupted goroutine
+    /// (`MachineContext::push_call(async_preempt, pc)`): saves every
+    /// register, makes an `AsyncPreempt` runtime call, restores everything
+    /// and resumes at `pc`.
+    pub async_preempt: usize,
 }
 
 /// The target architectures.
@@ -151,12 +156,14 @@ impl Arch {
     }
     /// The architecture this process runs on, if it is one of ours.
     pub fn host() -> Option<Arch> {
-        if cfg!(target_arch = "x86_64") {
-            Some(Arch::X86_64)
-        } else if cfg!(target_arch = "aarch64") {
-            Some(Arch::Aarch64)
-        } else {
-            None
+        Arch::from_name(std::env::consts::ARCH)
+    }
+
+    pub fn from_name(name: &str) -> Option<Arch> {
+        match name {
+            "x86_64" => Some(Arch::X86_64),
+            "aarch64" => Some(Arch::Aarch64),
+            _ => None,
         }
     }
 }
@@ -266,6 +273,7 @@ impl Module {
                 switch_to: s.switch_to + base,
                 rt_call: s.rt_call + base,
                 goroutine_entry: s.goroutine_entry + base,
+                async_preempt: s.async_preempt + base,
             },
             code,
             tables,

@@ -1,8 +1,10 @@
 //! Golden encoding tests for the backends: each `.pir` file under
-//! `tests/encoding/<arch>/` is compiled and its annotated listing
-//! (offset, bytes, disassembly by an independent decoder, PIR source) is
-//! compared with the `.expected` file beside it. Globals get fixed
-//! addresses so the listing is deterministic.
+//! `tests/encoding/` is compiled for every architecture and its annotated
+//! listing (offset, bytes, disassembly by an independent decoder —
+//! iced-x86, yaxpeax-arm — and the PIR source) is compared with
+//! `tests/encoding/<arch>/<name>.expected`. Every emitted instruction must
+//! also decode: a `.word` or `(bad)` in a listing fails the test. Globals
+//! get fixed addresses so listings are deterministic and host-independent.
 //!
 //! `BLESS=1 cargo test -p preempt-jit --test encoding` rewrites the
 //! expected files; review the diff like code.
@@ -31,9 +33,7 @@ fn listing(arch: Arch, src: &str, file: &Path) -> String {
 }
 
 fn check_arch(arch: Arch) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/encoding")
-        .join(arch.name());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/encoding");
     let bless = std::env::var_os("BLESS").is_some();
     let mut checked = 0;
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
@@ -48,7 +48,16 @@ fn check_arch(arch: Arch) {
     {
         let src = std::fs::read_to_string(path).unwrap();
         let got = listing(arch, &src, path);
-        let expected_path = path.with_extension("expected");
+        for line in got.lines() {
+            if line.contains(".word") || line.contains("(bad)") {
+                failures.push(format!(
+                    "{}: an emitted instruction does not decode: {line}",
+                    path.display()
+                ));
+            }
+        }
+        let name = path.file_stem().expect("a file name");
+        let expected_path = dir.join(arch.name()).join(name).with_extension("expected");
         if bless {
             std::fs::write(&expected_path, &got).unwrap();
         } else {
@@ -87,4 +96,9 @@ fn first_difference(want: &str, got: &str) -> String {
 #[test]
 fn x86_64_encodings_match_golden_listings() {
     check_arch(Arch::X86_64);
+}
+
+#[test]
+fn aarch64_encodings_match_golden_listings() {
+    check_arch(Arch::Aarch64);
 }

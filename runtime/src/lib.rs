@@ -11,6 +11,8 @@ pub mod output;
 pub mod sched;
 pub mod traceback;
 
+use std::sync::atomic::{AtomicI32, AtomicU64};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use output::Output;
@@ -27,6 +29,18 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     /// `procs` (GOMAXPROCS).
     pub procs: usize,
+    /// Counters a caller may watch while the program runs.
+    pub stats: Arc<RunStats>,
+}
+
+/// What a run exposes while it goes on.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    /// The kernel thread id of the worker running goroutines (0 until it
+    /// starts).
+    pub worker_tid: AtomicI32,
+    /// Goroutine entries into the asynchronous-preemption stub.
+    pub async_preempts: AtomicU64,
 }
 
 impl Default for RunConfig {
@@ -36,6 +50,7 @@ impl Default for RunConfig {
             stack_size: 64 << 20,
             timeout: Some(Duration::from_secs(10)),
             procs: 1,
+            stats: Arc::default(),
         }
     }
 }

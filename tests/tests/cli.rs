@@ -89,8 +89,19 @@ fn watchdog_ends_a_hung_program_with_exit_3_and_says_where() {
 
 #[test]
 fn disasm_shows_the_hoisted_load_before_the_loop_only_at_o1() {
-    let o0 = cli(&["disasm", "-O0", "examples/hoist.pir"]);
-    let o1 = cli(&["disasm", "-O1", "examples/hoist.pir"]);
+    for arch in ["x86_64", "aarch64"] {
+        hoisted_load_listing(arch);
+    }
+}
+
+fn hoisted_load_listing(arch: &str) {
+    let o0 = cli(&["disasm", "-O0", "--arch", arch, "examples/hoist.pir"]);
+    let o1 = cli(&["disasm", "-O1", "--arch", arch, "examples/hoist.pir"]);
+    assert!(
+        o0.stdout.starts_with(&format!("; {arch} code")),
+        "{}",
+        o0.stdout
+    );
     assert_eq!((o0.status, o1.status), (Some(0), Some(0)));
     let spinner = |s: &str| -> Vec<String> {
         s.lines()

@@ -24,62 +24,7 @@ pub struct DecodedInst {
 
 /// Decodes `code` (placed at offset 0) for `arch`, on any host.
 pub fn decode(arch: Arch, code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
-    match arch {
-        Arch::X86_64 => decode_x64(code, start, end),
-        Arch::Aarch64 => decode_aarch64(code, start, end),
-    }
-}
-
-fn decode_x64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
-    use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
-    let mut decoder = Decoder::with_ip(64, &code[start..end], start as u64, DecoderOptions::NONE);
-    let mut fmt = IntelFormatter::new();
-    fmt.options_mut().set_first_operand_char_index(8);
-    fmt.options_mut().set_space_after_operand_separator(true);
-    fmt.options_mut().set_branch_leading_zeros(false);
-    fmt.options_mut().set_hex_prefix("0x");
-    fmt.options_mut().set_hex_suffix("");
-    fmt.options_mut().set_uppercase_hex(false);
-    let mut out = Vec::new();
-    for inst in decoder.iter() {
-        let mut text = String::new();
-        fmt.format(&inst, &mut text);
-        let target = (inst.op_count() == 1 && inst.op0_kind() == iced_x86::OpKind::NearBranch64)
-            .then(|| inst.near_branch_target() as usize);
-        out.push(DecodedInst {
-            offset: inst.ip() as usize,
-            len: inst.len(),
-            text,
-            target,
-        });
-    }
-    out
-}
-
-fn decode_aarch64(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
-    use yaxpeax_arch::{Decoder, U8Reader};
-    use yaxpeax_arm::armv8::a64::InstDecoder;
-    let decoder = InstDecoder::default();
-    let mut out = Vec::new();
-    let mut off = start;
-    while off + 4 <= end {
-        let mut reader = U8Reader::new(&code[off..off + 4]);
-        let text = match decoder.decode(&mut reader) {
-            Ok(inst) => inst.to_string(),
-            Err(_) => format!(
-                ".word {:#010x}",
-                u32::from_le_bytes(code[off..off + 4].try_into().unwrap_or([0; 4]))
-            ),
-        };
-        out.push(DecodedInst {
-            offset: off,
-            len: 4,
-            text,
-            target: None,
-        });
-        off += 4;
-    }
-    out
+    crate::isa::decode(arch, code, start, end)
 }
 
 /// The whole annotated listing of an assembled program.

@@ -1,17 +1,118 @@
 //! Instruction-set backends. Everything architecture-specific in the JIT
 //! lives under `isa/<arch>/`; shared code selects a backend by [`Arch`]
-//! value, never by `#[cfg(target_arch)]`.
+//! value, never by `#[cfg(target_arch)]`, so every backend builds, emits
+//! and disassembles on every host.
 
+pub mod aarch64;
 pub mod x64;
 
+use crate::code::disasm::DecodedInst;
 use crate::ir::Program;
+use crate::lower::RegisterFile;
 use crate::module::{Arch, Assembled};
+
+/// The porting contract: what a new architecture must provide.
+///
+/// A backend turns a verified, optimised [`Program`] into position-independent
+/// machine code plus the metadata the runtime reads, and keeps every
+/// convention below. The runtime, the signal layer and the tests rely on
+/// them, and on nothing else about the architecture.
+///
+/// **Registers.** One register permanently holds the running goroutine's
+/// [`GoroutineContext`](crate::abi::GoroutineContext) (x86-64 `r15`,
+/// aarch64 `x28`). A frame-pointer register ([`Backend::FRAME_POINTER`])
+/// holds the address of each frame's record `[fp] = caller's fp,
+/// [fp + 8] = return address`; tracebacks walk this chain. A few scratch
+/// registers are never allocated and are clobbered by any lowering. On an
+/// architecture whose asynchronous-preemption stub needs a register to reach
+/// its target (aarch64: `x16`), that register is reserved for the stubs,
+/// never allocated, and any JIT sequence that uses it is an unsafe region
+/// of kind [`ScratchRegister`](crate::code::UnsafeKind::ScratchRegister).
+/// The rest is split between [`RegisterFile::caller_saved`] (clobbered by
+/// a PIR `call`) and [`RegisterFile::callee_saved`] (saved by a function
+/// that writes them).
+///
+/// **Calls.** Arguments are stored at `[sp + 8*i]` by the caller; the callee
+/// reads them at `[fp + 16 + 8*i]`; the result comes back in the first
+/// scratch register. Every function starts by setting up its frame record,
+/// then compares SP (after allocating its frame) with the context's
+/// `stack_guard` and, below it, makes a [`StackCheck`](crate::abi::RuntimeOp::StackCheck)
+/// runtime call and re-checks. The set-up and tear-down instructions are
+/// unsafe regions.
+///
+/// **Runtime calls.** Operands at `[sp + 8*i]`, the request word in the
+/// result register, then a call to the `rt_call` stub, which saves every
+/// allocatable register and the frame pointer in `ctx.saved` (indexed by
+/// hardware number), stores in `ctx.sp` the address of a word holding the
+/// return address (so operands are at `ctx.sp + 8 + 8*i`), switches to
+/// `ctx.sched_sp` and returns the request from `switch_to`.
+///
+/// **Stubs.** `switch_to` (an `extern "C" fn(*mut GoroutineContext) -> u64`
+/// resuming a goroutine until its next runtime call), `rt_call`, and
+/// `goroutine_entry`, which a fresh goroutine's stack enters by
+/// `switch_to`: `ctx.sp` points at the entry stub's address, the function's
+/// address is the word below it, and the arguments start at `ctx.sp + 8`
+/// (16-byte aligned). Each stub is recorded as a
+/// [`StubRange`](crate::code::StubRange) and its body as a
+/// runtime-transition unsafe region.
+///
+/// **Loops.** Every loop back-edge is one unconditional direct jump,
+/// recorded as a [`BackEdge`](crate::code::BackEdge) and carrying nothing
+/// else (so later mechanisms can instrument or patch exactly it).
+///
+/// **Checks.** Division by zero, bounds, nil and slot-type checks produce
+/// the interpreter's results and messages (see [`crate::abi::FaultCode`]);
+/// `MIN / -1` is `MIN` and `MIN % -1` is 0 on every architecture.
+///
+/// **Metadata.** Everything goes through
+/// [`MetadataBuilder`](crate::code::MetadataBuilder) at emission: function
+/// and block ranges, instruction starts, unsafe regions, back-edges,
+/// call-return sites, hoisted loads.
+///
+/// **Publication.** Code is position-independent: it is assembled at
+/// offset 0 and may be copied anywhere; absolute addresses it embeds are
+/// only those of globals and host functions.
+pub trait Backend {
+    const ARCH: Arch;
+    /// The registers the allocator may use.
+    const REGISTERS: RegisterFile;
+    /// Hardware number of the frame-pointer register (its slot in
+    /// `ctx.saved` starts the traceback of a parked goroutine).
+    const FRAME_POINTER: u8;
+
+    /// Assembles a verified program; `globals[i]` is the address generated
+    /// code uses for global `i`.
+    fn assemble(prog: &Program, globals: &[usize]) -> Assembled;
+
+    /// Decodes `code[start..end]` (code placed at offset 0) for disassembly,
+    /// on any host.
+    fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst>;
+
+    /// The assembler name of register `r`.
+    fn reg_name(r: u8) -> &'static str;
+}
 
 /// Assembles a verified program for `arch`; `globals[i]` is the address
 /// generated code uses for global `i`.
 pub fn assemble(arch: Arch, prog: &Program, globals: &[usize]) -> Assembled {
     match arch {
-        Arch::X86_64 => x64::assemble(prog, globals),
-        Arch::Aarch64 => unimplemented!("the aarch64 backend"),
+        Arch::X86_64 => x64::X64::assemble(prog, globals),
+        Arch::Aarch64 => aarch64::Aarch64::assemble(prog, globals),
+    }
+}
+
+/// Decodes machine code of `arch` for disassembly.
+pub fn decode(arch: Arch, code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
+    match arch {
+        Arch::X86_64 => x64::X64::decode(code, start, end),
+        Arch::Aarch64 => aarch64::Aarch64::decode(code, start, end),
+    }
+}
+
+/// The frame-pointer register of `arch`.
+pub fn frame_pointer(arch: Arch) -> u8 {
+    match arch {
+        Arch::X86_64 => x64::X64::FRAME_POINTER,
+        Arch::Aarch64 => aarch64::Aarch64::FRAME_POINTER,
     }
 }

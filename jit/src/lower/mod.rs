@@ -2,6 +2,8 @@
 //! frame must hold. The backends turn [`regalloc::Location`]s into their
 //! own registers and frame offsets.
 
+pub mod plan;
 pub mod regalloc;
 
+pub use plan::FunctionPlan;
 pub use regalloc::{allocate, Allocation, BitSet, Location, RegisterFile};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use preempt_jit::abi::{decode_fault, FaultCode, GoroutineContext, RuntimeOp};
 use preempt_jit::fault::{report, Fault};
-use preempt_jit::module::{Arch, Module};
+use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
 use crate::gc::heap::{AllocError, Heap};
@@ -39,14 +39,6 @@ impl StackMemory for Stack {
     }
 }
 
-/// Which saved register holds the frame pointer.
-fn frame_pointer_reg(arch: Arch) -> usize {
-    match arch {
-        Arch::X86_64 => 5,
-        Arch::Aarch64 => 29,
-    }
-}
-
 impl Goroutine {
     /// A goroutine that will run the function at `entry` with `args`.
     pub fn new(
@@ -61,19 +53,19 @@ impl Goroutine {
         ctx.stack_lo = stack.lo() as u64;
         ctx.stack_hi = stack.hi() as u64;
         ctx.stack_guard = stack.guard() as u64;
-        // Arguments at a 16-byte aligned sp0, the function address and the
-        // entry stub below them; switch_to "returns" into the entry stub.
+        // Arguments at a 16-byte aligned sp0 and the entry stub's address
+        // below them: switch_to "returns" into the entry stub with the
+        // function's address (ctx.result) in the result register.
         let sp0 = (stack.hi() - 8 * args.len() - 64) & !15;
-        let words = [module.stubs.goroutine_entry as u64, entry as u64];
         // SAFETY: all written words lie in the fresh stack below its top.
         unsafe {
             for (i, &a) in args.iter().enumerate() {
                 ((sp0 + 8 * i) as *mut u64).write(a);
             }
-            ((sp0 - 16) as *mut u64).write(words[0]);
-            ((sp0 - 8) as *mut u64).write(words[1]);
+            ((sp0 - 8) as *mut u64).write(module.stubs.goroutine_entry as u64);
         }
-        ctx.sp = (sp0 - 16) as u64;
+        ctx.sp = (sp0 - 8) as u64;
+        ctx.result = entry as u64;
         Ok(Goroutine { id, ctx, stack })
     }
 
@@ -91,7 +83,7 @@ impl Goroutine {
 
     /// Frames of the parked goroutine, innermost first.
     pub fn traceback(&self, module: &Module) -> Vec<preempt_jit::fault::Frame> {
-        let fp = self.ctx.saved[frame_pointer_reg(module.arch)] as usize;
+        let fp = self.ctx.saved[preempt_jit::isa::frame_pointer(module.arch) as usize] as usize;
         walk(module, &self.stack, self.return_pc(), fp)
     }
 }
@@ -106,6 +98,7 @@ pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
             .name("preempt-m0".into())
             .spawn(move || {
                 tid.store(gettid(), Ordering::SeqCst);
+                cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
                 let outcome = run_main_goroutine(&module, &cfg, &out);
                 let _ = done_tx.send(outcome);
             })
@@ -272,6 +265,10 @@ fn run_main_goroutine(module: &Module, cfg: &RunConfig, out: &Output) -> Outcome
                 if us > 0 {
                     std::thread::sleep(Duration::from_micros(us as u64));
                 }
+            }
+            RuntimeOp::AsyncPreempt => {
+                // One goroutine, nothing else to run: resume it at once.
+                cfg.stats.async_preempts.fetch_add(1, Ordering::Relaxed);
             }
             RuntimeOp::Goexit => {
                 // Go reports this once the main goroutine is gone: no frames.

@@ -13,7 +13,7 @@ use crate::ir::{
     ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
     TermKind,
 };
-use crate::lower::{allocate, Allocation, Location};
+use crate::lower::{FunctionPlan, Location};
 use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
 
 type Asm = VecAssembler<X64Relocation>;
@@ -100,7 +100,7 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
     for (i, func) in prog.funcs.iter().enumerate() {
-        let alloc = allocate(func, &REGISTERS);
+        let plan = FunctionPlan::new(func, &REGISTERS);
         function_offsets.push(ops.offset().0);
         let mut e = FnEmitter {
             ops: &mut ops,
@@ -109,13 +109,12 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
             globals,
             func,
             fid: FuncId::new(i),
-            alloc: &alloc,
+            plan: &plan,
             func_labels: &func_labels,
             rt_call,
             block_labels: Vec::new(),
-            layout_next: Vec::new(),
             cold: Vec::new(),
-            saved: alloc.used_callee_saved.len() as i32,
+            saved: plan.alloc.used_callee_saved.len() as i32,
         };
         e.function();
     }
@@ -140,12 +139,10 @@ struct FnEmitter<'a> {
     globals: &'a [usize],
     func: &'a Function,
     fid: FuncId,
-    alloc: &'a Allocation,
+    plan: &'a FunctionPlan,
     func_labels: &'a [DynamicLabel],
     rt_call: DynamicLabel,
     block_labels: Vec<DynamicLabel>,
-    /// The block emitted after each block (None: last, or unreachable).
-    layout_next: Vec<Option<BlockId>>,
     cold: Vec<Cold>,
     /// Number of callee-saved registers saved in the frame.
     saved: i32,
@@ -158,15 +155,6 @@ impl FnEmitter<'_> {
 
     fn function(&mut self) {
         let func = self.func;
-        let cfg = &self.alloc.cfg;
-        let reachable: Vec<BlockId> = (0..func.blocks.len())
-            .map(BlockId::new)
-            .filter(|&b| cfg.is_reachable(b))
-            .collect();
-        self.layout_next = vec![None; func.blocks.len()];
-        for w in reachable.windows(2) {
-            self.layout_next[w[0].index()] = Some(w[1]);
-        }
         self.block_labels = func
             .blocks
             .iter()
@@ -174,7 +162,8 @@ impl FnEmitter<'_> {
             .collect();
 
         let frame = {
-            let slots = self.saved as u32 + self.alloc.spill_slots + self.alloc.outgoing_words;
+            let slots =
+                self.saved as u32 + self.plan.alloc.spill_slots + self.plan.alloc.outgoing_words;
             (slots * 8).div_ceil(16) * 16
         } as i32;
 
@@ -201,19 +190,19 @@ impl FnEmitter<'_> {
             span: func.span,
             kind: ColdKind::StackCheck { resume: check },
         });
-        for (j, &r) in self.alloc.used_callee_saved.iter().enumerate() {
+        for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
             let off = -8 * (j as i32 + 1);
             dynasm!(self.ops ; .arch x64 ; mov [rbp + off], Rq(r));
         }
         for (i, &p) in func.params.iter().enumerate() {
-            if let Location::Reg(r) = self.alloc.location(p) {
+            if let Location::Reg(r) = self.plan.alloc.location(p) {
                 let off = 16 + 8 * i as i32;
                 dynasm!(self.ops ; .arch x64 ; mov Rq(r), [rbp + off]);
             }
         }
         self.meta.end_unsafe(self.off());
 
-        for &b in &reachable {
+        for &b in &self.plan.layout {
             self.block(b);
         }
         self.meta.end_block(self.off());
@@ -258,7 +247,10 @@ impl FnEmitter<'_> {
         self.meta.begin_block(b, self.off());
         // A compare whose only use is the branch that ends the block is
         // fused into it.
-        let fused = self.fusable_compare(b);
+        let fused = self
+            .plan
+            .fusable_compare(self.func, b)
+            .map(|(op, x, y)| (Cond::of(op).expect("a compare"), x, y));
         for (i, inst) in block.insts.iter().enumerate() {
             self.meta.inst_start(self.off(), b, Some(i));
             if fused.is_some() && i + 1 == block.insts.len() {
@@ -270,36 +262,11 @@ impl FnEmitter<'_> {
         match &block.term {
             Some(t) => self.terminator(b, &t.kind, t.span, fused),
             None => {
-                if let Some(next) = self.fallthrough(b) {
+                if let Some(next) = FunctionPlan::fallthrough(self.func, b) {
                     self.jump(b, next);
                 }
             }
         }
-    }
-
-    /// The block a terminator-less block falls into.
-    fn fallthrough(&self, b: BlockId) -> Option<BlockId> {
-        (b.index() + 1 < self.func.blocks.len()).then(|| BlockId::new(b.index() + 1))
-    }
-
-    /// `(cond, a, b)` when the block ends in `%c = cmp a, b; br %c, ...`
-    /// and `%c` is dead after the branch.
-    fn fusable_compare(&self, b: BlockId) -> Option<(Cond, Operand, Operand)> {
-        let block = &self.func.blocks[b.index()];
-        let TermKind::Br {
-            cond: Operand::Reg(c),
-            ..
-        } = block.term.as_ref()?.kind
-        else {
-            return None;
-        };
-        let InstKind::Binary { op, dst, args } = &block.insts.last()?.kind else {
-            return None;
-        };
-        if *dst != c || self.alloc.live_out[b.index()].contains(c.index()) {
-            return None;
-        }
-        Some((Cond::of(*op)?, args[0], args[1]))
     }
 
     // ---- locations and moves -------------------------------------------
@@ -316,7 +283,7 @@ impl FnEmitter<'_> {
         match o {
             Operand::Imm(v) => Val::Imm(v),
             Operand::Nil => Val::Imm(0),
-            Operand::Reg(r) => match self.alloc.location(r) {
+            Operand::Reg(r) => match self.plan.alloc.location(r) {
                 Location::Reg(p) => Val::Reg(p),
                 loc => Val::Mem(self.mem_of(loc).unwrap_or(0)),
             },
@@ -324,7 +291,7 @@ impl FnEmitter<'_> {
     }
 
     fn dst_reg(&self, r: Reg) -> Option<u8> {
-        match self.alloc.location(r) {
+        match self.plan.alloc.location(r) {
             Location::Reg(p) => Some(p),
             _ => None,
         }
@@ -365,7 +332,7 @@ impl FnEmitter<'_> {
 
     /// Writes machine register `src` to PIR register `d`.
     fn store(&mut self, d: Reg, src: u8) {
-        match self.alloc.location(d) {
+        match self.plan.alloc.location(d) {
             Location::Reg(r) if r == src => {}
             Location::Reg(r) => dynasm!(self.ops ; .arch x64 ; mov Rq(r), Rq(src)),
             Location::Unused => {}
@@ -378,7 +345,7 @@ impl FnEmitter<'_> {
 
     /// Writes `v` to PIR register `d`.
     fn assign(&mut self, d: Reg, v: Val) {
-        match (self.alloc.location(d), v) {
+        match (self.plan.alloc.location(d), v) {
             (Location::Reg(r), v) => self.load(r, v),
             (Location::Unused, _) => {}
             (loc, Val::Reg(s)) => {
@@ -836,9 +803,14 @@ impl FnEmitter<'_> {
     /// (`MIN`, remainder 0) instead of the hardware's #DE.
     fn divide(&mut self, b: BlockId, span: Span, op: Opcode, dst: Reg, x: Operand, y: Operand) {
         let (vx, vy) = (self.val(x), self.val(y));
-        let zero = self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0));
+        // A constant divisor other than 0 needs no zero check.
+        let zero = match vy {
+            Val::Imm(v) if v != 0 => None,
+            _ => Some(self.cold_label(b, span, ColdKind::Fault(FaultCode::DivideByZero, 0))),
+        };
         match vy {
             Val::Imm(0) => {
+                let zero = zero.expect("made for a zero divisor");
                 dynasm!(self.ops ; .arch x64 ; jmp =>zero);
                 return;
             }
@@ -863,6 +835,7 @@ impl FnEmitter<'_> {
                 }
             }
             _ => {
+                let zero = zero.expect("made for a variable divisor");
                 let (normal, done) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
                 self.load(RCX, vy);
                 self.load(RAX, vx);
@@ -900,11 +873,11 @@ impl FnEmitter<'_> {
     /// always an explicit `jmp rel32`, recorded (later mechanisms patch or
     /// instrument it); other jumps to the next block in layout vanish.
     fn jump(&mut self, from: BlockId, to: BlockId) {
-        if self.alloc.cfg.is_back_edge(from, to) {
+        if self.plan.is_back_edge(from, to) {
             let at = self.off();
             dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[to.index()]);
             self.meta.back_edge(at, self.off() - at, from, to);
-        } else if self.layout_next[from.index()] != Some(to) {
+        } else if !self.plan.falls_into(from, to) {
             dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[to.index()]);
         }
     }
@@ -912,8 +885,7 @@ impl FnEmitter<'_> {
     /// Conditional control transfer: to `then_` when `c` holds, else to
     /// `else_`. Back-edges stay unconditional jumps.
     fn branch(&mut self, from: BlockId, c: Cond, then_: BlockId, else_: BlockId) {
-        let back = |e: &Self, to: BlockId| e.alloc.cfg.is_back_edge(from, to);
-        let next = self.layout_next[from.index()];
+        let back = |e: &Self, to: BlockId| e.plan.is_back_edge(from, to);
         if back(self, then_) && !back(self, else_) {
             let l = self.block_labels[else_.index()];
             self.jcc(c.inverse(), l);
@@ -924,7 +896,7 @@ impl FnEmitter<'_> {
             self.jump(from, else_);
             dynasm!(self.ops ; .arch x64 ; =>other);
             self.jump(from, then_);
-        } else if next == Some(then_) && !back(self, else_) {
+        } else if self.plan.falls_into(from, then_) && !back(self, else_) {
             let l = self.block_labels[else_.index()];
             self.jcc(c.inverse(), l);
         } else {
@@ -937,7 +909,7 @@ impl FnEmitter<'_> {
     fn epilogue(&mut self) {
         self.meta
             .begin_unsafe(UnsafeKind::FrameTeardown, self.off());
-        for (j, &r) in self.alloc.used_callee_saved.iter().enumerate() {
+        for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
             let off = -8 * (j as i32 + 1);
             dynasm!(self.ops ; .arch x64 ; mov Rq(r), [rbp + off]);
         }
@@ -1026,7 +998,7 @@ impl FnEmitter<'_> {
                     } else {
                         let at = self.off();
                         dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[arm.target.index()]);
-                        if self.alloc.cfg.is_back_edge(b, arm.target) {
+                        if self.plan.is_back_edge(b, arm.target) {
                             self.meta.back_edge(at, self.off() - at, b, arm.target);
                         }
                         dynasm!(self.ops ; .arch x64 ; =>next_arm);

@@ -43,9 +43,56 @@
 mod emit;
 mod stubs;
 
-pub use emit::assemble;
-
+use crate::code::disasm::DecodedInst;
+use crate::ir::Program;
 use crate::lower::RegisterFile;
+use crate::module::{Arch, Assembled};
+
+/// The x86-64 backend.
+#[derive(Debug)]
+pub struct X64;
+
+impl super::Backend for X64 {
+    const ARCH: Arch = Arch::X86_64;
+    const REGISTERS: RegisterFile = REGISTERS;
+    const FRAME_POINTER: u8 = RBP;
+
+    fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
+        emit::assemble(prog, globals)
+    }
+
+    fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
+        use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, OpKind};
+        let mut decoder =
+            Decoder::with_ip(64, &code[start..end], start as u64, DecoderOptions::NONE);
+        let mut fmt = IntelFormatter::new();
+        let o = fmt.options_mut();
+        o.set_first_operand_char_index(8);
+        o.set_space_after_operand_separator(true);
+        o.set_branch_leading_zeros(false);
+        o.set_hex_prefix("0x");
+        o.set_hex_suffix("");
+        o.set_uppercase_hex(false);
+        let mut out = Vec::new();
+        for inst in decoder.iter() {
+            let mut text = String::new();
+            fmt.format(&inst, &mut text);
+            let target = (inst.op_count() == 1 && inst.op0_kind() == OpKind::NearBranch64)
+                .then(|| inst.near_branch_target() as usize);
+            out.push(DecodedInst {
+                offset: inst.ip() as usize,
+                len: inst.len(),
+                text,
+                target,
+            });
+        }
+        out
+    }
+
+    fn reg_name(r: u8) -> &'static str {
+        reg_name(r)
+    }
+}
 
 pub const RAX: u8 = 0;
 pub const RCX: u8 = 1;

@@ -8,17 +8,32 @@
 //!  | rbp rbx r12 r13 r14 r15|  <- sched_sp    | return into JIT code   |  <- ctx.sp
 //!  +------------------------+                 +------------------------+
 //!
-//!  fresh goroutine stack, before the first switch_to
+//!  fresh goroutine stack, before the first switch_to (ctx.result holds
+//!  the function's address, which switch_to leaves in rax)
 //!  +------------------------+
-//!  | argument n-1 ... 0     |  16-byte aligned below the top
-//!  | function address       |
-//!  | goroutine_entry        |  <- ctx.sp
+//!  | argument n-1 ... 0     |  16-byte aligned: sp0
+//!  | goroutine_entry        |  <- ctx.sp = sp0 - 8
 //!  +------------------------+
 //! ```
 //!
-//! Both stubs are one `RuntimeTransition` unsafe region: between their
-//! first and last instruction SP and the context disagree about whose
-//! stack is live.
+//! `switch_to` and `rt_call` are each one `RuntimeTransition` unsafe
+//! region: between their first and last instruction SP and the context
+//! disagree about whose stack is live.
+//!
+//! `async_preempt` is where a signal handler sends an interrupted
+//! goroutine (`push_call(async_preempt, pc)` pushed `pc`). Its frame, on
+//! the goroutine's stack (16-byte aligned when the interrupted code's SP
+//! was, which JIT code keeps outside its unsafe regions):
+//!
+//! ```text
+//!  +------------------------+
+//!  | resume pc              |  pushed by the signal handler
+//!  | rflags                 |
+//!  | rax rcx ... r13 r14    |  14 general registers (r15, the context, is never changed)
+//!  | xmm0 ... xmm15         |  256 bytes
+//!  | return into the stub   |  <- ctx.sp during the AsyncPreempt runtime call
+//!  +------------------------+
+//! ```
 
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -94,13 +109,12 @@ pub(super) fn emit(
     meta.end_unsafe(ops.offset().0);
     meta.end_stub(ops.offset().0);
 
-    // goroutine_entry: [rsp] = the function, its arguments above.
+    // goroutine_entry: rax = the function, rsp = its arguments.
     let goroutine_entry = ops.offset().0;
     meta.begin_stub("goroutine_entry", ops.offset().0);
     let exit = RuntimeOp::Exit.request(0) as i32;
     dynasm!(ops
         ; .arch x64
-        ; pop rax
         ; xor ebp, ebp
         ; call rax
         ; mov eax, exit
@@ -108,9 +122,47 @@ pub(super) fn emit(
         ; ud2
     );
     meta.end_stub(ops.offset().0);
+
+    let async_preempt = ops.offset().0;
+    meta.begin_stub("async_preempt", async_preempt);
+    let request = RuntimeOp::AsyncPreempt.request(0) as i32;
+    dynasm!(ops ; .arch x64 ; pushfq);
+    for &r in PRESERVED {
+        dynasm!(ops ; .arch x64 ; push Rq(r));
+    }
+    dynasm!(ops ; .arch x64 ; sub rsp, VECTOR_BYTES);
+    for x in 0..16u8 {
+        let off = 16 * i32::from(x);
+        dynasm!(ops ; .arch x64 ; movdqu [rsp + off], Rx(x));
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; mov eax, request
+        ; call =>rt_call
+    );
+    for x in 0..16u8 {
+        let off = 16 * i32::from(x);
+        dynasm!(ops ; .arch x64 ; movdqu Rx(x), [rsp + off]);
+    }
+    dynasm!(ops ; .arch x64 ; add rsp, VECTOR_BYTES);
+    for &r in PRESERVED.iter().rev() {
+        dynasm!(ops ; .arch x64 ; pop Rq(r));
+    }
+    dynasm!(ops
+        ; .arch x64
+        ; popfq
+        ; ret
+    );
+    meta.end_stub(ops.offset().0);
     StubAddresses {
         switch_to,
         rt_call: rt_call_offset,
         goroutine_entry,
+        async_preempt,
     }
 }
+
+/// The general registers `async_preempt` saves: all but rsp and r15.
+const PRESERVED: &[u8] = &[0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+/// Bytes of xmm0-xmm15.
+const VECTOR_BYTES: i32 = 256;

@@ -1,0 +1,215 @@
+//! Runtime stubs for aarch64: the switch between the scheduler and a
+//! goroutine, and a fresh goroutine's entry. They may use `x16`, the
+//! register reserved for stubs.
+//!
+//! ```text
+//!  scheduler stack while a goroutine runs     goroutine stack parked in rt_call
+//!  +------------------------+                 +------------------------+
+//!  | (caller's frame)       |                 | outgoing operands ...  |  [ctx.sp + 8 + 8*i]
+//!  | x27 x28                |  [sp + 80]      | x30: return into JIT   |  <- ctx.sp
+//!  | x25 x26                |  [sp + 64]      | 0 (padding)            |  16-byte aligned
+//!  | x23 x24                |  [sp + 48]      +------------------------+
+//!  | x21 x22                |  [sp + 32]
+//!  | x19 x20                |  [sp + 16]      fresh goroutine stack (ctx.result =
+//!  | x29 x30                |  <- sched_sp    the function, left in x0 by switch_to)
+//!  +------------------------+                 +------------------------+
+//!                                             | argument n-1 ... 0     |  sp0, 16-aligned
+//!                                             | goroutine_entry        |  <- ctx.sp = sp0 - 8
+//!                                             +------------------------+
+//! ```
+//!
+//! Both `switch_to` and `rt_call` are one `RuntimeTransition` unsafe
+//! region: between their first and last instruction SP and the context
+//! disagree about whose stack is live.
+//!
+//! `async_preempt` is where a signal handler sends an interrupted
+//! goroutine: `push_call(async_preempt, pc)` stored the interrupted x29
+//! and x30 in a 16-byte slot below SP and set x30 = pc. The stub's frame:
+//!
+//! ```text
+//!  +------------------------+
+//!  | interrupted x29, x30   |  pushed by the signal handler
+//!  | q0 ... q31             |  [sp + 256], 512 bytes
+//!  | nzcv                   |  [sp + 248]
+//!  | x30 = resume pc        |  [sp + 240]
+//!  | x0 ... x29             |  [sp + 0 .. 240]  (x16's slot is scratch)
+//!  +------------------------+  <- sp during the AsyncPreempt runtime call
+//! ```
+//!
+//! It returns with `br x16`: `x16` is the one register the stubs may
+//! clobber, which is why no function body ever keeps a value in it.
+
+use dynasmrt::aarch64::Aarch64Relocation;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+
+use super::{CTX, RUNTIME_SAVED};
+use crate::abi::{RuntimeOp, CTX_REQUEST, CTX_RESULT, CTX_SAVED, CTX_SCHED_SP, CTX_SP};
+use crate::code::{MetadataBuilder, UnsafeKind};
+use crate::module::StubAddresses;
+
+fn saved_slot(r: u8) -> u32 {
+    (CTX_SAVED + 8 * i32::from(r)) as u32
+}
+
+/// Emits the stubs at the start of the code; `rt_call` is the label JIT
+/// code calls.
+pub(super) fn emit(
+    ops: &mut VecAssembler<Aarch64Relocation>,
+    meta: &mut MetadataBuilder,
+    rt_call: DynamicLabel,
+) -> StubAddresses {
+    let (sched_sp, ctx_sp, result, request) = (
+        CTX_SCHED_SP as u32,
+        CTX_SP as u32,
+        CTX_RESULT as u32,
+        CTX_REQUEST as u32,
+    );
+
+    // switch_to(ctx: x0) -> request: saves the scheduler's callee-saved
+    // registers (AAPCS64: x19-x29, x30 for the return) on its own stack,
+    // then resumes the goroutine. d8-d15 need no saving: JIT code never
+    // touches the vector registers.
+    let switch_to = ops.offset().0;
+    meta.begin_stub("switch_to", switch_to);
+    meta.begin_unsafe(UnsafeKind::RuntimeTransition, switch_to);
+    dynasm!(ops
+        ; .arch aarch64
+        ; stp x29, x30, [sp, #-96]!
+        ; stp x19, x20, [sp, #16]
+        ; stp x21, x22, [sp, #32]
+        ; stp x23, x24, [sp, #48]
+        ; stp x25, x26, [sp, #64]
+        ; stp x27, x28, [sp, #80]
+        ; mov x16, sp
+        ; str x16, [x0, sched_sp]
+        ; mov X(CTX), x0
+        ; ldr x16, [X(CTX), ctx_sp]
+        ; ldr x30, [x16]
+        ; add x16, x16, #8
+        ; mov sp, x16
+    );
+    for &r in RUNTIME_SAVED {
+        dynasm!(ops ; .arch aarch64 ; ldr X(r), [X(CTX), saved_slot(r)]);
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldr x0, [X(CTX), result]
+        ; ret
+    );
+    meta.end_unsafe(ops.offset().0);
+    meta.end_stub(ops.offset().0);
+
+    // rt_call: x0 = request, x30 = return address into JIT code. Pushing
+    // 16 bytes keeps SP aligned; the return address lands right below the
+    // caller's outgoing operands, where the runtime expects it.
+    let rt_call_offset = ops.offset().0;
+    meta.begin_stub("rt_call", rt_call_offset);
+    meta.begin_unsafe(UnsafeKind::RuntimeTransition, rt_call_offset);
+    dynasm!(ops
+        ; .arch aarch64
+        ; =>rt_call
+        ; str x0, [X(CTX), request]
+        ; stp xzr, x30, [sp, #-16]!
+        ; add x16, sp, #8
+        ; str x16, [X(CTX), ctx_sp]
+    );
+    for &r in RUNTIME_SAVED {
+        dynasm!(ops ; .arch aarch64 ; str X(r), [X(CTX), saved_slot(r)]);
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldr x16, [X(CTX), sched_sp]
+        ; mov sp, x16
+        ; ldp x19, x20, [sp, #16]
+        ; ldp x21, x22, [sp, #32]
+        ; ldp x23, x24, [sp, #48]
+        ; ldp x25, x26, [sp, #64]
+        ; ldp x27, x28, [sp, #80]
+        ; ldp x29, x30, [sp], #96
+        ; ret
+    );
+    meta.end_unsafe(ops.offset().0);
+    meta.end_stub(ops.offset().0);
+
+    // goroutine_entry: x0 = the function, sp = its arguments. A zero frame
+    // pointer ends tracebacks here.
+    let goroutine_entry = ops.offset().0;
+    meta.begin_stub("goroutine_entry", goroutine_entry);
+    let exit = RuntimeOp::Exit.request(0) as u32;
+    dynasm!(ops
+        ; .arch aarch64
+        ; mov x29, xzr
+        ; blr x0
+        ; movz x0, exit
+        ; bl =>rt_call
+        ; udf 0
+    );
+    meta.end_stub(ops.offset().0);
+
+    let async_preempt = ops.offset().0;
+    meta.begin_stub("async_preempt", async_preempt);
+    let request = RuntimeOp::AsyncPreempt.request(0) as u32;
+    dynasm!(ops ; .arch aarch64 ; sub sp, sp, FRAME);
+    for pair in 0..15u8 {
+        let (a, off) = (2 * pair, 16 * i32::from(pair));
+        dynasm!(ops ; .arch aarch64 ; stp X(a), X(a + 1), [sp, off]);
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; str x30, [sp, RESUME]
+        ; mrs x16, NZCV
+        ; str x16, [sp, FLAGS]
+        ; add x16, sp, VECTORS
+    );
+    for pair in 0..16u8 {
+        let (q, off) = (2 * pair, 32 * i32::from(pair));
+        dynasm!(ops ; .arch aarch64 ; stp Q(q), Q(q + 1), [x16, off]);
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; movz x0, request
+        ; bl =>rt_call
+        ; add x16, sp, VECTORS
+    );
+    for pair in 0..16u8 {
+        let (q, off) = (2 * pair, 32 * i32::from(pair));
+        dynasm!(ops ; .arch aarch64 ; ldp Q(q), Q(q + 1), [x16, off]);
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldr x16, [sp, FLAGS]
+        ; msr NZCV, x16
+    );
+    for pair in 0..15u8 {
+        let (a, off) = (2 * pair, 16 * i32::from(pair));
+        if a == 16 {
+            // x16 is the stub's scratch: only x17 comes back.
+            dynasm!(ops ; .arch aarch64 ; ldr x17, [sp, (off + 8) as u32]);
+        } else {
+            dynasm!(ops ; .arch aarch64 ; ldp X(a), X(a + 1), [sp, off]);
+        }
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldr x16, [sp, RESUME]
+        ; add sp, sp, FRAME
+        ; ldp x29, x30, [sp], #16
+        ; br x16
+    );
+    meta.end_stub(ops.offset().0);
+    StubAddresses {
+        switch_to,
+        rt_call: rt_call_offset,
+        goroutine_entry,
+        async_preempt,
+    }
+}
+
+/// The system-register number of NZCV in MRS/MSR (`S3_3_C4_C2_0`).
+const NZCV: u32 = 0x5a10;
+/// The async stub's frame: x0-x29, x30 (the resume pc), the flags, then
+/// q0-q31.
+const RESUME: u32 = 240;
+const FLAGS: u32 = 248;
+const VECTORS: u32 = 256;
+const FRAME: u32 = VECTORS + 32 * 16;
