@@ -1126,7 +1126,7 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
     match Interp::new(prog, &icfg) {
         Ok(i) => start(
             Engine::Interp {
-                interp: Mutex::new(i),
+                interp: Box::new(Mutex::new(i)),
             },
             cfg,
             out,
