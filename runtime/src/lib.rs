@@ -9,6 +9,8 @@ pub mod gc;
 pub mod interp;
 pub mod output;
 pub mod sched;
+pub mod stats;
+pub mod trace;
 pub mod traceback;
 
 use std::sync::atomic::{AtomicI32, AtomicU64};
