@@ -36,18 +36,26 @@ use std::time::Duration;
 
 use preempt_jit::fault::{report, Fault};
 use preempt_jit::interp::Interp;
-use preempt_jit::ir::{ForeignFn, Program};
+use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
 use crate::chan::{self, Arm, Chan, SelectStep, Step, Wake};
 use crate::diagnose;
 use crate::gc::heap::{AllocError, Heap};
+use crate::stats::PreemptKind;
 use crate::timer::{Action, Timers};
+use crate::trace::{BlockReason, RunEnd};
 use crate::{Outcome, Output, RunConfig};
 use engine::{ArmOp, ChanRef, Engine, Op, SpawnArgs};
 use g::{Resume, Status, WaitReason, G, NO_M};
 pub use stack::Stack;
+
+thread_local! {
+    /// The M (and its P) serving the current operation, for the paths
+    /// that record a preemption deep in the serving code.
+    static SERVING: std::cell::Cell<(usize, Option<usize>)> = const { std::cell::Cell::new((0, None)) };
+}
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns.
 pub fn monotonic_nanos() -> u64 {
@@ -235,8 +243,10 @@ pub struct Runtime {
 enum Next {
     /// Resume the same goroutine.
     Continue(Resume),
-    /// It yielded or was preempted: back to a run queue.
+    /// It yielded: back to the global run queue.
     Yield,
+    /// It stopped for a preemption request: back to the global run queue.
+    Preempted,
     /// It parked (a channel, a timer): someone will ready it.
     Park,
     /// It finished.
@@ -320,10 +330,7 @@ impl Runtime {
         let exec = self.engine.new_exec(id, func, args, self.cfg.stack_size)?;
         let g = Arc::new(G::new(id, func, exec));
         lock(&self.allgs).push(g.clone());
-        self.cfg
-            .stats
-            .goroutines_created
-            .fetch_add(1, Ordering::Relaxed);
+        self.cfg.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
         Ok(g)
     }
@@ -390,10 +397,7 @@ impl Runtime {
                     ms.len() - 1
                 };
                 self.ps[p].m.store(id, Ordering::Release);
-                self.cfg
-                    .stats
-                    .threads_created
-                    .fetch_add(1, Ordering::Relaxed);
+                self.cfg.stats.sched.thread_created();
                 let rt = self.arc();
                 let spawned = std::thread::Builder::new()
                     .name(format!("preempt-m{id}"))
@@ -425,6 +429,9 @@ impl Runtime {
     fn m_main(self: Arc<Runtime>, id: usize) {
         let m = lock(&self.ms)[id].clone();
         m.tid.store(gettid(), Ordering::Release);
+        self.cfg
+            .tracer
+            .thread_created(monotonic_nanos(), id as u32, gettid());
         if id == 0 {
             self.cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
         }
@@ -587,7 +594,12 @@ impl Runtime {
         let work = self.ps[p].queued() > 0 || !lock(&self.sched).runq.is_empty();
         if work {
             let m = lock(&self.sched).midle.pop();
-            self.cfg.stats.handoffs.fetch_add(1, Ordering::Relaxed);
+            self.cfg.stats.sched.handoff();
+            let from = self.ps[p].m.load(Ordering::Acquire);
+            let to = m.as_ref().map_or(lock(&self.ms).len(), |m| m.id);
+            self.cfg
+                .tracer
+                .handoff(monotonic_nanos(), p as u32, from as u32, to as u32);
             self.start_m(p, m);
         } else {
             self.ps[p].set_status(PStatus::Idle);
@@ -602,10 +614,8 @@ impl Runtime {
         let p = (*lock(&m.p)).expect("an M runs goroutines with a P");
         *lock(&m.current) = Some(g.clone());
         self.begin_slice(p, &g);
-        self.cfg
-            .stats
-            .context_switches
-            .fetch_add(1, Ordering::Relaxed);
+        self.cfg.stats.sched.context_switch();
+        let started = monotonic_nanos();
         let mut resume = std::mem::take(&mut lock(&g.wait).resume);
         self.forget_select(&g);
         let next = loop {
@@ -613,18 +623,49 @@ impl Runtime {
             // handed it, and nothing else touches its execution state until
             // it is queued or parked again.
             let op = unsafe { self.engine.resume(&g, std::mem::take(&mut resume)) };
+            SERVING.with(|s| s.set((m.id, *lock(&m.p))));
             match self.serve(m, &g, op) {
                 Next::Continue(r) => resume = r,
                 other => break other,
             }
         };
         *lock(&m.current) = None;
-        if let Some(p) = *lock(&m.p) {
+        let p_now = *lock(&m.p);
+        if let Some(p) = p_now {
             self.end_slice(p);
+        }
+        if self.cfg.tracer.is_enabled() {
+            let how = match &next {
+                Next::Yield => RunEnd::Yield,
+                Next::Preempted => RunEnd::Preempted(self.cfg.mode),
+                Next::Dead => RunEnd::Exited,
+                Next::Gone if p_now.is_none() => RunEnd::Foreign,
+                Next::Park | Next::Continue(_) | Next::Gone => {
+                    RunEnd::Blocked(match lock(&g.wait).reason {
+                        WaitReason::ChanSend => BlockReason::Send,
+                        WaitReason::ChanReceive => BlockReason::Recv,
+                        WaitReason::Select => BlockReason::Select,
+                        WaitReason::Sleep => BlockReason::Sleep,
+                        WaitReason::LockedThread | WaitReason::None => {
+                            BlockReason::Other("runtime")
+                        }
+                    })
+                }
+            };
+            let p = p_now.or(Some(p)).map(|p| p as u32);
+            self.cfg.tracer.run(
+                m.id as u32,
+                p,
+                g.id,
+                g.func.0,
+                started,
+                monotonic_nanos(),
+                how,
+            );
         }
         match next {
             Next::Continue(_) | Next::Gone => {}
-            Next::Yield => {
+            Next::Yield | Next::Preempted => {
                 g.set_status(Status::Runnable);
                 lock(&self.sched).runq.push_back(g);
             }
@@ -702,20 +743,32 @@ impl Runtime {
     }
 
     /// A cooperative preemption point: honour a pending request.
-    fn preemption_point(&self, g: &G) -> Option<Next> {
+    fn preemption_point(&self, m: usize, p: Option<usize>, g: &G) -> Option<Next> {
         if self.shutdown.load(Ordering::Acquire) {
             return Some(Next::Gone);
         }
         let at = g.clear_preempt()?;
-        let ttp = monotonic_nanos().saturating_sub(at);
-        self.cfg.stats.preemptions.fetch_add(1, Ordering::Relaxed);
-        self.cfg.stats.record_ttp(ttp);
-        Some(Next::Yield)
+        let now = monotonic_nanos();
+        let ttp = now.saturating_sub(at);
+        self.cfg
+            .stats
+            .sched
+            .preempted(PreemptKind::Quantum, PreemptMode::Coop, ttp);
+        self.cfg.tracer.preempted(
+            now,
+            m as u32,
+            p.map(|p| p as u32),
+            g.id,
+            PreemptMode::Coop,
+            ttp,
+        );
+        Some(Next::Preempted)
     }
 
     fn continue_or_preempt(&self, g: &G, r: Resume) -> Next {
         if g.preempt.load(Ordering::Acquire) {
-            if let Some(n) = self.preemption_point(g) {
+            let (m, p) = SERVING.with(|s| s.get());
+            if let Some(n) = self.preemption_point(m, p, g) {
                 // The result is delivered when the goroutine resumes.
                 lock(&g.wait).resume = r;
                 return n;
@@ -734,6 +787,18 @@ impl Runtime {
         )
     }
 
+    /// A goroutine with a pending request stopped at a point of its own
+    /// (a yield, a block): the request is done with.
+    fn stopped_by_itself(&self, g: &G) {
+        if let Some(at) = g.clear_preempt() {
+            let ttp = monotonic_nanos().saturating_sub(at);
+            self.cfg
+                .stats
+                .sched
+                .preempted(PreemptKind::Quantum, PreemptMode::Coop, ttp);
+        }
+    }
+
     fn park(&self, g: &G, reason: WaitReason) -> Next {
         {
             let mut w = lock(&g.wait);
@@ -744,11 +809,7 @@ impl Runtime {
             g.set_status(Status::Waiting);
         }
         // A stop request is moot once the goroutine stopped by itself.
-        if let Some(at) = g.clear_preempt() {
-            self.cfg
-                .stats
-                .record_ttp(monotonic_nanos().saturating_sub(at));
-        }
+        self.stopped_by_itself(g);
         Next::Park
     }
 
@@ -775,7 +836,7 @@ impl Runtime {
             }
             Op::StackCheck => {
                 if g.guard_poisoned() {
-                    match self.preemption_point(g) {
+                    match self.preemption_point(m.id, p, g) {
                         Some(n) => n,
                         // A request already cleared: just go on.
                         None => Next::Continue(Resume::default()),
@@ -785,14 +846,14 @@ impl Runtime {
                 }
             }
             Op::PreemptionPoint => self
-                .preemption_point(g)
+                .preemption_point(m.id, p, g)
                 .unwrap_or(Next::Continue(Resume::default())),
             Op::AsyncPreempt => {
                 self.cfg
                     .stats
                     .async_preempts
                     .fetch_add(1, Ordering::Relaxed);
-                self.preemption_point(g)
+                self.preemption_point(m.id, p, g)
                     .unwrap_or(Next::Continue(Resume::default()))
             }
             Op::Budget => Next::Continue(Resume::default()),
@@ -823,11 +884,7 @@ impl Runtime {
                 }
             },
             Op::Yield => {
-                if let Some(at) = g.clear_preempt() {
-                    self.cfg
-                        .stats
-                        .record_ttp(monotonic_nanos().saturating_sub(at));
-                }
+                self.stopped_by_itself(g);
                 Next::Yield
             }
             Op::Gc | Op::SetGcPercent(_) => self.continue_or_preempt(g, Resume::default()),
@@ -1054,7 +1111,7 @@ impl Runtime {
     /// Foreign code runs on this thread, outside the scheduler's control:
     /// the P stays with the M but may be retaken by the monitor.
     fn foreign_call(&self, m: &Arc<M>, g: &Arc<G>, f: ForeignFn, arg: i64) -> Next {
-        self.cfg.stats.foreign_calls.fetch_add(1, Ordering::Relaxed);
+        self.cfg.stats.sched.foreign_call();
         let blocking = matches!(f, ForeignFn::Sleep | ForeignFn::Spin);
         if !blocking {
             crate::ffi::signal_call(self, f);
@@ -1067,7 +1124,11 @@ impl Runtime {
             .store(monotonic_nanos(), Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
         self.end_slice(p);
+        let start = monotonic_nanos();
         crate::ffi::run(f, arg);
+        self.cfg
+            .tracer
+            .foreign_call(m.id as u32, g.id, f, start, monotonic_nanos());
         *lock(&m.in_foreign) = None;
         if self.ps[p].cas_status(PStatus::InForeign, PStatus::Running) {
             // Back before the monitor took the P.
