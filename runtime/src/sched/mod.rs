@@ -1226,14 +1226,18 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let timer_thread = std::thread::Builder::new()
         .name("preempt-timers".into())
         .spawn(move || {
-            t_rt.timers.serve(monotonic_nanos, |a| match a {
-                Action::Wake(g) => t_rt.ready(g, None),
-                Action::Send(c) => {
-                    let mut wakes = Vec::new();
-                    c.offer(monotonic_nanos() as i64, &mut wakes);
-                    t_rt.wake_all(wakes, None);
-                }
-            })
+            t_rt.timers.serve(
+                monotonic_nanos,
+                |a| match a {
+                    Action::Wake(g) => t_rt.ready(g, None),
+                    Action::Send(c) => {
+                        let mut wakes = Vec::new();
+                        c.offer(monotonic_nanos() as i64, &mut wakes);
+                        t_rt.wake_all(wakes, None);
+                    }
+                },
+                || t_rt.check_dead(),
+            )
         });
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
