@@ -119,7 +119,8 @@ pub fn describe_pc(module: &Module, file: &str, pc: usize, mode: PreemptMode) ->
 /// Every goroutine that is not running, with its state and frames.
 pub fn goroutine_dump(rt: &Runtime) -> String {
     let mut out = String::new();
-    let gs = lock(&rt.allgs).clone();
+    let mut gs: Vec<_> = lock(&rt.allgs).values().cloned().collect();
+    gs.sort_by_key(|g| g.id);
     for g in gs {
         let status = g.status();
         if status == Status::Running || status == Status::Dead {

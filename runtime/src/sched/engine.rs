@@ -119,13 +119,15 @@ impl Engine {
         Engine::Jit { module, switch_to }
     }
 
-    /// A fresh goroutine's execution state, running `func` with `args`.
+    /// A fresh goroutine's execution state, running `func` with `args`, on
+    /// `stack` if given (a dead goroutine's) or a new one.
     pub fn new_exec(
         &self,
         id: u64,
         func: FuncId,
         args: &SpawnArgs,
         stack_size: usize,
+        stack: Option<Stack>,
     ) -> std::io::Result<Exec> {
         match self {
             Engine::Jit { module, .. } => {
@@ -133,7 +135,10 @@ impl Engine {
                     SpawnArgs::Words(w) => w,
                     SpawnArgs::Values(_) => &[],
                 };
-                let stack = Stack::new(stack_size)?;
+                let stack = match stack {
+                    Some(s) => s,
+                    None => Stack::new(stack_size)?,
+                };
                 let mut ctx = Box::new(GoroutineContext::new());
                 ctx.stack_lo = stack.lo() as u64;
                 ctx.stack_hi = stack.hi() as u64;

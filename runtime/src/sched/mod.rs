@@ -48,7 +48,10 @@ use crate::timer::{Action, Timers};
 use crate::trace::{BlockReason, RunEnd};
 use crate::{Outcome, Output, RunConfig};
 use engine::{ArmOp, ChanRef, Engine, Op, SpawnArgs};
-use g::{Resume, Status, WaitReason, G, NO_M};
+use g::{Exec, Resume, Status, WaitReason, G, NO_M};
+
+/// Dead goroutines' stacks kept for reuse.
+const MAX_FREE_STACKS: usize = 1024;
 pub use stack::Stack;
 
 thread_local! {
@@ -95,6 +98,8 @@ pub struct P {
     /// Which M holds it.
     pub m: AtomicUsize,
     schedtick: AtomicU64,
+    /// Handed to an M by `wakep` that has not found work yet.
+    spinning: AtomicBool,
 }
 
 impl P {
@@ -109,6 +114,7 @@ impl P {
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),
             schedtick: AtomicU64::new(0),
+            spinning: AtomicBool::new(false),
         }
     }
 
@@ -211,6 +217,10 @@ struct Sched {
     /// Goroutines runnable or running (in foreign code included): when it
     /// is 0 and no timer is pending, nothing can ever run again.
     active: usize,
+    /// Ms woken to look for work that have not found any yet: while one
+    /// is looking, making a goroutine runnable wakes no other (Go's
+    /// `nmspinning`), so a burst of spawns does not wake every thread.
+    spinning: usize,
 }
 
 /// One running program.
@@ -225,8 +235,11 @@ pub struct Runtime {
     sched: Mutex<Sched>,
     pub ps: Vec<P>,
     pub ms: Mutex<Vec<Arc<M>>>,
+    /// Stacks of dead goroutines, kept for new ones (mapping, guard and
+    /// first pages already set up).
+    free_stacks: Mutex<Vec<Stack>>,
     /// Every goroutine not yet dead.
-    pub allgs: Mutex<Vec<Arc<G>>>,
+    pub allgs: Mutex<std::collections::HashMap<u64, Arc<G>>>,
     next_gid: AtomicU64,
     /// The program's outcome, once it has one.
     outcome: Mutex<Option<Outcome>>,
@@ -270,6 +283,7 @@ impl Runtime {
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
+            free_stacks: Mutex::default(),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
             outcome_ready: Condvar::new(),
@@ -310,7 +324,7 @@ impl Runtime {
         }
         // Goroutines still running their code stop at their next function
         // entry or runtime call.
-        for g in lock(&self.allgs).iter() {
+        for g in lock(&self.allgs).values() {
             g.request_preempt(monotonic_nanos());
         }
     }
@@ -327,9 +341,12 @@ impl Runtime {
         p: Option<usize>,
     ) -> std::io::Result<Arc<G>> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let exec = self.engine.new_exec(id, func, args, self.cfg.stack_size)?;
+        let recycled = lock(&self.free_stacks).pop();
+        let exec = self
+            .engine
+            .new_exec(id, func, args, self.cfg.stack_size, recycled)?;
         let g = Arc::new(G::new(id, func, exec));
-        lock(&self.allgs).push(g.clone());
+        lock(&self.allgs).insert(id, g.clone());
         self.cfg.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
         Ok(g)
@@ -368,13 +385,27 @@ impl Runtime {
     fn wakep(&self) {
         let (p, m) = {
             let mut s = lock(&self.sched);
-            if s.pidle.is_empty() || self.shutdown.load(Ordering::Acquire) {
+            if s.pidle.is_empty() || s.spinning > 0 || self.shutdown.load(Ordering::Acquire) {
                 return;
             }
             let p = s.pidle.pop().expect("checked");
+            s.spinning += 1;
             (p, s.midle.pop())
         };
+        self.start_m_spinning(p, m);
+    }
+
+    fn start_m_spinning(&self, p: usize, m: Option<Arc<M>>) {
+        self.ps[p].spinning.store(true, Ordering::Release);
         self.start_m(p, m);
+    }
+
+    /// The M on P `p` stops looking for work (it found some, or parks).
+    fn stop_spinning(&self, p: usize) {
+        if self.ps[p].spinning.swap(false, Ordering::AcqRel) {
+            let mut s = lock(&self.sched);
+            s.spinning = s.spinning.saturating_sub(1);
+        }
     }
 
     /// Runs P `p` on `m` (an idle one) or on a new thread.
@@ -499,6 +530,17 @@ impl Runtime {
     /// A runnable goroutine for P `p`, or None after giving `p` back and
     /// parking `m` (it was idle).
     fn find_runnable(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
+        let g = self.find_runnable_inner(m, p);
+        self.stop_spinning(p);
+        if g.is_some() {
+            // Found work while others may be waiting for a P: look for more
+            // hands, as Go does when a spinning M finds work.
+            self.wakep();
+        }
+        g
+    }
+
+    fn find_runnable_inner(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
         let pp = &self.ps[p];
         let tick = pp.schedtick.fetch_add(1, Ordering::Relaxed);
         if tick % 61 == 60 {
@@ -672,7 +714,14 @@ impl Runtime {
             Next::Park => self.parked(),
             Next::Dead => {
                 g.set_status(Status::Dead);
-                lock(&self.allgs).retain(|x| !Arc::ptr_eq(x, &g));
+                lock(&self.allgs).remove(&g.id);
+                // SAFETY: this M owns g, which is dead: nothing will run it.
+                if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
+                    let mut free = lock(&self.free_stacks);
+                    if free.len() < MAX_FREE_STACKS {
+                        free.push(stack.take());
+                    }
+                }
                 self.parked();
             }
         }
@@ -858,7 +907,7 @@ impl Runtime {
             }
             Op::Budget => Next::Continue(Resume::default()),
             Op::Collect => {
-                let all = lock(&self.allgs).clone();
+                let all: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
                 // SAFETY: this M owns g, an interpreted goroutine.
                 unsafe { self.engine.collect(&all) };
                 Next::Continue(Resume::default())
