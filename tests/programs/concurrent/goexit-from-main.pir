@@ -5,6 +5,7 @@
 ; expect-stderr: fatal error: no goroutines (main called runtime.Goexit) - deadlock!
 
 func @w(%c: chan) {
+    %go = recv %c
     sleep 1000
     print "worker done"
     ret
@@ -13,5 +14,6 @@ func @main() {
     %c = chan 0
     spawn @w(%c)
     print "about to Goexit"
+    send %c, 1
     goexit
 }
