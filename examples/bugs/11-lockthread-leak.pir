@@ -17,24 +17,25 @@
 ;   preempt run examples/bugs/11-lockthread-leak.pir --stats
 ;   /usr/bin/time -f '%M KB max RSS' preempt run examples/bugs/11-lockthread-leak.pir
 ;
-; What really happens (measured, release build, 2-vCPU x86-64 VM, 10 runs):
+; What really happens (measured with the release build on a 2-vCPU x86-64
+; VM, 10 runs on a quiet machine):
 ;   - A locked goroutine does cost a thread: its M runs nothing else, and
 ;     when it sleeps the M hands its P to another M and waits. --stats:
-;     "threads created (Ms)" 620..840, "P hand-offs" about 1000 (one per
-;     worker that slept while locked), and it is never below the printed
-;     peak of workers locked at once (guaranteed: each of them holds its
-;     own M).
-;   - Not 1000 threads, though: starting a thread per worker takes longer
-;     than a worker's 10 ms, so the first workers have unlocked and ended,
-;     and their Ms are reused, before the last ones start. The peak of
-;     workers locked at once was 620..840. Go 1.27 behaves the same:
-;     peak 517..549 locked at once, 521..553 threads (pprof
-;     "threadcreate"), 3 runs.
-;   - The footprint does not balloon: about 16 MB maximum RSS for the whole
-;     process with ~700 threads (about 5 MB for a program that starts no
-;     worker), i.e. some 15 KB per thread, not 1-8 MB. A thread's stack is
-;     reserved address space; only the pages it touches count. Go 1.27:
-;     13.3..14.0 MB maximum RSS (VmHWM) for ~530 threads.
+;     "threads created (Ms)" 446..964, "P hand-offs" 997..1000 (one per
+;     worker that slept while locked), and the thread count is never below
+;     the printed peak of workers locked at once (guaranteed: each of them
+;     holds its own M); here it was the peak plus 1 to 3.
+;   - Not 1000 threads, though: handing a P to a new thread for every
+;     worker takes longer than a worker's 10 ms, so the first workers have
+;     unlocked and ended, and their Ms are reused, before the last ones
+;     start. The peak of workers locked at once was 444..962 (313..924 on a
+;     busy machine). Go 1.27 behaves the same: peak 517..549 locked at
+;     once, 521..553 threads (pprof "threadcreate"), 3 runs.
+;   - The footprint does not balloon: 13.5..18.7 MB maximum RSS for the
+;     whole process (4.4 MB for a program that starts no goroutine), about
+;     15 KB per thread, not 1-8 MB. A thread's stack is reserved address
+;     space; only the pages it touches count. Go 1.27: 13.3..14.0 MB
+;     maximum RSS (VmHWM) with ~530 threads. The run takes 0.06..0.15 s.
 ;   - Preemption plays no part: each worker is a runtime call after
 ;     another (lockthread, sleep, unlockthread) and never runs a quantum.
 

@@ -19,22 +19,31 @@
 ;   preempt run examples/bugs/12-race-on-a-global.pir --procs 1
 ;   preempt disasm examples/bugs/12-race-on-a-global.pir
 ;
-; What really happens (measured, release build, 2-vCPU x86-64 VM, 10 runs):
-;   - 4 Ps: "counter: 2,000,000..6,000,000" at -O1 and -O0, never
-;     10,000,000: increments are lost whenever two goroutines run at once
-;     on the two cores. Go 1.27: 8.4M..9.5M (5 runs); Go's loop is slower
-;     per iteration than this one, so its goroutines overlap less.
+; What really happens (measured with the release build on a 2-vCPU x86-64
+; VM, 10 runs each):
+;   - 4 Ps: "counter: 4583245..7163893" at -O1 and 1871179..6135698 at -O0
+;     on a quiet machine, never 10000000: increments are lost whenever two
+;     goroutines run at once on the two cores. Go 1.27: 8402709..9457414
+;     (5 runs).
+;   - On a busy machine (another process using the cores) some runs lost
+;     exactly whole millions ("counter: 7000000", "5000000", "4000000"):
+;     a worker's thread was descheduled by the kernel between its load and
+;     its store while another goroutine ran all its million increments, and
+;     the late store wiped them out. So "preemption between the read and
+;     the write" does happen, but it is the kernel preempting an OS thread,
+;     which no Go-level setting turns off.
 ;   - 1 P: "counter: 10000000", always. The seed is right that preemption
-;     is not the cause, and this shows the converse too: in coop mode (the
+;     is not the cause, and this shows the converse: in coop mode (the
 ;     only mode today) the loop has no preemption point, so on one P each
 ;     goroutine runs its million increments without interruption and
-;     nothing is lost. Go 1.27 at GOMAXPROCS=1 also prints 10000000 (5 runs
-;     of 5): a goroutine's loop takes about a millisecond, well under the
-;     10 ms quantum, so async preemption almost never lands inside it.
-;     With asynchronous preemption (a later issue) a goroutine stopped
-;     between its load and its store would lose updates even on one P:
-;     preemption changes how often the race shows, never whether the
-;     program is correct.
+;     nothing is lost. Go 1.27 at GOMAXPROCS=1 also printed 10000000 (5
+;     runs of 5): the whole run takes 10 ms, about 1 ms per goroutine,
+;     well under the 10 ms quantum, so async preemption rarely lands
+;     inside a loop. With
+;     asynchronous preemption (a later issue) a goroutine stopped between
+;     its load and its store would lose updates even on one P: preemption
+;     changes how often the race shows, never whether the program is
+;     correct.
 ;   - The fix is `add.atomic @counter, 1` (atomic.Int64.Add).
 
 set procs = 4

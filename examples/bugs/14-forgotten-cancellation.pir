@@ -19,21 +19,26 @@
 ;   preempt run examples/bugs/14-forgotten-cancellation.pir --stats            (2 Ps here)
 ;   preempt run examples/bugs/14-forgotten-cancellation.pir --procs 1 --stats
 ;
-; What really happens (measured, release build, 2-vCPU x86-64 VM, coop,
-; the only mode today; 10 runs each):
+; What really happens (measured with the release build on a 2-vCPU x86-64
+; VM, coop, the only mode today; 10 runs each):
 ;   - 2 Ps: "ctx done: context deadline exceeded" at 100 ms, then "sum:
-;     11249999925000000" at about 150 ms: the worker ignores the
-;     cancellation and finishes, as the seed says; exit 0 after 0.6 s.
+;     44999999850000000" when the loop ends: the worker ignores the
+;     cancellation and finishes, as the seed says; exit 0 after 0.60 s.
 ;     The worker also gets a quantum preemption request at 10 ms that it
-;     cannot honour (no preemption point in its loop): --stats shows it
-;     honoured only when it prints, time-to-preempt about 140 ms.
-;   - 1 P: "sum:" comes first and "ctx done" after it. @main cannot even
-;     see the deadline: the worker holds the only P and its loop has no
-;     preemption point, so @main's wake-up waits for the worker's print
-;     (the first runtime operation after the loop). The seed's "preemption
-;     gives main fair CPU" needs asynchronous preemption, which comes with
-;     a later issue; with it @main would print "ctx done" about one
-;     quantum after 100 ms, and the worker would still run to the end.
+;     cannot honour (no preemption point in its loop) until its print:
+;     --stats time-to-preempt 180..289 ms, i.e. the loop ran 190..300 ms.
+;   - 1 P: "sum:" comes first and "ctx done" after it, every time. @main
+;     cannot even see the deadline: the worker holds the only P and its
+;     loop has no preemption point, so @main's wake-up at 100 ms waits for
+;     the worker's print, the first runtime operation after the loop
+;     (time-to-preempt 162..289 ms; exit 0 after 0.67..0.80 s). The seed's
+;     "preemption gives main fair CPU" needs asynchronous preemption,
+;     which comes with a later issue; with it @main would print "ctx done"
+;     about a quantum after 100 ms, and the worker would still run to the
+;     end.
+;   - Under qemu-user emulation the loop takes longer than @main's
+;     shortened sleep, so at 2 Ps the program ends before "sum:" is
+;     printed: as in Go, @main returning abandons the worker.
 ;   - The fix is the seed's: poll ctx.Done() with a select (recv arm and
 ;     default) every 1024 iterations; that select is also a cooperative
 ;     preemption point.

@@ -16,23 +16,27 @@
 ;   preempt disasm examples/bugs/16-select-only-default.pir
 ;   preempt run examples/bugs/16-select-only-default.pir --timeout 2 --stats
 ;
-; What really happens (measured, release build, 2-vCPU x86-64 VM, coop,
-; the only mode today):
+; What really happens (measured with the release build on a 2-vCPU x86-64
+; VM, coop, the only mode today; 10 runs):
 ;   - The seed is right about the select: `select default -> body` emits no
-;     instruction at all. In the disassembly block `loop` is empty, the
-;     back-edge jumps straight into `body`, and no `call rt_call` appears
-;     in either spinner's loop.
+;     instruction at all. In the disassembly (both architectures) the block
+;     `loop` has vanished, the back-edge jumps straight into `body`, and no
+;     runtime call appears in either spinner's loop.
 ;   - @spin_call is preempted all the same, at the stack-bound check in
-;     @work's prologue (`cmp rsp, [r15]`), the cooperative preemption point
-;     of every function entry: @main's sleep ended 9..10 ms late, one
-;     quantum minus the 1 ms it slept. So the seed's loop, with work() a
-;     real call, is preemptible; the select contributes nothing to that.
+;     @work's prologue (`cmp rsp, [r15]` / `cmp sp, x1`), the cooperative
+;     preemption point of every function entry, 1.4..11 us after the
+;     request: @main's 1 ms sleep ended 9.13..9.24 ms late, the rest of the
+;     spinner's 10 ms quantum. So the seed's loop, with work() a real call,
+;     is preemptible; the select contributes nothing to that.
 ;   - @spin_inline never stops: @main stays runnable, nothing more is
-;     printed, and the watchdog ends the program at 2 s with exit 3 and
-;     "@spin_inline in block ..." with "reason: loop @spin_inline:... has
-;     no preemption point in coop mode". Asynchronous preemption (a later
-;     issue) will stop this loop too; today only an instruction the
-;     runtime sees (a call, `yield`, a select with a channel arm) can.
+;     printed, the monitor reports "goroutine 3 has not stopped" about
+;     106 ms after its request, and the watchdog ends the program at 2 s
+;     with exit 3: "goroutine 3 [running]: @spin_inline in block body",
+;     "reason: loop @spin_inline:loop has no preemption point in coop
+;     mode", then "goroutine 1 [runnable]" and @spin_call runnable in @work.
+;   - Asynchronous preemption (a later issue) will stop @spin_inline too;
+;     today only an instruction the runtime sees (a call, `yield`, a select
+;     with a channel arm) can.
 
 set procs = 1
 

@@ -223,7 +223,7 @@ fn bug10_the_select_stops_the_worker_between_inner_loops_only() {
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{:?}", r.stdout);
     assert!(
-        lines[0].starts_with("phase 1: inner loop of 1000: main's 20000 us sleep ended ")
+        lines[0].starts_with("phase 1: inner loop of 1000: main's 15000 us sleep ended ")
             && lines[0].ends_with(" us late; worker cancelled"),
         "{}",
         lines[0]
