@@ -48,7 +48,14 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         return format!("\tin foreign code (ccall {f}): no preemption mechanism can stop it\n");
     }
     let Some(module) = rt.module() else {
-        return "\t(interpreted)\n".into();
+        // One interpreted goroutine runs at a time; the interpreter says
+        // where it last entered a block.
+        return match rt.engine.interp_position() {
+            Some(at) => {
+                format!("{at} (interpreted; the last block an interpreted goroutine entered)\n")
+            }
+            None => "\t(interpreted)\n".into(),
+        };
     };
     let tid = m.tid.load(Ordering::Acquire);
     match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
