@@ -1227,16 +1227,21 @@ pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
 
 /// Runs a program on the reference interpreter, on the same scheduler.
 pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
+    let position = Arc::new(AtomicU64::new(u64::MAX));
     let icfg = preempt_jit::interp::InterpConfig {
         stack_size: cfg.stack_size as u64,
         procs: cfg.procs as i64,
         file: cfg.file.clone(),
+        watchdog: Some(position.clone()),
         ..preempt_jit::interp::InterpConfig::for_program(prog)
     };
     match Interp::new(prog, &icfg) {
         Ok(i) => start(
             Engine::Interp {
                 interp: Box::new(Mutex::new(i)),
+                position,
+                names: Box::new(preempt_jit::module::Names::new(prog)),
+                turns: Box::default(),
             },
             cfg,
             out,
@@ -1251,7 +1256,7 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
 fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let main = match &engine {
         Engine::Jit { module, .. } => module.names.functions.iter().position(|n| n == "main"),
-        Engine::Interp { interp } => lock(interp).main_func().map(|f| f.index()),
+        Engine::Interp { interp, .. } => lock(interp).main_func().map(|f| f.index()),
     };
     let Some(main) = main else {
         return Outcome {
