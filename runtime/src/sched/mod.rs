@@ -93,6 +93,10 @@ pub struct P {
     pub current: Mutex<Option<Arc<G>>>,
     /// When the current goroutine started its time slice (0: none).
     pub slice_start: AtomicU64,
+    /// Changes at every slice start and end (Go's schedtick, as the
+    /// monitor uses it): a request made for one slice is withdrawn if the
+    /// slice ended meanwhile.
+    pub slice_seq: AtomicU64,
     /// When the M holding this P entered foreign code.
     pub foreign_since: AtomicU64,
     /// Which M holds it.
@@ -111,6 +115,7 @@ impl P {
             runnext: Mutex::default(),
             current: Mutex::default(),
             slice_start: AtomicU64::new(0),
+            slice_seq: AtomicU64::new(0),
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),
             schedtick: AtomicU64::new(0),
@@ -416,32 +421,37 @@ impl Runtime {
                 self.ps[p].m.store(m.id, Ordering::Release);
                 m.give(|h| h.p = Some(p));
             }
-            None => {
-                let id = {
-                    let mut ms = lock(&self.ms);
-                    let m = Arc::new(M::new(ms.len()));
-                    *lock(&m.handoff) = Handoff {
-                        p: Some(p),
-                        ..Handoff::default()
-                    };
-                    ms.push(m);
-                    ms.len() - 1
-                };
-                self.ps[p].m.store(id, Ordering::Release);
-                self.cfg.stats.sched.thread_created();
-                let rt = self.arc();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("preempt-m{id}"))
-                    .spawn(move || rt.m_main(id));
-                if let Err(e) = spawned {
-                    self.finish(Outcome {
-                        status: 1,
-                        stderr: format!(
-                            "fatal error: newosproc: cannot start a worker thread: {e}\n"
-                        ),
-                    });
-                }
-            }
+            None => self.new_m(Some(p)),
+        }
+    }
+
+    /// Starts a worker thread, running P `p`, or idle (a spare, so that the
+    /// first hand-off does not wait for a thread to be created).
+    fn new_m(&self, p: Option<usize>) {
+        let m = {
+            let mut ms = lock(&self.ms);
+            let m = Arc::new(M::new(ms.len()));
+            *lock(&m.handoff) = Handoff {
+                p,
+                ..Handoff::default()
+            };
+            ms.push(m.clone());
+            m
+        };
+        match p {
+            Some(p) => self.ps[p].m.store(m.id, Ordering::Release),
+            None => lock(&self.sched).midle.push(m.clone()),
+        }
+        self.cfg.stats.sched.thread_created();
+        let (rt, id) = (self.arc(), m.id);
+        let spawned = std::thread::Builder::new()
+            .name(format!("preempt-m{id}"))
+            .spawn(move || rt.m_main(id));
+        if let Err(e) = spawned {
+            self.finish(Outcome {
+                status: 1,
+                stderr: format!("fatal error: newosproc: cannot start a worker thread: {e}\n"),
+            });
         }
     }
 
@@ -729,14 +739,19 @@ impl Runtime {
 
     fn begin_slice(&self, p: usize, g: &Arc<G>) {
         let now = monotonic_nanos();
+        // A request that reached the goroutine after it had stopped (the
+        // monitor looked at the P just before the slice ended) is stale.
+        g.clear_preempt();
         *lock(&self.ps[p].current) = Some(g.clone());
+        self.ps[p].slice_seq.fetch_add(1, Ordering::AcqRel);
         self.ps[p].slice_start.store(now, Ordering::Release);
         self.sysmon
-            .slice_started(now + self.cfg.quantum.as_nanos() as u64);
+            .deadline(now + self.cfg.quantum.as_nanos() as u64);
     }
 
     fn end_slice(&self, p: usize) {
         self.ps[p].slice_start.store(0, Ordering::Release);
+        self.ps[p].slice_seq.fetch_add(1, Ordering::AcqRel);
         *lock(&self.ps[p].current) = None;
     }
 
@@ -1168,12 +1183,13 @@ impl Runtime {
         }
         let p = (*lock(&m.p)).expect("a running M holds a P");
         *lock(&m.in_foreign) = Some(f);
-        self.ps[p]
-            .foreign_since
-            .store(monotonic_nanos(), Ordering::Release);
+        let start = monotonic_nanos();
+        self.ps[p].foreign_since.store(start, Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
         self.end_slice(p);
-        let start = monotonic_nanos();
+        // As Go's entersyscall: a monitor asleep on a backed-off tick must
+        // wake in time to hand the P on.
+        self.sysmon.deadline(start + sysmon::RETAKE_AFTER);
         crate::ffi::run(f, arg);
         self.cfg
             .tracer
@@ -1275,6 +1291,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
             stderr: format!("fatal error: cannot map a goroutine stack: {e}\n"),
         };
     }
+    rt.new_m(None);
     // Timer and monitor threads.
     let (t_rt, s_rt) = (rt.clone(), rt.clone());
     let timer_thread = std::thread::Builder::new()

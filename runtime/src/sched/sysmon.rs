@@ -33,9 +33,9 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// A time slice ending at `deadline` started: wake the monitor if it
-    /// would sleep past it.
-    pub fn slice_started(&self, deadline: u64) {
+    /// Something needs the monitor at `deadline` (a time slice ends, a
+    /// foreign call becomes retakable): wake it if it would sleep past it.
+    pub fn deadline(&self, deadline: u64) {
         let until = self.sleeping_until.load(Ordering::Acquire);
         if until != 0 && deadline < until {
             self.wake();
@@ -65,7 +65,7 @@ impl Monitor {
 
 /// How long an M may stay in foreign code before its P is retaken when
 /// there is other work (one minimum tick, as Go).
-const RETAKE_AFTER: u64 = 20_000;
+pub const RETAKE_AFTER: u64 = 20_000;
 /// ... and when there is none: Go retakes after 10 ms regardless.
 const RETAKE_IDLE_AFTER: u64 = 10_000_000;
 
@@ -83,12 +83,17 @@ pub fn run(rt: &Runtime) {
         let mut next_deadline = u64::MAX;
         for p in &rt.ps {
             // Time slices.
+            let seq = p.slice_seq.load(Ordering::Acquire);
             let start = p.slice_start.load(Ordering::Acquire);
             if start != 0 {
                 let current = lock(&p.current).clone();
                 if let Some(g) = current {
                     if now.saturating_sub(start) >= quantum {
-                        if g.request_preempt(now) {
+                        let fresh = g.request_preempt(now);
+                        if fresh && p.slice_seq.load(Ordering::Acquire) != seq {
+                            // The slice ended while we looked: withdraw.
+                            g.clear_preempt();
+                        } else if fresh {
                             rt.cfg
                                 .stats
                                 .sched
@@ -126,6 +131,13 @@ pub fn run(rt: &Runtime) {
                 let work = !lock(&p.runq).is_empty() || !lock(&rt.sched).runq.is_empty();
                 if (waited >= RETAKE_AFTER && work) || waited >= RETAKE_IDLE_AFTER {
                     acted |= rt.retake(p.id);
+                } else {
+                    let at = if work {
+                        RETAKE_AFTER
+                    } else {
+                        RETAKE_IDLE_AFTER
+                    };
+                    next_deadline = next_deadline.min(since + at);
                 }
             }
         }
