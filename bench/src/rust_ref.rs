@@ -108,7 +108,7 @@ mod tests {
             nested(2),
             (0..2i64)
                 .flat_map(|i| (0..1000).map(move |j| i * j + (i ^ j)))
-                .sum()
+                .sum::<i64>()
         );
         assert_eq!(heapwalk(2000), 2 * (0..1000).sum::<i64>());
         assert_eq!(fib(20), 6765);
