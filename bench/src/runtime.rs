@@ -519,7 +519,8 @@ pub fn run(opts: Options) -> Report {
 
     let go_version = match &s.go {
         Ok(g) => format!("Go {} ({})", g.version, g.source),
-        Err(e) => format!("Go: not available: {e}"),
+        Err(e) if e == "not run" => "Go (not run: --no-go)".to_string(),
+        Err(_) => "Go (NOT AVAILABLE, see above)".to_string(),
     };
     let machine = crate::machine_description();
     let mut text = String::new();
