@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use preempt_jit::ir::PreemptMode;
 use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
 use preempt_runtime::{Outcome, Output, RunConfig};
 
 mod demo;
+mod stats;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -65,6 +67,130 @@ impl From<ArchArg> for Arch {
     }
 }
 
+/// How the runtime runs a program (flags override the file's `set` lines).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// Ps (GOMAXPROCS): goroutines running at once. Default: the file's
+    /// `set procs`, else the number of CPUs.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub procs: Option<u64>,
+    /// How running goroutines are stopped. Default: the file's `set
+    /// preempt`, else coop; PREEMPTDEBUG=asyncpreemptoff=1 forces coop.
+    #[arg(long, value_enum)]
+    pub preempt: Option<ModeArg>,
+    /// The time slice before the monitor asks a goroutine to stop (e.g.
+    /// 10ms, 500us; a bare number is microseconds). Default: `set
+    /// quantum_us`, else 10ms.
+    #[arg(long, value_parser = parse_duration)]
+    pub quantum: Option<Duration>,
+    /// The monitor's tick, shortest and longest (Go: 20us, backing off to 10ms).
+    #[arg(long, default_value = "20us", value_parser = parse_duration)]
+    pub sysmon_tick: Duration,
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub sysmon_max_tick: Duration,
+    /// Report a goroutine still running this long after a preemption
+    /// request, with why it does not stop (0 turns it off).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub hang_threshold: Duration,
+    /// End the program (exit 3, with a diagnosis) after this many seconds.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+    pub timeout: f64,
+    /// Usable bytes of each goroutine stack (suffixes k, m, g).
+    #[arg(long, default_value = "64m", value_parser = parse_size)]
+    pub stack_size: usize,
+    /// Print scheduler statistics to stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum ModeArg {
+    Coop,
+    Async,
+    Poll,
+    Trap,
+    Patch,
+}
+
+impl From<ModeArg> for PreemptMode {
+    fn from(m: ModeArg) -> PreemptMode {
+        match m {
+            ModeArg::Coop => PreemptMode::Coop,
+            ModeArg::Async => PreemptMode::Async,
+            ModeArg::Poll => PreemptMode::Poll,
+            ModeArg::Trap => PreemptMode::Trap,
+            ModeArg::Patch => PreemptMode::Patch,
+        }
+    }
+}
+
+/// `10ms`, `500us`, `2s`, `1500ns`, or a bare number of microseconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 10ms, 500us)"))?;
+    let scale = match unit {
+        "" | "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (ns, us, ms, s)")),
+    };
+    let secs = v * scale;
+    if !(0.0..1e6).contains(&secs) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl RuntimeArgs {
+    /// The run configuration for `prog` from these flags, the file's
+    /// settings and the environment.
+    pub fn config(&self, prog: &Program, file: &std::path::Path) -> Result<RunConfig, String> {
+        let s = &prog.settings;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut mode = self
+            .preempt
+            .map(PreemptMode::from)
+            .or(s.preempt)
+            .unwrap_or(PreemptMode::Coop);
+        if std::env::var("PREEMPTDEBUG")
+            .is_ok_and(|v| v.split(',').any(|kv| kv.trim() == "asyncpreemptoff=1"))
+        {
+            mode = PreemptMode::Coop;
+        }
+        if mode != PreemptMode::Coop {
+            return Err(format!(
+                "preempt: --preempt {mode} is not available in this build yet (cooperative preemption is; see README)"
+            ));
+        }
+        Ok(RunConfig {
+            file: file.display().to_string(),
+            stack_size: self.stack_size,
+            timeout: Some(Duration::from_secs_f64(self.timeout)),
+            procs: self
+                .procs
+                .map(|p| p as usize)
+                .or(s.procs.map(|p| p as usize))
+                .unwrap_or(cpus),
+            mode,
+            quantum: self
+                .quantum
+                .or(s.quantum_us.map(|us| Duration::from_micros(us as u64)))
+                .unwrap_or(Duration::from_millis(10)),
+            sysmon_min_tick: self.sysmon_tick,
+            sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
+            hang_threshold: self.hang_threshold,
+            ..RunConfig::default()
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a PIR program.
@@ -78,12 +204,8 @@ pub enum Command {
         /// What runs the program.
         #[arg(long, value_enum, default_value_t = Engine::Jit)]
         engine: Engine,
-        /// End the program (exit 3, with a diagnosis) after this many seconds.
-        #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
-        timeout: f64,
-        /// Usable bytes of each goroutine stack (suffixes k, m, g).
-        #[arg(long, default_value = "64m", value_parser = parse_size)]
-        stack_size: usize,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
     /// The showcase: the hoisted load of examples/hoist.pir at -O0 and -O1.
     Demo {
@@ -275,20 +397,16 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             file,
             opt,
             engine,
-            timeout,
-            stack_size,
+            runtime,
         } => {
             let mut prog = match load(&file) {
                 Ok(p) => p,
                 Err(msg) => return fail(msg),
             };
             let level = opt_level(&prog, opt);
-            let cfg = RunConfig {
-                file: file.display().to_string(),
-                stack_size,
-                timeout: Some(Duration::from_secs_f64(timeout)),
-                procs: prog.settings.procs.unwrap_or(1) as usize,
-                ..RunConfig::default()
+            let cfg = match runtime.config(&prog, &file) {
+                Ok(c) => c,
+                Err(msg) => return fail(msg),
             };
             let out = Output::stdout();
             let outcome = match engine {
@@ -304,6 +422,10 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 }
                 Engine::Interp => preempt_runtime::interp::run(&prog, level, &cfg, out.clone()),
             };
+            if runtime.stats {
+                out.flush();
+                eprint!("{}", stats::report(&cfg));
+            }
             finish(outcome, &out)
         }
     }

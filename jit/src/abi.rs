@@ -29,6 +29,7 @@
 //! value word. Generated code checks the tag to give `slot type mismatch`.
 
 use std::mem::offset_of;
+use std::sync::atomic::AtomicU64;
 
 /// Request codes for runtime calls (the low 32 bits of the request word).
 #[repr(u32)]
@@ -192,9 +193,10 @@ pub const SAVED_REGS: usize = 32;
 #[derive(Debug)]
 pub struct GoroutineContext {
     /// Compared with SP at every function entry; below it, the function
-    /// calls the runtime. Poisoned ([`STACK_GUARD_POISON`]) to request a
-    /// cooperative stop.
-    pub stack_guard: u64,
+    /// calls the runtime. Poisoned ([`STACK_GUARD_POISON`]) by the monitor,
+    /// from another thread, to request a cooperative stop: hence atomic
+    /// (generated code reads it with a plain aligned load).
+    pub stack_guard: AtomicU64,
     /// The goroutine's SP while it is not running.
     pub sp: u64,
     /// The scheduler's SP while the goroutine runs.
@@ -232,7 +234,7 @@ pub const CTX_SAVED: i32 = offset_of!(GoroutineContext, saved) as i32;
 impl GoroutineContext {
     pub fn new() -> GoroutineContext {
         GoroutineContext {
-            stack_guard: 0,
+            stack_guard: AtomicU64::new(0),
             sp: 0,
             sched_sp: 0,
             request: 0,

@@ -205,6 +205,10 @@ pub struct Names {
     /// Span of each instruction, by function and block; the terminator's
     /// comes last.
     pub inst_spans: Vec<Vec<Vec<Span>>>,
+    /// Parameter count of each function (what `spawn` passes).
+    pub param_counts: Vec<usize>,
+    /// Global names, for diagnoses.
+    pub globals: Vec<String>,
 }
 
 impl Names {
@@ -221,6 +225,8 @@ impl Names {
                 })
                 .collect(),
             function_spans: prog.funcs.iter().map(|f| f.span).collect(),
+            param_counts: prog.funcs.iter().map(|f| f.params.len()).collect(),
+            globals: prog.globals.iter().map(|g| g.name.clone()).collect(),
             inst_spans: prog
                 .funcs
                 .iter()

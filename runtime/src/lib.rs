@@ -1,19 +1,28 @@
 //! preempt-runtime: runs compiled PIR programs as goroutines.
 //!
-//! [`sched`] owns goroutines (context, stack), the threads that run them and
-//! the loop that serves their runtime calls; [`gc`] the heap;
-//! [`traceback`] turns a parked goroutine's stack into Go-style frames;
-//! [`output`] is the line-atomic stdout every `print` goes through.
+//! [`sched`] is the M:N scheduler (goroutines, worker threads, processors,
+//! the monitor); [`chan`] and [`timer`] are channels and timers; [`ffi`]
+//! the foreign calls; [`preempt`] the preemption mechanisms; [`gc`] the
+//! heap; [`diagnose`] says why a program hangs; [`traceback`] turns a
+//! parked goroutine's stack into Go-style frames; [`output`] is the
+//! line-atomic stdout every `print` goes through.
 
+pub mod chan;
+pub mod diagnose;
+pub mod ffi;
 pub mod gc;
 pub mod interp;
 pub mod output;
+pub mod preempt;
 pub mod sched;
+pub mod timer;
 pub mod traceback;
 
-use std::sync::atomic::{AtomicI32, AtomicU64};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use preempt_jit::ir::PreemptMode;
 
 pub use output::Output;
 pub use sched::run;
@@ -29,6 +38,18 @@ pub struct RunConfig {
     pub timeout: Option<Duration>,
     /// `procs` (GOMAXPROCS).
     pub procs: usize,
+    /// How running goroutines are stopped.
+    pub mode: PreemptMode,
+    /// The time slice after which the monitor asks a goroutine to stop.
+    pub quantum: Duration,
+    /// The monitor's tick: its shortest, and longest after backing off.
+    pub sysmon_min_tick: Duration,
+    pub sysmon_max_tick: Duration,
+    /// A goroutine still running this long after a preemption request is
+    /// reported on stderr, with why it does not stop (0: never).
+    pub hang_threshold: Duration,
+    /// The signal asynchronous preemption uses.
+    pub preempt_signal: libc::c_int,
     /// Counters a caller may watch while the program runs.
     pub stats: Arc<RunStats>,
 }
@@ -36,11 +57,34 @@ pub struct RunConfig {
 /// What a run exposes while it goes on.
 #[derive(Debug, Default)]
 pub struct RunStats {
-    /// The kernel thread id of the worker running goroutines (0 until it
-    /// starts).
+    /// The kernel thread id of the first worker (0 until it starts).
     pub worker_tid: AtomicI32,
     /// Goroutine entries into the asynchronous-preemption stub.
     pub async_preempts: AtomicU64,
+    pub context_switches: AtomicU64,
+    pub goroutines_created: AtomicU64,
+    pub threads_created: AtomicU64,
+    pub handoffs: AtomicU64,
+    pub foreign_calls: AtomicU64,
+    pub preempt_requests: AtomicU64,
+    pub preemptions: AtomicU64,
+    /// Time from a preemption request to the goroutine's stop, in ns.
+    ttp: Mutex<Vec<u64>>,
+}
+
+impl RunStats {
+    pub fn record_ttp(&self, ns: u64) {
+        self.ttp.lock().unwrap_or_else(|e| e.into_inner()).push(ns);
+    }
+
+    /// Times to preempt recorded so far, in ns.
+    pub fn ttp(&self) -> Vec<u64> {
+        self.ttp.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
 }
 
 impl Default for RunConfig {
@@ -50,6 +94,12 @@ impl Default for RunConfig {
             stack_size: 64 << 20,
             timeout: Some(Duration::from_secs(10)),
             procs: 1,
+            mode: PreemptMode::Coop,
+            quantum: Duration::from_millis(10),
+            sysmon_min_tick: Duration::from_micros(20),
+            sysmon_max_tick: Duration::from_millis(10),
+            hang_threshold: Duration::from_millis(100),
+            preempt_signal: libc::SIGURG,
             stats: Arc::default(),
         }
     }

@@ -12,5 +12,5 @@ pub mod tables;
 pub use memory::{writable_and_executable_mappings, ExecutableMemory, WritableView};
 pub use tables::{
     BackEdge, BlockRange, CallKind, CallSite, CodeTables, FunctionRange, HoistedLoad, InstStart,
-    MetadataBuilder, StubRange, UnsafeKind, UnsafeRegion,
+    LoopInfo, MetadataBuilder, StubRange, UnsafeKind, UnsafeRegion,
 };

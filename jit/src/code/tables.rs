@@ -143,6 +143,27 @@ pub struct InstStart {
     pub index: u32,
 }
 
+/// What the compiler knew of a natural loop, for diagnoses ("this loop
+/// has no preemption point in coop mode").
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LoopInfo {
+    pub func: FuncId,
+    pub header: BlockId,
+    /// The loop's blocks, sorted.
+    pub blocks: Vec<BlockId>,
+    /// The body calls a PIR function (a stack check, so a cooperative
+    /// preemption point, on every iteration that makes the call).
+    pub has_call: bool,
+    /// The body enters the runtime (also a cooperative preemption point).
+    pub has_runtime_op: bool,
+}
+
+impl LoopInfo {
+    pub fn contains(&self, b: BlockId) -> bool {
+        self.blocks.binary_search(&b).is_ok()
+    }
+}
+
 /// A runtime stub (context switch, runtime-call transition, ...).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct StubRange {
@@ -162,6 +183,8 @@ pub struct CodeTables {
     pub hoisted_loads: Vec<HoistedLoad>,
     pub inst_starts: Vec<InstStart>,
     pub stubs: Vec<StubRange>,
+    /// Natural loops, innermost first within each function.
+    pub loops: Vec<LoopInfo>,
 }
 
 /// The entry of `items` (sorted by `start`, non-overlapping) containing `pc`.
@@ -248,6 +271,13 @@ impl CodeTables {
     /// Back-edges of one function.
     pub fn back_edges_of(&self, func: FuncId) -> impl Iterator<Item = &BackEdge> {
         self.back_edges.iter().filter(move |b| b.func == func)
+    }
+
+    /// The innermost loop of `func` containing `block`.
+    pub fn innermost_loop(&self, func: FuncId, block: BlockId) -> Option<&LoopInfo> {
+        self.loops
+            .iter()
+            .find(|l| l.func == func && l.contains(block))
     }
 
     /// Hoisted loads whose loop header is `header` in `func`.
@@ -386,6 +416,24 @@ impl MetadataBuilder {
             func,
             block,
             index: index.map_or(u32::MAX, |i| i as u32),
+        });
+    }
+
+    /// A natural loop of the current function.
+    pub fn loop_info(
+        &mut self,
+        header: BlockId,
+        blocks: Vec<BlockId>,
+        has_call: bool,
+        has_runtime_op: bool,
+    ) {
+        let func = self.open_func.as_ref().expect("a function is open").0;
+        self.tables.loops.push(LoopInfo {
+            func,
+            header,
+            blocks,
+            has_call,
+            has_runtime_op,
         });
     }
 

@@ -48,6 +48,18 @@ pub struct Goroutine {
 }
 
 impl Goroutine {
+    /// A goroutine with no frames (as if finished), for code that needs a
+    /// placeholder, such as tests of the scheduler's data structures.
+    pub fn detached(id: u64) -> Goroutine {
+        Goroutine {
+            id,
+            frames: Vec::new(),
+            values: Vec::new(),
+            stack_used: 0,
+            fault: None,
+        }
+    }
+
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -85,6 +97,10 @@ impl Goroutine {
 pub enum Event {
     /// The budget ran out at an instruction boundary. Run again to go on.
     Preempted,
+    /// The goroutine entered a function while the stop flag given to
+    /// [`Interp::run_until`] was set: a cooperative preemption point, as a
+    /// JIT function's stack check is. Run again to go on.
+    PreemptionPoint,
     /// The goroutine's outermost function returned.
     Exited,
     /// The goroutine faulted; it stays at the faulting instruction, so
@@ -272,6 +288,11 @@ impl Interp {
     /// Goroutine 1, about to run `@main`.
     pub fn main_goroutine(&self) -> Goroutine {
         self.goroutine(1, FuncId(self.code.main), &[])
+    }
+
+    /// The program's `@main`.
+    pub fn main_func(&self) -> Option<FuncId> {
+        Some(FuncId(self.code.main))
     }
 
     /// A goroutine `id` about to run `func(args)`.
@@ -473,6 +494,19 @@ impl Interp {
     /// including the jump a fall-through becomes) or until it needs the
     /// scheduler, finishes or faults.
     pub fn run(&mut self, g: &mut Goroutine, budget: u64) -> Event {
+        static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        self.run_until(g, budget, &NEVER)
+    }
+
+    /// [`Interp::run`], also stopping with [`Event::PreemptionPoint`] at
+    /// the first function entry after `stop` is set (the scheduler sets it
+    /// to request a cooperative stop).
+    pub fn run_until(
+        &mut self,
+        g: &mut Goroutine,
+        budget: u64,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Event {
         if let Some(f) = &g.fault {
             return Event::Fault(f.clone());
         }
@@ -712,6 +746,9 @@ impl Interp {
                         g.stack_used = used;
                         if let Some(w) = watchdog {
                             w.store((callee as u64) << 32, Ordering::Relaxed);
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            return Event::PreemptionPoint;
                         }
                         break;
                     }

@@ -230,7 +230,7 @@ pub fn run_program(prog: &Program, cfg: &InterpConfig, stdout: &mut dyn Write) -
     let mut g = interp.main_goroutine();
     let outcome = loop {
         let req = match interp.run(&mut g, u64::MAX) {
-            Event::Preempted => continue,
+            Event::Preempted | Event::PreemptionPoint => continue,
             Event::Collect => {
                 interp.collect([&g]);
                 continue;

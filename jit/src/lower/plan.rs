@@ -72,6 +72,26 @@ impl FunctionPlan {
         Some((*op, args[0], args[1]))
     }
 
+    /// Records every natural loop of `func` in the tables: its blocks and
+    /// whether its body holds a cooperative preemption point.
+    pub fn record_loops(&self, func: &Function, meta: &mut crate::code::MetadataBuilder) {
+        for l in &self.alloc.cfg.loops {
+            let (mut has_call, mut has_runtime_op) = (false, false);
+            for &b in &l.blocks {
+                let block = &func.blocks[b.index()];
+                for inst in &block.insts {
+                    let op = inst.kind.opcode();
+                    has_call |= op.is_call();
+                    has_runtime_op |= op.is_runtime_op();
+                }
+                if let Some(t) = &block.term {
+                    has_runtime_op |= t.kind.is_runtime_op();
+                }
+            }
+            meta.loop_info(l.header, l.blocks.clone(), has_call, has_runtime_op);
+        }
+    }
+
     /// The block a terminator-less block falls into.
     pub fn fallthrough(func: &Function, b: BlockId) -> Option<BlockId> {
         (b.index() + 1 < func.blocks.len()).then(|| BlockId::new(b.index() + 1))

@@ -1,293 +1,53 @@
-//! Goroutines and the threads that run them.
+//! The M:N scheduler: goroutines (G) run on worker threads (M), each
+//! holding a processor (P) while it runs Go code; `procs` Ps bound the
+//! parallelism, as GOMAXPROCS does.
 //!
-//! A goroutine is a [`GoroutineContext`] and a [`Stack`]. A worker thread
-//! (an M) runs one by calling the module's `switch_to` stub, which returns
-//! at the goroutine's next runtime call with the request word; the worker
-//! serves the request on its own stack and switches back. The calling
-//! thread watches the run and ends it when it outlives the timeout.
+//! Modelled on Go's `proc.go`:
+//!
+//! - each P has a local run queue and a `runnext` slot (a goroutine made
+//!   runnable by the running one runs next, as in Go); there is one global
+//!   queue; an idle M steals half of another P's queue;
+//! - every 61st schedule on a P looks at the global queue first, so it
+//!   cannot starve;
+//! - an M without work gives its P back and parks; making a goroutine
+//!   runnable wakes an idle M with an idle P (`wakep`);
+//! - a goroutine locked to its thread (`lockthread`) runs only on its M,
+//!   and its M runs nothing else: when it parks, the M hands its P on and
+//!   waits for it;
+//! - a goroutine in foreign code (`ccall`) keeps its P until the monitor
+//!   ([`sysmon`]) retakes it (after about 20 µs, as Go's `retake`) and hands
+//!   it to another M;
+//! - the monitor also enforces the time slice: a goroutine that has run for
+//!   the quantum gets a preemption request (see [`crate::preempt`]).
+//!
+//! Program end: `@main` returning ends the program (other goroutines are
+//! abandoned); a panic in any goroutine ends it with its report; when
+//! every goroutine is parked and no timer is pending, it is a deadlock.
 
+pub mod engine;
+pub mod g;
 pub mod stack;
+pub mod sysmon;
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{mpsc, Arc};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use preempt_jit::abi::{decode_fault, FaultCode, GoroutineContext, RuntimeOp};
 use preempt_jit::fault::{report, Fault};
+use preempt_jit::interp::Interp;
+use preempt_jit::ir::{ForeignFn, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
+use crate::chan::{self, Arm, Chan, SelectStep, Step, Wake};
+use crate::diagnose;
 use crate::gc::heap::{AllocError, Heap};
-use crate::traceback::{walk, StackMemory};
+use crate::timer::{Action, Timers};
 use crate::{Outcome, Output, RunConfig};
+use engine::{ArmOp, ChanRef, Engine, Op, SpawnArgs};
+use g::{Resume, Status, WaitReason, G, NO_M};
 pub use stack::Stack;
-
-/// A goroutine: what generated code sees, and its stack.
-#[derive(Debug)]
-pub struct Goroutine {
-    pub id: u64,
-    pub ctx: Box<GoroutineContext>,
-    pub stack: Stack,
-}
-
-impl StackMemory for Stack {
-    fn read(&self, addr: usize) -> Option<u64> {
-        // SAFETY: only words inside the usable stack mapping are read, and
-        // the goroutine is parked (nothing writes them concurrently).
-        self.contains_word(addr)
-            .then(|| unsafe { (addr as *const u64).read() })
-    }
-}
-
-impl Goroutine {
-    /// A goroutine that will run the function at `entry` with `args`.
-    pub fn new(
-        id: u64,
-        module: &Module,
-        entry: usize,
-        args: &[u64],
-        stack_size: usize,
-    ) -> std::io::Result<Goroutine> {
-        let stack = Stack::new(stack_size)?;
-        let mut ctx = Box::new(GoroutineContext::new());
-        ctx.stack_lo = stack.lo() as u64;
-        ctx.stack_hi = stack.hi() as u64;
-        ctx.stack_guard = stack.guard() as u64;
-        // Arguments at a 16-byte aligned sp0 and the entry stub's address
-        // below them: switch_to "returns" into the entry stub with the
-        // function's address (ctx.result) in the result register.
-        let sp0 = (stack.hi() - 8 * args.len() - 64) & !15;
-        // SAFETY: all written words lie in the fresh stack below its top.
-        unsafe {
-            for (i, &a) in args.iter().enumerate() {
-                ((sp0 + 8 * i) as *mut u64).write(a);
-            }
-            ((sp0 - 8) as *mut u64).write(module.stubs.goroutine_entry as u64);
-        }
-        ctx.sp = (sp0 - 8) as u64;
-        ctx.result = entry as u64;
-        Ok(Goroutine { id, ctx, stack })
-    }
-
-    /// Operand `i` of the current runtime call.
-    pub fn operand(&self, i: usize) -> u64 {
-        self.stack
-            .read(self.ctx.sp as usize + 8 + 8 * i)
-            .unwrap_or(0)
-    }
-
-    /// The return address of the current runtime call.
-    pub fn return_pc(&self) -> usize {
-        self.stack.read(self.ctx.sp as usize).unwrap_or(0) as usize
-    }
-
-    /// Frames of the parked goroutine, innermost first.
-    pub fn traceback(&self, module: &Module) -> Vec<preempt_jit::fault::Frame> {
-        let fp = self.ctx.saved[preempt_jit::isa::frame_pointer(module.arch) as usize] as usize;
-        walk(module, &self.stack, self.return_pc(), fp)
-    }
-}
-
-/// Runs `module`'s `@main` to completion, a fault, or the timeout.
-pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
-    let (done_tx, done_rx) = mpsc::channel();
-    let tid = Arc::new(AtomicI32::new(0));
-    let worker = {
-        let (module, cfg, out, tid) = (module.clone(), cfg.clone(), out.clone(), tid.clone());
-        std::thread::Builder::new()
-            .name("preempt-m0".into())
-            .spawn(move || {
-                tid.store(gettid(), Ordering::SeqCst);
-                cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
-                let outcome = run_main_goroutine(&module, &cfg, &out);
-                let _ = done_tx.send(outcome);
-            })
-    };
-    if let Err(e) = worker {
-        return Outcome {
-            status: 1,
-            stderr: format!("fatal error: cannot start a worker thread: {e}\n"),
-        };
-    }
-    let outcome = match cfg.timeout {
-        Some(t) => match done_rx.recv_timeout(t) {
-            Ok(o) => o,
-            Err(_) => watchdog_report(&module, cfg, tid.load(Ordering::SeqCst), t),
-        },
-        None => done_rx.recv().unwrap_or_else(|_| Outcome {
-            status: 1,
-            stderr: "fatal error: the worker thread died\n".into(),
-        }),
-    };
-    out.flush();
-    outcome
-}
-
-/// What the watchdog says about a program that did not finish.
-fn watchdog_report(module: &Module, cfg: &RunConfig, tid: i32, timeout: Duration) -> Outcome {
-    let mut msg = format!(
-        "preempt: watchdog: the program did not finish within {} (--timeout)\n\ngoroutine 1 [running]:\n",
-        humanize(timeout)
-    );
-    let sample = (tid != 0)
-        .then(|| preempt_signals::sampler::sample(tid, Duration::from_secs(1)))
-        .flatten();
-    match sample {
-        Some(s) => msg.push_str(&describe_pc(module, &cfg.file, s.pc)),
-        None => msg.push_str("\t(its thread did not answer the sampling signal)\n"),
-    }
-    Outcome {
-        status: 3,
-        stderr: msg,
-    }
-}
-
-fn humanize(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
-    }
-}
-
-/// Names the function, block and instruction at `pc`, or says the thread
-/// is outside JIT code.
-pub fn describe_pc(module: &Module, file: &str, pc: usize) -> String {
-    let t = &module.tables;
-    let Some(f) = t.function_at(pc) else {
-        return match t.stub_at(pc) {
-            Some(s) => format!("\tin the runtime stub {} (pc {pc:#x})\n", s.name),
-            None => format!("\tin the runtime (pc {pc:#x}, outside JIT code)\n"),
-        };
-    };
-    let mut s = format!("@{}", f.name);
-    match t.block_at(pc) {
-        Some(b) => s.push_str(&format!(
-            " in block {}",
-            module.names.block(b.func, b.block)
-        )),
-        None => s.push_str(" in its prologue or out-of-line code"),
-    }
-    s.push_str(&format!(
-        " (pc {pc:#x} = @{}+{:#x})\n",
-        f.name,
-        pc - f.start
-    ));
-    let span = t
-        .inst_at(pc)
-        .and_then(|i| module.names.inst_span(i))
-        .unwrap_or(f.span);
-    s.push_str(&format!("\t{file}:{}:{}\n", span.line, span.col));
-    s
-}
-
-fn fault_outcome(fault: Fault, g: &Goroutine, module: &Module, cfg: &RunConfig) -> Outcome {
-    Outcome {
-        status: 1,
-        stderr: report(&fault, g.id, &g.traceback(module), &cfg.file),
-    }
-}
-
-fn run_main_goroutine(module: &Module, cfg: &RunConfig, out: &Output) -> Outcome {
-    let _alt = AltStack::install();
-    let Some(main) = module.main() else {
-        return Outcome {
-            status: 2,
-            stderr: "preempt: the program has no @main\n".into(),
-        };
-    };
-    let mut g = match Goroutine::new(1, module, main, &[], cfg.stack_size) {
-        Ok(g) => g,
-        Err(e) => {
-            return Outcome {
-                status: 1,
-                stderr: format!("fatal error: cannot map a goroutine stack: {e}\n"),
-            }
-        }
-    };
-    let heap = Heap::new();
-    // SAFETY: switch_to is the stub emitted for this signature; the module
-    // outlives every call.
-    let switch_to: extern "C" fn(*mut GoroutineContext) -> u64 = unsafe {
-        std::mem::transmute::<usize, extern "C" fn(*mut GoroutineContext) -> u64>(
-            module.stubs.switch_to,
-        )
-    };
-    loop {
-        let request = switch_to(&mut *g.ctx);
-        let payload = (request >> 32) as u32;
-        g.ctx.result = 0;
-        let Some(op) = RuntimeOp::from_u32(request as u32) else {
-            return Outcome {
-                status: 1,
-                stderr: format!("fatal error: unknown runtime request {request:#x}\n"),
-            };
-        };
-        match op {
-            RuntimeOp::Exit => return Outcome::success(),
-            RuntimeOp::StackCheck => return fault_outcome(Fault::StackOverflow, &g, module, cfg),
-            RuntimeOp::Fault => {
-                let (code, msg) = decode_fault(payload);
-                let message = || module.pool.messages.get(msg as usize).cloned().unwrap_or_default();
-                let fault = match code {
-                    Some(FaultCode::IndexOutOfRange) => Fault::IndexOutOfRange {
-                        index: g.operand(0) as i64,
-                        len: g.operand(1) as i64,
-                    },
-                    Some(FaultCode::NilDereference) => Fault::NilDereference,
-                    Some(FaultCode::SlotTypeMismatch) => Fault::SlotTypeMismatch,
-                    Some(FaultCode::DivideByZero) => Fault::DivideByZero,
-                    Some(FaultCode::AssertionFailed) => Fault::AssertionFailed(message()),
-                    Some(FaultCode::Panic) | None => Fault::Panic(message()),
-                };
-                return fault_outcome(fault, &g, module, cfg);
-            }
-            RuntimeOp::Print => {
-                let Some(desc) = module.pool.prints.get(payload as usize) else {
-                    continue;
-                };
-                let values: Vec<u64> = (0..desc.arg_types.len()).map(|i| g.operand(i)).collect();
-                out.print_line(&desc.render(&values));
-            }
-            RuntimeOp::New => match heap.alloc(g.operand(0) as i64) {
-                Ok(p) => g.ctx.result = p as u64,
-                Err(AllocError::Negative) => {
-                    return fault_outcome(Fault::NegativeSize(g.operand(0) as i64), &g, module, cfg)
-                }
-                Err(AllocError::OutOfMemory) => return fault_outcome(Fault::OutOfMemory, &g, module, cfg),
-            },
-            RuntimeOp::Now => g.ctx.result = monotonic_nanos(),
-            RuntimeOp::Procs => g.ctx.result = cfg.procs as u64,
-            RuntimeOp::Gc | RuntimeOp::SetGcPercent | RuntimeOp::Yield => {}
-            RuntimeOp::LockThread | RuntimeOp::UnlockThread => {}
-            RuntimeOp::Sleep => {
-                let us = g.operand(0) as i64;
-                if us > 0 {
-                    std::thread::sleep(Duration::from_micros(us as u64));
-                }
-            }
-            RuntimeOp::AsyncPreempt => {
-                // One goroutine, nothing else to run: resume it at once.
-                cfg.stats.async_preempts.fetch_add(1, Ordering::Relaxed);
-            }
-            RuntimeOp::Goexit => {
-                // Go reports this once the main goroutine is gone: no frames.
-                return Outcome {
-                    status: 1,
-                    stderr: report(&Fault::MainGoexit, g.id, &[], &cfg.file),
-                };
-            }
-            other => {
-                return Outcome {
-                    status: 2,
-                    stderr: format!(
-                        "preempt: {other:?} needs the goroutine scheduler, which this build does not have yet\n"
-                    ),
-                }
-            }
-        }
-    }
-}
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns.
 pub fn monotonic_nanos() -> u64 {
@@ -298,4 +58,1157 @@ pub fn monotonic_nanos() -> u64 {
     // SAFETY: clock_gettime writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// What a P is doing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum PStatus {
+    Idle = 0,
+    /// Held by an M running goroutines.
+    Running = 1,
+    /// Held by an M in foreign code; the monitor may retake it.
+    InForeign = 2,
+}
+
+/// A processor: the right to run goroutines, and a queue of them.
+#[derive(Debug)]
+pub struct P {
+    pub id: usize,
+    status: AtomicU8,
+    runq: Mutex<VecDeque<Arc<G>>>,
+    runnext: Mutex<Option<Arc<G>>>,
+    /// The goroutine running on this P (for the monitor).
+    pub current: Mutex<Option<Arc<G>>>,
+    /// When the current goroutine started its time slice (0: none).
+    pub slice_start: AtomicU64,
+    /// When the M holding this P entered foreign code.
+    pub foreign_since: AtomicU64,
+    /// Which M holds it.
+    pub m: AtomicUsize,
+    schedtick: AtomicU64,
+}
+
+impl P {
+    fn new(id: usize) -> P {
+        P {
+            id,
+            status: AtomicU8::new(PStatus::Idle as u8),
+            runq: Mutex::default(),
+            runnext: Mutex::default(),
+            current: Mutex::default(),
+            slice_start: AtomicU64::new(0),
+            foreign_since: AtomicU64::new(0),
+            m: AtomicUsize::new(usize::MAX),
+            schedtick: AtomicU64::new(0),
+        }
+    }
+
+    pub fn status(&self) -> PStatus {
+        match self.status.load(Ordering::Acquire) {
+            1 => PStatus::Running,
+            2 => PStatus::InForeign,
+            _ => PStatus::Idle,
+        }
+    }
+
+    fn set_status(&self, s: PStatus) {
+        self.status.store(s as u8, Ordering::Release);
+    }
+
+    fn cas_status(&self, from: PStatus, to: PStatus) -> bool {
+        self.status
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn queued(&self) -> usize {
+        lock(&self.runq).len() + usize::from(lock(&self.runnext).is_some())
+    }
+}
+
+/// What wakes a parked M.
+#[derive(Debug, Default)]
+struct Handoff {
+    /// A P to run with.
+    p: Option<usize>,
+    /// The goroutine locked to this M, handed back to it.
+    g: Option<Arc<G>>,
+    /// Stop the thread (program end).
+    exit: bool,
+}
+
+/// A worker thread.
+#[derive(Debug)]
+pub struct M {
+    pub id: usize,
+    pub tid: AtomicI32,
+    /// The P it holds.
+    p: Mutex<Option<usize>>,
+    handoff: Mutex<Handoff>,
+    wake: Condvar,
+    /// The goroutine it runs (for the monitor and diagnoses).
+    pub current: Mutex<Option<Arc<G>>>,
+    /// The goroutine locked to it, if any.
+    locked: Mutex<Option<Arc<G>>>,
+    /// In foreign code, and which function.
+    pub in_foreign: Mutex<Option<ForeignFn>>,
+    rng: AtomicU64,
+}
+
+impl M {
+    fn new(id: usize) -> M {
+        M {
+            id,
+            tid: AtomicI32::new(0),
+            p: Mutex::default(),
+            handoff: Mutex::default(),
+            wake: Condvar::new(),
+            current: Mutex::default(),
+            locked: Mutex::default(),
+            in_foreign: Mutex::default(),
+            rng: AtomicU64::new(
+                0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            ),
+        }
+    }
+
+    /// xorshift64*, for select's random arm order and steal victims.
+    fn random(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.store(x, Ordering::Relaxed);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn give(&self, h: impl FnOnce(&mut Handoff)) {
+        let mut s = lock(&self.handoff);
+        h(&mut s);
+        self.wake.notify_one();
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// State under the scheduler lock.
+#[derive(Debug, Default)]
+struct Sched {
+    runq: VecDeque<Arc<G>>,
+    pidle: Vec<usize>,
+    midle: Vec<Arc<M>>,
+    /// Goroutines runnable or running (in foreign code included): when it
+    /// is 0 and no timer is pending, nothing can ever run again.
+    active: usize,
+}
+
+/// One running program.
+#[derive(Debug)]
+pub struct Runtime {
+    pub cfg: RunConfig,
+    pub engine: Engine,
+    pub out: Output,
+    heap: Heap,
+    chans: Mutex<Vec<Arc<Chan>>>,
+    pub timers: Timers,
+    sched: Mutex<Sched>,
+    pub ps: Vec<P>,
+    pub ms: Mutex<Vec<Arc<M>>>,
+    /// Every goroutine not yet dead.
+    pub allgs: Mutex<Vec<Arc<G>>>,
+    next_gid: AtomicU64,
+    /// The program's outcome, once it has one.
+    outcome: Mutex<Option<Outcome>>,
+    outcome_ready: Condvar,
+    pub shutdown: AtomicBool,
+    main_goexit: AtomicBool,
+    /// Channels `notify` registered (signals delivered in async mode).
+    pub notify: Mutex<Vec<ChanRef>>,
+    /// The monitor's sleep and its wake-up.
+    pub sysmon: sysmon::Monitor,
+}
+
+/// What to do after serving an operation.
+enum Next {
+    /// Resume the same goroutine.
+    Continue(Resume),
+    /// It yielded or was preempted: back to a run queue.
+    Yield,
+    /// It parked (a channel, a timer): someone will ready it.
+    Park,
+    /// It finished.
+    Dead,
+    /// It is in a run queue already, or handed elsewhere (foreign call
+    /// without a P to come back to).
+    Gone,
+}
+
+impl Runtime {
+    fn new(cfg: RunConfig, engine: Engine, out: Output) -> Runtime {
+        let procs = cfg.procs.max(1);
+        Runtime {
+            heap: Heap::new(),
+            chans: Mutex::default(),
+            timers: Timers::default(),
+            sched: Mutex::new(Sched {
+                pidle: (0..procs).rev().collect(),
+                ..Sched::default()
+            }),
+            ps: (0..procs).map(P::new).collect(),
+            ms: Mutex::default(),
+            allgs: Mutex::default(),
+            next_gid: AtomicU64::new(1),
+            outcome: Mutex::default(),
+            outcome_ready: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            main_goexit: AtomicBool::new(false),
+            notify: Mutex::default(),
+            sysmon: sysmon::Monitor::default(),
+            cfg,
+            engine,
+            out,
+        }
+    }
+
+    pub fn module(&self) -> Option<&Arc<Module>> {
+        self.engine.module()
+    }
+
+    /// Ends the program with `outcome` (the first outcome wins).
+    pub fn finish(&self, outcome: Outcome) {
+        let mut o = lock(&self.outcome);
+        if o.is_none() {
+            self.out.flush();
+            *o = Some(outcome);
+            self.outcome_ready.notify_all();
+        }
+        drop(o);
+        self.stop_everything();
+    }
+
+    fn stop_everything(&self) {
+        if self.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.timers.stop();
+        self.sysmon.wake();
+        for m in lock(&self.ms).iter() {
+            m.give(|h| h.exit = true);
+        }
+        // Goroutines still running their code stop at their next function
+        // entry or runtime call.
+        for g in lock(&self.allgs).iter() {
+            g.request_preempt(monotonic_nanos());
+        }
+    }
+
+    fn chan(&self, c: ChanRef) -> Option<Arc<Chan>> {
+        lock(&self.chans).get(c as usize).cloned()
+    }
+
+    /// Creates a goroutine and makes it runnable on `p` (or globally).
+    fn spawn(
+        &self,
+        func: preempt_jit::ir::FuncId,
+        args: &SpawnArgs,
+        p: Option<usize>,
+    ) -> std::io::Result<Arc<G>> {
+        let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
+        let exec = self.engine.new_exec(id, func, args, self.cfg.stack_size)?;
+        let g = Arc::new(G::new(id, func, exec));
+        lock(&self.allgs).push(g.clone());
+        self.cfg
+            .stats
+            .goroutines_created
+            .fetch_add(1, Ordering::Relaxed);
+        self.ready(g.clone(), p);
+        Ok(g)
+    }
+
+    /// Makes a parked (or new) goroutine runnable: into `p`'s `runnext`
+    /// when given (the waker's P, as Go does), else the global queue; then
+    /// wakes an idle P if there is one.
+    pub fn ready(&self, g: Arc<G>, p: Option<usize>) {
+        g.set_status(Status::Runnable);
+        {
+            let mut s = lock(&self.sched);
+            s.active += 1;
+            if p.is_none() {
+                s.runq.push_back(g.clone());
+            }
+        }
+        if let Some(p) = p {
+            let old = lock(&self.ps[p].runnext).replace(g);
+            if let Some(old) = old {
+                lock(&self.ps[p].runq).push_back(old);
+            }
+        }
+        self.wakep();
+    }
+
+    fn wake_all(&self, wakes: Vec<Wake>, p: Option<usize>) {
+        for w in wakes {
+            lock(&w.g.wait).resume = w.resume;
+            self.ready(w.g, p);
+        }
+    }
+
+    /// Starts an M on an idle P if there is both an idle P and work that
+    /// might be waiting for it.
+    fn wakep(&self) {
+        let (p, m) = {
+            let mut s = lock(&self.sched);
+            if s.pidle.is_empty() || self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            let p = s.pidle.pop().expect("checked");
+            (p, s.midle.pop())
+        };
+        self.start_m(p, m);
+    }
+
+    /// Runs P `p` on `m` (an idle one) or on a new thread.
+    fn start_m(&self, p: usize, m: Option<Arc<M>>) {
+        self.ps[p].set_status(PStatus::Running);
+        match m {
+            Some(m) => {
+                self.ps[p].m.store(m.id, Ordering::Release);
+                m.give(|h| h.p = Some(p));
+            }
+            None => {
+                let id = {
+                    let mut ms = lock(&self.ms);
+                    let m = Arc::new(M::new(ms.len()));
+                    *lock(&m.handoff) = Handoff {
+                        p: Some(p),
+                        ..Handoff::default()
+                    };
+                    ms.push(m);
+                    ms.len() - 1
+                };
+                self.ps[p].m.store(id, Ordering::Release);
+                self.cfg
+                    .stats
+                    .threads_created
+                    .fetch_add(1, Ordering::Relaxed);
+                let rt = self.arc();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("preempt-m{id}"))
+                    .spawn(move || rt.m_main(id));
+                if let Err(e) = spawned {
+                    self.finish(Outcome {
+                        status: 1,
+                        stderr: format!(
+                            "fatal error: newosproc: cannot start a worker thread: {e}\n"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The runtime as an `Arc` (it always lives in one).
+    fn arc(&self) -> Arc<Runtime> {
+        // SAFETY: every Runtime is created by `start` inside an Arc, whose
+        // strong count the threads keep above zero while they run.
+        unsafe {
+            Arc::increment_strong_count(self as *const Runtime);
+            Arc::from_raw(self as *const Runtime)
+        }
+    }
+
+    // ---- workers -----------------------------------------------------------
+
+    fn m_main(self: Arc<Runtime>, id: usize) {
+        let m = lock(&self.ms)[id].clone();
+        m.tid.store(gettid(), Ordering::Release);
+        if id == 0 {
+            self.cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
+        }
+        // The kernel's signal frames go here, not on goroutine stacks.
+        let _alt = AltStack::install();
+        loop {
+            // Wait for a P (or the locked goroutine) to be handed over.
+            let (p, handed) = {
+                let mut h = lock(&m.handoff);
+                loop {
+                    if h.exit || self.shutdown.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Some(p) = h.p.take() {
+                        break (p, h.g.take());
+                    }
+                    h = m.wake.wait(h).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            *lock(&m.p) = Some(p);
+            if let Some(g) = handed {
+                self.execute(&m, g);
+            }
+            self.schedule(&m);
+        }
+    }
+
+    /// Runs goroutines on `m` until it has no P.
+    fn schedule(&self, m: &Arc<M>) {
+        loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            if lock(&m.locked).is_some() {
+                // Only the locked goroutine may run here, and it is not
+                // running: give the P away and wait until someone hands the
+                // goroutine back (Go's stoplockedm).
+                self.handoff_p(m);
+                return;
+            }
+            let Some(p) = *lock(&m.p) else {
+                return;
+            };
+            let Some(g) = self.find_runnable(m, p) else {
+                return;
+            };
+            let locked_m = g.locked_m.load(Ordering::Acquire);
+            if locked_m != NO_M && locked_m != m.id as u64 {
+                // Go's startlockedm: the goroutine runs on its own M; hand
+                // it our P and the goroutine, and stop.
+                let target = lock(&self.ms)[locked_m as usize].clone();
+                lock(&m.p).take();
+                self.ps[p].m.store(target.id, Ordering::Release);
+                target.give(|h| {
+                    h.p = Some(p);
+                    h.g = Some(g);
+                });
+                self.idle_m(m);
+                return;
+            }
+            self.execute(m, g);
+        }
+    }
+
+    /// A runnable goroutine for P `p`, or None after giving `p` back and
+    /// parking `m` (it was idle).
+    fn find_runnable(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
+        let pp = &self.ps[p];
+        let tick = pp.schedtick.fetch_add(1, Ordering::Relaxed);
+        if tick % 61 == 60 {
+            if let Some(g) = lock(&self.sched).runq.pop_front() {
+                return Some(g);
+            }
+        }
+        if let Some(g) = lock(&pp.runnext).take() {
+            return Some(g);
+        }
+        if let Some(g) = lock(&pp.runq).pop_front() {
+            return Some(g);
+        }
+        {
+            let mut s = lock(&self.sched);
+            if let Some(g) = s.runq.pop_front() {
+                // Take a share of the global queue along.
+                let n = (s.runq.len() / self.ps.len()).min(64);
+                let batch: Vec<Arc<G>> = s.runq.drain(..n).collect();
+                drop(s);
+                lock(&pp.runq).extend(batch);
+                return Some(g);
+            }
+        }
+        if let Some(g) = self.steal(m, p) {
+            return Some(g);
+        }
+        // Nothing to do: give the P back, unless work arrived meanwhile.
+        let mut s = lock(&self.sched);
+        if let Some(g) = s.runq.pop_front() {
+            return Some(g);
+        }
+        if pp.queued() > 0 {
+            drop(s);
+            return lock(&pp.runnext)
+                .take()
+                .or_else(|| lock(&pp.runq).pop_front());
+        }
+        lock(&m.p).take();
+        pp.set_status(PStatus::Idle);
+        pp.m.store(usize::MAX, Ordering::Release);
+        s.pidle.push(p);
+        s.midle.push(m.clone());
+        None
+    }
+
+    /// Takes half of another P's queue.
+    fn steal(&self, m: &M, p: usize) -> Option<Arc<G>> {
+        let n = self.ps.len();
+        if n < 2 {
+            return None;
+        }
+        let start = (m.random() as usize) % n;
+        for k in 0..n {
+            let victim = (start + k) % n;
+            if victim == p {
+                continue;
+            }
+            let mut taken: Vec<Arc<G>> = {
+                let mut q = lock(&self.ps[victim].runq);
+                let half = q.len().div_ceil(2);
+                q.drain(..half).collect()
+            };
+            if taken.is_empty() {
+                if let Some(g) = lock(&self.ps[victim].runnext).take() {
+                    return Some(g);
+                }
+                continue;
+            }
+            let g = taken.remove(0);
+            lock(&self.ps[p].runq).extend(taken);
+            return Some(g);
+        }
+        None
+    }
+
+    /// `m` has nothing to run: it parks (in `m_main`) until handed a P.
+    fn idle_m(&self, m: &Arc<M>) {
+        lock(&self.sched).midle.push(m.clone());
+    }
+
+    /// Gives `m`'s P to another M if there is work, else to the idle list.
+    fn handoff_p(&self, m: &Arc<M>) {
+        let Some(p) = lock(&m.p).take() else {
+            return;
+        };
+        self.release_p(p);
+    }
+
+    /// P `p`, just taken from its M: to another M if there is work for it,
+    /// else idle.
+    fn release_p(&self, p: usize) {
+        let work = self.ps[p].queued() > 0 || !lock(&self.sched).runq.is_empty();
+        if work {
+            let m = lock(&self.sched).midle.pop();
+            self.cfg.stats.handoffs.fetch_add(1, Ordering::Relaxed);
+            self.start_m(p, m);
+        } else {
+            self.ps[p].set_status(PStatus::Idle);
+            self.ps[p].m.store(usize::MAX, Ordering::Release);
+            lock(&self.sched).pidle.push(p);
+        }
+    }
+
+    /// Runs `g` on `m` until it stops running.
+    fn execute(&self, m: &Arc<M>, g: Arc<G>) {
+        g.set_status(Status::Running);
+        let p = (*lock(&m.p)).expect("an M runs goroutines with a P");
+        *lock(&m.current) = Some(g.clone());
+        self.begin_slice(p, &g);
+        self.cfg
+            .stats
+            .context_switches
+            .fetch_add(1, Ordering::Relaxed);
+        let mut resume = std::mem::take(&mut lock(&g.wait).resume);
+        self.forget_select(&g);
+        let next = loop {
+            // SAFETY: this M owns g: it took it from a run queue or was
+            // handed it, and nothing else touches its execution state until
+            // it is queued or parked again.
+            let op = unsafe { self.engine.resume(&g, std::mem::take(&mut resume)) };
+            match self.serve(m, &g, op) {
+                Next::Continue(r) => resume = r,
+                other => break other,
+            }
+        };
+        *lock(&m.current) = None;
+        if let Some(p) = *lock(&m.p) {
+            self.end_slice(p);
+        }
+        match next {
+            Next::Continue(_) | Next::Gone => {}
+            Next::Yield => {
+                g.set_status(Status::Runnable);
+                lock(&self.sched).runq.push_back(g);
+            }
+            Next::Park => self.parked(),
+            Next::Dead => {
+                g.set_status(Status::Dead);
+                lock(&self.allgs).retain(|x| !Arc::ptr_eq(x, &g));
+                self.parked();
+            }
+        }
+    }
+
+    fn begin_slice(&self, p: usize, g: &Arc<G>) {
+        let now = monotonic_nanos();
+        *lock(&self.ps[p].current) = Some(g.clone());
+        self.ps[p].slice_start.store(now, Ordering::Release);
+        self.sysmon
+            .slice_started(now + self.cfg.quantum.as_nanos() as u64);
+    }
+
+    fn end_slice(&self, p: usize) {
+        self.ps[p].slice_start.store(0, Ordering::Release);
+        *lock(&self.ps[p].current) = None;
+    }
+
+    /// One fewer active goroutine; checks for the end of everything.
+    fn parked(&self) {
+        let dead = {
+            let mut s = lock(&self.sched);
+            s.active = s.active.saturating_sub(1);
+            s.active == 0 && s.runq.is_empty()
+        };
+        if dead && self.timers.pending() == 0 {
+            self.check_dead();
+        }
+    }
+
+    /// Every goroutine is parked and no timer is pending: nothing can ever
+    /// run again.
+    fn check_dead(&self) {
+        if self.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            let s = lock(&self.sched);
+            if s.active != 0 || !s.runq.is_empty() || self.timers.pending() != 0 {
+                return;
+            }
+        }
+        let fault = if self.main_goexit.load(Ordering::Acquire) {
+            Fault::MainGoexit
+        } else {
+            Fault::Deadlock
+        };
+        let mut text = report(&fault, 0, &[], &self.cfg.file);
+        if fault == Fault::Deadlock {
+            text.push_str(&diagnose::goroutine_dump(self));
+        }
+        self.finish(Outcome {
+            status: 1,
+            stderr: text,
+        });
+    }
+
+    // ---- serving operations ----------------------------------------------
+
+    fn fault(&self, g: &G, f: Fault) -> Next {
+        // SAFETY: the serving M owns g.
+        let frames = unsafe { self.engine.traceback(g) };
+        self.finish(Outcome {
+            status: 1,
+            stderr: report(&f, g.id, &frames, &self.cfg.file),
+        });
+        Next::Gone
+    }
+
+    /// A cooperative preemption point: honour a pending request.
+    fn preemption_point(&self, g: &G) -> Option<Next> {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Some(Next::Gone);
+        }
+        let at = g.clear_preempt()?;
+        let ttp = monotonic_nanos().saturating_sub(at);
+        self.cfg.stats.preemptions.fetch_add(1, Ordering::Relaxed);
+        self.cfg.stats.record_ttp(ttp);
+        Some(Next::Yield)
+    }
+
+    fn continue_or_preempt(&self, g: &G, r: Resume) -> Next {
+        if g.preempt.load(Ordering::Acquire) {
+            if let Some(n) = self.preemption_point(g) {
+                // The result is delivered when the goroutine resumes.
+                lock(&g.wait).resume = r;
+                return n;
+            }
+        }
+        Next::Continue(r)
+    }
+
+    fn value(&self, g: &G, v: u64) -> Next {
+        self.continue_or_preempt(
+            g,
+            Resume {
+                value: Some(v),
+                ..Resume::default()
+            },
+        )
+    }
+
+    fn park(&self, g: &G, reason: WaitReason) -> Next {
+        {
+            let mut w = lock(&g.wait);
+            // The status may already say runnable: a waker was quicker.
+            w.reason = reason;
+        }
+        if g.status() == Status::Running {
+            g.set_status(Status::Waiting);
+        }
+        // A stop request is moot once the goroutine stopped by itself.
+        if let Some(at) = g.clear_preempt() {
+            self.cfg
+                .stats
+                .record_ttp(monotonic_nanos().saturating_sub(at));
+        }
+        Next::Park
+    }
+
+    fn serve(&self, m: &Arc<M>, g: &Arc<G>, op: Op) -> Next {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Next::Gone;
+        }
+        let p = *lock(&m.p);
+        match op {
+            Op::Exit => {
+                if g.id == 1 {
+                    self.finish(Outcome::success());
+                    return Next::Gone;
+                }
+                self.unlock_thread(m, g, true);
+                Next::Dead
+            }
+            Op::Goexit => {
+                if g.id == 1 {
+                    self.main_goexit.store(true, Ordering::Release);
+                }
+                self.unlock_thread(m, g, true);
+                Next::Dead
+            }
+            Op::StackCheck => {
+                if g.guard_poisoned() {
+                    match self.preemption_point(g) {
+                        Some(n) => n,
+                        // A request already cleared: just go on.
+                        None => Next::Continue(Resume::default()),
+                    }
+                } else {
+                    self.fault(g, Fault::StackOverflow)
+                }
+            }
+            Op::PreemptionPoint => self
+                .preemption_point(g)
+                .unwrap_or(Next::Continue(Resume::default())),
+            Op::AsyncPreempt => {
+                self.cfg
+                    .stats
+                    .async_preempts
+                    .fetch_add(1, Ordering::Relaxed);
+                self.preemption_point(g)
+                    .unwrap_or(Next::Continue(Resume::default()))
+            }
+            Op::Budget => Next::Continue(Resume::default()),
+            Op::Collect => {
+                let all = lock(&self.allgs).clone();
+                // SAFETY: this M owns g, an interpreted goroutine.
+                unsafe { self.engine.collect(&all) };
+                Next::Continue(Resume::default())
+            }
+            Op::Fault(f) => self.fault(g, f),
+            Op::Print(text) => {
+                self.out.write_bytes(text.as_bytes());
+                self.continue_or_preempt(g, Resume::default())
+            }
+            Op::New(n) => match self.heap.alloc(n) {
+                Ok(addr) => self.value(g, addr as u64),
+                Err(AllocError::Negative) => self.fault(g, Fault::NegativeSize(n)),
+                Err(AllocError::OutOfMemory) => self.fault(g, Fault::OutOfMemory),
+            },
+            Op::Spawn { func, args } => match self.spawn(func, &args, p) {
+                Ok(_) => self.continue_or_preempt(g, Resume::default()),
+                Err(e) => {
+                    self.finish(Outcome {
+                        status: 1,
+                        stderr: format!("fatal error: cannot allocate a goroutine stack: {e}\n"),
+                    });
+                    Next::Gone
+                }
+            },
+            Op::Yield => {
+                if let Some(at) = g.clear_preempt() {
+                    self.cfg
+                        .stats
+                        .record_ttp(monotonic_nanos().saturating_sub(at));
+                }
+                Next::Yield
+            }
+            Op::Gc | Op::SetGcPercent(_) => self.continue_or_preempt(g, Resume::default()),
+            Op::Sleep(us) => {
+                if us <= 0 {
+                    return self.continue_or_preempt(g, Resume::default());
+                }
+                let when = monotonic_nanos() + us as u64 * 1000;
+                // Park first: the timer may fire at once.
+                let next = self.park(g, WaitReason::Sleep);
+                self.timers.add(when, Action::Wake(g.clone()));
+                next
+            }
+            Op::Now => self.value(g, monotonic_nanos()),
+            Op::Procs => self.value(g, self.ps.len() as u64),
+            Op::LockThread => {
+                g.lock_depth.fetch_add(1, Ordering::AcqRel);
+                g.locked_m.store(m.id as u64, Ordering::Release);
+                *lock(&m.locked) = Some(g.clone());
+                self.continue_or_preempt(g, Resume::default())
+            }
+            Op::UnlockThread => {
+                self.unlock_thread(m, g, false);
+                self.continue_or_preempt(g, Resume::default())
+            }
+            Op::MakeChan(cap) => {
+                if cap < 0 {
+                    return self.fault(g, Fault::NegativeChanSize(cap));
+                }
+                let id = {
+                    let mut chans = lock(&self.chans);
+                    let id = chans.len() as ChanRef;
+                    chans.push(Arc::new(Chan::new(id, cap as usize)));
+                    id
+                };
+                // SAFETY: this M owns g.
+                let r = unsafe { self.engine.complete_chan(g, id) };
+                self.continue_or_preempt(g, r)
+            }
+            Op::After(us) => {
+                let id = {
+                    let mut chans = lock(&self.chans);
+                    let id = chans.len() as ChanRef;
+                    chans.push(Arc::new(Chan::new(id, 1)));
+                    id
+                };
+                let c = self.chan(id).expect("just made");
+                self.timers
+                    .add(monotonic_nanos() + us.max(0) as u64 * 1000, Action::Send(c));
+                // SAFETY: this M owns g.
+                let r = unsafe { self.engine.complete_chan(g, id) };
+                self.continue_or_preempt(g, r)
+            }
+            Op::Send(c, v) => {
+                let Some(ch) = self.chan(c) else {
+                    return self.fault(g, Fault::Panic(format!("internal error: no channel {c}")));
+                };
+                let mut wakes = Vec::new();
+                self.may_park(g, WaitReason::ChanSend);
+                let step = ch.send(g, v, &mut wakes);
+                self.after_chan_op(g, p, step, wakes, WaitReason::ChanSend)
+            }
+            Op::Recv(c) => {
+                let Some(ch) = self.chan(c) else {
+                    return self.fault(g, Fault::Panic(format!("internal error: no channel {c}")));
+                };
+                let mut wakes = Vec::new();
+                self.may_park(g, WaitReason::ChanReceive);
+                let step = ch.recv(g, &mut wakes);
+                self.after_chan_op(g, p, step, wakes, WaitReason::ChanReceive)
+            }
+            Op::Close(c) => {
+                let Some(ch) = self.chan(c) else {
+                    return self.fault(g, Fault::Panic(format!("internal error: no channel {c}")));
+                };
+                let mut wakes = Vec::new();
+                let step = ch.close(&mut wakes);
+                self.after_chan_op(g, p, step, wakes, WaitReason::None)
+            }
+            Op::Notify(c) => {
+                lock(&self.notify).push(c);
+                self.continue_or_preempt(g, Resume::default())
+            }
+            Op::Select(arms) => self.select(m, g, p, &arms),
+            Op::CCall(f, arg) => self.foreign_call(m, g, f, arg),
+        }
+    }
+
+    /// Marks `g` parked before an operation that may enqueue it where
+    /// another thread can wake it at once; [`Runtime::unpark`] undoes it
+    /// when the operation completes without parking.
+    fn may_park(&self, g: &G, reason: WaitReason) {
+        lock(&g.wait).reason = reason;
+        g.set_status(Status::Waiting);
+    }
+
+    fn unpark(&self, g: &G) {
+        lock(&g.wait).reason = WaitReason::None;
+        g.set_status(Status::Running);
+    }
+
+    fn after_chan_op(
+        &self,
+        g: &G,
+        p: Option<usize>,
+        step: Step,
+        wakes: Vec<Wake>,
+        reason: WaitReason,
+    ) -> Next {
+        if step == Step::Park {
+            let n = self.park(g, reason);
+            self.wake_all(wakes, p);
+            return n;
+        }
+        if reason != WaitReason::None {
+            self.unpark(g);
+        }
+        self.wake_all(wakes, p);
+        match step {
+            Step::Done(v) => self.value(g, v as u64),
+            Step::Panic(f) => self.fault(g, f),
+            Step::Park => unreachable!("handled above"),
+        }
+    }
+
+    fn select(&self, m: &M, g: &Arc<G>, p: Option<usize>, arms: &[ArmOp]) -> Next {
+        let mut resolved = Vec::with_capacity(arms.len());
+        for a in arms {
+            resolved.push(match *a {
+                ArmOp::Recv(c) => match self.chan(c) {
+                    Some(ch) => Arm::Recv(ch),
+                    None => {
+                        return self
+                            .fault(g, Fault::Panic(format!("internal error: no channel {c}")))
+                    }
+                },
+                ArmOp::Send(c, v) => match self.chan(c) {
+                    Some(ch) => Arm::Send(ch, v),
+                    None => {
+                        return self
+                            .fault(g, Fault::Panic(format!("internal error: no channel {c}")))
+                    }
+                },
+                ArmOp::Default => Arm::Default,
+            });
+        }
+        // Go polls the arms in a random order, so no ready arm starves.
+        let mut order: Vec<usize> = (0..arms.len()).collect();
+        for i in (1..order.len()).rev() {
+            let j = (m.random() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        let mut wakes = Vec::new();
+        {
+            let mut w = lock(&g.wait);
+            w.select_token = None;
+            w.select_chans = resolved
+                .iter()
+                .filter_map(|a| match a {
+                    Arm::Recv(c) | Arm::Send(c, _) => Some(c.clone()),
+                    Arm::Default => None,
+                })
+                .collect();
+        }
+        self.may_park(g, WaitReason::Select);
+        let step = chan::select(g, &resolved, &order, &mut wakes);
+        match step {
+            SelectStep::Park => {
+                let n = self.park(g, WaitReason::Select);
+                self.wake_all(wakes, p);
+                n
+            }
+            SelectStep::Done { arm, value } => {
+                self.unpark(g);
+                lock(&g.wait).select_chans.clear();
+                self.wake_all(wakes, p);
+                self.continue_or_preempt(
+                    g,
+                    Resume {
+                        value: Some(value as u64),
+                        arm: Some(arm),
+                        fault: None,
+                    },
+                )
+            }
+            SelectStep::Panic(f) => {
+                self.unpark(g);
+                self.wake_all(wakes, p);
+                self.fault(g, f)
+            }
+        }
+    }
+
+    /// After a parked select resumes: drops its waiters from the channels
+    /// of the arms that did not fire.
+    fn forget_select(&self, g: &G) {
+        let (token, chans) = {
+            let mut w = lock(&g.wait);
+            (w.select_token.take(), std::mem::take(&mut w.select_chans))
+        };
+        if let Some(t) = token {
+            for ch in chans {
+                ch.forget(&t);
+            }
+        }
+    }
+
+    fn unlock_thread(&self, m: &M, g: &G, all: bool) {
+        let depth = if all {
+            g.lock_depth.swap(0, Ordering::AcqRel)
+        } else {
+            g.lock_depth
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                    Some(d.saturating_sub(1))
+                })
+                .unwrap_or(0)
+        };
+        if depth <= 1 || all {
+            g.locked_m.store(NO_M, Ordering::Release);
+            lock(&m.locked).take();
+        }
+    }
+
+    /// Foreign code runs on this thread, outside the scheduler's control:
+    /// the P stays with the M but may be retaken by the monitor.
+    fn foreign_call(&self, m: &Arc<M>, g: &Arc<G>, f: ForeignFn, arg: i64) -> Next {
+        self.cfg.stats.foreign_calls.fetch_add(1, Ordering::Relaxed);
+        let blocking = matches!(f, ForeignFn::Sleep | ForeignFn::Spin);
+        if !blocking {
+            crate::ffi::signal_call(self, f);
+            return self.continue_or_preempt(g, Resume::default());
+        }
+        let p = (*lock(&m.p)).expect("a running M holds a P");
+        *lock(&m.in_foreign) = Some(f);
+        self.ps[p]
+            .foreign_since
+            .store(monotonic_nanos(), Ordering::Release);
+        self.ps[p].set_status(PStatus::InForeign);
+        self.end_slice(p);
+        crate::ffi::run(f, arg);
+        *lock(&m.in_foreign) = None;
+        if self.ps[p].cas_status(PStatus::InForeign, PStatus::Running) {
+            // Back before the monitor took the P.
+            self.begin_slice(p, g);
+            return self.continue_or_preempt(g, Resume::default());
+        }
+        // The P went to another M: find an idle one, or queue the
+        // goroutine and park this M.
+        lock(&m.p).take();
+        let idle = lock(&self.sched).pidle.pop();
+        match idle {
+            Some(q) => {
+                self.ps[q].set_status(PStatus::Running);
+                self.ps[q].m.store(m.id, Ordering::Release);
+                *lock(&m.p) = Some(q);
+                self.begin_slice(q, g);
+                self.continue_or_preempt(g, Resume::default())
+            }
+            None => {
+                // Queue it; whoever dequeues it hands it back here if it is
+                // locked to this thread.
+                g.set_status(Status::Runnable);
+                lock(&self.sched).runq.push_back(g.clone());
+                if !g.is_locked() {
+                    self.idle_m(m);
+                }
+                Next::Gone
+            }
+        }
+    }
+
+    /// Called by the monitor: takes P `p` from an M that has been in
+    /// foreign code since `since`.
+    pub fn retake(&self, p: usize) -> bool {
+        if !self.ps[p].cas_status(PStatus::InForeign, PStatus::Idle) {
+            return false;
+        }
+        self.release_p(p);
+        true
+    }
+}
+
+/// Runs a program to completion, a fault, or the timeout.
+pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
+    start(Engine::jit(module), cfg, out)
+}
+
+/// Runs a program on the reference interpreter, on the same scheduler.
+pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
+    let icfg = preempt_jit::interp::InterpConfig {
+        stack_size: cfg.stack_size as u64,
+        procs: cfg.procs as i64,
+        file: cfg.file.clone(),
+        ..preempt_jit::interp::InterpConfig::for_program(prog)
+    };
+    match Interp::new(prog, &icfg) {
+        Ok(i) => start(
+            Engine::Interp {
+                interp: Box::new(Mutex::new(i)),
+            },
+            cfg,
+            out,
+        ),
+        Err(e) => Outcome {
+            status: 2,
+            stderr: format!("{}:{}: {}\n", cfg.file, e.span, e.message),
+        },
+    }
+}
+
+fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
+    let main = match &engine {
+        Engine::Jit { module, .. } => module.names.functions.iter().position(|n| n == "main"),
+        Engine::Interp { interp } => lock(interp).main_func().map(|f| f.index()),
+    };
+    let Some(main) = main else {
+        return Outcome {
+            status: 2,
+            stderr: "preempt: the program has no @main\n".into(),
+        };
+    };
+    let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone()));
+    let args = match rt.engine {
+        Engine::Jit { .. } => SpawnArgs::Words(Vec::new()),
+        Engine::Interp { .. } => SpawnArgs::Values(Vec::new()),
+    };
+    if let Err(e) = rt.spawn(preempt_jit::ir::FuncId::new(main), &args, None) {
+        return Outcome {
+            status: 1,
+            stderr: format!("fatal error: cannot map a goroutine stack: {e}\n"),
+        };
+    }
+    // Timer and monitor threads.
+    let (t_rt, s_rt) = (rt.clone(), rt.clone());
+    let timer_thread = std::thread::Builder::new()
+        .name("preempt-timers".into())
+        .spawn(move || {
+            t_rt.timers.serve(monotonic_nanos, |a| match a {
+                Action::Wake(g) => t_rt.ready(g, None),
+                Action::Send(c) => {
+                    let mut wakes = Vec::new();
+                    c.offer(monotonic_nanos() as i64, &mut wakes);
+                    t_rt.wake_all(wakes, None);
+                }
+            })
+        });
+    let sysmon_thread = std::thread::Builder::new()
+        .name("preempt-sysmon".into())
+        .spawn(move || sysmon::run(&s_rt));
+    if timer_thread.is_err() || sysmon_thread.is_err() {
+        return Outcome {
+            status: 1,
+            stderr: "fatal error: cannot start the runtime's threads\n".into(),
+        };
+    }
+    // Wait for the outcome, or end the program at the timeout.
+    let (tx, rx) = mpsc::channel();
+    let w_rt = rt.clone();
+    std::thread::spawn(move || {
+        let mut o = lock(&w_rt.outcome);
+        while o.is_none() {
+            o = w_rt
+                .outcome_ready
+                .wait(o)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let _ = tx.send(o.clone().unwrap_or_else(Outcome::success));
+    });
+    let outcome = match cfg.timeout {
+        Some(t) => rx
+            .recv_timeout(t)
+            .unwrap_or_else(|_| diagnose::watchdog(&rt, t)),
+        None => rx.recv().unwrap_or_else(|_| Outcome {
+            status: 1,
+            stderr: "fatal error: the runtime stopped without an outcome\n".into(),
+        }),
+    };
+    rt.finish(outcome.clone());
+    out.flush();
+    // Let parked workers and the monitor see the shutdown; a worker still
+    // in a goroutine's code stops at its next preemption point.
+    std::thread::sleep(Duration::from_millis(0));
+    outcome
 }

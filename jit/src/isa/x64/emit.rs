@@ -211,6 +211,7 @@ impl FnEmitter<'_> {
         for cold in std::mem::take(&mut self.cold) {
             self.cold_path(cold);
         }
+        self.plan.record_loops(self.func, self.meta);
         self.meta.end_function(self.off());
     }
 

@@ -1,0 +1,440 @@
+//! Channels with Go's semantics.
+//!
+//! A channel is a buffer of `cap` values (0: unbuffered, every send meets a
+//! receive), a closed flag, and queues of parked senders and receivers. As
+//! in Go, a send to a parked receiver (or a receive from a parked sender)
+//! hands the value over directly and wakes the other goroutine; a receive
+//! on a closed, drained channel gives 0; a send on a closed channel, or a
+//! second close, panics.
+//!
+//! The functions here never park or wake anything themselves: they say
+//! what happened ([`Step`]) and which goroutines to wake with what
+//! ([`Wake`]), and the scheduler does it after the channel locks are
+//! released. `select` follows Go's `selectgo`: lock every channel involved
+//! in address order, poll the arms in a random order, take the first ready
+//! one (or `default`); otherwise enqueue a waiter on every channel, all
+//! sharing one token, so that exactly one channel operation wins the
+//! goroutine.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use preempt_jit::fault::Fault;
+
+use crate::sched::g::{Resume, G};
+
+/// A parked goroutine on a channel queue.
+#[derive(Debug)]
+struct Waiter {
+    g: Arc<G>,
+    /// For a sender, the value it sends.
+    value: i64,
+    /// For a select, the arm this waiter stands for and the shared token.
+    select: Option<(usize, Arc<AtomicBool>)>,
+}
+
+impl Waiter {
+    /// Claims the goroutine for this channel operation; false if another
+    /// arm of its select already won it.
+    fn claim(&self) -> bool {
+        match &self.select {
+            None => true,
+            Some((_, token)) => !token.swap(true, Ordering::AcqRel),
+        }
+    }
+
+    fn resume(&self, value: Option<u64>) -> Resume {
+        Resume {
+            value,
+            arm: self.select.as_ref().map(|s| s.0),
+            fault: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buf: VecDeque<i64>,
+    closed: bool,
+    recvq: VecDeque<Waiter>,
+    sendq: VecDeque<Waiter>,
+}
+
+/// A channel.
+#[derive(Debug)]
+pub struct Chan {
+    pub id: u32,
+    pub cap: usize,
+    state: Mutex<State>,
+}
+
+/// A goroutine to wake, and what it finds when it resumes.
+#[derive(Debug)]
+pub struct Wake {
+    pub g: Arc<G>,
+    pub resume: Resume,
+}
+
+/// The outcome of a channel operation for the goroutine making it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Done; the value received (or 0 for a send).
+    Done(i64),
+    /// The goroutine was enqueued and must park.
+    Park,
+    /// The operation panics.
+    Panic(Fault),
+}
+
+/// One arm of a select, resolved to its channel.
+#[derive(Debug, Clone)]
+pub enum Arm {
+    Recv(Arc<Chan>),
+    Send(Arc<Chan>, i64),
+    Default,
+}
+
+/// The outcome of a select.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SelectStep {
+    /// Arm `arm` was taken; `value` is what a receive got.
+    Done {
+        arm: usize,
+        value: i64,
+    },
+    /// Waiters were enqueued on every channel; park.
+    Park,
+    Panic(Fault),
+}
+
+impl Chan {
+    pub fn new(id: u32, cap: usize) -> Chan {
+        Chan {
+            id,
+            cap,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `send ch, v` by `g`.
+    pub fn send(&self, g: &Arc<G>, v: i64, wakes: &mut Vec<Wake>) -> Step {
+        let mut st = self.lock();
+        match self.try_send(&mut st, v, wakes) {
+            Some(step) => step,
+            None => {
+                st.sendq.push_back(Waiter {
+                    g: g.clone(),
+                    value: v,
+                    select: None,
+                });
+                Step::Park
+            }
+        }
+    }
+
+    /// A send that does not park: `Some` unless it would block.
+    fn try_send(&self, st: &mut State, v: i64, wakes: &mut Vec<Wake>) -> Option<Step> {
+        if st.closed {
+            return Some(Step::Panic(Fault::SendOnClosedChannel));
+        }
+        while let Some(w) = st.recvq.pop_front() {
+            if w.claim() {
+                wakes.push(Wake {
+                    resume: w.resume(Some(v as u64)),
+                    g: w.g,
+                });
+                return Some(Step::Done(0));
+            }
+        }
+        if st.buf.len() < self.cap {
+            st.buf.push_back(v);
+            return Some(Step::Done(0));
+        }
+        None
+    }
+
+    /// `recv ch` by `g`.
+    pub fn recv(&self, g: &Arc<G>, wakes: &mut Vec<Wake>) -> Step {
+        let mut st = self.lock();
+        match self.try_recv(&mut st, wakes) {
+            Some(v) => Step::Done(v),
+            None => {
+                st.recvq.push_back(Waiter {
+                    g: g.clone(),
+                    value: 0,
+                    select: None,
+                });
+                Step::Park
+            }
+        }
+    }
+
+    /// A receive that does not park: the value, unless it would block.
+    fn try_recv(&self, st: &mut State, wakes: &mut Vec<Wake>) -> Option<i64> {
+        while let Some(w) = st.sendq.pop_front() {
+            if !w.claim() {
+                continue;
+            }
+            let v = if self.cap == 0 {
+                w.value
+            } else {
+                // A full buffer: take its head, and the sender's value joins
+                // the tail.
+                let head = st.buf.pop_front().unwrap_or(w.value);
+                st.buf.push_back(w.value);
+                head
+            };
+            wakes.push(Wake {
+                resume: w.resume(None),
+                g: w.g,
+            });
+            return Some(v);
+        }
+        if let Some(v) = st.buf.pop_front() {
+            return Some(v);
+        }
+        if st.closed {
+            return Some(0);
+        }
+        None
+    }
+
+    /// A send that never parks (the runtime's own, e.g. for `after`):
+    /// whether it was delivered or buffered.
+    pub fn offer(&self, v: i64, wakes: &mut Vec<Wake>) -> bool {
+        let mut st = self.lock();
+        matches!(self.try_send(&mut st, v, wakes), Some(Step::Done(_)))
+    }
+
+    /// `close ch`.
+    pub fn close(&self, wakes: &mut Vec<Wake>) -> Step {
+        let mut st = self.lock();
+        if st.closed {
+            return Step::Panic(Fault::CloseOfClosedChannel);
+        }
+        st.closed = true;
+        for w in st.recvq.drain(..) {
+            if w.claim() {
+                wakes.push(Wake {
+                    resume: w.resume(Some(0)),
+                    g: w.g,
+                });
+            }
+        }
+        for w in st.sendq.drain(..) {
+            if w.claim() {
+                let mut resume = w.resume(None);
+                resume.fault = Some(Fault::SendOnClosedChannel);
+                wakes.push(Wake { g: w.g, resume });
+            }
+        }
+        Step::Done(0)
+    }
+
+    /// Removes the waiters of a finished select (those with `token`).
+    pub fn forget(&self, token: &Arc<AtomicBool>) {
+        let mut st = self.lock();
+        let mine = |w: &Waiter| {
+            w.select
+                .as_ref()
+                .is_some_and(|(_, t)| Arc::ptr_eq(t, token))
+        };
+        st.recvq.retain(|w| !mine(w));
+        st.sendq.retain(|w| !mine(w));
+    }
+
+    /// Parked senders and receivers (for diagnoses and tests).
+    pub fn waiting(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.sendq.len(), st.recvq.len())
+    }
+}
+
+/// `select` by `g` over `arms`, polling in the order `order` (a permutation
+/// of the arm indices: Go picks among ready arms at random).
+pub fn select(g: &Arc<G>, arms: &[Arm], order: &[usize], wakes: &mut Vec<Wake>) -> SelectStep {
+    // Lock every distinct channel once, in id order, so two selects over the
+    // same channels cannot deadlock.
+    let mut chans: Vec<&Arc<Chan>> = arms
+        .iter()
+        .filter_map(|a| match a {
+            Arm::Recv(c) | Arm::Send(c, _) => Some(c),
+            Arm::Default => None,
+        })
+        .collect();
+    chans.sort_by_key(|c| c.id);
+    chans.dedup_by_key(|c| c.id);
+    let mut guards: Vec<(u32, MutexGuard<'_, State>)> =
+        chans.iter().map(|c| (c.id, c.lock())).collect();
+    let slot = |guards: &[(u32, MutexGuard<'_, State>)], id: u32| {
+        guards
+            .iter()
+            .position(|(gid, _)| *gid == id)
+            .expect("locked above")
+    };
+    for &i in order {
+        match &arms[i] {
+            Arm::Recv(c) => {
+                let k = slot(&guards, c.id);
+                if let Some(v) = c.try_recv(&mut guards[k].1, wakes) {
+                    return SelectStep::Done { arm: i, value: v };
+                }
+            }
+            Arm::Send(c, v) => {
+                let k = slot(&guards, c.id);
+                match c.try_send(&mut guards[k].1, *v, wakes) {
+                    Some(Step::Panic(f)) => return SelectStep::Panic(f),
+                    Some(_) => return SelectStep::Done { arm: i, value: 0 },
+                    None => {}
+                }
+            }
+            Arm::Default => {}
+        }
+    }
+    if let Some(d) = arms.iter().position(|a| matches!(a, Arm::Default)) {
+        return SelectStep::Done { arm: d, value: 0 };
+    }
+    let token = Arc::new(AtomicBool::new(false));
+    for (i, arm) in arms.iter().enumerate() {
+        let (c, value, send) = match arm {
+            Arm::Recv(c) => (c, 0, false),
+            Arm::Send(c, v) => (c, *v, true),
+            Arm::Default => continue,
+        };
+        let k = slot(&guards, c.id);
+        let st = &mut guards[k].1;
+        let w = Waiter {
+            g: g.clone(),
+            value,
+            select: Some((i, token.clone())),
+        };
+        if send {
+            st.sendq.push_back(w);
+        } else {
+            st.recvq.push_back(w);
+        }
+    }
+    g.wait
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .select_token = Some(token);
+    SelectStep::Park
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sched::g::{Exec, Status};
+    use preempt_jit::ir::FuncId;
+
+    fn g(id: u64) -> Arc<G> {
+        let ig = preempt_jit::interp::Goroutine::detached(id);
+        let g = Arc::new(G::new(
+            id,
+            FuncId(0),
+            Exec::Interp {
+                g: Box::new(ig),
+                pending: false,
+            },
+        ));
+        g.set_status(Status::Running);
+        g
+    }
+
+    #[test]
+    fn unbuffered_send_meets_a_parked_receiver() {
+        let c = Chan::new(1, 0);
+        let (r, s) = (g(1), g(2));
+        let mut wakes = Vec::new();
+        assert_eq!(c.recv(&r, &mut wakes), Step::Park);
+        assert_eq!(c.send(&s, 42, &mut wakes), Step::Done(0));
+        assert_eq!(wakes.len(), 1);
+        assert_eq!(wakes[0].g.id, 1);
+        assert_eq!(wakes[0].resume.value, Some(42));
+    }
+
+    #[test]
+    fn buffered_channels_queue_and_hand_over_in_order() {
+        let c = Chan::new(1, 2);
+        let s = g(1);
+        let mut wakes = Vec::new();
+        assert_eq!(c.send(&s, 1, &mut wakes), Step::Done(0));
+        assert_eq!(c.send(&s, 2, &mut wakes), Step::Done(0));
+        let blocked = g(2);
+        assert_eq!(c.send(&blocked, 3, &mut wakes), Step::Park);
+        let r = g(3);
+        assert_eq!(c.recv(&r, &mut wakes), Step::Done(1));
+        assert_eq!(
+            wakes.len(),
+            1,
+            "the blocked sender's value joins the buffer"
+        );
+        assert_eq!(c.recv(&r, &mut wakes), Step::Done(2));
+        assert_eq!(c.recv(&r, &mut wakes), Step::Done(3));
+        assert_eq!(c.recv(&r, &mut wakes), Step::Park);
+    }
+
+    #[test]
+    fn close_wakes_receivers_with_zero_and_senders_with_a_panic() {
+        let c = Chan::new(1, 0);
+        let mut wakes = Vec::new();
+        assert_eq!(c.recv(&g(1), &mut wakes), Step::Park);
+        let c2 = Chan::new(2, 0);
+        assert_eq!(c2.send(&g(2), 5, &mut wakes), Step::Park);
+        assert_eq!(c.close(&mut wakes), Step::Done(0));
+        assert_eq!(c2.close(&mut wakes), Step::Done(0));
+        assert_eq!(wakes[0].resume.value, Some(0));
+        assert_eq!(wakes[1].resume.fault, Some(Fault::SendOnClosedChannel));
+        assert_eq!(
+            c.close(&mut wakes),
+            Step::Panic(Fault::CloseOfClosedChannel)
+        );
+        assert_eq!(
+            c.send(&g(3), 1, &mut wakes),
+            Step::Panic(Fault::SendOnClosedChannel)
+        );
+        assert_eq!(
+            c.recv(&g(4), &mut wakes),
+            Step::Done(0),
+            "closed and drained"
+        );
+    }
+
+    #[test]
+    fn select_takes_a_ready_arm_or_default_or_parks_once() {
+        let (a, b) = (Arc::new(Chan::new(1, 1)), Arc::new(Chan::new(2, 0)));
+        let mut wakes = Vec::new();
+        let me = g(1);
+        let arms = vec![Arm::Recv(a.clone()), Arm::Recv(b.clone()), Arm::Default];
+        assert_eq!(
+            select(&me, &arms, &[0, 1], &mut wakes),
+            SelectStep::Done { arm: 2, value: 0 }
+        );
+        assert!(a.offer(7, &mut wakes));
+        assert_eq!(
+            select(&me, &arms, &[1, 0], &mut wakes),
+            SelectStep::Done { arm: 0, value: 7 }
+        );
+        let arms = vec![Arm::Recv(a.clone()), Arm::Recv(b.clone())];
+        assert_eq!(select(&me, &arms, &[0, 1], &mut wakes), SelectStep::Park);
+        assert_eq!((a.waiting(), b.waiting()), ((0, 1), (0, 1)));
+        // A send on b wins the goroutine; a later send on a must not.
+        assert_eq!(b.send(&g(2), 9, &mut wakes), Step::Done(0));
+        assert_eq!(wakes.len(), 1);
+        assert_eq!(wakes[0].resume.arm, Some(1));
+        assert_eq!(wakes[0].resume.value, Some(9));
+        assert!(
+            a.offer(8, &mut wakes),
+            "buffered: the stale waiter is skipped"
+        );
+        assert_eq!(wakes.len(), 1);
+        let token = me.wait.lock().unwrap().select_token.clone().unwrap();
+        a.forget(&token);
+        assert_eq!(a.waiting(), (0, 0));
+    }
+}

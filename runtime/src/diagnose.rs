@@ -1,0 +1,186 @@
+//! Saying why a program hangs: what each goroutine is doing and, for one
+//! that will not stop, why, as far as the compiler's tables know it.
+//!
+//! Go's runtime prints stacks when asked (SIGQUIT) but never explains why a
+//! goroutine ignores preemption requests. Here the monitor and the
+//! watchdog sample the thread's PC with a signal, find the function, block
+//! and loop it is in, and give the reasons:
+//!
+//! - "loop @f:loop has no preemption point in coop mode": its body has no
+//!   call and no runtime operation, so no stack check ever runs in it;
+//! - "the value of @g was hoisted into a register at -O1 (plain load)": the
+//!   loop tests a register no other goroutine can change;
+//! - "in foreign code (ccall spin)": no mechanism stops foreign code.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use preempt_jit::ir::PreemptMode;
+use preempt_jit::module::Module;
+
+use crate::sched::g::{Status, G};
+use crate::sched::{lock, Runtime};
+use crate::Outcome;
+
+fn ms(ns: u64) -> String {
+    format!("{:.1}ms", ns as f64 / 1e6)
+}
+
+/// A goroutine has not stopped `age` ns after a preemption request.
+pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> String {
+    let mut s = format!(
+        "preempt: goroutine {} has not stopped {} after a preemption request ({} mode):\n",
+        g.id,
+        ms(age),
+        rt.cfg.mode
+    );
+    s.push_str(&running(rt, m));
+    s
+}
+
+/// What the goroutine on M `m` is doing, with the reasons it may not stop.
+pub fn running(rt: &Runtime, m: usize) -> String {
+    let Some(m) = lock(&rt.ms).get(m).cloned() else {
+        return "\t(no thread)\n".into();
+    };
+    if let Some(f) = *lock(&m.in_foreign) {
+        return format!("\tin foreign code (ccall {f}): no preemption mechanism can stop it\n");
+    }
+    let Some(module) = rt.module() else {
+        return "\t(interpreted)\n".into();
+    };
+    let tid = m.tid.load(Ordering::Acquire);
+    match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
+        Some(sample) => describe_pc(module, &rt.cfg.file, sample.pc, rt.cfg.mode),
+        None => "\t(its thread did not answer the sampling signal)\n".into(),
+    }
+}
+
+/// Names the function, block and instruction at `pc`, and why a goroutine
+/// there cannot be preempted in `mode`, as far as the tables say.
+pub fn describe_pc(module: &Module, file: &str, pc: usize, mode: PreemptMode) -> String {
+    let t = &module.tables;
+    let Some(f) = t.function_at(pc) else {
+        return match t.stub_at(pc) {
+            Some(s) => format!("\tin the runtime stub {} (pc {pc:#x})\n", s.name),
+            None => format!("\tin the runtime (pc {pc:#x}, outside JIT code)\n"),
+        };
+    };
+    let mut s = format!("@{}", f.name);
+    let block = t.block_at(pc);
+    match block {
+        Some(b) => write!(s, " in block {}", module.names.block(b.func, b.block)).unwrap(),
+        None => s.push_str(" in its prologue or out-of-line code"),
+    }
+    writeln!(s, " (pc {pc:#x} = @{}+{:#x})", f.name, pc - f.start).unwrap();
+    let span = t
+        .inst_at(pc)
+        .and_then(|i| module.names.inst_span(i))
+        .unwrap_or(f.span);
+    writeln!(s, "\t{file}:{}:{}", span.line, span.col).unwrap();
+    let Some(b) = block else {
+        return s;
+    };
+    if let Some(l) = t.innermost_loop(b.func, b.block) {
+        let header = module.names.block(l.func, l.header);
+        if !l.has_call && !l.has_runtime_op && mode == PreemptMode::Coop {
+            writeln!(
+                s,
+                "\treason: loop @{}:{header} has no preemption point in coop mode (no call and no runtime operation in its body)",
+                f.name
+            )
+            .unwrap();
+        }
+        for h in t.hoisted_into(l.func, l.header) {
+            let global = module
+                .names
+                .globals
+                .get(h.global.index())
+                .map_or("?", String::as_str);
+            writeln!(
+                s,
+                "\treason: the value of @{global} was hoisted into a register at -O1 (plain load): this loop cannot see other goroutines' stores"
+            )
+            .unwrap();
+        }
+    }
+    if let Some(r) = t.unsafe_region_at(pc) {
+        writeln!(
+            s,
+            "\tnote: the pc is in an unsafe region ({})",
+            r.kind.name()
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// Every goroutine that is not running, with its state and frames.
+pub fn goroutine_dump(rt: &Runtime) -> String {
+    let mut out = String::new();
+    let gs = lock(&rt.allgs).clone();
+    for g in gs {
+        let status = g.status();
+        if status == Status::Running || status == Status::Dead {
+            continue;
+        }
+        let state = match status {
+            Status::Runnable => "runnable".to_string(),
+            _ => lock(&g.wait).reason.name().to_string(),
+        };
+        write!(out, "\ngoroutine {} [{state}]:\n", g.id).unwrap();
+        // SAFETY: the program is ending: parked goroutines are not resumed
+        // any more (shutdown is set before dumps are taken).
+        for fr in unsafe { rt.engine.traceback(&g) } {
+            write!(
+                out,
+                "@{} in block {}\n\t{}:{}:{}\n",
+                fr.func, fr.block, rt.cfg.file, fr.line, fr.col
+            )
+            .unwrap();
+        }
+    }
+    out
+}
+
+/// The watchdog ends a program that ran past its timeout.
+pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
+    let secs = if timeout.subsec_nanos() == 0 {
+        format!("{}s", timeout.as_secs())
+    } else {
+        format!("{:.3}s", timeout.as_secs_f64())
+    };
+    let mut msg =
+        format!("preempt: watchdog: the program did not finish within {secs} (--timeout)\n");
+    // Running goroutines first, sampled before anything stops.
+    for p in &rt.ps {
+        let Some(g) = lock(&p.current).clone() else {
+            continue;
+        };
+        write!(msg, "\ngoroutine {} [running]:\n", g.id).unwrap();
+        msg.push_str(&running(rt, p.m.load(Ordering::Acquire)));
+    }
+    for m in lock(&rt.ms).iter() {
+        if let (Some(f), Some(g)) = (*lock(&m.in_foreign), lock(&m.current).clone()) {
+            write!(
+                msg,
+                "\ngoroutine {} [foreign code]:\n\tin foreign code (ccall {f})\n",
+                g.id
+            )
+            .unwrap();
+        }
+    }
+    rt.finish(Outcome {
+        status: 3,
+        stderr: String::new(),
+    });
+    // Give the workers a moment to notice the shutdown before the parked
+    // goroutines' stacks are read.
+    std::thread::sleep(Duration::from_millis(20));
+    msg.push_str(&goroutine_dump(rt));
+    Outcome {
+        status: 3,
+        stderr: msg,
+    }
+}

@@ -1,0 +1,441 @@
+//! How goroutines execute: machine code (JIT) or the reference
+//! interpreter, behind one interface the scheduler drives.
+//!
+//! [`Engine::resume`] runs a goroutine until it needs the scheduler and
+//! says why as an [`Op`]; the scheduler serves it and, when the goroutine
+//! resumes, whatever it left in the goroutine's [`Resume`](super::g::Resume)
+//! becomes the operation's result.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use preempt_jit::abi::{decode_fault, FaultCode, GoroutineContext, RuntimeOp};
+use preempt_jit::fault::{Fault, Frame};
+use preempt_jit::interp::{self, Interp, Request, Value};
+use preempt_jit::ir::{ForeignFn, FuncId};
+use preempt_jit::module::{Module, SelectArmDesc};
+
+use super::g::{Exec, Resume, G};
+use super::stack::Stack;
+use crate::traceback::{walk, StackMemory};
+
+/// A channel, by its index in the program's channel table.
+pub type ChanRef = u32;
+
+/// One arm of a select, before its channel is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArmOp {
+    Recv(ChanRef),
+    Send(ChanRef, i64),
+    Default,
+}
+
+/// Why a goroutine stopped running its code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Its function returned.
+    Exit,
+    /// The JIT prologue's stack check failed: overflow, or a poisoned
+    /// guard (a cooperative preemption point).
+    StackCheck,
+    /// The interpreter reached a function entry with a stop requested.
+    PreemptionPoint,
+    /// The interpreter used up its budget (not a preemption point).
+    Budget,
+    /// The interpreter wants a collection before a `new`.
+    Collect,
+    /// The asynchronous-preemption stub.
+    AsyncPreempt,
+    Fault(Fault),
+    Print(String),
+    New(i64),
+    Spawn {
+        func: FuncId,
+        args: SpawnArgs,
+    },
+    Yield,
+    Goexit,
+    Gc,
+    SetGcPercent(i64),
+    Sleep(i64),
+    Now,
+    LockThread,
+    UnlockThread,
+    Procs,
+    MakeChan(i64),
+    Send(ChanRef, i64),
+    Recv(ChanRef),
+    Close(ChanRef),
+    After(i64),
+    Notify(ChanRef),
+    Select(Vec<ArmOp>),
+    CCall(ForeignFn, i64),
+}
+
+/// The arguments of a `spawn`, as the engine that made it holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpawnArgs {
+    /// Machine words (JIT).
+    Words(Vec<u64>),
+    /// Typed values (interpreter).
+    Values(Vec<Value>),
+}
+
+/// A JIT channel value is its table index plus one (never 0, as chans are
+/// never nil).
+pub fn jit_chan(handle: u64) -> ChanRef {
+    handle.wrapping_sub(1) as ChanRef
+}
+
+pub fn jit_chan_handle(c: ChanRef) -> u64 {
+    u64::from(c) + 1
+}
+
+/// What runs the program.
+#[derive(Debug)]
+pub enum Engine {
+    Jit {
+        module: Arc<Module>,
+        switch_to: extern "C" fn(*mut GoroutineContext) -> u64,
+    },
+    /// The interpreter's code, globals and heap are shared by every
+    /// goroutine; one goroutine runs at a time (under the lock), for at
+    /// most a budget of instructions before others get a turn.
+    Interp { interp: Box<Mutex<Interp>> },
+}
+
+/// Interpreted instructions per turn.
+const INTERP_BUDGET: u64 = 20_000;
+
+impl Engine {
+    pub fn jit(module: Arc<Module>) -> Engine {
+        // SAFETY: switch_to is the stub emitted for this signature; the
+        // module outlives every call (the engine holds it).
+        let switch_to = unsafe {
+            std::mem::transmute::<usize, extern "C" fn(*mut GoroutineContext) -> u64>(
+                module.stubs.switch_to,
+            )
+        };
+        Engine::Jit { module, switch_to }
+    }
+
+    /// A fresh goroutine's execution state, running `func` with `args`.
+    pub fn new_exec(
+        &self,
+        id: u64,
+        func: FuncId,
+        args: &SpawnArgs,
+        stack_size: usize,
+    ) -> std::io::Result<Exec> {
+        match self {
+            Engine::Jit { module, .. } => {
+                let args: &[u64] = match args {
+                    SpawnArgs::Words(w) => w,
+                    SpawnArgs::Values(_) => &[],
+                };
+                let stack = Stack::new(stack_size)?;
+                let mut ctx = Box::new(GoroutineContext::new());
+                ctx.stack_lo = stack.lo() as u64;
+                ctx.stack_hi = stack.hi() as u64;
+                ctx.stack_guard
+                    .store(stack.guard() as u64, Ordering::Relaxed);
+                // Arguments at a 16-byte aligned sp0 and the entry stub's
+                // address below them: switch_to "returns" into the entry
+                // stub with the function's address (ctx.result) in the
+                // result register.
+                let sp0 = (stack.hi() - 8 * args.len() - 64) & !15;
+                // SAFETY: all written words lie in the fresh stack below its top.
+                unsafe {
+                    for (i, &a) in args.iter().enumerate() {
+                        ((sp0 + 8 * i) as *mut u64).write(a);
+                    }
+                    ((sp0 - 8) as *mut u64).write(module.stubs.goroutine_entry as u64);
+                }
+                ctx.sp = (sp0 - 8) as u64;
+                ctx.result = module.functions[func.index()] as u64;
+                Ok(Exec::Jit { ctx, stack })
+            }
+            Engine::Interp { interp } => {
+                let i = interp.lock().unwrap_or_else(|e| e.into_inner());
+                let values: &[Value] = match args {
+                    SpawnArgs::Values(v) => v,
+                    SpawnArgs::Words(_) => &[],
+                };
+                Ok(Exec::Interp {
+                    g: Box::new(i.goroutine(id, func, values)),
+                    pending: false,
+                })
+            }
+        }
+    }
+
+    /// Runs `g` (owned by the caller) until it needs the scheduler,
+    /// delivering `resume` first.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g` (see [`G::exec`]).
+    pub unsafe fn resume(&self, g: &G, resume: Resume) -> Op {
+        // SAFETY: the caller owns g.
+        let exec = unsafe { g.exec() };
+        match (self, exec) {
+            (Engine::Jit { module, switch_to }, Exec::Jit { ctx, stack }) => {
+                if let Some(f) = resume.fault {
+                    return Op::Fault(f);
+                }
+                if let Some(v) = resume.value {
+                    ctx.result = v;
+                    ctx.result2 = v;
+                }
+                if let Some(arm) = resume.arm {
+                    ctx.result = arm as u64;
+                }
+                let request = switch_to(&mut **ctx);
+                ctx.result = 0;
+                decode_jit(module, ctx, stack, request)
+            }
+            (Engine::Interp { interp }, Exec::Interp { g: ig, pending }) => {
+                let mut i = interp.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(f) = resume.fault {
+                    return Op::Fault(f);
+                }
+                if std::mem::take(pending) {
+                    match resume.arm {
+                        Some(arm) => i.complete_select(ig, arm, resume.value.map(|v| v as i64)),
+                        None => i.complete(ig, resume.value.map(|v| Value::int(v as i64))),
+                    }
+                }
+                let event = i.run_until(ig, INTERP_BUDGET, &g.preempt);
+                *pending = matches!(event, interp::Event::Request(_));
+                decode_interp(event)
+            }
+            _ => Op::Fault(Fault::Panic(
+                "internal error: goroutine of another engine".into(),
+            )),
+        }
+    }
+
+    /// Completes the current runtime call of `g` with `value` without
+    /// resuming it (interpreter values need their type: chans are made by
+    /// `chan` and `after`).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`.
+    pub unsafe fn complete_chan(&self, g: &G, chan: ChanRef) -> Resume {
+        match self {
+            Engine::Jit { .. } => Resume {
+                value: Some(jit_chan_handle(chan)),
+                ..Resume::default()
+            },
+            Engine::Interp { interp } => {
+                // SAFETY: the caller owns g.
+                if let Exec::Interp { g: ig, pending } = unsafe { g.exec() } {
+                    let mut i = interp.lock().unwrap_or_else(|e| e.into_inner());
+                    i.complete(ig, Some(Value::chan(interp::ChanId(chan))));
+                    *pending = false;
+                }
+                Resume::default()
+            }
+        }
+    }
+
+    /// Frames of `g`, innermost first (parked, or stopped at a fault).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`, or `g` is parked and nothing resumes it
+    /// meanwhile (the program is ending).
+    pub unsafe fn traceback(&self, g: &G) -> Vec<Frame> {
+        // SAFETY: per the contract above.
+        match (self, unsafe { g.exec() }) {
+            (Engine::Jit { module, .. }, Exec::Jit { ctx, stack }) => {
+                let fp = ctx.saved[preempt_jit::isa::frame_pointer(module.arch) as usize] as usize;
+                let ret = stack.read(ctx.sp as usize).unwrap_or(0) as usize;
+                walk(module, stack, ret, fp)
+            }
+            (Engine::Interp { interp }, Exec::Interp { g: ig, .. }) => {
+                let i = interp.lock().unwrap_or_else(|e| e.into_inner());
+                i.traceback(ig)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Collects the interpreter's heap with every goroutine's roots.
+    ///
+    /// # Safety
+    ///
+    /// Called by the owner of a goroutine of this engine; interpreted
+    /// goroutines' states are only touched under the interpreter lock,
+    /// which this holds while it reads them.
+    pub unsafe fn collect(&self, all: &[Arc<G>]) {
+        if let Engine::Interp { interp } = self {
+            let mut i = interp.lock().unwrap_or_else(|e| e.into_inner());
+            let states: Vec<&interp::Goroutine> = all
+                .iter()
+                // SAFETY: see the contract above.
+                .filter_map(|g| match unsafe { g.exec() } {
+                    Exec::Interp { g, .. } => Some(&**g),
+                    Exec::Jit { .. } => None,
+                })
+                .collect();
+            i.collect(states);
+        }
+    }
+
+    pub fn module(&self) -> Option<&Arc<Module>> {
+        match self {
+            Engine::Jit { module, .. } => Some(module),
+            Engine::Interp { .. } => None,
+        }
+    }
+}
+
+fn decode_jit(module: &Module, ctx: &GoroutineContext, stack: &Stack, request: u64) -> Op {
+    let operand = |i: usize| stack.read(ctx.sp as usize + 8 + 8 * i).unwrap_or(0);
+    let payload = (request >> 32) as u32;
+    let Some(op) = RuntimeOp::from_u32(request as u32) else {
+        return Op::Fault(Fault::Panic(format!(
+            "internal error: unknown runtime request {request:#x}"
+        )));
+    };
+    match op {
+        RuntimeOp::Exit => Op::Exit,
+        RuntimeOp::StackCheck => Op::StackCheck,
+        RuntimeOp::AsyncPreempt => Op::AsyncPreempt,
+        RuntimeOp::Fault => {
+            let (code, msg) = decode_fault(payload);
+            let message = || {
+                module
+                    .pool
+                    .messages
+                    .get(msg as usize)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            Op::Fault(match code {
+                Some(FaultCode::IndexOutOfRange) => Fault::IndexOutOfRange {
+                    index: operand(0) as i64,
+                    len: operand(1) as i64,
+                },
+                Some(FaultCode::NilDereference) => Fault::NilDereference,
+                Some(FaultCode::SlotTypeMismatch) => Fault::SlotTypeMismatch,
+                Some(FaultCode::DivideByZero) => Fault::DivideByZero,
+                Some(FaultCode::AssertionFailed) => Fault::AssertionFailed(message()),
+                Some(FaultCode::Panic) | None => Fault::Panic(message()),
+            })
+        }
+        RuntimeOp::Print => match module.pool.prints.get(payload as usize) {
+            Some(desc) => {
+                let values: Vec<u64> = (0..desc.arg_types.len()).map(operand).collect();
+                let mut line = desc.render(&values);
+                line.push('\n');
+                Op::Print(line)
+            }
+            None => Op::Print(String::new()),
+        },
+        RuntimeOp::New => Op::New(operand(0) as i64),
+        RuntimeOp::Spawn => {
+            let n = module
+                .names
+                .param_counts
+                .get(payload as usize)
+                .copied()
+                .unwrap_or(0);
+            Op::Spawn {
+                func: FuncId(payload),
+                args: SpawnArgs::Words((0..n).map(operand).collect()),
+            }
+        }
+        RuntimeOp::Yield => Op::Yield,
+        RuntimeOp::Gc => Op::Gc,
+        RuntimeOp::SetGcPercent => Op::SetGcPercent(operand(0) as i64),
+        RuntimeOp::Sleep => Op::Sleep(operand(0) as i64),
+        RuntimeOp::Now => Op::Now,
+        RuntimeOp::LockThread => Op::LockThread,
+        RuntimeOp::UnlockThread => Op::UnlockThread,
+        RuntimeOp::Procs => Op::Procs,
+        RuntimeOp::Chan => Op::MakeChan(operand(0) as i64),
+        RuntimeOp::Send => Op::Send(jit_chan(operand(0)), operand(1) as i64),
+        RuntimeOp::Recv => Op::Recv(jit_chan(operand(0))),
+        RuntimeOp::Close => Op::Close(jit_chan(operand(0))),
+        RuntimeOp::After => Op::After(operand(0) as i64),
+        RuntimeOp::Notify => Op::Notify(jit_chan(operand(0))),
+        RuntimeOp::Select => {
+            let mut arms = Vec::new();
+            let mut k = 0;
+            for arm in module
+                .pool
+                .selects
+                .get(payload as usize)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                arms.push(match arm {
+                    SelectArmDesc::Recv => {
+                        k += 1;
+                        ArmOp::Recv(jit_chan(operand(k - 1)))
+                    }
+                    SelectArmDesc::Send => {
+                        k += 2;
+                        ArmOp::Send(jit_chan(operand(k - 2)), operand(k - 1) as i64)
+                    }
+                    SelectArmDesc::Default => ArmOp::Default,
+                });
+            }
+            Op::Select(arms)
+        }
+        RuntimeOp::CCall => {
+            let f = ForeignFn::ALL
+                .get(payload as usize)
+                .copied()
+                .unwrap_or(ForeignFn::Sleep);
+            Op::CCall(f, if f.takes_arg() { operand(0) as i64 } else { 0 })
+        }
+        RuntimeOp::Goexit => Op::Goexit,
+    }
+}
+
+fn decode_interp(event: interp::Event) -> Op {
+    use interp::Event as E;
+    match event {
+        E::Preempted => Op::Budget,
+        E::PreemptionPoint => Op::PreemptionPoint,
+        E::Exited => Op::Exit,
+        E::Fault(f) => Op::Fault(f),
+        E::Collect => Op::Collect,
+        E::Request(r) => match r {
+            Request::Spawn { func, args } => Op::Spawn {
+                func,
+                args: SpawnArgs::Values(args),
+            },
+            Request::Yield => Op::Yield,
+            Request::Goexit => Op::Goexit,
+            Request::Gc => Op::Gc,
+            Request::SetGcPercent { percent } => Op::SetGcPercent(percent),
+            Request::Sleep { micros } => Op::Sleep(micros),
+            Request::Now => Op::Now,
+            Request::LockThread => Op::LockThread,
+            Request::UnlockThread => Op::UnlockThread,
+            Request::Procs => Op::Procs,
+            Request::MakeChan { cap } => Op::MakeChan(cap),
+            Request::Send { chan, value } => Op::Send(chan.0, value),
+            Request::Recv { chan } => Op::Recv(chan.0),
+            Request::Close { chan } => Op::Close(chan.0),
+            Request::After { micros } => Op::After(micros),
+            Request::Notify { chan } => Op::Notify(chan.0),
+            Request::Select { arms } => Op::Select(
+                arms.iter()
+                    .map(|a| match a {
+                        interp::SelectArm::Recv { chan } => ArmOp::Recv(chan.0),
+                        interp::SelectArm::Send { chan, value } => ArmOp::Send(chan.0, *value),
+                        interp::SelectArm::Default => ArmOp::Default,
+                    })
+                    .collect(),
+            ),
+            Request::CCall { func, arg } => Op::CCall(func, arg.unwrap_or(0)),
+            Request::Print(text) => Op::Print(text),
+        },
+    }
+}

@@ -1,0 +1,138 @@
+//! The monitor (Go's sysmon): a thread of its own that
+//!
+//! - requests the preemption of a goroutine that has run for its time
+//!   slice (`--quantum`, 10 ms by default);
+//! - retakes the P of an M that has been in foreign code for a tick (about
+//!   20 µs) when other goroutines could use it, as Go's `retake` does;
+//! - reports a goroutine that has not stopped long after a preemption
+//!   request, with what the compiler's tables say about why.
+//!
+//! Its tick is Go's: 20 µs, doubling after 1 ms (50 ticks) without
+//! anything to do, up to 10 ms (both bounds configurable). Go samples the
+//! running goroutine on that backed-off tick, which is why a sleeper
+//! behind a spinner wakes up to a whole tick late there. Here the monitor
+//! also arms the earliest slice deadline: it never sleeps past the moment a
+//! running goroutine's quantum ends, so the request goes out on time
+//! whatever the tick has backed off to.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use super::{lock, monotonic_nanos, PStatus, Runtime};
+use crate::diagnose;
+
+/// The monitor's sleep, which running goroutines may cut short.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    /// When the monitor will wake (monotonic ns; 0 while awake).
+    sleeping_until: AtomicU64,
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Monitor {
+    /// A time slice ending at `deadline` started: wake the monitor if it
+    /// would sleep past it.
+    pub fn slice_started(&self, deadline: u64) {
+        let until = self.sleeping_until.load(Ordering::Acquire);
+        if until != 0 && deadline < until {
+            self.wake();
+        }
+    }
+
+    pub fn wake(&self) {
+        *lock(&self.woken) = true;
+        self.cv.notify_one();
+    }
+
+    fn sleep(&self, d: Duration) {
+        let mut w = lock(&self.woken);
+        if !*w {
+            self.sleeping_until
+                .store(monotonic_nanos() + d.as_nanos() as u64, Ordering::Release);
+            w = self
+                .cv
+                .wait_timeout(w, d)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *w = false;
+        self.sleeping_until.store(0, Ordering::Release);
+    }
+}
+
+/// How long an M may stay in foreign code before its P is retaken when
+/// there is other work (one minimum tick, as Go).
+const RETAKE_AFTER: u64 = 20_000;
+/// ... and when there is none: Go retakes after 10 ms regardless.
+const RETAKE_IDLE_AFTER: u64 = 10_000_000;
+
+/// The monitor's loop; returns at shutdown.
+pub fn run(rt: &Runtime) {
+    let min = rt.cfg.sysmon_min_tick.as_nanos().max(1) as u64;
+    let max = rt.cfg.sysmon_max_tick.as_nanos().max(min as u128) as u64;
+    let quantum = rt.cfg.quantum.as_nanos() as u64;
+    let hang = rt.cfg.hang_threshold.as_nanos() as u64;
+    let mut delay = min;
+    let mut idle = 0u32;
+    while !rt.shutdown.load(Ordering::Acquire) {
+        let now = monotonic_nanos();
+        let mut acted = false;
+        let mut next_deadline = u64::MAX;
+        for p in &rt.ps {
+            // Time slices.
+            let start = p.slice_start.load(Ordering::Acquire);
+            if start != 0 {
+                let current = lock(&p.current).clone();
+                if let Some(g) = current {
+                    if now.saturating_sub(start) >= quantum {
+                        if g.request_preempt(now) {
+                            rt.cfg
+                                .stats
+                                .preempt_requests
+                                .fetch_add(1, Ordering::Relaxed);
+                            acted = true;
+                        }
+                        // Stuck past the threshold: say why, once per request.
+                        let at = g.preempt_requested_at.load(Ordering::Acquire);
+                        if g.preempt.load(Ordering::Acquire)
+                            && hang > 0
+                            && now.saturating_sub(at) >= hang
+                            && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
+                        {
+                            let m = p.m.load(Ordering::Acquire);
+                            let text = diagnose::stuck(rt, m, &g, now.saturating_sub(at));
+                            eprint!("{text}");
+                        }
+                    } else {
+                        next_deadline = next_deadline.min(start + quantum);
+                    }
+                }
+            }
+            // Foreign calls.
+            if p.status() == PStatus::InForeign {
+                let since = p.foreign_since.load(Ordering::Acquire);
+                let waited = now.saturating_sub(since);
+                let work = !lock(&p.runq).is_empty() || !lock(&rt.sched).runq.is_empty();
+                if (waited >= RETAKE_AFTER && work) || waited >= RETAKE_IDLE_AFTER {
+                    acted |= rt.retake(p.id);
+                }
+            }
+        }
+        if acted {
+            idle = 0;
+            delay = min;
+        } else {
+            idle += 1;
+            if idle > 50 {
+                delay = (delay * 2).min(max);
+            }
+        }
+        let mut sleep = delay;
+        if next_deadline != u64::MAX {
+            sleep = sleep.min(next_deadline.saturating_sub(monotonic_nanos()).max(1_000));
+        }
+        rt.sysmon.sleep(Duration::from_nanos(sleep));
+    }
+}
