@@ -3,7 +3,7 @@
 ; Go's twin: bench/peers/go (peers spawn).
 set procs = 1
 
-global @n: i64 = 100000
+global @n: i64 = 10000
 global @count: i64 = 0
 
 func @child() {
