@@ -101,6 +101,10 @@ pub struct RuntimeArgs {
     /// Print scheduler statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Write the scheduling timeline as Chrome trace-event JSON (open it in
+    /// Perfetto or chrome://tracing): a track per M and per P.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
@@ -186,6 +190,14 @@ impl RuntimeArgs {
             sysmon_min_tick: self.sysmon_tick,
             sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
             hang_threshold: self.hang_threshold,
+            tracer: std::sync::Arc::new(match self.trace {
+                Some(_) => {
+                    let t = preempt_runtime::trace::Tracer::new();
+                    t.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
+                    t
+                }
+                None => preempt_runtime::trace::Tracer::disabled(),
+            }),
             ..RunConfig::default()
         })
     }
@@ -425,6 +437,11 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             if runtime.stats {
                 out.flush();
                 eprint!("{}", stats::report(&cfg));
+            }
+            if let Some(path) = &runtime.trace {
+                if let Err(e) = cfg.tracer.write(path) {
+                    eprintln!("preempt: cannot write the trace to {}: {e}", path.display());
+                }
             }
             finish(outcome, &out)
         }

@@ -48,7 +48,14 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         return format!("\tin foreign code (ccall {f}): no preemption mechanism can stop it\n");
     }
     let Some(module) = rt.module() else {
-        return "\t(interpreted)\n".into();
+        // One interpreted goroutine runs at a time; the interpreter says
+        // where it last entered a block.
+        return match rt.engine.interp_position() {
+            Some(at) => {
+                format!("{at} (interpreted; the last block an interpreted goroutine entered)\n")
+            }
+            None => "\t(interpreted)\n".into(),
+        };
     };
     let tid = m.tid.load(Ordering::Acquire);
     match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
@@ -119,7 +126,8 @@ pub fn describe_pc(module: &Module, file: &str, pc: usize, mode: PreemptMode) ->
 /// Every goroutine that is not running, with its state and frames.
 pub fn goroutine_dump(rt: &Runtime) -> String {
     let mut out = String::new();
-    let gs = lock(&rt.allgs).clone();
+    let mut gs: Vec<_> = lock(&rt.allgs).values().cloned().collect();
+    gs.sort_by_key(|g| g.id);
     for g in gs {
         let status = g.status();
         if status == Status::Running || status == Status::Dead {

@@ -15,11 +15,13 @@ pub mod interp;
 pub mod output;
 pub mod preempt;
 pub mod sched;
+pub mod stats;
 pub mod timer;
+pub mod trace;
 pub mod traceback;
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use preempt_jit::ir::PreemptMode;
@@ -52,6 +54,8 @@ pub struct RunConfig {
     pub preempt_signal: libc::c_int,
     /// Counters a caller may watch while the program runs.
     pub stats: Arc<RunStats>,
+    /// The scheduling timeline (`--trace`); disabled by default.
+    pub tracer: Arc<trace::Tracer>,
 }
 
 /// What a run exposes while it goes on.
@@ -61,29 +65,13 @@ pub struct RunStats {
     pub worker_tid: AtomicI32,
     /// Goroutine entries into the asynchronous-preemption stub.
     pub async_preempts: AtomicU64,
-    pub context_switches: AtomicU64,
-    pub goroutines_created: AtomicU64,
-    pub threads_created: AtomicU64,
-    pub handoffs: AtomicU64,
-    pub foreign_calls: AtomicU64,
-    pub preempt_requests: AtomicU64,
-    pub preemptions: AtomicU64,
-    /// Time from a preemption request to the goroutine's stop, in ns.
-    ttp: Mutex<Vec<u64>>,
+    /// Everything `--stats` prints.
+    pub sched: stats::Stats,
 }
 
 impl RunStats {
-    pub fn record_ttp(&self, ns: u64) {
-        self.ttp.lock().unwrap_or_else(|e| e.into_inner()).push(ns);
-    }
-
-    /// Times to preempt recorded so far, in ns.
-    pub fn ttp(&self) -> Vec<u64> {
-        self.ttp.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
+    pub fn async_preempts(&self) -> u64 {
+        self.async_preempts.load(Ordering::Relaxed)
     }
 }
 
@@ -101,6 +89,7 @@ impl Default for RunConfig {
             hang_threshold: Duration::from_millis(100),
             preempt_signal: libc::SIGURG,
             stats: Arc::default(),
+            tracer: Arc::new(trace::Tracer::disabled()),
         }
     }
 }

@@ -88,8 +88,10 @@ impl Timers {
     }
 
     /// Serves the heap until [`Timers::stop`]: `fire` runs for each timer
-    /// due, with the heap unlocked.
-    pub fn serve(&self, now: impl Fn() -> u64, fire: impl Fn(Action)) {
+    /// due, with the heap unlocked; `drained` runs when the last pending
+    /// timer has fired (the goroutines it woke may all have parked again
+    /// meanwhile, so the deadlock check must look again).
+    pub fn serve(&self, now: impl Fn() -> u64, fire: impl Fn(Action), drained: impl Fn()) {
         let mut h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if h.stop {
@@ -101,7 +103,9 @@ impl Timers {
                     let Reverse(e) = h.entries.pop().expect("peeked");
                     drop(h);
                     fire(e.action);
-                    self.pending.fetch_sub(1, Ordering::SeqCst);
+                    if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        drained();
+                    }
                     h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
                 }
                 Some(when) => {

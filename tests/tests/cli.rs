@@ -128,3 +128,36 @@ fn hoisted_load_listing(arch: &str) {
         "{b:#?}"
     );
 }
+
+#[test]
+fn trace_is_chrome_trace_json_with_a_track_per_m_and_per_p() {
+    let out = std::env::temp_dir().join(format!("preempt-trace-{}.json", std::process::id()));
+    let r = cli(&[
+        "run",
+        "--procs",
+        "2",
+        "--trace",
+        out.to_str().unwrap(),
+        "tests/programs/concurrent/many-goroutines.pir",
+    ]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).expect("valid JSON");
+    let events = json["traceEvents"].as_array().expect("traceEvents");
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("M0")), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("P0")), "{names:?}");
+    let runs: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert!(runs.len() > 1000, "goroutine run spans: {}", runs.len());
+    for e in &runs {
+        for field in ["name", "ts", "dur", "pid", "tid"] {
+            assert!(!e[field].is_null(), "{field} missing in {e}");
+        }
+        assert!(e["dur"].as_f64().unwrap() >= 0.0);
+    }
+    let _ = std::fs::remove_file(out);
+}

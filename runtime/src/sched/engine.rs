@@ -100,12 +100,52 @@ pub enum Engine {
     },
     /// The interpreter's code, globals and heap are shared by every
     /// goroutine; one goroutine runs at a time (under the lock), for at
-    /// most a budget of instructions before others get a turn.
-    Interp { interp: Box<Mutex<Interp>> },
+    /// most a budget of instructions before others get a turn. `position`
+    /// is where the running one is (`function << 32 | block`, written by
+    /// the interpreter at every block entry); `names` names them.
+    Interp {
+        interp: Box<Mutex<Interp>>,
+        position: Arc<std::sync::atomic::AtomicU64>,
+        names: Box<preempt_jit::module::Names>,
+        turns: Box<Turns>,
+    },
 }
 
 /// Interpreted instructions per turn.
 const INTERP_BUDGET: u64 = 20_000;
+
+/// Fair turns at the interpreter lock: a goroutine that used up its budget
+/// lets a waiting one in before it takes the lock again (a plain mutex
+/// would let the thread that just released it win again and again).
+#[derive(Debug, Default)]
+pub struct Turns {
+    waiting: std::sync::atomic::AtomicUsize,
+    taken: std::sync::atomic::AtomicU64,
+}
+
+impl Turns {
+    fn lock<'a>(&self, m: &'a Mutex<Interp>) -> std::sync::MutexGuard<'a, Interp> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.taken.fetch_add(1, Ordering::AcqRel);
+        g
+    }
+
+    /// After a turn: if others wait, let one of them take the lock first.
+    fn pass(&self) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let seen = self.taken.load(Ordering::Acquire);
+        for _ in 0..10_000 {
+            if self.taken.load(Ordering::Acquire) != seen {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
 
 impl Engine {
     pub fn jit(module: Arc<Module>) -> Engine {
@@ -119,13 +159,15 @@ impl Engine {
         Engine::Jit { module, switch_to }
     }
 
-    /// A fresh goroutine's execution state, running `func` with `args`.
+    /// A fresh goroutine's execution state, running `func` with `args`, on
+    /// `stack` if given (a dead goroutine's) or a new one.
     pub fn new_exec(
         &self,
         id: u64,
         func: FuncId,
         args: &SpawnArgs,
         stack_size: usize,
+        stack: Option<Stack>,
     ) -> std::io::Result<Exec> {
         match self {
             Engine::Jit { module, .. } => {
@@ -133,7 +175,10 @@ impl Engine {
                     SpawnArgs::Words(w) => w,
                     SpawnArgs::Values(_) => &[],
                 };
-                let stack = Stack::new(stack_size)?;
+                let stack = match stack {
+                    Some(s) => s,
+                    None => Stack::new(stack_size)?,
+                };
                 let mut ctx = Box::new(GoroutineContext::new());
                 ctx.stack_lo = stack.lo() as u64;
                 ctx.stack_hi = stack.hi() as u64;
@@ -155,7 +200,7 @@ impl Engine {
                 ctx.result = module.functions[func.index()] as u64;
                 Ok(Exec::Jit { ctx, stack })
             }
-            Engine::Interp { interp } => {
+            Engine::Interp { interp, .. } => {
                 let i = interp.lock().unwrap_or_else(|e| e.into_inner());
                 let values: &[Value] = match args {
                     SpawnArgs::Values(v) => v,
@@ -194,8 +239,8 @@ impl Engine {
                 ctx.result = 0;
                 decode_jit(module, ctx, stack, request)
             }
-            (Engine::Interp { interp }, Exec::Interp { g: ig, pending }) => {
-                let mut i = interp.lock().unwrap_or_else(|e| e.into_inner());
+            (Engine::Interp { interp, turns, .. }, Exec::Interp { g: ig, pending }) => {
+                let mut i = turns.lock(interp);
                 if let Some(f) = resume.fault {
                     return Op::Fault(f);
                 }
@@ -207,6 +252,10 @@ impl Engine {
                 }
                 let event = i.run_until(ig, INTERP_BUDGET, &g.preempt);
                 *pending = matches!(event, interp::Event::Request(_));
+                drop(i);
+                if event == interp::Event::Preempted {
+                    turns.pass();
+                }
                 decode_interp(event)
             }
             _ => Op::Fault(Fault::Panic(
@@ -228,7 +277,7 @@ impl Engine {
                 value: Some(jit_chan_handle(chan)),
                 ..Resume::default()
             },
-            Engine::Interp { interp } => {
+            Engine::Interp { interp, .. } => {
                 // SAFETY: the caller owns g.
                 if let Exec::Interp { g: ig, pending } = unsafe { g.exec() } {
                     let mut i = interp.lock().unwrap_or_else(|e| e.into_inner());
@@ -254,7 +303,7 @@ impl Engine {
                 let ret = stack.read(ctx.sp as usize).unwrap_or(0) as usize;
                 walk(module, stack, ret, fp)
             }
-            (Engine::Interp { interp }, Exec::Interp { g: ig, .. }) => {
+            (Engine::Interp { interp, .. }, Exec::Interp { g: ig, .. }) => {
                 let i = interp.lock().unwrap_or_else(|e| e.into_inner());
                 i.traceback(ig)
             }
@@ -270,7 +319,7 @@ impl Engine {
     /// goroutines' states are only touched under the interpreter lock,
     /// which this holds while it reads them.
     pub unsafe fn collect(&self, all: &[Arc<G>]) {
-        if let Engine::Interp { interp } = self {
+        if let Engine::Interp { interp, .. } = self {
             let mut i = interp.lock().unwrap_or_else(|e| e.into_inner());
             let states: Vec<&interp::Goroutine> = all
                 .iter()
@@ -282,6 +331,21 @@ impl Engine {
                 .collect();
             i.collect(states);
         }
+    }
+
+    /// Where the running interpreted goroutine is, as "@f in block b".
+    pub fn interp_position(&self) -> Option<String> {
+        let Engine::Interp {
+            position, names, ..
+        } = self
+        else {
+            return None;
+        };
+        let at = position.load(Ordering::Relaxed);
+        let (f, b) = ((at >> 32) as usize, (at & 0xffff_ffff) as usize);
+        let func = names.functions.get(f)?;
+        let block = names.blocks.get(f)?.get(b)?;
+        Some(format!("@{func} in block {block}"))
     }
 
     pub fn module(&self) -> Option<&Arc<Module>> {

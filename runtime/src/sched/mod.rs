@@ -36,18 +36,29 @@ use std::time::Duration;
 
 use preempt_jit::fault::{report, Fault};
 use preempt_jit::interp::Interp;
-use preempt_jit::ir::{ForeignFn, Program};
+use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
 use crate::chan::{self, Arm, Chan, SelectStep, Step, Wake};
 use crate::diagnose;
 use crate::gc::heap::{AllocError, Heap};
+use crate::stats::PreemptKind;
 use crate::timer::{Action, Timers};
+use crate::trace::{BlockReason, RunEnd};
 use crate::{Outcome, Output, RunConfig};
 use engine::{ArmOp, ChanRef, Engine, Op, SpawnArgs};
-use g::{Resume, Status, WaitReason, G, NO_M};
+use g::{Exec, Resume, Status, WaitReason, G, NO_M};
+
+/// Dead goroutines' stacks kept for reuse.
+const MAX_FREE_STACKS: usize = 1024;
 pub use stack::Stack;
+
+thread_local! {
+    /// The M (and its P) serving the current operation, for the paths
+    /// that record a preemption deep in the serving code.
+    static SERVING: std::cell::Cell<(usize, Option<usize>)> = const { std::cell::Cell::new((0, None)) };
+}
 
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns.
 pub fn monotonic_nanos() -> u64 {
@@ -87,6 +98,8 @@ pub struct P {
     /// Which M holds it.
     pub m: AtomicUsize,
     schedtick: AtomicU64,
+    /// Handed to an M by `wakep` that has not found work yet.
+    spinning: AtomicBool,
 }
 
 impl P {
@@ -101,6 +114,7 @@ impl P {
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),
             schedtick: AtomicU64::new(0),
+            spinning: AtomicBool::new(false),
         }
     }
 
@@ -203,6 +217,10 @@ struct Sched {
     /// Goroutines runnable or running (in foreign code included): when it
     /// is 0 and no timer is pending, nothing can ever run again.
     active: usize,
+    /// Ms woken to look for work that have not found any yet: while one
+    /// is looking, making a goroutine runnable wakes no other (Go's
+    /// `nmspinning`), so a burst of spawns does not wake every thread.
+    spinning: usize,
 }
 
 /// One running program.
@@ -217,8 +235,11 @@ pub struct Runtime {
     sched: Mutex<Sched>,
     pub ps: Vec<P>,
     pub ms: Mutex<Vec<Arc<M>>>,
+    /// Stacks of dead goroutines, kept for new ones (mapping, guard and
+    /// first pages already set up).
+    free_stacks: Mutex<Vec<Stack>>,
     /// Every goroutine not yet dead.
-    pub allgs: Mutex<Vec<Arc<G>>>,
+    pub allgs: Mutex<std::collections::HashMap<u64, Arc<G>>>,
     next_gid: AtomicU64,
     /// The program's outcome, once it has one.
     outcome: Mutex<Option<Outcome>>,
@@ -235,8 +256,10 @@ pub struct Runtime {
 enum Next {
     /// Resume the same goroutine.
     Continue(Resume),
-    /// It yielded or was preempted: back to a run queue.
+    /// It yielded: back to the global run queue.
     Yield,
+    /// It stopped for a preemption request: back to the global run queue.
+    Preempted,
     /// It parked (a channel, a timer): someone will ready it.
     Park,
     /// It finished.
@@ -260,6 +283,7 @@ impl Runtime {
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
+            free_stacks: Mutex::default(),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
             outcome_ready: Condvar::new(),
@@ -300,7 +324,7 @@ impl Runtime {
         }
         // Goroutines still running their code stop at their next function
         // entry or runtime call.
-        for g in lock(&self.allgs).iter() {
+        for g in lock(&self.allgs).values() {
             g.request_preempt(monotonic_nanos());
         }
     }
@@ -317,13 +341,13 @@ impl Runtime {
         p: Option<usize>,
     ) -> std::io::Result<Arc<G>> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let exec = self.engine.new_exec(id, func, args, self.cfg.stack_size)?;
+        let recycled = lock(&self.free_stacks).pop();
+        let exec = self
+            .engine
+            .new_exec(id, func, args, self.cfg.stack_size, recycled)?;
         let g = Arc::new(G::new(id, func, exec));
-        lock(&self.allgs).push(g.clone());
-        self.cfg
-            .stats
-            .goroutines_created
-            .fetch_add(1, Ordering::Relaxed);
+        lock(&self.allgs).insert(id, g.clone());
+        self.cfg.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
         Ok(g)
     }
@@ -361,13 +385,27 @@ impl Runtime {
     fn wakep(&self) {
         let (p, m) = {
             let mut s = lock(&self.sched);
-            if s.pidle.is_empty() || self.shutdown.load(Ordering::Acquire) {
+            if s.pidle.is_empty() || s.spinning > 0 || self.shutdown.load(Ordering::Acquire) {
                 return;
             }
             let p = s.pidle.pop().expect("checked");
+            s.spinning += 1;
             (p, s.midle.pop())
         };
+        self.start_m_spinning(p, m);
+    }
+
+    fn start_m_spinning(&self, p: usize, m: Option<Arc<M>>) {
+        self.ps[p].spinning.store(true, Ordering::Release);
         self.start_m(p, m);
+    }
+
+    /// The M on P `p` stops looking for work (it found some, or parks).
+    fn stop_spinning(&self, p: usize) {
+        if self.ps[p].spinning.swap(false, Ordering::AcqRel) {
+            let mut s = lock(&self.sched);
+            s.spinning = s.spinning.saturating_sub(1);
+        }
     }
 
     /// Runs P `p` on `m` (an idle one) or on a new thread.
@@ -390,10 +428,7 @@ impl Runtime {
                     ms.len() - 1
                 };
                 self.ps[p].m.store(id, Ordering::Release);
-                self.cfg
-                    .stats
-                    .threads_created
-                    .fetch_add(1, Ordering::Relaxed);
+                self.cfg.stats.sched.thread_created();
                 let rt = self.arc();
                 let spawned = std::thread::Builder::new()
                     .name(format!("preempt-m{id}"))
@@ -425,6 +460,9 @@ impl Runtime {
     fn m_main(self: Arc<Runtime>, id: usize) {
         let m = lock(&self.ms)[id].clone();
         m.tid.store(gettid(), Ordering::Release);
+        self.cfg
+            .tracer
+            .thread_created(monotonic_nanos(), id as u32, gettid());
         if id == 0 {
             self.cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
         }
@@ -492,6 +530,17 @@ impl Runtime {
     /// A runnable goroutine for P `p`, or None after giving `p` back and
     /// parking `m` (it was idle).
     fn find_runnable(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
+        let g = self.find_runnable_inner(m, p);
+        self.stop_spinning(p);
+        if g.is_some() {
+            // Found work while others may be waiting for a P: look for more
+            // hands, as Go does when a spinning M finds work.
+            self.wakep();
+        }
+        g
+    }
+
+    fn find_runnable_inner(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
         let pp = &self.ps[p];
         let tick = pp.schedtick.fetch_add(1, Ordering::Relaxed);
         if tick % 61 == 60 {
@@ -587,7 +636,12 @@ impl Runtime {
         let work = self.ps[p].queued() > 0 || !lock(&self.sched).runq.is_empty();
         if work {
             let m = lock(&self.sched).midle.pop();
-            self.cfg.stats.handoffs.fetch_add(1, Ordering::Relaxed);
+            self.cfg.stats.sched.handoff();
+            let from = self.ps[p].m.load(Ordering::Acquire);
+            let to = m.as_ref().map_or(lock(&self.ms).len(), |m| m.id);
+            self.cfg
+                .tracer
+                .handoff(monotonic_nanos(), p as u32, from as u32, to as u32);
             self.start_m(p, m);
         } else {
             self.ps[p].set_status(PStatus::Idle);
@@ -602,10 +656,8 @@ impl Runtime {
         let p = (*lock(&m.p)).expect("an M runs goroutines with a P");
         *lock(&m.current) = Some(g.clone());
         self.begin_slice(p, &g);
-        self.cfg
-            .stats
-            .context_switches
-            .fetch_add(1, Ordering::Relaxed);
+        self.cfg.stats.sched.context_switch();
+        let started = monotonic_nanos();
         let mut resume = std::mem::take(&mut lock(&g.wait).resume);
         self.forget_select(&g);
         let next = loop {
@@ -613,25 +665,63 @@ impl Runtime {
             // handed it, and nothing else touches its execution state until
             // it is queued or parked again.
             let op = unsafe { self.engine.resume(&g, std::mem::take(&mut resume)) };
+            SERVING.with(|s| s.set((m.id, *lock(&m.p))));
             match self.serve(m, &g, op) {
                 Next::Continue(r) => resume = r,
                 other => break other,
             }
         };
         *lock(&m.current) = None;
-        if let Some(p) = *lock(&m.p) {
+        let p_now = *lock(&m.p);
+        if let Some(p) = p_now {
             self.end_slice(p);
+        }
+        if self.cfg.tracer.is_enabled() {
+            let how = match &next {
+                Next::Yield => RunEnd::Yield,
+                Next::Preempted => RunEnd::Preempted(self.cfg.mode),
+                Next::Dead => RunEnd::Exited,
+                Next::Gone if p_now.is_none() => RunEnd::Foreign,
+                Next::Park | Next::Continue(_) | Next::Gone => {
+                    RunEnd::Blocked(match lock(&g.wait).reason {
+                        WaitReason::ChanSend => BlockReason::Send,
+                        WaitReason::ChanReceive => BlockReason::Recv,
+                        WaitReason::Select => BlockReason::Select,
+                        WaitReason::Sleep => BlockReason::Sleep,
+                        WaitReason::LockedThread | WaitReason::None => {
+                            BlockReason::Other("runtime")
+                        }
+                    })
+                }
+            };
+            let p = p_now.or(Some(p)).map(|p| p as u32);
+            self.cfg.tracer.run(
+                m.id as u32,
+                p,
+                g.id,
+                g.func.0,
+                started,
+                monotonic_nanos(),
+                how,
+            );
         }
         match next {
             Next::Continue(_) | Next::Gone => {}
-            Next::Yield => {
+            Next::Yield | Next::Preempted => {
                 g.set_status(Status::Runnable);
                 lock(&self.sched).runq.push_back(g);
             }
             Next::Park => self.parked(),
             Next::Dead => {
                 g.set_status(Status::Dead);
-                lock(&self.allgs).retain(|x| !Arc::ptr_eq(x, &g));
+                lock(&self.allgs).remove(&g.id);
+                // SAFETY: this M owns g, which is dead: nothing will run it.
+                if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
+                    let mut free = lock(&self.free_stacks);
+                    if free.len() < MAX_FREE_STACKS {
+                        free.push(stack.take());
+                    }
+                }
                 self.parked();
             }
         }
@@ -702,20 +792,32 @@ impl Runtime {
     }
 
     /// A cooperative preemption point: honour a pending request.
-    fn preemption_point(&self, g: &G) -> Option<Next> {
+    fn preemption_point(&self, m: usize, p: Option<usize>, g: &G) -> Option<Next> {
         if self.shutdown.load(Ordering::Acquire) {
             return Some(Next::Gone);
         }
         let at = g.clear_preempt()?;
-        let ttp = monotonic_nanos().saturating_sub(at);
-        self.cfg.stats.preemptions.fetch_add(1, Ordering::Relaxed);
-        self.cfg.stats.record_ttp(ttp);
-        Some(Next::Yield)
+        let now = monotonic_nanos();
+        let ttp = now.saturating_sub(at);
+        self.cfg
+            .stats
+            .sched
+            .preempted(PreemptKind::Quantum, PreemptMode::Coop, ttp);
+        self.cfg.tracer.preempted(
+            now,
+            m as u32,
+            p.map(|p| p as u32),
+            g.id,
+            PreemptMode::Coop,
+            ttp,
+        );
+        Some(Next::Preempted)
     }
 
     fn continue_or_preempt(&self, g: &G, r: Resume) -> Next {
         if g.preempt.load(Ordering::Acquire) {
-            if let Some(n) = self.preemption_point(g) {
+            let (m, p) = SERVING.with(|s| s.get());
+            if let Some(n) = self.preemption_point(m, p, g) {
                 // The result is delivered when the goroutine resumes.
                 lock(&g.wait).resume = r;
                 return n;
@@ -734,6 +836,18 @@ impl Runtime {
         )
     }
 
+    /// A goroutine with a pending request stopped at a point of its own
+    /// (a yield, a block): the request is done with.
+    fn stopped_by_itself(&self, g: &G) {
+        if let Some(at) = g.clear_preempt() {
+            let ttp = monotonic_nanos().saturating_sub(at);
+            self.cfg
+                .stats
+                .sched
+                .preempted(PreemptKind::Quantum, PreemptMode::Coop, ttp);
+        }
+    }
+
     fn park(&self, g: &G, reason: WaitReason) -> Next {
         {
             let mut w = lock(&g.wait);
@@ -744,11 +858,7 @@ impl Runtime {
             g.set_status(Status::Waiting);
         }
         // A stop request is moot once the goroutine stopped by itself.
-        if let Some(at) = g.clear_preempt() {
-            self.cfg
-                .stats
-                .record_ttp(monotonic_nanos().saturating_sub(at));
-        }
+        self.stopped_by_itself(g);
         Next::Park
     }
 
@@ -775,7 +885,7 @@ impl Runtime {
             }
             Op::StackCheck => {
                 if g.guard_poisoned() {
-                    match self.preemption_point(g) {
+                    match self.preemption_point(m.id, p, g) {
                         Some(n) => n,
                         // A request already cleared: just go on.
                         None => Next::Continue(Resume::default()),
@@ -785,19 +895,19 @@ impl Runtime {
                 }
             }
             Op::PreemptionPoint => self
-                .preemption_point(g)
+                .preemption_point(m.id, p, g)
                 .unwrap_or(Next::Continue(Resume::default())),
             Op::AsyncPreempt => {
                 self.cfg
                     .stats
                     .async_preempts
                     .fetch_add(1, Ordering::Relaxed);
-                self.preemption_point(g)
+                self.preemption_point(m.id, p, g)
                     .unwrap_or(Next::Continue(Resume::default()))
             }
             Op::Budget => Next::Continue(Resume::default()),
             Op::Collect => {
-                let all = lock(&self.allgs).clone();
+                let all: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
                 // SAFETY: this M owns g, an interpreted goroutine.
                 unsafe { self.engine.collect(&all) };
                 Next::Continue(Resume::default())
@@ -823,11 +933,7 @@ impl Runtime {
                 }
             },
             Op::Yield => {
-                if let Some(at) = g.clear_preempt() {
-                    self.cfg
-                        .stats
-                        .record_ttp(monotonic_nanos().saturating_sub(at));
-                }
+                self.stopped_by_itself(g);
                 Next::Yield
             }
             Op::Gc | Op::SetGcPercent(_) => self.continue_or_preempt(g, Resume::default()),
@@ -1054,7 +1160,7 @@ impl Runtime {
     /// Foreign code runs on this thread, outside the scheduler's control:
     /// the P stays with the M but may be retaken by the monitor.
     fn foreign_call(&self, m: &Arc<M>, g: &Arc<G>, f: ForeignFn, arg: i64) -> Next {
-        self.cfg.stats.foreign_calls.fetch_add(1, Ordering::Relaxed);
+        self.cfg.stats.sched.foreign_call();
         let blocking = matches!(f, ForeignFn::Sleep | ForeignFn::Spin);
         if !blocking {
             crate::ffi::signal_call(self, f);
@@ -1067,7 +1173,11 @@ impl Runtime {
             .store(monotonic_nanos(), Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
         self.end_slice(p);
+        let start = monotonic_nanos();
         crate::ffi::run(f, arg);
+        self.cfg
+            .tracer
+            .foreign_call(m.id as u32, g.id, f, start, monotonic_nanos());
         *lock(&m.in_foreign) = None;
         if self.ps[p].cas_status(PStatus::InForeign, PStatus::Running) {
             // Back before the monitor took the P.
@@ -1117,16 +1227,21 @@ pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
 
 /// Runs a program on the reference interpreter, on the same scheduler.
 pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
+    let position = Arc::new(AtomicU64::new(u64::MAX));
     let icfg = preempt_jit::interp::InterpConfig {
         stack_size: cfg.stack_size as u64,
         procs: cfg.procs as i64,
         file: cfg.file.clone(),
+        watchdog: Some(position.clone()),
         ..preempt_jit::interp::InterpConfig::for_program(prog)
     };
     match Interp::new(prog, &icfg) {
         Ok(i) => start(
             Engine::Interp {
                 interp: Box::new(Mutex::new(i)),
+                position,
+                names: Box::new(preempt_jit::module::Names::new(prog)),
+                turns: Box::default(),
             },
             cfg,
             out,
@@ -1141,7 +1256,7 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
 fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let main = match &engine {
         Engine::Jit { module, .. } => module.names.functions.iter().position(|n| n == "main"),
-        Engine::Interp { interp } => lock(interp).main_func().map(|f| f.index()),
+        Engine::Interp { interp, .. } => lock(interp).main_func().map(|f| f.index()),
     };
     let Some(main) = main else {
         return Outcome {
@@ -1165,14 +1280,18 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let timer_thread = std::thread::Builder::new()
         .name("preempt-timers".into())
         .spawn(move || {
-            t_rt.timers.serve(monotonic_nanos, |a| match a {
-                Action::Wake(g) => t_rt.ready(g, None),
-                Action::Send(c) => {
-                    let mut wakes = Vec::new();
-                    c.offer(monotonic_nanos() as i64, &mut wakes);
-                    t_rt.wake_all(wakes, None);
-                }
-            })
+            t_rt.timers.serve(
+                monotonic_nanos,
+                |a| match a {
+                    Action::Wake(g) => t_rt.ready(g, None),
+                    Action::Send(c) => {
+                        let mut wakes = Vec::new();
+                        c.offer(monotonic_nanos() as i64, &mut wakes);
+                        t_rt.wake_all(wakes, None);
+                    }
+                },
+                || t_rt.check_dead(),
+            )
         });
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())

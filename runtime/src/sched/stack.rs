@@ -1,7 +1,15 @@
 //! Goroutine stacks: fixed-size mappings with a guard page below.
 //!
 //! Pages are committed lazily (`MAP_NORESERVE`), so a large default costs
-//! only what a goroutine touches. The prologue of every JIT function
+//! only what a goroutine touches.
+//!
+//! The guard page is installed with `MADV_GUARD_INSTALL` (Linux 6.13 and
+//! later), which marks it in the page tables without splitting the
+//! mapping: adjacent stacks then merge into a few kernel VMAs, and a
+//! hundred thousand goroutines stay far below the kernel's limit on
+//! mappings per process (`vm.max_map_count`, 65530 by default), which
+//! `mprotect`-ed guard pages (two VMAs per stack) would exceed at about
+//! 32,000. Older kernels fall back to `mprotect`. The prologue of every JIT function
 //! compares SP with a guard word [`STACK_RESERVE`] bytes above the lowest
 //! usable address; the reserve covers what stubs push below a checked SP,
 //! and the guard page turns anything else into a fault instead of silent
@@ -9,6 +17,9 @@
 
 use std::io;
 use std::ptr::NonNull;
+
+/// `madvise` advice installing guard markers (linux/mman.h).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// Bytes between the stack guard word and the lowest usable address.
 pub const STACK_RESERVE: usize = 16 * 1024;
@@ -57,8 +68,11 @@ impl Stack {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: the first page of our own mapping becomes inaccessible.
-        if unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
+        // SAFETY: the first page of our own mapping becomes a guard:
+        // inaccessible, by page-table marker or by protection.
+        let guarded = unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0
+            || unsafe { libc::mprotect(p, page, libc::PROT_NONE) } == 0;
+        if !guarded {
             let e = io::Error::last_os_error();
             // SAFETY: unmapping what we just mapped.
             unsafe { libc::munmap(p, map_len) };
@@ -69,6 +83,24 @@ impl Stack {
             map_len,
             guard_len: page,
         })
+    }
+
+    /// Moves the mapping out, leaving a stack that owns nothing (for
+    /// recycling a dead goroutine's stack).
+    pub fn take(&mut self) -> Stack {
+        std::mem::replace(
+            self,
+            Stack {
+                map: NonNull::dangling(),
+                map_len: 0,
+                guard_len: 0,
+            },
+        )
+    }
+
+    /// Usable bytes.
+    pub fn size(&self) -> usize {
+        self.map_len.saturating_sub(self.guard_len)
     }
 
     /// Lowest usable address (just above the guard page).
@@ -94,6 +126,9 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        if self.map_len == 0 {
+            return;
+        }
         // SAFETY: unmaps exactly our mapping; no goroutine runs on a stack
         // being dropped.
         unsafe {

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use super::{lock, monotonic_nanos, PStatus, Runtime};
 use crate::diagnose;
+use crate::stats::PreemptKind;
 
 /// The monitor's sleep, which running goroutines may cut short.
 #[derive(Debug, Default)]
@@ -90,8 +91,15 @@ pub fn run(rt: &Runtime) {
                         if g.request_preempt(now) {
                             rt.cfg
                                 .stats
-                                .preempt_requests
-                                .fetch_add(1, Ordering::Relaxed);
+                                .sched
+                                .preempt_requested(PreemptKind::Quantum, rt.cfg.mode);
+                            rt.cfg.tracer.preempt_requested(
+                                now,
+                                Some(p.id as u32),
+                                g.id,
+                                PreemptKind::Quantum,
+                                rt.cfg.mode,
+                            );
                             acted = true;
                         }
                         // Stuck past the threshold: say why, once per request.
