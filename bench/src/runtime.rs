@@ -53,7 +53,7 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// About a second or less per figure on a 2-core VM, except the
+    /// Well under a second per run on a 2-core VM, except the
     /// sleepers (200 sleeps of 1 ms behind a 10 ms quantum, 2-8 s each).
     pub fn full() -> Sizes {
         Sizes {
@@ -62,7 +62,7 @@ impl Sizes {
             pingpong: 200_000,
             idle: 100_000,
             sleeps: 200,
-            repetitions: 3,
+            repetitions: 5,
         }
     }
 
