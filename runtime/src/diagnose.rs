@@ -27,16 +27,20 @@ fn ms(ns: u64) -> String {
     format!("{:.1}ms", ns as f64 / 1e6)
 }
 
-/// A goroutine has not stopped `age` ns after a preemption request.
-pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> String {
-    let mut s = format!(
-        "preempt: goroutine {} has not stopped {} after a preemption request ({} mode):\n",
+/// A goroutine has not stopped `age` ns after a preemption request: the
+/// report, or None when its thread is in the runtime serving it (it stops
+/// when the runtime is done, which is not a hang of the program).
+pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> Option<String> {
+    let where_ = running(rt, m);
+    if where_.starts_with("\tin the runtime") {
+        return None;
+    }
+    Some(format!(
+        "preempt: goroutine {} has not stopped {} after a preemption request ({} mode):\n{where_}",
         g.id,
         ms(age),
         rt.cfg.mode
-    );
-    s.push_str(&running(rt, m));
-    s
+    ))
 }
 
 /// What the goroutine on M `m` is doing, with the reasons it may not stop.

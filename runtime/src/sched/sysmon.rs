@@ -110,8 +110,9 @@ pub fn run(rt: &Runtime) {
                             && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
                         {
                             let m = p.m.load(Ordering::Acquire);
-                            let text = diagnose::stuck(rt, m, &g, now.saturating_sub(at));
-                            eprint!("{text}");
+                            if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
+                                eprint!("{text}");
+                            }
                         }
                     } else {
                         next_deadline = next_deadline.min(start + quantum);

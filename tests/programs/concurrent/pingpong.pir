@@ -1,6 +1,6 @@
 ; Two goroutines bounce a counter over unbuffered channels.
 ; expect-status: 0
-; expect-stdout: i=100000
+; expect-stdout: i=20000
 
 func @pong(%in: chan, %out: chan) {
 loop:
@@ -22,7 +22,7 @@ func @main() {
 loop:
     send %a, %i
     %i = recv %b
-    %c = lt %i, 100000
+    %c = lt %i, 20000
     br %c, loop, done
 done:
     send %a, -1

@@ -1,0 +1,455 @@
+//! The seed's bugs (`examples/bugs/`), end to end through the CLI: each
+//! example runs with the flags its header gives, and the test checks what
+//! the header says the runtime does, as far as that is guaranteed: exit
+//! statuses, the lines a program must print (and their order where the
+//! scheduler's rules fix it), the watchdog's diagnosis of a hang, and
+//! `--stats` figures that follow from the program's structure.
+//!
+//! No test asserts a duration. The figures in the headers are measurements;
+//! here the only clocks are the kill timer, which only keeps a broken build
+//! from hanging the suite, and the examples' own `--timeout 2` watchdogs,
+//! which are the demonstration when a program hangs. Runs under qemu-user
+//! (the aarch64 lane) are many times slower, so nothing below depends on
+//! how fast anything runs.
+
+use std::time::Duration;
+
+use preempt_tests::{run_cli, Run};
+
+const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
+/// Kill timer: far above any run here (the hangs end at their 2 s watchdog).
+const KILL_AFTER: Duration = Duration::from_secs(120);
+
+fn run(file: &str, flags: &[&str]) -> Run {
+    let path = format!("examples/bugs/{file}");
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.push(&path);
+    run_cli(CLI, &args, KILL_AFTER)
+}
+
+/// The value of a `--stats` line such as `threads created (Ms)   12`.
+fn stat(r: &Run, name: &str) -> u64 {
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name:?} in --stats output:\n{}", r.stderr));
+    line[name.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
+/// The number after `prefix` in the stdout line that starts with it.
+fn printed(r: &Run, prefix: &str) -> i64 {
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in stdout {:?}", r.stdout));
+    let digits: String = line[prefix.len()..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {prefix:?} in {line:?}"))
+}
+
+/// Whether a disassembly line is a call instruction (x86-64 `call`,
+/// aarch64 `bl`), not just an IR comment that mentions one.
+fn is_call(line: &str) -> bool {
+    line.contains("  call ") || line.contains(" bl ")
+}
+
+fn assert_stderr_has(r: &Run, needles: &[&str]) {
+    for n in needles {
+        assert!(r.stderr.contains(n), "stderr lacks {n:?}:\n{}", r.stderr);
+    }
+}
+
+/// The listing of one function from `preempt disasm`, without its
+/// out-of-line paths (stack-check call, faults).
+fn listing(disasm: &str, func: &str) -> Vec<String> {
+    disasm
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{func}(")))
+        .skip(1)
+        .take_while(|l| !l.is_empty() && !l.contains("out-of-line"))
+        .map(str::to_string)
+        .collect()
+}
+
+// ---- Bug 1 -----------------------------------------------------------------
+
+#[test]
+fn bug01_the_seeds_program_prints_flag_set_and_never_runs_the_spinner() {
+    // --quantum 1s: @main reaches its `ret` in microseconds on hardware, but
+    // under emulation it can run out a 10 ms quantum before its `spawn`
+    // returns and then hang (the header says so); the long quantum makes
+    // the test check the program, not the emulator's speed.
+    for opt in ["-O0", "-O1"] {
+        let r = run(
+            "01-classic-hang.pir",
+            &[opt, "--quantum", "1s", "--stats", "--timeout", "10"],
+        );
+        assert_eq!(r.status, Some(0), "{opt}: {r:?}");
+        assert_eq!(r.stdout, "flag set\n", "{opt}: never \"done!\"");
+        // Only @main ever ran: the spinner was abandoned in the run queue.
+        assert_eq!(stat(&r, "context switches"), 1, "{opt}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn bug01_waiting_main_hangs_at_one_p_and_the_watchdog_names_the_loop() {
+    let coop = "reason: loop @spinner:loop has no preemption point in coop mode";
+    let hoisted = "reason: the value of @done was hoisted into a register at -O1";
+    let r = run(
+        "01-classic-hang-waiting-main.pir",
+        &["--timeout", "2", "--stats"],
+    );
+    assert_eq!(r.status, Some(3), "{r:?}");
+    assert_eq!(r.stdout, "", "@main never gets the P back to print");
+    assert_stderr_has(
+        &r,
+        &[
+            "did not finish within 2",
+            "goroutine 2 [running]:",
+            "@spinner in block loop",
+            coop,
+            hoisted,
+            "goroutine 1 [runnable]:",
+        ],
+    );
+
+    // -O0: the same hang; the load is in the loop, so only the coop reason.
+    let r = run(
+        "01-classic-hang-waiting-main.pir",
+        &["-O0", "--timeout", "2"],
+    );
+    assert_eq!(r.status, Some(3), "{r:?}");
+    assert_eq!(r.stdout, "");
+    assert_stderr_has(&r, &["@spinner in block loop", coop]);
+    assert!(!r.stderr.contains(hoisted), "{}", r.stderr);
+}
+
+#[test]
+fn bug01_waiting_main_finishes_on_two_ps_at_o0() {
+    let r = run(
+        "01-classic-hang-waiting-main.pir",
+        &["--procs", "2", "-O0", "--timeout", "10"],
+    );
+    assert_eq!(r.status, Some(0), "{r:?}");
+    // The spinner may see the store and print before @main prints.
+    let mut lines: Vec<&str> = r.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["done!", "flag set"], "{:?}", r.stdout);
+}
+
+// ---- Bug 3 -----------------------------------------------------------------
+
+#[test]
+fn bug03_goroutine_2_runs_while_goroutine_1_is_in_foreign_code() {
+    let r = run("03-pinned-cgo-call.pir", &["--stats", "--timeout", "10"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{:?}", r.stdout);
+    assert!(lines[0].starts_with("round 1: hi from goroutine 2 at "));
+    assert!(lines[1].starts_with("round 2: hi from goroutine 2 at "));
+    assert!(printed(&r, "round 2: hi from goroutine 2 at") >= 0);
+    // Round 2 can only finish if the monitor takes the P from the M in
+    // `ccall sleep` and a new M runs @main: at least one hand-off and a
+    // second thread. (The call lasts 200 ms; the monitor's longest tick is
+    // 10 ms.)
+    assert!(stat(&r, "P hand-offs") >= 1, "{}", r.stderr);
+    assert!(stat(&r, "threads created (Ms)") >= 2, "{}", r.stderr);
+    assert!(stat(&r, "foreign calls") >= 2, "{}", r.stderr);
+}
+
+// ---- Bug 4 -----------------------------------------------------------------
+
+#[test]
+fn bug04_goexit_from_main_is_gos_fatal_error() {
+    for engine in ["jit", "interp"] {
+        let r = run(
+            "04-goexit-from-main.pir",
+            &["--engine", engine, "--timeout", "10"],
+        );
+        assert_eq!(r.status, Some(1), "{engine}: {r:?}");
+        assert_eq!(r.stdout, "about to Goexit\n", "{engine}");
+        assert_eq!(
+            r.stderr, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n",
+            "{engine}"
+        );
+    }
+}
+
+// ---- Bug 8 -----------------------------------------------------------------
+
+#[test]
+fn bug08_each_goroutine_prints_in_its_own_order_and_nothing_more_is_promised() {
+    for procs in [None, Some("1"), Some("4")] {
+        let mut flags = vec!["--timeout", "10"];
+        if let Some(p) = procs {
+            flags.extend(["--procs", p]);
+        }
+        let r = run("08-gosched-ordering.pir", &flags);
+        assert_eq!(r.status, Some(0), "{procs:?}: {r:?}");
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        let mut sorted = lines.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, ["A1", "A2", "B1", "B2"], "{procs:?}: {lines:?}");
+        let at = |s: &str| lines.iter().position(|l| *l == s).unwrap();
+        // Gosched is not a barrier: only program order within a goroutine
+        // holds. The interleaving (B1 A1 B2 A2 at one P, here and in Go)
+        // is the scheduler's choice and is not asserted.
+        assert!(at("A1") < at("A2"), "{procs:?}: {lines:?}");
+        assert!(at("B1") < at("B2"), "{procs:?}: {lines:?}");
+    }
+}
+
+// ---- Bug 10 ----------------------------------------------------------------
+
+#[test]
+fn bug10_the_select_stops_the_worker_between_inner_loops_only() {
+    let r = run(
+        "10-select-default-not-a-yield.pir",
+        &["--stats", "--hang-threshold", "10ms", "--timeout", "60"],
+    );
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{:?}", r.stdout);
+    assert!(
+        lines[0].starts_with("phase 1: inner loop of 1000: main's 15000 us sleep ended ")
+            && lines[0].ends_with(" us late; worker cancelled"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("phase 2: inner loop of 300000000: main's 1000 us sleep ended ")
+            && lines[1].ends_with(" us late; worker cancelled"),
+        "{}",
+        lines[1]
+    );
+    // In each phase @main can only wake if the worker gives up the only P,
+    // and the worker only stops at its select: a preemption per phase.
+    assert!(stat(&r, "preemptions") >= 2, "{}", r.stderr);
+    // Phase 2's inner loop (300,000,000 iterations) runs far longer than
+    // the quantum plus the 10 ms threshold on any machine, so the monitor
+    // reports it, naming the inner loop, not the outer one.
+    assert_stderr_has(
+        &r,
+        &[
+            "has not stopped",
+            "@worker in block",
+            "reason: loop @worker:inner has no preemption point in coop mode",
+        ],
+    );
+    assert!(!r.stderr.contains("loop @worker:loop"), "{}", r.stderr);
+}
+
+#[test]
+fn bug10_the_select_with_a_channel_arm_is_a_runtime_call_and_the_inner_loop_is_bare() {
+    for arch in ["x86_64", "aarch64"] {
+        let r = run_cli(
+            CLI,
+            &[
+                "disasm",
+                "--arch",
+                arch,
+                "examples/bugs/10-select-default-not-a-yield.pir",
+            ],
+            KILL_AFTER,
+        );
+        assert_eq!(r.status, Some(0), "{r:?}");
+        let w = listing(&r.stdout, "@worker");
+        let select = w
+            .iter()
+            .position(|l| l.contains("; select recv %ctx -> cancelled, default -> work"))
+            .unwrap_or_else(|| panic!("{arch}: no select in {w:#?}"));
+        assert!(
+            w[select..].iter().take(4).any(|l| l.contains("rt_call")),
+            "{arch}: the select calls the runtime: {w:#?}"
+        );
+        // The inner loop, from its header to its back-edge, calls nothing.
+        let inner = w.iter().position(|l| l.starts_with("  inner:")).unwrap();
+        let edge = w
+            .iter()
+            .position(|l| l.contains("BACK-EDGE body -> inner"))
+            .unwrap_or_else(|| panic!("{arch}: {w:#?}"));
+        assert!(inner < edge, "{arch}: {w:#?}");
+        assert!(
+            !w[inner..=edge].iter().any(|l| is_call(l)),
+            "{arch}: {w:#?}"
+        );
+    }
+}
+
+// ---- Bug 11 ----------------------------------------------------------------
+
+#[test]
+fn bug11_every_worker_locked_at_once_holds_a_thread_of_its_own() {
+    let r = run("11-lockthread-leak.pir", &["--stats", "--timeout", "60"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let peak = printed(&r, "1000 workers done; peak workers locked at once:");
+    assert!(peak >= 1, "{}", r.stdout);
+    // A locked goroutine's M runs nothing else, so the workers that were
+    // locked at the same moment were on as many distinct threads. (How many
+    // overlap depends on how fast threads start; that is not asserted.)
+    let threads = stat(&r, "threads created (Ms)");
+    assert!(
+        threads >= peak as u64,
+        "{threads} threads for {peak} workers locked at once\n{}",
+        r.stderr
+    );
+}
+
+// ---- Bug 12 ----------------------------------------------------------------
+
+#[test]
+fn bug12_the_race_loses_increments_only_when_goroutines_run_at_once() {
+    // One P, coop: the loop has no preemption point, so each goroutine's
+    // million increments run without interruption: nothing is lost.
+    for opt in ["-O0", "-O1"] {
+        let r = run(
+            "12-race-on-a-global.pir",
+            &[opt, "--procs", "1", "--timeout", "60"],
+        );
+        assert_eq!(r.status, Some(0), "{opt}: {r:?}");
+        assert_eq!(r.stdout, "counter: 10000000\n", "{opt}");
+    }
+    // Four Ps: some number no greater than 10,000,000. Whether increments
+    // are lost in a given run depends on the machine; not asserted.
+    let r = run("12-race-on-a-global.pir", &["--timeout", "60"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let c = printed(&r, "counter:");
+    assert!((1..=10_000_000).contains(&c), "{}", r.stdout);
+}
+
+#[test]
+fn bug12_counter_plus_plus_is_a_load_and_a_store_in_the_loop_at_o1() {
+    let r = run_cli(
+        CLI,
+        &["disasm", "-O1", "examples/bugs/12-race-on-a-global.pir"],
+        KILL_AFTER,
+    );
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let w = listing(&r.stdout, "@worker");
+    assert!(!w.iter().any(|l| l.contains("HOISTED")), "{w:#?}");
+    let pos = |pat: &str| w.iter().position(|l| l.contains(pat));
+    let (header, load, store, edge) = (
+        pos("  loop:"),
+        pos("; %c = load @counter"),
+        pos("; store @counter, %c"),
+        pos("BACK-EDGE loop -> loop"),
+    );
+    assert!(
+        header.is_some() && header < load && load < store && store < edge,
+        "{w:#?}"
+    );
+}
+
+// ---- Bug 14 ----------------------------------------------------------------
+
+#[test]
+fn bug14_at_one_p_the_worker_finishes_before_main_sees_the_deadline() {
+    // The worker holds the only P from before the 100 ms deadline and has
+    // no preemption point until its print: "sum" always comes first.
+    let r = run(
+        "14-forgotten-cancellation.pir",
+        &["--procs", "1", "--stats", "--timeout", "60"],
+    );
+    assert_eq!(r.status, Some(0), "{r:?}");
+    assert_eq!(
+        r.stdout,
+        "sum: 44999999850000000\nctx done: context deadline exceeded\n"
+    );
+}
+
+#[test]
+fn bug14_with_two_ps_main_sees_the_deadline_and_the_worker_ignores_it() {
+    let r = run(
+        "14-forgotten-cancellation.pir",
+        &["--procs", "2", "--timeout", "60"],
+    );
+    assert_eq!(r.status, Some(0), "{r:?}");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == "ctx done: context deadline exceeded"),
+        "{}",
+        r.stdout
+    );
+    // Whether the worker prints its sum before @main's scaled-down sleep
+    // ends depends on the machine's speed (under emulation it does not).
+    for l in r.stdout.lines() {
+        assert!(
+            l == "ctx done: context deadline exceeded" || l == "sum: 44999999850000000",
+            "{l:?}"
+        );
+    }
+}
+
+// ---- Bug 16 ----------------------------------------------------------------
+
+#[test]
+fn bug16_a_select_with_only_default_emits_nothing() {
+    for arch in ["x86_64", "aarch64"] {
+        let r = run_cli(
+            CLI,
+            &[
+                "disasm",
+                "--arch",
+                arch,
+                "examples/bugs/16-select-only-default.pir",
+            ],
+            KILL_AFTER,
+        );
+        assert_eq!(r.status, Some(0), "{r:?}");
+        for f in ["@spin_call", "@spin_inline"] {
+            let w = listing(&r.stdout, f);
+            assert!(!w.is_empty(), "{arch}: no {f} in\n{}", r.stdout);
+            assert!(
+                !w.iter().any(|l| l.contains("; select")),
+                "{arch} {f}: the select has no instruction: {w:#?}"
+            );
+            assert!(
+                !w.iter().any(|l| l.contains("rt_call")),
+                "{arch} {f}: no runtime call in the loop: {w:#?}"
+            );
+            assert!(
+                w.iter().any(|l| l.contains("BACK-EDGE body -> loop")),
+                "{arch} {f}: {w:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bug16_the_loop_with_a_call_is_preempted_the_inlined_one_hangs() {
+    let r = run("16-select-only-default.pir", &["--timeout", "2", "--stats"]);
+    assert_eq!(r.status, Some(3), "{r:?}");
+    // @spin_call was preempted (at @work's entry), so @main woke once...
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{:?}", r.stdout);
+    assert!(
+        lines[0].starts_with("work() as a call: main's 1000 us sleep ended "),
+        "{}",
+        lines[0]
+    );
+    assert!(stat(&r, "preemptions") >= 1, "{}", r.stderr);
+    // ... and never again once @spin_inline had the P.
+    assert_stderr_has(
+        &r,
+        &[
+            "did not finish within 2",
+            "goroutine 3 [running]:",
+            "@spin_inline in block body",
+            "reason: loop @spin_inline:loop has no preemption point in coop mode",
+            "goroutine 1 [runnable]:",
+        ],
+    );
+}
