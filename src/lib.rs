@@ -225,14 +225,20 @@ pub enum Command {
         #[arg(default_value = "examples/hoist.pir")]
         file: PathBuf,
     },
-    /// Measure and print figures (compile throughput, kernels).
+    /// Measure and print figures (compile throughput, kernels, runtime vs Go).
     Bench {
-        /// Which suite: all, compile, kernels.
+        /// Which suite: all, compile, kernels, runtime.
         #[arg(default_value = "all")]
         suite: String,
         /// Short runs, to check the harness rather than measure.
         #[arg(long)]
         quick: bool,
+        /// Also write the runtime suite's figures to FILE as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Leave out the Go side of the runtime suite.
+        #[arg(long)]
+        no_go: bool,
     },
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
@@ -319,15 +325,20 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             Err(msg) => fail(msg),
         },
-        Command::Bench { suite, quick } => {
+        Command::Bench {
+            suite,
+            quick,
+            json,
+            no_go,
+        } => {
             let budget = if quick {
                 preempt_bench::Budget::quick()
             } else {
                 preempt_bench::Budget::default()
             };
-            if !["all", "compile", "kernels"].contains(&suite.as_str()) {
+            if !["all", "compile", "kernels", "runtime"].contains(&suite.as_str()) {
                 return fail(format!(
-                    "preempt bench: unknown suite '{suite}' (all, compile, kernels)"
+                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime)"
                 ));
             }
             println!("preempt bench on {}", preempt_bench::machine_description());
@@ -342,6 +353,24 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     "$ preempt bench kernels\n{}",
                     preempt_bench::kernels::report(budget)
                 );
+            }
+            if suite == "all" || suite == "runtime" {
+                // The PIR side runs as `preempt run` child processes of this
+                // very executable.
+                let mut opts =
+                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
+                opts.go = !no_go;
+                let report = preempt_bench::runtime::run(opts);
+                println!("$ preempt bench runtime\n{}", report.text);
+                if let Some(path) = json {
+                    let text = format!("{:#}\n", report.json);
+                    if let Err(e) = std::fs::write(&path, text) {
+                        return fail(format!(
+                            "preempt bench: cannot write {}: {e}",
+                            path.display()
+                        ));
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

@@ -9,9 +9,15 @@
 //! - [`kernels`]: tight-loop kernels on the JIT, on the reference
 //!   interpreter, and written in Rust, as nanoseconds per unit of work and
 //!   ratios.
+//! - [`runtime`]: the runtime benchmarks (spawn, context switch, channel
+//!   ping-pong, idle goroutines' memory, a sleeper behind a spinner) in
+//!   PIR and in Go ([`peers`]), side by side, each a fresh process.
 
 pub mod compile;
 pub mod kernels;
+pub mod peers;
+pub mod process;
+pub mod runtime;
 pub mod rust_ref;
 
 use std::time::Duration;

@@ -1,0 +1,3 @@
+module preempt.local/peers
+
+go 1.19
