@@ -106,7 +106,12 @@ impl RuntimeOp {
     ];
 
     pub fn from_u32(v: u32) -> Option<RuntimeOp> {
-        RuntimeOp::ALL.iter().copied().find(|op| *op as u32 == v)
+        // `ALL` lists the operations in discriminant order, from 1 (a test
+        // checks).
+        RuntimeOp::ALL
+            .get((v as usize).wrapping_sub(1))
+            .copied()
+            .filter(|op| *op as u32 == v)
     }
 
     /// The request word for this operation with `payload`.
@@ -282,4 +287,25 @@ pub fn object_bytes(slots: i64) -> u64 {
     (slots.max(0) as u64)
         .saturating_mul(SLOT_SIZE as u64)
         .saturating_add(OBJ_SLOTS as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_words_round_trip_through_the_decoder() {
+        for (i, op) in RuntimeOp::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i + 1, "ALL is in discriminant order");
+            let word = op.request(7);
+            assert_eq!(RuntimeOp::from_u32(word as u32), Some(*op));
+            assert_eq!(word >> 32, 7);
+        }
+        assert_eq!(RuntimeOp::from_u32(0), None);
+        assert_eq!(RuntimeOp::from_u32(RuntimeOp::ALL.len() as u32 + 1), None);
+        for code in FaultCode::ALL {
+            let (c, msg) = decode_fault((fault_request(*code, 42) >> 32) as u32);
+            assert_eq!((c, msg), (Some(*code), 42));
+        }
+    }
 }

@@ -7,18 +7,21 @@
 //! on a closed, drained channel gives 0; a send on a closed channel, or a
 //! second close, panics.
 //!
-//! The functions here never park or wake anything themselves: they say
-//! what happened ([`Step`]) and which goroutines to wake with what
-//! ([`Wake`]), and the scheduler does it after the channel locks are
-//! released. `select` follows Go's `selectgo`: lock every channel involved
+//! The functions here never wake anything themselves: they say what
+//! happened ([`Step`]) and which goroutines to wake with what ([`Wake`]),
+//! and the scheduler does it after the channel locks are released. When
+//! the goroutine must wait, they call the scheduler's `park` while still
+//! holding the locks, after enqueuing it: as with Go's `gopark` and its
+//! unlock function, no waker can see the goroutine before it is marked
+//! waiting. `select` follows Go's `selectgo`: lock every channel involved
 //! in address order, poll the arms in a random order, take the first ready
 //! one (or `default`); otherwise enqueue a waiter on every channel, all
 //! sharing one token, so that exactly one channel operation wins the
 //! goroutine.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use preempt_jit::fault::Fault;
 
@@ -44,11 +47,12 @@ impl Waiter {
         }
     }
 
-    fn resume(&self, value: Option<u64>) -> Resume {
-        Resume {
+    fn wake(self, value: Option<u64>) -> Wake {
+        Wake {
             value,
-            arm: self.select.as_ref().map(|s| s.0),
-            fault: None,
+            arm: self.select.as_ref().map(|s| s.0 as u32),
+            closed: false,
+            g: self.g,
         }
     }
 }
@@ -69,11 +73,27 @@ pub struct Chan {
     state: Mutex<State>,
 }
 
-/// A goroutine to wake, and what it finds when it resumes.
+/// A goroutine to wake, and what it finds when it resumes. Small and
+/// without destructor work beyond the `Arc`: every hand-over makes one.
 #[derive(Debug)]
 pub struct Wake {
     pub g: Arc<G>,
-    pub resume: Resume,
+    /// The value it receives.
+    pub value: Option<u64>,
+    /// The select arm that won it.
+    pub arm: Option<u32>,
+    /// It was sending on a channel that got closed: it panics.
+    pub closed: bool,
+}
+
+impl Wake {
+    pub fn resume(&self) -> Resume {
+        Resume {
+            value: self.value,
+            arm: self.arm.map(|a| a as usize),
+            fault: self.closed.then_some(Fault::SendOnClosedChannel),
+        }
+    }
 }
 
 /// The outcome of a channel operation for the goroutine making it.
@@ -122,7 +142,7 @@ impl Chan {
     }
 
     /// `send ch, v` by `g`.
-    pub fn send(&self, g: &Arc<G>, v: i64, wakes: &mut Vec<Wake>) -> Step {
+    pub fn send(&self, g: &Arc<G>, v: i64, wakes: &mut Vec<Wake>, park: impl FnOnce()) -> Step {
         let mut st = self.lock();
         match self.try_send(&mut st, v, wakes) {
             Some(step) => step,
@@ -132,6 +152,7 @@ impl Chan {
                     value: v,
                     select: None,
                 });
+                park();
                 Step::Park
             }
         }
@@ -144,10 +165,7 @@ impl Chan {
         }
         while let Some(w) = st.recvq.pop_front() {
             if w.claim() {
-                wakes.push(Wake {
-                    resume: w.resume(Some(v as u64)),
-                    g: w.g,
-                });
+                wakes.push(w.wake(Some(v as u64)));
                 return Some(Step::Done(0));
             }
         }
@@ -159,7 +177,7 @@ impl Chan {
     }
 
     /// `recv ch` by `g`.
-    pub fn recv(&self, g: &Arc<G>, wakes: &mut Vec<Wake>) -> Step {
+    pub fn recv(&self, g: &Arc<G>, wakes: &mut Vec<Wake>, park: impl FnOnce()) -> Step {
         let mut st = self.lock();
         match self.try_recv(&mut st, wakes) {
             Some(v) => Step::Done(v),
@@ -169,6 +187,7 @@ impl Chan {
                     value: 0,
                     select: None,
                 });
+                park();
                 Step::Park
             }
         }
@@ -189,10 +208,7 @@ impl Chan {
                 st.buf.push_back(w.value);
                 head
             };
-            wakes.push(Wake {
-                resume: w.resume(None),
-                g: w.g,
-            });
+            wakes.push(w.wake(None));
             return Some(v);
         }
         if let Some(v) = st.buf.pop_front() {
@@ -220,17 +236,14 @@ impl Chan {
         st.closed = true;
         for w in st.recvq.drain(..) {
             if w.claim() {
-                wakes.push(Wake {
-                    resume: w.resume(Some(0)),
-                    g: w.g,
-                });
+                wakes.push(w.wake(Some(0)));
             }
         }
         for w in st.sendq.drain(..) {
             if w.claim() {
-                let mut resume = w.resume(None);
-                resume.fault = Some(Fault::SendOnClosedChannel);
-                wakes.push(Wake { g: w.g, resume });
+                let mut wake = w.wake(None);
+                wake.closed = true;
+                wakes.push(wake);
             }
         }
         Step::Done(0)
@@ -256,8 +269,15 @@ impl Chan {
 }
 
 /// `select` by `g` over `arms`, polling in the order `order` (a permutation
-/// of the arm indices: Go picks among ready arms at random).
-pub fn select(g: &Arc<G>, arms: &[Arm], order: &[usize], wakes: &mut Vec<Wake>) -> SelectStep {
+/// of the arm indices: Go picks among ready arms at random). `park` gets
+/// the token the waiters share.
+pub fn select(
+    g: &Arc<G>,
+    arms: &[Arm],
+    order: &[usize],
+    wakes: &mut Vec<Wake>,
+    park: impl FnOnce(Arc<AtomicBool>),
+) -> SelectStep {
     // Lock every distinct channel once, in id order, so two selects over the
     // same channels cannot deadlock.
     let mut chans: Vec<&Arc<Chan>> = arms
@@ -319,11 +339,112 @@ pub fn select(g: &Arc<G>, arms: &[Arm], order: &[usize], wakes: &mut Vec<Wake>) 
             st.recvq.push_back(w);
         }
     }
-    g.wait
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .select_token = Some(token);
+    park(token);
     SelectStep::Park
+}
+
+/// Every channel of a run, by id, for the runtime calls that name one.
+///
+/// Lookups are on the path of every channel operation, so they take no
+/// lock and touch no reference count: ids index segments that double in
+/// size and never move once published (a channel lives as long as the
+/// run). Only creation locks.
+pub struct ChanTable {
+    /// Channels published so far; ids below it are readable.
+    len: AtomicUsize,
+    /// Segment `k` holds ids `BASE*(2^k - 1) .. BASE*(2^(k+1) - 1)`.
+    segs: [AtomicPtr<OnceLock<Arc<Chan>>>; SEGMENTS],
+    grow: Mutex<()>,
+}
+
+const BASE: usize = 64;
+const SEGMENTS: usize = 26;
+
+impl Default for ChanTable {
+    fn default() -> Self {
+        ChanTable {
+            len: AtomicUsize::new(0),
+            segs: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            grow: Mutex::new(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for ChanTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ChanTable({} channels)",
+            self.len.load(Ordering::Acquire)
+        )
+    }
+}
+
+/// Segment and offset of id `i`.
+fn locate(i: usize) -> (usize, usize) {
+    let j = i / BASE + 1;
+    let k = (usize::BITS - 1 - j.leading_zeros()) as usize;
+    (k, i - BASE * ((1 << k) - 1))
+}
+
+fn segment_len(k: usize) -> usize {
+    BASE << k
+}
+
+impl ChanTable {
+    /// Makes a channel of capacity `cap`; None once ids run out.
+    pub fn make(&self, cap: usize) -> Option<(u32, &Arc<Chan>)> {
+        let _g = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        let i = self.len.load(Ordering::Relaxed);
+        let id = u32::try_from(i).ok()?;
+        let (k, off) = locate(i);
+        if k >= SEGMENTS {
+            return None;
+        }
+        let mut seg = self.segs[k].load(Ordering::Acquire);
+        if seg.is_null() {
+            let fresh: Box<[OnceLock<Arc<Chan>>]> =
+                (0..segment_len(k)).map(|_| OnceLock::new()).collect();
+            seg = Box::into_raw(fresh).cast::<OnceLock<Arc<Chan>>>();
+            self.segs[k].store(seg, Ordering::Release);
+        }
+        // SAFETY: `seg` is segment k, `segment_len(k)` slots long, and
+        // `off` is below that; slots are never freed before the table.
+        let slot = unsafe { &*seg.add(off) };
+        let ch = slot.get_or_init(|| Arc::new(Chan::new(id, cap)));
+        self.len.store(i + 1, Ordering::Release);
+        Some((id, ch))
+    }
+
+    /// Channel `id`, if it exists.
+    #[inline]
+    pub fn get(&self, id: u32) -> Option<&Arc<Chan>> {
+        let i = id as usize;
+        if i >= self.len.load(Ordering::Acquire) {
+            return None;
+        }
+        let (k, off) = locate(i);
+        let seg = self.segs[k].load(Ordering::Acquire);
+        // SAFETY: id i was published after its segment was (Release on
+        // `len` after the segment store), so `seg` is non-null and holds
+        // slot `off`; slots live as long as the table.
+        unsafe { (*seg.add(off)).get() }
+    }
+}
+
+impl Drop for ChanTable {
+    fn drop(&mut self) {
+        for (k, seg) in self.segs.iter().enumerate() {
+            let p = seg.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: made by `Box::into_raw` of a slice of exactly
+                // `segment_len(k)` slots in `make`, and freed only here.
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, segment_len(k)))
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -346,16 +467,21 @@ mod tests {
         g
     }
 
+    /// What the scheduler does with a select's token when it parks.
+    fn park(me: &G) -> impl FnOnce(Arc<AtomicBool>) + '_ {
+        |t| me.wait.lock().unwrap().select_token = Some(t)
+    }
+
     #[test]
     fn unbuffered_send_meets_a_parked_receiver() {
         let c = Chan::new(1, 0);
         let (r, s) = (g(1), g(2));
         let mut wakes = Vec::new();
-        assert_eq!(c.recv(&r, &mut wakes), Step::Park);
-        assert_eq!(c.send(&s, 42, &mut wakes), Step::Done(0));
+        assert_eq!(c.recv(&r, &mut wakes, || {}), Step::Park);
+        assert_eq!(c.send(&s, 42, &mut wakes, || {}), Step::Done(0));
         assert_eq!(wakes.len(), 1);
         assert_eq!(wakes[0].g.id, 1);
-        assert_eq!(wakes[0].resume.value, Some(42));
+        assert_eq!(wakes[0].resume().value, Some(42));
     }
 
     #[test]
@@ -363,43 +489,43 @@ mod tests {
         let c = Chan::new(1, 2);
         let s = g(1);
         let mut wakes = Vec::new();
-        assert_eq!(c.send(&s, 1, &mut wakes), Step::Done(0));
-        assert_eq!(c.send(&s, 2, &mut wakes), Step::Done(0));
+        assert_eq!(c.send(&s, 1, &mut wakes, || {}), Step::Done(0));
+        assert_eq!(c.send(&s, 2, &mut wakes, || {}), Step::Done(0));
         let blocked = g(2);
-        assert_eq!(c.send(&blocked, 3, &mut wakes), Step::Park);
+        assert_eq!(c.send(&blocked, 3, &mut wakes, || {}), Step::Park);
         let r = g(3);
-        assert_eq!(c.recv(&r, &mut wakes), Step::Done(1));
+        assert_eq!(c.recv(&r, &mut wakes, || {}), Step::Done(1));
         assert_eq!(
             wakes.len(),
             1,
             "the blocked sender's value joins the buffer"
         );
-        assert_eq!(c.recv(&r, &mut wakes), Step::Done(2));
-        assert_eq!(c.recv(&r, &mut wakes), Step::Done(3));
-        assert_eq!(c.recv(&r, &mut wakes), Step::Park);
+        assert_eq!(c.recv(&r, &mut wakes, || {}), Step::Done(2));
+        assert_eq!(c.recv(&r, &mut wakes, || {}), Step::Done(3));
+        assert_eq!(c.recv(&r, &mut wakes, || {}), Step::Park);
     }
 
     #[test]
     fn close_wakes_receivers_with_zero_and_senders_with_a_panic() {
         let c = Chan::new(1, 0);
         let mut wakes = Vec::new();
-        assert_eq!(c.recv(&g(1), &mut wakes), Step::Park);
+        assert_eq!(c.recv(&g(1), &mut wakes, || {}), Step::Park);
         let c2 = Chan::new(2, 0);
-        assert_eq!(c2.send(&g(2), 5, &mut wakes), Step::Park);
+        assert_eq!(c2.send(&g(2), 5, &mut wakes, || {}), Step::Park);
         assert_eq!(c.close(&mut wakes), Step::Done(0));
         assert_eq!(c2.close(&mut wakes), Step::Done(0));
-        assert_eq!(wakes[0].resume.value, Some(0));
-        assert_eq!(wakes[1].resume.fault, Some(Fault::SendOnClosedChannel));
+        assert_eq!(wakes[0].resume().value, Some(0));
+        assert_eq!(wakes[1].resume().fault, Some(Fault::SendOnClosedChannel));
         assert_eq!(
             c.close(&mut wakes),
             Step::Panic(Fault::CloseOfClosedChannel)
         );
         assert_eq!(
-            c.send(&g(3), 1, &mut wakes),
+            c.send(&g(3), 1, &mut wakes, || {}),
             Step::Panic(Fault::SendOnClosedChannel)
         );
         assert_eq!(
-            c.recv(&g(4), &mut wakes),
+            c.recv(&g(4), &mut wakes, || {}),
             Step::Done(0),
             "closed and drained"
         );
@@ -412,22 +538,25 @@ mod tests {
         let me = g(1);
         let arms = vec![Arm::Recv(a.clone()), Arm::Recv(b.clone()), Arm::Default];
         assert_eq!(
-            select(&me, &arms, &[0, 1], &mut wakes),
+            select(&me, &arms, &[0, 1], &mut wakes, park(&me)),
             SelectStep::Done { arm: 2, value: 0 }
         );
         assert!(a.offer(7, &mut wakes));
         assert_eq!(
-            select(&me, &arms, &[1, 0], &mut wakes),
+            select(&me, &arms, &[1, 0], &mut wakes, park(&me)),
             SelectStep::Done { arm: 0, value: 7 }
         );
         let arms = vec![Arm::Recv(a.clone()), Arm::Recv(b.clone())];
-        assert_eq!(select(&me, &arms, &[0, 1], &mut wakes), SelectStep::Park);
+        assert_eq!(
+            select(&me, &arms, &[0, 1], &mut wakes, park(&me)),
+            SelectStep::Park
+        );
         assert_eq!((a.waiting(), b.waiting()), ((0, 1), (0, 1)));
         // A send on b wins the goroutine; a later send on a must not.
-        assert_eq!(b.send(&g(2), 9, &mut wakes), Step::Done(0));
+        assert_eq!(b.send(&g(2), 9, &mut wakes, || {}), Step::Done(0));
         assert_eq!(wakes.len(), 1);
-        assert_eq!(wakes[0].resume.arm, Some(1));
-        assert_eq!(wakes[0].resume.value, Some(9));
+        assert_eq!(wakes[0].resume().arm, Some(1));
+        assert_eq!(wakes[0].resume().value, Some(9));
         assert!(
             a.offer(8, &mut wakes),
             "buffered: the stale waiter is skipped"
@@ -436,5 +565,26 @@ mod tests {
         let token = me.wait.lock().unwrap().select_token.clone().unwrap();
         a.forget(&token);
         assert_eq!(a.waiting(), (0, 0));
+    }
+
+    #[test]
+    fn the_table_finds_every_channel_across_segments() {
+        let t = ChanTable::default();
+        assert!(t.get(0).is_none());
+        let n = BASE * 7 + 5; // segments 0, 1 and 2, and into 3
+        for i in 0..n {
+            let (id, ch) = t.make(i % 3).expect("room");
+            assert_eq!(id as usize, i);
+            assert_eq!((ch.id, ch.cap), (id, i % 3));
+        }
+        for i in 0..n {
+            let ch = t.get(i as u32).expect("made");
+            assert_eq!((ch.id as usize, ch.cap), (i, i % 3));
+        }
+        assert!(t.get(n as u32).is_none());
+        assert!(t.get(u32::MAX).is_none());
+        assert_eq!(locate(BASE - 1), (0, BASE - 1));
+        assert_eq!(locate(BASE), (1, 0));
+        assert_eq!(locate(3 * BASE), (2, 0));
     }
 }

@@ -139,7 +139,7 @@ pub fn goroutine_dump(rt: &Runtime) -> String {
         }
         let state = match status {
             Status::Runnable => "runnable".to_string(),
-            _ => lock(&g.wait).reason.name().to_string(),
+            _ => g.reason().name().to_string(),
         };
         write!(out, "\ngoroutine {} [{state}]:\n", g.id).unwrap();
         // SAFETY: the program is ending: parked goroutines are not resumed
@@ -167,18 +167,18 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
         format!("preempt: watchdog: the program did not finish within {secs} (--timeout)\n");
     // Running goroutines first, sampled before anything stops.
     for p in &rt.ps {
-        let Some(g) = lock(&p.current).clone() else {
+        let Some(g) = rt.g_by_id(p.current.load(Ordering::Acquire)) else {
             continue;
         };
         write!(msg, "\ngoroutine {} [running]:\n", g.id).unwrap();
         msg.push_str(&running(rt, p.m.load(Ordering::Acquire)));
     }
     for m in lock(&rt.ms).iter() {
-        if let (Some(f), Some(g)) = (*lock(&m.in_foreign), lock(&m.current).clone()) {
+        let g = m.current.load(Ordering::Acquire);
+        if let (Some(f), true) = (*lock(&m.in_foreign), g != 0) {
             write!(
                 msg,
-                "\ngoroutine {} [foreign code]:\n\tin foreign code (ccall {f})\n",
-                g.id
+                "\ngoroutine {g} [foreign code]:\n\tin foreign code (ccall {f})\n"
             )
             .unwrap();
         }

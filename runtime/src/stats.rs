@@ -378,6 +378,12 @@ impl Stats {
         self.context_switches.fetch_add(1, Relaxed);
     }
 
+    /// `n` switches counted elsewhere (a scheduler keeping per-thread
+    /// counts off its hot path).
+    pub fn context_switches_add(&self, n: u64) {
+        self.context_switches.fetch_add(n, Relaxed);
+    }
+
     /// A goroutine was created.
     #[inline]
     pub fn goroutine_created(&self) {

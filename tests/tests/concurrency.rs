@@ -152,6 +152,10 @@ fn jit_at_one_and_two_ps() {
             &["--procs", "1"],
             &["--procs", "2"],
             &["-O0", "--procs", "2"],
+            // A request every 20 us: results of operations that complete
+            // as the goroutine is preempted must survive the stop.
+            &["--procs", "1", "--quantum", "20us"],
+            &["--procs", "2", "--quantum", "20us"],
         ],
         true,
     );
@@ -163,6 +167,7 @@ fn interpreter_on_the_same_scheduler() {
         &[
             &["--engine", "interp", "--procs", "1"],
             &["--engine", "interp", "--procs", "2"],
+            &["--engine", "interp", "--procs", "2", "--quantum", "20us"],
         ],
         false,
     );

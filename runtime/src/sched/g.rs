@@ -47,6 +47,7 @@ impl Status {
 
 /// Why a goroutine is parked, as Go's tracebacks name it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[repr(u8)]
 pub enum WaitReason {
     #[default]
     None,
@@ -59,6 +60,17 @@ pub enum WaitReason {
 }
 
 impl WaitReason {
+    fn from_u8(v: u8) -> WaitReason {
+        match v {
+            1 => WaitReason::ChanSend,
+            2 => WaitReason::ChanReceive,
+            3 => WaitReason::Select,
+            4 => WaitReason::Sleep,
+            5 => WaitReason::LockedThread,
+            _ => WaitReason::None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             WaitReason::None => "runnable",
@@ -86,8 +98,8 @@ pub struct Resume {
 /// mutex.
 #[derive(Debug, Default)]
 pub struct WaitState {
-    pub reason: WaitReason,
-    pub resume: Resume,
+    /// A delivered fault (see [`G::deliver`]).
+    pub fault: Option<Fault>,
     /// When a select parked, the token its waiters share; whoever swaps it
     /// to true first wins the goroutine.
     pub select_token: Option<std::sync::Arc<AtomicBool>>,
@@ -118,6 +130,8 @@ pub struct G {
     /// The function it started in.
     pub func: FuncId,
     status: AtomicU8,
+    /// A [`WaitReason`]: why it last parked.
+    reason: AtomicU8,
     exec: UnsafeCell<Exec>,
     /// The JIT context's stack-guard word (stable: the context is boxed),
     /// for the monitor to poison from another thread; null for
@@ -135,6 +149,17 @@ pub struct G {
     pub lock_depth: AtomicU64,
     pub locked_m: AtomicU64,
     pub wait: Mutex<WaitState>,
+    /// What the goroutine finds when it resumes: `DELIVERED_*` bits saying
+    /// which of `delivered_value`, `delivered_arm` and `wait.resume.fault`
+    /// hold something. Written by a waker (or the serving M) while the
+    /// goroutine is not running, read by the M that resumes it: the run
+    /// queue in between orders the two. Atomics rather than the mutex
+    /// because every channel hand-over goes through here.
+    delivered: AtomicU8,
+    delivered_value: AtomicU64,
+    delivered_arm: AtomicU64,
+    /// A parked select left waiters to drop when it resumes.
+    pub in_select: AtomicBool,
 }
 
 // SAFETY: `exec` is only touched by the one thread that owns the goroutine
@@ -144,6 +169,10 @@ pub struct G {
 unsafe impl Send for G {}
 // SAFETY: as above.
 unsafe impl Sync for G {}
+
+const DELIVERED_VALUE: u8 = 1;
+const DELIVERED_ARM: u8 = 2;
+const DELIVERED_FAULT: u8 = 4;
 
 /// No worker: `locked_m` when not locked.
 pub const NO_M: u64 = u64::MAX;
@@ -160,6 +189,7 @@ impl G {
             id,
             func,
             status: AtomicU8::new(Status::Runnable as u8),
+            reason: AtomicU8::new(WaitReason::None as u8),
             exec: UnsafeCell::new(exec),
             guard,
             guard_value,
@@ -169,6 +199,61 @@ impl G {
             lock_depth: AtomicU64::new(0),
             locked_m: AtomicU64::new(NO_M),
             wait: Mutex::new(WaitState::default()),
+            delivered: AtomicU8::new(0),
+            delivered_value: AtomicU64::new(0),
+            delivered_arm: AtomicU64::new(0),
+            in_select: AtomicBool::new(false),
+        }
+    }
+
+    /// Leaves what the goroutine finds when it resumes (a waker's value,
+    /// or a result held back by a preemption).
+    pub fn deliver(&self, r: Resume) {
+        self.deliver_parts(r.value, r.arm.map(|a| a as u64), r.fault);
+    }
+
+    /// [`G::deliver`] by parts.
+    #[inline]
+    pub fn deliver_parts(&self, value: Option<u64>, arm: Option<u64>, fault: Option<Fault>) {
+        let mut bits = 0;
+        if let Some(v) = value {
+            self.delivered_value.store(v, Ordering::Relaxed);
+            bits |= DELIVERED_VALUE;
+        }
+        if let Some(a) = arm {
+            self.delivered_arm.store(a, Ordering::Relaxed);
+            bits |= DELIVERED_ARM;
+        }
+        if let Some(f) = fault {
+            self.wait.lock().unwrap_or_else(|e| e.into_inner()).fault = Some(f);
+            bits |= DELIVERED_FAULT;
+        }
+        if bits != 0 {
+            self.delivered.store(bits, Ordering::Release);
+        }
+    }
+
+    /// What was delivered while it was not running.
+    pub fn take_delivery(&self) -> Resume {
+        let bits = self.delivered.load(Ordering::Acquire);
+        if bits == 0 {
+            return Resume::default();
+        }
+        self.delivered.store(0, Ordering::Relaxed);
+        Resume {
+            value: (bits & DELIVERED_VALUE != 0)
+                .then(|| self.delivered_value.load(Ordering::Relaxed)),
+            arm: (bits & DELIVERED_ARM != 0)
+                .then(|| self.delivered_arm.load(Ordering::Relaxed) as usize),
+            fault: if bits & DELIVERED_FAULT != 0 {
+                self.wait
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .fault
+                    .take()
+            } else {
+                None
+            },
         }
     }
 
@@ -178,6 +263,15 @@ impl G {
 
     pub fn set_status(&self, s: Status) {
         self.status.store(s as u8, Ordering::Release);
+    }
+
+    /// Why it last parked.
+    pub fn reason(&self) -> WaitReason {
+        WaitReason::from_u8(self.reason.load(Ordering::Acquire))
+    }
+
+    pub fn set_reason(&self, r: WaitReason) {
+        self.reason.store(r as u8, Ordering::Release);
     }
 
     /// The execution state.
@@ -211,6 +305,12 @@ impl G {
     /// Clears a pending request (the goroutine stopped); returns when it
     /// was made, if one was pending.
     pub fn clear_preempt(&self) -> Option<u64> {
+        // Nothing pending: a request racing with this one keeps its
+        // poisoned guard and is honoured at the next point (the swap in
+        // `request_preempt` comes before the poisoning).
+        if !self.preempt.load(Ordering::Acquire) {
+            return None;
+        }
         if !self.guard.is_null() {
             // SAFETY: as in `request_preempt`.
             unsafe { (*self.guard).store(self.guard_value, Ordering::Release) };

@@ -26,11 +26,14 @@
 
 pub mod engine;
 pub mod g;
+mod runq;
 pub mod stack;
 pub mod sysmon;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,7 +43,7 @@ use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
-use crate::chan::{self, Arm, Chan, SelectStep, Step, Wake};
+use crate::chan::{self, Arm, ChanTable, SelectStep, Step, Wake};
 use crate::diagnose;
 use crate::gc::heap::{AllocError, Heap};
 use crate::stats::PreemptKind;
@@ -87,15 +90,21 @@ pub enum PStatus {
 pub struct P {
     pub id: usize,
     status: AtomicU8,
-    runq: Mutex<VecDeque<Arc<G>>>,
-    runnext: Mutex<Option<Arc<G>>>,
-    /// The goroutine running on this P (for the monitor).
-    pub current: Mutex<Option<Arc<G>>>,
-    /// When the current goroutine started its time slice (0: none).
-    pub slice_start: AtomicU64,
+    /// Go's `runnext`: a goroutine made runnable by the running one, which
+    /// runs next, ahead of `local`. An `Arc::into_raw` pointer (null:
+    /// empty), so that the hand-over of a channel ping-pong costs one
+    /// atomic swap on each side rather than a lock.
+    next: AtomicPtr<G>,
+    /// The local run queue.
+    local: runq::RunQueue,
+    /// The id of the goroutine running on this P (0: none), for the
+    /// monitor and diagnoses.
+    pub current: AtomicU64,
     /// Changes at every slice start and end (Go's schedtick, as the
-    /// monitor uses it): a request made for one slice is withdrawn if the
-    /// slice ended meanwhile.
+    /// monitor uses it). The monitor times slices by when it first sees a
+    /// sequence number, so the scheduler's hot path reads no clock; a
+    /// request made for one slice is withdrawn if the slice ended
+    /// meanwhile.
     pub slice_seq: AtomicU64,
     /// When the M holding this P entered foreign code.
     pub foreign_since: AtomicU64,
@@ -111,16 +120,21 @@ impl P {
         P {
             id,
             status: AtomicU8::new(PStatus::Idle as u8),
-            runq: Mutex::default(),
-            runnext: Mutex::default(),
-            current: Mutex::default(),
-            slice_start: AtomicU64::new(0),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            local: runq::RunQueue::default(),
+            current: AtomicU64::new(0),
             slice_seq: AtomicU64::new(0),
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),
             schedtick: AtomicU64::new(0),
             spinning: AtomicBool::new(false),
         }
+    }
+
+    /// Only the M holding the P writes its sequence: no read-modify-write.
+    fn next_slice(&self) {
+        let seq = self.slice_seq.load(Ordering::Relaxed);
+        self.slice_seq.store(seq.wrapping_add(1), Ordering::Release);
     }
 
     pub fn status(&self) -> PStatus {
@@ -141,8 +155,39 @@ impl P {
             .is_ok()
     }
 
-    fn queued(&self) -> usize {
-        lock(&self.runq).len() + usize::from(lock(&self.runnext).is_some())
+    pub fn queued(&self) -> usize {
+        self.local.len() + usize::from(!self.next.load(Ordering::Acquire).is_null())
+    }
+
+    /// The next goroutine of this P's own queue.
+    fn pop(&self) -> Option<Arc<G>> {
+        self.take_next().or_else(|| self.local.pop())
+    }
+
+    /// Makes `g` run next; returns a goroutine it displaces, which the
+    /// caller queues.
+    fn put_next(&self, g: Arc<G>) -> Option<Arc<G>> {
+        let old = self
+            .next
+            .swap(Arc::into_raw(g).cast_mut(), Ordering::AcqRel);
+        // SAFETY: every non-null `next` came from `Arc::into_raw`, and the
+        // swap gave this thread the only copy of it.
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+    }
+
+    fn take_next(&self) -> Option<Arc<G>> {
+        if self.next.load(Ordering::Acquire).is_null() {
+            return None;
+        }
+        let g = self.next.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: as in `put_next`: the swap took the only copy.
+        (!g.is_null()).then(|| unsafe { Arc::from_raw(g) })
+    }
+}
+
+impl Drop for P {
+    fn drop(&mut self) {
+        drop(self.take_next());
     }
 }
 
@@ -162,17 +207,20 @@ struct Handoff {
 pub struct M {
     pub id: usize,
     pub tid: AtomicI32,
-    /// The P it holds.
-    p: Mutex<Option<usize>>,
+    /// The P it holds (`NO_P`: none). Only its own thread changes it.
+    p: AtomicUsize,
     handoff: Mutex<Handoff>,
     wake: Condvar,
-    /// The goroutine it runs (for the monitor and diagnoses).
-    pub current: Mutex<Option<Arc<G>>>,
-    /// The goroutine locked to it, if any.
-    locked: Mutex<Option<Arc<G>>>,
+    /// The id of the goroutine it runs (0: none), for diagnoses.
+    pub current: AtomicU64,
+    /// A goroutine is locked to it.
+    locked: AtomicBool,
     /// In foreign code, and which function.
     pub in_foreign: Mutex<Option<ForeignFn>>,
     rng: AtomicU64,
+    /// Goroutines switched into, added to the stats when the run ends:
+    /// one writer, so no shared counter on the hot path.
+    switches: AtomicU64,
 }
 
 impl M {
@@ -180,15 +228,16 @@ impl M {
         M {
             id,
             tid: AtomicI32::new(0),
-            p: Mutex::default(),
+            p: AtomicUsize::new(NO_P),
             handoff: Mutex::default(),
             wake: Condvar::new(),
-            current: Mutex::default(),
-            locked: Mutex::default(),
+            current: AtomicU64::new(0),
+            locked: AtomicBool::new(false),
             in_foreign: Mutex::default(),
             rng: AtomicU64::new(
                 0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
             ),
+            switches: AtomicU64::new(0),
         }
     }
 
@@ -202,12 +251,34 @@ impl M {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    fn p(&self) -> Option<usize> {
+        let p = self.p.load(Ordering::Acquire);
+        (p != NO_P).then_some(p)
+    }
+
+    fn set_p(&self, p: Option<usize>) {
+        self.p.store(p.unwrap_or(NO_P), Ordering::Release);
+    }
+
+    fn take_p(&self) -> Option<usize> {
+        let p = self.p.swap(NO_P, Ordering::AcqRel);
+        (p != NO_P).then_some(p)
+    }
+
     fn give(&self, h: impl FnOnce(&mut Handoff)) {
         let mut s = lock(&self.handoff);
         h(&mut s);
         self.wake.notify_one();
     }
 }
+
+/// No P.
+const NO_P: usize = usize::MAX;
+
+/// Rounds of stealing before a spinning M gives up (Go's `stealTries`).
+const STEAL_ROUNDS: usize = 4;
+/// How long a thief lets a running P's `runnext` be (Go: 3 us).
+const STEAL_NEXT_GRACE: Duration = Duration::from_micros(3);
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -219,13 +290,6 @@ struct Sched {
     runq: VecDeque<Arc<G>>,
     pidle: Vec<usize>,
     midle: Vec<Arc<M>>,
-    /// Goroutines runnable or running (in foreign code included): when it
-    /// is 0 and no timer is pending, nothing can ever run again.
-    active: usize,
-    /// Ms woken to look for work that have not found any yet: while one
-    /// is looking, making a goroutine runnable wakes no other (Go's
-    /// `nmspinning`), so a burst of spawns does not wake every thread.
-    spinning: usize,
 }
 
 /// One running program.
@@ -235,9 +299,15 @@ pub struct Runtime {
     pub engine: Engine,
     pub out: Output,
     heap: Heap,
-    chans: Mutex<Vec<Arc<Chan>>>,
+    chans: ChanTable,
     pub timers: Timers,
     sched: Mutex<Sched>,
+    /// Idle Ps (the length of `sched.pidle`), readable without the lock.
+    npidle: AtomicUsize,
+    /// Ms woken to look for work that have not found any yet: while one
+    /// is looking, making a goroutine runnable wakes no other (Go's
+    /// `nmspinning`), so a burst of spawns does not wake every thread.
+    nspinning: AtomicUsize,
     pub ps: Vec<P>,
     pub ms: Mutex<Vec<Arc<M>>>,
     /// Stacks of dead goroutines, kept for new ones (mapping, guard and
@@ -266,7 +336,7 @@ enum Next {
     /// It stopped for a preemption request: back to the global run queue.
     Preempted,
     /// It parked (a channel, a timer): someone will ready it.
-    Park,
+    Park(WaitReason),
     /// It finished.
     Dead,
     /// It is in a run queue already, or handed elsewhere (foreign call
@@ -279,12 +349,14 @@ impl Runtime {
         let procs = cfg.procs.max(1);
         Runtime {
             heap: Heap::new(),
-            chans: Mutex::default(),
+            chans: ChanTable::default(),
             timers: Timers::default(),
             sched: Mutex::new(Sched {
                 pidle: (0..procs).rev().collect(),
                 ..Sched::default()
             }),
+            npidle: AtomicUsize::new(procs),
+            nspinning: AtomicUsize::new(0),
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
@@ -304,6 +376,11 @@ impl Runtime {
 
     pub fn module(&self) -> Option<&Arc<Module>> {
         self.engine.module()
+    }
+
+    /// The live goroutine with id `id`.
+    pub fn g_by_id(&self, id: u64) -> Option<Arc<G>> {
+        lock(&self.allgs).get(&id).cloned()
     }
 
     /// Ends the program with `outcome` (the first outcome wins).
@@ -334,10 +411,6 @@ impl Runtime {
         }
     }
 
-    fn chan(&self, c: ChanRef) -> Option<Arc<Chan>> {
-        lock(&self.chans).get(c as usize).cloned()
-    }
-
     /// Creates a goroutine and makes it runnable on `p` (or globally).
     fn spawn(
         &self,
@@ -362,55 +435,80 @@ impl Runtime {
     /// wakes an idle P if there is one.
     pub fn ready(&self, g: Arc<G>, p: Option<usize>) {
         g.set_status(Status::Runnable);
-        {
-            let mut s = lock(&self.sched);
-            s.active += 1;
-            if p.is_none() {
-                s.runq.push_back(g.clone());
+        match p {
+            Some(p) => {
+                if let Some(old) = self.ps[p].put_next(g) {
+                    self.push_local(p, old);
+                }
             }
-        }
-        if let Some(p) = p {
-            let old = lock(&self.ps[p].runnext).replace(g);
-            if let Some(old) = old {
-                lock(&self.ps[p].runq).push_back(old);
-            }
+            None => lock(&self.sched).runq.push_back(g),
         }
         self.wakep();
     }
 
-    fn wake_all(&self, wakes: Vec<Wake>, p: Option<usize>) {
-        for w in wakes {
-            lock(&w.g.wait).resume = w.resume;
+    /// Queues `g` on P `p`, which the calling M holds; a full ring spills
+    /// half of itself into the global queue (Go's `runqputslow`).
+    fn push_local(&self, p: usize, g: Arc<G>) {
+        if let Err(g) = self.ps[p].local.push(g) {
+            let mut spill = Vec::with_capacity(runq::RUNQ_SIZE / 2 + 1);
+            self.ps[p].local.take_half(&mut spill);
+            spill.push(g);
+            lock(&self.sched).runq.extend(spill);
+        }
+    }
+
+    fn wake_all(&self, wakes: &mut Vec<Wake>, p: Option<usize>) {
+        // In order (the last one woken runs next), without `drain`'s
+        // bookkeeping: this runs at every hand-over.
+        wakes.reverse();
+        while let Some(w) = wakes.pop() {
+            let fault = w.closed.then_some(Fault::SendOnClosedChannel);
+            w.g.deliver_parts(w.value, w.arm.map(u64::from), fault);
             self.ready(w.g, p);
         }
     }
 
     /// Starts an M on an idle P if there is both an idle P and work that
-    /// might be waiting for it.
+    /// might be waiting for it, and no M is already looking.
     fn wakep(&self) {
+        if self.npidle.load(Ordering::Acquire) == 0
+            || self.nspinning.load(Ordering::Acquire) > 0
+            || self.shutdown.load(Ordering::Acquire)
+        {
+            return;
+        }
         let (p, m) = {
             let mut s = lock(&self.sched);
-            if s.pidle.is_empty() || s.spinning > 0 || self.shutdown.load(Ordering::Acquire) {
+            if s.pidle.is_empty() || self.nspinning.load(Ordering::Acquire) > 0 {
                 return;
             }
             let p = s.pidle.pop().expect("checked");
-            s.spinning += 1;
+            self.npidle.fetch_sub(1, Ordering::AcqRel);
+            self.nspinning.fetch_add(1, Ordering::AcqRel);
             (p, s.midle.pop())
         };
-        self.start_m_spinning(p, m);
-    }
-
-    fn start_m_spinning(&self, p: usize, m: Option<Arc<M>>) {
         self.ps[p].spinning.store(true, Ordering::Release);
         self.start_m(p, m);
+        // A worker starts running: the monitor must not be on a long sleep.
+        self.sysmon.wake();
     }
 
     /// The M on P `p` stops looking for work (it found some, or parks).
-    fn stop_spinning(&self, p: usize) {
-        if self.ps[p].spinning.swap(false, Ordering::AcqRel) {
-            let mut s = lock(&self.sched);
-            s.spinning = s.spinning.saturating_sub(1);
+    fn stop_spinning(&self, p: usize) -> bool {
+        let was = self.ps[p].spinning.swap(false, Ordering::AcqRel);
+        if was {
+            self.nspinning.fetch_sub(1, Ordering::AcqRel);
         }
+        was
+    }
+
+    /// Puts P `p` on the idle list; true if every P is idle now (the
+    /// caller then runs [`Runtime::check_dead`], after the lock).
+    fn idle_p(&self, s: &mut Sched, p: usize) -> bool {
+        self.ps[p].set_status(PStatus::Idle);
+        self.ps[p].m.store(usize::MAX, Ordering::Release);
+        s.pidle.push(p);
+        self.npidle.fetch_add(1, Ordering::AcqRel) + 1 == self.ps.len()
     }
 
     /// Runs P `p` on `m` (an idle one) or on a new thread.
@@ -478,6 +576,9 @@ impl Runtime {
         }
         // The kernel's signal frames go here, not on goroutine stacks.
         let _alt = AltStack::install();
+        // Goroutines to wake after a channel operation, reused so that the
+        // operations allocate nothing.
+        let mut wakes = Vec::with_capacity(8);
         loop {
             // Wait for a P (or the locked goroutine) to be handed over.
             let (p, handed) = {
@@ -492,28 +593,28 @@ impl Runtime {
                     h = m.wake.wait(h).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            *lock(&m.p) = Some(p);
+            m.set_p(Some(p));
             if let Some(g) = handed {
-                self.execute(&m, g);
+                self.execute(&m, g, &mut wakes);
             }
-            self.schedule(&m);
+            self.schedule(&m, &mut wakes);
         }
     }
 
     /// Runs goroutines on `m` until it has no P.
-    fn schedule(&self, m: &Arc<M>) {
+    fn schedule(&self, m: &Arc<M>, wakes: &mut Vec<Wake>) {
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            if lock(&m.locked).is_some() {
+            if m.locked.load(Ordering::Acquire) {
                 // Only the locked goroutine may run here, and it is not
                 // running: give the P away and wait until someone hands the
                 // goroutine back (Go's stoplockedm).
                 self.handoff_p(m);
                 return;
             }
-            let Some(p) = *lock(&m.p) else {
+            let Some(p) = m.p() else {
                 return;
             };
             let Some(g) = self.find_runnable(m, p) else {
@@ -524,7 +625,7 @@ impl Runtime {
                 // Go's startlockedm: the goroutine runs on its own M; hand
                 // it our P and the goroutine, and stop.
                 let target = lock(&self.ms)[locked_m as usize].clone();
-                lock(&m.p).take();
+                m.take_p();
                 self.ps[p].m.store(target.id, Ordering::Release);
                 target.give(|h| {
                     h.p = Some(p);
@@ -533,7 +634,7 @@ impl Runtime {
                 self.idle_m(m);
                 return;
             }
-            self.execute(m, g);
+            self.execute(m, g, wakes);
         }
     }
 
@@ -541,10 +642,9 @@ impl Runtime {
     /// parking `m` (it was idle).
     fn find_runnable(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
         let g = self.find_runnable_inner(m, p);
-        self.stop_spinning(p);
-        if g.is_some() {
-            // Found work while others may be waiting for a P: look for more
-            // hands, as Go does when a spinning M finds work.
+        if self.stop_spinning(p) && g.is_some() {
+            // A spinning M found work while others may be waiting for a P:
+            // look for more hands, as Go does.
             self.wakep();
         }
         g
@@ -552,16 +652,15 @@ impl Runtime {
 
     fn find_runnable_inner(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
         let pp = &self.ps[p];
-        let tick = pp.schedtick.fetch_add(1, Ordering::Relaxed);
+        // Only the M holding the P writes its tick.
+        let tick = pp.schedtick.load(Ordering::Relaxed);
+        pp.schedtick.store(tick.wrapping_add(1), Ordering::Relaxed);
         if tick % 61 == 60 {
             if let Some(g) = lock(&self.sched).runq.pop_front() {
                 return Some(g);
             }
         }
-        if let Some(g) = lock(&pp.runnext).take() {
-            return Some(g);
-        }
-        if let Some(g) = lock(&pp.runq).pop_front() {
+        if let Some(g) = pp.pop() {
             return Some(g);
         }
         {
@@ -571,60 +670,99 @@ impl Runtime {
                 let n = (s.runq.len() / self.ps.len()).min(64);
                 let batch: Vec<Arc<G>> = s.runq.drain(..n).collect();
                 drop(s);
-                lock(&pp.runq).extend(batch);
+                for b in batch {
+                    self.push_local(p, b);
+                }
                 return Some(g);
             }
         }
-        if let Some(g) = self.steal(m, p) {
-            return Some(g);
+        // Steal, as Go's spinning M does: a few rounds over the other Ps,
+        // taking a `runnext` only in the last.
+        for round in 0..STEAL_ROUNDS {
+            if let Some(g) = self.steal(m, p, round + 1 == STEAL_ROUNDS) {
+                return Some(g);
+            }
         }
-        // Nothing to do: give the P back, unless work arrived meanwhile.
+        // Nothing to do. Stop spinning before the last look, under the
+        // lock that `ready` queues under: work queued after that look
+        // finds no spinning M and starts one (Go's "delicate dance").
+        let was_spinning = self.stop_spinning(p);
         let mut s = lock(&self.sched);
-        if let Some(g) = s.runq.pop_front() {
+        if let Some(g) = s.runq.pop_front().or_else(|| pp.pop()) {
+            drop(s);
+            if was_spinning {
+                self.wakep();
+            }
             return Some(g);
         }
-        if pp.queued() > 0 {
-            drop(s);
-            return lock(&pp.runnext)
-                .take()
-                .or_else(|| lock(&pp.runq).pop_front());
-        }
-        lock(&m.p).take();
-        pp.set_status(PStatus::Idle);
-        pp.m.store(usize::MAX, Ordering::Release);
-        s.pidle.push(p);
+        m.take_p();
+        let all_idle = self.idle_p(&mut s, p);
         s.midle.push(m.clone());
+        drop(s);
+        if all_idle {
+            self.check_dead();
+        }
         None
     }
 
-    /// Takes half of another P's queue.
-    fn steal(&self, m: &M, p: usize) -> Option<Arc<G>> {
+    /// Takes half of another P's queue; with `next`, its `runnext` too,
+    /// unless the P runs it soon.
+    fn steal(&self, m: &M, p: usize, next: bool) -> Option<Arc<G>> {
         let n = self.ps.len();
         if n < 2 {
             return None;
         }
         let start = (m.random() as usize) % n;
         for k in 0..n {
-            let victim = (start + k) % n;
-            if victim == p {
+            let victim = &self.ps[(start + k) % n];
+            if victim.id == p {
                 continue;
             }
-            let mut taken: Vec<Arc<G>> = {
-                let mut q = lock(&self.ps[victim].runq);
-                let half = q.len().div_ceil(2);
-                q.drain(..half).collect()
-            };
+            let mut taken = Vec::new();
+            victim.local.take_half(&mut taken);
             if taken.is_empty() {
-                if let Some(g) = lock(&self.ps[victim].runnext).take() {
+                if let Some(g) = next.then(|| self.steal_next(victim)).flatten() {
                     return Some(g);
                 }
                 continue;
             }
             let g = taken.remove(0);
-            lock(&self.ps[p].runq).extend(taken);
+            for t in taken {
+                self.push_local(p, t);
+            }
             return Some(g);
         }
         None
+    }
+
+    /// Takes `victim`'s `runnext`. A goroutine just readied by the running
+    /// one usually runs within a microsecond (a channel hand-over), so
+    /// while the victim runs, first sleep as Go does (`usleep(3)`, which
+    /// the kernel's timer slack stretches to some 50 us) and take it only
+    /// if the victim is still in the same slice: taking it would turn a
+    /// ping-pong on one P into one across threads. Sleeping rather than
+    /// polling keeps this thread off the victim's cache lines, and while
+    /// it is spinning nobody wakes another M: on a ping-pong, the idle M
+    /// is woken once per sleep rather than once per hand-over.
+    fn steal_next(&self, victim: &P) -> Option<Arc<G>> {
+        let g = victim.next.load(Ordering::Acquire);
+        if g.is_null() {
+            return None;
+        }
+        if victim.status() == PStatus::Running {
+            let seq = victim.slice_seq.load(Ordering::Acquire);
+            std::thread::sleep(STEAL_NEXT_GRACE);
+            if victim.slice_seq.load(Ordering::Acquire) != seq {
+                return None;
+            }
+        }
+        victim
+            .next
+            .compare_exchange(g, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            // SAFETY: non-null `next` values come from `Arc::into_raw`; the
+            // exchange took the only copy.
+            .map(|g| unsafe { Arc::from_raw(g) })
     }
 
     /// `m` has nothing to run: it parks (in `m_main`) until handed a P.
@@ -634,7 +772,7 @@ impl Runtime {
 
     /// Gives `m`'s P to another M if there is work, else to the idle list.
     fn handoff_p(&self, m: &Arc<M>) {
-        let Some(p) = lock(&m.p).take() else {
+        let Some(p) = m.take_p() else {
             return;
         };
         self.release_p(p);
@@ -643,9 +781,10 @@ impl Runtime {
     /// P `p`, just taken from its M: to another M if there is work for it,
     /// else idle.
     fn release_p(&self, p: usize) {
-        let work = self.ps[p].queued() > 0 || !lock(&self.sched).runq.is_empty();
-        if work {
-            let m = lock(&self.sched).midle.pop();
+        let mut s = lock(&self.sched);
+        if self.ps[p].queued() > 0 || !s.runq.is_empty() {
+            let m = s.midle.pop();
+            drop(s);
             self.cfg.stats.sched.handoff();
             let from = self.ps[p].m.load(Ordering::Acquire);
             let to = m.as_ref().map_or(lock(&self.ms).len(), |m| m.id);
@@ -653,36 +792,40 @@ impl Runtime {
                 .tracer
                 .handoff(monotonic_nanos(), p as u32, from as u32, to as u32);
             self.start_m(p, m);
-        } else {
-            self.ps[p].set_status(PStatus::Idle);
-            self.ps[p].m.store(usize::MAX, Ordering::Release);
-            lock(&self.sched).pidle.push(p);
+        } else if self.idle_p(&mut s, p) {
+            drop(s);
+            self.check_dead();
         }
     }
 
     /// Runs `g` on `m` until it stops running.
-    fn execute(&self, m: &Arc<M>, g: Arc<G>) {
+    fn execute(&self, m: &Arc<M>, g: Arc<G>, wakes: &mut Vec<Wake>) {
         g.set_status(Status::Running);
-        let p = (*lock(&m.p)).expect("an M runs goroutines with a P");
-        *lock(&m.current) = Some(g.clone());
+        let p = m.p().expect("an M runs goroutines with a P");
+        m.current.store(g.id, Ordering::Release);
         self.begin_slice(p, &g);
-        self.cfg.stats.sched.context_switch();
-        let started = monotonic_nanos();
-        let mut resume = std::mem::take(&mut lock(&g.wait).resume);
+        let n = m.switches.load(Ordering::Relaxed);
+        m.switches.store(n + 1, Ordering::Relaxed);
+        let started = if self.cfg.tracer.is_enabled() {
+            monotonic_nanos()
+        } else {
+            0
+        };
+        let mut resume = g.take_delivery();
         self.forget_select(&g);
         let next = loop {
             // SAFETY: this M owns g: it took it from a run queue or was
             // handed it, and nothing else touches its execution state until
             // it is queued or parked again.
             let op = unsafe { self.engine.resume(&g, std::mem::take(&mut resume)) };
-            SERVING.with(|s| s.set((m.id, *lock(&m.p))));
-            match self.serve(m, &g, op) {
+            SERVING.with(|s| s.set((m.id, m.p())));
+            match self.serve(m, &g, op, wakes) {
                 Next::Continue(r) => resume = r,
                 other => break other,
             }
         };
-        *lock(&m.current) = None;
-        let p_now = *lock(&m.p);
+        m.current.store(0, Ordering::Release);
+        let p_now = m.p();
         if let Some(p) = p_now {
             self.end_slice(p);
         }
@@ -692,17 +835,20 @@ impl Runtime {
                 Next::Preempted => RunEnd::Preempted(self.cfg.mode),
                 Next::Dead => RunEnd::Exited,
                 Next::Gone if p_now.is_none() => RunEnd::Foreign,
-                Next::Park | Next::Continue(_) | Next::Gone => {
-                    RunEnd::Blocked(match lock(&g.wait).reason {
-                        WaitReason::ChanSend => BlockReason::Send,
-                        WaitReason::ChanReceive => BlockReason::Recv,
-                        WaitReason::Select => BlockReason::Select,
-                        WaitReason::Sleep => BlockReason::Sleep,
-                        WaitReason::LockedThread | WaitReason::None => {
-                            BlockReason::Other("runtime")
-                        }
-                    })
-                }
+                Next::Park(reason) => RunEnd::Blocked(match reason {
+                    WaitReason::ChanSend => BlockReason::Send,
+                    WaitReason::ChanReceive => BlockReason::Recv,
+                    WaitReason::Select => BlockReason::Select,
+                    WaitReason::Sleep => BlockReason::Sleep,
+                    WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
+                }),
+                Next::Continue(_) | Next::Gone => RunEnd::Blocked(match g.reason() {
+                    WaitReason::ChanSend => BlockReason::Send,
+                    WaitReason::ChanReceive => BlockReason::Recv,
+                    WaitReason::Select => BlockReason::Select,
+                    WaitReason::Sleep => BlockReason::Sleep,
+                    WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
+                }),
             };
             let p = p_now.or(Some(p)).map(|p| p as u32);
             self.cfg.tracer.run(
@@ -717,11 +863,21 @@ impl Runtime {
         }
         match next {
             Next::Continue(_) | Next::Gone => {}
-            Next::Yield | Next::Preempted => {
+            Next::Yield => {
+                // Go's Gosched queues globally; the P's own queue keeps the
+                // same order at one P and spares the global lock, and other
+                // Ps steal from it.
+                g.set_status(Status::Runnable);
+                match p_now {
+                    Some(p) => self.push_local(p, g),
+                    None => lock(&self.sched).runq.push_back(g),
+                }
+            }
+            Next::Preempted => {
                 g.set_status(Status::Runnable);
                 lock(&self.sched).runq.push_back(g);
             }
-            Next::Park => self.parked(),
+            Next::Park(_) => {}
             Next::Dead => {
                 g.set_status(Status::Dead);
                 lock(&self.allgs).remove(&g.id);
@@ -732,52 +888,49 @@ impl Runtime {
                         free.push(stack.take());
                     }
                 }
-                self.parked();
             }
         }
     }
 
+    /// A goroutine starts running on P `p`. No clock is read: the monitor
+    /// times the slice from when it first sees its sequence number.
     fn begin_slice(&self, p: usize, g: &Arc<G>) {
-        let now = monotonic_nanos();
         // A request that reached the goroutine after it had stopped (the
         // monitor looked at the P just before the slice ended) is stale.
-        g.clear_preempt();
-        *lock(&self.ps[p].current) = Some(g.clone());
-        self.ps[p].slice_seq.fetch_add(1, Ordering::AcqRel);
-        self.ps[p].slice_start.store(now, Ordering::Release);
-        self.sysmon
-            .deadline(now + self.cfg.quantum.as_nanos() as u64);
+        if g.preempt.load(Ordering::Acquire) {
+            g.clear_preempt();
+        }
+        self.ps[p].current.store(g.id, Ordering::Release);
+        self.ps[p].next_slice();
     }
 
     fn end_slice(&self, p: usize) {
-        self.ps[p].slice_start.store(0, Ordering::Release);
-        self.ps[p].slice_seq.fetch_add(1, Ordering::AcqRel);
-        *lock(&self.ps[p].current) = None;
+        self.ps[p].current.store(0, Ordering::Release);
+        self.ps[p].next_slice();
     }
 
-    /// One fewer active goroutine; checks for the end of everything.
-    fn parked(&self) {
-        let dead = {
-            let mut s = lock(&self.sched);
-            s.active = s.active.saturating_sub(1);
-            s.active == 0 && s.runq.is_empty()
-        };
-        if dead && self.timers.pending() == 0 {
-            self.check_dead();
-        }
-    }
-
-    /// Every goroutine is parked and no timer is pending: nothing can ever
-    /// run again.
+    /// Called when every P has gone idle, and when the last timer fires:
+    /// if no goroutine can ever run again, ends the program (Go's
+    /// `checkdead`). Nothing on the scheduler's hot path counts goroutines
+    /// for this; the check looks at everything, and only when it can
+    /// matter. With every P idle and no timer pending, only an M in foreign
+    /// code can still ready a goroutine, so the state looked at is stable.
     fn check_dead(&self) {
-        if self.shutdown.load(Ordering::Acquire) {
+        let all_idle = || self.npidle.load(Ordering::Acquire) == self.ps.len();
+        if self.shutdown.load(Ordering::Acquire) || !all_idle() || self.timers.pending() != 0 {
             return;
         }
-        {
-            let s = lock(&self.sched);
-            if s.active != 0 || !s.runq.is_empty() || self.timers.pending() != 0 {
-                return;
-            }
+        if !lock(&self.sched).runq.is_empty() || !all_idle() {
+            return;
+        }
+        if lock(&self.ms).iter().any(|m| lock(&m.in_foreign).is_some()) {
+            return;
+        }
+        let stirring = lock(&self.allgs)
+            .values()
+            .any(|g| matches!(g.status(), Status::Runnable | Status::Running));
+        if stirring || self.timers.pending() != 0 || !all_idle() {
+            return;
         }
         let fault = if self.main_goexit.load(Ordering::Acquire) {
             Fault::MainGoexit
@@ -834,7 +987,7 @@ impl Runtime {
             let (m, p) = SERVING.with(|s| s.get());
             if let Some(n) = self.preemption_point(m, p, g) {
                 // The result is delivered when the goroutine resumes.
-                lock(&g.wait).resume = r;
+                g.deliver(r);
                 return n;
             }
         }
@@ -863,25 +1016,21 @@ impl Runtime {
         }
     }
 
-    fn park(&self, g: &G, reason: WaitReason) -> Next {
-        {
-            let mut w = lock(&g.wait);
-            // The status may already say runnable: a waker was quicker.
-            w.reason = reason;
-        }
-        if g.status() == Status::Running {
-            g.set_status(Status::Waiting);
-        }
+    /// Marks `g` waiting for `reason`. Channel operations call it with the
+    /// channel locked, after enqueuing `g` and before any waker can see
+    /// it; the serving M touches `g` no more after that.
+    fn parking(&self, g: &G, reason: WaitReason) {
+        g.set_reason(reason);
+        g.set_status(Status::Waiting);
         // A stop request is moot once the goroutine stopped by itself.
         self.stopped_by_itself(g);
-        Next::Park
     }
 
-    fn serve(&self, m: &Arc<M>, g: &Arc<G>, op: Op) -> Next {
+    fn serve(&self, m: &Arc<M>, g: &Arc<G>, op: Op, wakes: &mut Vec<Wake>) -> Next {
         if self.shutdown.load(Ordering::Acquire) {
             return Next::Gone;
         }
-        let p = *lock(&m.p);
+        let p = m.p();
         match op {
             Op::Exit => {
                 if g.id == 1 {
@@ -958,16 +1107,16 @@ impl Runtime {
                 }
                 let when = monotonic_nanos() + us as u64 * 1000;
                 // Park first: the timer may fire at once.
-                let next = self.park(g, WaitReason::Sleep);
+                self.parking(g, WaitReason::Sleep);
                 self.timers.add(when, Action::Wake(g.clone()));
-                next
+                Next::Park(WaitReason::Sleep)
             }
             Op::Now => self.value(g, monotonic_nanos()),
             Op::Procs => self.value(g, self.ps.len() as u64),
             Op::LockThread => {
                 g.lock_depth.fetch_add(1, Ordering::AcqRel);
                 g.locked_m.store(m.id as u64, Ordering::Release);
-                *lock(&m.locked) = Some(g.clone());
+                m.locked.store(true, Ordering::Release);
                 self.continue_or_preempt(g, Resume::default())
             }
             Op::UnlockThread => {
@@ -978,24 +1127,18 @@ impl Runtime {
                 if cap < 0 {
                     return self.fault(g, Fault::NegativeChanSize(cap));
                 }
-                let id = {
-                    let mut chans = lock(&self.chans);
-                    let id = chans.len() as ChanRef;
-                    chans.push(Arc::new(Chan::new(id, cap as usize)));
-                    id
+                let Some((id, _)) = self.chans.make(cap as usize) else {
+                    return self.too_many_chans(g);
                 };
                 // SAFETY: this M owns g.
                 let r = unsafe { self.engine.complete_chan(g, id) };
                 self.continue_or_preempt(g, r)
             }
             Op::After(us) => {
-                let id = {
-                    let mut chans = lock(&self.chans);
-                    let id = chans.len() as ChanRef;
-                    chans.push(Arc::new(Chan::new(id, 1)));
-                    id
+                let Some((id, c)) = self.chans.make(1) else {
+                    return self.too_many_chans(g);
                 };
-                let c = self.chan(id).expect("just made");
+                let c = c.clone();
                 self.timers
                     .add(monotonic_nanos() + us.max(0) as u64 * 1000, Action::Send(c));
                 // SAFETY: this M owns g.
@@ -1003,51 +1146,33 @@ impl Runtime {
                 self.continue_or_preempt(g, r)
             }
             Op::Send(c, v) => {
-                let Some(ch) = self.chan(c) else {
-                    return self.fault(g, Fault::Panic(format!("internal error: no channel {c}")));
+                let Some(ch) = self.chans.get(c) else {
+                    return self.no_chan(g, c);
                 };
-                let mut wakes = Vec::new();
-                self.may_park(g, WaitReason::ChanSend);
-                let step = ch.send(g, v, &mut wakes);
+                let step = ch.send(g, v, wakes, || self.parking(g, WaitReason::ChanSend));
                 self.after_chan_op(g, p, step, wakes, WaitReason::ChanSend)
             }
             Op::Recv(c) => {
-                let Some(ch) = self.chan(c) else {
-                    return self.fault(g, Fault::Panic(format!("internal error: no channel {c}")));
+                let Some(ch) = self.chans.get(c) else {
+                    return self.no_chan(g, c);
                 };
-                let mut wakes = Vec::new();
-                self.may_park(g, WaitReason::ChanReceive);
-                let step = ch.recv(g, &mut wakes);
+                let step = ch.recv(g, wakes, || self.parking(g, WaitReason::ChanReceive));
                 self.after_chan_op(g, p, step, wakes, WaitReason::ChanReceive)
             }
             Op::Close(c) => {
-                let Some(ch) = self.chan(c) else {
-                    return self.fault(g, Fault::Panic(format!("internal error: no channel {c}")));
+                let Some(ch) = self.chans.get(c) else {
+                    return self.no_chan(g, c);
                 };
-                let mut wakes = Vec::new();
-                let step = ch.close(&mut wakes);
+                let step = ch.close(wakes);
                 self.after_chan_op(g, p, step, wakes, WaitReason::None)
             }
             Op::Notify(c) => {
                 lock(&self.notify).push(c);
                 self.continue_or_preempt(g, Resume::default())
             }
-            Op::Select(arms) => self.select(m, g, p, &arms),
+            Op::Select(arms) => self.select(m, g, p, &arms, wakes),
             Op::CCall(f, arg) => self.foreign_call(m, g, f, arg),
         }
-    }
-
-    /// Marks `g` parked before an operation that may enqueue it where
-    /// another thread can wake it at once; [`Runtime::unpark`] undoes it
-    /// when the operation completes without parking.
-    fn may_park(&self, g: &G, reason: WaitReason) {
-        lock(&g.wait).reason = reason;
-        g.set_status(Status::Waiting);
-    }
-
-    fn unpark(&self, g: &G) {
-        lock(&g.wait).reason = WaitReason::None;
-        g.set_status(Status::Running);
     }
 
     fn after_chan_op(
@@ -1055,44 +1180,40 @@ impl Runtime {
         g: &G,
         p: Option<usize>,
         step: Step,
-        wakes: Vec<Wake>,
+        wakes: &mut Vec<Wake>,
         reason: WaitReason,
     ) -> Next {
-        if step == Step::Park {
-            let n = self.park(g, reason);
-            self.wake_all(wakes, p);
-            return n;
-        }
-        if reason != WaitReason::None {
-            self.unpark(g);
-        }
         self.wake_all(wakes, p);
         match step {
             Step::Done(v) => self.value(g, v as u64),
             Step::Panic(f) => self.fault(g, f),
-            Step::Park => unreachable!("handled above"),
+            Step::Park => Next::Park(reason),
         }
     }
 
-    fn select(&self, m: &M, g: &Arc<G>, p: Option<usize>, arms: &[ArmOp]) -> Next {
+    fn select(
+        &self,
+        m: &M,
+        g: &Arc<G>,
+        p: Option<usize>,
+        arms: &[ArmOp],
+        wakes: &mut Vec<Wake>,
+    ) -> Next {
         let mut resolved = Vec::with_capacity(arms.len());
         for a in arms {
+            let c = match *a {
+                ArmOp::Recv(c) | ArmOp::Send(c, _) => c,
+                ArmOp::Default => {
+                    resolved.push(Arm::Default);
+                    continue;
+                }
+            };
+            let Some(ch) = self.chans.get(c) else {
+                return self.no_chan(g, c);
+            };
             resolved.push(match *a {
-                ArmOp::Recv(c) => match self.chan(c) {
-                    Some(ch) => Arm::Recv(ch),
-                    None => {
-                        return self
-                            .fault(g, Fault::Panic(format!("internal error: no channel {c}")))
-                    }
-                },
-                ArmOp::Send(c, v) => match self.chan(c) {
-                    Some(ch) => Arm::Send(ch, v),
-                    None => {
-                        return self
-                            .fault(g, Fault::Panic(format!("internal error: no channel {c}")))
-                    }
-                },
-                ArmOp::Default => Arm::Default,
+                ArmOp::Send(_, v) => Arm::Send(ch.clone(), v),
+                _ => Arm::Recv(ch.clone()),
             });
         }
         // Go polls the arms in a random order, so no ready arm starves.
@@ -1101,50 +1222,54 @@ impl Runtime {
             let j = (m.random() % (i as u64 + 1)) as usize;
             order.swap(i, j);
         }
-        let mut wakes = Vec::new();
-        {
-            let mut w = lock(&g.wait);
-            w.select_token = None;
-            w.select_chans = resolved
-                .iter()
-                .filter_map(|a| match a {
-                    Arm::Recv(c) | Arm::Send(c, _) => Some(c.clone()),
-                    Arm::Default => None,
-                })
-                .collect();
-        }
-        self.may_park(g, WaitReason::Select);
-        let step = chan::select(g, &resolved, &order, &mut wakes);
+        let park = |token| {
+            {
+                let mut w = lock(&g.wait);
+                w.select_token = Some(token);
+                w.select_chans = resolved
+                    .iter()
+                    .filter_map(|a| match a {
+                        Arm::Recv(c) | Arm::Send(c, _) => Some(c.clone()),
+                        Arm::Default => None,
+                    })
+                    .collect();
+            }
+            g.in_select.store(true, Ordering::Release);
+            self.parking(g, WaitReason::Select);
+        };
+        let step = chan::select(g, &resolved, &order, wakes, park);
+        self.wake_all(wakes, p);
         match step {
-            SelectStep::Park => {
-                let n = self.park(g, WaitReason::Select);
-                self.wake_all(wakes, p);
-                n
-            }
-            SelectStep::Done { arm, value } => {
-                self.unpark(g);
-                lock(&g.wait).select_chans.clear();
-                self.wake_all(wakes, p);
-                self.continue_or_preempt(
-                    g,
-                    Resume {
-                        value: Some(value as u64),
-                        arm: Some(arm),
-                        fault: None,
-                    },
-                )
-            }
-            SelectStep::Panic(f) => {
-                self.unpark(g);
-                self.wake_all(wakes, p);
-                self.fault(g, f)
-            }
+            SelectStep::Park => Next::Park(WaitReason::Select),
+            SelectStep::Done { arm, value } => self.continue_or_preempt(
+                g,
+                Resume {
+                    value: Some(value as u64),
+                    arm: Some(arm),
+                    fault: None,
+                },
+            ),
+            SelectStep::Panic(f) => self.fault(g, f),
         }
+    }
+
+    fn too_many_chans(&self, g: &G) -> Next {
+        self.fault(g, Fault::OutOfMemory)
+    }
+
+    /// A runtime call named a channel that does not exist: only a
+    /// corrupted register can do that, as chans are never nil.
+    fn no_chan(&self, g: &G, c: ChanRef) -> Next {
+        self.fault(g, Fault::Panic(format!("internal error: no channel {c}")))
     }
 
     /// After a parked select resumes: drops its waiters from the channels
     /// of the arms that did not fire.
     fn forget_select(&self, g: &G) {
+        if !g.in_select.load(Ordering::Acquire) {
+            return;
+        }
+        g.in_select.store(false, Ordering::Release);
         let (token, chans) = {
             let mut w = lock(&g.wait);
             (w.select_token.take(), std::mem::take(&mut w.select_chans))
@@ -1168,7 +1293,7 @@ impl Runtime {
         };
         if depth <= 1 || all {
             g.locked_m.store(NO_M, Ordering::Release);
-            lock(&m.locked).take();
+            m.locked.store(false, Ordering::Release);
         }
     }
 
@@ -1181,7 +1306,7 @@ impl Runtime {
             crate::ffi::signal_call(self, f);
             return self.continue_or_preempt(g, Resume::default());
         }
-        let p = (*lock(&m.p)).expect("a running M holds a P");
+        let p = m.p().expect("a running M holds a P");
         *lock(&m.in_foreign) = Some(f);
         let start = monotonic_nanos();
         self.ps[p].foreign_since.store(start, Ordering::Release);
@@ -1202,13 +1327,13 @@ impl Runtime {
         }
         // The P went to another M: find an idle one, or queue the
         // goroutine and park this M.
-        lock(&m.p).take();
+        m.take_p();
         let idle = lock(&self.sched).pidle.pop();
         match idle {
             Some(q) => {
                 self.ps[q].set_status(PStatus::Running);
                 self.ps[q].m.store(m.id, Ordering::Release);
-                *lock(&m.p) = Some(q);
+                m.set_p(Some(q));
                 self.begin_slice(q, g);
                 self.continue_or_preempt(g, Resume::default())
             }
@@ -1304,7 +1429,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
                     Action::Send(c) => {
                         let mut wakes = Vec::new();
                         c.offer(monotonic_nanos() as i64, &mut wakes);
-                        t_rt.wake_all(wakes, None);
+                        t_rt.wake_all(&mut wakes, None);
                     }
                 },
                 || t_rt.check_dead(),
@@ -1342,6 +1467,11 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         }),
     };
     rt.finish(outcome.clone());
+    let switches = lock(&rt.ms)
+        .iter()
+        .map(|m| m.switches.load(Ordering::Relaxed))
+        .sum();
+    rt.cfg.stats.sched.context_switches_add(switches);
     out.flush();
     // Let parked workers and the monitor see the shutdown; a worker still
     // in a goroutine's code stops at its next preemption point.

@@ -11,9 +11,9 @@
 //! anything to do, up to 10 ms (both bounds configurable). Go samples the
 //! running goroutine on that backed-off tick, which is why a sleeper
 //! behind a spinner wakes up to a whole tick late there. Here the monitor
-//! also arms the earliest slice deadline: it never sleeps past the moment a
-//! running goroutine's quantum ends, so the request goes out on time
-//! whatever the tick has backed off to.
+//! never backs off past a tenth of a quantum while a goroutine runs, and
+//! sleeps exactly to the end of the slice it has seen, so the request goes
+//! out within 1.1 quanta whatever the tick had backed off to.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -69,58 +69,59 @@ pub const RETAKE_AFTER: u64 = 20_000;
 /// ... and when there is none: Go retakes after 10 ms regardless.
 const RETAKE_IDLE_AFTER: u64 = 10_000_000;
 
+/// What the monitor last saw of one P's time slice. Like Go's
+/// `sysmontick`, slices are timed by observation: the hot path only bumps
+/// `slice_seq`, and the monitor notes when it first saw each value.
+#[derive(Clone, Copy, Default)]
+struct SliceSeen {
+    seq: u64,
+    since: u64,
+}
+
 /// The monitor's loop; returns at shutdown.
 pub fn run(rt: &Runtime) {
     let min = rt.cfg.sysmon_min_tick.as_nanos().max(1) as u64;
     let max = rt.cfg.sysmon_max_tick.as_nanos().max(min as u128) as u64;
     let quantum = rt.cfg.quantum.as_nanos() as u64;
+    // While a goroutine runs, look at least this often: a slice that began
+    // just after a look is then seen within a tenth of a quantum, so no
+    // slice runs longer than 1.1 quanta before its request.
+    let running_tick = (quantum / 10).max(min);
     let hang = rt.cfg.hang_threshold.as_nanos() as u64;
+    let mut seen = vec![SliceSeen::default(); rt.ps.len()];
     let mut delay = min;
     let mut idle = 0u32;
     while !rt.shutdown.load(Ordering::Acquire) {
         let now = monotonic_nanos();
         let mut acted = false;
+        let mut running = false;
         let mut next_deadline = u64::MAX;
-        for p in &rt.ps {
+        for (p, seen) in rt.ps.iter().zip(seen.iter_mut()) {
             // Time slices.
             let seq = p.slice_seq.load(Ordering::Acquire);
-            let start = p.slice_start.load(Ordering::Acquire);
-            if start != 0 {
-                let current = lock(&p.current).clone();
-                if let Some(g) = current {
-                    if now.saturating_sub(start) >= quantum {
-                        let fresh = g.request_preempt(now);
-                        if fresh && p.slice_seq.load(Ordering::Acquire) != seq {
-                            // The slice ended while we looked: withdraw.
-                            g.clear_preempt();
-                        } else if fresh {
-                            rt.cfg
-                                .stats
-                                .sched
-                                .preempt_requested(PreemptKind::Quantum, rt.cfg.mode);
-                            rt.cfg.tracer.preempt_requested(
-                                now,
-                                Some(p.id as u32),
-                                g.id,
-                                PreemptKind::Quantum,
-                                rt.cfg.mode,
-                            );
-                            acted = true;
-                        }
-                        // Stuck past the threshold: say why, once per request.
-                        let at = g.preempt_requested_at.load(Ordering::Acquire);
-                        if g.preempt.load(Ordering::Acquire)
-                            && hang > 0
-                            && now.saturating_sub(at) >= hang
-                            && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
-                        {
-                            let m = p.m.load(Ordering::Acquire);
-                            if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
-                                eprint!("{text}");
-                            }
-                        }
-                    } else {
-                        next_deadline = next_deadline.min(start + quantum);
+            let id = p.current.load(Ordering::Acquire);
+            if id == 0 {
+                seen.seq = seq;
+            } else if seen.seq != seq || seen.since == 0 {
+                running = true;
+                *seen = SliceSeen { seq, since: now };
+                next_deadline = next_deadline.min(now + quantum);
+            } else if now.saturating_sub(seen.since) < quantum {
+                running = true;
+                next_deadline = next_deadline.min(seen.since + quantum);
+            } else if let Some(g) = rt.g_by_id(id) {
+                running = true;
+                acted |= request_quantum(rt, p, &g, seq, now);
+                // Stuck past the threshold: say why, once per request.
+                let at = g.preempt_requested_at.load(Ordering::Acquire);
+                if g.preempt.load(Ordering::Acquire)
+                    && hang > 0
+                    && now.saturating_sub(at) >= hang
+                    && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
+                {
+                    let m = p.m.load(Ordering::Acquire);
+                    if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
+                        eprint!("{text}");
                     }
                 }
             }
@@ -128,7 +129,7 @@ pub fn run(rt: &Runtime) {
             if p.status() == PStatus::InForeign {
                 let since = p.foreign_since.load(Ordering::Acquire);
                 let waited = now.saturating_sub(since);
-                let work = !lock(&p.runq).is_empty() || !lock(&rt.sched).runq.is_empty();
+                let work = p.queued() > 0 || !lock(&rt.sched).runq.is_empty();
                 if (waited >= RETAKE_AFTER && work) || waited >= RETAKE_IDLE_AFTER {
                     acted |= rt.retake(p.id);
                 } else {
@@ -151,9 +152,37 @@ pub fn run(rt: &Runtime) {
             }
         }
         let mut sleep = delay;
+        if running {
+            sleep = sleep.min(running_tick);
+        }
         if next_deadline != u64::MAX {
             sleep = sleep.min(next_deadline.saturating_sub(monotonic_nanos()).max(1_000));
         }
         rt.sysmon.sleep(Duration::from_nanos(sleep));
     }
+}
+
+/// Asks the goroutine running on `p` to stop: its slice (`seq`) has lasted
+/// a quantum. Returns whether a new request went out.
+fn request_quantum(rt: &Runtime, p: &super::P, g: &super::G, seq: u64, now: u64) -> bool {
+    if !g.request_preempt(now) {
+        return false;
+    }
+    if p.slice_seq.load(Ordering::Acquire) != seq {
+        // The slice ended while we looked: withdraw.
+        g.clear_preempt();
+        return false;
+    }
+    rt.cfg
+        .stats
+        .sched
+        .preempt_requested(PreemptKind::Quantum, rt.cfg.mode);
+    rt.cfg.tracer.preempt_requested(
+        now,
+        Some(p.id as u32),
+        g.id,
+        PreemptKind::Quantum,
+        rt.cfg.mode,
+    );
+    true
 }
