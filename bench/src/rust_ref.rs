@@ -2,7 +2,7 @@
 //!
 //! rustc would otherwise see through these loops: LLVM turns `sum` into a
 //! closed formula and vectorises `nested`. Inputs go through `black_box`,
-//! and each loop passes its accumulator through [`keep`], an empty `asm!`
+//! and each loop passes its accumulator through `keep`, an empty `asm!`
 //! that LLVM must assume reads and changes the register. That keeps the
 //! loop a loop without adding memory traffic, so the comparison is
 //! loop against loop, instruction selection and register allocation

@@ -236,7 +236,7 @@ opcodes! {
     Goexit = "goexit", Goexit, () -> none, TERMINATOR | RUNTIME;
     Panic = "panic", Panic, () -> none, TERMINATOR | RUNTIME | MAY_PANIC;
     /// A select whose only arm is `default` is a plain jump, not a
-    /// runtime operation; see [`Terminator::is_runtime_op`](super::Terminator::is_runtime_op).
+    /// runtime operation; see [`TermKind::is_runtime_op`](super::TermKind::is_runtime_op).
     Select = "select", Select, () -> none, TERMINATOR | RUNTIME;
 }
 

@@ -16,7 +16,7 @@
 //! # When a load is hoisted
 //!
 //! `%v = load @g` in the body of a natural loop `L` (see
-//! [`Cfg`](crate::ir::cfg::Cfg)) is hoisted if and only if:
+//! [`Cfg`]) is hoisted if and only if:
 //!
 //! 1. The load is plain. `load.atomic` never moves.
 //! 2. `L` contains no `call`: the callee could store to `@g` (or block).

@@ -1,7 +1,7 @@
 //! Preemption: how a running goroutine is made to stop.
 //!
 //! The monitor decides *when* (a goroutine has run for its quantum; later,
-//! the GC needs the world stopped) and calls [`G::request_preempt`]
+//! the GC needs the world stopped) and calls [`G::request_preempt`](crate::sched::g::G::request_preempt)
 //! (crate::sched::g::G::request_preempt); the mechanism decides *how* the
 //! request reaches the goroutine.
 //!

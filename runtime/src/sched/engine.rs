@@ -3,7 +3,7 @@
 //!
 //! [`Engine::resume`] runs a goroutine until it needs the scheduler and
 //! says why as an [`Op`]; the scheduler serves it and, when the goroutine
-//! resumes, whatever it left in the goroutine's [`Resume`](super::g::Resume)
+//! resumes, whatever it left in the goroutine's [`Resume`]
 //! becomes the operation's result.
 
 use std::sync::atomic::Ordering;

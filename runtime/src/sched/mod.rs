@@ -4,9 +4,10 @@
 //!
 //! Modelled on Go's `proc.go`:
 //!
-//! - each P has a local run queue and a `runnext` slot (a goroutine made
-//!   runnable by the running one runs next, as in Go); there is one global
-//!   queue; an idle M steals half of another P's queue;
+//! - each P has a lock-free local run queue (`runq.rs`) and a `runnext`
+//!   slot (a goroutine made runnable by the running one runs next, as in
+//!   Go); there is one global queue; a spinning M steals half of another
+//!   P's queue, and its `runnext` only when that P is not about to run it;
 //! - every 61st schedule on a P looks at the global queue first, so it
 //!   cannot starve;
 //! - an M without work gives its P back and parks; making a goroutine
@@ -22,7 +23,13 @@
 //!
 //! Program end: `@main` returning ends the program (other goroutines are
 //! abandoned); a panic in any goroutine ends it with its report; when
-//! every goroutine is parked and no timer is pending, it is a deadlock.
+//! every goroutine is parked and no timer is pending, it is a deadlock
+//! (checked as Go's `checkdead`, when the last P goes idle).
+//!
+//! The switch and hand-over paths take no lock and no shared
+//! read-modify-write beyond the channel's own lock and the `runnext` and
+//! run-queue exchanges; everything the monitor and diagnoses read there is
+//! a plain store by the one thread that owns it.
 
 pub mod engine;
 pub mod g;

@@ -33,8 +33,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Something needs the monitor at `deadline` (a time slice ends, a
-    /// foreign call becomes retakable): wake it if it would sleep past it.
+    /// Something needs the monitor at `deadline` (a foreign call becomes
+    /// retakable): wake it if it would sleep past it.
     pub fn deadline(&self, deadline: u64) {
         let until = self.sleeping_until.load(Ordering::Acquire);
         if until != 0 && deadline < until {
