@@ -1,9 +1,8 @@
 //! Preemption: how a running goroutine is made to stop.
 //!
-//! The monitor decides *when* (a goroutine has run for its quantum; later,
-//! the GC needs the world stopped) and calls [`G::request_preempt`](crate::sched::g::G::request_preempt)
-//! (crate::sched::g::G::request_preempt); the mechanism decides *how* the
-//! request reaches the goroutine.
+//! The monitor decides *when* (a goroutine has run for its quantum) and so
+//! does the GC (it needs the world stopped); both call [`request`], and the
+//! mechanism decides *how* the request reaches the goroutine.
 //!
 //! # Cooperative (`coop`, Go before 1.14, `asyncpreemptoff=1`)
 //!
@@ -16,7 +15,31 @@
 //! runtime operation has no preemption point at all: it runs until it
 //! ends, whatever the request.
 
-use crate::sched::Runtime;
+use std::sync::atomic::Ordering;
+
+use crate::sched::g::G;
+use crate::sched::{Runtime, P};
+use crate::stats::PreemptKind;
+
+/// Asks `g`, running on `p` in the slice numbered `seq`, to stop, for
+/// `kind`. Returns whether a new request went out: false if one was
+/// already pending, or if the slice ended while the request was made (it
+/// is then withdrawn, so that it does not stop the goroutine's next slice
+/// for nothing).
+pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> bool {
+    if !g.request_preempt(now) {
+        return false;
+    }
+    if p.slice_seq.load(Ordering::Acquire) != seq {
+        g.clear_preempt();
+        return false;
+    }
+    rt.cfg.stats.sched.preempt_requested(kind, rt.cfg.mode);
+    rt.cfg
+        .tracer
+        .preempt_requested(now, Some(p.id as u32), g.id, kind, rt.cfg.mode);
+    true
+}
 
 /// Puts the runtime's handler for the preemption signal back (the
 /// `ccall restore_preempt_signal` of seed bug 13). With cooperative

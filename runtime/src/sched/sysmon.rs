@@ -20,8 +20,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use super::{lock, monotonic_nanos, PStatus, Runtime};
-use crate::diagnose;
 use crate::stats::PreemptKind;
+use crate::{diagnose, preempt};
 
 /// The monitor's sleep, which running goroutines may cut short.
 #[derive(Debug, Default)]
@@ -111,7 +111,7 @@ pub fn run(rt: &Runtime) {
                 next_deadline = next_deadline.min(seen.since + quantum);
             } else if let Some(g) = rt.g_by_id(id) {
                 running = true;
-                acted |= request_quantum(rt, p, &g, seq, now);
+                acted |= preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now);
                 // Stuck past the threshold: say why, once per request.
                 let at = g.preempt_requested_at.load(Ordering::Acquire);
                 if g.preempt.load(Ordering::Acquire)
@@ -160,29 +160,4 @@ pub fn run(rt: &Runtime) {
         }
         rt.sysmon.sleep(Duration::from_nanos(sleep));
     }
-}
-
-/// Asks the goroutine running on `p` to stop: its slice (`seq`) has lasted
-/// a quantum. Returns whether a new request went out.
-fn request_quantum(rt: &Runtime, p: &super::P, g: &super::G, seq: u64, now: u64) -> bool {
-    if !g.request_preempt(now) {
-        return false;
-    }
-    if p.slice_seq.load(Ordering::Acquire) != seq {
-        // The slice ended while we looked: withdraw.
-        g.clear_preempt();
-        return false;
-    }
-    rt.cfg
-        .stats
-        .sched
-        .preempt_requested(PreemptKind::Quantum, rt.cfg.mode);
-    rt.cfg.tracer.preempt_requested(
-        now,
-        Some(p.id as u32),
-        g.id,
-        PreemptKind::Quantum,
-        rt.cfg.mode,
-    );
-    true
 }
