@@ -22,7 +22,8 @@ const KILL_AFTER: Duration = Duration::from_secs(120);
 
 fn run(file: &str, flags: &[&str]) -> Run {
     let path = format!("examples/bugs/{file}");
-    let mut args = vec!["run"];
+    // The headers describe the cooperative mode (Go's asyncpreemptoff=1).
+    let mut args = vec!["run", "--preempt", "coop"];
     args.extend_from_slice(flags);
     args.push(&path);
     run_cli(CLI, &args, KILL_AFTER)
