@@ -111,6 +111,9 @@ pub struct RuntimeArgs {
     /// Print scheduler statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Also write the statistics as JSON to FILE (durations in ns).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
     /// Write the scheduling timeline as Chrome trace-event JSON (open it in
     /// Perfetto or chrome://tracing): a track per M and per P.
     #[arg(long, value_name = "FILE")]
@@ -401,9 +404,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             } else {
                 preempt_bench::Budget::default()
             };
-            if !["all", "compile", "kernels", "runtime"].contains(&suite.as_str()) {
+            if !["all", "compile", "kernels", "runtime", "preempt"].contains(&suite.as_str()) {
                 return fail(format!(
-                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime)"
+                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt)"
                 ));
             }
             println!("preempt bench on {}", preempt_bench::machine_description());
@@ -427,9 +430,25 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 opts.go = !no_go;
                 let report = preempt_bench::runtime::run(opts);
                 println!("$ preempt bench runtime\n{}", report.text);
-                if let Some(path) = json {
+                if let Some(path) = &json {
                     let text = format!("{:#}\n", report.json);
-                    if let Err(e) = std::fs::write(&path, text) {
+                    if let Err(e) = std::fs::write(path, text) {
+                        return fail(format!(
+                            "preempt bench: cannot write {}: {e}",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+            if suite == "all" || suite == "preempt" {
+                let mut opts =
+                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
+                opts.go = !no_go;
+                let report = preempt_bench::preempt::run(opts, quick);
+                println!("$ preempt bench preempt\n{}", report.text);
+                if let Some(path) = &json {
+                    let path = path.with_extension("preempt.json");
+                    if let Err(e) = std::fs::write(&path, format!("{:#}\n", report.json)) {
                         return fail(format!(
                             "preempt bench: cannot write {}: {e}",
                             path.display()
@@ -502,6 +521,12 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             if runtime.stats {
                 out.flush();
                 eprint!("{}", stats::report(&cfg));
+            }
+            if let Some(path) = &runtime.stats_json {
+                let text = format!("{:#}\n", cfg.stats.sched.to_json());
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("preempt: cannot write the stats to {}: {e}", path.display());
+                }
             }
             if let Some(path) = &runtime.trace {
                 if let Err(e) = cfg.tracer.write(path) {
