@@ -1103,14 +1103,19 @@ impl Runtime {
                 Next::Dead
             }
             Op::StackCheck => {
-                if g.guard_poisoned() {
-                    match self.preemption_point(m.id, p, g, PreemptMode::Coop) {
-                        Some(n) => n,
-                        // A request already cleared: just go on.
-                        None => Next::Continue(Resume::default()),
-                    }
-                } else {
-                    self.fault(g, Fault::StackOverflow)
+                // The check failed on a poisoned guard, or on SP below the
+                // real one. The poison may be gone by now (a signal
+                // honoured the request between the check and this call,
+                // or the monitor withdrew it), so only SP decides.
+                // SAFETY: this M owns g.
+                let sp = unsafe { Engine::jit_sp(g) };
+                if g.below_guard(sp) && !g.guard_poisoned() {
+                    return self.fault(g, Fault::StackOverflow);
+                }
+                match self.preemption_point(m.id, p, g, PreemptMode::Coop) {
+                    Some(n) => n,
+                    // A request already cleared: the function checks again.
+                    None => Next::Continue(Resume::default()),
                 }
             }
             Op::PreemptionPoint => self
