@@ -235,7 +235,9 @@ impl Engine {
                 if let Some(arm) = resume.arm {
                     ctx.result = arm as u64;
                 }
-                let request = switch_to(&mut **ctx);
+                // Through the stress harness's hook: it single-steps the
+                // goroutine's code while it counts instruction boundaries.
+                let request = crate::stress::step::switch_into(*switch_to, &mut **ctx);
                 ctx.result = 0;
                 decode_jit(module, ctx, stack, request)
             }

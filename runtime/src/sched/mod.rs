@@ -397,6 +397,7 @@ impl Runtime {
                             module.stubs.async_preempt,
                             cfg.unsafe_points,
                             &cfg.stats.sched,
+                            cfg.probe.as_deref(),
                         )
                     }))
                 }
@@ -863,7 +864,8 @@ impl Runtime {
         self.forget_select(&g);
         if self.signals.is_some() {
             // SAFETY: this M owns g (see below).
-            m.sig.set_running(unsafe { Engine::jit_context(&g) });
+            m.sig
+                .set_running(unsafe { Engine::jit_context(&g) }, Arc::as_ptr(&g));
         }
         let next = loop {
             // SAFETY: this M owns g: it took it from a run queue or was
@@ -878,7 +880,7 @@ impl Runtime {
         };
         m.current.store(0, Ordering::Release);
         if self.signals.is_some() {
-            m.sig.set_running(std::ptr::null_mut());
+            m.sig.set_running(std::ptr::null_mut(), std::ptr::null());
         }
         let p_now = m.p();
         if let Some(p) = p_now {
@@ -1542,7 +1544,8 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
-    if timer_thread.is_err() || sysmon_thread.is_err() {
+    let storm_thread = crate::stress::storm::start(&rt);
+    if timer_thread.is_err() || sysmon_thread.is_err() || storm_thread.is_err() {
         return Outcome {
             status: 1,
             stderr: "fatal error: cannot start the runtime's threads\n".into(),
