@@ -19,8 +19,8 @@ Examples:
   preempt stress examples/stress/heap.pir -O0 --limit 500  the first 500 boundaries at -O0
   preempt stress examples/stress/live-values.pir --storm --global rounds=200000
                                                            the storm, on runs long enough for it
-  preempt stress examples/stress/calls.pir --unsafe-points ignore --request-lead 1
-                                                           what the prologue's unsafe region prevents
+  preempt stress examples/stress/live-values.pir --inject-fault flags
+                                                           a stub that loses the flags: mismatches
 
 On x86-64, --every-instruction (the default) single-steps the program's JIT
 code with the trap flag and, in one run per boundary k, preempts the program

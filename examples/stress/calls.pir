@@ -4,7 +4,7 @@
 ; the signal storm; the stepping harness covers the first rounds.
 ;
 ;   preempt stress examples/stress/calls.pir
-;   preempt stress examples/stress/calls.pir --unsafe-points ignore --request-lead 1
+;   preempt stress examples/stress/calls.pir --request-lead 3
 
 global @rounds: i64 = 3
 

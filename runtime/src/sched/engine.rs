@@ -266,6 +266,23 @@ impl Engine {
         }
     }
 
+    /// Whether `g`, in the runtime call its prologue's stack check made,
+    /// is really short of stack: its SP at the check (the word above the
+    /// return address `ctx.sp` points at) below the guard. The check also
+    /// fails on a guard poisoned by a stop request that is withdrawn
+    /// before the call is served.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`.
+    pub unsafe fn stack_exhausted(&self, g: &G) -> bool {
+        // SAFETY: the caller owns g.
+        match unsafe { g.exec() } {
+            Exec::Jit { ctx, stack } => (ctx.sp as usize).saturating_add(8) < stack.guard(),
+            Exec::Interp { .. } => true,
+        }
+    }
+
     /// The JIT context of `g`, for the signal handler (null for an
     /// interpreted goroutine).
     ///

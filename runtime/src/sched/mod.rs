@@ -1111,8 +1111,14 @@ impl Runtime {
                         // A request already cleared: just go on.
                         None => Next::Continue(Resume::default()),
                     }
-                } else {
+                // SAFETY: this M owns g.
+                } else if unsafe { self.engine.stack_exhausted(g) } {
                     self.fault(g, Fault::StackOverflow)
+                } else {
+                    // The check saw a poisoned guard, and the request was
+                    // withdrawn (or honoured) before this call: no stop,
+                    // no overflow.
+                    Next::Continue(Resume::default())
                 }
             }
             Op::PreemptionPoint => self

@@ -62,13 +62,11 @@
 //!   function entry's stack check, a runtime call).
 //!
 //! With `--request-lead L` the request is made L boundaries earlier than
-//! the question, as the monitor's request always precedes its signal. It
-//! shows why the prologue is an unsafe region: a request made just before
-//! a function entry compares SP with the poisoned guard, and a redirect
-//! between that compare and its branch clears the request, so the branch
-//! then finds an unpoisoned guard and reports a stack overflow. Honouring
-//! the tables, the handler declines there and the entry's own check stops
-//! the goroutine.
+//! the question, as the monitor's request always precedes its signal: the
+//! instructions in between run with the request pending, so a prologue's
+//! stack check sees the poisoned guard and calls the runtime, and a
+//! function entry or a runtime call may honour the request before the
+//! boundary is reached ("stopped before the boundary").
 //!
 //! A counting run first steps the program without preempting it, records
 //! the PC of each boundary and checks that stepping alone changes nothing.
@@ -95,10 +93,31 @@
 //!
 //! # Fault injection
 //!
+//! `--inject-fault flags` makes every redirect invert the interrupted
+//! condition flags before the stub saves them, as a stub that clobbered
+//! them first would: the harness must then report mismatches at the
+//! boundaries between a compare and its branch or `setcc`, and does.
 //! `--unsafe-points ignore` makes `decide` take every PC of a JIT function
-//! as safe. `--inject-fault flags` makes every redirect invert the
-//! interrupted condition flags before the stub saves them: the harness must
-//! then report mismatches at boundaries between a compare and its branch.
+//! as safe. Today that breaks nothing this harness can see: the stub
+//! saves everything wherever it lands, and the frame regions protect what
+//! only a stack walk needs (the GC's, to come).
+//!
+//! # What it found
+//!
+//! - A stop request pending at a function entry sends the prologue's check
+//!   to its out-of-line path, which no unsafe region covered: a redirect
+//!   there honoured the request, and the runtime call that followed found
+//!   an unpoisoned guard and reported a stack overflow (stepping, x86-64,
+//!   the first run). The path is now frame set-up.
+//! - aarch64 LL/SC regions ran past the store-exclusive: a goroutine
+//!   stopped after a successful store restarted the sequence, and
+//!   `cas.atomic` then failed and its retry loop swapped again (the storm
+//!   under qemu-user). The regions now end with the store.
+//! - The monitor withdraws a request whose slice ended while it was made;
+//!   a goroutine already in its next slice could see the poisoned guard
+//!   first, and the withdrawal turned its stack check into a reported
+//!   overflow (the storm under qemu-user). The runtime now compares the
+//!   goroutine's SP with the real guard before it reports an overflow.
 //!
 //! A fault that crashes the process (a corrupted pointer) ends the
 //! harness with it: runs share the process.
