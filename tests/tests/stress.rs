@@ -50,10 +50,23 @@ fn figure(out: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number in `{line}`"))
 }
 
+/// `--global rounds=N` for a storm run, long enough for a few hundred
+/// signals under qemu-user: `rounds`, or `singlestep` with
+/// `QEMU_SINGLESTEP` (every instruction a translated block of its own,
+/// the runtime's code included, runs many times slower).
+fn storm_rounds(rounds: u64, singlestep: u64) -> String {
+    let n = if qemu_singlestep() {
+        singlestep
+    } else {
+        rounds
+    };
+    format!("rounds={n}")
+}
+
 /// Stresses `examples/stress/NAME.pir` at -O0 and -O1 with no mismatch.
-/// Stepping: the whole program, `rounds` rounds of it. Storm: `runs`
-/// runs of `storm_rounds` rounds each.
-fn clean(name: &str, rounds: u64, storm_rounds: u64) {
+/// Stepping: the whole program, `rounds` rounds of it. Storm: a few runs
+/// of `storm` rounds each (see [`storm_rounds`]).
+fn clean(name: &str, rounds: u64, storm: (u64, u64)) {
     let file = format!("examples/stress/{name}.pir");
     for opt in ["-O0", "-O1"] {
         let r = if SINGLE_STEP {
@@ -76,8 +89,10 @@ fn clean(name: &str, rounds: u64, storm_rounds: u64) {
                 "--every-instruction",
                 "--runs",
                 runs,
+                "--timeout",
+                "300",
                 "--global",
-                &format!("rounds={storm_rounds}"),
+                &storm_rounds(storm.0, storm.1),
             ])
         };
         let out = &r.stdout;
@@ -109,40 +124,41 @@ fn clean(name: &str, rounds: u64, storm_rounds: u64) {
 
 #[test]
 fn live_values_are_kept_at_every_boundary() {
-    clean("live-values", 1, 20_000);
+    clean("live-values", 1, (1_000_000, 100_000));
 }
 
 #[test]
 fn calls_prologues_and_epilogues() {
-    clean("calls", 1, 2_000);
+    clean("calls", 1, (200_000, 20_000));
 }
 
 #[test]
 fn atomics_are_not_done_twice() {
-    clean("atomics", 5, 200_000);
+    clean("atomics", 5, (1_000_000, 100_000));
 }
 
 #[test]
 fn channel_operations() {
-    clean("channels", 5, 1_000);
+    clean("channels", 5, (5_000, 200));
 }
 
 #[test]
 fn heap_objects_and_ref_stores() {
-    clean("heap", 1, 1_000);
+    clean("heap", 1, (10_000, 500));
 }
 
 #[test]
 fn the_storm_runs_on_request_where_stepping_is_the_default() {
-    let rounds = if emulated() { "20000" } else { "200000" };
     let r = cli(&[
         "stress",
         "examples/stress/live-values.pir",
         "--storm",
         "--runs",
         "3",
+        "--timeout",
+        "300",
         "--global",
-        &format!("rounds={rounds}"),
+        &storm_rounds(1_000_000, 100_000),
     ]);
     assert_eq!(r.status, Some(0), "{r:?}");
     let out = &r.stdout;
@@ -206,9 +222,9 @@ fn losing_the_flags_at_a_redirect_is_found() {
         return;
     }
     let rounds = if SINGLE_STEP {
-        "rounds=1"
+        "rounds=1".to_string()
     } else {
-        "rounds=20000"
+        storm_rounds(1_000_000, 100_000)
     };
     let r = cli(&[
         "stress",
@@ -218,9 +234,13 @@ fn losing_the_flags_at_a_redirect_is_found() {
         "--limit",
         "400",
         "--runs",
-        "10",
+        "30",
+        "--max-mismatches",
+        if SINGLE_STEP { "100" } else { "1" },
+        "--timeout",
+        "300",
         "--global",
-        rounds,
+        &rounds,
     ]);
     assert_eq!(r.status, Some(1), "{r:?}");
     let out = &r.stdout;
