@@ -339,6 +339,10 @@ pub fn run(
     Ok(report)
 }
 
+/// The counting run records the PCs of this many boundaries at most (for
+/// the divergence check).
+const RECORDED_PCS: usize = 1 << 22;
+
 struct Harness<'a> {
     module: &'a Arc<Module>,
     inits: &'a [i64],
@@ -381,7 +385,9 @@ impl Harness<'_> {
             },
             Fault::None,
             self.starts.clone(),
-            usize::try_from(last).unwrap_or(usize::MAX).min(1 << 24),
+            usize::try_from(last)
+                .unwrap_or(usize::MAX)
+                .min(RECORDED_PCS),
         ));
         let (counted, _) = self.run(Some(counting.clone()));
         let boundaries = counting.boundaries();
@@ -435,7 +441,8 @@ impl Harness<'_> {
                 Verdict::StoppedBefore => s.stopped_before += 1,
                 Verdict::NotReached => {}
             }
-            if verdict == Verdict::NotReached || pcs.get((k - 1) as usize) != Some(&pc) {
+            let seen = pcs.get((k - 1) as usize);
+            if verdict == Verdict::NotReached || seen.is_some_and(|&p| p != pc) {
                 s.diverged += 1;
             }
             report.redirected_at.extend(probe.redirected_pcs());

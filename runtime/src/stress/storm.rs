@@ -3,14 +3,21 @@
 //! signal to its worker, again and again, a few microseconds apart or as
 //! fast as delivery allows (a signal still in flight to a worker coalesces
 //! with the next, as the monitor's do). It is the monitor with a quantum of
-//! zero and no back-off, going through the same entry point
-//! ([`preempt::request`]) and the same handler.
+//! zero and no back-off, and the signal goes to the same handler.
+//!
+//! The request is the goroutine's own ([`G::request_preempt`]: the flag
+//! and the poisoned guard), not [`preempt::request`]: that one also wakes
+//! the monitor to follow the request up, which the storm does itself, and
+//! on a small machine the wake-ups slow the storm down more than tenfold.
+//! Nor does the storm withdraw a request whose slice ended meanwhile: the
+//! goroutine then stops in its next slice, which is what a storm is for.
+//!
+//! [`G::request_preempt`]: crate::sched::g::G::request_preempt
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::probe::ProbeMode;
-use crate::preempt;
 use crate::sched::g::G;
 use crate::sched::{monotonic_nanos, Runtime};
 use crate::stats::PreemptKind;
@@ -36,7 +43,6 @@ fn run(rt: &Runtime, interval_ns: u64) {
     let mut seen: Vec<Option<Arc<G>>> = vec![None; rt.ps.len()];
     while !rt.shutdown.load(Ordering::Acquire) {
         for (p, seen) in rt.ps.iter().zip(seen.iter_mut()) {
-            let seq = p.slice_seq.load(Ordering::Acquire);
             let id = p.current.load(Ordering::Acquire);
             if id == 0 {
                 *seen = None;
@@ -48,12 +54,10 @@ fn run(rt: &Runtime, interval_ns: u64) {
             let Some(g) = seen else {
                 continue;
             };
-            if g.preempt.load(Ordering::Acquire) {
-                // The handler declined (or has not run yet): again.
-                rt.signal_p(p);
-            } else {
-                preempt::request(rt, p, g, seq, PreemptKind::Quantum, monotonic_nanos());
-            }
+            // A new request, or the same again: the handler declined, or
+            // has not run yet (then the signal coalesces with it).
+            g.request_preempt(monotonic_nanos(), PreemptKind::Quantum);
+            rt.signal_p(p);
         }
         let until = monotonic_nanos() + interval_ns;
         while monotonic_nanos() < until && !rt.shutdown.load(Ordering::Relaxed) {
