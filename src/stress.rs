@@ -28,8 +28,8 @@ at the k-th instruction it executes. aarch64 has no user-mode single-step:
 there it runs the signal storm (under qemu-user, set QEMU_SINGLESTEP=1 so a
 signal can land between any two instructions).
 
-Exit status: 0 no mismatch, 1 a mismatch, 2 bad usage or a file that does not
-parse or verify.";
+Exit status: 0 no mismatch, 1 a mismatch, 2 bad usage, a file that does not
+parse or verify, or a program whose reference run does not end.";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct StressArgs {
@@ -177,9 +177,6 @@ pub fn main(a: &StressArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(msg) => {
-            eprintln!("{msg}");
-            ExitCode::from(1)
-        }
+        Err(msg) => fail(msg),
     }
 }

@@ -282,7 +282,9 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// Stresses `module` (whose globals start as `inits`) under `cfg`.
+/// Stresses `module` (whose globals start as `inits`) under `cfg`. An
+/// error is a program that cannot be stressed (it does not end), or a
+/// harness that cannot be set up.
 pub fn run(
     module: &Arc<Module>,
     inits: &[i64],
@@ -304,6 +306,14 @@ pub fn run(
         starts: instruction_starts(module),
     };
     let (reference, _) = harness.run(None);
+    if reference.status == 3 {
+        // Every run would time out too, and leave its thread spinning.
+        return Err(format!(
+            "preempt stress: {}: the reference run did not finish in time (--timeout): \
+             only a program that ends can be compared",
+            cfg.file
+        ));
+    }
     let stepping = opts.mode == Mode::EveryInstruction && SINGLE_STEP;
     let arch = module.arch.name();
     let mut report = Report {
