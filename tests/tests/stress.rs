@@ -283,6 +283,14 @@ fn bad_input_exits_2_and_names_the_place() {
     ]);
     assert_eq!(r.status, Some(2), "{r:?}");
     assert!(r.stderr.contains("no global @nosuch"), "{}", r.stderr);
+    // A program that does not end cannot be compared.
+    let hang = temp_pir(
+        "stress-hang",
+        "global @g: i64\nfunc @main() {\nloop:\n    %v = load @g\n    br %v, out, loop\nout:\n    ret\n}\n",
+    );
+    let r = cli(&["stress", hang.to_str().unwrap(), "--timeout", "1"]);
+    assert_eq!(r.status, Some(2), "{r:?}");
+    assert!(r.stderr.contains("did not finish in time"), "{}", r.stderr);
     for bad in [
         &["--limit", "0"][..],
         &["--global", "rounds"],

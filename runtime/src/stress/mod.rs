@@ -74,22 +74,28 @@
 //! counts those that were not: a program whose instruction stream depends
 //! on time, such as `now`, `sleep` or `ccall`, is not deterministic).
 //!
+//! With more than one P (`--procs`), boundaries of several goroutines
+//! interleave in an order that depends on timing: "boundary k" is then a
+//! different instruction from run to run (the summary counts them as
+//! diverged), and a boundary of another goroutine, which has no request,
+//! ends the follow-up of a declined one as if it had stopped by itself.
+//!
 //! The cost is quadratic: trial k steps k boundaries, each a trap and a
-//! `sigreturn` (a few microseconds). `--limit` bounds k; `--first` starts
-//! further in.
+//! `sigreturn` (some 20 µs in the development VM, nearly all of it in the
+//! kernel). `--limit` bounds k; `--first` starts further in.
 //!
 //! # The signal storm (aarch64, and `--storm`)
 //!
 //! aarch64 has no user-mode single-step (PSTATE.SS needs MDSCR_EL1.SS,
 //! which only ptrace sets). There, `--every-instruction` runs the program
 //! many times under a storm instead ([`storm`]): a thread of the runtime
-//! requests a stop of whatever runs and signals its worker back to back,
-//! through the runtime's own request path and handler. Which boundaries
-//! the signals land on is up to the hardware; the report says how many of
-//! the program's instruction boundaries saw a redirect, and how many a
-//! declining handler. Under qemu-user, signals are only taken between
-//! translated blocks; `QEMU_SINGLESTEP=1` makes every instruction a block,
-//! so that a signal can land on every boundary.
+//! requests a stop of whatever runs (the flag and the poisoned guard) and
+//! signals its worker back to back, to the runtime's own handler. Which
+//! boundaries the signals land on is up to the hardware; the report says
+//! how many of the program's instruction boundaries saw a redirect, and
+//! how many a declining handler. Under qemu-user, signals are only taken
+//! between translated blocks; `QEMU_SINGLESTEP=1` makes every instruction
+//! a block, so that a signal can land on every boundary.
 //!
 //! # Fault injection
 //!
