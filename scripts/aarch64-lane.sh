@@ -58,14 +58,15 @@ printf '\n==== %s: cargo test --workspace --target %s (PREEMPT_PROPTEST_DIVISOR=
 mkdir -p "$TARGET_DIR"
 set +e
 # --no-fail-fast: every test binary runs, so the counts are complete. The
-# signal-redirect test runs on its own afterwards, with QEMU_SINGLESTEP:
-# qemu-user delivers signals only between translated blocks, so only with
-# one instruction per block can a signal land on every instruction
-# boundary, as on hardware.
+# signal-redirect test runs on its own afterwards, and the preemption
+# harness's tests (the signal storm) again, with QEMU_SINGLESTEP: qemu-user
+# delivers signals only between translated blocks, so only with one
+# instruction per block can a signal land on every instruction boundary,
+# as on hardware.
 "$CARGO" test --workspace --target "$TARGET" --no-fail-fast -- --skip redirected_loop 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
-printf '\n==== %s: the signal-redirect test, one instruction per translated block (QEMU_SINGLESTEP=1) ====\n' "$LANE"
-QEMU_SINGLESTEP=1 "$CARGO" test --target "$TARGET" -p preempt-tests --test redirect 2>&1 | tee -a "$LOG"
+printf '\n==== %s: the signal-redirect and storm tests, one instruction per translated block (QEMU_SINGLESTEP=1) ====\n' "$LANE"
+QEMU_SINGLESTEP=1 "$CARGO" test --target "$TARGET" -p preempt-tests --test redirect --test stress 2>&1 | tee -a "$LOG"
 single=${PIPESTATUS[0]}
 ((status == 0)) && status=$single
 set -e

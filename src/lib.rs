@@ -18,6 +18,7 @@ use preempt_runtime::{Outcome, Output, RunConfig};
 
 mod demo;
 mod stats;
+mod stress;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -27,6 +28,7 @@ Examples:
   preempt run examples/sum.pir --engine interp run on the reference interpreter
   preempt check examples/hoist.pir             parse and verify only
   preempt disasm examples/hoist.pir -O1        annotated machine code: the load left the loop
+  preempt stress examples/stress/calls.pir     preempt at every instruction boundary, compare
 
 Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
 parse or verify, 3 the watchdog ended the program.";
@@ -93,6 +95,23 @@ pub struct RuntimeArgs {
     /// request, with why it does not stop (0 turns it off).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub hang_threshold: Duration,
+    #[command(flatten)]
+    pub limits: RunLimits,
+    /// Print scheduler statistics to stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Also write the statistics as JSON to FILE (durations in ns).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+    /// Write the scheduling timeline as Chrome trace-event JSON (open it in
+    /// Perfetto or chrome://tracing): a track per M and per P.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+}
+
+/// The run settings `run` and `stress` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunLimits {
     /// End the program (exit 3, with a diagnosis) after this many seconds.
     #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
     pub timeout: f64,
@@ -108,16 +127,20 @@ pub struct RuntimeArgs {
     /// taken as safe, to show what the tables prevent.
     #[arg(long, value_enum, default_value = "honour")]
     pub unsafe_points: UnsafePointsArg,
-    /// Print scheduler statistics to stderr at the end.
-    #[arg(long)]
-    pub stats: bool,
-    /// Also write the statistics as JSON to FILE (durations in ns).
-    #[arg(long, value_name = "FILE")]
-    pub stats_json: Option<PathBuf>,
-    /// Write the scheduling timeline as Chrome trace-event JSON (open it in
-    /// Perfetto or chrome://tracing): a track per M and per P.
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
+}
+
+impl RunLimits {
+    /// These settings over `cfg`.
+    pub fn apply(&self, file: &std::path::Path, cfg: RunConfig) -> RunConfig {
+        RunConfig {
+            file: file.display().to_string(),
+            stack_size: self.stack_size,
+            timeout: Some(Duration::from_secs_f64(self.timeout)),
+            preempt_signal: self.preempt_signal,
+            unsafe_points: self.unsafe_points.into(),
+            ..cfg
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
@@ -195,7 +218,7 @@ fn parse_signal(s: &str) -> Result<libc::c_int, String> {
 }
 
 /// `10ms`, `500us`, `2s`, `1500ns`, or a bare number of microseconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -239,35 +262,33 @@ impl RuntimeArgs {
                 "preempt: --preempt {mode} is not available in this build yet (coop and async are; see README)"
             ));
         }
-        Ok(RunConfig {
-            file: file.display().to_string(),
-            stack_size: self.stack_size,
-            timeout: Some(Duration::from_secs_f64(self.timeout)),
-            procs: self
-                .procs
-                .map(|p| p as usize)
-                .or(s.procs.map(|p| p as usize))
-                .unwrap_or(cpus),
-            mode,
-            quantum: self
-                .quantum
-                .or(s.quantum_us.map(|us| Duration::from_micros(us as u64)))
-                .unwrap_or(Duration::from_millis(10)),
-            sysmon_min_tick: self.sysmon_tick,
-            sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
-            hang_threshold: self.hang_threshold,
-            preempt_signal: self.preempt_signal,
-            unsafe_points: self.unsafe_points.into(),
-            tracer: std::sync::Arc::new(match self.trace {
-                Some(_) => {
-                    let t = preempt_runtime::trace::Tracer::new();
-                    t.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
-                    t
-                }
-                None => preempt_runtime::trace::Tracer::disabled(),
-            }),
-            ..RunConfig::default()
-        })
+        Ok(self.limits.apply(
+            file,
+            RunConfig {
+                procs: self
+                    .procs
+                    .map(|p| p as usize)
+                    .or(s.procs.map(|p| p as usize))
+                    .unwrap_or(cpus),
+                mode,
+                quantum: self
+                    .quantum
+                    .or(s.quantum_us.map(|us| Duration::from_micros(us as u64)))
+                    .unwrap_or(Duration::from_millis(10)),
+                sysmon_min_tick: self.sysmon_tick,
+                sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
+                hang_threshold: self.hang_threshold,
+                tracer: std::sync::Arc::new(match self.trace {
+                    Some(_) => {
+                        let t = preempt_runtime::trace::Tracer::new();
+                        t.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
+                        t
+                    }
+                    None => preempt_runtime::trace::Tracer::disabled(),
+                }),
+                ..RunConfig::default()
+            },
+        ))
     }
 }
 
@@ -310,6 +331,11 @@ pub enum Command {
     },
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
+    /// Preempt a program at every instruction boundary (x86-64: single
+    /// stepping; aarch64: a signal storm) and compare each run's stdout
+    /// and exit status with an unpreempted run's. Exit 1 on any mismatch.
+    #[command(after_help = stress::HELP)]
+    Stress(stress::StressArgs),
     /// Show the annotated machine code of a PIR program.
     Disasm {
         file: PathBuf,
@@ -348,7 +374,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 /// A usage or input error: printed, exit status 2.
-fn fail(msg: String) -> ExitCode {
+pub(crate) fn fail(msg: String) -> ExitCode {
     eprint!("{msg}");
     if !msg.ends_with('\n') {
         eprintln!();
@@ -489,6 +515,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Stress(args) => stress::main(&args),
         Command::Run {
             file,
             opt,
@@ -539,7 +566,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
 }
 
 /// The optimisation level: the flag, else the file's `set opt`, else 1.
-fn opt_level(prog: &Program, flag: Option<u8>) -> u8 {
+pub(crate) fn opt_level(prog: &Program, flag: Option<u8>) -> u8 {
     flag.or(prog.settings.opt.map(|v| v as u8)).unwrap_or(1)
 }
 

@@ -5,7 +5,8 @@
 //! the foreign calls; [`preempt`] the preemption mechanisms; [`gc`] the
 //! heap; [`diagnose`] says why a program hangs; [`traceback`] turns a
 //! parked goroutine's stack into Go-style frames; [`output`] is the
-//! line-atomic stdout every `print` goes through.
+//! line-atomic stdout every `print` goes through; [`stress`] preempts a
+//! program at every instruction boundary and checks that nothing changed.
 
 pub mod chan;
 pub mod diagnose;
@@ -16,6 +17,7 @@ pub mod output;
 pub mod preempt;
 pub mod sched;
 pub mod stats;
+pub mod stress;
 pub mod timer;
 pub mod trace;
 pub mod traceback;
@@ -59,6 +61,8 @@ pub struct RunConfig {
     pub stats: Arc<RunStats>,
     /// The scheduling timeline (`--trace`); disabled by default.
     pub tracer: Arc<trace::Tracer>,
+    /// The stress harness watching the run (`preempt stress`), if any.
+    pub probe: Option<Arc<stress::Probe>>,
 }
 
 /// What a run exposes while it goes on.
@@ -94,6 +98,7 @@ impl Default for RunConfig {
             unsafe_points: preempt::decide::UnsafePoints::Honour,
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
+            probe: None,
         }
     }
 }

@@ -141,11 +141,12 @@ fn function_listing(
             let cfg_note = loop_note(t, fid, b.block, func);
             writeln!(out, "  {}:{cfg_note}", func.block_name(b.block)).unwrap();
         }
-        if !in_cold
-            && t.block_at(d.offset).is_none()
-            && t.unsafe_region_at(d.offset).is_none()
-            && d.offset > start
-        {
+        // Out-of-line paths follow the blocks (the stack check's belongs
+        // to the frame set-up region).
+        let teardown = t
+            .unsafe_region_at(d.offset)
+            .is_some_and(|r| r.kind == UnsafeKind::FrameTeardown);
+        if !in_cold && t.block_at(d.offset).is_none() && !teardown && d.offset > start {
             let after_blocks = t
                 .blocks
                 .iter()

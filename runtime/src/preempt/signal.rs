@@ -19,7 +19,9 @@ use preempt_signals::handler::{self, Previous};
 use preempt_signals::MachineContext;
 
 use super::decide::{decide, Decision, Goroutine, RetryReason, Thread, UnsafePoints};
+use crate::sched::g::G;
 use crate::stats::Stats;
+use crate::stress::Probe;
 
 /// What every worker's handler needs about the run.
 #[derive(Debug)]
@@ -35,10 +37,13 @@ pub struct Shared {
     /// Redirects into the stub.
     pub redirects: AtomicU64,
     stats: *const Stats,
+    /// The stress harness watching this run (null: none).
+    probe: *const Probe,
 }
 
-// SAFETY: the raw pointers are to the module's tables and the run's stats,
-// which outlive every worker (the runtime holds both); they are only read.
+// SAFETY: the raw pointers are to the module's tables, the run's stats and
+// its probe, which outlive every worker (the runtime holds them); they are
+// only read, or updated through atomics.
 unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
@@ -46,13 +51,14 @@ unsafe impl Sync for Shared {}
 impl Shared {
     /// # Safety
     ///
-    /// `tables` and `stats` must outlive every worker thread that points
-    /// to this state.
+    /// `tables`, `stats` and `probe` must outlive every worker thread that
+    /// points to this state.
     pub unsafe fn new(
         tables: &CodeTables,
         stub: usize,
         points: UnsafePoints,
         stats: &Stats,
+        probe: Option<&Probe>,
     ) -> Shared {
         Shared {
             tables,
@@ -61,7 +67,25 @@ impl Shared {
             arrived: AtomicU64::new(0),
             redirects: AtomicU64::new(0),
             stats,
+            probe: probe.map_or(std::ptr::null(), |p| p as *const Probe),
         }
+    }
+
+    /// The compiled module's tables.
+    pub(crate) fn tables(&self) -> &CodeTables {
+        // SAFETY: they outlive the workers (see `new`), and so every
+        // reference to this state.
+        unsafe { &*self.tables }
+    }
+
+    pub(crate) fn points(&self) -> UnsafePoints {
+        self.points
+    }
+
+    /// The stress harness watching this run, if any.
+    pub(crate) fn probe(&self) -> Option<&Probe> {
+        // SAFETY: as in `tables`.
+        unsafe { self.probe.as_ref() }
     }
 }
 
@@ -75,6 +99,8 @@ pub struct MSignal {
     /// goroutines). Written only by the worker itself, so the handler,
     /// which interrupts that same thread, never races with it.
     ctx: AtomicPtr<GoroutineContext>,
+    /// The goroutine whose context `ctx` is (null with it).
+    g: AtomicPtr<G>,
     /// A signal was sent and the handler has not run yet: further sends
     /// coalesce with it.
     pub pending: AtomicBool,
@@ -92,9 +118,40 @@ impl MSignal {
             .store((s as *const Shared).cast_mut(), Ordering::Release);
     }
 
-    /// The worker starts or stops running a JIT goroutine's code.
-    pub fn set_running(&self, ctx: *mut GoroutineContext) {
+    /// The worker starts running JIT goroutine `g`, whose context is
+    /// `ctx`, or stops (both null).
+    pub fn set_running(&self, ctx: *mut GoroutineContext, g: *const G) {
+        self.g.store(g.cast_mut(), Ordering::Release);
         self.ctx.store(ctx, Ordering::Release);
+    }
+
+    /// The run's state, if this worker has one.
+    pub(crate) fn shared(&self) -> Option<&Shared> {
+        // SAFETY: set from a Shared that outlives the worker.
+        unsafe { self.shared.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// The JIT goroutine this worker runs, if any. Only the worker's own
+    /// thread (or a handler interrupting it) may rely on the answer.
+    pub(crate) fn running(&self) -> Option<&G> {
+        // SAFETY: the goroutine outlives its turn on this worker, which
+        // `set_running` brackets; the caller is that worker.
+        unsafe { self.g.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// What a handler interrupting this worker knows about it.
+    pub(crate) fn thread(&self) -> Thread {
+        let ctx = self.ctx.load(Ordering::Acquire);
+        if ctx.is_null() {
+            return Thread::Idle;
+        }
+        // SAFETY: the context of the goroutine this thread runs; only
+        // atomics and a word written before the goroutine started are read.
+        let c = unsafe { &*ctx };
+        Thread::Running(Goroutine {
+            requested: c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
+            stack_lo: c.stack_lo as usize,
+        })
     }
 
     /// Why the handler last declined, if it did.
@@ -123,6 +180,14 @@ thread_local! {
     /// and without a destructor, so reading it in a handler is a plain
     /// thread-local load.
     static CURRENT: Cell<*const MSignal> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The worker the calling thread is, if it is one (for handlers).
+pub(crate) fn current() -> Option<&'static MSignal> {
+    let m = CURRENT.with(|c| c.get());
+    // SAFETY: CURRENT is set only while the worker's MSignal is alive (the
+    // guard that set it clears it first), and only read on this thread.
+    unsafe { m.as_ref() }
 }
 
 /// Marks the calling thread as worker `m` until the guard drops.
@@ -223,43 +288,59 @@ unsafe fn handle(m: &MSignal, ours: bool, uc: *mut libc::c_void) {
         m.seen
             .store(m.sent.load(Ordering::Acquire), Ordering::Release);
     }
-    let shared = m.shared.load(Ordering::Acquire);
-    if shared.is_null() {
+    let Some(shared) = m.shared() else {
         return;
-    }
-    // SAFETY: set from a Shared that outlives the worker.
-    let shared = unsafe { &*shared };
-    shared.arrived.fetch_add(1, Ordering::AcqRel);
-    let ctx = m.ctx.load(Ordering::Acquire);
-    let thread = if ctx.is_null() {
-        Thread::Idle
-    } else {
-        // SAFETY: the context of the goroutine this thread runs; only
-        // atomics and a word written before the goroutine started are read.
-        let c = unsafe { &*ctx };
-        Thread::Running(Goroutine {
-            requested: c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
-            stack_lo: c.stack_lo as usize,
-        })
     };
+    shared.arrived.fetch_add(1, Ordering::AcqRel);
     // SAFETY: uc is the kernel's ucontext_t for this delivery.
     let mut mc = unsafe { MachineContext::from_raw(uc) };
-    // SAFETY: the tables outlive the worker (see `Shared::new`).
-    let tables = unsafe { &*shared.tables };
-    match decide(mc.pc(), mc.sp(), tables, thread, shared.points) {
+    let pc = mc.pc();
+    match decide(pc, mc.sp(), shared.tables(), m.thread(), shared.points) {
         Decision::Redirect { resume_pc } => {
-            // SAFETY: decide checked there are ASYNC_STUB_STACK bytes of
-            // this goroutine's stack below SP, which JIT code never uses
-            // below SP (no red zone).
-            unsafe { mc.push_call(shared.stub, resume_pc) };
-            m.last_retry.store(0, Ordering::Release);
-            shared.redirects.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: decide said Redirect for this context.
+            unsafe { redirect(shared, m, &mut mc, resume_pc) };
+            if let Some(p) = shared.probe() {
+                p.redirected_at(pc);
+            }
         }
         Decision::Retry(r) => {
-            m.last_retry.store(r.index() as u8 + 1, Ordering::Release);
-            // SAFETY: the stats outlive the worker (see `Shared::new`).
-            unsafe { &*shared.stats }.retry(r.name());
+            declined(shared, m, r);
+            if let Some(p) = shared.probe() {
+                p.declined_at(pc);
+            }
         }
         Decision::Stale | Decision::NotOurs => {}
     }
+}
+
+/// Sends the interrupted goroutine into the stub, to resume at
+/// `resume_pc`. Async-signal-safe.
+///
+/// # Safety
+///
+/// Called from a handler on `m`'s thread, with its context `mc`, after
+/// [`decide`] answered `Redirect { resume_pc }` for it.
+pub(crate) unsafe fn redirect(
+    shared: &Shared,
+    m: &MSignal,
+    mc: &mut MachineContext<'_>,
+    resume_pc: usize,
+) {
+    // SAFETY: decide checked there are ASYNC_STUB_STACK bytes of this
+    // goroutine's stack below SP, which JIT code never uses below SP (no
+    // red zone).
+    unsafe { mc.push_call(shared.stub, resume_pc) };
+    if let Some(p) = shared.probe() {
+        p.inject_fault(mc);
+    }
+    m.last_retry.store(0, Ordering::Release);
+    shared.redirects.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A handler on `m`'s thread declined to redirect, for `r`.
+/// Async-signal-safe.
+pub(crate) fn declined(shared: &Shared, m: &MSignal, r: RetryReason) {
+    m.last_retry.store(r.index() as u8 + 1, Ordering::Release);
+    // SAFETY: the stats outlive the worker (see `Shared::new`).
+    unsafe { &*shared.stats }.retry(r.name());
 }

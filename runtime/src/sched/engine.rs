@@ -235,7 +235,9 @@ impl Engine {
                 if let Some(arm) = resume.arm {
                     ctx.result = arm as u64;
                 }
-                let request = switch_to(&mut **ctx);
+                // Through the stress harness's hook: it single-steps the
+                // goroutine's code while it counts instruction boundaries.
+                let request = crate::stress::step::switch_into(*switch_to, &mut **ctx);
                 ctx.result = 0;
                 decode_jit(module, ctx, stack, request)
             }
@@ -264,6 +266,23 @@ impl Engine {
         }
     }
 
+    /// Whether `g`, in the runtime call its prologue's stack check made,
+    /// is really short of stack: its SP at the check (the word above the
+    /// return address `ctx.sp` points at) below the guard. The check also
+    /// fails on a guard poisoned by a stop request that is withdrawn
+    /// before the call is served.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`.
+    pub unsafe fn stack_exhausted(&self, g: &G) -> bool {
+        // SAFETY: the caller owns g.
+        match unsafe { g.exec() } {
+            Exec::Jit { ctx, stack } => (ctx.sp as usize).saturating_add(8) < stack.guard(),
+            Exec::Interp { .. } => true,
+        }
+    }
+
     /// The JIT context of `g`, for the signal handler (null for an
     /// interpreted goroutine).
     ///
@@ -275,20 +294,6 @@ impl Engine {
         match unsafe { g.exec() } {
             Exec::Jit { ctx, .. } => &mut **ctx,
             Exec::Interp { .. } => std::ptr::null_mut(),
-        }
-    }
-
-    /// The SP of a JIT goroutine stopped in a runtime call (the address of
-    /// its return address into JIT code); 0 for an interpreted goroutine.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `g`.
-    pub unsafe fn jit_sp(g: &G) -> u64 {
-        // SAFETY: the caller owns g.
-        match unsafe { g.exec() } {
-            Exec::Jit { ctx, .. } => ctx.sp,
-            Exec::Interp { .. } => 0,
         }
     }
 

@@ -341,12 +341,6 @@ impl G {
             && unsafe { (*self.guard).load(Ordering::Acquire) } == STACK_GUARD_POISON
     }
 
-    /// Whether `sp` is below the stack's real guard (an overflow, not a
-    /// poisoned guard). Interpreted goroutines have no guard.
-    pub fn below_guard(&self, sp: u64) -> bool {
-        !self.guard.is_null() && sp < self.guard_value
-    }
-
     pub fn is_locked(&self) -> bool {
         self.lock_depth.load(Ordering::Acquire) > 0
     }

@@ -397,6 +397,7 @@ impl Runtime {
                             module.stubs.async_preempt,
                             cfg.unsafe_points,
                             &cfg.stats.sched,
+                            cfg.probe.as_deref(),
                         )
                     }))
                 }
@@ -863,7 +864,8 @@ impl Runtime {
         self.forget_select(&g);
         if self.signals.is_some() {
             // SAFETY: this M owns g (see below).
-            m.sig.set_running(unsafe { Engine::jit_context(&g) });
+            m.sig
+                .set_running(unsafe { Engine::jit_context(&g) }, Arc::as_ptr(&g));
         }
         let next = loop {
             // SAFETY: this M owns g: it took it from a run queue or was
@@ -878,7 +880,7 @@ impl Runtime {
         };
         m.current.store(0, Ordering::Release);
         if self.signals.is_some() {
-            m.sig.set_running(std::ptr::null_mut());
+            m.sig.set_running(std::ptr::null_mut(), std::ptr::null());
         }
         let p_now = m.p();
         if let Some(p) = p_now {
@@ -1103,19 +1105,20 @@ impl Runtime {
                 Next::Dead
             }
             Op::StackCheck => {
-                // The check failed on a poisoned guard, or on SP below the
-                // real one. The poison may be gone by now (a signal
-                // honoured the request between the check and this call,
-                // or the monitor withdrew it), so only SP decides.
+                if g.guard_poisoned() {
+                    match self.preemption_point(m.id, p, g, PreemptMode::Coop) {
+                        Some(n) => n,
+                        // A request already cleared: just go on.
+                        None => Next::Continue(Resume::default()),
+                    }
                 // SAFETY: this M owns g.
-                let sp = unsafe { Engine::jit_sp(g) };
-                if g.below_guard(sp) && !g.guard_poisoned() {
-                    return self.fault(g, Fault::StackOverflow);
-                }
-                match self.preemption_point(m.id, p, g, PreemptMode::Coop) {
-                    Some(n) => n,
-                    // A request already cleared: the function checks again.
-                    None => Next::Continue(Resume::default()),
+                } else if unsafe { self.engine.stack_exhausted(g) } {
+                    self.fault(g, Fault::StackOverflow)
+                } else {
+                    // The check saw a poisoned guard, and the request was
+                    // withdrawn (or honoured) before this call: no stop,
+                    // no overflow.
+                    Next::Continue(Resume::default())
                 }
             }
             Op::PreemptionPoint => self
@@ -1547,7 +1550,8 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
-    if timer_thread.is_err() || sysmon_thread.is_err() {
+    let storm_thread = crate::stress::storm::start(&rt);
+    if timer_thread.is_err() || sysmon_thread.is_err() || storm_thread.is_err() {
         return Outcome {
             status: 1,
             stderr: "fatal error: cannot start the runtime's threads\n".into(),

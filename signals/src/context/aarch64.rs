@@ -5,6 +5,11 @@
 //! interrupted LR and FP are saved in a 16-byte slot below SP (keeping SP
 //! 16-byte aligned), LR is set to `resume` and PC to `target`. The stub at
 //! `target` restores LR and FP from that slot before returning.
+//!
+//! There is no user-mode single-step: PSTATE.SS only takes effect with
+//! MDSCR_EL1.SS, which only the kernel (for ptrace) sets. The single-step
+//! names exist so that shared code compiles; [`SINGLE_STEP`] is false and
+//! they do nothing.
 
 /// The interrupted thread's registers, borrowed from the `ucontext_t` the
 /// kernel passed to a `SA_SIGINFO` handler.
@@ -70,4 +75,32 @@ impl<'a> MachineContext<'a> {
     pub fn set_flags(&mut self, flags: u64) {
         self.uc.uc_mcontext.pstate = flags;
     }
+
+    /// The condition flags N, Z and C (not V): inverting them inverts
+    /// what a compare left for its branch or `cset` on equality, signed
+    /// order (N xor V) and unsigned order.
+    pub const CONDITION_FLAGS: u64 = 0xe000_0000;
+
+    /// Always false: see the module header.
+    pub fn single_stepping(&self) -> bool {
+        false
+    }
+
+    /// Does nothing: see the module header.
+    pub fn set_single_step(&mut self, _on: bool) {}
+}
+
+/// No in-process single-stepping on aarch64 (see the module header).
+pub const SINGLE_STEP: bool = false;
+
+/// Calls `target(arg)`, an `extern "C" fn(usize) -> u64`, without stepping
+/// (there is none here).
+///
+/// # Safety
+///
+/// `target` must be the address of a function with that signature.
+pub unsafe fn call_single_stepped(target: usize, arg: usize) -> u64 {
+    // SAFETY: the caller guarantees the signature.
+    let f = unsafe { std::mem::transmute::<usize, extern "C" fn(usize) -> u64>(target) };
+    f(arg)
 }

@@ -2,17 +2,18 @@
 //!
 //! One file per architecture exports the same names; this module picks
 //! one. They are the only code in the workspace that reads or writes a
-//! `ucontext_t`.
+//! `ucontext_t`, or the processor's trap flag ([`call_single_stepped`],
+//! [`SINGLE_STEP`]).
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::MachineContext;
+pub use x86_64::{call_single_stepped, MachineContext, SINGLE_STEP};
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
-pub use aarch64::MachineContext;
+pub use aarch64::{call_single_stepped, MachineContext, SINGLE_STEP};
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("preempt-signals supports x86_64 and aarch64 only");

@@ -4,6 +4,15 @@
 //! behave as if the interrupted instruction had been `call target` with
 //! `resume` as its return address: it pushes `resume` on the interrupted
 //! stack and sets RIP to `target`.
+//!
+//! Single-stepping: with EFLAGS.TF (bit 8) set, the processor raises a
+//! debug exception after each instruction, which Linux delivers as
+//! `SIGTRAP` with `si_code == TRAP_TRACE`. The kernel clears TF while the
+//! handler runs and restores the interrupted flags, TF included, when it
+//! returns, so a handler that leaves TF set in the context sees the next
+//! instruction too, and one that clears it ends the stepping.
+//! [`call_single_stepped`] starts it from Rust: the first trap comes with
+//! the PC at the first instruction of the function called.
 
 /// The interrupted thread's registers, borrowed from the `ucontext_t` the
 /// kernel passed to a `SA_SIGINFO` handler.
@@ -72,4 +81,58 @@ impl<'a> MachineContext<'a> {
     pub fn set_flags(&mut self, flags: u64) {
         self.set_greg(libc::REG_EFL, flags);
     }
+
+    /// The carry, zero and sign flags (not overflow): inverting them
+    /// inverts what a compare left for its branch or `setcc` on equality,
+    /// signed order (sign xor overflow) and unsigned order.
+    pub const CONDITION_FLAGS: u64 = 0xc1;
+
+    /// Whether the thread traps after its next instruction (EFLAGS.TF).
+    pub fn single_stepping(&self) -> bool {
+        self.flags() & TRAP_FLAG != 0
+    }
+
+    /// Sets or clears EFLAGS.TF in the flags the thread resumes with.
+    pub fn set_single_step(&mut self, on: bool) {
+        let f = self.flags() & !TRAP_FLAG;
+        self.set_flags(if on { f | TRAP_FLAG } else { f });
+    }
+}
+
+/// In-process single-stepping works here (see the module header).
+pub const SINGLE_STEP: bool = true;
+
+/// EFLAGS.TF.
+const TRAP_FLAG: u64 = 1 << 8;
+
+/// Calls `target(arg)` (an `extern "C" fn(usize) -> u64`) with the trap
+/// flag set: the first `SIGTRAP` arrives with the PC at `target`'s first
+/// instruction, and one follows every instruction until a handler clears
+/// TF. Without a `SIGTRAP` handler that does so, the process dies of the
+/// first trap.
+///
+/// # Safety
+///
+/// `target` must be the address of a function with that signature, and
+/// whatever it runs must be fit to be stepped: a `SIGTRAP` handler that
+/// knows what to do with each trap is installed.
+pub unsafe fn call_single_stepped(target: usize, arg: usize) -> u64 {
+    let result: u64;
+    // SAFETY: the caller guarantees `target` is a C-ABI function taking
+    // one word and returning one; pushfq/popfq leave the stack as found
+    // (Rust lets an asm block without `nostack` use the stack below SP),
+    // and TF changes nothing but when the processor traps.
+    unsafe {
+        std::arch::asm!(
+            "pushfq",
+            "or qword ptr [rsp], 0x100",
+            "popfq",
+            "call {target}",
+            target = in(reg) target,
+            inout("rdi") arg => _,
+            lateout("rax") result,
+            clobber_abi("C"),
+        );
+    }
+    result
 }

@@ -433,6 +433,15 @@ impl FnEmitter<'_> {
 
     fn cold_path(&mut self, cold: Cold) {
         dynasm!(self.ops ; .arch aarch64 ; =>cold.label);
+        // The stack check's out-of-line path belongs to the prologue: the
+        // frame is not complete, and a pending stop request that sent the
+        // goroutine here must still be pending when the runtime call asks
+        // why (an asynchronous stop in between would leave it to find an
+        // unpoisoned guard, and report a stack overflow).
+        let stack_check = matches!(cold.kind, ColdKind::StackCheck { .. });
+        if stack_check {
+            self.meta.begin_unsafe(UnsafeKind::FrameSetup, self.off());
+        }
         let (request, kind) = match cold.kind {
             ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
             ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
@@ -455,6 +464,9 @@ impl FnEmitter<'_> {
         match cold.kind {
             ColdKind::StackCheck { resume } => dynasm!(self.ops ; .arch aarch64 ; b =>resume),
             _ => dynasm!(self.ops ; .arch aarch64 ; udf 0),
+        }
+        if stack_check {
+            self.meta.end_unsafe(self.off());
         }
     }
 
@@ -562,9 +574,10 @@ impl FnEmitter<'_> {
                 self.load(X2, v);
                 self.global_address(global.index());
                 let retry = self.ops.new_dynamic_label();
-                // Load-exclusive/store-exclusive: interrupted anywhere, the
-                // store fails and the loop retries, so the sequence restarts
-                // cleanly from its first instruction.
+                // Load-exclusive/store-exclusive: interrupted before the
+                // store, the sequence restarts cleanly from its first
+                // instruction. The region ends with the store: once it has
+                // succeeded, restarting would add twice.
                 self.meta
                     .begin_restartable(UnsafeKind::AtomicSequence, self.off());
                 dynasm!(self.ops
@@ -573,9 +586,9 @@ impl FnEmitter<'_> {
                     ; ldaxr x0, [x3]
                     ; add x0, x0, x2
                     ; stlxr W(X17), x0, [x3]
-                    ; cbnz W(X17), =>retry
                 );
                 self.meta.end_unsafe(self.off());
+                dynasm!(self.ops ; .arch aarch64 ; cbnz W(X17), =>retry);
                 self.store(*dst, X0);
             }
             InstKind::Cas {
@@ -593,6 +606,9 @@ impl FnEmitter<'_> {
                     self.ops.new_dynamic_label(),
                     self.ops.new_dynamic_label(),
                 );
+                // Restartable up to and including the store-exclusive, as
+                // above: after a successful store, a restart would compare
+                // the new value with `old` and report a failure.
                 self.meta
                     .begin_restartable(UnsafeKind::AtomicSequence, self.off());
                 dynasm!(self.ops
@@ -602,6 +618,10 @@ impl FnEmitter<'_> {
                     ; cmp x0, x1
                     ; b.ne =>fail
                     ; stlxr W(X17), x2, [x3]
+                );
+                self.meta.end_unsafe(self.off());
+                dynasm!(self.ops
+                    ; .arch aarch64
                     ; cbnz W(X17), =>retry
                     ; movz x0, 1
                     ; b =>done
@@ -610,7 +630,6 @@ impl FnEmitter<'_> {
                     ; movz x0, 0
                     ; =>done
                 );
-                self.meta.end_unsafe(self.off());
                 self.store(*dst, X0);
             }
             InstKind::Call { dst, func, args } => {

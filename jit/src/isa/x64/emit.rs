@@ -217,6 +217,15 @@ impl FnEmitter<'_> {
 
     fn cold_path(&mut self, cold: Cold) {
         dynasm!(self.ops ; .arch x64 ; =>cold.label);
+        // The stack check's out-of-line path belongs to the prologue: the
+        // frame is not complete, and a pending stop request that sent the
+        // goroutine here must still be pending when the runtime call asks
+        // why (an asynchronous stop in between would leave it to find an
+        // unpoisoned guard, and report a stack overflow).
+        let stack_check = matches!(cold.kind, ColdKind::StackCheck { .. });
+        if stack_check {
+            self.meta.begin_unsafe(UnsafeKind::FrameSetup, self.off());
+        }
         let (request, kind) = match cold.kind {
             ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
             ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
@@ -239,6 +248,9 @@ impl FnEmitter<'_> {
         match cold.kind {
             ColdKind::StackCheck { resume } => dynasm!(self.ops ; .arch x64 ; jmp =>resume),
             _ => dynasm!(self.ops ; .arch x64 ; ud2),
+        }
+        if stack_check {
+            self.meta.end_unsafe(self.off());
         }
     }
 

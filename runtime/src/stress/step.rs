@@ -1,0 +1,166 @@
+//! Single-stepping JIT code with the trap flag: the `SIGTRAP` handler, and
+//! the hook through which the scheduler switches into a goroutine.
+//!
+//! The handler is async-signal-safe: it allocates nothing, takes no lock,
+//! cannot panic (no indexing, no unwrap) and formats nothing. Everything
+//! it reads is reachable from the thread-local worker pointer of
+//! [`signal`], as in the preemption signal's handler, and lives as long as
+//! the worker.
+
+use std::sync::OnceLock;
+
+use preempt_jit::abi::GoroutineContext;
+use preempt_signals::context::{call_single_stepped, SINGLE_STEP};
+use preempt_signals::handler::{self, Previous};
+use preempt_signals::MachineContext;
+
+use super::probe::{Probe, ProbeMode, Stop, Verdict, COUNTING, DONE, REQUESTED};
+use crate::preempt::decide::{decide, Decision};
+use crate::preempt::signal::{self, MSignal, Shared};
+use crate::sched::monotonic_nanos;
+use crate::stats::PreemptKind;
+
+/// Switches into a goroutine through `switch_to`, single-stepped when the
+/// run's probe wants its JIT code stepped: the first trap then comes at
+/// `switch_to`'s first instruction, before any of the goroutine's.
+pub fn switch_into(
+    switch_to: extern "C" fn(*mut GoroutineContext) -> u64,
+    ctx: *mut GoroutineContext,
+) -> u64 {
+    if stepping() {
+        // SAFETY: switch_to is the stub with that signature (a pointer is
+        // a word); the trap handler is installed (the harness installs it
+        // before it makes a stepping probe), and it stops the stepping
+        // when the goroutine leaves JIT code.
+        unsafe { call_single_stepped(switch_to as usize, ctx as usize) }
+    } else {
+        switch_to(ctx)
+    }
+}
+
+/// Whether the calling worker's run wants its JIT code stepped now.
+fn stepping() -> bool {
+    SINGLE_STEP
+        && signal::current()
+            .and_then(MSignal::shared)
+            .and_then(Shared::probe)
+            .is_some_and(|p| matches!(p.mode(), ProbeMode::Step { .. }) && p.phase() != DONE)
+}
+
+/// What `SIGTRAP` was bound to before the harness installed its handler.
+static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+
+/// Installs the `SIGTRAP` handler (idempotent).
+pub fn install() -> std::io::Result<()> {
+    if PREVIOUS.get().is_none() {
+        let before = handler::query(libc::SIGTRAP)?;
+        if before.handler() != on_trap as *const () as usize {
+            let _ = PREVIOUS.set(before);
+        }
+    }
+    handler::install(libc::SIGTRAP, on_trap)?;
+    Ok(())
+}
+
+extern "C" fn on_trap(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; the handler must leave it as found.
+    let errno = unsafe { *libc::__errno_location() };
+    // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
+    let traced = !info.is_null() && unsafe { (*info).si_code } == libc::TRAP_TRACE;
+    if traced {
+        // SAFETY: uc is the kernel's ucontext_t for this delivery.
+        let mut mc = unsafe { MachineContext::from_raw(uc) };
+        let run = signal::current().and_then(|m| Some((m, m.shared()?)));
+        match run.and_then(|(m, s)| Some((m, s, s.probe()?))) {
+            Some((m, shared, probe)) => trace(m, shared, probe, &mut mc),
+            // The harness is the only one to set the trap flag here: a
+            // trap nobody wants ends the stepping.
+            None => mc.set_single_step(false),
+        }
+    } else if let Some(prev) = PREVIOUS.get() {
+        // SAFETY: called from the handler with the arguments it received.
+        unsafe { prev.forward(signo, info, uc) };
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// One single-step trap on worker `m`: the thread is about to execute the
+/// instruction at `mc.pc()`.
+fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_>) {
+    probe
+        .traps
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ProbeMode::Step {
+        target,
+        request_at,
+        stop_after,
+    } = probe.mode()
+    else {
+        mc.set_single_step(false);
+        return;
+    };
+    if probe.phase() == DONE {
+        mc.set_single_step(false);
+        return;
+    }
+    let pc = mc.pc();
+    let tables = shared.tables();
+    if tables.function_at(pc).is_none() {
+        // Not a boundary of the program's code. The stubs that lead into
+        // it (switch_to, a fresh goroutine's entry, the return half of the
+        // async-preemption stub) are stepped through; `rt_call` and
+        // anything else leave JIT code, and the thread runs on unstepped
+        // until the next switch into a goroutine arms the flag again.
+        let entering = tables.stub_at(pc).is_some_and(|s| s.name != "rt_call");
+        mc.set_single_step(entering);
+        return;
+    }
+    let n = probe.boundary(pc);
+    if probe.phase() == COUNTING {
+        if n == request_at {
+            if let Some(g) = m.running() {
+                // What the monitor does before it sends the signal: the
+                // flag, the poisoned stack guard. Atomics only.
+                g.request_preempt(monotonic_nanos(), PreemptKind::Quantum);
+            }
+            probe
+                .phase
+                .store(REQUESTED, std::sync::atomic::Ordering::Release);
+        } else if n >= stop_after {
+            probe.stopped(Stop::Never);
+            mc.set_single_step(false);
+            return;
+        }
+    }
+    if probe.phase() != REQUESTED || n < target {
+        return;
+    }
+    // What the preemption signal's handler would do here, asked at every
+    // boundary from the target on (a monitor re-signalling at once) until
+    // the request is dealt with.
+    let d = decide(pc, mc.sp(), tables, m.thread(), shared.points());
+    if n == target {
+        probe.at_target(pc, Verdict::of(d));
+    }
+    match d {
+        Decision::Redirect { resume_pc } => {
+            // SAFETY: decide answered Redirect for this context, on this
+            // worker's thread.
+            unsafe { signal::redirect(shared, m, mc, resume_pc) };
+            probe.redirected_at(pc);
+            probe.stopped(Stop::Redirected { boundary: n, pc });
+            // The stub saves the flags it finds and restores them at the
+            // end: without TF, the rest of the run is not stepped.
+            mc.set_single_step(false);
+        }
+        Decision::Retry(r) => {
+            signal::declined(shared, m, r);
+            probe.declined_at(pc);
+        }
+        Decision::Stale | Decision::NotOurs => {
+            probe.stopped(Stop::Cooperative { boundary: n });
+            mc.set_single_step(false);
+        }
+    }
+}

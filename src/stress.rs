@@ -1,0 +1,182 @@
+//! `preempt stress`: the command line of the preemption harness
+//! (`preempt_runtime::stress`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use preempt_jit::module::Module;
+use preempt_runtime::stress::{self, Fault, Mode, Options};
+use preempt_runtime::RunConfig;
+
+use crate::{fail, load, opt_level, parse_duration, RunLimits, UnsafePointsArg};
+
+pub const HELP: &str = "\
+Examples:
+  preempt stress examples/stress/calls.pir                 every boundary up to 2000, -O1
+  preempt stress examples/stress/heap.pir -O0 --limit 500  the first 500 boundaries at -O0
+  preempt stress examples/stress/live-values.pir --storm --global rounds=200000
+                                                           the storm, on runs long enough for it
+  preempt stress examples/stress/live-values.pir --inject-fault flags
+                                                           a stub that loses the flags: mismatches
+
+On x86-64, --every-instruction (the default) single-steps the program's JIT
+code with the trap flag and, in one run per boundary k, preempts the program
+at the k-th instruction it executes. aarch64 has no user-mode single-step:
+there it runs the signal storm (under qemu-user, set QEMU_SINGLESTEP=1 so a
+signal can land between any two instructions).
+
+Exit status: 0 no mismatch, 1 a mismatch, 2 bad usage, a file that does not
+parse or verify, or a program whose reference run does not end.";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StressArgs {
+    /// The .pir file. Its output must not depend on timing: one P, no
+    /// `now`, `sleep`, `after` or `ccall` whose result changes the path.
+    pub file: PathBuf,
+    /// Preempt at every instruction boundary in turn (the default).
+    #[arg(long, conflicts_with = "storm")]
+    pub every_instruction: bool,
+    /// Send the preemption signal back to back while the program runs,
+    /// many times, instead of stepping.
+    #[arg(long)]
+    pub storm: bool,
+    /// How many boundaries to try (stepping).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+    /// The first boundary to try (stepping).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub first: u64,
+    /// Make the stop request this many boundaries before the handler's
+    /// decision, as the monitor's request precedes its signal (stepping).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub request_lead: u64,
+    /// Runs under the storm.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub runs: u64,
+    /// The storm's pause between two signals (e.g. 5us; 0: as fast as
+    /// delivery allows).
+    #[arg(long, default_value = "5us", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Fault injection: `flags` makes every redirect lose the condition
+    /// flags, to show that the harness finds it.
+    #[arg(long, value_enum, default_value = "none")]
+    pub inject_fault: FaultArg,
+    /// Start an i64 global at VALUE instead of its initialiser (e.g.
+    /// `--global rounds=20000` to make a run long enough for the storm).
+    #[arg(long = "global", value_name = "NAME=VALUE", value_parser = parse_global)]
+    pub globals: Vec<(String, i64)>,
+    /// Stop after this many mismatches.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_mismatches: u64,
+    /// Optimisation level: 0 none, 1 LICM (default, or the file's `set opt`).
+    #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub opt: Option<u8>,
+    /// Ps (GOMAXPROCS). More than one makes the instruction stream depend
+    /// on timing.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub procs: u64,
+    /// Per run (a run the watchdog ends is a mismatch).
+    #[command(flatten)]
+    pub limits: RunLimits,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum FaultArg {
+    None,
+    Flags,
+}
+
+/// `NAME=VALUE` or `@NAME=VALUE`.
+fn parse_global(s: &str) -> Result<(String, i64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    let name = name.trim().trim_start_matches('@');
+    let value: i64 = value
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{value}' is not an i64"))?;
+    Ok((name.to_string(), value))
+}
+
+pub fn main(a: &StressArgs) -> ExitCode {
+    let mut prog = match load(&a.file) {
+        Ok(p) => p,
+        Err(msg) => return fail(msg),
+    };
+    let level = opt_level(&prog, a.opt);
+    preempt_jit::opt::optimize(&mut prog, level);
+    let module = match Module::compile(&prog) {
+        Ok(m) => Arc::new(m),
+        Err(e) => return fail(format!("preempt: cannot compile {}: {e}", a.file.display())),
+    };
+    let mut inits: Vec<i64> = prog.globals.iter().map(|g| g.init).collect();
+    for (name, value) in &a.globals {
+        let Some(i) = prog.globals.iter().position(|g| g.name == *name) else {
+            return fail(format!(
+                "preempt stress: {} has no global @{name}",
+                a.file.display()
+            ));
+        };
+        if prog.globals[i].ty != preempt_jit::ir::Type::I64 {
+            return fail(format!("preempt stress: @{name} is not an i64 global"));
+        }
+        inits[i] = *value;
+    }
+    let cfg = a.limits.apply(
+        &a.file,
+        RunConfig {
+            procs: a.procs as usize,
+            ..RunConfig::default()
+        },
+    );
+    let points = match a.limits.unsafe_points {
+        UnsafePointsArg::Honour => "unsafe points honoured",
+        UnsafePointsArg::Ignore => "UNSAFE POINTS IGNORED",
+    };
+    let fault = match a.inject_fault {
+        FaultArg::None => Fault::None,
+        FaultArg::Flags => Fault::Flags,
+    };
+    let mut title = format!(
+        "preempt stress {}: opt {level}, procs {}, {points}",
+        a.file.display(),
+        a.procs
+    );
+    for (name, value) in &a.globals {
+        title.push_str(&format!(", @{name} = {value}"));
+    }
+    if fault != Fault::None {
+        title.push_str(&format!(", FAULT INJECTED: {}", fault.name()));
+    }
+    let opts = Options {
+        mode: if a.storm {
+            Mode::Storm
+        } else {
+            Mode::EveryInstruction
+        },
+        first: a.first,
+        limit: a.limit,
+        request_lead: a.request_lead,
+        runs: a.runs,
+        interval: a.interval,
+        fault,
+        max_mismatches: a.max_mismatches as usize,
+        title,
+    };
+    match stress::run(&module, &inits, &cfg, &opts) {
+        Ok(report) => {
+            print!("{}", report.text());
+            if report.mismatch_count() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(msg) => fail(msg),
+    }
+}
