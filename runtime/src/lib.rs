@@ -3,7 +3,7 @@
 //! [`sched`] is the M:N scheduler (goroutines, worker threads, processors,
 //! the monitor); [`chan`] and [`timer`] are channels and timers; [`ffi`]
 //! the foreign calls; [`preempt`] the preemption mechanisms; [`gc`] the
-//! heap; [`diagnose`] says why a program hangs; [`traceback`] turns a
+//! JIT heap and its concurrent collector; [`diagnose`] says why a program hangs; [`traceback`] turns a
 //! parked goroutine's stack into Go-style frames; [`output`] is the
 //! line-atomic stdout every `print` goes through.
 
@@ -56,6 +56,14 @@ pub struct RunConfig {
     pub stats: Arc<RunStats>,
     /// The scheduling timeline (`--trace`); disabled by default.
     pub tracer: Arc<trace::Tracer>,
+    /// GOGC: the next collection starts when the heap has grown by this
+    /// many percent over the live heap; negative turns automatic
+    /// collections off (`set gc_percent`, `setgcpercent`).
+    pub gc_percent: i64,
+    /// Check every collection and poison freed objects (`--gc-verify`).
+    pub gc_verify: bool,
+    /// A bug injected into the collector, for tests of `gc_verify`.
+    pub gc_inject: Option<gc::GcFault>,
 }
 
 /// What a run exposes while it goes on.
@@ -90,6 +98,9 @@ impl Default for RunConfig {
             preempt_signal: libc::SIGURG,
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
+            gc_percent: 100,
+            gc_verify: false,
+            gc_inject: None,
         }
     }
 }
