@@ -64,6 +64,9 @@ pub struct RunConfig {
     pub gc_verify: bool,
     /// A bug injected into the collector, for tests of `gc_verify`.
     pub gc_inject: Option<gc::GcFault>,
+    /// Live bytes of JIT heap beyond which `new` is out of memory (after
+    /// a collection).
+    pub heap_limit: u64,
 }
 
 /// What a run exposes while it goes on.
@@ -101,6 +104,7 @@ impl Default for RunConfig {
             gc_percent: 100,
             gc_verify: false,
             gc_inject: None,
+            heap_limit: preempt_jit::abi::DEFAULT_HEAP_LIMIT,
         }
     }
 }

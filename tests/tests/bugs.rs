@@ -149,6 +149,42 @@ fn bug01_waiting_main_finishes_on_two_ps_at_o0() {
     assert_eq!(lines, ["done!", "flag set"], "{:?}", r.stdout);
 }
 
+// ---- Bug 2 -----------------------------------------------------------------
+
+#[test]
+fn bug02_the_collectors_stop_the_world_waits_for_the_counter_loop_and_says_so() {
+    let r = run(
+        "02-gc-stalled-by-counter-loop.pir",
+        &["--timeout", "2", "--stats"],
+    );
+    assert_eq!(r.status, Some(3), "{r:?}");
+    assert_eq!(r.stdout, "", "@main never gets to print");
+    let reason = "reason: loop @counter:loop has no preemption point in coop mode";
+    assert_stderr_has(
+        &r,
+        &[
+            // The stop's own report, after the hang threshold ...
+            "preempt: stop-the-world for GC mark start has waited",
+            "for goroutine 2 on P",
+            // ... and the watchdog's.
+            "did not finish within 2",
+            "the stop-the-world for GC mark start has waited",
+            "goroutine 2 [running]:",
+            "@counter in block loop",
+            reason,
+            "goroutine 1 [runnable]:",
+        ],
+    );
+    // The stop asked the counter to stop; no stop ever completed.
+    let requests = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("preemption requests"))
+        .unwrap_or_default();
+    assert!(requests.contains("stop-the-world"), "{requests}");
+    assert!(!r.stderr.contains("stop-the-world latency"), "{}", r.stderr);
+}
+
 // ---- Bug 3 -----------------------------------------------------------------
 
 #[test]

@@ -75,7 +75,7 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(cfg: &RunConfig) -> Collector {
-        let mark = Box::new(MarkState::new(Heap::new()));
+        let mark = Box::new(MarkState::new(Heap::with_limit(cfg.heap_limit)));
         mark.set_skip_barrier(cfg.gc_inject == Some(GcFault::SkipBarrier));
         let c = Collector {
             mark,

@@ -225,7 +225,11 @@ impl Runtime {
             return false;
         };
         self.stop_p(p);
-        s.midle.push(m.clone());
+        // A locked M waits for its goroutine, not for any P (the hand-off
+        // to it brings both).
+        if !m.locked.load(Ordering::Acquire) {
+            s.midle.push(m.clone());
+        }
         true
     }
 }
