@@ -28,6 +28,16 @@ fn run(args: &[&str]) -> Run {
     run_cli(CLI, args, KILL_AFTER)
 }
 
+/// `preempt run --gc-verify --gc-inject FAULT FLAGS... FILE`: exits 1.
+fn run_injected(fault: &str, flags: &[&str], file: &str) -> Run {
+    let mut args = vec!["run", "--gc-verify", "--gc-inject", fault];
+    args.extend_from_slice(flags);
+    args.push(file);
+    let r = run(&args);
+    assert_eq!(r.status, Some(1), "{fault} {flags:?}: {r:?}");
+    r
+}
+
 fn stat(r: &Run, name: &str) -> u64 {
     r.stderr
         .lines()
@@ -109,16 +119,7 @@ fn gc_verify_catches_a_barrier_that_does_not_shade() {
     // runs: without the barrier's shading some are reachable but unmarked
     // at mark termination, in practically every cycle; it runs 20.
     for procs in ["1", "2"] {
-        let r = run(&[
-            "run",
-            "--gc-verify",
-            "--gc-inject",
-            "skip-barrier",
-            "--procs",
-            procs,
-            FLIP,
-        ]);
-        assert_eq!(r.status, Some(1), "{procs} P: {r:?}");
+        let r = run_injected("skip-barrier", &["--procs", procs], FLIP);
         assert!(
             r.stderr.starts_with("fatal error: gc-verify: object 0x")
                 && r.stderr
@@ -134,14 +135,7 @@ fn gc_verify_catches_a_barrier_that_does_not_shade() {
 #[test]
 fn gc_verify_catches_a_root_class_left_out() {
     let path = temp_pir("gc-skip-globals", &only_a_global_keeps_it());
-    let r = run(&[
-        "run",
-        "--gc-verify",
-        "--gc-inject",
-        "skip-global-roots",
-        path.to_str().unwrap(),
-    ]);
-    assert_eq!(r.status, Some(1), "{r:?}");
+    let r = run_injected("skip-global-roots", &[], path.to_str().unwrap());
     assert!(
         r.stderr.starts_with("fatal error: gc-verify: object 0x")
             && r.stderr.contains("reached from global @keep"),
@@ -176,15 +170,7 @@ func @main() {
 ",
     );
     for opt in ["-O0", "-O1"] {
-        let r = run(&[
-            "run",
-            opt,
-            "--gc-verify",
-            "--gc-inject",
-            "free-marked",
-            path.to_str().unwrap(),
-        ]);
-        assert_eq!(r.status, Some(1), "{r:?}");
+        let r = run_injected("free-marked", &[opt], path.to_str().unwrap());
         assert!(
             r.stderr.starts_with("fatal error: use of freed object 0x")
                 && r.stderr
@@ -213,14 +199,7 @@ func @main() {
 }
 ",
     );
-    let r = run(&[
-        "run",
-        "--gc-verify",
-        "--gc-inject",
-        "free-marked",
-        path.to_str().unwrap(),
-    ]);
-    assert_eq!(r.status, Some(1), "{r:?}");
+    let r = run_injected("free-marked", &[], path.to_str().unwrap());
     assert!(
         r.stderr
             .starts_with("fatal error: gc-verify: freed object 0x")
@@ -328,23 +307,36 @@ fn stats_report_cycles_and_stop_the_world_latency() {
     assert!(r.stderr.contains("stop-the-world pause"), "{}", r.stderr);
 }
 
-/// `setgcpercent P`, then 8 MiB kept live and 64 MiB of 1 KiB garbage.
-fn pacing_program(percent: i64) -> String {
+/// A program that keeps `n` objects of `slots` slots alive from @keep,
+/// after `setgcpercent {percent}`, then runs `then` (which ends the
+/// function).
+fn keeper(percent: i64, n: usize, slots: usize, then: &str) -> String {
     format!(
         "global @keep: ref
 func @main() {{
     setgcpercent {percent}
-    %k = new 128
+    %k = new {n}
     store @keep, %k
     %i = const 0
 fill:
-    %o = new 4096
+    %o = new {slots}
     setref %k, %i, %o
     %i = add %i, 1
-    %m = lt %i, 128
-    br %m, fill, churn
-churn:
-    %j = const 0
+    %m = lt %i, {n}
+    br %m, fill, then
+then:
+{then}}}
+"
+    )
+}
+
+/// `setgcpercent P`, then 8 MiB kept live and 64 MiB of 1 KiB garbage.
+fn pacing_program(percent: i64) -> String {
+    keeper(
+        percent,
+        128,
+        4096,
+        "    %j = const 0
 loop:
     %g = new 63
     %j = add %j, 1
@@ -353,8 +345,7 @@ loop:
 done:
     print \"done\"
     ret
-}}
-"
+",
     )
 }
 
@@ -408,28 +399,13 @@ done:
     let (o, out) = run_in_process(churn, cfg.clone());
     assert_eq!((o.status, out.as_str()), (0, "survived\n"), "{}", o.stderr);
     // 80 MiB kept alive does not fit, collection or not.
-    let keep = "global @keep: ref
-func @main() {
-    %k = new 1280
-    store @keep, %k
-    %i = const 0
-loop:
-    %o = new 4095
-    setref %k, %i, %o
-    %i = add %i, 1
-    %more = lt %i, 1280
-    br %more, loop, done
-done:
-    print \"unreachable\"
-    ret
-}
-";
-    let (o, out) = run_in_process(keep, cfg);
+    let keep = keeper(100, 1280, 4095, "    print \"unreachable\"\n    ret\n");
+    let (o, out) = run_in_process(&keep, cfg);
     assert_eq!(o.status, 1, "{}", o.stderr);
     assert!(out.is_empty());
     assert!(
         o.stderr.starts_with(
-            "fatal error: runtime: out of memory\n\ngoroutine 1 [running]:\n@main in block loop"
+            "fatal error: runtime: out of memory\n\ngoroutine 1 [running]:\n@main in block fill"
         ),
         "{}",
         o.stderr
