@@ -51,7 +51,6 @@ struct CycleState {
     started: u64,
     completed: u64,
     waiters: Vec<Waiter>,
-    thread_started: bool,
 }
 
 /// The collector: the heap and its marking state, and the cycles.
@@ -134,18 +133,18 @@ impl Collector {
 
     /// `setgcpercent`: takes effect at once (a cycle starts if the heap
     /// is already past the new trigger).
-    pub fn set_gc_percent(&self, rt: &Runtime, percent: i64) {
+    pub fn set_gc_percent(&self, percent: i64) {
         self.gc_percent.store(percent, Ordering::Release);
         self.set_trigger();
-        self.allocated(rt);
+        self.allocated();
     }
 
     /// After an allocation: starts a cycle if the heap reached the trigger.
-    pub fn allocated(&self, rt: &Runtime) {
+    pub fn allocated(&self) {
         if self.heap().bytes_allocated() >= self.trigger.load(Ordering::Acquire) {
             let mut s = self.lock();
             if !s.running && !s.requested {
-                self.request(rt, &mut s);
+                self.request(&mut s);
             }
         }
     }
@@ -157,32 +156,28 @@ impl Collector {
         t != u64::MAX && self.heap().bytes_allocated() >= t.saturating_mul(2)
     }
 
-    fn request(&self, rt: &Runtime, s: &mut CycleState) {
+    /// Starts the collector's thread (the runtime starts it with the
+    /// program, for JIT code); it sleeps until a cycle is requested.
+    pub fn start(rt: &Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let rt = rt.clone();
+        std::thread::Builder::new()
+            .name("preempt-gc".into())
+            .spawn(move || run(&rt))
+    }
+
+    fn request(&self, s: &mut CycleState) {
         s.requested = true;
         self.busy.store(true, Ordering::Release);
-        if !s.thread_started {
-            s.thread_started = true;
-            let rt = rt.arc();
-            let spawned = std::thread::Builder::new()
-                .name("preempt-gc".into())
-                .spawn(move || run(&rt));
-            if spawned.is_err() {
-                s.thread_started = false;
-                s.requested = false;
-                drop(spawned);
-                return;
-            }
-        }
         self.wake.notify_all();
     }
 
     /// `gc`: `g` (already marked as parking) waits for a whole cycle that
     /// starts after now.
-    pub fn wait_for_cycle(&self, rt: &Runtime, g: Arc<G>) {
+    pub fn wait_for_cycle(&self, g: Arc<G>) {
         let mut s = self.lock();
         let after = s.started + 1;
         s.waiters.push(Waiter::Cycle { g, after });
-        self.request(rt, &mut s);
+        self.request(&mut s);
     }
 
     /// If a cycle runs, `park(g)` and make `g` wait for the cycle to
@@ -203,11 +198,11 @@ impl Collector {
 
     /// An allocation of `slots` did not fit: `g` (parking) waits for a
     /// whole cycle, then the allocation is tried once more.
-    pub fn wait_to_allocate(&self, rt: &Runtime, g: Arc<G>, slots: i64) {
+    pub fn wait_to_allocate(&self, g: Arc<G>, slots: i64) {
         let mut s = self.lock();
         let after = s.started + 1;
         s.waiters.push(Waiter::Alloc { g, slots, after });
-        self.request(rt, &mut s);
+        self.request(&mut s);
     }
 
     /// Program end: the collector's thread stops at its next look.
@@ -286,7 +281,7 @@ fn run(rt: &Runtime) {
             return;
         }
         c.wake_waiters(rt);
-        c.allocated(rt);
+        c.allocated();
         if !c.busy() {
             rt.check_dead();
         }

@@ -24,7 +24,7 @@ impl Runtime {
         }
         match self.gc.heap().alloc(n) {
             Ok(addr) => {
-                self.gc.allocated(self);
+                self.gc.allocated();
                 let park = || {
                     // The value waits with the goroutine.
                     g.deliver(Resume {
@@ -42,7 +42,7 @@ impl Runtime {
             Err(AllocError::OutOfMemory) => self.fault(g, Fault::OutOfMemory),
             Err(AllocError::Full) => {
                 self.parking(g, WaitReason::GarbageCollection);
-                self.gc.wait_to_allocate(self, g.clone(), n);
+                self.gc.wait_to_allocate(g.clone(), n);
                 Next::Park(WaitReason::GarbageCollection)
             }
         }
@@ -55,14 +55,14 @@ impl Runtime {
             return self.continue_or_preempt(g, Resume::default());
         }
         self.parking(g, WaitReason::GarbageCollection);
-        self.gc.wait_for_cycle(self, g.clone());
+        self.gc.wait_for_cycle(g.clone());
         Next::Park(WaitReason::GarbageCollection)
     }
 
     /// `setgcpercent X` (debug.SetGCPercent; returns nothing in PIR).
     pub(super) fn serve_set_gc_percent(&self, g: &Arc<G>, percent: i64) -> Next {
         if self.module().is_some() {
-            self.gc.set_gc_percent(self, percent);
+            self.gc.set_gc_percent(percent);
         }
         self.continue_or_preempt(g, Resume::default())
     }

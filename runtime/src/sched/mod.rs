@@ -578,7 +578,7 @@ impl Runtime {
     }
 
     /// The runtime as an `Arc` (it always lives in one).
-    pub(crate) fn arc(&self) -> Arc<Runtime> {
+    fn arc(&self) -> Arc<Runtime> {
         // SAFETY: every Runtime is created by `start` inside an Arc, whose
         // strong count the threads keep above zero while they run.
         unsafe {
@@ -1480,7 +1480,11 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
-    if timer_thread.is_err() || sysmon_thread.is_err() {
+    let gc_thread = match rt.engine {
+        Engine::Jit { .. } => Collector::start(&rt).map(Some),
+        Engine::Interp { .. } => Ok(None),
+    };
+    if timer_thread.is_err() || sysmon_thread.is_err() || gc_thread.is_err() {
         return Outcome {
             status: 1,
             stderr: "fatal error: cannot start the runtime's threads\n".into(),
