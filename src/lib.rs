@@ -14,6 +14,7 @@ use preempt_jit::ir::PreemptMode;
 use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
 use preempt_runtime::gc::GcFault;
+use preempt_runtime::preempt::decide::UnsafePoints;
 use preempt_runtime::{Outcome, Output, RunConfig};
 
 mod demo;
@@ -76,7 +77,7 @@ pub struct RuntimeArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub procs: Option<u64>,
     /// How running goroutines are stopped. Default: the file's `set
-    /// preempt`, else coop; PREEMPTDEBUG=asyncpreemptoff=1 forces coop.
+    /// preempt`, else async; PREEMPTDEBUG=asyncpreemptoff=1 forces coop.
     #[arg(long, value_enum)]
     pub preempt: Option<ModeArg>,
     /// The time slice before the monitor asks a goroutine to stop (e.g.
@@ -99,9 +100,21 @@ pub struct RuntimeArgs {
     /// Usable bytes of each goroutine stack (suffixes k, m, g).
     #[arg(long, default_value = "64m", value_parser = parse_size)]
     pub stack_size: usize,
+    /// The signal asynchronous preemption sends (a name such as SIGURG or
+    /// USR1, or a number).
+    #[arg(long, default_value = "SIGURG", value_parser = parse_signal)]
+    pub preempt_signal: libc::c_int,
+    /// Whether the preemption-signal handler honours the compiler's unsafe
+    /// regions. `ignore` is fault injection: every PC of a JIT function is
+    /// taken as safe, to show what the tables prevent.
+    #[arg(long, value_enum, default_value = "honour")]
+    pub unsafe_points: UnsafePointsArg,
     /// Print scheduler statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Also write the statistics as JSON to FILE (durations in ns).
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
     /// Write the scheduling timeline as Chrome trace-event JSON (open it in
     /// Perfetto or chrome://tracing): a track per M and per P.
     #[arg(long, value_name = "FILE")]
@@ -157,6 +170,59 @@ impl From<ModeArg> for PreemptMode {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum UnsafePointsArg {
+    Honour,
+    Ignore,
+}
+
+impl From<UnsafePointsArg> for UnsafePoints {
+    fn from(u: UnsafePointsArg) -> UnsafePoints {
+        match u {
+            UnsafePointsArg::Honour => UnsafePoints::Honour,
+            UnsafePointsArg::Ignore => UnsafePoints::Ignore,
+        }
+    }
+}
+
+/// Signals the runtime may use for preemption: not those the kernel
+/// sends for faults, not SIGKILL/SIGSTOP, not the profiler's SIGPROF.
+const SIGNALS: &[(&str, libc::c_int)] = &[
+    ("URG", libc::SIGURG),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+];
+
+/// `SIGURG`, `URG`, `usr1`, or a number (a real-time signal, or one of
+/// the names above).
+fn parse_signal(s: &str) -> Result<libc::c_int, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let name = t.strip_prefix("SIG").unwrap_or(&t);
+    if let Some((_, n)) = SIGNALS.iter().find(|(k, _)| *k == name) {
+        return Ok(*n);
+    }
+    let allowed = || {
+        let names: Vec<String> = SIGNALS.iter().map(|(k, _)| format!("SIG{k}")).collect();
+        format!(
+            "{} or a real-time signal {}..{}",
+            names.join(", "),
+            libc::SIGRTMIN(),
+            libc::SIGRTMAX()
+        )
+    };
+    match name.parse::<libc::c_int>() {
+        Ok(n) if SIGNALS.iter().any(|(_, v)| *v == n) => Ok(n),
+        Ok(n) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' cannot be the preemption signal: use {}",
+            allowed()
+        )),
+    }
+}
+
 /// `10ms`, `500us`, `2s`, `1500ns`, or a bare number of microseconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -191,15 +257,15 @@ impl RuntimeArgs {
             .preempt
             .map(PreemptMode::from)
             .or(s.preempt)
-            .unwrap_or(PreemptMode::Coop);
+            .unwrap_or(PreemptMode::Async);
         if std::env::var("PREEMPTDEBUG")
             .is_ok_and(|v| v.split(',').any(|kv| kv.trim() == "asyncpreemptoff=1"))
         {
             mode = PreemptMode::Coop;
         }
-        if mode != PreemptMode::Coop {
+        if !matches!(mode, PreemptMode::Coop | PreemptMode::Async) {
             return Err(format!(
-                "preempt: --preempt {mode} is not available in this build yet (cooperative preemption is; see README)"
+                "preempt: --preempt {mode} is not available in this build yet (coop and async are; see README)"
             ));
         }
         Ok(RunConfig {
@@ -222,6 +288,8 @@ impl RuntimeArgs {
             gc_percent: s.gc_percent.unwrap_or(100),
             gc_verify: self.gc_verify,
             gc_inject: self.gc_inject.map(GcFault::from),
+            preempt_signal: self.preempt_signal,
+            unsafe_points: self.unsafe_points.into(),
             tracer: std::sync::Arc::new(match self.trace {
                 Some(_) => {
                     let t = preempt_runtime::trace::Tracer::new();
@@ -368,9 +436,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             } else {
                 preempt_bench::Budget::default()
             };
-            if !["all", "compile", "kernels", "runtime"].contains(&suite.as_str()) {
+            if !["all", "compile", "kernels", "runtime", "preempt"].contains(&suite.as_str()) {
                 return fail(format!(
-                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime)"
+                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt)"
                 ));
             }
             println!("preempt bench on {}", preempt_bench::machine_description());
@@ -394,9 +462,25 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 opts.go = !no_go;
                 let report = preempt_bench::runtime::run(opts);
                 println!("$ preempt bench runtime\n{}", report.text);
-                if let Some(path) = json {
+                if let Some(path) = &json {
                     let text = format!("{:#}\n", report.json);
-                    if let Err(e) = std::fs::write(&path, text) {
+                    if let Err(e) = std::fs::write(path, text) {
+                        return fail(format!(
+                            "preempt bench: cannot write {}: {e}",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+            if suite == "all" || suite == "preempt" {
+                let mut opts =
+                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
+                opts.go = !no_go;
+                let report = preempt_bench::preempt::run(opts, quick);
+                println!("$ preempt bench preempt\n{}", report.text);
+                if let Some(path) = &json {
+                    let path = path.with_extension("preempt.json");
+                    if let Err(e) = std::fs::write(&path, format!("{:#}\n", report.json)) {
                         return fail(format!(
                             "preempt bench: cannot write {}: {e}",
                             path.display()
@@ -469,6 +553,12 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             if runtime.stats {
                 out.flush();
                 eprint!("{}", stats::report(&cfg));
+            }
+            if let Some(path) = &runtime.stats_json {
+                let text = format!("{:#}\n", cfg.stats.sched.to_json());
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("preempt: cannot write the stats to {}: {e}", path.display());
+                }
             }
             if let Some(path) = &runtime.trace {
                 if let Err(e) = cfg.tracer.write(path) {

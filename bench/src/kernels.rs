@@ -115,25 +115,30 @@ impl Engine {
 
 /// Runs `k` once on `engine` with size `n`: (result, nanoseconds).
 pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
+    let cfg = RunConfig {
+        file: format!("{}.pir", k.name),
+        timeout: None,
+        ..RunConfig::default()
+    };
+    run_with(k, engine, n, &cfg)
+}
+
+/// [`run_once`] with a given run configuration (preemption mode, quantum).
+pub fn run_with(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig) -> (i64, f64) {
     if engine == Engine::Rust {
         let t = Instant::now();
         let r = (k.rust)(n);
         return (r, t.elapsed().as_nanos() as f64);
     }
     let mut prog = program(k, n);
-    let cfg = RunConfig {
-        file: format!("{}.pir", k.name),
-        timeout: None,
-        ..RunConfig::default()
-    };
     let (out, captured) = Output::capture();
     let outcome = match engine {
         Engine::Jit => {
             preempt_jit::opt::optimize(&mut prog, 1);
             let m = Module::compile(&prog).expect("compile the kernel");
-            preempt_runtime::run(Arc::new(m), &cfg, out)
+            preempt_runtime::run(Arc::new(m), cfg, out)
         }
-        _ => preempt_runtime::interp::run(&prog, 1, &cfg, out),
+        _ => preempt_runtime::interp::run(&prog, 1, cfg, out),
     };
     assert_eq!(
         outcome.status, 0,

@@ -12,10 +12,15 @@
 //! - [`runtime`]: the runtime benchmarks (spawn, context switch, channel
 //!   ping-pong, idle goroutines' memory, a sleeper behind a spinner) in
 //!   PIR and in Go ([`peers`]), side by side, each a fresh process.
+//! - [`preempt`]: asynchronous preemption against the signal floor
+//!   ([`floor`]) and against Go: time-to-preempt, a sleeper behind a
+//!   call-free spinner, stop-the-world stopping time, overhead.
 
 pub mod compile;
+pub mod floor;
 pub mod kernels;
 pub mod peers;
+pub mod preempt;
 pub mod process;
 pub mod runtime;
 pub mod rust_ref;

@@ -156,8 +156,22 @@ impl GoPeer {
         godebug: &str,
         kill_after: Duration,
     ) -> Result<(serde_json::Value, process::Finished), String> {
+        self.run_with(bench, &[], n, procs, godebug, kill_after)
+    }
+
+    /// [`GoPeer::run`] with extra flags for the benchmark.
+    pub fn run_with(
+        &self,
+        bench: &str,
+        flags: &[&str],
+        n: u64,
+        procs: usize,
+        godebug: &str,
+        kill_after: Duration,
+    ) -> Result<(serde_json::Value, process::Finished), String> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg(bench)
+            .args(flags)
             .arg("-n")
             .arg(n.to_string())
             .env("GOMAXPROCS", procs.to_string())

@@ -134,7 +134,12 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(name: impl Into<String>, unit: &'static str, preempt: Figure, go: Figure) -> Row {
+    pub(crate) fn new(
+        name: impl Into<String>,
+        unit: &'static str,
+        preempt: Figure,
+        go: Figure,
+    ) -> Row {
         Row {
             name: name.into(),
             unit,
@@ -144,7 +149,7 @@ impl Row {
         }
     }
 
-    fn goal(mut self, g: Goal) -> Row {
+    pub(crate) fn goal(mut self, g: Goal) -> Row {
         self.goal = Some(g);
         self
     }
@@ -247,17 +252,27 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-struct Suite {
-    opts: Options,
-    go: Result<GoPeer, String>,
-    json_runs: Vec<Value>,
+pub(crate) struct Suite {
+    pub(crate) opts: Options,
+    pub(crate) go: Result<GoPeer, String>,
+    pub(crate) json_runs: Vec<Value>,
 }
 
 const KILL_AFTER: Duration = Duration::from_secs(120);
 
 impl Suite {
     /// Runs one PIR program in a fresh `preempt run` process.
-    fn run_pir(&mut self, name: &str, text: &str) -> Result<Finished, String> {
+    pub(crate) fn run_pir(&mut self, name: &str, text: &str) -> Result<Finished, String> {
+        self.run_pir_with(name, text, &[])
+    }
+
+    /// Runs one PIR program with extra `preempt run` flags.
+    pub(crate) fn run_pir_with(
+        &mut self,
+        name: &str,
+        text: &str,
+        flags: &[&str],
+    ) -> Result<Finished, String> {
         let exe = self
             .opts
             .preempt_exe
@@ -275,7 +290,8 @@ impl Suite {
         cmd.args(&words[1..])
             .arg("run")
             .arg(&file)
-            .args(["--timeout", "100"]);
+            .args(["--timeout", "100"])
+            .args(flags);
         let f = process::run(&mut cmd, KILL_AFTER)
             .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;
         if !f.ok() {
@@ -305,7 +321,7 @@ impl Suite {
         Ok(best)
     }
 
-    fn go_peer(&self) -> Result<&GoPeer, String> {
+    pub(crate) fn go_peer(&self) -> Result<&GoPeer, String> {
         if !self.opts.go {
             return Err("not run".to_string());
         }
@@ -319,7 +335,21 @@ impl Suite {
         procs: usize,
         godebug: &str,
     ) -> Result<(Value, Finished), String> {
-        let (v, f) = self.go_peer()?.run(bench, n, procs, godebug, KILL_AFTER)?;
+        self.go_run_with(bench, &[], n, procs, godebug)
+    }
+
+    /// Runs Go's `bench` with extra flags, logging its result.
+    pub(crate) fn go_run_with(
+        &mut self,
+        bench: &str,
+        flags: &[&str],
+        n: u64,
+        procs: usize,
+        godebug: &str,
+    ) -> Result<(Value, Finished), String> {
+        let (v, f) = self
+            .go_peer()?
+            .run_with(bench, flags, n, procs, godebug, KILL_AFTER)?;
         let mut logged = v.clone();
         if let Some(o) = logged.as_object_mut() {
             o.insert("side".into(), json!("go"));
@@ -360,7 +390,18 @@ impl Suite {
     }
 
     fn preempt_sleeper(&mut self, n: u64) -> Result<Vec<i64>, String> {
-        let f = self.run_pir("sleeper", &with_sizes(SLEEPER, n, None))?;
+        self.sleeper_lateness("sleeper", SLEEPER, n, &[])
+    }
+
+    /// Every sleep's lateness printed by a sleeper program, sorted.
+    pub(crate) fn sleeper_lateness(
+        &mut self,
+        name: &str,
+        src: &str,
+        n: u64,
+        flags: &[&str],
+    ) -> Result<Vec<i64>, String> {
+        let f = self.run_pir_with(name, &with_sizes(src, n, None), flags)?;
         let mut late: Vec<i64> = f
             .stdout
             .lines()
@@ -373,15 +414,20 @@ impl Suite {
             ));
         }
         self.json_runs.push(json!({
-            "side": "preempt", "bench": "sleeper", "procs": 1, "preempt": "coop",
-            "quantum_us": 10000, "n": n, "late_ns": late,
+            "side": "preempt", "bench": name, "procs": 1, "flags": flags,
+            "n": n, "late_ns": late,
         }));
         late.sort_unstable();
         Ok(late)
     }
 
-    fn go_sleeper(&mut self, n: u64, godebug: &str) -> Result<Vec<i64>, String> {
-        let (v, _) = self.go_run("sleeper", n, 1, godebug)?;
+    pub(crate) fn go_sleeper(
+        &mut self,
+        n: u64,
+        godebug: &str,
+        flags: &[&str],
+    ) -> Result<Vec<i64>, String> {
+        let (v, _) = self.go_run_with("sleeper", flags, n, 1, godebug)?;
         let mut late: Vec<i64> = v["late_ns"]
             .as_array()
             .ok_or_else(|| format!("Go sleeper: no late_ns in {v}"))?
@@ -470,8 +516,8 @@ pub fn run(opts: Options) -> Report {
 
     let n = sizes.sleeps;
     let p = s.preempt_sleeper(n);
-    let coop = s.go_sleeper(n, "asyncpreemptoff=1");
-    let async_ = s.go_sleeper(n, "");
+    let coop = s.go_sleeper(n, "asyncpreemptoff=1", &[]);
+    let async_ = s.go_sleeper(n, "", &[]);
     let pct = |r: &Result<Vec<i64>, String>, q: f64| -> Figure {
         r.clone()
             .and_then(|v| percentile(&v, q).ok_or_else(|| "no samples".to_string()))
@@ -545,10 +591,6 @@ pub fn run(opts: Options) -> Report {
         writeln!(text, "note: {n}").unwrap();
     }
 
-    let fig_json = |f: &Figure| match f {
-        Ok(v) => json!(v),
-        Err(e) => json!({ "unavailable": e }),
-    };
     let json = json!({
         "suite": "runtime",
         "machine": machine,
@@ -561,18 +603,7 @@ pub fn run(opts: Options) -> Report {
             "spawn": sizes.spawn, "switch": sizes.switch, "pingpong": sizes.pingpong,
             "idle": sizes.idle, "sleeps": sizes.sleeps, "repetitions": sizes.repetitions,
         },
-        "rows": rows.iter().map(|r| json!({
-            "name": r.name.trim(),
-            "unit": r.unit,
-            "preempt": fig_json(&r.preempt),
-            "go": fig_json(&r.go),
-            "ratio": r.ratio(),
-            "goal": r.goal.map(|g| match g {
-                Goal::NoWorseThanGo => "<= Go".to_string(),
-                Goal::Below(_, t) | Goal::AtMost(_, t) => t.to_string(),
-            }),
-            "goal_met": r.met(),
-        })).collect::<Vec<_>>(),
+        "rows": rows_json(&rows),
         "notes": notes,
         "runs": s.json_runs,
     });
@@ -582,6 +613,33 @@ pub fn run(opts: Options) -> Report {
         json,
         text,
     }
+}
+
+fn fig_json(f: &Figure) -> Value {
+    match f {
+        Ok(v) => json!(v),
+        Err(e) => json!({ "unavailable": e }),
+    }
+}
+
+/// The rows as JSON, for tools.
+pub fn rows_json(rows: &[Row]) -> Vec<Value> {
+    rows.iter()
+        .map(|r| {
+            json!({
+                "name": r.name.trim(),
+                "unit": r.unit,
+                "preempt": fig_json(&r.preempt),
+                "go": fig_json(&r.go),
+                "ratio": r.ratio(),
+                "goal": r.goal.map(|g| match g {
+                    Goal::NoWorseThanGo => "<= Go".to_string(),
+                    Goal::Below(_, t) | Goal::AtMost(_, t) => t.to_string(),
+                }),
+                "goal_met": r.met(),
+            })
+        })
+        .collect()
 }
 
 /// The rows for one size of the idle-goroutines benchmark.
@@ -627,7 +685,7 @@ fn idle_rows(
 fn cell(f: &Figure, unit: &str) -> String {
     match f {
         Ok(v) => match unit {
-            "ms" => format!("{v:.2}"),
+            "ms" | "%" => format!("{v:.2}"),
             "MiB" => format!("{v:.1}"),
             "bytes" => format!("{v:.0}"),
             _ => format!("{v:.1}"),
@@ -639,9 +697,14 @@ fn cell(f: &Figure, unit: &str) -> String {
 
 /// The table: benchmark, unit, preempt, Go, preempt/Go, goal.
 pub fn table(rows: &[Row]) -> String {
+    table_with(rows, "issue 4 goal")
+}
+
+/// The table, with its goal column headed `goals`.
+pub fn table_with(rows: &[Row], goals: &str) -> String {
     let mut out = format!(
         "{:<48} {:<14} {:>10} {:>10} {:>11}  {}\n",
-        "benchmark", "unit", "preempt", "Go", "preempt/Go", "issue 4 goal"
+        "benchmark", "unit", "preempt", "Go", "preempt/Go", goals
     );
     for r in rows {
         let ratio = r

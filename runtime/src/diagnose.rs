@@ -10,7 +10,10 @@
 //!   call and no runtime operation, so no stack check ever runs in it;
 //! - "the value of @g was hoisted into a register at -O1 (plain load)": the
 //!   loop tests a register no other goroutine can change;
-//! - "in foreign code (ccall spin)": no mechanism stops foreign code.
+//! - "in foreign code (ccall spin)": no mechanism stops foreign code;
+//! - in async mode, what became of the signals: the handler replaced
+//!   (SIG_IGN), the signal blocked on the thread, or the handler's last
+//!   reason for not redirecting (an unsafe region, a shallow stack).
 //!
 //! A stop-the-world (the collector's) that waits for such a goroutine
 //! says so too, once it has waited for the hang threshold, and the
@@ -25,9 +28,10 @@ use std::time::Duration;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::Module;
 
+use crate::preempt::signal;
 use crate::sched::g::{Status, G};
 use crate::sched::stw::Phase;
-use crate::sched::{lock, monotonic_nanos, Runtime};
+use crate::sched::{lock, monotonic_nanos, Runtime, M};
 use crate::Outcome;
 
 fn ms(ns: u64) -> String {
@@ -93,10 +97,83 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         };
     };
     let tid = m.tid.load(Ordering::Acquire);
-    match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
+    let mut s = match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
         Some(sample) => describe_pc(module, &rt.cfg.file, sample.pc, rt.cfg.mode),
         None => "\t(its thread did not answer the sampling signal)\n".into(),
+    };
+    if rt.signals.is_some() {
+        s.push_str(&signal_reasons(rt, &m, tid));
     }
+    s
+}
+
+/// In async mode: what became of the preemption signals sent to `m`.
+fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
+    let sig = rt.cfg.preempt_signal;
+    let name = signal_name(sig);
+    let sent = m.sig.sent.load(Ordering::Acquire);
+    let seen = m.sig.seen.load(Ordering::Acquire);
+    let mut s = String::new();
+    if !signal::installed(sig) {
+        let what = match preempt_signals::handler::current_handler(sig) {
+            Ok(h) if h == libc::SIG_IGN => {
+                "SIG_IGN (ccall ignore_preempt_signal?): the kernel discards it".to_string()
+            }
+            Ok(h) if h == libc::SIG_DFL => "SIG_DFL".to_string(),
+            Ok(h) => format!("another handler ({h:#x})"),
+            Err(e) => format!("unknown ({e})"),
+        };
+        writeln!(
+            s,
+            "\treason: the runtime's handler for {name} was replaced by {what}; asynchronous preemption cannot reach any goroutine"
+        )
+        .unwrap();
+    }
+    if blocked_on(tid, sig) {
+        writeln!(
+            s,
+            "\treason: {name} is blocked on this thread (ccall block_preempt_signal?): {sent} sent, the handler ran for {seen}; the signal stays pending until it is unblocked"
+        )
+        .unwrap();
+    }
+    if let Some(r) = m.sig.last_retry() {
+        writeln!(
+            s,
+            "\tnote: {sent} {name} sent to this thread; at the last one the handler declined to redirect: {}",
+            r.name()
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// `SIGURG` for 23, and so on (a number for signals without a name here).
+pub fn signal_name(sig: libc::c_int) -> String {
+    let names = [
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+        (libc::SIGPWR, "SIGPWR"),
+    ];
+    names
+        .iter()
+        .find(|(n, _)| *n == sig)
+        .map_or_else(|| format!("signal {sig}"), |(_, name)| (*name).to_string())
+}
+
+/// Whether thread `tid` of this process blocks `sig` (its `SigBlk` in
+/// /proc).
+fn blocked_on(tid: libc::pid_t, sig: libc::c_int) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|mask| sig >= 1 && mask & (1 << (sig - 1)) != 0)
 }
 
 /// Names the function, block and instruction at `pc`, and why a goroutine

@@ -52,6 +52,9 @@ pub struct RunConfig {
     pub hang_threshold: Duration,
     /// The signal asynchronous preemption uses.
     pub preempt_signal: libc::c_int,
+    /// Whether the signal handler honours the compiler's unsafe regions
+    /// (`Ignore` is fault injection: see [`preempt::decide`]).
+    pub unsafe_points: preempt::decide::UnsafePoints,
     /// Counters a caller may watch while the program runs.
     pub stats: Arc<RunStats>,
     /// The scheduling timeline (`--trace`); disabled by default.
@@ -99,6 +102,7 @@ impl Default for RunConfig {
             sysmon_max_tick: Duration::from_millis(10),
             hang_threshold: Duration::from_millis(100),
             preempt_signal: libc::SIGURG,
+            unsafe_points: preempt::decide::UnsafePoints::Honour,
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
             gc_percent: 100,

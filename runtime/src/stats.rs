@@ -122,6 +122,14 @@ impl PreemptKind {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// The kind at `index` (`Quantum` for anything unknown).
+    pub fn from_index(i: u8) -> PreemptKind {
+        PreemptKind::ALL
+            .get(i as usize)
+            .copied()
+            .unwrap_or(PreemptKind::Quantum)
+    }
 }
 
 impl fmt::Display for PreemptKind {
@@ -548,7 +556,16 @@ impl Stats {
             breakdown(&self.requests),
         );
         line("preemptions", c.preemptions, breakdown(&self.preemptions));
-        line("signals sent", c.signals_sent, String::new());
+        let async_stops = self.preemptions.by_mech(PreemptMode::Async);
+        let per = if c.signals_sent > 0 && async_stops > 0 {
+            format!(
+                "{:.2} per asynchronous preemption",
+                c.signals_sent as f64 / async_stops as f64
+            )
+        } else {
+            String::new()
+        };
+        line("signals sent", c.signals_sent, per);
         let retries = self.retries();
         if !retries.is_empty() {
             line("async-preempt retries", c.retries, join_counts(&retries));

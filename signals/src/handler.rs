@@ -37,6 +37,11 @@ impl std::fmt::Debug for Previous {
 }
 
 impl Previous {
+    /// The handler address, or `SIG_DFL` / `SIG_IGN`.
+    pub fn handler(&self) -> usize {
+        self.action.sa_sigaction
+    }
+
     /// Whether the previous disposition was "ignore".
     pub fn is_ignore(&self) -> bool {
         self.action.sa_sigaction == libc::SIG_IGN
@@ -105,6 +110,21 @@ pub fn install(signo: libc::c_int, handler: Handler) -> io::Result<Previous> {
     })
 }
 
+/// The disposition installed for `signo` now, to forward to or restore
+/// later.
+pub fn query(signo: libc::c_int) -> io::Result<Previous> {
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: a null new action only queries.
+    if unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Previous {
+        signo,
+        // SAFETY: filled by the successful call.
+        action: unsafe { old.assume_init() },
+    })
+}
+
 /// Puts a previous handler back.
 pub fn restore(previous: &Previous) -> io::Result<()> {
     // SAFETY: `previous.action` came from the kernel.
@@ -117,13 +137,7 @@ pub fn restore(previous: &Previous) -> io::Result<()> {
 /// The handler currently installed for `signo` (`SIG_DFL`, `SIG_IGN` or a
 /// function address).
 pub fn current_handler(signo: libc::c_int) -> io::Result<usize> {
-    let mut old = MaybeUninit::<libc::sigaction>::uninit();
-    // SAFETY: a null new action only queries.
-    if unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: filled by the successful call.
-    Ok(unsafe { old.assume_init() }.sa_sigaction)
+    query(signo).map(|p| p.handler())
 }
 
 /// The calling thread's kernel thread id.

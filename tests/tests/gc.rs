@@ -303,7 +303,9 @@ fn stats_report_cycles_and_stop_the_world_latency() {
         .nth(2)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    assert_eq!(count, 2 * cycles, "{row}");
+    // Two stops per swept cycle; an automatic cycle still running when
+    // @main returns may add one or two.
+    assert!((2 * cycles..=2 * cycles + 2).contains(&count), "{row}");
     assert!(r.stderr.contains("stop-the-world pause"), "{}", r.stderr);
 }
 

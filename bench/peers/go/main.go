@@ -7,6 +7,12 @@
 //	peers pingpong -n N   round trips over two unbuffered channels
 //	peers idle     -n N   N goroutines blocked in a channel receive: RSS
 //	peers sleeper  -n N   time.Sleep(1ms) behind a spinning goroutine
+//	               -nocall   ... whose loop makes no call (only
+//	                         asynchronous preemption can stop it)
+//	peers stw      -n N -spinners K
+//	                      N runtime.GC() calls while K call-free loops
+//	                      spin: the stop-the-world stopping time
+//	                      (runtime/metrics /sched/pauses/stopping/gc)
 //
 // GOMAXPROCS and GODEBUG come from the environment, as the harness sets
 // them. Each program times only its measured loop (time.Now around it),
@@ -17,8 +23,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +49,11 @@ type result struct {
 	BytesPerG  float64 `json:"bytes_per_goroutine,omitempty"`
 	SleepNs    int64   `json:"sleep_ns,omitempty"`
 	LateNs     []int64 `json:"late_ns,omitempty"`
+	Spinners   int     `json:"spinners,omitempty"`
+	// Stopping-time histogram from runtime/metrics: bucket upper bounds
+	// (seconds) and counts.
+	StopBounds []float64 `json:"stop_bounds_s,omitempty"`
+	StopCounts []uint64  `json:"stop_counts,omitempty"`
 }
 
 func main() {
@@ -52,6 +65,8 @@ func main() {
 	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
 	n := fs.Int("n", 100000, "size: goroutines, switches, round trips or sleeps")
 	sleep := fs.Duration("sleep", time.Millisecond, "sleeper: how long each sleep asks for")
+	nocall := fs.Bool("nocall", false, "sleeper: the spinner's loop makes no call")
+	spinners := fs.Int("spinners", 1, "stw: call-free spinning goroutines")
 	_ = fs.Parse(os.Args[2:])
 
 	r := result{
@@ -71,7 +86,9 @@ func main() {
 	case "idle":
 		idle(&r)
 	case "sleeper":
-		sleeper(&r, *sleep)
+		sleeper(&r, *sleep, *nocall)
+	case "stw":
+		stw(&r, *spinners)
 	default:
 		fmt.Fprintf(os.Stderr, "peers: unknown benchmark %q\n", cmd)
 		os.Exit(2)
@@ -207,6 +224,17 @@ func step(x uint64) uint64 { return mix(x) + 1 }
 //go:noinline
 func mix(x uint64) uint64 { return x*6364136223846793005 + 1442695040888963407 }
 
+// spinNoCall is spin without the call: a loop only asynchronous
+// preemption can stop.
+func spinNoCall(started *int32) {
+	atomic.StoreInt32(started, 1)
+	x := uint64(1)
+	for atomic.LoadInt32(&stop) == 0 {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	sink = x
+}
+
 func spin(started *int32) {
 	atomic.StoreInt32(started, 1)
 	x := uint64(1)
@@ -218,9 +246,13 @@ func spin(started *int32) {
 
 // sleeper: the main goroutine sleeps n times for `d` while another
 // goroutine spins; each sleep's lateness is (actual - d).
-func sleeper(r *result, d time.Duration) {
+func sleeper(r *result, d time.Duration, nocall bool) {
 	var started int32
-	go spin(&started)
+	if nocall {
+		go spinNoCall(&started)
+	} else {
+		go spin(&started)
+	}
 	for atomic.LoadInt32(&started) == 0 {
 		runtime.Gosched()
 	}
@@ -232,4 +264,35 @@ func sleeper(r *result, d time.Duration) {
 	}
 	r.SleepNs = d.Nanoseconds()
 	r.LateNs = late
+}
+
+// stw: n runtime.GC() calls while k call-free loops spin; the runtime's
+// own histogram of how long each stop-the-world took to stop everything.
+func stw(r *result, k int) {
+	var started int32
+	for i := 0; i < k; i++ {
+		go spinNoCall(&started)
+	}
+	for atomic.LoadInt32(&started) == 0 {
+		runtime.Gosched()
+	}
+	for i := 0; i < r.N; i++ {
+		runtime.GC()
+	}
+	s := []metrics.Sample{{Name: "/sched/pauses/stopping/gc:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		fmt.Fprintln(os.Stderr, "peers: no /sched/pauses/stopping/gc:seconds in this Go")
+		os.Exit(1)
+	}
+	h := s[0].Value.Float64Histogram()
+	r.Spinners = k
+	// Upper bounds; JSON has no infinity, so the open last bucket says -1.
+	for _, b := range h.Buckets[1:] {
+		if math.IsInf(b, 1) {
+			b = -1
+		}
+		r.StopBounds = append(r.StopBounds, b)
+	}
+	r.StopCounts = h.Counts
 }

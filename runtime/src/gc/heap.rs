@@ -4,17 +4,27 @@
 //!
 //! # Layout
 //!
-//! The heap is one reservation of address space (`MAP_NORESERVE`: pages
-//! cost memory only once touched), cut into 64 KiB **spans**. A span holds
-//! objects of one **size class** (multiples of 16 bytes up to 16 KiB, in
-//! steps of about an eighth, as Go's classes), or is part of one **large
-//! object** that has a run of spans to itself. One atomic word per span
-//! says which (its *kind*), so that the object containing any address is
-//! found without a lock: the span from the address, the object from the
-//! span's class (or the run's first span), and the object's GC word says
-//! whether an object lives there. That lookup is what conservative stack
-//! scanning needs: an interior pointer (generated code keeps `object +
-//! 16 * index` in registers) keeps its whole object alive.
+//! The heap is a few **arenas**, each a reservation of address space
+//! (`MAP_NORESERVE`: pages cost memory only once touched), made as the
+//! heap grows: 4 MiB first, each one twice the last, up to 1 GiB. Arenas
+//! are cut into 64 KiB **spans**. A span holds objects of one **size
+//! class** (multiples of 16 bytes up to 16 KiB, in steps of about an
+//! eighth, as Go's classes), or is part of one **large object** that has a
+//! run of spans to itself. One atomic word per span says which (its
+//! *kind*), so that the object containing any address is found without a
+//! lock: the arena from the address (a handful of bounds compared), the
+//! span within it, the object from the span's class (or the run's first
+//! span), and the object's GC word says whether an object lives there.
+//! That lookup is what conservative stack scanning needs: an interior
+//! pointer (generated code keeps `object + 16 * index` in registers)
+//! keeps its whole object alive.
+//!
+//! Why arenas rather than one reservation as large as the limit: address
+//! space is free on hardware, but not under emulation. qemu-user keeps
+//! bookkeeping for every page a guest maps and, in the version the
+//! aarch64 lane uses, does not give it back when the mapping goes: a
+//! run-in-process test suite that made a 6 GiB heap per program ran the
+//! emulator out of memory.
 //!
 //! # The GC word
 //!
@@ -38,21 +48,22 @@
 //! (zero already: a span is zeroed when it is cut from reused memory). The
 //! limit is on live bytes counted in the object layout
 //! ([`object_bytes`]), as before the collector existed, so that `new`
-//! fails at the same point on every engine; when it would be passed,
-//! [`Heap::alloc`] answers [`AllocError::Full`] and the caller collects
-//! and asks once more before giving up.
+//! fails at the same point on every engine; when it would be passed (or
+//! the arenas may grow no more), [`Heap::alloc`] answers
+//! [`AllocError::Full`] and the caller collects and asks once more before
+//! giving up.
 //!
 //! The sweep runs after marking, concurrently with allocation, a span at a
 //! time under the same mutex: an object whose GC word is not the epoch is
 //! freed (its slot goes on the span's free list; a large object's spans go
-//! back to the pool of free spans, coalesced, and their pages to the
-//! kernel). A span left with no object goes back to the pool too.
+//! back to their arena's pool of free spans, coalesced, and their pages to
+//! the kernel). A span left with no object goes back to the pool too.
 //! Allocation during the sweep takes slots the sweep freed or never-used
 //! ones; either way the new object carries the epoch and the sweep leaves
 //! it alone.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use preempt_jit::abi::{
@@ -78,10 +89,33 @@ const KIND_SMALL: u64 = 1;
 const KIND_LARGE: u64 = 2;
 const KIND_TAIL: u64 = 3;
 
-/// The address space reserved for a heap: half as much again as its limit
-/// (spans are never full), within these bounds.
-const MIN_RESERVE: usize = 64 << 20;
-const MAX_RESERVE: usize = 16 << 30;
+/// The first arena's size; each next one is twice the last, up to
+/// [`MAX_ARENA`] (or as large as one object needs).
+const FIRST_ARENA: usize = 4 << 20;
+const MAX_ARENA: usize = 1 << 30;
+/// Arenas a heap may have.
+const MAX_ARENAS: usize = 64;
+/// A span's number within its arena takes the low bits of a [`SpanId`].
+const LOCAL_BITS: u32 = 20;
+
+/// A span: its arena's number and its number within the arena.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct SpanId(u32);
+
+impl SpanId {
+    fn new(arena: usize, local: u32) -> SpanId {
+        SpanId((arena as u32) << LOCAL_BITS | local)
+    }
+    fn arena(self) -> usize {
+        (self.0 >> LOCAL_BITS) as usize
+    }
+    fn local(self) -> u32 {
+        self.0 & ((1 << LOCAL_BITS) - 1)
+    }
+    fn plus(self, k: u32) -> SpanId {
+        SpanId(self.0 + k)
+    }
+}
 
 /// Object sizes by class: multiples of 16 up to 128, then steps of about
 /// an eighth (rounded to 16) up to [`MAX_SMALL`].
@@ -145,6 +179,62 @@ pub struct WrittenAfterFree {
     pub value: u64,
 }
 
+/// One reservation of address space, cut into spans. Published once,
+/// never changed but for the span kinds, freed with the heap.
+#[derive(Debug)]
+struct Arena {
+    /// The mapping, for `munmap`.
+    map: (usize, usize),
+    /// Span-aligned start, and the number of spans.
+    base: usize,
+    nspans: usize,
+    kinds: Box<[AtomicU64]>,
+}
+
+impl Arena {
+    /// Reserves an arena of `nspans` spans.
+    fn map(nspans: usize) -> Option<Arena> {
+        let len = nspans.checked_mul(SPAN_BYTES)?.checked_add(SPAN_BYTES)?;
+        // SAFETY: a fresh private anonymous mapping; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let kinds: Box<[AtomicU64]> = (0..nspans).map(|_| AtomicU64::new(0)).collect();
+        Some(Arena {
+            map: (p as usize, len),
+            base: (p as usize).next_multiple_of(SPAN_BYTES),
+            nspans,
+            kinds,
+        })
+    }
+
+    fn contains(&self, addr: usize) -> bool {
+        addr >= self.base && addr - self.base < self.nspans * SPAN_BYTES
+    }
+
+    fn span_base(&self, local: u32) -> usize {
+        self.base + ((local as usize) << SPAN_SHIFT)
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: the arena's own mapping, unmapped once; nothing uses the
+        // heap once it is dropped.
+        unsafe { libc::munmap(self.map.0 as *mut libc::c_void, self.map.1) };
+    }
+}
+
 /// Allocation state of one span.
 #[derive(Clone, Copy, Default, Debug)]
 struct SpanState {
@@ -162,10 +252,10 @@ struct SpanState {
     in_partial: bool,
 }
 
+/// Allocation state of one arena.
 #[derive(Debug, Default)]
-struct Inner {
-    /// Per size class, spans that may have room.
-    partial: Vec<Vec<u32>>,
+struct ArenaState {
+    nspans: u32,
     /// Per span below `high_water`.
     spans: Vec<SpanState>,
     /// Runs of free spans below `high_water`: first span -> length.
@@ -174,20 +264,39 @@ struct Inner {
     high_water: u32,
     /// Spans from here up have never been used, so are still zero.
     peak: u32,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Per size class, spans that may have room.
+    partial: Vec<Vec<SpanId>>,
+    arenas: Vec<ArenaState>,
+    /// Bytes of address space reserved so far.
+    reserved: usize,
     bytes: u64,
     objects: u64,
+}
+
+impl Inner {
+    fn span(&mut self, id: SpanId) -> &mut SpanState {
+        &mut self.arenas[id.arena()].spans[id.local() as usize]
+    }
 }
 
 /// The heap of one program.
 #[derive(Debug)]
 pub struct Heap {
-    /// The mapping (for `munmap`) and its span-aligned part.
-    map: (usize, usize),
-    base: usize,
-    nspans: usize,
-    kinds: Box<[AtomicU64]>,
+    /// Arenas by number, published once each (then `narenas` grows).
+    arenas: Box<[AtomicPtr<Arena>]>,
+    narenas: AtomicUsize,
+    /// The lowest and highest address of any arena: most integers a
+    /// conservative scan looks up fail this test alone.
+    lo: AtomicUsize,
+    hi: AtomicUsize,
     inner: Mutex<Inner>,
     limit: u64,
+    /// Address space the arenas may take in all.
+    max_reserved: usize,
     /// `inner.bytes`, readable without the lock (allocation triggers).
     live: AtomicU64,
     /// The current cycle's number (1 before the first).
@@ -198,28 +307,13 @@ pub struct Heap {
 ///
 /// # Safety
 ///
-/// `addr` is 8-aligned and lies in a heap's reservation, which stays
+/// `addr` is 8-aligned and lies in an arena of a heap, which stays
 /// mapped read-write for as long as the returned reference is used.
 unsafe fn word<'a>(addr: usize) -> &'a AtomicU64 {
     // SAFETY: per the contract, a valid, aligned, mapped word; AtomicU64
     // has the layout of u64 and generated code only ever stores whole
     // aligned words.
     unsafe { &*(addr as *const AtomicU64) }
-}
-
-fn map_reserve(len: usize) -> Option<usize> {
-    // SAFETY: a fresh private anonymous mapping; checked below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    (p != libc::MAP_FAILED).then_some(p as usize)
 }
 
 impl Default for Heap {
@@ -233,40 +327,25 @@ impl Heap {
         Heap::default()
     }
 
-    /// A heap that refuses to hold more than `limit` bytes of objects.
+    /// A heap that refuses to hold more than `limit` bytes of objects. Its
+    /// arenas may take twice that in address space (spans are never full),
+    /// and at least 64 MiB.
     pub fn with_limit(limit: u64) -> Heap {
-        let want = usize::try_from(limit.saturating_add(limit / 2))
-            .unwrap_or(MAX_RESERVE)
-            .clamp(MIN_RESERVE, MAX_RESERVE);
-        // Ask for less if the system refuses that much address space; an
-        // empty heap (every allocation Full) if it refuses even the least.
-        let mut len = want;
-        let mut map = None;
-        while map.is_none() && len >= MIN_RESERVE {
-            map = map_reserve(len + SPAN_BYTES).map(|p| (p, len + SPAN_BYTES));
-            if map.is_none() {
-                len /= 2;
-            }
-        }
-        let (map, base, nspans) = match map {
-            Some((p, l)) => ((p, l), p.next_multiple_of(SPAN_BYTES), len / SPAN_BYTES),
-            None => ((0, 0), 0, 0),
-        };
-        // Zeroed by calloc, so untouched pages of the table cost nothing.
-        let kinds: Box<[u64]> = vec![0u64; nspans].into_boxed_slice();
-        // SAFETY: AtomicU64 has the same size, alignment and bit validity
-        // as u64, so a boxed slice of one is a boxed slice of the other.
-        let kinds = unsafe { Box::from_raw(Box::into_raw(kinds) as *mut [AtomicU64]) };
         Heap {
-            map,
-            base,
-            nspans,
-            kinds,
+            arenas: (0..MAX_ARENAS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            narenas: AtomicUsize::new(0),
+            lo: AtomicUsize::new(usize::MAX),
+            hi: AtomicUsize::new(0),
             inner: Mutex::new(Inner {
                 partial: vec![Vec::new(); size_classes().len()],
                 ..Inner::default()
             }),
             limit,
+            max_reserved: usize::try_from(limit.saturating_mul(2))
+                .unwrap_or(usize::MAX)
+                .max(64 << 20),
             live: AtomicU64::new(0),
             epoch: AtomicU64::new(1),
         }
@@ -276,8 +355,21 @@ impl Heap {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn span_base(&self, idx: usize) -> usize {
-        self.base + (idx << SPAN_SHIFT)
+    /// Arena `k` (below `narenas`).
+    fn arena(&self, k: usize) -> &Arena {
+        let p = self.arenas[k].load(Ordering::Acquire);
+        // SAFETY: arenas below `narenas` were published (Release) before
+        // `narenas` counted them, are never changed but for their atomic
+        // kinds, and are freed only when the heap is dropped.
+        unsafe { &*p }
+    }
+
+    fn kind(&self, id: SpanId) -> &AtomicU64 {
+        &self.arena(id.arena()).kinds[id.local() as usize]
+    }
+
+    fn span_base(&self, id: SpanId) -> usize {
+        self.arena(id.arena()).span_base(id.local())
     }
 
     /// Live bytes (objects allocated and not yet freed), in the object
@@ -322,7 +414,7 @@ impl Heap {
         }
         .ok_or(AllocError::Full)?;
         // SAFETY: `obj` is a zeroed object slot of at least `size` bytes in
-        // the reservation, owned by the heap.
+        // an arena, owned by the heap.
         unsafe {
             word(obj + OBJ_LEN as usize).store(slots as u64, Ordering::Relaxed);
             // Publishes the object to lock-free lookups.
@@ -337,9 +429,9 @@ impl Heap {
     fn alloc_small(&self, inner: &mut Inner, class: usize) -> Option<usize> {
         let size = size_classes()[class];
         let capacity = (SPAN_BYTES / size) as u32;
-        while let Some(&idx) = inner.partial[class].last() {
-            let base = self.span_base(idx as usize);
-            let st = &mut inner.spans[idx as usize];
+        while let Some(&id) = inner.partial[class].last() {
+            let base = self.span_base(id);
+            let st = inner.span(id);
             if st.free != 0 {
                 let obj = st.free;
                 // SAFETY: a freed slot of this span: its length word links
@@ -360,113 +452,156 @@ impl Heap {
             st.in_partial = false;
             inner.partial[class].pop();
         }
-        let (idx, fresh) = self.take_spans(inner, 1)?;
-        let base = self.span_base(idx as usize);
+        let (id, fresh) = self.take_spans(inner, 1)?;
+        let base = self.span_base(id);
         if !fresh {
-            // SAFETY: a whole span of the reservation, free, ours.
+            // SAFETY: a whole span of an arena, free, ours.
             unsafe { zero(base, SPAN_BYTES) };
         }
-        inner.spans[idx as usize] = SpanState {
+        *inner.span(id) = SpanState {
             free: 0,
             bump: 1,
             used: 1,
             quarantined: 0,
             in_partial: true,
         };
-        inner.partial[class].push(idx);
-        self.kinds[idx as usize].store(KIND_SMALL << 32 | class as u64, Ordering::Release);
+        inner.partial[class].push(id);
+        self.kind(id)
+            .store(KIND_SMALL << 32 | class as u64, Ordering::Release);
         Some(base)
     }
 
     fn alloc_large(&self, inner: &mut Inner, size: usize) -> Option<usize> {
         let n = size.div_ceil(SPAN_BYTES) as u32;
-        let (idx, fresh) = self.take_spans(inner, n)?;
-        let base = self.span_base(idx as usize);
+        let (id, fresh) = self.take_spans(inner, n)?;
+        let base = self.span_base(id);
         if !fresh {
             // SAFETY: the run's first `size` bytes, free, ours.
             unsafe { zero(base, size) };
         }
-        inner.spans[idx as usize] = SpanState {
+        *inner.span(id) = SpanState {
             used: 1,
             ..SpanState::default()
         };
         for k in 1..n {
-            self.kinds[(idx + k) as usize].store(KIND_TAIL << 32 | u64::from(k), Ordering::Release);
+            self.kind(id.plus(k))
+                .store(KIND_TAIL << 32 | u64::from(k), Ordering::Release);
         }
-        self.kinds[idx as usize].store(KIND_LARGE << 32 | u64::from(n), Ordering::Release);
+        self.kind(id)
+            .store(KIND_LARGE << 32 | u64::from(n), Ordering::Release);
         Some(base)
     }
 
-    /// A run of `n` free spans, and whether it was never used (so zero).
-    fn take_spans(&self, inner: &mut Inner, n: u32) -> Option<(u32, bool)> {
-        let fit = inner
-            .free_runs
-            .iter()
-            .find(|&(_, &len)| len >= n)
-            .map(|(&s, &len)| (s, len));
-        if let Some((start, len)) = fit {
-            inner.free_runs.remove(&start);
-            if len > n {
-                inner.free_runs.insert(start + n, len - n);
+    /// A run of `n` free spans in one arena, and whether it was never used
+    /// (so zero); a new arena if none has room.
+    fn take_spans(&self, inner: &mut Inner, n: u32) -> Option<(SpanId, bool)> {
+        for (k, a) in inner.arenas.iter_mut().enumerate() {
+            let fit = a
+                .free_runs
+                .iter()
+                .find(|&(_, &len)| len >= n)
+                .map(|(&s, &len)| (s, len));
+            if let Some((start, len)) = fit {
+                a.free_runs.remove(&start);
+                if len > n {
+                    a.free_runs.insert(start + n, len - n);
+                }
+                return Some((SpanId::new(k, start), false));
             }
-            return Some((start, false));
+            if a.high_water + n <= a.nspans {
+                let start = a.high_water;
+                let fresh = start >= a.peak;
+                a.high_water += n;
+                a.peak = a.peak.max(a.high_water);
+                a.spans.resize(a.high_water as usize, SpanState::default());
+                return Some((SpanId::new(k, start), fresh));
+            }
         }
-        let start = inner.high_water;
-        if start as usize + n as usize > self.nspans {
-            return None;
-        }
-        let fresh = start >= inner.peak;
-        inner.high_water += n;
-        inner.peak = inner.peak.max(inner.high_water);
-        inner
-            .spans
-            .resize(inner.high_water as usize, SpanState::default());
-        Some((start, fresh))
+        let k = self.grow(inner, n as usize)?;
+        let a = &mut inner.arenas[k];
+        a.high_water = n;
+        a.peak = n;
+        a.spans.resize(n as usize, SpanState::default());
+        Some((SpanId::new(k, 0), true))
     }
 
-    /// Gives spans `[idx, idx + n)` back to the pool, and their pages to
-    /// the kernel.
-    fn release_spans(&self, inner: &mut Inner, idx: u32, n: u32) {
-        for k in idx..idx + n {
-            self.kinds[k as usize].store(0, Ordering::Release);
-            inner.spans[k as usize] = SpanState::default();
+    /// Reserves a new arena of at least `n` spans; its number.
+    fn grow(&self, inner: &mut Inner, n: usize) -> Option<usize> {
+        let k = inner.arenas.len();
+        if k >= MAX_ARENAS {
+            return None;
         }
-        // SAFETY: whole spans of our reservation that hold no object. If
-        // the kernel (or an emulator) ignores the advice, the pages keep
-        // their contents, which is why reused spans are zeroed.
+        let size = (FIRST_ARENA << k.min(20)).min(MAX_ARENA);
+        let nspans = (size / SPAN_BYTES).max(n).min(1 << LOCAL_BITS);
+        if nspans < n || inner.reserved + nspans * SPAN_BYTES > self.max_reserved {
+            return None;
+        }
+        let arena = Arena::map(nspans)?;
+        let (lo, hi) = (arena.base, arena.base + nspans * SPAN_BYTES);
+        self.lo.fetch_min(lo, Ordering::AcqRel);
+        self.hi.fetch_max(hi, Ordering::AcqRel);
+        self.arenas[k].store(Box::into_raw(Box::new(arena)), Ordering::Release);
+        self.narenas.store(k + 1, Ordering::Release);
+        inner.reserved += nspans * SPAN_BYTES;
+        inner.arenas.push(ArenaState {
+            nspans: nspans as u32,
+            ..ArenaState::default()
+        });
+        Some(k)
+    }
+
+    /// Gives spans `[id, id + n)` back to their arena's pool, and their
+    /// pages to the kernel.
+    fn release_spans(&self, inner: &mut Inner, id: SpanId, n: u32) {
+        let arena = self.arena(id.arena());
+        for k in 0..n {
+            arena.kinds[(id.local() + k) as usize].store(0, Ordering::Release);
+        }
+        // SAFETY: whole spans of an arena that hold no object. If the
+        // kernel (or an emulator) ignores the advice, the pages keep their
+        // contents, which is why reused spans are zeroed.
         unsafe {
             libc::madvise(
-                self.span_base(idx as usize) as *mut libc::c_void,
+                arena.span_base(id.local()) as *mut libc::c_void,
                 n as usize * SPAN_BYTES,
                 libc::MADV_DONTNEED,
             );
         }
-        let (mut start, mut len) = (idx, n);
-        if let Some((&s, &l)) = inner.free_runs.range(..start).next_back() {
+        let a = &mut inner.arenas[id.arena()];
+        for k in 0..n {
+            a.spans[(id.local() + k) as usize] = SpanState::default();
+        }
+        let (mut start, mut len) = (id.local(), n);
+        if let Some((&s, &l)) = a.free_runs.range(..start).next_back() {
             if s + l == start {
-                inner.free_runs.remove(&s);
+                a.free_runs.remove(&s);
                 start = s;
                 len += l;
             }
         }
-        if let Some(l) = inner.free_runs.remove(&(start + len)) {
+        if let Some(l) = a.free_runs.remove(&(start + len)) {
             len += l;
         }
-        if start + len == inner.high_water {
-            inner.high_water = start;
-            inner.spans.truncate(start as usize);
+        if start + len == a.high_water {
+            a.high_water = start;
+            a.spans.truncate(start as usize);
         } else {
-            inner.free_runs.insert(start, len);
+            a.free_runs.insert(start, len);
         }
     }
 
     /// The object slot containing `addr`, with its GC word, if `addr` lies
     /// in the slot of some object of the heap (allocated or not).
     fn slot_at(&self, addr: usize) -> Option<(usize, u64)> {
-        let off = addr.checked_sub(self.base)?;
-        let idx = off >> SPAN_SHIFT;
-        let kind = self.kinds.get(idx)?.load(Ordering::Acquire);
-        let span = self.span_base(idx);
+        if addr < self.lo.load(Ordering::Acquire) || addr >= self.hi.load(Ordering::Acquire) {
+            return None;
+        }
+        let k =
+            (0..self.narenas.load(Ordering::Acquire)).find(|&k| self.arena(k).contains(addr))?;
+        let arena = self.arena(k);
+        let local = (addr - arena.base) >> SPAN_SHIFT;
+        let kind = arena.kinds[local].load(Ordering::Acquire);
+        let span = arena.span_base(local as u32);
         let obj = match kind >> 32 {
             KIND_SMALL => {
                 let size = *size_classes().get(kind as u32 as usize)?;
@@ -478,15 +613,15 @@ impl Heap {
             }
             KIND_LARGE => span,
             KIND_TAIL => {
-                let head = idx.checked_sub(kind as u32 as usize)?;
-                if self.kinds[head].load(Ordering::Acquire) >> 32 != KIND_LARGE {
+                let head = local.checked_sub(kind as u32 as usize)?;
+                if arena.kinds[head].load(Ordering::Acquire) >> 32 != KIND_LARGE {
                     return None;
                 }
-                self.span_base(head)
+                arena.span_base(head as u32)
             }
             _ => return None,
         };
-        // SAFETY: an object slot's first words, inside the reservation.
+        // SAFETY: an object slot's first words, inside an arena.
         let (gc, len) = unsafe {
             (
                 word(obj + OBJ_GC as usize).load(Ordering::Acquire),
@@ -543,7 +678,7 @@ impl Heap {
     /// Slot `i` of `obj` (below its length): tag and value.
     pub fn slot(&self, obj: usize, i: usize) -> (u64, u64) {
         let at = obj + OBJ_SLOTS as usize + i * SLOT_SIZE as usize;
-        // SAFETY: a slot inside the object, inside the reservation.
+        // SAFETY: a slot inside the object, inside an arena.
         unsafe {
             (
                 word(at + SLOT_TAG as usize).load(Ordering::Acquire),
@@ -556,34 +691,37 @@ impl Heap {
     /// docs). Runs concurrently with allocation, never with marking.
     pub fn sweep(&self, epoch: u64, mode: SweepMode) -> Result<SweepStats, WrittenAfterFree> {
         let mut stats = SweepStats::default();
-        let spans = self.lock().high_water;
-        for idx in 0..spans {
-            let mut inner = self.lock();
-            if idx >= inner.high_water {
-                break;
-            }
-            let kind = self.kinds[idx as usize].load(Ordering::Acquire);
-            match kind >> 32 {
-                KIND_SMALL => self.sweep_small(
-                    &mut inner,
-                    idx,
-                    kind as u32 as usize,
-                    epoch,
-                    mode,
-                    &mut stats,
-                )?,
-                KIND_LARGE => {
-                    self.sweep_large(&mut inner, idx, kind as u32, epoch, mode, &mut stats)?
+        let arenas = self.lock().arenas.len();
+        for k in 0..arenas {
+            let spans = self.lock().arenas[k].high_water;
+            for local in 0..spans {
+                let mut inner = self.lock();
+                if local >= inner.arenas[k].high_water {
+                    break;
                 }
-                _ => {}
+                let id = SpanId::new(k, local);
+                let kind = self.kind(id).load(Ordering::Acquire);
+                match kind >> 32 {
+                    KIND_SMALL => self.sweep_small(
+                        &mut inner,
+                        id,
+                        kind as u32 as usize,
+                        epoch,
+                        mode,
+                        &mut stats,
+                    )?,
+                    KIND_LARGE => {
+                        self.sweep_large(&mut inner, id, kind as u32, epoch, mode, &mut stats)?
+                    }
+                    _ => {}
+                }
             }
         }
-        let inner = self.lock();
-        stats.live_bytes = inner.bytes;
+        stats.live_bytes = self.lock().bytes;
         Ok(stats)
     }
 
-    /// What the sweep does with the object at `obj`, given its GC word.
+    /// What the sweep does with an object, given its GC word.
     fn verdict(gc: u64, epoch: u64, mode: SweepMode) -> Verdict {
         match gc {
             GC_FREE => Verdict::Free,
@@ -596,15 +734,15 @@ impl Heap {
     fn sweep_small(
         &self,
         inner: &mut Inner,
-        idx: u32,
+        id: SpanId,
         class: usize,
         epoch: u64,
         mode: SweepMode,
         stats: &mut SweepStats,
     ) -> Result<(), WrittenAfterFree> {
         let size = size_classes()[class];
-        let base = self.span_base(idx as usize);
-        let bump = inner.spans[idx as usize].bump as usize;
+        let base = self.span_base(id);
+        let bump = inner.span(id).bump as usize;
         for i in 0..bump {
             let obj = base + i * size;
             // SAFETY: an object slot of this span, handed out before.
@@ -613,14 +751,14 @@ impl Heap {
                 Verdict::Free | Verdict::Live => {}
                 Verdict::Quarantined => {
                     check_poison(obj, self.slots(obj))?;
-                    let st = &mut inner.spans[idx as usize];
+                    let st = inner.span(id);
                     st.quarantined -= 1;
                     push_free(st, obj);
                 }
                 Verdict::Garbage => {
                     let len = self.slots(obj);
                     self.account_free(inner, len, stats);
-                    let st = &mut inner.spans[idx as usize];
+                    let st = inner.span(id);
                     st.used -= 1;
                     if mode.poison {
                         poison(obj, len);
@@ -631,15 +769,15 @@ impl Heap {
                 }
             }
         }
-        let st = inner.spans[idx as usize];
+        let st = *inner.span(id);
         if st.used == 0 && st.quarantined == 0 {
             if st.in_partial {
-                inner.partial[class].retain(|&s| s != idx);
+                inner.partial[class].retain(|&s| s != id);
             }
-            self.release_spans(inner, idx, 1);
+            self.release_spans(inner, id, 1);
         } else if st.free != 0 && !st.in_partial {
-            inner.spans[idx as usize].in_partial = true;
-            inner.partial[class].push(idx);
+            inner.span(id).in_partial = true;
+            inner.partial[class].push(id);
         }
         Ok(())
     }
@@ -647,20 +785,20 @@ impl Heap {
     fn sweep_large(
         &self,
         inner: &mut Inner,
-        idx: u32,
+        id: SpanId,
         n: u32,
         epoch: u64,
         mode: SweepMode,
         stats: &mut SweepStats,
     ) -> Result<(), WrittenAfterFree> {
-        let obj = self.span_base(idx as usize);
+        let obj = self.span_base(id);
         // SAFETY: the first span of a large object.
         let gc = unsafe { word(obj + OBJ_GC as usize) }.load(Ordering::Acquire);
         match Self::verdict(gc, epoch, mode) {
             Verdict::Free | Verdict::Live => {}
             Verdict::Quarantined => {
                 check_poison(obj, self.slots(obj))?;
-                self.release_spans(inner, idx, n);
+                self.release_spans(inner, id, n);
             }
             Verdict::Garbage => {
                 let len = self.slots(obj);
@@ -668,7 +806,7 @@ impl Heap {
                 if mode.poison {
                     poison(obj, len);
                 } else {
-                    self.release_spans(inner, idx, n);
+                    self.release_spans(inner, id, n);
                 }
             }
         }
@@ -687,6 +825,11 @@ impl Heap {
     /// Objects allocated and not yet freed.
     pub fn objects(&self) -> u64 {
         self.lock().objects
+    }
+
+    /// Address space the arenas take.
+    pub fn reserved(&self) -> usize {
+        self.lock().reserved
     }
 }
 
@@ -762,10 +905,11 @@ fn check_poison(obj: usize, len: usize) -> Result<(), WrittenAfterFree> {
 
 impl Drop for Heap {
     fn drop(&mut self) {
-        if self.map.1 != 0 {
-            // SAFETY: the reservation made in `with_limit`, unmapped once;
+        for k in 0..*self.narenas.get_mut() {
+            let p = *self.arenas[k].get_mut();
+            // SAFETY: made by `Box::into_raw` in `grow`, dropped once, here;
             // nothing uses the heap once it is dropped.
-            unsafe { libc::munmap(self.map.0 as *mut libc::c_void, self.map.1) };
+            drop(unsafe { Box::from_raw(p) });
         }
     }
 }
@@ -817,7 +961,8 @@ mod tests {
         }
         assert_eq!(h.find_object(0), None);
         assert_eq!(h.find_object(usize::MAX), None);
-        assert_eq!(h.find_object(h.base.wrapping_sub(8)), None);
+        let first = h.arena(0).base;
+        assert_eq!(h.find_object(first - 8), None);
     }
 
     #[test]
@@ -894,8 +1039,11 @@ mod tests {
             assert_eq!(h.bytes_allocated(), 0);
             assert_eq!(h.find_object(big[3] + 500_000), None);
         }
-        // Everything was given back, so the high-water mark fell to 0.
-        assert_eq!(h.lock().high_water, 0);
+        // Everything was given back, so every high-water mark fell to 0;
+        // and the arenas made for the first round served the others.
+        let inner = h.lock();
+        assert!(inner.arenas.iter().all(|a| a.high_water == 0));
+        assert!(inner.reserved <= 64 << 20, "{}", inner.reserved);
     }
 
     #[test]
@@ -949,6 +1097,24 @@ mod tests {
         };
         assert_eq!(h.sweep(e, mode).unwrap().freed_objects, 1);
         assert_eq!(h.freed_object(a), Some(a));
+    }
+
+    #[test]
+    fn arenas_grow_as_needed_up_to_the_limit() {
+        let h = Heap::with_limit(256 << 20);
+        assert_eq!(h.reserved(), 0, "nothing reserved before the first object");
+        h.alloc(1).unwrap();
+        assert_eq!(h.reserved(), FIRST_ARENA);
+        // An object larger than the next arena gets an arena its size.
+        let big = h.alloc(3 << 20).unwrap(); // 48 MiB
+        assert!(h.find_object(big + (40 << 20)).is_some());
+        // Live bytes, not address space, are what the limit counts.
+        let mut n = 0;
+        while h.alloc(1 << 16).is_ok() {
+            n += 1;
+        }
+        assert!(n >= 200 - 48, "{n} MiB objects");
+        assert!(h.reserved() <= 512 << 20);
     }
 
     #[test]

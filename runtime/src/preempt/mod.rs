@@ -14,8 +14,61 @@
 //! interpreter checks it at function entries. A loop with no call and no
 //! runtime operation has no preemption point at all: it runs until it
 //! ends, whatever the request.
+//!
+//! # Asynchronous (`async`, Go 1.14+, the default)
+//!
+//! Everything the cooperative path does, and a signal. The protocol, end
+//! to end:
+//!
+//! 1. **Request.** [`request`] sets the flag and poisons the guard, then
+//!    sends the preemption signal (`--preempt-signal`, SIGURG by default)
+//!    to the worker thread (M) holding the goroutine's P with `tgkill`.
+//!    A per-M `pending` flag coalesces sends: while one signal is in
+//!    flight no other is sent, and the handler clears the flag when it
+//!    runs. A per-M pair of counters (`sent`, `seen`) says whether the
+//!    handler has run since the last send.
+//! 2. **Decision.** The handler ([`signal`]) reads the interrupted PC and
+//!    SP through `MachineContext` and asks [`decide::decide`], a pure
+//!    function of the PC, the SP, the compiler's tables and the running
+//!    goroutine, with its conditions numbered in its documentation: the
+//!    thread runs this goroutine's JIT code (not the scheduler, a runtime
+//!    call, foreign code or a stub, so no runtime lock is held), there is
+//!    room on the goroutine stack for the stub, and the PC is not in an
+//!    unsafe region (frame set-up and tear-down, runtime-call transitions,
+//!    scratch-register use, atomic sequences, write barriers); a
+//!    restartable region resumes at its start.
+//! 3. **Redirect.** `MachineContext::push_call(async_preempt, resume_pc)`
+//!    makes the thread, once the handler returns, enter the stub as if the
+//!    interrupted instruction had called it. The stub (emitted by each
+//!    backend, frame drawn in its file header) saves every register JIT
+//!    code may use, the flags and the vector registers on the goroutine's
+//!    own stack and makes an `AsyncPreempt` runtime call; the scheduler
+//!    records the time from request to here, and queues the goroutine.
+//!    When it is resumed, the stub restores everything and returns to
+//!    `resume_pc`: the goroutine continues at the exact instruction.
+//! 4. **Retry.** Otherwise the handler returns at once, never blocking,
+//!    counting the reason. The monitor sees the request still pending
+//!    after the handler has run, and signals again after a back-off that
+//!    starts at a few microseconds and doubles. A goroutine in a runtime
+//!    call needs no second signal: the call honours the request when it
+//!    returns. The stats show signals sent per preemption, and retries by
+//!    reason.
+//! 5. **Not ours.** A preemption signal the runtime did not send (another
+//!    process, `raise`) goes on to the handler that was installed before
+//!    the runtime's; every arrival is also counted for `notify` (seed bug
+//!    9).
+//!
+//! What can still stop the protocol, and the hang diagnosis names each:
+//! the signal blocked on the thread (`ccall block_preempt_signal`, bug 5),
+//! its disposition replaced (`ccall ignore_preempt_signal`, bug 13), a
+//! goroutine that spends all its time in unsafe regions or foreign code.
+
+pub mod decide;
+pub mod signal;
 
 use std::sync::atomic::Ordering;
+
+use preempt_jit::ir::PreemptMode;
 
 use crate::sched::g::G;
 use crate::sched::{Runtime, P};
@@ -27,7 +80,7 @@ use crate::stats::PreemptKind;
 /// is then withdrawn, so that it does not stop the goroutine's next slice
 /// for nothing).
 pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> bool {
-    if !g.request_preempt(now) {
+    if !g.request_preempt(now, kind) {
         return false;
     }
     if p.slice_seq.load(Ordering::Acquire) != seq {
@@ -38,6 +91,13 @@ pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64
     rt.cfg
         .tracer
         .preempt_requested(now, Some(p.id as u32), g.id, kind, rt.cfg.mode);
+    p.requested_seq.store(seq, Ordering::Release);
+    if rt.cfg.mode == PreemptMode::Async {
+        rt.signal_p(p);
+        // The monitor re-signals if the handler declines: it must not be
+        // asleep on a long tick (a GC stop is requested off its thread).
+        rt.sysmon.deadline(now + 5_000);
+    }
     true
 }
 
@@ -46,6 +106,9 @@ pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64
 /// preemption no handler is installed, so the disposition goes back to the
 /// default.
 pub fn restore_handler(rt: &Runtime) {
+    if rt.cfg.mode == PreemptMode::Async && signal::install(rt.cfg.preempt_signal).is_ok() {
+        return;
+    }
     // SAFETY: restores the default disposition of a signal the runtime
     // does not otherwise handle in this mode.
     unsafe {

@@ -264,6 +264,34 @@ impl Engine {
         }
     }
 
+    /// The JIT context of `g`, for the signal handler (null for an
+    /// interpreted goroutine).
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`.
+    pub unsafe fn jit_context(g: &G) -> *mut preempt_jit::abi::GoroutineContext {
+        // SAFETY: the caller owns g.
+        match unsafe { g.exec() } {
+            Exec::Jit { ctx, .. } => &mut **ctx,
+            Exec::Interp { .. } => std::ptr::null_mut(),
+        }
+    }
+
+    /// The SP of a JIT goroutine stopped in a runtime call (the address of
+    /// its return address into JIT code); 0 for an interpreted goroutine.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`.
+    pub unsafe fn jit_sp(g: &G) -> u64 {
+        // SAFETY: the caller owns g.
+        match unsafe { g.exec() } {
+            Exec::Jit { ctx, .. } => ctx.sp,
+            Exec::Interp { .. } => 0,
+        }
+    }
+
     /// Completes the current runtime call of `g` with `value` without
     /// resuming it (interpreter values need their type: chans are made by
     /// `chan` and `after`).

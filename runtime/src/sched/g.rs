@@ -18,6 +18,7 @@ use preempt_jit::interp;
 use preempt_jit::ir::FuncId;
 
 use super::stack::Stack;
+use crate::stats::PreemptKind;
 use crate::traceback::StackMemory;
 
 /// Where a goroutine is in its life.
@@ -147,6 +148,8 @@ pub struct G {
     pub preempt: AtomicBool,
     /// When, in monotonic nanoseconds (0: no request).
     pub preempt_requested_at: AtomicU64,
+    /// Why (a `PreemptKind` index).
+    preempt_kind: AtomicU8,
     /// The preemption-request generation the hang diagnosis last reported.
     pub diagnosed_request: AtomicU64,
     /// `lockthread` depth (0: not locked) and the worker it is locked to.
@@ -199,6 +202,7 @@ impl G {
             guard_value,
             preempt: AtomicBool::new(false),
             preempt_requested_at: AtomicU64::new(0),
+            preempt_kind: AtomicU8::new(0),
             diagnosed_request: AtomicU64::new(0),
             lock_depth: AtomicU64::new(0),
             locked_m: AtomicU64::new(NO_M),
@@ -314,17 +318,24 @@ impl G {
     }
 
     /// Asks the goroutine to stop at its next cooperative preemption point
-    /// (function entry or runtime call). Callable from any thread.
-    pub fn request_preempt(&self, now: u64) -> bool {
+    /// (function entry or runtime call), for `kind`. Callable from any
+    /// thread.
+    pub fn request_preempt(&self, now: u64, kind: PreemptKind) -> bool {
         if self.preempt.swap(true, Ordering::AcqRel) {
             return false;
         }
         self.preempt_requested_at.store(now, Ordering::Release);
+        self.preempt_kind.store(kind as u8, Ordering::Release);
         if !self.guard.is_null() {
             // SAFETY: `guard` points into this goroutine's boxed context.
             unsafe { (*self.guard).store(STACK_GUARD_POISON, Ordering::Release) };
         }
         true
+    }
+
+    /// Why the pending (or last) request was made.
+    pub fn request_kind(&self) -> PreemptKind {
+        PreemptKind::from_index(self.preempt_kind.load(Ordering::Acquire))
     }
 
     /// Clears a pending request (the goroutine stopped); returns when it
@@ -353,6 +364,12 @@ impl G {
         // SAFETY: as in `request_preempt`.
         !self.guard.is_null()
             && unsafe { (*self.guard).load(Ordering::Acquire) } == STACK_GUARD_POISON
+    }
+
+    /// Whether `sp` is below the stack's real guard (an overflow, not a
+    /// poisoned guard). Interpreted goroutines have no guard.
+    pub fn below_guard(&self, sp: u64) -> bool {
+        !self.guard.is_null() && sp < self.guard_value
     }
 
     pub fn is_locked(&self) -> bool {

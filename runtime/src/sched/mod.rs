@@ -52,6 +52,8 @@ use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
+use crate::preempt::signal::{self, MSignal};
+
 use crate::chan::{self, Arm, ChanTable, SelectStep, Step, Wake};
 use crate::diagnose;
 use crate::gc::Collector;
@@ -117,6 +119,9 @@ pub struct P {
     /// request made for one slice is withdrawn if the slice ended
     /// meanwhile.
     pub slice_seq: AtomicU64,
+    /// The slice in which the last stop request was made (the monitor
+    /// follows up on a request while the slice lasts).
+    pub requested_seq: AtomicU64,
     /// When the M holding this P entered foreign code.
     pub foreign_since: AtomicU64,
     /// Which M holds it.
@@ -135,6 +140,7 @@ impl P {
             local: runq::RunQueue::default(),
             current: AtomicU64::new(0),
             slice_seq: AtomicU64::new(0),
+            requested_seq: AtomicU64::new(u64::MAX),
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),
             schedtick: AtomicU64::new(0),
@@ -233,6 +239,8 @@ pub struct M {
     /// Goroutines switched into, added to the stats when the run ends:
     /// one writer, so no shared counter on the hot path.
     switches: AtomicU64,
+    /// Its side of the preemption-signal protocol.
+    pub sig: MSignal,
 }
 
 impl M {
@@ -250,6 +258,7 @@ impl M {
                 0x9e37_79b9_7f4a_7c15 ^ (id as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9),
             ),
             switches: AtomicU64::new(0),
+            sig: MSignal::default(),
         }
     }
 
@@ -340,6 +349,8 @@ pub struct Runtime {
     pub notify: Mutex<Vec<ChanRef>>,
     /// The monitor's sleep and its wake-up.
     pub sysmon: sysmon::Monitor,
+    /// What the preemption-signal handler reads (async mode, JIT engine).
+    pub signals: Option<Box<signal::Shared>>,
 }
 
 /// What to do after serving an operation.
@@ -384,6 +395,22 @@ impl Runtime {
             main_goexit: AtomicBool::new(false),
             notify: Mutex::default(),
             sysmon: sysmon::Monitor::default(),
+            signals: match &engine {
+                Engine::Jit { module, .. } if cfg.mode == PreemptMode::Async => {
+                    // SAFETY: the module and the stats are held by the
+                    // runtime (through `engine` and `cfg`), which every
+                    // worker thread holds while it runs.
+                    Some(Box::new(unsafe {
+                        signal::Shared::new(
+                            &module.tables,
+                            module.stubs.async_preempt,
+                            cfg.unsafe_points,
+                            &cfg.stats.sched,
+                        )
+                    }))
+                }
+                _ => None,
+            },
             cfg,
             engine,
             out,
@@ -424,7 +451,7 @@ impl Runtime {
         // Goroutines still running their code stop at their next function
         // entry or runtime call.
         for g in lock(&self.allgs).values() {
-            g.request_preempt(monotonic_nanos());
+            g.request_preempt(monotonic_nanos(), PreemptKind::StopTheWorld);
         }
     }
 
@@ -557,6 +584,9 @@ impl Runtime {
                 p,
                 ..Handoff::default()
             };
+            if let Some(s) = &self.signals {
+                m.sig.set_shared(s);
+            }
             ms.push(m.clone());
             m
         };
@@ -599,7 +629,18 @@ impl Runtime {
             self.cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
         }
         // The kernel's signal frames go here, not on goroutine stacks.
-        let _alt = AltStack::install();
+        let _alt = match AltStack::install() {
+            Ok(a) => Some(a),
+            Err(e) if self.signals.is_some() => {
+                self.finish(Outcome {
+                    status: 1,
+                    stderr: format!("fatal error: sigaltstack: {e}\n"),
+                });
+                return;
+            }
+            Err(_) => None,
+        };
+        let _worker = signal::enter_worker(&m.sig);
         // Goroutines to wake after a channel operation, reused so that the
         // operations allocate nothing.
         let mut wakes = Vec::with_capacity(8);
@@ -842,6 +883,10 @@ impl Runtime {
         };
         let mut resume = g.take_delivery();
         self.forget_select(&g);
+        if self.signals.is_some() {
+            // SAFETY: this M owns g (see below).
+            m.sig.set_running(unsafe { Engine::jit_context(&g) });
+        }
         let next = loop {
             // SAFETY: this M owns g: it took it from a run queue or was
             // handed it, and nothing else touches its execution state until
@@ -854,6 +899,9 @@ impl Runtime {
             }
         };
         m.current.store(0, Ordering::Release);
+        if self.signals.is_some() {
+            m.sig.set_running(std::ptr::null_mut());
+        }
         let p_now = m.p();
         if let Some(p) = p_now {
             self.end_slice(p);
@@ -995,32 +1043,34 @@ impl Runtime {
     }
 
     /// A cooperative preemption point: honour a pending request.
-    fn preemption_point(&self, m: usize, p: Option<usize>, g: &G) -> Option<Next> {
+    /// A preemption point reached by `mech` (the stack check and runtime
+    /// calls are cooperative points in every mode; the signal stub is the
+    /// asynchronous one): honour a pending request.
+    fn preemption_point(
+        &self,
+        m: usize,
+        p: Option<usize>,
+        g: &G,
+        mech: PreemptMode,
+    ) -> Option<Next> {
         if self.shutdown.load(Ordering::Acquire) {
             return Some(Next::Gone);
         }
+        let kind = g.request_kind();
         let at = g.clear_preempt()?;
         let now = monotonic_nanos();
         let ttp = now.saturating_sub(at);
+        self.cfg.stats.sched.preempted(kind, mech, ttp);
         self.cfg
-            .stats
-            .sched
-            .preempted(self.pending_kind(), PreemptMode::Coop, ttp);
-        self.cfg.tracer.preempted(
-            now,
-            m as u32,
-            p.map(|p| p as u32),
-            g.id,
-            PreemptMode::Coop,
-            ttp,
-        );
+            .tracer
+            .preempted(now, m as u32, p.map(|p| p as u32), g.id, mech, ttp);
         Some(Next::Preempted)
     }
 
     fn continue_or_preempt(&self, g: &G, r: Resume) -> Next {
         if g.preempt.load(Ordering::Acquire) {
             let (m, p) = SERVING.with(|s| s.get());
-            if let Some(n) = self.preemption_point(m, p, g) {
+            if let Some(n) = self.preemption_point(m, p, g, PreemptMode::Coop) {
                 // The result is delivered when the goroutine resumes.
                 g.deliver(r);
                 return n;
@@ -1042,22 +1092,10 @@ impl Runtime {
     /// A goroutine with a pending request stopped at a point of its own
     /// (a yield, a block): the request is done with.
     fn stopped_by_itself(&self, g: &G) {
+        let kind = g.request_kind();
         if let Some(at) = g.clear_preempt() {
             let ttp = monotonic_nanos().saturating_sub(at);
-            self.cfg
-                .stats
-                .sched
-                .preempted(self.pending_kind(), PreemptMode::Coop, ttp);
-        }
-    }
-
-    /// Why a pending request was made, as far as the scheduler knows: a
-    /// stop-the-world while one is under way.
-    fn pending_kind(&self) -> PreemptKind {
-        if self.world.is_stopping() {
-            PreemptKind::StopTheWorld
-        } else {
-            PreemptKind::Quantum
+            self.cfg.stats.sched.preempted(kind, PreemptMode::Coop, ttp);
         }
     }
 
@@ -1093,25 +1131,30 @@ impl Runtime {
                 Next::Dead
             }
             Op::StackCheck => {
-                if g.guard_poisoned() {
-                    match self.preemption_point(m.id, p, g) {
-                        Some(n) => n,
-                        // A request already cleared: just go on.
-                        None => Next::Continue(Resume::default()),
-                    }
-                } else {
-                    self.fault(g, Fault::StackOverflow)
+                // The check failed on a poisoned guard, or on SP below the
+                // real one. The poison may be gone by now (a signal
+                // honoured the request between the check and this call,
+                // or the monitor withdrew it), so only SP decides.
+                // SAFETY: this M owns g.
+                let sp = unsafe { Engine::jit_sp(g) };
+                if g.below_guard(sp) && !g.guard_poisoned() {
+                    return self.fault(g, Fault::StackOverflow);
+                }
+                match self.preemption_point(m.id, p, g, PreemptMode::Coop) {
+                    Some(n) => n,
+                    // A request already cleared: the function checks again.
+                    None => Next::Continue(Resume::default()),
                 }
             }
             Op::PreemptionPoint => self
-                .preemption_point(m.id, p, g)
+                .preemption_point(m.id, p, g, PreemptMode::Coop)
                 .unwrap_or(Next::Continue(Resume::default())),
             Op::AsyncPreempt => {
                 self.cfg
                     .stats
                     .async_preempts
                     .fetch_add(1, Ordering::Relaxed);
-                self.preemption_point(m.id, p, g)
+                self.preemption_point(m.id, p, g, PreemptMode::Async)
                     .unwrap_or(Next::Continue(Resume::default()))
             }
             Op::Budget => Next::Continue(Resume::default()),
@@ -1392,6 +1435,44 @@ impl Runtime {
         }
     }
 
+    /// Sends the preemption signal to the M holding P `p`; returns whether
+    /// one went out (not if one is still in flight to it).
+    pub fn signal_p(&self, p: &P) -> bool {
+        let m = p.m.load(Ordering::Acquire);
+        let Some(m) = lock(&self.ms).get(m).cloned() else {
+            return false;
+        };
+        let sent = m
+            .sig
+            .send(m.tid.load(Ordering::Acquire), self.cfg.preempt_signal);
+        if sent {
+            self.cfg.stats.sched.signal_sent();
+        }
+        sent
+    }
+
+    /// Offers `n` arrivals of the preemption signal to every `notify`
+    /// channel (dropped when full, as `signal.Notify` does).
+    pub fn forward_signals(&self, n: u64) {
+        let chans: Vec<ChanRef> = lock(&self.notify).clone();
+        let mut wakes = Vec::new();
+        for c in chans {
+            if let Some(ch) = self.chans.get(c) {
+                for _ in 0..n.min(ch.cap as u64 + 1) {
+                    if !ch.offer(i64::from(self.cfg.preempt_signal), &mut wakes) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.wake_all(&mut wakes, None);
+    }
+
+    /// The M holding P `p`, if any.
+    pub fn m_of(&self, p: &P) -> Option<Arc<M>> {
+        lock(&self.ms).get(p.m.load(Ordering::Acquire)).cloned()
+    }
+
     /// Called by the monitor: takes P `p` from an M that has been in
     /// foreign code since `since`.
     pub fn retake(&self, p: usize) -> bool {
@@ -1448,6 +1529,17 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         };
     };
     let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone()));
+    if rt.signals.is_some() {
+        if let Err(e) = signal::install(cfg.preempt_signal) {
+            return Outcome {
+                status: 1,
+                stderr: format!(
+                    "fatal error: cannot install the handler for signal {}: {e}\n",
+                    cfg.preempt_signal
+                ),
+            };
+        }
+    }
     let args = match rt.engine {
         Engine::Jit { .. } => SpawnArgs::Words(Vec::new()),
         Engine::Interp { .. } => SpawnArgs::Values(Vec::new()),

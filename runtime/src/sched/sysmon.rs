@@ -69,6 +69,10 @@ pub const RETAKE_AFTER: u64 = 20_000;
 /// ... and when there is none: Go retakes after 10 ms regardless.
 const RETAKE_IDLE_AFTER: u64 = 10_000_000;
 
+/// How often the monitor forwards arrived signals while `notify`
+/// channels exist.
+const NOTIFY_TICK: u64 = 1_000_000;
+
 /// What the monitor last saw of one P's time slice. Like Go's
 /// `sysmontick`, slices are timed by observation: the hot path only bumps
 /// `slice_seq`, and the monitor notes when it first saw each value.
@@ -76,6 +80,56 @@ const RETAKE_IDLE_AFTER: u64 = 10_000_000;
 struct SliceSeen {
     seq: u64,
     since: u64,
+    retry: Resend,
+}
+
+/// First back-off before the preemption signal is sent again, and the
+/// longest (it doubles in between).
+const RESEND_FIRST: u64 = 5_000;
+const RESEND_MAX: u64 = 1_000_000;
+/// A signal still undelivered after this long (blocked on the thread, or
+/// discarded while the disposition was SIG_IGN) no longer holds back the
+/// next one.
+const RESEND_STUCK: u64 = 10_000_000;
+
+/// Re-signalling one P's goroutine while its request stays pending.
+#[derive(Clone, Copy, Default, Debug)]
+struct Resend {
+    /// The request being retried (its time).
+    at: u64,
+    /// When the next signal may go, and the back-off after it.
+    next: u64,
+    backoff: u64,
+}
+
+impl Resend {
+    /// Sends again if the back-off has passed and the last signal reached
+    /// the handler (which declined to redirect: an unsafe region, a
+    /// shallow stack, the goroutine in a runtime call). Returns when to
+    /// look again.
+    fn step(&mut self, rt: &Runtime, p: &super::P, at: u64, now: u64) -> Option<u64> {
+        if self.at != at {
+            *self = Resend {
+                at,
+                next: at + RESEND_FIRST,
+                backoff: RESEND_FIRST,
+            };
+        }
+        if now < self.next {
+            return Some(self.next);
+        }
+        let m = rt.m_of(p)?;
+        if m.sig.pending.load(Ordering::Acquire) {
+            if now.saturating_sub(self.next) < RESEND_STUCK {
+                return Some(self.next + RESEND_STUCK);
+            }
+            m.sig.pending.store(false, Ordering::Release);
+        }
+        rt.signal_p(p);
+        self.backoff = (self.backoff * 2).min(RESEND_MAX);
+        self.next = now + self.backoff;
+        Some(self.next)
+    }
 }
 
 /// The monitor's loop; returns at shutdown.
@@ -88,6 +142,11 @@ pub fn run(rt: &Runtime) {
     // slice runs longer than 1.1 quanta before its request.
     let running_tick = (quantum / 10).max(min);
     let hang = rt.cfg.hang_threshold.as_nanos() as u64;
+    let async_mode = rt.signals.is_some();
+    // Sleeps here are short and must be on time: no timer slack.
+    // SAFETY: PR_SET_TIMERSLACK changes only this thread's slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
+    let mut forwarded = 0u64;
     let mut seen = vec![SliceSeen::default(); rt.ps.len()];
     let mut delay = min;
     let mut idle = 0u32;
@@ -102,26 +161,42 @@ pub fn run(rt: &Runtime) {
             let id = p.current.load(Ordering::Acquire);
             if id == 0 {
                 seen.seq = seq;
-            } else if seen.seq != seq || seen.since == 0 {
+            } else {
                 running = true;
-                *seen = SliceSeen { seq, since: now };
-                next_deadline = next_deadline.min(now + quantum);
-            } else if now.saturating_sub(seen.since) < quantum {
-                running = true;
-                next_deadline = next_deadline.min(seen.since + quantum);
-            } else if let Some(g) = rt.g_by_id(id) {
-                running = true;
-                acted |= preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now);
-                // Stuck past the threshold: say why, once per request.
-                let at = g.preempt_requested_at.load(Ordering::Acquire);
-                if g.preempt.load(Ordering::Acquire)
-                    && hang > 0
-                    && now.saturating_sub(at) >= hang
-                    && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
-                {
-                    let m = p.m.load(Ordering::Acquire);
-                    if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
-                        eprint!("{text}");
+                if seen.seq != seq || seen.since == 0 {
+                    *seen = SliceSeen {
+                        seq,
+                        since: now,
+                        retry: Resend::default(),
+                    };
+                }
+                if now.saturating_sub(seen.since) < quantum {
+                    next_deadline = next_deadline.min(seen.since + quantum);
+                } else if let Some(g) = rt.g_by_id(id) {
+                    acted |= preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now);
+                }
+            }
+            // A request pending in this slice (for the quantum or the GC):
+            // signal again if the handler could not stop the goroutine, and
+            // say why it does not stop once it is stuck.
+            if id != 0 && p.requested_seq.load(Ordering::Acquire) == seq {
+                if let Some(g) = rt.g_by_id(id).filter(|g| g.preempt.load(Ordering::Acquire)) {
+                    let at = g.preempt_requested_at.load(Ordering::Acquire);
+                    if async_mode {
+                        if let Some(when) = seen.retry.step(rt, p, at, now) {
+                            next_deadline = next_deadline.min(when);
+                        }
+                    }
+                    if hang > 0
+                        && now.saturating_sub(at) >= hang
+                        && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
+                    {
+                        let m = p.m.load(Ordering::Acquire);
+                        if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
+                            eprint!("{text}");
+                        }
+                    } else if hang > 0 && now < at + hang {
+                        next_deadline = next_deadline.min(at + hang);
                     }
                 }
             }
@@ -140,6 +215,17 @@ pub fn run(rt: &Runtime) {
                     };
                     next_deadline = next_deadline.min(since + at);
                 }
+            }
+        }
+        // Preemption signals that arrived, offered to `notify` channels.
+        if let Some(sh) = &rt.signals {
+            let arrived = sh.arrived.load(Ordering::Acquire);
+            if arrived != forwarded {
+                rt.forward_signals(arrived - forwarded);
+                forwarded = arrived;
+            }
+            if !lock(&rt.notify).is_empty() {
+                next_deadline = next_deadline.min(now + NOTIFY_TICK);
             }
         }
         if acted {

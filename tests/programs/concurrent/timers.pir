@@ -24,10 +24,11 @@ func @main() {
     %b = recv %c
     %d = recv %c
     print "{} {} {}", %a, %b, %d
-    %t = after 5000
     %t1 = now
+    %t = after 5000
     %fired = recv %t
-    %ok = ge %fired, %t1
+    %early = add %t1, 5000000
+    %ok = ge %fired, %early
     print "after fired {}", %ok
     ret
 }

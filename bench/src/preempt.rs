@@ -1,0 +1,317 @@
+//! The asynchronous-preemption benchmarks of issue 5, in one run:
+//!
+//! - **the signal floor** ([`crate::floor`]): `tgkill` to handler entry on
+//!   a thread spinning in user code, in this process;
+//! - **time-to-preempt** under `--preempt async`: from the monitor's
+//!   request to the goroutine's arrival in the stub, for a call-free
+//!   spinner (the runtime's own histogram, `preempt run --stats-json`),
+//!   set against the floor;
+//! - **a sleeper behind a call-free spinner** at procs 1 with a 10 ms
+//!   quantum, next to Go's same program with asynchronous preemption;
+//! - **stop-the-world stopping time** with 1 and 4 call-free spinners on
+//!   2 Ps, next to Go's (runtime/metrics `/sched/pauses/stopping/gc`);
+//! - **overhead on tight loops**: the kernels under async preemption
+//!   (a signal every quantum) against no preemption at all, in this
+//!   process, interleaved.
+//!
+//! Like the runtime suite, PIR programs run as fresh `preempt run`
+//! processes and nothing here asserts a timing: the goals are printed next
+//! to the figures, met or missed.
+
+use std::time::Duration;
+
+use preempt_jit::ir::PreemptMode;
+use preempt_runtime::RunConfig;
+use serde_json::{json, Value};
+
+use crate::kernels::{self, Engine};
+use crate::peers::GoPeer;
+use crate::runtime::{self, percentile, Figure, Goal, Options, Row, Suite};
+
+pub const SLEEPER_NOCALL: &str = include_str!("preempt/sleeper-nocall.pir");
+
+/// The suite's result.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+}
+
+fn us(ns: f64) -> f64 {
+    ns / 1e3
+}
+
+/// Nearest-rank percentiles of samples (ns), as f64.
+fn pct(samples: &[u64], p: f64) -> Option<f64> {
+    let mut v: Vec<i64> = samples.iter().map(|&x| x as i64).collect();
+    v.sort_unstable();
+    percentile(&v, p).map(|x| x as f64)
+}
+
+/// Percentile `p` of a Go runtime/metrics histogram (upper bounds in
+/// seconds, -1 for the open last bucket), in ns: the bucket's upper bound,
+/// so Go's figure is rounded up, never down.
+fn go_histogram_pct(v: &Value, p: f64) -> Result<f64, String> {
+    let bounds: Vec<f64> = v["stop_bounds_s"]
+        .as_array()
+        .ok_or("no stop_bounds_s")?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let counts: Vec<u64> = v["stop_counts"]
+        .as_array()
+        .ok_or("no stop_counts")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return Err("Go recorded no stop".into());
+    }
+    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+    let mut acc = 0;
+    for (b, c) in bounds.iter().zip(&counts) {
+        acc += c;
+        if acc >= rank {
+            return if *b < 0.0 {
+                Err("in Go's open last bucket".into())
+            } else {
+                Ok(b * 1e9)
+            };
+        }
+    }
+    Err("rank past the histogram".into())
+}
+
+/// A histogram's percentile from `preempt run --stats-json` output, in ns.
+fn stats_pct(stats: &Value, name: &str, key: &str) -> Result<f64, String> {
+    stats["histograms"][name][key]
+        .as_f64()
+        .ok_or_else(|| format!("no {name} {key} in the run's stats"))
+}
+
+/// Runs `src` with `--stats-json` and returns the stats.
+fn run_with_stats(
+    s: &mut Suite,
+    name: &str,
+    src: &str,
+    n: u64,
+    flags: &[&str],
+) -> Result<Value, String> {
+    let dir = s.opts.paths.peers_dir().join("pir");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.stats.json"));
+    let path_s = path.display().to_string();
+    let mut all = vec!["--stats-json", path_s.as_str()];
+    all.extend_from_slice(flags);
+    s.run_pir_with(name, &runtime::with_sizes(src, n, None), &all)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Async-preemption overhead on `kernel`: (async ns/unit, none ns/unit),
+/// each the best of `reps` interleaved runs of about `target`.
+fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), String> {
+    let k = kernels::all()
+        .into_iter()
+        .find(|k| k.name == kernel)
+        .ok_or_else(|| format!("no kernel {kernel}"))?;
+    let cfg = |mode, quantum| RunConfig {
+        file: format!("{kernel}.pir"),
+        timeout: None,
+        mode,
+        quantum,
+        ..RunConfig::default()
+    };
+    // No preemption at all: a cooperative request never reaches a
+    // call-free loop, and an hour-long quantum makes none.
+    let none = cfg(PreemptMode::Coop, Duration::from_secs(3600));
+    let async_ = cfg(PreemptMode::Async, Duration::from_millis(10));
+    let mut n = k.start;
+    loop {
+        let (_, ns) = kernels::run_with(&k, Engine::Jit, n, &none);
+        if ns >= target.as_nanos() as f64 / 4.0 {
+            n = (n as f64 * target.as_nanos() as f64 / ns) as i64;
+            break;
+        }
+        n = (k.grow)(n);
+    }
+    let (mut best_a, mut best_n) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..reps.max(1) {
+        let (ra, a) = kernels::run_with(&k, Engine::Jit, n, &async_);
+        let (rn, b) = kernels::run_with(&k, Engine::Jit, n, &none);
+        if ra != rn {
+            return Err(format!("{kernel}: async computed {ra}, none {rn}"));
+        }
+        best_a = best_a.min(a / (k.work)(n));
+        best_n = best_n.min(b / (k.work)(n));
+    }
+    Ok((best_a, best_n))
+}
+
+/// Measures everything and builds the report.
+pub fn run(opts: Options, quick: bool) -> Report {
+    let go = if opts.go {
+        GoPeer::prepare(&opts.paths)
+    } else {
+        Err("not run".to_string())
+    };
+    let mut s = Suite {
+        opts,
+        go,
+        json_runs: Vec::new(),
+    };
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let (floor_n, sleeps, stw_n, target, reps) = if quick {
+        (50, 5, 5, Duration::from_millis(30), 1)
+    } else {
+        (2000, 200, 200, Duration::from_millis(500), 5)
+    };
+
+    // The floor, here, before anything else runs in this process.
+    let floor = crate::floor::measure(libc::SIGURG, floor_n, Duration::from_micros(200));
+    let floor_p = |p| -> Figure {
+        floor
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|v| pct(v, p).ok_or_else(|| "no samples".to_string()))
+            .map(us)
+    };
+    rows.push(Row::new(
+        "signal floor: tgkill to handler, p50",
+        "us",
+        floor_p(50.0),
+        Err("async: n/a".into()),
+    ));
+    rows.push(Row::new(
+        "  p99",
+        "us",
+        floor_p(99.0),
+        Err("async: n/a".into()),
+    ));
+
+    // Time-to-preempt and the sleeper, from one run of the call-free
+    // sleeper (every preemption of its spinner is asynchronous).
+    let stats = run_with_stats(&mut s, "sleeper-nocall", SLEEPER_NOCALL, sleeps, &[]);
+    let ttp = |key| -> Figure {
+        stats
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|st| stats_pct(st, "time-to-preempt (async)", key))
+            .map(us)
+    };
+    let (t50, t99) = (ttp("p50_ns"), ttp("p99_ns"));
+    let limit = |f: &Figure, k: f64| f.as_ref().map(|v| v * k).unwrap_or(f64::NAN);
+    rows.push(
+        Row::new(
+            "time-to-preempt, async, call-free loop: p50",
+            "us",
+            t50,
+            Err("async: n/a".into()),
+        )
+        .goal(Goal::AtMost(limit(&floor_p(50.0), 1.5), "<= 1.5x floor")),
+    );
+    rows.push(
+        Row::new("  p99", "us", t99, Err("async: n/a".into()))
+            .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
+    );
+    if let Ok(st) = &stats {
+        notes.push(format!(
+            "time-to-preempt over {} asynchronous preemptions; {} signals sent",
+            st["histograms"]["time-to-preempt (async)"]["count"], st["signals_sent"]
+        ));
+        s.json_runs
+            .push(json!({"side": "preempt", "bench": "sleeper-nocall", "stats": st}));
+    }
+
+    // The sleeper's lateness: preempt's from the same kind of run (its
+    // own stdout), Go's with asynchronous preemption (the default).
+    let p = s.sleeper_lateness("sleeper-nocall", SLEEPER_NOCALL, sleeps, &[]);
+    let g = s.go_sleeper(sleeps, "", &["-nocall"]);
+    let late = |r: &Result<Vec<i64>, String>, q| -> Figure {
+        r.clone()
+            .and_then(|v| percentile(&v, q).ok_or_else(|| "no samples".to_string()))
+            .map(|ns| ns as f64 / 1e6)
+    };
+    for (label, q) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
+        let name = if q == 50.0 {
+            "sleep 1 ms behind a call-free spinner: late p50".to_string()
+        } else {
+            format!("  late {label}")
+        };
+        let row = Row::new(name, "ms", late(&p, q), late(&g, q));
+        rows.push(if q == 99.0 {
+            row.goal(Goal::AtMost(11.0, "<= 1.1x quantum"))
+        } else {
+            row
+        });
+    }
+
+    // Stop-the-world stopping time, 2 Ps, 1 and 4 call-free spinners.
+    for k in [1usize, 4] {
+        let go = s
+            .go_run_with("stw", &["-spinners", &k.to_string()], stw_n, 2, "")
+            .and_then(|(v, _)| Ok((go_histogram_pct(&v, 50.0)?, go_histogram_pct(&v, 99.0)?)));
+        let p = stw(&mut s, k, stw_n);
+        for (i, label) in ["p50", "p99"].iter().enumerate() {
+            let pf: Figure = p.clone().map(|v| us(if i == 0 { v.0 } else { v.1 }));
+            let gf: Figure = go.clone().map(|v| us(if i == 0 { v.0 } else { v.1 }));
+            let name = if i == 0 {
+                format!("stop-the-world stopping, {k} spinner(s), 2 Ps: {label}")
+            } else {
+                format!("  {label}")
+            };
+            let lim = gf.as_ref().map(|g| g / 2.0).unwrap_or(f64::NAN);
+            rows.push(Row::new(name, "us", pf, gf).goal(Goal::AtMost(lim, "<= Go/2")));
+        }
+    }
+
+    // Overhead of asynchronous preemption on tight loops.
+    for kernel in ["sum", "nested"] {
+        let r = overhead(kernel, target, reps);
+        let fig: Figure = r.clone().map(|(a, n)| (a / n - 1.0) * 100.0);
+        rows.push(
+            Row::new(
+                format!("async overhead, {kernel} kernel (quantum 10 ms)"),
+                "%",
+                fig,
+                Err("async: n/a".into()),
+            )
+            .goal(Goal::Below(1.0, "< 1%")),
+        );
+        if let Ok((a, n)) = r {
+            s.json_runs.push(
+                json!({"side": "preempt", "bench": "overhead", "kernel": kernel,
+                "async_ns_per_unit": a, "none_ns_per_unit": n}),
+            );
+        }
+    }
+
+    let mut text = format!(
+        "preemption: preempt (jit, --preempt async) vs Go {}, same run\nmachine: {}\n",
+        s.go.as_ref()
+            .map(|g| g.version.clone())
+            .unwrap_or_else(|e| format!("(not available: {e})")),
+        crate::machine_description()
+    );
+    text.push_str(&runtime::table_with(&rows, "issue 5 goal"));
+    for n in &notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    let json = json!({
+        "machine": crate::machine_description(),
+        "floor_ns": floor.as_ref().ok(),
+        "rows": runtime::rows_json(&rows),
+        "notes": notes,
+        "runs": s.json_runs,
+    });
+    Report { text, json }
+}
+
+/// preempt's stop-the-world stopping time (p50, p99 in ns) with `k`
+/// call-free spinners on 2 Ps.
+fn stw(_s: &mut Suite, _k: usize, _n: u64) -> Result<(f64, f64), String> {
+    Err("needs the GC's stop-the-world".into())
+}

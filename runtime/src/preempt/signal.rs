@@ -1,0 +1,265 @@
+//! The preemption signal: sending it to a worker, and the handler that
+//! receives it.
+//!
+//! Everything the handler touches is reachable without a lock from a
+//! thread-local pointer to the worker's [`MSignal`], which points to the
+//! run's [`Shared`] state; both live as long as the worker thread runs.
+//! The handler reads the interrupted PC and SP, asks [`decide`], and
+//! either redirects the thread into the stub or records why not. It
+//! allocates nothing, takes no lock, cannot panic (no indexing, no
+//! unwrap) and formats nothing.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+use preempt_jit::abi::{GoroutineContext, STACK_GUARD_POISON};
+use preempt_jit::code::CodeTables;
+use preempt_signals::handler::{self, Previous};
+use preempt_signals::MachineContext;
+
+use super::decide::{decide, Decision, Goroutine, RetryReason, Thread, UnsafePoints};
+use crate::stats::Stats;
+
+/// What every worker's handler needs about the run.
+#[derive(Debug)]
+pub struct Shared {
+    /// The compiled module's tables (absolute addresses).
+    tables: *const CodeTables,
+    /// The `async_preempt` stub.
+    stub: usize,
+    points: UnsafePoints,
+    /// Every preemption signal that arrived at a worker, sent by the
+    /// runtime or not (what `notify` forwards).
+    pub arrived: AtomicU64,
+    /// Redirects into the stub.
+    pub redirects: AtomicU64,
+    stats: *const Stats,
+}
+
+// SAFETY: the raw pointers are to the module's tables and the run's stats,
+// which outlive every worker (the runtime holds both); they are only read.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// # Safety
+    ///
+    /// `tables` and `stats` must outlive every worker thread that points
+    /// to this state.
+    pub unsafe fn new(
+        tables: &CodeTables,
+        stub: usize,
+        points: UnsafePoints,
+        stats: &Stats,
+    ) -> Shared {
+        Shared {
+            tables,
+            stub,
+            points,
+            arrived: AtomicU64::new(0),
+            redirects: AtomicU64::new(0),
+            stats,
+        }
+    }
+}
+
+/// A worker's side of the signal protocol.
+#[derive(Debug, Default)]
+pub struct MSignal {
+    /// The run's state; null for a runtime without asynchronous
+    /// preemption.
+    shared: AtomicPtr<Shared>,
+    /// The context of the JIT goroutine this worker runs (null between
+    /// goroutines). Written only by the worker itself, so the handler,
+    /// which interrupts that same thread, never races with it.
+    ctx: AtomicPtr<GoroutineContext>,
+    /// A signal was sent and the handler has not run yet: further sends
+    /// coalesce with it.
+    pub pending: AtomicBool,
+    /// Signals sent to this worker, and the count the handler last saw.
+    pub sent: AtomicU64,
+    pub seen: AtomicU64,
+    /// Why the handler last declined to redirect (`RetryReason::index`
+    /// plus one; 0: it did not decline).
+    last_retry: AtomicU8,
+}
+
+impl MSignal {
+    pub fn set_shared(&self, s: &Shared) {
+        self.shared
+            .store((s as *const Shared).cast_mut(), Ordering::Release);
+    }
+
+    /// The worker starts or stops running a JIT goroutine's code.
+    pub fn set_running(&self, ctx: *mut GoroutineContext) {
+        self.ctx.store(ctx, Ordering::Release);
+    }
+
+    /// Why the handler last declined, if it did.
+    pub fn last_retry(&self) -> Option<RetryReason> {
+        let i = self.last_retry.load(Ordering::Acquire) as usize;
+        RetryReason::ALL.get(i.checked_sub(1)?).copied()
+    }
+
+    /// Sends the preemption signal to thread `tid`, unless one is pending
+    /// already. Returns whether a signal went out.
+    pub fn send(&self, tid: libc::pid_t, signo: libc::c_int) -> bool {
+        if tid == 0 || self.pending.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.sent.fetch_add(1, Ordering::AcqRel);
+        if handler::tgkill(tid, signo).is_err() {
+            self.pending.store(false, Ordering::Release);
+            return false;
+        }
+        true
+    }
+}
+
+thread_local! {
+    /// The worker this thread is (null: not a worker). Constant-initialised
+    /// and without a destructor, so reading it in a handler is a plain
+    /// thread-local load.
+    static CURRENT: Cell<*const MSignal> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks the calling thread as worker `m` until the guard drops.
+pub fn enter_worker(m: &MSignal) -> WorkerGuard {
+    CURRENT.with(|c| c.set(m));
+    WorkerGuard(())
+}
+
+/// Clears the calling thread's worker pointer on drop.
+#[derive(Debug)]
+pub struct WorkerGuard(());
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
+
+const NSIG: usize = 65;
+
+/// What each signal's disposition was before the runtime first installed
+/// its handler (written once, before the handler can run).
+static PREVIOUS: [OnceLock<Previous>; NSIG] = [const { OnceLock::new() }; NSIG];
+
+/// Installs the handler for `signo` (idempotent: the disposition found
+/// the first time is the one signals that are not ours are passed to).
+pub fn install(signo: libc::c_int) -> std::io::Result<()> {
+    let slot = PREVIOUS
+        .get(signo as usize)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    if slot.get().is_none() {
+        let before = handler::query(signo)?;
+        if before.handler() == handler_address() {
+            return Ok(());
+        }
+        let _ = slot.set(before);
+    }
+    handler::install(signo, on_signal)?;
+    Ok(())
+}
+
+/// Whether the runtime's handler is the one installed for `signo`.
+pub fn installed(signo: libc::c_int) -> bool {
+    handler::current_handler(signo).is_ok_and(|h| h == handler_address())
+}
+
+fn handler_address() -> usize {
+    on_signal as *const () as usize
+}
+
+extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; the handler must leave it as found.
+    let errno = unsafe { *libc::__errno_location() };
+    // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
+    let ours = unsafe { sent_by_us(info) };
+    let m = CURRENT.with(|c| c.get());
+    if m.is_null() {
+        if !ours {
+            forward(signo, info, uc);
+        }
+    } else {
+        // SAFETY: CURRENT points to the worker's MSignal, which outlives
+        // the guard that set it; uc is the kernel's ucontext_t.
+        unsafe { handle(&*m, ours, uc) };
+        if !ours {
+            forward(signo, info, uc);
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// # Safety
+///
+/// `info` is the kernel's siginfo_t for this delivery.
+unsafe fn sent_by_us(info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: valid per the caller; si_pid is meaningful for SI_TKILL.
+    unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() }
+}
+
+fn forward(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    if let Some(prev) = PREVIOUS.get(signo as usize).and_then(OnceLock::get) {
+        // SAFETY: called from the handler with the arguments it received.
+        unsafe { prev.forward(signo, info, uc) };
+    }
+}
+
+/// # Safety
+///
+/// Called from the handler on the thread `m` belongs to, with the kernel's
+/// `uc`.
+unsafe fn handle(m: &MSignal, ours: bool, uc: *mut libc::c_void) {
+    if ours {
+        m.pending.store(false, Ordering::Release);
+        m.seen
+            .store(m.sent.load(Ordering::Acquire), Ordering::Release);
+    }
+    let shared = m.shared.load(Ordering::Acquire);
+    if shared.is_null() {
+        return;
+    }
+    // SAFETY: set from a Shared that outlives the worker.
+    let shared = unsafe { &*shared };
+    shared.arrived.fetch_add(1, Ordering::AcqRel);
+    let ctx = m.ctx.load(Ordering::Acquire);
+    let thread = if ctx.is_null() {
+        Thread::Idle
+    } else {
+        // SAFETY: the context of the goroutine this thread runs; only
+        // atomics and a word written before the goroutine started are read.
+        let c = unsafe { &*ctx };
+        Thread::Running(Goroutine {
+            requested: c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
+            stack_lo: c.stack_lo as usize,
+        })
+    };
+    // SAFETY: uc is the kernel's ucontext_t for this delivery.
+    let mut mc = unsafe { MachineContext::from_raw(uc) };
+    // SAFETY: the tables outlive the worker (see `Shared::new`).
+    let tables = unsafe { &*shared.tables };
+    match decide(mc.pc(), mc.sp(), tables, thread, shared.points) {
+        Decision::Redirect { resume_pc } => {
+            // SAFETY: decide checked there are ASYNC_STUB_STACK bytes of
+            // this goroutine's stack below SP, which JIT code never uses
+            // below SP (no red zone).
+            unsafe { mc.push_call(shared.stub, resume_pc) };
+            m.last_retry.store(0, Ordering::Release);
+            shared.redirects.fetch_add(1, Ordering::Relaxed);
+        }
+        Decision::Retry(r) => {
+            m.last_retry.store(r.index() as u8 + 1, Ordering::Release);
+            // SAFETY: the stats outlive the worker (see `Shared::new`).
+            unsafe { &*shared.stats }.retry(r.name());
+        }
+        Decision::Stale | Decision::NotOurs => {}
+    }
+}

@@ -1,0 +1,25 @@
+; Seed bug 5: the spinner's thread blocks the preemption signal (as a C
+; library calling pthread_sigmask would), so asynchronous preemption never
+; reaches it; at one P main never runs again. The watchdog's diagnosis
+; says why.
+; flags: --timeout 1
+; expect-status: 3
+; expect-stderr: @spin in block loop
+; expect-stderr: reason: SIGURG is blocked on this thread (ccall block_preempt_signal?)
+; jit-only: the interpreter has no signals to block
+set procs = 1
+
+func @spin() {
+    ccall block_preempt_signal
+    %i = const 0
+loop:
+    %i = add %i, 1
+    jmp loop
+}
+
+func @main() {
+    spawn @spin()
+    sleep 1000
+    print "main woke"
+    ret
+}

@@ -1,0 +1,37 @@
+; One P, asynchronous preemption (the default): a loop with no call and no
+; runtime operation is stopped by the signal at the end of its quantum, so
+; main runs again, sets the flag (an atomic: the loop reloads it) and the
+; spinner sees it. Under coop this is coop-spinner-hangs.pir.
+; expect-status: 0
+; expect-stdout: main woke
+; expect-stdout: spinner saw the flag
+; jit-only: interpreted goroutines are stopped by the interpreter's budget check, not by signals
+set procs = 1
+
+global @done: i64 = 0
+global @seen: i64 = 0
+
+func @spin() {
+    %i = const 0
+loop:
+    %i = add %i, 1
+    %d = load.atomic @done
+    br %d, out, loop
+out:
+    store.atomic @seen, 1
+    ret
+}
+
+func @main() {
+    spawn @spin()
+    sleep 1000
+    print "main woke"
+    store.atomic @done, 1
+wait:
+    yield
+    %s = load.atomic @seen
+    br %s, ok, wait
+ok:
+    print "spinner saw the flag"
+    ret
+}
