@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
+use preempt_runtime::gc::GcFault;
 use preempt_runtime::preempt::decide::UnsafePoints;
 use preempt_runtime::{Outcome, Output, RunConfig};
 
@@ -127,6 +128,34 @@ pub struct RunLimits {
     /// taken as safe, to show what the tables prevent.
     #[arg(long, value_enum, default_value = "honour")]
     pub unsafe_points: UnsafePointsArg,
+    /// Check every garbage collection: every object reachable from the
+    /// roots must be marked, and freed objects are poisoned so that a later
+    /// use is a fatal error (JIT engine).
+    #[arg(long)]
+    pub gc_verify: bool,
+    /// Inject a bug into the collector (to test --gc-verify).
+    #[arg(long, value_enum, hide = true)]
+    pub gc_inject: Option<GcFaultArg>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum GcFaultArg {
+    /// The write barrier shades nothing.
+    SkipBarrier,
+    /// Mark start greys nothing from the ref globals.
+    SkipGlobalRoots,
+    /// The sweep frees marked objects too.
+    FreeMarked,
+}
+
+impl From<GcFaultArg> for GcFault {
+    fn from(f: GcFaultArg) -> GcFault {
+        match f {
+            GcFaultArg::SkipBarrier => GcFault::SkipBarrier,
+            GcFaultArg::SkipGlobalRoots => GcFault::SkipGlobalRoots,
+            GcFaultArg::FreeMarked => GcFault::FreeMarked,
+        }
+    }
 }
 
 impl RunLimits {
@@ -138,6 +167,8 @@ impl RunLimits {
             timeout: Some(Duration::from_secs_f64(self.timeout)),
             preempt_signal: self.preempt_signal,
             unsafe_points: self.unsafe_points.into(),
+            gc_verify: self.gc_verify,
+            gc_inject: self.gc_inject.map(GcFault::from),
             ..cfg
         }
     }
@@ -278,6 +309,7 @@ impl RuntimeArgs {
                 sysmon_min_tick: self.sysmon_tick,
                 sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
                 hang_threshold: self.hang_threshold,
+                gc_percent: s.gc_percent.unwrap_or(100),
                 tracer: std::sync::Arc::new(match self.trace {
                     Some(_) => {
                         let t = preempt_runtime::trace::Tracer::new();

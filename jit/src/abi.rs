@@ -26,7 +26,22 @@
 //!
 //! An object of N slots is `16 + 16 * N` bytes: its length, a GC word, then
 //! for each slot a tag word ([`TAG_FRESH`], [`TAG_INT`], [`TAG_REF`]) and a
-//! value word. Generated code checks the tag to give `slot type mismatch`.
+//! value word. Generated code checks the tag to give `slot type mismatch`;
+//! a tag that is none of the three is a freed object the collector
+//! poisoned ([`TAG_FREED`], `--gc-verify`), reported as a use after free.
+//!
+//! # The write barrier
+//!
+//! Every store into a heap slot (`set`, `setref`) and every `store` of a
+//! ref global first loads `ctx.gc`, the address of the collector's
+//! [`GcBarrier`], and tests its `marking` word; while the collector marks,
+//! the store takes an out-of-line path that passes the slot's old ref (if
+//! it holds one) to `shade`, a plain C-ABI function called on the
+//! goroutine's own stack, before storing. The sequence from the load of
+//! the flag to the last store is an unsafe region of kind
+//! [`WriteBarrier`](crate::code::UnsafeKind::WriteBarrier), so no
+//! preemption separates the test of the flag from the store. Why the old
+//! value and not the new one is explained in the runtime's `gc` module.
 
 use std::mem::offset_of;
 use std::sync::atomic::AtomicU64;
@@ -218,7 +233,32 @@ pub struct GoroutineContext {
     pub stack_hi: u64,
     /// Registers saved by `rt_call`, indexed by hardware register number.
     pub saved: [u64; SAVED_REGS],
+    /// The address of the collector's [`GcBarrier`]: what the write
+    /// barrier tests and calls. A fresh context points at [`NO_GC`].
+    pub gc: u64,
 }
+
+/// What generated code's write barrier reads: a flag and the function
+/// that shades. The collector owns one for the whole run, at a stable
+/// address; `data` is the collector's, for `shade` to find its state.
+#[repr(C)]
+#[derive(Debug)]
+pub struct GcBarrier {
+    /// Non-zero while the collector marks: ref stores take the slow path.
+    pub marking: AtomicU64,
+    /// `extern "C" fn(barrier: *const GcBarrier, old: u64)`: greys the
+    /// object `old` refers to. Called only while `marking` is set, with the
+    /// old value of a slot that holds a ref or of a ref global (never 0).
+    pub shade: extern "C" fn(*const GcBarrier, u64),
+}
+
+extern "C" fn shade_nothing(_: *const GcBarrier, _: u64) {}
+
+/// The barrier of a context no collector runs for: never marking.
+pub static NO_GC: GcBarrier = GcBarrier {
+    marking: AtomicU64::new(0),
+    shade: shade_nothing,
+};
 
 /// Bytes the asynchronous-preemption stub (and the runtime call it makes)
 /// needs below the interrupted SP, on every architecture; a redirect must
@@ -235,6 +275,11 @@ pub const CTX_REQUEST: i32 = offset_of!(GoroutineContext, request) as i32;
 pub const CTX_RESULT: i32 = offset_of!(GoroutineContext, result) as i32;
 pub const CTX_RESULT2: i32 = offset_of!(GoroutineContext, result2) as i32;
 pub const CTX_SAVED: i32 = offset_of!(GoroutineContext, saved) as i32;
+pub const CTX_GC: i32 = offset_of!(GoroutineContext, gc) as i32;
+/// Offset of [`GcBarrier::marking`].
+pub const GC_MARKING: i32 = offset_of!(GcBarrier, marking) as i32;
+/// Offset of [`GcBarrier::shade`].
+pub const GC_SHADE: i32 = offset_of!(GcBarrier, shade) as i32;
 
 impl GoroutineContext {
     pub fn new() -> GoroutineContext {
@@ -248,6 +293,7 @@ impl GoroutineContext {
             stack_lo: 0,
             stack_hi: 0,
             saved: [0; SAVED_REGS],
+            gc: &NO_GC as *const GcBarrier as u64,
         }
     }
 }
@@ -278,6 +324,11 @@ pub const TAG_FRESH: u64 = 0;
 pub const TAG_INT: u64 = 1;
 /// A slot written by `setref`.
 pub const TAG_REF: u64 = 2;
+/// Every tag and value word of an object the collector freed, in
+/// `--gc-verify` mode: no valid tag, and no address of anything. `get`
+/// and `getref` take their mismatch path on it, where the runtime tells a
+/// use of a freed object from a type mismatch.
+pub const TAG_FREED: u64 = 0xf4ee_dead_f4ee_dead;
 /// Live heap bytes (counted in this layout) beyond which `new` is
 /// `fatal error: runtime: out of memory`, on every engine.
 pub const DEFAULT_HEAP_LIMIT: u64 = 4 << 30;

@@ -42,6 +42,9 @@ pub enum Fault {
     /// The live heap would pass its limit even after a collection (a huge
     /// `new`, or too much live data).
     OutOfMemory,
+    /// `get` or `getref` of an object the collector freed and poisoned
+    /// (only `--gc-verify` poisons, so only it can tell): a collector bug.
+    UseOfFreedObject(u64),
 }
 
 impl Fault {
@@ -50,7 +53,11 @@ impl Fault {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Fault::StackOverflow | Fault::Deadlock | Fault::MainGoexit | Fault::OutOfMemory
+            Fault::StackOverflow
+                | Fault::Deadlock
+                | Fault::MainGoexit
+                | Fault::OutOfMemory
+                | Fault::UseOfFreedObject(_)
         )
     }
 }
@@ -83,6 +90,9 @@ impl fmt::Display for Fault {
                 "fatal error: no goroutines (main called runtime.Goexit) - deadlock!"
             ),
             Fault::OutOfMemory => write!(f, "fatal error: runtime: out of memory"),
+            Fault::UseOfFreedObject(addr) => {
+                write!(f, "fatal error: use of freed object {addr:#x} (gc-verify)")
+            }
         }
     }
 }

@@ -209,6 +209,8 @@ pub struct Names {
     pub param_counts: Vec<usize>,
     /// Global names, for diagnoses.
     pub globals: Vec<String>,
+    /// Which globals hold a ref: the collector's global roots.
+    pub global_is_ref: Vec<bool>,
 }
 
 impl Names {
@@ -227,6 +229,7 @@ impl Names {
             function_spans: prog.funcs.iter().map(|f| f.span).collect(),
             param_counts: prog.funcs.iter().map(|f| f.params.len()).collect(),
             globals: prog.globals.iter().map(|g| g.name.clone()).collect(),
+            global_is_ref: prog.globals.iter().map(|g| g.ty == Type::Ref).collect(),
             inst_spans: prog
                 .funcs
                 .iter()

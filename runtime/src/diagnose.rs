@@ -14,6 +14,12 @@
 //! - in async mode, what became of the signals: the handler replaced
 //!   (SIG_IGN), the signal blocked on the thread, or the handler's last
 //!   reason for not redirecting (an unsafe region, a shallow stack).
+//!
+//! A stop-the-world (the collector's) that waits for such a goroutine
+//! says so too, once it has waited for the hang threshold, and the
+//! watchdog's report names the stop: a program whose collector waits
+//! forever for a spinner (the seed's Bug 2) is a hang with a reason, not a
+//! silent deadlock.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -24,7 +30,8 @@ use preempt_jit::module::Module;
 
 use crate::preempt::signal;
 use crate::sched::g::{Status, G};
-use crate::sched::{lock, Runtime, M};
+use crate::sched::stw::Phase;
+use crate::sched::{lock, monotonic_nanos, Runtime, M};
 use crate::Outcome;
 
 fn ms(ns: u64) -> String {
@@ -43,6 +50,30 @@ pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> Option<String> {
         "preempt: goroutine {} has not stopped {} after a preemption request ({} mode):\n{where_}",
         g.id,
         ms(age),
+        rt.cfg.mode
+    ))
+}
+
+/// A stop-the-world for `phase` has waited `age` ns for goroutine `g`,
+/// running on P `p` and M `m`: the report, or None when its thread is in
+/// the runtime serving it (it stops when the runtime is done).
+pub fn stw_stuck(
+    rt: &Runtime,
+    phase: Phase,
+    p: usize,
+    m: usize,
+    g: &G,
+    age: u64,
+) -> Option<String> {
+    let where_ = running(rt, m);
+    if where_.starts_with("\tin the runtime") {
+        return None;
+    }
+    Some(format!(
+        "preempt: stop-the-world for {} has waited {} for goroutine {} on P {p} ({} mode); the collector and every other goroutine wait with it:\n{where_}",
+        phase.name(),
+        ms(age),
+        g.id,
         rt.cfg.mode
     ))
 }
@@ -242,6 +273,28 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
     };
     let mut msg =
         format!("preempt: watchdog: the program did not finish within {secs} (--timeout)\n");
+    if let Some((phase, since)) = rt.world.current() {
+        let waiting: Vec<String> = rt
+            .ps
+            .iter()
+            .filter_map(|p| {
+                let id = p.current.load(Ordering::Acquire);
+                (id != 0).then(|| format!("goroutine {id} (P {})", p.id))
+            })
+            .collect();
+        writeln!(
+            msg,
+            "the stop-the-world for {} has waited {} for: {}",
+            phase.name(),
+            ms(monotonic_nanos().saturating_sub(since)),
+            if waiting.is_empty() {
+                "nothing (it is stopped)".to_string()
+            } else {
+                waiting.join(", ")
+            }
+        )
+        .unwrap();
+    }
     // Running goroutines first, sampled before anything stops.
     for p in &rt.ps {
         let Some(g) = rt.g_by_id(p.current.load(Ordering::Acquire)) else {

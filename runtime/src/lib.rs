@@ -3,7 +3,7 @@
 //! [`sched`] is the M:N scheduler (goroutines, worker threads, processors,
 //! the monitor); [`chan`] and [`timer`] are channels and timers; [`ffi`]
 //! the foreign calls; [`preempt`] the preemption mechanisms; [`gc`] the
-//! heap; [`diagnose`] says why a program hangs; [`traceback`] turns a
+//! JIT heap and its concurrent collector; [`diagnose`] says why a program hangs; [`traceback`] turns a
 //! parked goroutine's stack into Go-style frames; [`output`] is the
 //! line-atomic stdout every `print` goes through; [`stress`] preempts a
 //! program at every instruction boundary and checks that nothing changed.
@@ -63,6 +63,17 @@ pub struct RunConfig {
     pub tracer: Arc<trace::Tracer>,
     /// The stress harness watching the run (`preempt stress`), if any.
     pub probe: Option<Arc<stress::Probe>>,
+    /// GOGC: the next collection starts when the heap has grown by this
+    /// many percent over the live heap; negative turns automatic
+    /// collections off (`set gc_percent`, `setgcpercent`).
+    pub gc_percent: i64,
+    /// Check every collection and poison freed objects (`--gc-verify`).
+    pub gc_verify: bool,
+    /// A bug injected into the collector, for tests of `gc_verify`.
+    pub gc_inject: Option<gc::GcFault>,
+    /// Live bytes of JIT heap beyond which `new` is out of memory (after
+    /// a collection).
+    pub heap_limit: u64,
 }
 
 /// What a run exposes while it goes on.
@@ -99,6 +110,10 @@ impl Default for RunConfig {
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
             probe: None,
+            gc_percent: 100,
+            gc_verify: false,
+            gc_inject: None,
+            heap_limit: preempt_jit::abi::DEFAULT_HEAP_LIMIT,
         }
     }
 }

@@ -150,6 +150,81 @@ fn bug01_waiting_main_finishes_on_two_ps_at_o0() {
     assert_eq!(lines, ["done!", "flag set"], "{:?}", r.stdout);
 }
 
+// ---- Bug 2 -----------------------------------------------------------------
+
+#[test]
+fn bug02_the_collectors_stop_the_world_waits_for_the_counter_loop_and_says_so() {
+    let r = run(
+        "02-gc-stalled-by-counter-loop.pir",
+        &["--timeout", "2", "--stats"],
+    );
+    assert_eq!(r.status, Some(3), "{r:?}");
+    assert_eq!(r.stdout, "", "@main never gets to print");
+    let reason = "reason: loop @counter:loop has no preemption point in coop mode";
+    assert_stderr_has(
+        &r,
+        &[
+            // The stop's own report, after the hang threshold ...
+            "preempt: stop-the-world for GC mark start has waited",
+            "for goroutine 2 on P",
+            // ... and the watchdog's.
+            "did not finish within 2",
+            "the stop-the-world for GC mark start has waited",
+            "goroutine 2 [running]:",
+            "@counter in block loop",
+            reason,
+            "goroutine 1 [runnable]:",
+        ],
+    );
+    // The stop asked the counter to stop; no stop ever completed.
+    let requests = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("preemption requests"))
+        .unwrap_or_default();
+    assert!(requests.contains("stop-the-world"), "{requests}");
+    assert!(!r.stderr.contains("stop-the-world latency"), "{}", r.stderr);
+}
+
+#[test]
+fn bug02_in_async_mode_the_signal_stops_the_counter_and_every_collection_completes() {
+    let r = run_cli(
+        CLI,
+        &[
+            "run",
+            "--preempt",
+            "async",
+            "--stats",
+            "examples/bugs/02-gc-stalled-by-counter-loop.pir",
+        ],
+        KILL_AFTER,
+    );
+    assert_eq!((r.status, r.stdout.as_str()), (Some(0), "done\n"), "{r:?}");
+    // Every cycle's two stops completed, and the counter was stopped
+    // asynchronously at least once (it has no other preemption point).
+    let cycles = stat(&r, "gc cycles");
+    assert!(cycles >= 1, "{}", r.stderr);
+    let stops = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("stop-the-world latency"))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok());
+    // (A cycle still running when @main returns may add one or two.)
+    let stops = stops.unwrap_or(0);
+    assert!(
+        (2 * cycles..=2 * cycles + 2).contains(&stops),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("preemptions") && l.contains("async")),
+        "{}",
+        r.stderr
+    );
+}
+
 // ---- Bug 3 -----------------------------------------------------------------
 
 #[test]

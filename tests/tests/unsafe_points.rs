@@ -341,17 +341,35 @@ fn check(name: &str, prog: &Program, asm: &Assembled, tally: &mut Tally) {
             here(f)
         );
 
-        // Whatever moves SP or the frame pointer is set-up or tear-down,
+        // A write barrier's out-of-line part (the slow path that shades the
+        // old value through a runtime call) is a region a branch inside
+        // another write-barrier region jumps to.
+        let barrier_regions: Vec<&&UnsafeRegion> = regions
+            .iter()
+            .filter(|r| r.kind == UnsafeKind::WriteBarrier)
+            .collect();
+        let slow_path = |r: &UnsafeRegion| {
+            barrier_regions.iter().any(|o| {
+                o.start != r.start
+                    && inside(&insts, o)
+                        .iter()
+                        .any(|d| branch_target(d) == Some(r.start))
+            })
+        };
+
+        // Whatever moves SP or the frame pointer is set-up or tear-down (or
+        // a barrier's slow path saving scratch registers around its call),
         // and every return ends a tear-down.
         for d in &insts {
-            let kind = t.unsafe_region_at(d.offset).map(|r| r.kind);
+            let region = t.unsafe_region_at(d.offset);
+            let kind = region.map(|r| r.kind);
             if moves_frame(arch, d) {
                 assert!(
                     matches!(
                         kind,
                         Some(UnsafeKind::FrameSetup | UnsafeKind::FrameTeardown)
-                    ),
-                    "{}: `{}` at {:#x} moves the frame outside set-up and tear-down",
+                    ) || region.is_some_and(|r| r.kind == UnsafeKind::WriteBarrier && slow_path(r)),
+                    "{}: `{}` at {:#x} moves the frame outside set-up, tear-down and barrier slow paths",
                     here(f),
                     d.text,
                     d.offset
@@ -397,13 +415,23 @@ fn check(name: &str, prog: &Program, asm: &Assembled, tally: &mut Tally) {
             );
         }
 
-        // Write barriers: from a load to a store, one per guarded store.
-        for r in regions
-            .iter()
-            .filter(|r| r.kind == UnsafeKind::WriteBarrier)
-        {
-            tally.barriers += 1;
+        // Write barriers: from a load to a store, one per guarded store;
+        // a slow path ends with its branch back into its barrier.
+        for r in &barrier_regions {
             let body = inside(&insts, r);
+            if slow_path(r) {
+                let back = body.last().and_then(|d| branch_target(d));
+                assert!(
+                    back.is_some_and(|b| barrier_regions
+                        .iter()
+                        .any(|o| !slow_path(o) && b > o.start && b < o.end)),
+                    "{}: the barrier slow path {r:?} does not branch back into its barrier: {:?}",
+                    here(f),
+                    body.iter().map(|d| &d.text).collect::<Vec<_>>()
+                );
+                continue;
+            }
+            tally.barriers += 1;
             assert!(
                 body.first().is_some_and(|d| loads(arch, d)),
                 "{}: {r:?} does not start with a load (the marking flag): {:?}",

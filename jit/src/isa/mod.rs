@@ -62,7 +62,19 @@ use crate::module::{Arch, Assembled};
 ///
 /// **Checks.** Division by zero, bounds, nil and slot-type checks produce
 /// the interpreter's results and messages (see [`crate::abi::FaultCode`]);
-/// `MIN / -1` is `MIN` and `MIN % -1` is 0 on every architecture.
+/// `MIN / -1` is `MIN` and `MIN % -1` is 0 on every architecture. The
+/// slot-type check sends any tag it does not read to the runtime with the
+/// tag and the object as operands, so that a freed object's poison
+/// ([`TAG_FREED`](crate::abi::TAG_FREED)) is reported as such.
+///
+/// **Write barrier.** Every `set`, `setref` and `store` of a ref global
+/// loads `ctx.gc` and tests the [`GcBarrier`](crate::abi::GcBarrier)'s
+/// `marking` word; when set, an out-of-line path passes the ref the store
+/// overwrites (if any) to `shade`, a C-ABI call made on the goroutine's
+/// stack after saving every caller-saved register the function may be
+/// using, then returns to the store. Both the inline sequence (flag load
+/// through the last store) and the out-of-line path are
+/// [`WriteBarrier`](crate::code::UnsafeKind::WriteBarrier) unsafe regions.
 ///
 /// **Metadata.** Everything goes through
 /// [`MetadataBuilder`](crate::code::MetadataBuilder) at emission: function
@@ -106,6 +118,14 @@ pub fn decode(arch: Arch, code: &[u8], start: usize, end: usize) -> Vec<DecodedI
     match arch {
         Arch::X86_64 => x64::X64::decode(code, start, end),
         Arch::Aarch64 => aarch64::Aarch64::decode(code, start, end),
+    }
+}
+
+/// The assembler name of register `r` of `arch`.
+pub fn reg_name(arch: Arch, r: u8) -> &'static str {
+    match arch {
+        Arch::X86_64 => x64::X64::reg_name(r),
+        Arch::Aarch64 => aarch64::Aarch64::reg_name(r),
     }
 }
 

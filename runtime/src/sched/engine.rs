@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use preempt_jit::abi::{decode_fault, FaultCode, GoroutineContext, RuntimeOp};
+use preempt_jit::abi::{decode_fault, FaultCode, GoroutineContext, RuntimeOp, TAG_FREED};
 use preempt_jit::fault::{Fault, Frame};
 use preempt_jit::interp::{self, Interp, Request, Value};
 use preempt_jit::ir::{ForeignFn, FuncId};
@@ -417,6 +417,11 @@ fn decode_jit(module: &Module, ctx: &GoroutineContext, stack: &Stack, request: u
                     len: operand(1) as i64,
                 },
                 Some(FaultCode::NilDereference) => Fault::NilDereference,
+                // Operands: the tag found, the object. A freed object's
+                // poison is a collector bug, not the program's.
+                Some(FaultCode::SlotTypeMismatch) if operand(0) == TAG_FREED => {
+                    Fault::UseOfFreedObject(operand(1))
+                }
                 Some(FaultCode::SlotTypeMismatch) => Fault::SlotTypeMismatch,
                 Some(FaultCode::DivideByZero) => Fault::DivideByZero,
                 Some(FaultCode::AssertionFailed) => Fault::AssertionFailed(message()),

@@ -58,6 +58,8 @@ pub enum WaitReason {
     Sleep,
     /// A goroutine locked to its thread, waiting for its thread to run it.
     LockedThread,
+    /// Waiting for a garbage collection (`gc`, or an allocation).
+    GarbageCollection,
 }
 
 impl WaitReason {
@@ -68,6 +70,7 @@ impl WaitReason {
             3 => WaitReason::Select,
             4 => WaitReason::Sleep,
             5 => WaitReason::LockedThread,
+            6 => WaitReason::GarbageCollection,
             _ => WaitReason::None,
         }
     }
@@ -80,6 +83,7 @@ impl WaitReason {
             WaitReason::Select => "select",
             WaitReason::Sleep => "sleep",
             WaitReason::LockedThread => "locked to thread",
+            WaitReason::GarbageCollection => "garbage collection",
         }
     }
 }
@@ -290,6 +294,27 @@ impl G {
         // SAFETY: the caller owns the goroutine, so no other reference to
         // the execution state exists.
         unsafe { &mut *self.exec.get() }
+    }
+
+    /// The execution state, for the collector to read while the world is
+    /// stopped.
+    ///
+    /// # Safety
+    ///
+    /// No thread may run the goroutine or change its execution state while
+    /// the reference is in use. A stopped world gives that: every P is
+    /// stopped, and an M still in foreign code for the goroutine does not
+    /// touch its state until it has a P again.
+    pub unsafe fn exec_stopped(&self) -> &Exec {
+        // SAFETY: per the contract, nothing writes the state meanwhile.
+        unsafe { &*self.exec.get() }
+    }
+
+    /// A value delivered for the goroutine to find when it resumes (a
+    /// runtime call's result held back by a preemption), if one waits.
+    pub fn delivered_value(&self) -> Option<u64> {
+        (self.delivered.load(Ordering::Acquire) & DELIVERED_VALUE != 0)
+            .then(|| self.delivered_value.load(Ordering::Relaxed))
     }
 
     /// Asks the goroutine to stop at its next cooperative preemption point

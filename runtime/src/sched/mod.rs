@@ -31,10 +31,12 @@
 //! run-queue exchanges; everything the monitor and diagnoses read there is
 //! a plain store by the one thread that owns it.
 
+mod collect;
 pub mod engine;
 pub mod g;
 mod runq;
 pub mod stack;
+pub mod stw;
 pub mod sysmon;
 
 use std::collections::VecDeque;
@@ -54,7 +56,7 @@ use crate::preempt::signal::{self, MSignal};
 
 use crate::chan::{self, Arm, ChanTable, SelectStep, Step, Wake};
 use crate::diagnose;
-use crate::gc::heap::{AllocError, Heap};
+use crate::gc::Collector;
 use crate::stats::PreemptKind;
 use crate::timer::{Action, Timers};
 use crate::trace::{BlockReason, RunEnd};
@@ -92,6 +94,8 @@ pub enum PStatus {
     Running = 1,
     /// Held by an M in foreign code; the monitor may retake it.
     InForeign = 2,
+    /// Stopped for a stop-the-world (see [`stw`]).
+    Stopped = 3,
 }
 
 /// A processor: the right to run goroutines, and a queue of them.
@@ -154,6 +158,7 @@ impl P {
         match self.status.load(Ordering::Acquire) {
             1 => PStatus::Running,
             2 => PStatus::InForeign,
+            3 => PStatus::Stopped,
             _ => PStatus::Idle,
         }
     }
@@ -314,7 +319,10 @@ pub struct Runtime {
     pub cfg: RunConfig,
     pub engine: Engine,
     pub out: Output,
-    heap: Heap,
+    /// The JIT heap and its collector.
+    pub gc: Collector,
+    /// Stopping the world, for the collector.
+    pub world: stw::World,
     chans: ChanTable,
     pub timers: Timers,
     sched: Mutex<Sched>,
@@ -366,7 +374,8 @@ impl Runtime {
     fn new(cfg: RunConfig, engine: Engine, out: Output) -> Runtime {
         let procs = cfg.procs.max(1);
         Runtime {
-            heap: Heap::new(),
+            gc: Collector::new(&cfg),
+            world: stw::World::default(),
             chans: ChanTable::default(),
             timers: Timers::default(),
             sched: Mutex::new(Sched {
@@ -436,6 +445,7 @@ impl Runtime {
         }
         self.timers.stop();
         self.sysmon.wake();
+        self.gc.shutdown();
         for m in lock(&self.ms).iter() {
             m.give(|h| h.exit = true);
         }
@@ -455,9 +465,12 @@ impl Runtime {
     ) -> std::io::Result<Arc<G>> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
         let recycled = lock(&self.free_stacks).pop();
-        let exec = self
+        let mut exec = self
             .engine
             .new_exec(id, func, args, self.cfg.stack_size, recycled)?;
+        if let Exec::Jit { ctx, .. } = &mut exec {
+            ctx.gc = self.gc.barrier_address();
+        }
         let g = Arc::new(G::new(id, func, exec));
         lock(&self.allgs).insert(id, g.clone());
         self.cfg.stats.sched.goroutine_created();
@@ -540,6 +553,10 @@ impl Runtime {
     /// Puts P `p` on the idle list; true if every P is idle now (the
     /// caller then runs [`Runtime::check_dead`], after the lock).
     fn idle_p(&self, s: &mut Sched, p: usize) -> bool {
+        if self.world.is_stopping() {
+            self.stop_p(p);
+            return false;
+        }
         self.ps[p].set_status(PStatus::Idle);
         self.ps[p].m.store(usize::MAX, Ordering::Release);
         s.pidle.push(p);
@@ -654,6 +671,9 @@ impl Runtime {
     fn schedule(&self, m: &Arc<M>, wakes: &mut Vec<Wake>) {
         loop {
             if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            if self.world.is_stopping() && self.park_for_world(m) {
                 return;
             }
             if m.locked.load(Ordering::Acquire) {
@@ -831,7 +851,9 @@ impl Runtime {
     /// else idle.
     fn release_p(&self, p: usize) {
         let mut s = lock(&self.sched);
-        if self.ps[p].queued() > 0 || !s.runq.is_empty() {
+        if self.world.is_stopping() {
+            self.stop_p(p);
+        } else if self.ps[p].queued() > 0 || !s.runq.is_empty() {
             let m = s.midle.pop();
             drop(s);
             self.cfg.stats.sched.handoff();
@@ -897,6 +919,7 @@ impl Runtime {
                     WaitReason::ChanReceive => BlockReason::Recv,
                     WaitReason::Select => BlockReason::Select,
                     WaitReason::Sleep => BlockReason::Sleep,
+                    WaitReason::GarbageCollection => BlockReason::Other("GC"),
                     WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
                 }),
                 Next::Continue(_) | Next::Gone => RunEnd::Blocked(match g.reason() {
@@ -904,6 +927,7 @@ impl Runtime {
                     WaitReason::ChanReceive => BlockReason::Recv,
                     WaitReason::Select => BlockReason::Select,
                     WaitReason::Sleep => BlockReason::Sleep,
+                    WaitReason::GarbageCollection => BlockReason::Other("GC"),
                     WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
                 }),
             };
@@ -972,9 +996,13 @@ impl Runtime {
     /// for this; the check looks at everything, and only when it can
     /// matter. With every P idle and no timer pending, only an M in foreign
     /// code can still ready a goroutine, so the state looked at is stable.
-    fn check_dead(&self) {
+    pub(crate) fn check_dead(&self) {
         let all_idle = || self.npidle.load(Ordering::Acquire) == self.ps.len();
         if self.shutdown.load(Ordering::Acquire) || !all_idle() || self.timers.pending() != 0 {
+            return;
+        }
+        // A collection will wake the goroutines waiting for it.
+        if self.world.is_stopping() || self.gc.busy() {
             return;
         }
         if !lock(&self.sched).runq.is_empty() || !all_idle() {
@@ -1144,11 +1172,7 @@ impl Runtime {
                 self.out.write_bytes(text.as_bytes());
                 self.continue_or_preempt(g, Resume::default())
             }
-            Op::New(n) => match self.heap.alloc(n) {
-                Ok(addr) => self.value(g, addr as u64),
-                Err(AllocError::Negative) => self.fault(g, Fault::NegativeSize(n)),
-                Err(AllocError::OutOfMemory) => self.fault(g, Fault::OutOfMemory),
-            },
+            Op::New(n) => self.serve_new(g, n),
             Op::Spawn { func, args } => match self.spawn(func, &args, p) {
                 Ok(_) => self.continue_or_preempt(g, Resume::default()),
                 Err(e) => {
@@ -1163,7 +1187,8 @@ impl Runtime {
                 self.stopped_by_itself(g);
                 Next::Yield
             }
-            Op::Gc | Op::SetGcPercent(_) => self.continue_or_preempt(g, Resume::default()),
+            Op::Gc => self.serve_gc(g),
+            Op::SetGcPercent(percent) => self.serve_set_gc_percent(g, percent),
             Op::Sleep(us) => {
                 if us <= 0 {
                     return self.continue_or_preempt(g, Resume::default());
@@ -1551,7 +1576,15 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
     let storm_thread = crate::stress::storm::start(&rt);
-    if timer_thread.is_err() || sysmon_thread.is_err() || storm_thread.is_err() {
+    let gc_thread = match rt.engine {
+        Engine::Jit { .. } => Collector::start(&rt).map(Some),
+        Engine::Interp { .. } => Ok(None),
+    };
+    if timer_thread.is_err()
+        || sysmon_thread.is_err()
+        || storm_thread.is_err()
+        || gc_thread.is_err()
+    {
         return Outcome {
             status: 1,
             stderr: "fatal error: cannot start the runtime's threads\n".into(),

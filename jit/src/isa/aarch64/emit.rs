@@ -5,13 +5,13 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::{CTX, FP, REGISTERS, SP, X0, X1, X17, X2, X3};
 use crate::abi::{
-    fault_request, FaultCode, RuntimeOp, CTX_RESULT2, CTX_STACK_GUARD, OBJ_LEN, OBJ_SLOTS,
-    SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
+    fault_request, FaultCode, RuntimeOp, CTX_GC, CTX_RESULT2, CTX_STACK_GUARD, GC_MARKING,
+    GC_SHADE, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
 };
 use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
 use crate::ir::{
     ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
-    TermKind,
+    TermKind, Type,
 };
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
@@ -97,6 +97,25 @@ enum ColdKind {
     Fault(FaultCode, u32),
     /// Index out of range: the object is in x0, the index in x2.
     IndexOutOfRange,
+    /// `get` or `getref` found a tag it does not read (in x1): a type
+    /// mismatch, or a freed object's poison. The object is at
+    /// `x0 - (x2 << 4)`.
+    SlotTag,
+    /// The write barrier's slow path: shade the old ref, then resume at
+    /// the store.
+    Barrier {
+        resume: DynamicLabel,
+        old: OldRef,
+    },
+}
+
+/// Where the write barrier finds the ref a store overwrites.
+#[derive(Clone, Copy)]
+enum OldRef {
+    /// A heap slot: tag at `[x0 + 16]`, value at `[x0 + 24]`.
+    Slot,
+    /// A ref global, at `[x3]`.
+    Global,
 }
 
 /// Assembles a verified program for aarch64; `globals[i]` is the address
@@ -110,6 +129,7 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
         prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
+    let ref_globals: Vec<bool> = prog.globals.iter().map(|g| g.ty == Type::Ref).collect();
     for (i, func) in prog.funcs.iter().enumerate() {
         let plan = FunctionPlan::new(func, &REGISTERS);
         function_offsets.push(ops.offset().0);
@@ -121,6 +141,7 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
             meta: &mut meta,
             pool: &mut pool,
             globals,
+            ref_globals: &ref_globals,
             func,
             fid: FuncId::new(i),
             plan: &plan,
@@ -153,6 +174,8 @@ struct FnEmitter<'a> {
     meta: &'a mut MetadataBuilder,
     pool: &'a mut ConstantPool,
     globals: &'a [usize],
+    /// Which globals hold a ref (their stores take the write barrier).
+    ref_globals: &'a [bool],
     func: &'a Function,
     fid: FuncId,
     plan: &'a FunctionPlan,
@@ -391,7 +414,11 @@ impl FnEmitter<'_> {
             self.block(b);
         }
         self.meta.end_block(self.off());
-        for cold in std::mem::take(&mut self.cold) {
+        // The write barriers' slow paths come last.
+        let (barriers, others): (Vec<Cold>, Vec<Cold>) = std::mem::take(&mut self.cold)
+            .into_iter()
+            .partition(|c| matches!(c.kind, ColdKind::Barrier { .. }));
+        for cold in others.into_iter().chain(barriers) {
             self.cold_path(cold);
         }
         self.plan.record_loops(self.func, self.meta);
@@ -432,6 +459,9 @@ impl FnEmitter<'_> {
     }
 
     fn cold_path(&mut self, cold: Cold) {
+        if let ColdKind::Barrier { resume, old } = cold.kind {
+            return self.barrier_path(cold.label, resume, old);
+        }
         dynasm!(self.ops ; .arch aarch64 ; =>cold.label);
         // The stack check's out-of-line path belongs to the prologue: the
         // frame is not complete, and a pending stop request that sent the
@@ -443,6 +473,19 @@ impl FnEmitter<'_> {
             self.meta.begin_unsafe(UnsafeKind::FrameSetup, self.off());
         }
         let (request, kind) = match cold.kind {
+            ColdKind::SlotTag => {
+                dynasm!(self.ops
+                    ; .arch aarch64
+                    ; str x1, [sp]
+                    ; sub x0, x0, x2, lsl SLOT_SHIFT as u32
+                    ; str x0, [sp, 8]
+                );
+                (
+                    fault_request(FaultCode::SlotTypeMismatch, 0),
+                    CallKind::Fault,
+                )
+            }
+            ColdKind::Barrier { .. } => unreachable!("handled above"),
             ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
             ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
             ColdKind::IndexOutOfRange => {
@@ -468,6 +511,81 @@ impl FnEmitter<'_> {
         if stack_check {
             self.meta.end_unsafe(self.off());
         }
+    }
+
+    /// The write barrier's fast path, before a store that may overwrite a
+    /// ref: opens the `WriteBarrier` unsafe region (the caller closes it
+    /// after its stores) and branches to the slow path while the collector
+    /// marks. Uses x1 only.
+    fn barrier_check(&mut self, b: BlockId, span: Span, old: OldRef) {
+        let (slow, resume) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        let (gc, marking) = (CTX_GC as u32, GC_MARKING as u32);
+        self.meta.begin_unsafe(UnsafeKind::WriteBarrier, self.off());
+        dynasm!(self.ops
+            ; .arch aarch64
+            ; ldr x1, [X(CTX), gc]
+            ; ldr x1, [x1, marking]
+            ; cbnz x1, =>slow
+            ; =>resume
+        );
+        self.cold.push(Cold {
+            label: slow,
+            block: b,
+            span,
+            kind: ColdKind::Barrier { resume, old },
+        });
+    }
+
+    /// The write barrier's slow path: if the store overwrites a ref, pass
+    /// it to the collector's `shade` (a C-ABI call on this stack, saving
+    /// every caller-saved register the code may use, and x30), then go
+    /// back to the store. Still inside the barrier, so an unsafe region of
+    /// its own. The call goes through x17: x16 stays the stubs'.
+    fn barrier_path(&mut self, label: DynamicLabel, resume: DynamicLabel, old: OldRef) {
+        let (tag, value) = (
+            (OBJ_SLOTS + SLOT_TAG) as u32,
+            (OBJ_SLOTS + SLOT_VALUE) as u32,
+        );
+        let (gc, shade) = (CTX_GC as u32, GC_SHADE as u32);
+        dynasm!(self.ops ; .arch aarch64 ; =>label);
+        self.meta.begin_unsafe(UnsafeKind::WriteBarrier, self.off());
+        match old {
+            OldRef::Slot => dynasm!(self.ops
+                ; .arch aarch64
+                ; ldr x1, [x0, tag]
+                ; cmp x1, TAG_REF as u32
+                ; b.ne =>resume
+                ; ldr x1, [x0, value]
+                ; cbz x1, =>resume
+            ),
+            OldRef::Global => dynasm!(self.ops
+                ; .arch aarch64
+                ; ldr x1, [x3]
+                ; cbz x1, =>resume
+            ),
+        }
+        let frame = 8 * BARRIER_SAVED.len() as u32;
+        dynasm!(self.ops ; .arch aarch64 ; sub sp, sp, frame);
+        for (k, pair) in BARRIER_SAVED.chunks(2).enumerate() {
+            let off = 16 * k as i32;
+            dynasm!(self.ops ; .arch aarch64 ; stp X(pair[0]), X(pair[1]), [sp, off]);
+        }
+        dynasm!(self.ops
+            ; .arch aarch64
+            ; ldr x0, [X(CTX), gc]
+            ; ldr x17, [x0, shade]
+            ; blr x17
+        );
+        for (k, pair) in BARRIER_SAVED.chunks(2).enumerate() {
+            let off = 16 * k as i32;
+            dynasm!(self.ops ; .arch aarch64 ; ldp X(pair[0]), X(pair[1]), [sp, off]);
+        }
+        dynasm!(self.ops
+            ; .arch aarch64
+            ; add sp, sp, frame
+            ; b =>resume
+        );
+        self.meta.end_unsafe(self.off());
     }
 
     fn cold_label(&mut self, block: BlockId, span: Span, kind: ColdKind) -> DynamicLabel {
@@ -565,6 +683,10 @@ impl FnEmitter<'_> {
                 self.global_address(global.index());
                 if *op == Opcode::StoreAtomic {
                     dynasm!(self.ops ; .arch aarch64 ; stlr X(r), [x3]);
+                } else if self.ref_globals[global.index()] {
+                    self.barrier_check(b, span, OldRef::Global);
+                    dynasm!(self.ops ; .arch aarch64 ; str X(r), [x3]);
+                    self.meta.end_unsafe(self.off());
                 } else {
                     dynasm!(self.ops ; .arch aarch64 ; str X(r), [x3]);
                 }
@@ -731,19 +853,28 @@ impl FnEmitter<'_> {
         index: Operand,
     ) {
         self.slot_address(b, span, obj, index);
-        let mismatch = self.cold_label(b, span, ColdKind::Fault(FaultCode::SlotTypeMismatch, 0));
-        let other = if op == Opcode::Get { TAG_REF } else { TAG_INT } as u32;
+        let bad = self.cold_label(b, span, ColdKind::SlotTag);
         let (tag, value) = (
             (OBJ_SLOTS + SLOT_TAG) as u32,
             (OBJ_SLOTS + SLOT_VALUE) as u32,
         );
-        dynasm!(self.ops
-            ; .arch aarch64
-            ; ldr x1, [x0, tag]
-            ; cmp x1, other
-            ; b.eq =>mismatch
-            ; ldr x0, [x0, value]
-        );
+        // As on x86-64: fresh or the kind read passes; the other kind, or
+        // any other tag (a freed object's poison), goes to the runtime.
+        dynasm!(self.ops ; .arch aarch64 ; ldr x1, [x0, tag]);
+        if op == Opcode::Get {
+            dynasm!(self.ops
+                ; .arch aarch64
+                ; cmp x1, TAG_INT as u32
+                ; b.hi =>bad
+            );
+        } else {
+            dynasm!(self.ops
+                ; .arch aarch64
+                ; tst x1, !TAG_REF
+                ; b.ne =>bad
+            );
+        }
+        dynasm!(self.ops ; .arch aarch64 ; ldr x0, [x0, value]);
         self.store(dst, X0);
     }
 
@@ -763,6 +894,8 @@ impl FnEmitter<'_> {
             (OBJ_SLOTS + SLOT_TAG) as u32,
             (OBJ_SLOTS + SLOT_VALUE) as u32,
         );
+        // Either store may overwrite a ref: both take the barrier.
+        self.barrier_check(b, span, OldRef::Slot);
         // As on x86-64: an i64 store retags first, a ref store retags last.
         if op == Opcode::Set {
             dynasm!(self.ops
@@ -779,6 +912,7 @@ impl FnEmitter<'_> {
                 ; str x1, [x0, tag]
             );
         }
+        self.meta.end_unsafe(self.off());
     }
 
     /// `cmp a, b`.
@@ -1059,6 +1193,12 @@ impl FnEmitter<'_> {
     }
 }
 
+/// Registers the write barrier's slow path saves around its call, in
+/// pairs: the caller-saved ones (AAPCS64) that may hold a value at a store
+/// (the slot or global address, the value, anything allocated), and x30,
+/// which the call clobbers. An even count keeps sp 16-byte aligned.
+const BARRIER_SAVED: &[u8] = &[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1083,5 +1223,14 @@ mod tests {
                 "x{r}"
             );
         }
+    }
+
+    #[test]
+    fn the_barrier_saves_every_caller_saved_register() {
+        for r in REGISTERS.caller_saved {
+            assert!(BARRIER_SAVED.contains(r), "x{r}");
+        }
+        assert_eq!(BARRIER_SAVED.len() % 2, 0);
+        assert!(!BARRIER_SAVED.contains(&super::super::STUB_SCRATCH));
     }
 }

@@ -3,15 +3,15 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{RAX, RCX, RDX, REGISTERS};
+use super::{CTX, RAX, RCX, RDX, REGISTERS};
 use crate::abi::{
-    fault_request, FaultCode, RuntimeOp, CTX_RESULT2, CTX_STACK_GUARD, OBJ_LEN, OBJ_SLOTS,
-    SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
+    fault_request, FaultCode, RuntimeOp, CTX_GC, CTX_RESULT2, CTX_STACK_GUARD, GC_MARKING,
+    GC_SHADE, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
 };
 use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
 use crate::ir::{
     ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
-    TermKind,
+    TermKind, Type,
 };
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
@@ -86,6 +86,22 @@ enum ColdKind {
     Fault(FaultCode, u32),
     /// Index out of range: the object is in rax, the index in rdx.
     IndexOutOfRange,
+    /// `get` or `getref` found a tag it does not read: a type mismatch, or
+    /// a freed object's poison. The slot is at `[rax + 16]`, the object at
+    /// `rax - rdx`.
+    SlotTag,
+    /// The write barrier's slow path: shade the old ref, then resume at
+    /// the store. The barrier's block is in rdx.
+    Barrier { resume: DynamicLabel, old: OldRef },
+}
+
+/// Where the write barrier finds the ref a store overwrites.
+#[derive(Clone, Copy)]
+enum OldRef {
+    /// A heap slot: tag at `[rax + 16]`, value at `[rax + 24]`.
+    Slot,
+    /// A ref global, at `[r11]`.
+    Global,
 }
 
 /// Assembles a verified program for x86-64; `globals[i]` is the address
@@ -99,6 +115,7 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
         prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
+    let ref_globals: Vec<bool> = prog.globals.iter().map(|g| g.ty == Type::Ref).collect();
     for (i, func) in prog.funcs.iter().enumerate() {
         let plan = FunctionPlan::new(func, &REGISTERS);
         function_offsets.push(ops.offset().0);
@@ -107,6 +124,7 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
             meta: &mut meta,
             pool: &mut pool,
             globals,
+            ref_globals: &ref_globals,
             func,
             fid: FuncId::new(i),
             plan: &plan,
@@ -137,6 +155,8 @@ struct FnEmitter<'a> {
     meta: &'a mut MetadataBuilder,
     pool: &'a mut ConstantPool,
     globals: &'a [usize],
+    /// Which globals hold a ref (their stores take the write barrier).
+    ref_globals: &'a [bool],
     func: &'a Function,
     fid: FuncId,
     plan: &'a FunctionPlan,
@@ -207,8 +227,11 @@ impl FnEmitter<'_> {
         }
         self.meta.end_block(self.off());
 
-        // Out-of-line paths.
-        for cold in std::mem::take(&mut self.cold) {
+        // Out-of-line paths, the write barriers' last.
+        let (barriers, others): (Vec<Cold>, Vec<Cold>) = std::mem::take(&mut self.cold)
+            .into_iter()
+            .partition(|c| matches!(c.kind, ColdKind::Barrier { .. }));
+        for cold in others.into_iter().chain(barriers) {
             self.cold_path(cold);
         }
         self.plan.record_loops(self.func, self.meta);
@@ -216,6 +239,9 @@ impl FnEmitter<'_> {
     }
 
     fn cold_path(&mut self, cold: Cold) {
+        if let ColdKind::Barrier { resume, old } = cold.kind {
+            return self.barrier_path(cold.label, resume, old);
+        }
         dynasm!(self.ops ; .arch x64 ; =>cold.label);
         // The stack check's out-of-line path belongs to the prologue: the
         // frame is not complete, and a pending stop request that sent the
@@ -227,6 +253,20 @@ impl FnEmitter<'_> {
             self.meta.begin_unsafe(UnsafeKind::FrameSetup, self.off());
         }
         let (request, kind) = match cold.kind {
+            ColdKind::SlotTag => {
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; mov rcx, [rax + OBJ_SLOTS + SLOT_TAG]
+                    ; mov [rsp], rcx
+                    ; sub rax, rdx
+                    ; mov [rsp + 8], rax
+                );
+                (
+                    fault_request(FaultCode::SlotTypeMismatch, 0),
+                    CallKind::Fault,
+                )
+            }
+            ColdKind::Barrier { .. } => unreachable!("handled above"),
             ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
             ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
             ColdKind::IndexOutOfRange => {
@@ -252,6 +292,69 @@ impl FnEmitter<'_> {
         if stack_check {
             self.meta.end_unsafe(self.off());
         }
+    }
+
+    /// The write barrier's fast path, before a store that may overwrite a
+    /// ref: opens the `WriteBarrier` unsafe region (the caller closes it
+    /// after its stores) and branches to the slow path while the collector
+    /// marks. Leaves the barrier's block in rdx.
+    fn barrier_check(&mut self, b: BlockId, span: Span, old: OldRef) {
+        const { assert!(GC_MARKING == 0, "the flag is the block's first word") };
+        let (slow, resume) = (self.ops.new_dynamic_label(), self.ops.new_dynamic_label());
+        self.meta.begin_unsafe(UnsafeKind::WriteBarrier, self.off());
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov rdx, [Rq(CTX) + CTX_GC]
+            ; cmp QWORD [rdx], 0
+            ; jne =>slow
+            ; =>resume
+        );
+        self.cold.push(Cold {
+            label: slow,
+            block: b,
+            span,
+            kind: ColdKind::Barrier { resume, old },
+        });
+    }
+
+    /// The write barrier's slow path: if the store overwrites a ref, pass
+    /// it to the collector's `shade` (a C-ABI call on this stack, saving
+    /// every caller-saved register the code may use), then go back to the
+    /// store. Still inside the barrier, so an unsafe region of its own.
+    fn barrier_path(&mut self, label: DynamicLabel, resume: DynamicLabel, old: OldRef) {
+        dynasm!(self.ops ; .arch x64 ; =>label);
+        self.meta.begin_unsafe(UnsafeKind::WriteBarrier, self.off());
+        match old {
+            OldRef::Slot => dynasm!(self.ops
+                ; .arch x64
+                ; cmp QWORD [rax + OBJ_SLOTS + SLOT_TAG], TAG_REF as i32
+                ; jne =>resume
+                ; cmp QWORD [rax + OBJ_SLOTS + SLOT_VALUE], 0
+                ; je =>resume
+            ),
+            OldRef::Global => dynasm!(self.ops
+                ; .arch x64
+                ; cmp QWORD [r11], 0
+                ; je =>resume
+            ),
+        }
+        // Eight pushes keep rsp 16-byte aligned for the call.
+        for &r in BARRIER_SAVED {
+            dynasm!(self.ops ; .arch x64 ; push Rq(r));
+        }
+        dynasm!(self.ops ; .arch x64 ; mov rdi, rdx);
+        match old {
+            OldRef::Slot => {
+                dynasm!(self.ops ; .arch x64 ; mov rsi, [rax + OBJ_SLOTS + SLOT_VALUE])
+            }
+            OldRef::Global => dynasm!(self.ops ; .arch x64 ; mov rsi, [r11]),
+        }
+        dynasm!(self.ops ; .arch x64 ; call QWORD [rdi + GC_SHADE]);
+        for &r in BARRIER_SAVED.iter().rev() {
+            dynasm!(self.ops ; .arch x64 ; pop Rq(r));
+        }
+        dynasm!(self.ops ; .arch x64 ; jmp =>resume);
+        self.meta.end_unsafe(self.off());
     }
 
     fn block(&mut self, b: BlockId) {
@@ -457,6 +560,12 @@ impl FnEmitter<'_> {
                         ; mov r11, QWORD addr
                         ; xchg [r11], rax
                     );
+                } else if self.ref_globals[global.index()] {
+                    let r = self.in_reg(v, RAX);
+                    dynasm!(self.ops ; .arch x64 ; mov r11, QWORD addr);
+                    self.barrier_check(b, span, OldRef::Global);
+                    dynasm!(self.ops ; .arch x64 ; mov [r11], Rq(r));
+                    self.meta.end_unsafe(self.off());
                 } else {
                     let r = self.in_reg(v, RAX);
                     dynasm!(self.ops
@@ -621,16 +730,24 @@ impl FnEmitter<'_> {
         index: Operand,
     ) {
         self.slot_address(b, span, obj, index);
-        let mismatch = self.cold_label(b, span, ColdKind::Fault(FaultCode::SlotTypeMismatch, 0));
-        // A fresh slot reads as 0 through get and as nil through getref; a
-        // slot of the other kind is a mismatch.
-        let other = if op == Opcode::Get { TAG_REF } else { TAG_INT } as i32;
-        dynasm!(self.ops
-            ; .arch x64
-            ; cmp QWORD [rax + OBJ_SLOTS + SLOT_TAG], other
-            ; je =>mismatch
-            ; mov rax, [rax + OBJ_SLOTS + SLOT_VALUE]
-        );
+        let bad = self.cold_label(b, span, ColdKind::SlotTag);
+        // A fresh slot reads as 0 through get and as nil through getref. A
+        // slot of the other kind is a mismatch, and so is any other tag (a
+        // freed object's poison): the runtime tells the two apart.
+        if op == Opcode::Get {
+            dynasm!(self.ops
+                ; .arch x64
+                ; cmp QWORD [rax + OBJ_SLOTS + SLOT_TAG], TAG_INT as i32
+                ; ja =>bad
+            );
+        } else {
+            dynasm!(self.ops
+                ; .arch x64
+                ; test QWORD [rax + OBJ_SLOTS + SLOT_TAG], !(TAG_REF as i32)
+                ; jnz =>bad
+            );
+        }
+        dynasm!(self.ops ; .arch x64 ; mov rax, [rax + OBJ_SLOTS + SLOT_VALUE]);
         self.store(dst, RAX);
     }
 
@@ -646,6 +763,9 @@ impl FnEmitter<'_> {
         self.slot_address(b, span, obj, index);
         let v = self.val(value);
         let r = self.in_reg(v, RCX);
+        // Both stores may overwrite a ref (a slot's kind changes with the
+        // store), so both take the barrier.
+        self.barrier_check(b, span, OldRef::Slot);
         // The order keeps a concurrent reader from seeing a ref tag with an
         // integer value: an i64 store retags first, a ref store retags last.
         if op == Opcode::Set {
@@ -661,6 +781,7 @@ impl FnEmitter<'_> {
                 ; mov QWORD [rax + OBJ_SLOTS + SLOT_TAG], TAG_REF as i32
             );
         }
+        self.meta.end_unsafe(self.off());
     }
 
     /// `cmp a, b`, with whatever loads the operand forms need.
@@ -1022,6 +1143,11 @@ impl FnEmitter<'_> {
     }
 }
 
+/// Registers the write barrier's slow path saves around its call: the
+/// caller-saved ones (SysV) that may hold a value at a store (the slot or
+/// global address, the value, anything allocated).
+const BARRIER_SAVED: &[u8] = &[0, 1, 6, 7, 8, 9, 10, 11];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1039,5 +1165,13 @@ mod tests {
         ] {
             assert!(!REGISTERS.caller_saved.contains(&r) && !REGISTERS.callee_saved.contains(&r));
         }
+    }
+
+    #[test]
+    fn the_barrier_saves_every_caller_saved_register() {
+        for r in REGISTERS.caller_saved {
+            assert!(BARRIER_SAVED.contains(r), "{}", super::super::reg_name(*r));
+        }
+        assert_eq!(BARRIER_SAVED.len() % 2, 0, "rsp stays 16-byte aligned");
     }
 }

@@ -1,0 +1,258 @@
+//! Marking: the grey queue, the marker's loop, and the write barrier's
+//! slow path.
+//!
+//! An object is *grey* once its GC word holds the cycle's epoch and its
+//! address is in a queue, *black* once the marker has scanned its slots.
+//! There are two queues. The marker thread keeps its own stack of grey
+//! objects and takes no lock while it scans. The **shared queue**, a
+//! vector under a mutex, is where everyone else puts the objects they
+//! grey: the root scan at mark start, and the write barrier's slow path,
+//! which runs on the goroutine's own thread and stack (a plain call from
+//! generated code, not a runtime call). The marker swaps the whole shared
+//! vector out when its own stack runs dry, so the lock is taken once per
+//! batch, not per object; a barrier takes it only when it greys an object
+//! (the compare-and-swap on the GC word decides who greys), not when the
+//! object is already marked, which is the common case once marking is
+//! under way.
+//!
+//! Termination: marking is done when both queues are empty and no barrier
+//! is halfway through greying an object. The last condition is what the
+//! mark-termination stop-the-world gives: a goroutine stops only at a safe
+//! point, never inside a barrier (it is an unsafe region, and a call into
+//! Rust is not JIT code either), so with the world stopped every grey
+//! object is in a queue, and draining the shared queue once more, until
+//! it stays empty, finishes the job.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use preempt_jit::abi::{GcBarrier, TAG_REF};
+
+use super::heap::Heap;
+
+/// What the write barrier's slow path reaches from generated code: the
+/// barrier block comes first, so the block's address is this value's.
+#[repr(C)]
+#[derive(Debug)]
+pub struct MarkState {
+    pub barrier: GcBarrier,
+    pub heap: Heap,
+    grey: Mutex<Vec<usize>>,
+    /// Fault injection: the barrier shades nothing.
+    skip_barrier: AtomicBool,
+    /// Objects the barrier greyed, for the stats.
+    barrier_greyed: AtomicU64,
+}
+
+/// The barrier's `shade`: called by generated code, on the goroutine's
+/// stack, with the ref a store is about to overwrite.
+extern "C" fn shade_from_barrier(barrier: *const GcBarrier, old: u64) {
+    // SAFETY: generated code passes the block its context points at,
+    // which is the first field of a `MarkState` (repr(C)) that the
+    // collector keeps at a stable address for the whole run.
+    let m = unsafe { &*barrier.cast::<MarkState>() };
+    if m.skip_barrier.load(Ordering::Relaxed) {
+        return;
+    }
+    if m.shade(old) {
+        m.barrier_greyed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl MarkState {
+    pub fn new(heap: Heap) -> MarkState {
+        MarkState {
+            barrier: GcBarrier {
+                marking: AtomicU64::new(0),
+                shade: shade_from_barrier,
+            },
+            heap,
+            grey: Mutex::new(Vec::new()),
+            skip_barrier: AtomicBool::new(false),
+            barrier_greyed: AtomicU64::new(0),
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<usize>> {
+        self.grey.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The address generated code finds in `ctx.gc`.
+    pub fn barrier_address(&self) -> u64 {
+        &self.barrier as *const GcBarrier as u64
+    }
+
+    /// Turns the barrier on or off. Only while the world is stopped: a
+    /// goroutine that tested the flag has finished its store by then.
+    pub fn set_marking(&self, on: bool) {
+        self.barrier.marking.store(u64::from(on), Ordering::SeqCst);
+    }
+
+    pub fn is_marking(&self) -> bool {
+        self.barrier.marking.load(Ordering::SeqCst) != 0
+    }
+
+    /// Fault injection: the barrier's slow path shades nothing.
+    pub fn set_skip_barrier(&self, skip: bool) {
+        self.skip_barrier.store(skip, Ordering::Relaxed);
+    }
+
+    /// Objects the barrier greyed so far.
+    pub fn barrier_greyed(&self) -> u64 {
+        self.barrier_greyed.load(Ordering::Relaxed)
+    }
+
+    /// Greys the object `v` points into, if it is a white object of the
+    /// heap; true if this call greyed it. Anything else (an integer, a
+    /// stale pointer to a free slot) is ignored, so a conservative root
+    /// may pass any word.
+    pub fn shade(&self, v: u64) -> bool {
+        let Some(obj) = self.heap.find_object(v as usize) else {
+            return false;
+        };
+        if !self.heap.try_mark(obj, self.heap.epoch()) {
+            return false;
+        }
+        self.queue().push(obj);
+        true
+    }
+
+    /// Marks until no grey object is left, or `stop` says so (checked
+    /// every few hundred objects); false if it stopped early. Concurrent
+    /// with mutators: barriers may add to the shared queue meanwhile.
+    pub fn drain(&self, stop: impl Fn() -> bool) -> bool {
+        let epoch = self.heap.epoch();
+        let mut local: Vec<usize> = Vec::new();
+        let mut scanned = 0u64;
+        loop {
+            if local.is_empty() {
+                std::mem::swap(&mut local, &mut *self.queue());
+                if local.is_empty() {
+                    return true;
+                }
+            }
+            while let Some(obj) = local.pop() {
+                self.scan(obj, epoch, &mut local);
+                scanned += 1;
+                if scanned.is_multiple_of(256) && stop() {
+                    // Whatever is left stays grey for whoever goes on.
+                    self.queue().append(&mut local);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Greys what the ref slots of `obj` point to. A slot another thread is
+    /// rewriting may show a new tag with an old value or the reverse: the
+    /// value is looked up like a conservative root, so the worst case is
+    /// an object kept one cycle too long; a ref that the store removed was
+    /// shaded by the store's barrier.
+    fn scan(&self, obj: usize, epoch: u64, grey: &mut Vec<usize>) {
+        for i in 0..self.heap.slots(obj) {
+            let (tag, value) = self.heap.slot(obj, i);
+            if tag != TAG_REF || value == 0 {
+                continue;
+            }
+            if let Some(o) = self.heap.find_object(value as usize) {
+                if self.heap.try_mark(o, epoch) {
+                    grey.push(o);
+                }
+            }
+        }
+    }
+
+    /// Whether no grey object waits in the shared queue.
+    pub fn queue_is_empty(&self) -> bool {
+        self.queue().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preempt_jit::abi::{OBJ_SLOTS, SLOT_SIZE, SLOT_TAG, SLOT_VALUE};
+
+    /// Writes a ref into slot `i` as generated code does (value, then tag).
+    fn set_ref(obj: usize, i: usize, target: usize) {
+        let at = obj + OBJ_SLOTS as usize + i * SLOT_SIZE as usize;
+        // SAFETY: a slot of a live test object.
+        unsafe {
+            (*((at + SLOT_VALUE as usize) as *const AtomicU64))
+                .store(target as u64, Ordering::Relaxed);
+            (*((at + SLOT_TAG as usize) as *const AtomicU64)).store(TAG_REF, Ordering::Release);
+        }
+    }
+
+    fn list(m: &MarkState, n: usize) -> Vec<usize> {
+        let nodes: Vec<usize> = (0..n).map(|_| m.heap.alloc(2).unwrap()).collect();
+        for w in nodes.windows(2) {
+            set_ref(w[0], 1, w[1]);
+        }
+        nodes
+    }
+
+    #[test]
+    fn marking_follows_refs_from_the_roots_only() {
+        let m = MarkState::new(Heap::with_limit(1 << 30));
+        let reached = list(&m, 1000);
+        let garbage = list(&m, 1000);
+        // A cycle through the garbage does not keep it.
+        set_ref(garbage[999], 0, garbage[0]);
+        let e = m.heap.begin_cycle();
+        // An interior pointer is as good a root as the object's address.
+        assert!(m.shade(reached[0] as u64 + 24));
+        assert!(!m.shade(reached[0] as u64), "already grey");
+        assert!(!m.shade(12345), "not a heap address");
+        assert!(m.drain(|| false));
+        assert!(reached.iter().all(|&o| m.heap.is_marked(o, e)));
+        assert!(garbage.iter().all(|&o| !m.heap.is_marked(o, e)));
+        let s = m.heap.sweep(e, Default::default()).unwrap();
+        assert_eq!(s.freed_objects, 1000);
+    }
+
+    #[test]
+    fn the_barrier_keeps_a_ref_moved_behind_the_marker() {
+        // The snapshot invariant: A -> B at mark start; the mutator moves
+        // B into an object the marker has already scanned, and deletes it
+        // from A before the marker gets to A. Only the barrier's shading of
+        // the overwritten ref keeps B.
+        for with_barrier in [true, false] {
+            let m = MarkState::new(Heap::with_limit(1 << 30));
+            let (a, b, black) = (
+                m.heap.alloc(1).unwrap(),
+                m.heap.alloc(1).unwrap(),
+                m.heap.alloc(1).unwrap(),
+            );
+            set_ref(a, 0, b);
+            let e = m.heap.begin_cycle();
+            m.set_marking(true);
+            m.set_skip_barrier(!with_barrier);
+            // Roots: black and a; black is scanned first.
+            m.shade(black as u64);
+            assert!(m.drain(|| false));
+            m.shade(a as u64);
+            // The mutator: black.0 = a.0; a.0 = nil (with the barrier's
+            // call, as generated code makes it, before the store).
+            set_ref(black, 0, b);
+            (m.barrier.shade)(&m.barrier, b as u64);
+            set_ref(a, 0, 0);
+            assert!(m.drain(|| false));
+            m.set_marking(false);
+            assert_eq!(m.heap.is_marked(b, e), with_barrier);
+            assert_eq!(m.barrier_greyed(), u64::from(with_barrier));
+        }
+    }
+
+    #[test]
+    fn a_stopped_drain_leaves_its_work_queued() {
+        let m = MarkState::new(Heap::with_limit(1 << 30));
+        let nodes = list(&m, 2000);
+        let e = m.heap.begin_cycle();
+        m.shade(nodes[0] as u64);
+        assert!(!m.drain(|| true));
+        assert!(!m.queue_is_empty());
+        assert!(m.drain(|| false));
+        assert!(nodes.iter().all(|&o| m.heap.is_marked(o, e)));
+    }
+}
