@@ -41,7 +41,7 @@ export PREEMPT_PROPTEST_DIVISOR=${PREEMPT_PROPTEST_DIVISOR:-4}
 
 printf '\n==== %s: build the workspace for %s ====\n' "$LANE" "$TARGET"
 start=$SECONDS
-if ! "$CARGO" build --workspace --all-targets --target "$TARGET"; then
+if ! "$CARGO" build --release --workspace --all-targets --target "$TARGET"; then
   printf '%s: FAILED: the workspace does not build for %s\n' "$LANE" "$TARGET" >&2
   exit 1
 fi
@@ -57,16 +57,21 @@ printf '\n==== %s: cargo test --workspace --target %s (PREEMPT_PROPTEST_DIVISOR=
   "$LANE" "$TARGET" "$PREEMPT_PROPTEST_DIVISOR"
 mkdir -p "$TARGET_DIR"
 set +e
+# Release builds: under qemu-user a debug build of the runtime runs tens
+# of times slower again, and the asynchronous-preemption test of bug 2 at
+# two Ps then hangs (the handler keeps finding the counter's thread in
+# runtime code while sampling finds it in its loop); the release build,
+# and debug builds natively, do not. See the README's aarch64 section.
 # --no-fail-fast: every test binary runs, so the counts are complete. The
 # signal-redirect test runs on its own afterwards, and the preemption
 # harness's tests (the signal storm) again, with QEMU_SINGLESTEP: qemu-user
 # delivers signals only between translated blocks, so only with one
 # instruction per block can a signal land on every instruction boundary,
 # as on hardware.
-"$CARGO" test --workspace --target "$TARGET" --no-fail-fast -- --skip redirected_loop 2>&1 | tee "$LOG"
+"$CARGO" test --release --workspace --target "$TARGET" --no-fail-fast -- --skip redirected_loop 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 printf '\n==== %s: the signal-redirect and storm tests, one instruction per translated block (QEMU_SINGLESTEP=1) ====\n' "$LANE"
-QEMU_SINGLESTEP=1 "$CARGO" test --target "$TARGET" -p preempt-tests --test redirect --test stress 2>&1 | tee -a "$LOG"
+QEMU_SINGLESTEP=1 "$CARGO" test --release --target "$TARGET" -p preempt-tests --test redirect --test stress 2>&1 | tee -a "$LOG"
 single=${PIPESTATUS[0]}
 ((status == 0)) && status=$single
 set -e

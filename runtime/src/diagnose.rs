@@ -136,10 +136,20 @@ fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
         )
         .unwrap();
     }
-    if let Some(r) = m.sig.last_retry() {
+    if let Some((r, pc)) = m.sig.last_retry() {
+        let at = match rt.module() {
+            Some(module) if module.tables.function_at(pc).is_some() => {
+                format!("{pc:#x} = {}", crate::stress::describe(module, pc))
+            }
+            Some(module) => match module.tables.stub_at(pc) {
+                Some(stub) => format!("{pc:#x}, in the runtime stub {}", stub.name),
+                None => format!("{pc:#x}, outside the JIT code"),
+            },
+            None => format!("{pc:#x}"),
+        };
         writeln!(
             s,
-            "\tnote: {sent} {name} sent to this thread; at the last one the handler declined to redirect: {}",
+            "\tnote: {sent} {name} sent to this thread; at the last one the handler declined to redirect ({}) at pc {at}",
             r.name()
         )
         .unwrap();

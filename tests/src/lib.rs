@@ -82,3 +82,22 @@ pub fn temp_pir(name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write temp file");
     path
 }
+
+/// Under qemu-user (the aarch64 lane sets the wrapper).
+pub fn emulated() -> bool {
+    std::env::var("PREEMPT_EXEC_WRAPPER").is_ok_and(|w| !w.trim().is_empty())
+}
+
+/// The first number on the summary line of `out` that starts with `key`
+/// (after leading blanks), as `preempt stress` prints them.
+pub fn figure(out: &str, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(key))
+        .unwrap_or_else(|| panic!("no `{key}` line in:\n{out}"));
+    line.trim_start()[key.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| !w.is_empty())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no number in `{line}`"))
+}

@@ -277,8 +277,11 @@ func @main() {
                 l.split(|c: char| !c.is_ascii_alphanumeric())
                     .any(|w| w == "x16")
             };
+            // (The slow path clears it after its call, as it clears every
+            // register the collector's code may leave a stale word in.)
+            let clears = |l: &&str| l.contains("xzr");
             assert!(
-                !barrier.iter().any(uses_x16),
+                !barrier.iter().any(|l| uses_x16(l) && !clears(l)),
                 "the barrier leaves x16 to the stubs"
             );
         }

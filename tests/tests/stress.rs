@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use preempt_signals::context::SINGLE_STEP;
-use preempt_tests::{run_cli, temp_pir, Run};
+use preempt_tests::{emulated, figure, run_cli, temp_pir, Run};
 
 const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
 /// Only a kill timer: the slowest case takes well under a minute.
@@ -28,26 +28,8 @@ fn cli(args: &[&str]) -> Run {
     run_cli(CLI, args, KILL_AFTER)
 }
 
-/// Under qemu-user (the aarch64 lane sets the wrapper).
-fn emulated() -> bool {
-    std::env::var("PREEMPT_EXEC_WRAPPER").is_ok_and(|w| !w.trim().is_empty())
-}
-
 fn qemu_singlestep() -> bool {
     std::env::var("QEMU_SINGLESTEP").is_ok_and(|v| v != "0")
-}
-
-/// The number after `key` on the summary line that starts with it.
-fn figure(out: &str, key: &str) -> u64 {
-    let line = out
-        .lines()
-        .find(|l| l.trim_start().starts_with(key))
-        .unwrap_or_else(|| panic!("no `{key}` line in:\n{out}"));
-    line.trim_start()[key.len()..]
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| !w.is_empty())
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no number in `{line}`"))
 }
 
 /// `--global rounds=N` for a storm run, long enough for a few hundred

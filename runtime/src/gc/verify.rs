@@ -45,9 +45,17 @@ pub fn check(rt: &Runtime, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(
     let mut seen: HashSet<usize> = HashSet::new();
     let mut stack: Vec<(usize, Root, u32)> = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
+    // The precise roots are walked first, so that an object the heap
+    // still leads to is reported with that path, not with a stack word
+    // that happens to hold it too: a path from a global through ref slots
+    // is a ref the program holds for certain, a conservative word may be
+    // a dead one.
+    let mut conservative: Vec<(usize, Root)> = Vec::new();
     roots::scan(rt, roots::Classes::default(), |root, v| {
         if let Some(o) = heap.find_object(v as usize) {
-            if seen.insert(o) {
+            if !root.is_precise() {
+                conservative.push((o, root));
+            } else if seen.insert(o) {
                 stack.push((o, root, 0));
             }
         } else if root.is_precise() && v != 0 {
@@ -59,8 +67,13 @@ pub fn check(rt: &Runtime, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(
             });
         }
     });
+    conservative.reverse();
     let mut walked = 0u64;
-    while let Some((obj, root, depth)) = stack.pop() {
+    while let Some((obj, root, depth)) = stack.pop().or_else(|| {
+        std::iter::from_fn(|| conservative.pop())
+            .find(|(o, _)| seen.insert(*o))
+            .map(|(o, root)| (o, root, 0))
+    }) {
         walked += 1;
         if !heap.is_marked(obj, epoch) {
             problems.push(Problem::Unmarked { obj, root, depth });

@@ -10,7 +10,7 @@
 //! unwrap) and formats nothing.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use preempt_jit::abi::{GoroutineContext, STACK_GUARD_POISON};
@@ -110,6 +110,8 @@ pub struct MSignal {
     /// Why the handler last declined to redirect (`RetryReason::index`
     /// plus one; 0: it did not decline).
     last_retry: AtomicU8,
+    /// The PC at which the handler last declined.
+    last_retry_pc: AtomicUsize,
 }
 
 impl MSignal {
@@ -155,9 +157,10 @@ impl MSignal {
     }
 
     /// Why the handler last declined, if it did.
-    pub fn last_retry(&self) -> Option<RetryReason> {
+    pub fn last_retry(&self) -> Option<(RetryReason, usize)> {
         let i = self.last_retry.load(Ordering::Acquire) as usize;
-        RetryReason::ALL.get(i.checked_sub(1)?).copied()
+        let r = RetryReason::ALL.get(i.checked_sub(1)?).copied()?;
+        Some((r, self.last_retry_pc.load(Ordering::Acquire)))
     }
 
     /// Sends the preemption signal to thread `tid`, unless one is pending
@@ -304,6 +307,7 @@ unsafe fn handle(m: &MSignal, ours: bool, uc: *mut libc::c_void) {
             }
         }
         Decision::Retry(r) => {
+            m.last_retry_pc.store(pc, Ordering::Release);
             declined(shared, m, r);
             if let Some(p) = shared.probe() {
                 p.declined_at(pc);

@@ -580,6 +580,16 @@ impl FnEmitter<'_> {
             let off = 16 * k as i32;
             dynasm!(self.ops ; .arch aarch64 ; ldp X(pair[0]), X(pair[1]), [sp, off]);
         }
+        // The collector's code left its own words in the other
+        // caller-saved registers and the vector registers; cleared, as
+        // `switch_to` clears them, so that no stale heap address reaches a
+        // preemption stub's frame (see stubs.rs).
+        for r in [1u8, 16, 17, 18] {
+            dynasm!(self.ops ; .arch aarch64 ; mov X(r), xzr);
+        }
+        for v in 0..32u8 {
+            dynasm!(self.ops ; .arch aarch64 ; movi V(v).D2, 0);
+        }
         dynasm!(self.ops
             ; .arch aarch64
             ; add sp, sp, frame

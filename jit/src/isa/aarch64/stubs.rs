@@ -91,6 +91,18 @@ pub(super) fn emit(
     for &r in RUNTIME_SAVED {
         dynasm!(ops ; .arch aarch64 ; ldr X(r), [X(CTX), saved_slot(r)]);
     }
+    // Whatever the scheduler left in the registers the goroutine does not
+    // get back is cleared: the scratch registers and the vector registers
+    // (which JIT code never uses) would otherwise carry the runtime's stale
+    // words onto the goroutine's stack when the preemption stub saves
+    // them, where the collector's conservative scan would take a dangling
+    // heap address for a ref.
+    for r in [1u8, 2, 3, 17, 18] {
+        dynasm!(ops ; .arch aarch64 ; mov X(r), xzr);
+    }
+    for v in 0..32u8 {
+        dynasm!(ops ; .arch aarch64 ; movi V(v).D2, 0);
+    }
     dynasm!(ops
         ; .arch aarch64
         ; ldr x0, [X(CTX), result]

@@ -353,6 +353,13 @@ impl FnEmitter<'_> {
         for &r in BARRIER_SAVED.iter().rev() {
             dynasm!(self.ops ; .arch x64 ; pop Rq(r));
         }
+        // The collector's code left its own words in rdx and the vector
+        // registers; cleared, as `switch_to` clears them, so that no stale
+        // heap address reaches a preemption stub's frame (see stubs.rs).
+        dynasm!(self.ops ; .arch x64 ; xor edx, edx);
+        for x in 0..16u8 {
+            dynasm!(self.ops ; .arch x64 ; xorps Rx(x), Rx(x));
+        }
         dynasm!(self.ops ; .arch x64 ; jmp =>resume);
         self.meta.end_unsafe(self.off());
     }

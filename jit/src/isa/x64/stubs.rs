@@ -74,6 +74,21 @@ pub(super) fn emit(
     for &r in RUNTIME_SAVED {
         dynasm!(ops ; .arch x64 ; mov Rq(r), [Rq(CTX) + saved_slot(r)]);
     }
+    // Whatever the scheduler left in the registers the goroutine does not
+    // get back is cleared: the scratch registers and the vector registers
+    // (which JIT code never uses) would otherwise carry the runtime's stale
+    // words onto the goroutine's stack when the preemption stub saves
+    // them, where the collector's conservative scan would take a dangling
+    // heap address for a ref. Zeroing idioms: no execution units.
+    dynasm!(ops
+        ; .arch x64
+        ; xor ecx, ecx
+        ; xor edx, edx
+        ; xor r11d, r11d
+    );
+    for x in 0..16u8 {
+        dynasm!(ops ; .arch x64 ; xorps Rx(x), Rx(x));
+    }
     dynasm!(ops
         ; .arch x64
         ; mov rax, [Rq(CTX) + CTX_RESULT]
