@@ -98,6 +98,11 @@ pub struct RuntimeArgs {
     pub hang_threshold: Duration,
     #[command(flatten)]
     pub limits: RunLimits,
+    /// When a goroutine does not stop because something replaced the
+    /// preemption signal's handler (SIG_IGN from foreign code, say), put the
+    /// runtime's handler back once the hang is reported.
+    #[arg(long)]
+    pub reinstall_preempt_handler: bool,
     /// Print scheduler statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,
@@ -310,6 +315,7 @@ impl RuntimeArgs {
                 sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
                 hang_threshold: self.hang_threshold,
                 gc_percent: s.gc_percent.unwrap_or(100),
+                reinstall_handler: self.reinstall_preempt_handler,
                 tracer: std::sync::Arc::new(match self.trace {
                     Some(_) => {
                         let t = preempt_runtime::trace::Tracer::new();

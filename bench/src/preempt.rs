@@ -29,6 +29,8 @@ use crate::peers::GoPeer;
 use crate::runtime::{self, percentile, Figure, Goal, Options, Row, Suite};
 
 pub const SLEEPER_NOCALL: &str = include_str!("preempt/sleeper-nocall.pir");
+/// `gc` in a loop next to call-free spinners, at 2 Ps.
+pub const STW: &str = include_str!("preempt/stw.pir");
 
 /// The suite's result.
 #[derive(Clone, Debug)]
@@ -311,7 +313,16 @@ pub fn run(opts: Options, quick: bool) -> Report {
 }
 
 /// preempt's stop-the-world stopping time (p50, p99 in ns) with `k`
-/// call-free spinners on 2 Ps.
-fn stw(_s: &mut Suite, _k: usize, _n: u64) -> Result<(f64, f64), String> {
-    Err("needs the GC's stop-the-world".into())
+/// call-free spinners on 2 Ps: `n` collections, two stops each.
+fn stw(s: &mut Suite, k: usize, n: u64) -> Result<(f64, f64), String> {
+    let src = STW.replace(
+        "global @spinners: i64 = 1",
+        &format!("global @spinners: i64 = {k}"),
+    );
+    let st = run_with_stats(s, &format!("stw-{k}"), &src, n, &[])?;
+    let p50 = stats_pct(&st, "stop-the-world latency", "p50_ns")?;
+    let p99 = stats_pct(&st, "stop-the-world latency", "p99_ns")?;
+    s.json_runs
+        .push(json!({"side": "preempt", "bench": "stw", "spinners": k, "stats": st}));
+    Ok((p50, p99))
 }

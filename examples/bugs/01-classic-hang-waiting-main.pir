@@ -11,17 +11,31 @@
 ; compiler does not optimise the load out".
 ;
 ; Run:
-;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --timeout 2 --stats
-;   preempt run examples/bugs/01-classic-hang-waiting-main.pir -O0 --timeout 2
-;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --procs 2 -O0
-;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --procs 2 --timeout 2
+;   preempt run examples/bugs/01-classic-hang-waiting-main.pir -O0          (async)
+;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --timeout 2  (async, -O1)
+;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --preempt coop --timeout 2 --stats
+;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --preempt coop -O0 --timeout 2
+;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --preempt coop --procs 2 -O0
+;   preempt run examples/bugs/01-classic-hang-waiting-main.pir --preempt coop --procs 2 --timeout 2
 ;   preempt disasm examples/bugs/01-classic-hang-waiting-main.pir -O1
 ; (-O1 and 1 P unless the flags say otherwise; the disassembly shows the
 ; load of @done before the loop, marked HOISTED.)
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM; only the cooperative mode exists today, and it is what
-; asyncpreemptoff=1 gives Go):
+; VM). Asynchronous preemption, the default:
+;   - 1 P, -O0: "flag set", "done!", exit 0. The spinner takes the P while
+;     @main sleeps; at the end of its 10 ms quantum the monitor's SIGURG
+;     redirects it into the preemption stub, @main runs and stores, and the
+;     spinner, resumed, loads the flag again and ends.
+;   - 1 P, -O1: "flag set", then the hang: the spinner is preempted every
+;     quantum (@main runs, stores, prints, waits) but its loop tests the
+;     register loaded before it. The watchdog ends the program at 2 s (exit
+;     3) with "reason: the value of @done was hoisted into a register at
+;     -O1 (plain load): this loop cannot see other goroutines' stores", and
+;     no "no preemption point" reason: preemption is not the problem.
+;   - 01-classic-hang-atomic.pir, the same with load.atomic/store.atomic:
+;     exit 0 at -O0 and -O1.
+; Cooperative preemption (--preempt coop, what asyncpreemptoff=1 gives Go):
 ;   - 1 P, -O0 or -O1: nothing is printed. @main's 1 ms sleep ends but
 ;     @main stays runnable forever: the spinner holds the only P and its
 ;     loop has no preemption point. The monitor asks it to stop when its
@@ -40,9 +54,7 @@
 ;   - 2 Ps, -O1: "flag set", then the same hang, exit 3 (5 runs of 5):
 ;     @main runs on the other P, but the spinner tests a register loaded
 ;     once before the loop. Preemption has nothing to do with this one.
-;   - Asynchronous preemption (a later issue) will stop the spinner at the
-;     end of its quantum at 1 P. At -O0 that lets @main set the flag and
-;     the spinner then sees it. The Go version of this program, run by Go
+;   - Go with asynchronous preemption, for comparison: the Go version of this program, run by Go
 ;     1.27 with default settings and timing @main's sleep: main woke 6.9 to
 ;     18.2 ms after it went to sleep (6 runs), then "flag set", "done!",
 ;     exit 0; Go reloads `done` on every iteration (`CMPB (R8), $0; JEQ`

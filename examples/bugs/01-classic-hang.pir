@@ -39,9 +39,9 @@
 ;     of 5 on a busy machine @main was preempted at `spawn`, before the
 ;     store, and the program hung at -O1 until the watchdog ended it (exit
 ;     3). So tests/tests/bugs.rs runs this file with --quantum 1s.
-;   - Asynchronous preemption (a later issue) will not change this program
+;   - Asynchronous preemption (the default) does not change this program
 ;     on hardware: @main never runs for a whole quantum, so nothing is
-;     preempted.
+;     preempted; "flag set", exit 0, as in coop.
 
 set procs = 1
 

@@ -14,9 +14,9 @@
 ; iteration reads and writes memory (check with `preempt disasm`).
 ;
 ; Run:
-;   preempt run examples/bugs/12-race-on-a-global.pir               (4 Ps)
-;   preempt run examples/bugs/12-race-on-a-global.pir -O0
-;   preempt run examples/bugs/12-race-on-a-global.pir --procs 1
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global.pir               (4 Ps)
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global.pir -O0
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global.pir --procs 1
 ;   preempt disasm examples/bugs/12-race-on-a-global.pir
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
@@ -33,17 +33,18 @@
 ;     the write" does happen, but it is the kernel preempting an OS thread,
 ;     which no Go-level setting turns off.
 ;   - 1 P: "counter: 10000000", always. The seed is right that preemption
-;     is not the cause, and this shows the converse: in coop mode (the
-;     only mode today) the loop has no preemption point, so on one P each
+;     is not the cause, and this shows the converse: in coop mode
+;     (--preempt coop) the loop has no preemption point, so on one P each
 ;     goroutine runs its million increments without interruption and
 ;     nothing is lost. Go 1.27 at GOMAXPROCS=1 also printed 10000000 (5
 ;     runs of 5): the whole run takes 10 ms, about 1 ms per goroutine,
 ;     well under the 10 ms quantum, so async preemption rarely lands
-;     inside a loop. With
-;     asynchronous preemption (a later issue) a goroutine stopped between
-;     its load and its store would lose updates even on one P: preemption
-;     changes how often the race shows, never whether the program is
-;     correct.
+;     inside a loop. Asynchronous preemption (the default) here: also
+;     10000000 at 1 P (5 runs of 5), for the same reason: each goroutine's
+;     million increments take well under a quantum, so no signal is sent
+;     while a loop runs. A goroutine stopped between its load and its store
+;     would lose updates even on one P: preemption changes how often the
+;     race shows, never whether the program is correct.
 ;   - The fix is `add.atomic @counter, 1` (atomic.Int64.Add).
 
 set procs = 4

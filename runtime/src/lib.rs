@@ -54,6 +54,9 @@ pub struct RunConfig {
     pub hang_threshold: Duration,
     /// The signal asynchronous preemption uses.
     pub preempt_signal: libc::c_int,
+    /// When a goroutine does not stop because the preemption signal's
+    /// handler was replaced, put the runtime's back.
+    pub reinstall_handler: bool,
     /// Whether the signal handler honours the compiler's unsafe regions
     /// (`Ignore` is fault injection: see [`preempt::decide`]).
     pub unsafe_points: preempt::decide::UnsafePoints,
@@ -110,6 +113,7 @@ impl Default for RunConfig {
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
             probe: None,
+            reinstall_handler: false,
             gc_percent: 100,
             gc_verify: false,
             gc_inject: None,

@@ -20,10 +20,20 @@ const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
 /// Kill timer: far above any run here (the hangs end at their 2 s watchdog).
 const KILL_AFTER: Duration = Duration::from_secs(120);
 
+/// `preempt run --preempt coop FLAGS examples/bugs/FILE`: the headers of
+/// the bugs about cooperative preemption describe that mode (Go's
+/// asyncpreemptoff=1).
 fn run(file: &str, flags: &[&str]) -> Run {
+    let mut all = vec!["--preempt", "coop"];
+    all.extend_from_slice(flags);
+    run_default(file, &all)
+}
+
+/// `preempt run FLAGS examples/bugs/FILE`, in the default mode
+/// (asynchronous preemption) unless the flags say otherwise.
+fn run_default(file: &str, flags: &[&str]) -> Run {
     let path = format!("examples/bugs/{file}");
-    // The headers describe the cooperative mode (Go's asyncpreemptoff=1).
-    let mut args = vec!["run", "--preempt", "coop"];
+    let mut args = vec!["run"];
     args.extend_from_slice(flags);
     args.push(&path);
     run_cli(CLI, &args, KILL_AFTER)
@@ -528,4 +538,161 @@ fn bug16_the_loop_with_a_call_is_preempted_the_inlined_one_hangs() {
             "goroutine 1 [runnable]:",
         ],
     );
+}
+
+// ---- Asynchronous preemption (the default) ------------------------------
+
+#[test]
+fn bug01_async_the_loop_that_loads_ends_the_hoisted_one_hangs_the_atomic_one_ends() {
+    let file = "01-classic-hang-waiting-main.pir";
+    // -O0: the load stays in the loop; the signal lets @main run and store.
+    let r = run_default(file, &["-O0", "--timeout", "10"]);
+    assert_eq!(
+        (r.status, r.stdout.as_str()),
+        (Some(0), "flag set\ndone!\n"),
+        "{r:?}"
+    );
+    // -O1: preempted every quantum, but the loop tests a register.
+    let r = run_default(file, &["--timeout", "2"]);
+    assert_eq!(
+        (r.status, r.stdout.as_str()),
+        (Some(3), "flag set\n"),
+        "{r:?}"
+    );
+    assert_stderr_has(
+        &r,
+        &[
+            "goroutine 2 [running]:",
+            "@spinner in block loop",
+            "reason: the value of @done was hoisted into a register at -O1",
+        ],
+    );
+    assert!(!r.stderr.contains("no preemption point"), "{}", r.stderr);
+    // The atomic load is never hoisted.
+    let r = run_default("01-classic-hang-atomic.pir", &["--timeout", "10"]);
+    assert_eq!(
+        (r.status, r.stdout.as_str()),
+        (Some(0), "flag set\ndone!\n"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn bug05_a_masked_signal_leaves_the_loop_unpreempted_and_the_monitor_says_why() {
+    let r = run_default("05-locked-thread-masks-signal.pir", &["--timeout", "60"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    // @other runs only once @main blocks, after its whole loop.
+    assert_eq!(r.stdout, "done\nother ran\n", "{r:?}");
+    assert_stderr_has(
+        &r,
+        &[
+            "goroutine 1 has not stopped",
+            "SIGURG is blocked on this thread",
+        ],
+    );
+}
+
+#[test]
+fn bug06_the_barrier_ends_at_the_store_before_the_send() {
+    let file = "06-send-after-write-barrier.pir";
+    let r = run_default(file, &["--gc-verify", "--timeout", "60"]);
+    assert_eq!(
+        (r.status, r.stdout.as_str()),
+        (Some(0), "sum 840000 last 19999\n"),
+        "{r:?}"
+    );
+    for arch in ["x86_64", "aarch64"] {
+        let d = run_cli(
+            CLI,
+            &["disasm", "--arch", arch, &format!("examples/bugs/{file}")],
+            KILL_AFTER,
+        );
+        assert_eq!(d.status, Some(0), "{d:?}");
+        let body = listing(&d.stdout, "@update");
+        let send = body
+            .iter()
+            .position(|l| l.contains("; send %ch"))
+            .unwrap_or_else(|| panic!("{arch}: no send in {body:?}"));
+        // The barrier's region is closed before the send's code starts,
+        // and nothing of the send is in it.
+        assert!(
+            body[..send].iter().any(|l| l.contains("[wb]")),
+            "{arch}: {body:?}"
+        );
+        assert!(
+            !body[send..].iter().any(|l| l.contains("[wb]")),
+            "{arch}: {body:?}"
+        );
+    }
+}
+
+#[test]
+fn bug07_fast_requests_are_answered_while_the_slow_loop_runs() {
+    let r = run_default("07-tight-loop-in-a-handler.pir", &["--timeout", "60"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{r:?}");
+    // The answers come while the slow handler still loops: it prints last.
+    assert!(
+        lines[0].starts_with("50 fast requests during the slow one: mean "),
+        "{r:?}"
+    );
+    assert_eq!(lines[1], "slow: sum 499999999500000000", "{r:?}");
+}
+
+#[test]
+fn bug09_notify_receives_the_preemption_signal_and_nothing_breaks() {
+    let r = run_default("09-notify-sigurg.pir", &["--stats", "--timeout", "60"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let last = r.stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("main woke; the printer had received "),
+        "{r:?}"
+    );
+    // SIGURG is 23 on both architectures.
+    assert!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("got "))
+            .all(|l| l == "got SIGURG! (23)"),
+        "{r:?}"
+    );
+    assert!(stat(&r, "signals sent") >= 1, "{}", r.stderr);
+}
+
+#[test]
+fn bug13_sig_ign_from_foreign_code_hangs_until_the_handler_is_reinstalled() {
+    let file = "13-sig-ign-clobbers-sigurg.pir";
+    let r = run_default(file, &["--timeout", "2"]);
+    assert_eq!((r.status, r.stdout.as_str()), (Some(3), ""), "{r:?}");
+    assert_stderr_has(
+        &r,
+        &[
+            "@spin in block loop",
+            "replaced by SIG_IGN",
+            "goroutine 1 [runnable]:",
+        ],
+    );
+    let r = run_default(file, &["--reinstall-preempt-handler", "--timeout", "60"]);
+    assert_eq!((r.status, r.stdout.as_str()), (Some(0), "hi\n"), "{r:?}");
+    assert_stderr_has(
+        &r,
+        &[
+            "replaced by SIG_IGN",
+            "reinstalled the runtime's handler for SIGURG",
+        ],
+    );
+}
+
+#[test]
+fn bug15_gc_as_a_yield_runs_a_whole_collection_each_time() {
+    let r = run_default("15-gc-as-a-yield.pir", &["--stats", "--timeout", "60"]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    assert!(
+        r.stdout
+            .starts_with("200 rounds of work with runtime.Gosched: "),
+        "{r:?}"
+    );
+    // One whole cycle per call (and maybe automatic ones), two stops each.
+    assert!(stat(&r, "gc cycles") >= 200, "{}", r.stderr);
 }

@@ -195,6 +195,7 @@ pub fn run(rt: &Runtime) {
                         if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
                             eprint!("{text}");
                         }
+                        reinstall_if_replaced(rt);
                     } else if hang > 0 && now < at + hang {
                         next_deadline = next_deadline.min(at + hang);
                     }
@@ -246,4 +247,23 @@ pub fn run(rt: &Runtime) {
         }
         rt.sysmon.sleep(Duration::from_nanos(sleep));
     }
+}
+
+/// With `--reinstall-preempt-handler`: a stuck goroutine whose signals go
+/// to a handler that is not the runtime's (the seed's bug 13: foreign code
+/// installed SIG_IGN, or its own handler) gets the runtime's handler put
+/// back, and the monitor's next signal stops it.
+fn reinstall_if_replaced(rt: &Runtime) {
+    let sig = rt.cfg.preempt_signal;
+    if !rt.cfg.reinstall_handler
+        || rt.cfg.mode != crate::PreemptMode::Async
+        || crate::preempt::signal::installed(sig)
+    {
+        return;
+    }
+    crate::preempt::restore_handler(rt);
+    eprintln!(
+        "preempt: reinstalled the runtime's handler for {} (--reinstall-preempt-handler)",
+        diagnose::signal_name(sig)
+    );
 }
