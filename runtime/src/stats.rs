@@ -71,6 +71,12 @@ use serde_json::{json, Map, Value};
 
 /// The overall time-to-preempt histogram.
 pub const TIME_TO_PREEMPT: &str = "time-to-preempt";
+/// Asynchronous time-to-preempt, first half: from the request to the
+/// signal handler's redirect (the signal's delivery, and its retries).
+pub const TTP_DELIVERY: &str = "  async: request to handler";
+/// Second half: from the handler's redirect to the runtime (sigreturn,
+/// the stub's saves, the switch to the scheduler).
+pub const TTP_STUB: &str = "  async: handler to scheduler";
 /// The conventional name for stop-the-world latency (request to all stopped).
 pub const STW_LATENCY: &str = "stop-the-world latency";
 /// The conventional name for timer wake lateness (deadline to running).

@@ -71,7 +71,7 @@ use std::sync::atomic::Ordering;
 use preempt_jit::ir::PreemptMode;
 
 use crate::sched::g::G;
-use crate::sched::{Runtime, P};
+use crate::sched::{monotonic_nanos, Runtime, P};
 use crate::stats::PreemptKind;
 
 /// Asks `g`, running on `p` in the slice numbered `seq`, to stop, for
@@ -80,6 +80,10 @@ use crate::stats::PreemptKind;
 /// is then withdrawn, so that it does not stop the goroutine's next slice
 /// for nothing).
 pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> bool {
+    // Time-to-preempt starts here, when the flag is set, not when the
+    // caller's pass began (a monitor pass may have done other work since
+    // it read the clock).
+    let now = monotonic_nanos().max(now);
     if !g.request_preempt(now, kind) {
         return false;
     }

@@ -300,6 +300,11 @@ unsafe fn handle(m: &MSignal, ours: bool, uc: *mut libc::c_void) {
     let pc = mc.pc();
     match decide(pc, mc.sp(), shared.tables(), m.thread(), shared.points) {
         Decision::Redirect { resume_pc } => {
+            if let Some(g) = m.running() {
+                // clock_gettime is async-signal-safe.
+                let now = crate::sched::monotonic_nanos();
+                g.redirected_at.store(now, Ordering::Release);
+            }
             // SAFETY: decide said Redirect for this context.
             unsafe { redirect(shared, m, &mut mc, resume_pc) };
             if let Some(p) = shared.probe() {

@@ -148,6 +148,9 @@ pub struct G {
     pub preempt: AtomicBool,
     /// When, in monotonic nanoseconds (0: no request).
     pub preempt_requested_at: AtomicU64,
+    /// When the preemption signal's handler last redirected this goroutine
+    /// into the stub (monotonic ns; written by the handler).
+    pub redirected_at: AtomicU64,
     /// Why (a `PreemptKind` index).
     preempt_kind: AtomicU8,
     /// The preemption-request generation the hang diagnosis last reported.
@@ -202,6 +205,7 @@ impl G {
             guard_value,
             preempt: AtomicBool::new(false),
             preempt_requested_at: AtomicU64::new(0),
+            redirected_at: AtomicU64::new(0),
             preempt_kind: AtomicU8::new(0),
             diagnosed_request: AtomicU64::new(0),
             lock_depth: AtomicU64::new(0),

@@ -1063,6 +1063,16 @@ impl Runtime {
         let now = monotonic_nanos();
         let ttp = now.saturating_sub(at);
         self.cfg.stats.sched.preempted(kind, mech, ttp);
+        if mech == PreemptMode::Async {
+            // The two halves: the signal's delivery (request to the
+            // handler's redirect) and the way back (handler to here).
+            let h = g.redirected_at.load(Ordering::Acquire);
+            if h >= at && h <= now {
+                let s = &self.cfg.stats.sched;
+                s.record(crate::stats::TTP_DELIVERY, h - at);
+                s.record(crate::stats::TTP_STUB, now - h);
+            }
+        }
         self.cfg
             .tracer
             .preempted(now, m as u32, p.map(|p| p as u32), g.id, mech, ttp);
