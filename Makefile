@@ -16,9 +16,11 @@ setup:
 build: setup
 	$(CARGO) build --release --workspace
 
-# The showcase: the register-hoisted load at -O0 and -O1, side by side.
+# The showcase: the register-hoisted load at -O0 and -O1, side by side; a
+# call-free loop at one P preempted by signal, with its time-to-preempt;
+# the hoisted load hanging under asynchronous preemption, diagnosed.
 demo: build
-	./target/release/preempt demo examples/hoist.pir
+	@scripts/demo.sh
 
 # Every test: unit, golden, property, integration on the host; formatting
 # and lints; then the aarch64 lane (the whole suite again, under qemu-user).
