@@ -24,9 +24,11 @@ demo: build
 
 # Every test: unit, golden, property, integration on the host; formatting
 # and lints; then the aarch64 lane (the whole suite again, under qemu-user).
+# Release builds: the storm tests count preemptions by the million, and a
+# debug runtime is too slow for them (and is not what users run).
 test: setup
-	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace
+	$(CARGO) build --release --workspace --all-targets
+	$(CARGO) test --release --workspace
 	$(MAKE) lint
 	@CARGO='$(CARGO)' scripts/aarch64-lane.sh
 
