@@ -119,9 +119,12 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
         .into_iter()
         .find(|k| k.name == kernel)
         .ok_or_else(|| format!("no kernel {kernel}"))?;
+    // One P: the kernel is one goroutine, and a second P would only let
+    // another thread take it over after each preemption.
     let cfg = |mode, quantum| RunConfig {
         file: format!("{kernel}.pir"),
         timeout: None,
+        procs: 1,
         mode,
         quantum,
         ..RunConfig::default()

@@ -186,13 +186,11 @@ fn bug02_the_collectors_stop_the_world_waits_for_the_counter_loop_and_says_so() 
             "goroutine 1 [runnable]:",
         ],
     );
-    // The stop asked the counter to stop; no stop ever completed.
-    let requests = r
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("preemption requests"))
-        .unwrap_or_default();
-    assert!(requests.contains("stop-the-world"), "{requests}");
+    // The counter was asked to stop (by the stop, or by the monitor at the
+    // end of its quantum if that came first: a pending request stands for
+    // both, so which one is counted depends on timing); no stop ever
+    // completed.
+    assert!(stat(&r, "preemption requests") >= 1, "{}", r.stderr);
     assert!(!r.stderr.contains("stop-the-world latency"), "{}", r.stderr);
 }
 

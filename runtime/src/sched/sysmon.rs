@@ -69,6 +69,12 @@ pub const RETAKE_AFTER: u64 = 20_000;
 /// ... and when there is none: Go retakes after 10 ms regardless.
 const RETAKE_IDLE_AFTER: u64 = 10_000_000;
 
+/// Idle passes at the shortest tick before the tick starts doubling (Go:
+/// 50, about 1 ms).
+const BACKOFF_AFTER: u32 = 50;
+/// Passes at the shortest tick after a quantum request.
+const FAST_AFTER_REQUEST: u32 = 5;
+
 /// How often the monitor forwards arrived signals while `notify`
 /// channels exist.
 const NOTIFY_TICK: u64 = 1_000_000;
@@ -153,6 +159,7 @@ pub fn run(rt: &Runtime) {
     while !rt.shutdown.load(Ordering::Acquire) {
         let now = monotonic_nanos();
         let mut acted = false;
+        let mut requested = false;
         let mut running = false;
         let mut next_deadline = u64::MAX;
         for (p, seen) in rt.ps.iter().zip(seen.iter_mut()) {
@@ -173,7 +180,7 @@ pub fn run(rt: &Runtime) {
                 if now.saturating_sub(seen.since) < quantum {
                     next_deadline = next_deadline.min(seen.since + quantum);
                 } else if let Some(g) = rt.g_by_id(id) {
-                    acted |= preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now);
+                    requested |= preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now);
                 }
             }
             // A request pending in this slice (for the quantum or the GC):
@@ -232,9 +239,18 @@ pub fn run(rt: &Runtime) {
         if acted {
             idle = 0;
             delay = min;
+        } else if requested {
+            // A quantum request: look again at the shortest tick for a few
+            // passes, long enough to see the next slice start (the stop
+            // takes tens of microseconds), then back off as usual. (Go's
+            // sysmon does not count preemptions as work at all; counting
+            // them fully kept this thread polling every 20 us for 1 ms of
+            // every quantum, a tenth of a CPU.)
+            idle = idle.max(BACKOFF_AFTER - FAST_AFTER_REQUEST);
+            delay = min;
         } else {
             idle += 1;
-            if idle > 50 {
+            if idle > BACKOFF_AFTER {
                 delay = (delay * 2).min(max);
             }
         }
