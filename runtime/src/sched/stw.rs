@@ -29,7 +29,7 @@
 //! report names the stop. [`Runtime::start_the_world`] hands the Ps with
 //! work to Ms and puts the rest on the idle list.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ use crate::stats::{PreemptKind, STW_LATENCY};
 
 /// How often a waiting stop asks the running goroutines again.
 const RETRY: Duration = Duration::from_micros(100);
+/// How long the stopper watches (yielding) before it sleeps, in ns.
+const SPIN: u64 = 50_000;
 
 /// What the world is stopped for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -62,6 +64,8 @@ impl Phase {
 pub struct World {
     /// From the stop request until the world starts again.
     stopping: AtomicBool,
+    /// `Stop::generation`, readable without the lock (the stopper's spin).
+    generation: AtomicU64,
     /// Ps stopped so far (a generation count, so that a waiter never
     /// misses a wake-up), and the stop in progress, for diagnoses.
     stopped: Mutex<Stop>,
@@ -146,6 +150,18 @@ impl Runtime {
                     }
                 }
             }
+            // Watch for the next P to stop for a while before sleeping,
+            // yielding the CPU meanwhile: with more runnable threads than
+            // CPUs, a goroutine's thread may be waiting for this very CPU
+            // to run the handler of the signal just sent; otherwise the
+            // stop is seen at once, without the wake-up of a sleeping
+            // thread (tens of microseconds on a VM).
+            let spin_until = monotonic_nanos() + SPIN;
+            while self.world.generation.load(Ordering::Acquire) == seen
+                && monotonic_nanos() < spin_until
+            {
+                std::thread::yield_now();
+            }
             let st = lock(&self.world.stopped);
             if st.generation == seen {
                 let _ = self.world.cv.wait_timeout(st, RETRY);
@@ -210,6 +226,9 @@ impl Runtime {
         self.ps[p].m.store(usize::MAX, Ordering::Release);
         let mut st = lock(&self.world.stopped);
         st.generation += 1;
+        self.world
+            .generation
+            .store(st.generation, Ordering::Release);
         self.world.cv.notify_all();
     }
 
