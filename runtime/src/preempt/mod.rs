@@ -99,8 +99,12 @@ pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64
     if rt.cfg.mode == PreemptMode::Async {
         rt.signal_p(p);
         // The monitor re-signals if the handler declines: it must not be
-        // asleep on a long tick (a GC stop is requested off its thread).
-        rt.sysmon.deadline(now + 5_000);
+        // asleep on a long tick. A stop of the world re-signals by itself
+        // (waking the monitor would put a third thread on the CPUs just
+        // when the signalled ones need them).
+        if kind != PreemptKind::StopTheWorld {
+            rt.sysmon.deadline(now + 5_000);
+        }
     }
     true
 }

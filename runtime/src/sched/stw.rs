@@ -131,7 +131,15 @@ impl Runtime {
                         let seq = p.slice_seq.load(Ordering::Acquire);
                         let id = p.current.load(Ordering::Acquire);
                         if let Some(g) = (id != 0).then(|| self.g_by_id(id)).flatten() {
-                            preempt::request(self, p, &g, seq, PreemptKind::StopTheWorld, now);
+                            if !preempt::request(self, p, &g, seq, PreemptKind::StopTheWorld, now)
+                                && self.cfg.mode == crate::PreemptMode::Async
+                                && g.preempt.load(Ordering::Acquire)
+                            {
+                                // Still pending (the handler declined, or
+                                // has not run): signal again; a signal in
+                                // flight coalesces with this one.
+                                self.signal_p(p);
+                            }
                             waiting_for.get_or_insert((p.id, g));
                         }
                     }
