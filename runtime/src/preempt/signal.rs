@@ -150,8 +150,17 @@ impl MSignal {
         // SAFETY: the context of the goroutine this thread runs; only
         // atomics and a word written before the goroutine started are read.
         let c = unsafe { &*ctx };
+        // A stop is wanted when the goroutine's request flag says so. The
+        // poisoned guard only mirrors it for the prologues' check, and the
+        // two can disagree for a moment (a request racing with the stop
+        // that consumes the previous one poisons the guard after the flag
+        // was cleared); the flag is the request.
+        let requested = match self.running() {
+            Some(g) => g.preempt.load(Ordering::Acquire),
+            None => c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
+        };
         Thread::Running(Goroutine {
-            requested: c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
+            requested,
             stack_lo: c.stack_lo as usize,
         })
     }
