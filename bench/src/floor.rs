@@ -14,24 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use preempt_runtime::stats::monotonic_ns;
 use preempt_signals::handler::{self, gettid, AltStack};
 
 /// When the handler ran (monotonic ns; 0: not yet).
 static HANDLED_AT: AtomicU64 = AtomicU64::new(0);
 
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec; CLOCK_MONOTONIC is always
-    // available, and the call is async-signal-safe.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 extern "C" fn on_signal(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    HANDLED_AT.store(now_ns(), Ordering::Release);
+    HANDLED_AT.store(monotonic_ns(), Ordering::Release);
 }
 
 /// Send-to-handler latencies in nanoseconds, `n` samples of signal
@@ -62,7 +52,7 @@ pub fn measure(signo: libc::c_int, n: usize, gap: Duration) -> Result<Vec<u64>, 
     for _ in 0..n {
         std::thread::sleep(gap);
         HANDLED_AT.store(0, Ordering::Release);
-        let t0 = now_ns();
+        let t0 = monotonic_ns();
         if let Err(e) = handler::tgkill(tid, signo) {
             failure = Some(format!("tgkill: {e}"));
             break;
@@ -73,7 +63,7 @@ pub fn measure(signo: libc::c_int, n: usize, gap: Duration) -> Result<Vec<u64>, 
             if t != 0 {
                 break t;
             }
-            if now_ns() > deadline {
+            if monotonic_ns() > deadline {
                 failure = Some("a signal was not handled within 1 s".into());
                 break 0;
             }

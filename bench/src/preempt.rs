@@ -21,11 +21,10 @@
 use std::time::Duration;
 
 use preempt_jit::ir::PreemptMode;
-use preempt_runtime::RunConfig;
+use preempt_runtime::{stats, RunConfig};
 use serde_json::{json, Value};
 
 use crate::kernels::{self, Engine};
-use crate::peers::GoPeer;
 use crate::runtime::{self, percentile, Figure, Goal, Options, Row, Suite};
 
 pub const SLEEPER_NOCALL: &str = include_str!("preempt/sleeper-nocall.pir");
@@ -157,16 +156,7 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
 
 /// Measures everything and builds the report.
 pub fn run(opts: Options, quick: bool) -> Report {
-    let go = if opts.go {
-        GoPeer::prepare(&opts.paths)
-    } else {
-        Err("not run".to_string())
-    };
-    let mut s = Suite {
-        opts,
-        go,
-        json_runs: Vec::new(),
-    };
+    let mut s = Suite::new(opts);
     let mut rows = Vec::new();
     let mut notes = Vec::new();
     let (floor_n, sleeps, stw_n, target, reps) = if quick {
@@ -237,14 +227,8 @@ pub fn run(opts: Options, quick: bool) -> Report {
             .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
     );
     for (label, name) in [
-        (
-            "  of which request to handler, p50",
-            "  async: request to handler",
-        ),
-        (
-            "  of which handler to scheduler, p50",
-            "  async: handler to scheduler",
-        ),
+        ("  of which request to handler, p50", stats::TTP_DELIVERY),
+        ("  of which handler to scheduler, p50", stats::TTP_STUB),
     ] {
         let f: Figure = stats
             .as_ref()

@@ -261,6 +261,20 @@ pub(crate) struct Suite {
 const KILL_AFTER: Duration = Duration::from_secs(120);
 
 impl Suite {
+    /// A suite over `opts`, with Go's toolchain prepared if it is asked for.
+    pub(crate) fn new(opts: Options) -> Suite {
+        let go = if opts.go {
+            GoPeer::prepare(&opts.paths)
+        } else {
+            Err("not run".to_string())
+        };
+        Suite {
+            opts,
+            go,
+            json_runs: Vec::new(),
+        }
+    }
+
     /// Runs one PIR program in a fresh `preempt run` process.
     pub(crate) fn run_pir(&mut self, name: &str, text: &str) -> Result<Finished, String> {
         self.run_pir_with(name, text, &[])
@@ -449,17 +463,8 @@ fn ms(ns: i64) -> f64 {
 
 /// Measures everything and builds the report.
 pub fn run(opts: Options) -> Report {
-    let go = if opts.go {
-        GoPeer::prepare(&opts.paths)
-    } else {
-        Err("not run".to_string())
-    };
     let sizes = opts.sizes;
-    let mut s = Suite {
-        opts,
-        go,
-        json_runs: Vec::new(),
-    };
+    let mut s = Suite::new(opts);
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 

@@ -73,10 +73,10 @@ use serde_json::{json, Map, Value};
 pub const TIME_TO_PREEMPT: &str = "time-to-preempt";
 /// Asynchronous time-to-preempt, first half: from the request to the
 /// signal handler's redirect (the signal's delivery, and its retries).
-pub const TTP_DELIVERY: &str = "  async: request to handler";
+pub const TTP_DELIVERY: &str = "time-to-preempt (async): request to handler";
 /// Second half: from the handler's redirect to the runtime (sigreturn,
 /// the stub's saves, the switch to the scheduler).
-pub const TTP_STUB: &str = "  async: handler to scheduler";
+pub const TTP_STUB: &str = "time-to-preempt (async): handler to scheduler";
 /// The conventional name for stop-the-world latency (request to all stopped).
 pub const STW_LATENCY: &str = "stop-the-world latency";
 /// The conventional name for timer wake lateness (deadline to running).
@@ -593,7 +593,11 @@ impl Stats {
                 match PreemptMode::ALL.iter().find(|&&m| ttp_name(m) == *name) {
                     Some(_) if ttp_mechs < 2 => None,
                     Some(&m) => Some((format!("  {}", m.name()), h)),
-                    None => Some((name.to_string(), h)),
+                    // The halves of the asynchronous figure, under it.
+                    None => match name.strip_prefix("time-to-preempt (async): ") {
+                        Some(half) => Some((format!("  async: {half}"), h)),
+                        None => Some((name.to_string(), h)),
+                    },
                 }
             })
             .collect();

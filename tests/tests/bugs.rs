@@ -76,6 +76,15 @@ fn is_call(line: &str) -> bool {
     line.contains("  call ") || line.contains(" bl ")
 }
 
+/// The run ended with exit status `status` and printed exactly `stdout`.
+fn assert_ends(r: &Run, status: i32, stdout: &str) {
+    assert_eq!(
+        (r.status, r.stdout.as_str()),
+        (Some(status), stdout),
+        "{r:?}"
+    );
+}
+
 fn assert_stderr_has(r: &Run, needles: &[&str]) {
     for n in needles {
         assert!(r.stderr.contains(n), "stderr lacks {n:?}:\n{}", r.stderr);
@@ -207,7 +216,7 @@ fn bug02_in_async_mode_the_signal_stops_the_counter_and_every_collection_complet
         ],
         KILL_AFTER,
     );
-    assert_eq!((r.status, r.stdout.as_str()), (Some(0), "done\n"), "{r:?}");
+    assert_ends(&r, 0, "done\n");
     // Every cycle's two stops completed, and the counter was stopped
     // asynchronously at least once (it has no other preemption point).
     let cycles = stat(&r, "gc cycles");
@@ -545,18 +554,10 @@ fn bug01_async_the_loop_that_loads_ends_the_hoisted_one_hangs_the_atomic_one_end
     let file = "01-classic-hang-waiting-main.pir";
     // -O0: the load stays in the loop; the signal lets @main run and store.
     let r = run_default(file, &["-O0", "--timeout", "10"]);
-    assert_eq!(
-        (r.status, r.stdout.as_str()),
-        (Some(0), "flag set\ndone!\n"),
-        "{r:?}"
-    );
+    assert_ends(&r, 0, "flag set\ndone!\n");
     // -O1: preempted every quantum, but the loop tests a register.
     let r = run_default(file, &["--timeout", "2"]);
-    assert_eq!(
-        (r.status, r.stdout.as_str()),
-        (Some(3), "flag set\n"),
-        "{r:?}"
-    );
+    assert_ends(&r, 3, "flag set\n");
     assert_stderr_has(
         &r,
         &[
@@ -568,11 +569,7 @@ fn bug01_async_the_loop_that_loads_ends_the_hoisted_one_hangs_the_atomic_one_end
     assert!(!r.stderr.contains("no preemption point"), "{}", r.stderr);
     // The atomic load is never hoisted.
     let r = run_default("01-classic-hang-atomic.pir", &["--timeout", "10"]);
-    assert_eq!(
-        (r.status, r.stdout.as_str()),
-        (Some(0), "flag set\ndone!\n"),
-        "{r:?}"
-    );
+    assert_ends(&r, 0, "flag set\ndone!\n");
 }
 
 #[test]
@@ -594,11 +591,7 @@ fn bug05_a_masked_signal_leaves_the_loop_unpreempted_and_the_monitor_says_why() 
 fn bug06_the_barrier_ends_at_the_store_before_the_send() {
     let file = "06-send-after-write-barrier.pir";
     let r = run_default(file, &["--gc-verify", "--timeout", "60"]);
-    assert_eq!(
-        (r.status, r.stdout.as_str()),
-        (Some(0), "sum 840000 last 19999\n"),
-        "{r:?}"
-    );
+    assert_ends(&r, 0, "sum 840000 last 19999\n");
     for arch in ["x86_64", "aarch64"] {
         let d = run_cli(
             CLI,
@@ -662,7 +655,7 @@ fn bug09_notify_receives_the_preemption_signal_and_nothing_breaks() {
 fn bug13_sig_ign_from_foreign_code_hangs_until_the_handler_is_reinstalled() {
     let file = "13-sig-ign-clobbers-sigurg.pir";
     let r = run_default(file, &["--timeout", "2"]);
-    assert_eq!((r.status, r.stdout.as_str()), (Some(3), ""), "{r:?}");
+    assert_ends(&r, 3, "");
     assert_stderr_has(
         &r,
         &[
@@ -672,7 +665,7 @@ fn bug13_sig_ign_from_foreign_code_hangs_until_the_handler_is_reinstalled() {
         ],
     );
     let r = run_default(file, &["--reinstall-preempt-handler", "--timeout", "60"]);
-    assert_eq!((r.status, r.stdout.as_str()), (Some(0), "hi\n"), "{r:?}");
+    assert_ends(&r, 0, "hi\n");
     assert_stderr_has(
         &r,
         &[

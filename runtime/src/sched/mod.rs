@@ -74,15 +74,20 @@ thread_local! {
     static SERVING: std::cell::Cell<(usize, Option<usize>)> = const { std::cell::Cell::new((0, None)) };
 }
 
-/// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns.
-pub fn monotonic_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+/// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns: the clock
+/// of the stats and the tracer. Async-signal-safe.
+pub use crate::stats::monotonic_ns as monotonic_nanos;
+
+/// How the trace shows a goroutine parked for `r`.
+fn block_reason(r: WaitReason) -> BlockReason {
+    match r {
+        WaitReason::ChanSend => BlockReason::Send,
+        WaitReason::ChanReceive => BlockReason::Recv,
+        WaitReason::Select => BlockReason::Select,
+        WaitReason::Sleep => BlockReason::Sleep,
+        WaitReason::GarbageCollection => BlockReason::Other("GC"),
+        WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
+    }
 }
 
 /// What a P is doing.
@@ -914,22 +919,8 @@ impl Runtime {
                 Next::Preempted => RunEnd::Preempted(self.cfg.mode),
                 Next::Dead => RunEnd::Exited,
                 Next::Gone if p_now.is_none() => RunEnd::Foreign,
-                Next::Park(reason) => RunEnd::Blocked(match reason {
-                    WaitReason::ChanSend => BlockReason::Send,
-                    WaitReason::ChanReceive => BlockReason::Recv,
-                    WaitReason::Select => BlockReason::Select,
-                    WaitReason::Sleep => BlockReason::Sleep,
-                    WaitReason::GarbageCollection => BlockReason::Other("GC"),
-                    WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
-                }),
-                Next::Continue(_) | Next::Gone => RunEnd::Blocked(match g.reason() {
-                    WaitReason::ChanSend => BlockReason::Send,
-                    WaitReason::ChanReceive => BlockReason::Recv,
-                    WaitReason::Select => BlockReason::Select,
-                    WaitReason::Sleep => BlockReason::Sleep,
-                    WaitReason::GarbageCollection => BlockReason::Other("GC"),
-                    WaitReason::LockedThread | WaitReason::None => BlockReason::Other("runtime"),
-                }),
+                Next::Park(reason) => RunEnd::Blocked(block_reason(*reason)),
+                Next::Continue(_) | Next::Gone => RunEnd::Blocked(block_reason(g.reason())),
             };
             let p = p_now.or(Some(p)).map(|p| p as u32);
             self.cfg.tracer.run(
