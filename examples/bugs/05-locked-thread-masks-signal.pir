@@ -27,8 +27,9 @@
 ;       block_preempt_signal?): 10 sent, the handler ran for 0; the signal
 ;       stays pending until it is unblocked
 ;   - Unblock it (`ccall unblock_preempt_signal` right after the block)
-;     and the order flips: "other ran" comes first, about 10 ms into the
-;     loop, when the first signal stops @main.
+;     and the order flips: "other ran" comes first, once the monitor's
+;     first signal stops @main at the end of its quantum (--stats: 60
+;     asynchronous preemptions in one run).
 
 set procs = 1
 

@@ -24,8 +24,8 @@
 ;   - With --reinstall-preempt-handler the monitor puts the handler back
 ;     when it reports the hang ("preempt: reinstalled the runtime's handler
 ;     for SIGURG"); its next signal stops the spinner and "hi" prints, exit
-;     0, about 100 ms in. (`ccall restore_preempt_signal` in the program
-;     does the same from inside.)
+;     0. (`ccall restore_preempt_signal` in the program does the same from
+;     inside.)
 
 set procs = 1
 
