@@ -150,7 +150,17 @@ fn trace_is_chrome_trace_json_with_a_track_per_m_and_per_p() {
         .filter_map(|e| e["args"]["name"].as_str())
         .collect();
     assert!(names.iter().any(|n| n.starts_with("M0")), "{names:?}");
-    assert!(names.iter().any(|n| n.starts_with("P0")), "{names:?}");
+    // A track for each P that ran something: which of the two Ps the
+    // goroutines ran on is up to the scheduler (P0 had none in about one
+    // run of eight), so only "some P, and no other" is certain.
+    assert!(names.iter().any(|n| n.starts_with('P')), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .filter(|n| n.starts_with('P'))
+            .all(|n| *n == "P0" || *n == "P1"),
+        "{names:?}"
+    );
     let runs: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
     assert!(runs.len() > 1000, "goroutine run spans: {}", runs.len());
     for e in &runs {

@@ -47,9 +47,10 @@
 //!    When it is resumed, the stub restores everything and returns to
 //!    `resume_pc`: the goroutine continues at the exact instruction.
 //! 4. **Retry.** Otherwise the handler returns at once, never blocking,
-//!    counting the reason. The monitor sees the request still pending
+//!    counting the reason. The monitor sees its request still pending
 //!    after the handler has run, and signals again after a back-off that
-//!    starts at a few microseconds and doubles. A goroutine in a runtime
+//!    starts at a few microseconds and doubles; a stop of the world signals
+//!    again from its own wait loop (at most every 50 us). A goroutine in a runtime
 //!    call needs no second signal: the call honours the request when it
 //!    returns. The stats show signals sent per preemption, and retries by
 //!    reason.
@@ -97,14 +98,10 @@ pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64
         .preempt_requested(now, Some(p.id as u32), g.id, kind, rt.cfg.mode);
     p.requested_seq.store(seq, Ordering::Release);
     if rt.cfg.mode == PreemptMode::Async {
+        // If the handler declines, the requester signals again: the
+        // monitor for its quantum requests (with back-off), a stop of the
+        // world from its own wait loop.
         rt.signal_p(p);
-        // The monitor re-signals if the handler declines: it must not be
-        // asleep on a long tick. A stop of the world re-signals by itself
-        // (waking the monitor would put a third thread on the CPUs just
-        // when the signalled ones need them).
-        if kind != PreemptKind::StopTheWorld {
-            rt.sysmon.deadline(now + 5_000);
-        }
     }
     true
 }
