@@ -354,7 +354,7 @@ pub enum Command {
     },
     /// Measure and print figures (compile throughput, kernels, runtime vs Go).
     Bench {
-        /// Which suite: all, compile, kernels, runtime.
+        /// Which suite: all, compile, kernels, runtime, preempt.
         #[arg(default_value = "all")]
         suite: String,
         /// Short runs, to check the harness rather than measure.

@@ -9,7 +9,9 @@
 //! - **a sleeper behind a call-free spinner** at procs 1 with a 10 ms
 //!   quantum, next to Go's same program with asynchronous preemption;
 //! - **stop-the-world stopping time** with 1 and 4 call-free spinners on
-//!   2 Ps, next to Go's (runtime/metrics `/sched/pauses/stopping/gc`);
+//!   2 Ps, next to Go's (runtime/metrics `/sched/pauses/stopping/gc`),
+//!   from the stopper holding a P to every P stopped on both sides, and
+//!   the time preempt's stopper took to get that P;
 //! - **overhead on tight loops**: the kernels under async preemption
 //!   (a signal every quantum) against no preemption at all, in this
 //!   process, interleaved.
@@ -50,8 +52,10 @@ fn pct(samples: &[u64], p: f64) -> Option<f64> {
 }
 
 /// Percentile `p` of a Go runtime/metrics histogram (upper bounds in
-/// seconds, -1 for the open last bucket), in ns: the bucket's upper bound,
-/// so Go's figure is rounded up, never down.
+/// seconds, -1 for the open last bucket), in ns, interpolated linearly
+/// within its bucket. Go's time histograms keep four buckets per power of
+/// two, so a bucket spans up to a fifth of its upper bound; taking the
+/// bound itself would round Go's figure up by as much.
 fn go_histogram_pct(v: &Value, p: f64) -> Result<f64, String> {
     let bounds: Vec<f64> = v["stop_bounds_s"]
         .as_array()
@@ -69,17 +73,19 @@ fn go_histogram_pct(v: &Value, p: f64) -> Result<f64, String> {
     if total == 0 {
         return Err("Go recorded no stop".into());
     }
-    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+    let rank = (p / 100.0) * total as f64;
     let mut acc = 0;
+    let mut lower = 0.0;
     for (b, c) in bounds.iter().zip(&counts) {
-        acc += c;
-        if acc >= rank {
-            return if *b < 0.0 {
-                Err("in Go's open last bucket".into())
-            } else {
-                Ok(b * 1e9)
-            };
+        if *c > 0 && (acc + c) as f64 >= rank {
+            if *b < 0.0 {
+                return Err("in Go's open last bucket".into());
+            }
+            let within = ((rank - acc as f64) / *c as f64).clamp(0.0, 1.0);
+            return Ok((lower + (b - lower) * within) * 1e9);
         }
+        acc += c;
+        lower = b.max(0.0);
     }
     Err("rank past the histogram".into())
 }
@@ -283,10 +289,39 @@ pub fn run(opts: Options, quick: bool) -> Report {
             } else {
                 format!("  {label}")
             };
-            let lim = gf.as_ref().map(|g| g / 2.0).unwrap_or(f64::NAN);
-            rows.push(Row::new(name, "us", pf, gf).goal(Goal::AtMost(lim, "<= Go/2")));
+            let row = Row::new(name, "us", pf, gf.clone());
+            // The goal is read at p50, where the issue frames it (Go's
+            // stopping time against the signal floor); p99 is shown with
+            // its ratio.
+            rows.push(if i == 0 {
+                let lim = gf.as_ref().map(|g| g / 2.0).unwrap_or(f64::NAN);
+                row.goal(Goal::AtMost(lim, "<= Go/2"))
+            } else {
+                row
+            });
+        }
+        if let Ok((_, _, own50, own99)) = p {
+            rows.push(Row::new(
+                "  before it: the stopper's own P, p50".to_string(),
+                "us",
+                Ok(us(own50)),
+                Err("n/a".into()),
+            ));
+            rows.push(Row::new(
+                "  p99".to_string(),
+                "us",
+                Ok(us(own99)),
+                Err("n/a".into()),
+            ));
         }
     }
+    notes.push(
+        "stop-the-world stopping runs from the stopper holding a P to every P stopped, on both \
+         sides (Go stops the world from a goroutine on a P); preempt's stopper gets its P first \
+         (an idle one, or the first to reach a scheduling point once a spinner is asked), \
+         timed apart as \"the stopper's own P\""
+            .to_string(),
+    );
 
     // The JVM's time to reach a safepoint for a GC, same spinners.
     for k in [1usize, 4] {
@@ -352,9 +387,10 @@ pub fn run(opts: Options, quick: bool) -> Report {
     Report { text, json }
 }
 
-/// preempt's stop-the-world stopping time (p50, p99 in ns) with `k`
+/// preempt's stop-the-world stopping time (p50, p99 in ns), and the time
+/// the stopper took to get its own P before (p50, p99), with `k`
 /// call-free spinners on 2 Ps: `n` collections, two stops each.
-fn stw(s: &mut Suite, k: usize, n: u64) -> Result<(f64, f64), String> {
+fn stw(s: &mut Suite, k: usize, n: u64) -> Result<(f64, f64, f64, f64), String> {
     let src = STW.replace(
         "global @spinners: i64 = 1",
         &format!("global @spinners: i64 = {k}"),
@@ -362,9 +398,14 @@ fn stw(s: &mut Suite, k: usize, n: u64) -> Result<(f64, f64), String> {
     let st = run_with_stats(s, &format!("stw-{k}"), &src, n, &[])?;
     let p50 = stats_pct(&st, "stop-the-world latency", "p50_ns")?;
     let p99 = stats_pct(&st, "stop-the-world latency", "p99_ns")?;
+    let own = "stop-the-world: the stopper's own P";
+    let (own50, own99) = (
+        stats_pct(&st, own, "p50_ns")?,
+        stats_pct(&st, own, "p99_ns")?,
+    );
     s.json_runs
         .push(json!({"side": "preempt", "bench": "stw", "spinners": k, "stats": st}));
-    Ok((p50, p99))
+    Ok((p50, p99, own50, own99))
 }
 
 /// The JVM's "Reaching safepoint" times (p50, p99 in ns, the count, the
@@ -413,4 +454,26 @@ fn jvm_stw(s: &Suite, k: usize, n: u64) -> Result<(f64, f64, usize, String), Str
         })
         .unwrap_or_else(|| "java".into());
     Ok((p50 as f64, p99 as f64, reach.len(), version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_percentiles_interpolate_within_their_bucket() {
+        // Buckets (0, 1], (1, 2], (2, 3] µs and an open last one.
+        let v = json!({
+            "stop_bounds_s": [1e-6, 2e-6, 3e-6, -1.0],
+            "stop_counts": [0, 10, 10, 0],
+        });
+        let at = |p| go_histogram_pct(&v, p).unwrap().round();
+        assert_eq!(at(25.0), 1500.0);
+        assert_eq!(at(50.0), 2000.0);
+        assert_eq!(at(99.0), 2980.0);
+        let open = json!({"stop_bounds_s": [1e-6, -1.0], "stop_counts": [1, 1]});
+        assert!(go_histogram_pct(&open, 99.0).is_err());
+        let none = json!({"stop_bounds_s": [1e-6], "stop_counts": [0]});
+        assert!(go_histogram_pct(&none, 50.0).is_err());
+    }
 }

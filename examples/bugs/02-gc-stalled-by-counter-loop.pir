@@ -22,11 +22,11 @@
 ;   - coop (asyncpreemptoff=1): @counter takes the second P and never calls
 ;     anything. @main allocates 1 MiB objects; at 4 MiB (the collector's
 ;     minimum trigger, as Go's minimum heap goal) the collector starts a
-;     cycle, and its mark start stops the world: it takes the idle P, asks
-;     both goroutines to stop, and waits. @main stops at its next runtime
-;     call (or is asleep); @counter never reaches a preemption point.
-;     Nothing runs again: @main, woken by its timer, sits in the run queue
-;     with no P to run it.
+;     cycle, and its mark start stops the world: it gets a P of its own
+;     (@main's, when @main sleeps or allocates), asks @counter to stop, and
+;     waits. @counter never reaches a preemption point. Nothing runs
+;     again: @main, woken by its timer, sits in the run queue with no P to
+;     run it (or waits for the cycle, if its next allocation came first).
 ;   - It is not a silent deadlock. After the hang threshold (100 ms) the
 ;     stop says on stderr which goroutine it waits for and why:
 ;       preempt: stop-the-world for GC mark start has waited 100.1ms for
@@ -36,7 +36,7 @@
 ;       reason: loop @counter:loop has no preemption point in coop mode
 ;     and at --timeout the watchdog ends the program (exit 3) with the same
 ;     diagnosis, a line naming the stop that is waiting, and @main's stack
-;     ("goroutine 1 [runnable]").
+;     ("goroutine 1 [runnable]", or "[garbage collection]").
 ;   - --stats in coop shows one stop-the-world preemption request (for
 ;     @counter; @main was asleep), no preemption, and no stop-the-world
 ;     latency at all: no stop ever completed. (The monitor's own report,

@@ -79,6 +79,9 @@ pub const TTP_DELIVERY: &str = "time-to-preempt (async): request to handler";
 pub const TTP_STUB: &str = "time-to-preempt (async): handler to scheduler";
 /// The conventional name for stop-the-world latency (request to all stopped).
 pub const STW_LATENCY: &str = "stop-the-world latency";
+/// Before it stops the world, the stopper gets a P of its own (as Go's
+/// stopper runs on one): from wanting the stop to holding that P.
+pub const STW_OWN_P: &str = "stop-the-world: the stopper's own P";
 /// The conventional name for timer wake lateness (deadline to running).
 pub const WAKE_LATENESS: &str = "wake lateness";
 

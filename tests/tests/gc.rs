@@ -426,3 +426,61 @@ fn the_interpreter_accepts_gc_verify_and_keeps_its_own_heap() {
         "{r:?}"
     );
 }
+
+/// The stop-the-world benchmark's program with `spinners` call-free loops
+/// holding the Ps while @main calls `gc` `n` times.
+fn spinners_and_gc(procs: usize, spinners: usize, n: usize) -> std::path::PathBuf {
+    let text =
+        std::fs::read_to_string(preempt_tests::repo_root().join("bench/src/preempt/stw.pir"))
+            .expect("bench/src/preempt/stw.pir")
+            .replace("set procs = 2", &format!("set procs = {procs}"))
+            .replace(
+                "global @spinners: i64 = 1",
+                &format!("global @spinners: i64 = {spinners}"),
+            )
+            .replace("global @n: i64 = 200", &format!("global @n: i64 = {n}"));
+    temp_pir(&format!("stw-{procs}-{spinners}"), &text)
+}
+
+#[test]
+fn the_stopper_gets_a_p_of_its_own_from_call_free_spinners() {
+    // Every P runs a call-free loop and @main waits for its collection:
+    // no P is idle, so each stop of the world first gets a spinner's P
+    // (the stopper's own), then stops the rest. At one P
+    // that ask is the whole stop; at two Ps with four spinners both
+    // halves run. Every stop must complete, once, with the world stopped.
+    let n = 20;
+    for (procs, spinners) in [(1, 1), (2, 4)] {
+        let file = spinners_and_gc(procs, spinners, n);
+        let json = file.with_extension("json");
+        let r = run(&[
+            "run",
+            "--stats-json",
+            json.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(r.status, Some(0), "procs {procs}: {r:?}");
+        let stats: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("stats json"))
+                .expect("stats json parses");
+        let count = |h: &str| stats["histograms"][h]["count"].as_u64().unwrap_or(0);
+        let stops = 2 * n as u64;
+        assert_eq!(
+            stats["counts"]["gc cycles"].as_u64(),
+            Some(n as u64),
+            "{stats}"
+        );
+        assert_eq!(
+            count("stop-the-world: the stopper's own P"),
+            stops,
+            "{stats}"
+        );
+        assert_eq!(count("stop-the-world latency"), stops, "{stats}");
+        let asked = stats["preempt_requests"]["by_kind"]["stop-the-world"]
+            .as_u64()
+            .unwrap_or(0);
+        // A stop posted while the P passes a scheduling point takes it
+        // there, unasked; but the spinners run through whole marks.
+        assert!(asked > 0, "procs {procs}: no stop request in {stops} stops");
+    }
+}

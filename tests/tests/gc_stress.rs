@@ -54,7 +54,7 @@ fn with_the_tables_no_collection_loses_an_object() {
     let (goal, batch, max_batches) = if emulated() {
         (20_000, 10, 20)
     } else {
-        (1_000_000, 10, 30)
+        (1_000_000, 20, 30)
     };
     let (mut redirected, mut stopped, mut declined, mut batches) = (0, 0, 0, 0);
     while redirected + stopped < goal {

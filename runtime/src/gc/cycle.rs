@@ -10,7 +10,7 @@ use super::heap::{Heap, SweepMode};
 use super::mark::MarkState;
 use super::{roots, verify, GcFault};
 use crate::sched::g::{Resume, G};
-use crate::sched::stw::Phase;
+use crate::sched::stw::{Phase, StopWork};
 use crate::sched::{monotonic_nanos, Runtime};
 use crate::{Outcome, RunConfig};
 
@@ -298,18 +298,25 @@ fn cycle(rt: &Runtime, n: u64) -> bool {
     let stop = || rt.shutdown.load(Ordering::Acquire);
 
     // Mark start.
-    let Some(world) = rt.stop_the_world(Phase::MarkStart) else {
-        return false;
-    };
-    let epoch = m.heap.begin_cycle();
-    let classes = roots::Classes {
-        globals: c.inject != Some(GcFault::SkipGlobalRoots),
-    };
-    roots::scan(rt, classes, |_, v| {
-        m.shade(v);
+    let epoch = Arc::new(AtomicU64::new(0));
+    let start_epoch = epoch.clone();
+    let mark_start: StopWork = Arc::new(move |rt: &Runtime| {
+        let c = &rt.gc;
+        let m = &*c.mark;
+        start_epoch.store(m.heap.begin_cycle(), Ordering::Release);
+        let classes = roots::Classes {
+            globals: c.inject != Some(GcFault::SkipGlobalRoots),
+        };
+        roots::scan(rt, classes, |_, v| {
+            m.shade(v);
+        });
+        m.set_marking(true);
+        true
     });
-    m.set_marking(true);
-    rt.start_the_world(world);
+    if !rt.with_world_stopped(Phase::MarkStart, mark_start) {
+        return false;
+    }
+    let epoch = epoch.load(Ordering::Acquire);
 
     // Concurrent mark.
     if !m.drain(stop) {
@@ -317,21 +324,25 @@ fn cycle(rt: &Runtime, n: u64) -> bool {
     }
 
     // Mark termination.
-    let Some(world) = rt.stop_the_world(Phase::MarkTermination) else {
-        return false;
-    };
-    m.drain(|| false);
-    if c.verify {
-        if let Err(report) = verify::check(rt, m, epoch, n) {
-            rt.finish(Outcome {
-                status: 1,
-                stderr: report,
-            });
-            return false;
+    let mark_termination: StopWork = Arc::new(move |rt: &Runtime| {
+        let c = &rt.gc;
+        let m = &*c.mark;
+        m.drain(|| false);
+        if c.verify {
+            if let Err(report) = verify::check(rt, m, epoch, n) {
+                rt.finish(Outcome {
+                    status: 1,
+                    stderr: report,
+                });
+                return false;
+            }
         }
+        m.set_marking(false);
+        true
+    });
+    if !rt.with_world_stopped(Phase::MarkTermination, mark_termination) {
+        return false;
     }
-    m.set_marking(false);
-    rt.start_the_world(world);
 
     // Sweep.
     let mode = SweepMode {

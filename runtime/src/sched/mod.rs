@@ -558,8 +558,7 @@ impl Runtime {
     /// Puts P `p` on the idle list; true if every P is idle now (the
     /// caller then runs [`Runtime::check_dead`], after the lock).
     fn idle_p(&self, s: &mut Sched, p: usize) -> bool {
-        if self.world.is_stopping() {
-            self.stop_p(p);
+        if self.stop_p_if_wanted(p) {
             return false;
         }
         self.ps[p].set_status(PStatus::Idle);
@@ -678,7 +677,7 @@ impl Runtime {
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
-            if self.world.is_stopping() && self.park_for_world(m) {
+            if self.world.wants_ps() && self.park_for_world(m) {
                 return;
             }
             if m.locked.load(Ordering::Acquire) {
@@ -856,9 +855,10 @@ impl Runtime {
     /// else idle.
     fn release_p(&self, p: usize) {
         let mut s = lock(&self.sched);
-        if self.world.is_stopping() {
-            self.stop_p(p);
-        } else if self.ps[p].queued() > 0 || !s.runq.is_empty() {
+        if self.stop_p_if_wanted(p) {
+            return;
+        }
+        if self.ps[p].queued() > 0 || !s.runq.is_empty() {
             let m = s.midle.pop();
             drop(s);
             self.cfg.stats.sched.handoff();
