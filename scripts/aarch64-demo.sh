@@ -10,6 +10,10 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 SKIP_FILE=$TARGET_DIR/aarch64-lane.skipped # written by scripts/setup.sh
 CARGO=${CARGO:-cargo}
 QEMU=(qemu-aarch64-static -L /usr/aarch64-linux-gnu)
+# qemu-user keeps its translation of code rewritten through another
+# mapping (--preempt patch); this tells the runtime to map the code again
+# after a rewrite, which makes the emulator retranslate it.
+export PREEMPT_QEMU_USER=1
 BIN=$TARGET_DIR/$TARGET/release/preempt
 
 if [[ -f $SKIP_FILE ]]; then

@@ -37,6 +37,10 @@ done
 # Tests that spawn the CLI (tests/src/lib.rs run_cli) run it through this,
 # the same command as the runner in .cargo/config.toml.
 export PREEMPT_EXEC_WRAPPER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
+# qemu-user keeps its translation of code rewritten through another
+# mapping (--preempt patch); this tells the runtime to map the code again
+# after a rewrite, which makes the emulator retranslate it.
+export PREEMPT_QEMU_USER=1
 export PREEMPT_PROPTEST_DIVISOR=${PREEMPT_PROPTEST_DIVISOR:-4}
 
 printf '\n==== %s: build the workspace for %s ====\n' "$LANE" "$TARGET"

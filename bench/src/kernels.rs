@@ -135,6 +135,8 @@ pub fn run_with(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig) -> (i64, f6
     let outcome = match engine {
         Engine::Jit => {
             preempt_jit::opt::optimize(&mut prog, 1);
+            // The mode decides what the back-edges carry (poll, trap, patch).
+            prog.settings.preempt = Some(cfg.mode);
             let m = Module::compile(&prog).expect("compile the kernel");
             preempt_runtime::run(Arc::new(m), cfg, out)
         }

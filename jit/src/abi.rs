@@ -236,7 +236,28 @@ pub struct GoroutineContext {
     /// The address of the collector's [`GcBarrier`]: what the write
     /// barrier tests and calls. A fresh context points at [`NO_GC`].
     pub gc: u64,
+    /// `--preempt poll`: every loop back-edge compares this word with zero
+    /// and calls the yield stub when it is not. The requester sets it, the
+    /// runtime clears it once the goroutine stopped. It is the running
+    /// thread's word in the sense that matters: generated code reaches it
+    /// through the context register, which only the thread running the
+    /// goroutine holds (as HotSpot reaches its thread-local poll word
+    /// through r15).
+    pub poll: AtomicU64,
+    /// `--preempt trap`: every loop back-edge loads a word from the page
+    /// this points at. A readable page ([`POLL_PAGE_READY`]) while nothing
+    /// is requested; the requester swaps in a page that faults (JEP 312's
+    /// thread-local handshake), or, with `--trap-arm mprotect`, this points
+    /// at one global page that the requester protects.
+    pub poll_page: AtomicU64,
+    /// `--preempt patch`: the function the goroutine runs, stored by every
+    /// function entry and after every call returns, for the requester to
+    /// know whose back-edges to rewrite.
+    pub func: AtomicU64,
 }
+
+/// A readable word for `poll_page` to point at while nothing is requested.
+pub static POLL_PAGE_READY: AtomicU64 = AtomicU64::new(0);
 
 /// What generated code's write barrier reads: a flag and the function
 /// that shades. The collector owns one for the whole run, at a stable
@@ -276,6 +297,9 @@ pub const CTX_RESULT: i32 = offset_of!(GoroutineContext, result) as i32;
 pub const CTX_RESULT2: i32 = offset_of!(GoroutineContext, result2) as i32;
 pub const CTX_SAVED: i32 = offset_of!(GoroutineContext, saved) as i32;
 pub const CTX_GC: i32 = offset_of!(GoroutineContext, gc) as i32;
+pub const CTX_POLL: i32 = offset_of!(GoroutineContext, poll) as i32;
+pub const CTX_POLL_PAGE: i32 = offset_of!(GoroutineContext, poll_page) as i32;
+pub const CTX_FUNC: i32 = offset_of!(GoroutineContext, func) as i32;
 /// Offset of [`GcBarrier::marking`].
 pub const GC_MARKING: i32 = offset_of!(GcBarrier, marking) as i32;
 /// Offset of [`GcBarrier::shade`].
@@ -294,6 +318,9 @@ impl GoroutineContext {
             stack_hi: 0,
             saved: [0; SAVED_REGS],
             gc: &NO_GC as *const GcBarrier as u64,
+            poll: AtomicU64::new(0),
+            poll_page: AtomicU64::new(&POLL_PAGE_READY as *const AtomicU64 as u64),
+            func: AtomicU64::new(0),
         }
     }
 }

@@ -101,7 +101,7 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         Some(sample) => describe_pc(module, &rt.cfg.file, sample.pc, rt.cfg.mode),
         None => "\t(its thread did not answer the sampling signal)\n".into(),
     };
-    if rt.signals.is_some() {
+    if rt.cfg.mode == preempt_jit::ir::PreemptMode::Async && rt.signals.is_some() {
         s.push_str(&signal_reasons(rt, &m, tid));
     }
     s

@@ -60,6 +60,8 @@ pub struct RunConfig {
     /// Whether the signal handler honours the compiler's unsafe regions
     /// (`Ignore` is fault injection: see [`preempt::decide`]).
     pub unsafe_points: preempt::decide::UnsafePoints,
+    /// How `--preempt trap` arms a goroutine (`--trap-arm`).
+    pub trap_arm: preempt::arm::TrapArm,
     /// Counters a caller may watch while the program runs.
     pub stats: Arc<RunStats>,
     /// The scheduling timeline (`--trace`); disabled by default.
@@ -110,6 +112,7 @@ impl Default for RunConfig {
             hang_threshold: Duration::from_millis(100),
             preempt_signal: libc::SIGURG,
             unsafe_points: preempt::decide::UnsafePoints::Honour,
+            trap_arm: preempt::arm::TrapArm::Page,
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
             probe: None,

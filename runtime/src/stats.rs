@@ -172,6 +172,20 @@ pub fn ttp_name(m: PreemptMode) -> &'static str {
     }
 }
 
+/// The histograms of what arming a goroutine for a stop costs the
+/// requester (setting its poll word, swapping its poll page, `mprotect`,
+/// rewriting its function's back-edges), and disarming it once stopped:
+/// `"arm (patch)"`, `"disarm (patch)"`. Signals (async) and coop arm
+/// nothing but the request flag and are not recorded.
+pub fn arm_names(m: PreemptMode) -> Option<(&'static str, &'static str)> {
+    match m {
+        PreemptMode::Coop | PreemptMode::Async => None,
+        PreemptMode::Poll => Some(("arm (poll)", "disarm (poll)")),
+        PreemptMode::Trap => Some(("arm (trap)", "disarm (trap)")),
+        PreemptMode::Patch => Some(("arm (patch)", "disarm (patch)")),
+    }
+}
+
 /// A kind x mechanism matrix of counters.
 #[derive(Debug)]
 struct Matrix([[AtomicU64; MECHS]; KINDS]);

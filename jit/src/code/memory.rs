@@ -55,6 +55,18 @@ pub struct WritableView {
     len: usize,
 }
 
+// SAFETY: the view is a private mapping this value owns; its bytes are
+// reached only through `&mut self`, so moving it to another thread moves
+// the only access with it.
+unsafe impl Send for WritableView {}
+
+/// Makes code bytes written through a writable view visible to
+/// instruction fetch (a no-op on x86-64, `DC CVAU`/`IC IVAU` and barriers
+/// on aarch64), given those bytes at their executable address.
+pub fn synchronize_icache(code: &[u8]) {
+    dynasmrt::cache_control::synchronize_icache(code);
+}
+
 impl WritableView {
     /// The bytes of the code, writable. Changes are visible at once through
     /// the executable view (same physical pages); the caller is responsible
@@ -148,6 +160,15 @@ impl ExecutableMemory {
         })
     }
 
+    /// What [`EmulatorRefresh::refresh`] needs to map this code again.
+    pub fn emulator_refresh(&self) -> EmulatorRefresh {
+        EmulatorRefresh {
+            fd: self.fd,
+            base: self.base(),
+            map_len: self.map_len,
+        }
+    }
+
     /// Makes bytes written through a writable view visible to instruction
     /// fetch on this core (a no-op on x86-64, cache maintenance on aarch64).
     pub fn synchronize_icache(&self, offset: usize, len: usize) {
@@ -193,6 +214,53 @@ impl Drop for ExecutableMemory {
             libc::close(self.fd);
         }
     }
+}
+
+/// Under qemu-user, code rewritten through the writable view stays stale:
+/// the emulator keeps its translation of the executable view, and only
+/// notices writes through that view's own addresses (which are never
+/// writable here) or a change of its mapping. `refresh` maps the
+/// executable view again over itself, same file, same address, read and
+/// execute, which the kernel does atomically (the bytes never change or
+/// go away for a thread running them) and which makes the emulator drop
+/// its translations of those pages. Not needed, and not used, on
+/// hardware: there the architecture's cache maintenance does the job.
+#[derive(Clone, Copy, Debug)]
+pub struct EmulatorRefresh {
+    fd: libc::c_int,
+    base: usize,
+    map_len: usize,
+}
+
+impl EmulatorRefresh {
+    /// # Safety
+    ///
+    /// The [`ExecutableMemory`] this came from must still be alive.
+    pub unsafe fn refresh(&self) -> io::Result<()> {
+        // SAFETY: replaces our own read+execute mapping of our memfd with
+        // an identical one at the same address (MAP_FIXED over a mapping
+        // we own, never writable).
+        let p = unsafe {
+            libc::mmap(
+                self.base as *mut libc::c_void,
+                self.map_len,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                self.fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Whether this process runs under qemu-user, as the aarch64 lane and
+/// `make aarch64-demo` say through `PREEMPT_QEMU_USER=1`.
+pub fn under_qemu_user() -> bool {
+    std::env::var("PREEMPT_QEMU_USER").is_ok_and(|v| v == "1")
 }
 
 /// A mapping of the process that is both writable and executable, as

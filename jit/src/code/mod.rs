@@ -9,8 +9,11 @@ pub mod disasm;
 pub mod memory;
 pub mod tables;
 
-pub use memory::{writable_and_executable_mappings, ExecutableMemory, WritableView};
+pub use memory::{
+    under_qemu_user, writable_and_executable_mappings, EmulatorRefresh, ExecutableMemory,
+    WritableView,
+};
 pub use tables::{
     BackEdge, BlockRange, CallKind, CallSite, CodeTables, FunctionRange, HoistedLoad, InstStart,
-    LoopInfo, MetadataBuilder, StubRange, UnsafeKind, UnsafeRegion,
+    LoopInfo, MetadataBuilder, PatchSite, PollSite, StubRange, UnsafeKind, UnsafeRegion,
 };

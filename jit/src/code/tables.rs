@@ -99,6 +99,27 @@ pub struct BackEdge {
     pub to: BlockId,
 }
 
+/// A back-edge's poll (`--preempt poll`: the test of the poll word;
+/// `--preempt trap`: the load from the poll page) at `[pc, pc + len)`. A
+/// trap fault at `pc` resumes at `pc + len` after the yield.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PollSite {
+    pub pc: usize,
+    pub len: usize,
+    pub func: FuncId,
+}
+
+/// A back-edge branch the runtime may rewrite (`--preempt patch`): the
+/// branch at `pc` (x86-64: `jmp rel32` with its displacement 4-aligned;
+/// aarch64: `b`) normally goes to the loop head; rewritten, it goes to
+/// `tramp`, which calls the yield stub and then jumps to the loop head.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PatchSite {
+    pub pc: usize,
+    pub tramp: usize,
+    pub func: FuncId,
+}
+
 /// What a call instruction calls.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CallKind {
@@ -179,6 +200,8 @@ pub struct CodeTables {
     pub blocks: Vec<BlockRange>,
     pub unsafe_regions: Vec<UnsafeRegion>,
     pub back_edges: Vec<BackEdge>,
+    pub poll_sites: Vec<PollSite>,
+    pub patch_sites: Vec<PatchSite>,
     pub call_sites: Vec<CallSite>,
     pub hoisted_loads: Vec<HoistedLoad>,
     pub inst_starts: Vec<InstStart>,
@@ -217,6 +240,13 @@ impl CodeTables {
         }
         for e in &mut self.back_edges {
             e.pc += base;
+        }
+        for p in &mut self.poll_sites {
+            p.pc += base;
+        }
+        for p in &mut self.patch_sites {
+            p.pc += base;
+            p.tramp += base;
         }
         for c in &mut self.call_sites {
             c.return_pc += base;
@@ -269,6 +299,17 @@ impl CodeTables {
     }
 
     /// Back-edges of one function.
+    /// The back-edge poll starting at `pc`. Async-signal-safe.
+    pub fn poll_site_at(&self, pc: usize) -> Option<&PollSite> {
+        let i = self.poll_sites.partition_point(|p| p.pc < pc);
+        self.poll_sites.get(i).filter(|p| p.pc == pc)
+    }
+
+    /// The patchable back-edges of `func`.
+    pub fn patch_sites_of(&self, func: FuncId) -> impl Iterator<Item = &PatchSite> {
+        self.patch_sites.iter().filter(move |p| p.func == func)
+    }
+
     pub fn back_edges_of(&self, func: FuncId) -> impl Iterator<Item = &BackEdge> {
         self.back_edges.iter().filter(move |b| b.func == func)
     }
@@ -387,6 +428,26 @@ impl MetadataBuilder {
         });
     }
 
+    /// A back-edge poll occupying `[offset, offset + len)`.
+    pub fn poll_site(&mut self, offset: usize, len: usize) {
+        let func = self.open_func.as_ref().expect("a function is open").0;
+        self.tables.poll_sites.push(PollSite {
+            pc: offset,
+            len,
+            func,
+        });
+    }
+
+    /// A patchable back-edge branch at `offset` and its trampoline.
+    pub fn patch_site(&mut self, offset: usize, tramp: usize) {
+        let func = self.open_func.as_ref().expect("a function is open").0;
+        self.tables.patch_sites.push(PatchSite {
+            pc: offset,
+            tramp,
+            func,
+        });
+    }
+
     /// A call whose return address is `return_offset`.
     pub fn call_site(&mut self, return_offset: usize, block: BlockId, span: Span, kind: CallKind) {
         let func = self.open_func.as_ref().expect("a function is open").0;
@@ -462,6 +523,8 @@ impl MetadataBuilder {
         t.blocks.sort_by_key(|b| b.start);
         t.unsafe_regions.sort_by_key(|r| r.start);
         t.back_edges.sort_by_key(|e| e.pc);
+        t.poll_sites.sort_by_key(|p| p.pc);
+        t.patch_sites.sort_by_key(|p| p.pc);
         t.call_sites.sort_by_key(|c| c.return_pc);
         t.hoisted_loads.sort_by_key(|h| h.pc);
         t.inst_starts.sort_by_key(|s| s.pc);

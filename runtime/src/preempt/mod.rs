@@ -64,8 +64,10 @@
 //! its disposition replaced (`ccall ignore_preempt_signal`, bug 13), a
 //! goroutine that spends all its time in unsafe regions or foreign code.
 
+pub mod arm;
 pub mod decide;
 pub mod signal;
+pub mod trap;
 
 use std::sync::atomic::Ordering;
 
@@ -92,6 +94,12 @@ pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64
         g.clear_preempt();
         return false;
     }
+    // Poll word, poll page or patch: after the slice check, so that a
+    // request dropped as stale has armed nothing. (The goroutine may stop
+    // between the two: the scheduler's clearing of the request disarms
+    // what this arms only if it comes after; `begin_slice` of its next
+    // slice clears a request that came too late, and disarms it.)
+    rt.arming.arm(g, &rt.cfg.stats.sched);
     rt.cfg.stats.sched.preempt_requested(kind, rt.cfg.mode);
     rt.cfg
         .tracer

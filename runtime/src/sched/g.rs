@@ -170,7 +170,16 @@ pub struct G {
     delivered_arm: AtomicU64,
     /// A parked select left waiters to drop when it resumes.
     pub in_select: AtomicBool,
+    /// The JIT context (stable: boxed), for the arming of the poll, trap
+    /// and patch mechanisms from other threads; null when interpreted.
+    ctx: *const GoroutineContext,
+    /// What arming the pending request did ([`NOT_ARMED`]: nothing; for
+    /// `patch`, the function whose back-edges were rewritten).
+    pub armed: AtomicU64,
 }
+
+/// [`G::armed`] when no arming is in effect.
+pub const NOT_ARMED: u64 = u64::MAX;
 
 // SAFETY: `exec` is only touched by the one thread that owns the goroutine
 // at the time (see the module docs); everything else is atomic or behind a
@@ -189,11 +198,13 @@ pub const NO_M: u64 = u64::MAX;
 
 impl G {
     pub fn new(id: u64, func: FuncId, exec: Exec) -> G {
-        let (guard, guard_value) = match &exec {
-            Exec::Jit { ctx, stack } => {
-                (&ctx.stack_guard as *const AtomicU64, stack.guard() as u64)
-            }
-            Exec::Interp { .. } => (std::ptr::null(), 0),
+        let (guard, guard_value, ctx) = match &exec {
+            Exec::Jit { ctx, stack } => (
+                &ctx.stack_guard as *const AtomicU64,
+                stack.guard() as u64,
+                &**ctx as *const GoroutineContext,
+            ),
+            Exec::Interp { .. } => (std::ptr::null(), 0, std::ptr::null()),
         };
         G {
             id,
@@ -213,6 +224,8 @@ impl G {
             wait: Mutex::new(WaitState::default()),
             delivered: AtomicU8::new(0),
             delivered_value: AtomicU64::new(0),
+            ctx,
+            armed: AtomicU64::new(NOT_ARMED),
             delivered_arm: AtomicU64::new(0),
             in_select: AtomicBool::new(false),
         }
@@ -335,6 +348,14 @@ impl G {
             unsafe { (*self.guard).store(STACK_GUARD_POISON, Ordering::Release) };
         }
         true
+    }
+
+    /// The JIT context, for its atomic words only (the poll word, the
+    /// poll-page pointer, the current function).
+    pub fn jit_context(&self) -> Option<&GoroutineContext> {
+        // SAFETY: `ctx` points into the boxed context, which lives as long
+        // as the goroutine; callers touch only its atomic fields.
+        unsafe { self.ctx.as_ref() }
     }
 
     /// Why the pending (or last) request was made.

@@ -354,8 +354,11 @@ pub struct Runtime {
     pub notify: Mutex<Vec<ChanRef>>,
     /// The monitor's sleep and its wake-up.
     pub sysmon: sysmon::Monitor,
-    /// What the preemption-signal handler reads (async mode, JIT engine).
+    /// What the preemption-signal handler reads (async mode, JIT engine),
+    /// and the poll-page fault handler (trap mode).
     pub signals: Option<Box<signal::Shared>>,
+    /// Poll words, poll pages and back-edge patches (poll, trap, patch).
+    pub arming: crate::preempt::arm::Arming,
 }
 
 /// What to do after serving an operation.
@@ -376,7 +379,12 @@ enum Next {
 }
 
 impl Runtime {
-    fn new(cfg: RunConfig, engine: Engine, out: Output) -> Runtime {
+    fn new(
+        cfg: RunConfig,
+        engine: Engine,
+        out: Output,
+        arming: crate::preempt::arm::Arming,
+    ) -> Runtime {
         let procs = cfg.procs.max(1);
         Runtime {
             gc: Collector::new(&cfg),
@@ -400,8 +408,11 @@ impl Runtime {
             main_goexit: AtomicBool::new(false),
             notify: Mutex::default(),
             sysmon: sysmon::Monitor::default(),
+            arming,
             signals: match &engine {
-                Engine::Jit { module, .. } if cfg.mode == PreemptMode::Async => {
+                Engine::Jit { module, .. }
+                    if matches!(cfg.mode, PreemptMode::Async | PreemptMode::Trap) =>
+                {
                     // SAFETY: the module and the stats are held by the
                     // runtime (through `engine` and `cfg`), which every
                     // worker thread holds while it runs.
@@ -475,6 +486,8 @@ impl Runtime {
             .new_exec(id, func, args, self.cfg.stack_size, recycled)?;
         if let Exec::Jit { ctx, .. } = &mut exec {
             ctx.gc = self.gc.barrier_address();
+            ctx.poll_page
+                .store(self.arming.initial_poll_page(), Ordering::Relaxed);
         }
         let g = Arc::new(G::new(id, func, exec));
         lock(&self.allgs).insert(id, g.clone());
@@ -952,6 +965,7 @@ impl Runtime {
             Next::Park(_) => {}
             Next::Dead => {
                 g.set_status(Status::Dead);
+                self.arming.disarm(&g, &self.cfg.stats.sched);
                 lock(&self.allgs).remove(&g.id);
                 // SAFETY: this M owns g, which is dead: nothing will run it.
                 if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
@@ -972,6 +986,7 @@ impl Runtime {
         if g.preempt.load(Ordering::Acquire) {
             g.clear_preempt();
         }
+        self.arming.disarm(g, &self.cfg.stats.sched);
         self.ps[p].current.store(g.id, Ordering::Release);
         self.ps[p].next_slice();
     }
@@ -1050,7 +1065,11 @@ impl Runtime {
             return Some(Next::Gone);
         }
         let kind = g.request_kind();
-        let at = g.clear_preempt()?;
+        let at = g.clear_preempt();
+        // Whatever armed this stop is undone, and a stale arm too (a
+        // request whose goroutine stopped by itself as it was armed).
+        self.arming.disarm(g, &self.cfg.stats.sched);
+        let at = at?;
         let now = monotonic_nanos();
         let ttp = now.saturating_sub(at);
         self.cfg.stats.sched.preempted(kind, mech, ttp);
@@ -1096,7 +1115,9 @@ impl Runtime {
     /// (a yield, a block): the request is done with.
     fn stopped_by_itself(&self, g: &G) {
         let kind = g.request_kind();
-        if let Some(at) = g.clear_preempt() {
+        let cleared = g.clear_preempt();
+        self.arming.disarm(g, &self.cfg.stats.sched);
+        if let Some(at) = cleared {
             let ttp = monotonic_nanos().saturating_sub(at);
             self.cfg.stats.sched.preempted(kind, PreemptMode::Coop, ttp);
         }
@@ -1154,11 +1175,18 @@ impl Runtime {
                 .preemption_point(m.id, p, g, PreemptMode::Coop)
                 .unwrap_or(Next::Continue(Resume::default())),
             Op::AsyncPreempt => {
+                // The stub: entered by a signal's redirect (async), a
+                // back-edge poll's yield (poll), a poll-page fault's
+                // redirect (trap) or a patched back-edge (patch).
+                let mech = match self.cfg.mode {
+                    PreemptMode::Poll | PreemptMode::Trap | PreemptMode::Patch => self.cfg.mode,
+                    PreemptMode::Coop | PreemptMode::Async => PreemptMode::Async,
+                };
                 self.cfg
                     .stats
                     .async_preempts
                     .fetch_add(1, Ordering::Relaxed);
-                self.preemption_point(m.id, p, g, PreemptMode::Async)
+                self.preemption_point(m.id, p, g, mech)
                     .unwrap_or(Next::Continue(Resume::default()))
             }
             Op::Budget => Next::Continue(Resume::default()),
@@ -1532,8 +1560,29 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
             stderr: "preempt: the program has no @main\n".into(),
         };
     };
-    let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone()));
-    if rt.signals.is_some() {
+    let module = match &engine {
+        Engine::Jit { module, .. } => Some(&**module),
+        Engine::Interp { .. } => None,
+    };
+    let arming = match crate::preempt::arm::Arming::new(cfg.mode, cfg.trap_arm, module) {
+        Ok(a) => a,
+        Err(e) => {
+            return Outcome {
+                status: 1,
+                stderr: format!("fatal error: cannot set up --preempt {}: {e}\n", cfg.mode),
+            }
+        }
+    };
+    if cfg.mode == PreemptMode::Trap && module.is_some() {
+        if let Err(e) = crate::preempt::trap::install(&arming) {
+            return Outcome {
+                status: 1,
+                stderr: format!("fatal error: cannot install the poll-page fault handler: {e}\n"),
+            };
+        }
+    }
+    let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone(), arming));
+    if cfg.mode == PreemptMode::Async && rt.signals.is_some() {
         if let Err(e) = signal::install(cfg.preempt_signal) {
             return Outcome {
                 status: 1,

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use preempt_jit::ir::PreemptMode;
+
 use super::{lock, monotonic_nanos, PStatus, Runtime};
 use crate::stats::PreemptKind;
 use crate::{diagnose, preempt};
@@ -148,7 +150,7 @@ pub fn run(rt: &Runtime) {
     // slice runs longer than 1.1 quanta before its request.
     let running_tick = (quantum / 10).max(min);
     let hang = rt.cfg.hang_threshold.as_nanos() as u64;
-    let async_mode = rt.signals.is_some();
+    let async_mode = rt.cfg.mode == PreemptMode::Async && rt.signals.is_some();
     // Sleeps here are short and must be on time: no timer slack.
     // SAFETY: PR_SET_TIMERSLACK changes only this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
@@ -194,6 +196,9 @@ pub fn run(rt: &Runtime) {
                             next_deadline = next_deadline.min(when);
                         }
                     }
+                    // Patch: the goroutine may have left the function whose
+                    // back-edges were rewritten for it.
+                    rt.arming.follow(&g, &rt.cfg.stats.sched);
                     if hang > 0
                         && now.saturating_sub(at) >= hang
                         && g.diagnosed_request.swap(at, Ordering::AcqRel) != at

@@ -5,13 +5,14 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::{CTX, FP, REGISTERS, SP, X0, X1, X17, X2, X3};
 use crate::abi::{
-    fault_request, FaultCode, RuntimeOp, CTX_GC, CTX_RESULT2, CTX_STACK_GUARD, GC_MARKING,
-    GC_SHADE, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
+    fault_request, FaultCode, RuntimeOp, CTX_FUNC, CTX_GC, CTX_POLL, CTX_POLL_PAGE, CTX_RESULT2,
+    CTX_STACK_GUARD, GC_MARKING, GC_SHADE, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE,
+    TAG_INT, TAG_REF,
 };
 use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
 use crate::ir::{
-    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
-    TermKind, Type,
+    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, PreemptMode, Program, Reg,
+    Span, TermKind, Type,
 };
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
@@ -107,6 +108,14 @@ enum ColdKind {
         resume: DynamicLabel,
         old: OldRef,
     },
+    /// A back-edge's yield (poll's slow path, patch's trampoline): enter
+    /// the preemption stub as a signal's redirect would, with the loop
+    /// head as the resume address, then go on to the loop head.
+    Yield {
+        target: DynamicLabel,
+        /// The patchable branch this is the trampoline of.
+        patch: Option<usize>,
+    },
 }
 
 /// Where the write barrier finds the ref a store overwrites.
@@ -124,7 +133,9 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
     let mut ops = Asm::new(0);
     let mut meta = MetadataBuilder::new();
     let rt_call = ops.new_dynamic_label();
-    let stub_offsets = super::stubs::emit(&mut ops, &mut meta, rt_call);
+    let async_stub = ops.new_dynamic_label();
+    let stub_offsets = super::stubs::emit(&mut ops, &mut meta, rt_call, async_stub);
+    let mode = prog.settings.preempt.unwrap_or(PreemptMode::Async);
     let func_labels: Vec<DynamicLabel> =
         prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
     let mut pool = ConstantPool::default();
@@ -147,6 +158,8 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
             plan: &plan,
             func_labels: &func_labels,
             rt_call,
+            async_stub,
+            mode,
             block_labels: Vec::new(),
             cold: Vec::new(),
             spill_base: 8 * out,
@@ -181,6 +194,10 @@ struct FnEmitter<'a> {
     plan: &'a FunctionPlan,
     func_labels: &'a [DynamicLabel],
     rt_call: DynamicLabel,
+    /// The `async_preempt` stub, which the back-edge yields enter too.
+    async_stub: DynamicLabel,
+    /// What loop back-edges carry (see [`FnEmitter::back_edge`]).
+    mode: PreemptMode,
     block_labels: Vec<DynamicLabel>,
     cold: Vec<Cold>,
     /// sp-relative offset of spill slot 0.
@@ -404,6 +421,7 @@ impl FnEmitter<'_> {
         for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
             self.str(r, SP, saved_base + 8 * j as i32);
         }
+        self.set_current_func();
         for (i, &p) in func.params.iter().enumerate() {
             if let Location::Reg(r) = self.plan.alloc.location(p) {
                 self.ldr(r, FP, 16 + 8 * i as i32);
@@ -458,9 +476,41 @@ impl FnEmitter<'_> {
         }
     }
 
+    /// `--preempt patch`: the context says which function runs (whose
+    /// back-edges a stop request rewrites): at entry, and again after each
+    /// call returns. x17 is scratch at both places.
+    fn set_current_func(&mut self) {
+        if self.mode == PreemptMode::Patch {
+            let id = self.fid.index() as u32;
+            dynasm!(self.ops
+                ; .arch aarch64
+                ; movz x17, id
+                ; str x17, [X(CTX), CTX_FUNC as u32]
+            );
+        }
+    }
+
     fn cold_path(&mut self, cold: Cold) {
         if let ColdKind::Barrier { resume, old } = cold.kind {
             return self.barrier_path(cold.label, resume, old);
+        }
+        if let ColdKind::Yield { target, patch } = cold.kind {
+            dynasm!(self.ops ; .arch aarch64 ; =>cold.label);
+            if let Some(branch) = patch {
+                self.meta.patch_site(branch, self.off());
+            }
+            // What the handler's `push_call` does: x29 and x30 below SP,
+            // x30 = the resume address (the branch to the loop head).
+            let resume = self.ops.new_dynamic_label();
+            dynasm!(self.ops
+                ; .arch aarch64
+                ; stp x29, x30, [sp, #-16]!
+                ; adr x30, =>resume
+                ; b =>self.async_stub
+                ; =>resume
+                ; b =>target
+            );
+            return;
         }
         dynasm!(self.ops ; .arch aarch64 ; =>cold.label);
         // The stack check's out-of-line path belongs to the prologue: the
@@ -485,7 +535,7 @@ impl FnEmitter<'_> {
                     CallKind::Fault,
                 )
             }
-            ColdKind::Barrier { .. } => unreachable!("handled above"),
+            ColdKind::Barrier { .. } | ColdKind::Yield { .. } => unreachable!("handled above"),
             ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
             ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
             ColdKind::IndexOutOfRange => {
@@ -772,6 +822,7 @@ impl FnEmitter<'_> {
                 dynasm!(self.ops ; .arch aarch64 ; bl =>self.func_labels[func.index()]);
                 self.meta
                     .call_site(self.off(), b, span, CallKind::Function(*func));
+                self.set_current_func();
                 if let Some(d) = dst {
                     self.store(*d, X0);
                 }
@@ -1073,11 +1124,69 @@ impl FnEmitter<'_> {
     /// next block in layout vanish.
     fn jump(&mut self, from: BlockId, to: BlockId) {
         if self.plan.is_back_edge(from, to) {
-            let at = self.off();
-            dynasm!(self.ops ; .arch aarch64 ; b =>self.block_labels[to.index()]);
-            self.meta.back_edge(at, 4, from, to);
+            self.back_edge(from, to);
         } else if !self.plan.falls_into(from, to) {
             dynasm!(self.ops ; .arch aarch64 ; b =>self.block_labels[to.index()]);
+        }
+    }
+
+    /// A loop back-edge from `from` to `to`: always one `b`, recorded,
+    /// and before it what the preemption mode puts on back-edges:
+    ///
+    /// - `poll`: `ldr x17, [ctx, poll]; cbnz x17, yield`, the yield out of
+    ///   line (the stub entered as a redirect would, then the branch);
+    /// - `trap`: `ldr x17, [ctx, poll_page]; ldr x17, [x17]`, whose second
+    ///   load faults when the page is armed (the fault handler finds it in
+    ///   the poll-site table and redirects into the stub);
+    /// - `patch`: nothing before the `b`, which gets a trampoline; the
+    ///   runtime rewrites the `b` itself (B <-> B, one aligned word).
+    ///
+    /// x17 is scratch here, and the stub returns it as it found it.
+    /// `coop` and `async` leave the back-edge bare.
+    fn back_edge(&mut self, from: BlockId, to: BlockId) {
+        let target = self.block_labels[to.index()];
+        match self.mode {
+            PreemptMode::Poll => {
+                let at = self.off();
+                let slow = self.ops.new_dynamic_label();
+                dynasm!(self.ops
+                    ; .arch aarch64
+                    ; ldr x17, [X(CTX), CTX_POLL as u32]
+                    ; cbnz x17, =>slow
+                );
+                self.meta.poll_site(at, self.off() - at);
+                self.cold.push(Cold {
+                    label: slow,
+                    block: from,
+                    span: self.func.span,
+                    kind: ColdKind::Yield {
+                        target,
+                        patch: None,
+                    },
+                });
+            }
+            PreemptMode::Trap => {
+                dynasm!(self.ops ; .arch aarch64 ; ldr x17, [X(CTX), CTX_POLL_PAGE as u32]);
+                let load = self.off();
+                dynasm!(self.ops ; .arch aarch64 ; ldr x17, [x17]);
+                self.meta.poll_site(load, 4);
+            }
+            PreemptMode::Coop | PreemptMode::Async | PreemptMode::Patch => {}
+        }
+        let at = self.off();
+        dynasm!(self.ops ; .arch aarch64 ; b =>target);
+        self.meta.back_edge(at, 4, from, to);
+        if self.mode == PreemptMode::Patch {
+            let tramp = self.ops.new_dynamic_label();
+            self.cold.push(Cold {
+                label: tramp,
+                block: from,
+                span: self.func.span,
+                kind: ColdKind::Yield {
+                    target,
+                    patch: Some(at),
+                },
+            });
         }
     }
 
@@ -1190,10 +1299,10 @@ impl FnEmitter<'_> {
                     if last {
                         self.jump(b, arm.target);
                     } else {
-                        let at = self.off();
-                        dynasm!(self.ops ; .arch aarch64 ; b =>self.block_labels[arm.target.index()]);
                         if self.plan.is_back_edge(b, arm.target) {
-                            self.meta.back_edge(at, 4, b, arm.target);
+                            self.back_edge(b, arm.target);
+                        } else {
+                            dynasm!(self.ops ; .arch aarch64 ; b =>self.block_labels[arm.target.index()]);
                         }
                         dynasm!(self.ops ; .arch aarch64 ; =>next_arm);
                     }

@@ -57,6 +57,7 @@ pub(super) fn emit(
     ops: &mut VecAssembler<Aarch64Relocation>,
     meta: &mut MetadataBuilder,
     rt_call: DynamicLabel,
+    async_label: DynamicLabel,
 ) -> StubAddresses {
     let (sched_sp, ctx_sp, result, request) = (
         CTX_SCHED_SP as u32,
@@ -161,7 +162,7 @@ pub(super) fn emit(
     let async_preempt = ops.offset().0;
     meta.begin_stub("async_preempt", async_preempt);
     let request = RuntimeOp::AsyncPreempt.request(0) as u32;
-    dynasm!(ops ; .arch aarch64 ; sub sp, sp, FRAME);
+    dynasm!(ops ; .arch aarch64 ; =>async_label ; sub sp, sp, FRAME);
     for pair in 0..15u8 {
         let (a, off) = (2 * pair, 16 * i32::from(pair));
         dynasm!(ops ; .arch aarch64 ; stp X(a), X(a + 1), [sp, off]);

@@ -5,13 +5,14 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 use super::{CTX, RAX, RCX, RDX, REGISTERS};
 use crate::abi::{
-    fault_request, FaultCode, RuntimeOp, CTX_GC, CTX_RESULT2, CTX_STACK_GUARD, GC_MARKING,
-    GC_SHADE, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
+    fault_request, FaultCode, RuntimeOp, CTX_FUNC, CTX_GC, CTX_POLL, CTX_POLL_PAGE, CTX_RESULT2,
+    CTX_STACK_GUARD, GC_MARKING, GC_SHADE, OBJ_LEN, OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE,
+    TAG_INT, TAG_REF,
 };
 use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
 use crate::ir::{
-    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, Program, Reg, Span,
-    TermKind, Type,
+    ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, PreemptMode, Program, Reg,
+    Span, TermKind, Type,
 };
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Arch, Assembled, ConstantPool, PrintDesc};
@@ -93,6 +94,14 @@ enum ColdKind {
     /// The write barrier's slow path: shade the old ref, then resume at
     /// the store. The barrier's block is in rdx.
     Barrier { resume: DynamicLabel, old: OldRef },
+    /// A back-edge's yield (poll's slow path, patch's trampoline): enter
+    /// the preemption stub as a signal's redirect would, with the loop
+    /// head as the resume address, then go on to the loop head.
+    Yield {
+        target: DynamicLabel,
+        /// The patchable branch this is the trampoline of.
+        patch: Option<usize>,
+    },
 }
 
 /// Where the write barrier finds the ref a store overwrites.
@@ -110,7 +119,9 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
     let mut ops = Asm::new(0);
     let mut meta = MetadataBuilder::new();
     let rt_call = ops.new_dynamic_label();
-    let stub_offsets = super::stubs::emit(&mut ops, &mut meta, rt_call);
+    let async_stub = ops.new_dynamic_label();
+    let stub_offsets = super::stubs::emit(&mut ops, &mut meta, rt_call, async_stub);
+    let mode = prog.settings.preempt.unwrap_or(PreemptMode::Async);
     let func_labels: Vec<DynamicLabel> =
         prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
     let mut pool = ConstantPool::default();
@@ -130,6 +141,8 @@ pub fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
             plan: &plan,
             func_labels: &func_labels,
             rt_call,
+            async_stub,
+            mode,
             block_labels: Vec::new(),
             cold: Vec::new(),
             saved: plan.alloc.used_callee_saved.len() as i32,
@@ -162,6 +175,10 @@ struct FnEmitter<'a> {
     plan: &'a FunctionPlan,
     func_labels: &'a [DynamicLabel],
     rt_call: DynamicLabel,
+    /// The `async_preempt` stub, which the back-edge yields call too.
+    async_stub: DynamicLabel,
+    /// What loop back-edges carry (see [`FnEmitter::back_edge`]).
+    mode: PreemptMode,
     block_labels: Vec<DynamicLabel>,
     cold: Vec<Cold>,
     /// Number of callee-saved registers saved in the frame.
@@ -214,6 +231,7 @@ impl FnEmitter<'_> {
             let off = -8 * (j as i32 + 1);
             dynasm!(self.ops ; .arch x64 ; mov [rbp + off], Rq(r));
         }
+        self.set_current_func();
         for (i, &p) in func.params.iter().enumerate() {
             if let Location::Reg(r) = self.plan.alloc.location(p) {
                 let off = 16 + 8 * i as i32;
@@ -238,9 +256,34 @@ impl FnEmitter<'_> {
         self.meta.end_function(self.off());
     }
 
+    /// `--preempt patch`: the context says which function runs (whose
+    /// back-edges a stop request rewrites): at entry, and again after each
+    /// call returns.
+    fn set_current_func(&mut self) {
+        if self.mode == PreemptMode::Patch {
+            let id = self.fid.index() as i32;
+            dynasm!(self.ops ; .arch x64 ; mov QWORD [Rq(CTX) + CTX_FUNC], id);
+        }
+    }
+
     fn cold_path(&mut self, cold: Cold) {
         if let ColdKind::Barrier { resume, old } = cold.kind {
             return self.barrier_path(cold.label, resume, old);
+        }
+        if let ColdKind::Yield { target, patch } = cold.kind {
+            dynasm!(self.ops ; .arch x64 ; =>cold.label);
+            if let Some(branch) = patch {
+                self.meta.patch_site(branch, self.off());
+            }
+            // `call` pushes the address of the `jmp`, as the handler's
+            // `push_call` pushes the interrupted PC: the stub's frame is
+            // the same, and it returns here.
+            dynasm!(self.ops
+                ; .arch x64
+                ; call =>self.async_stub
+                ; jmp =>target
+            );
+            return;
         }
         dynasm!(self.ops ; .arch x64 ; =>cold.label);
         // The stack check's out-of-line path belongs to the prologue: the
@@ -266,7 +309,7 @@ impl FnEmitter<'_> {
                     CallKind::Fault,
                 )
             }
-            ColdKind::Barrier { .. } => unreachable!("handled above"),
+            ColdKind::Barrier { .. } | ColdKind::Yield { .. } => unreachable!("handled above"),
             ColdKind::StackCheck { .. } => (RuntimeOp::StackCheck.request(0), CallKind::StackCheck),
             ColdKind::Fault(code, msg) => (fault_request(code, msg), CallKind::Fault),
             ColdKind::IndexOutOfRange => {
@@ -622,6 +665,7 @@ impl FnEmitter<'_> {
                 dynasm!(self.ops ; .arch x64 ; call =>self.func_labels[func.index()]);
                 self.meta
                     .call_site(self.off(), b, span, CallKind::Function(*func));
+                self.set_current_func();
                 if let Some(d) = dst {
                     self.store(*d, RAX);
                 }
@@ -1015,11 +1059,78 @@ impl FnEmitter<'_> {
     /// instrument it); other jumps to the next block in layout vanish.
     fn jump(&mut self, from: BlockId, to: BlockId) {
         if self.plan.is_back_edge(from, to) {
-            let at = self.off();
-            dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[to.index()]);
-            self.meta.back_edge(at, self.off() - at, from, to);
+            self.back_edge(from, to);
         } else if !self.plan.falls_into(from, to) {
             dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[to.index()]);
+        }
+    }
+
+    /// A loop back-edge from `from` to `to`: always an explicit `jmp
+    /// rel32`, recorded, and before it what the preemption mode puts on
+    /// back-edges:
+    ///
+    /// - `poll`: `cmp qword [ctx + poll], 0; jne yield`, the yield out of
+    ///   line (a call into the preemption stub, then the jump);
+    /// - `trap`: `mov r11, [ctx + poll_page]; mov r11, [r11]`, whose second
+    ///   load faults when the page is armed (the fault handler finds the
+    ///   load in the poll-site table and redirects into the stub);
+    /// - `patch`: nothing before the branch, but the branch is padded so
+    ///   that its displacement is 4-aligned (one aligned store rewrites it,
+    ///   and never across a cache line), and gets a trampoline (a call into
+    ///   the preemption stub, then the jump to the loop head).
+    ///
+    /// `coop` and `async` leave the back-edge bare.
+    fn back_edge(&mut self, from: BlockId, to: BlockId) {
+        let target = self.block_labels[to.index()];
+        match self.mode {
+            PreemptMode::Poll => {
+                let at = self.off();
+                let slow = self.ops.new_dynamic_label();
+                dynasm!(self.ops
+                    ; .arch x64
+                    ; cmp QWORD [Rq(CTX) + CTX_POLL], 0
+                    ; jne =>slow
+                );
+                self.meta.poll_site(at, self.off() - at);
+                self.cold.push(Cold {
+                    label: slow,
+                    block: from,
+                    span: self.func.span,
+                    kind: ColdKind::Yield {
+                        target,
+                        patch: None,
+                    },
+                });
+            }
+            PreemptMode::Trap => {
+                dynasm!(self.ops ; .arch x64 ; mov r11, [Rq(CTX) + CTX_POLL_PAGE]);
+                let load = self.off();
+                dynasm!(self.ops ; .arch x64 ; mov r11, [r11]);
+                self.meta.poll_site(load, self.off() - load);
+            }
+            PreemptMode::Patch => {
+                while !(self.off() + 1).is_multiple_of(4) {
+                    dynasm!(self.ops ; .arch x64 ; nop);
+                }
+            }
+            PreemptMode::Coop | PreemptMode::Async => {}
+        }
+        let at = self.off();
+        dynasm!(self.ops ; .arch x64 ; jmp =>target);
+        let len = self.off() - at;
+        self.meta.back_edge(at, len, from, to);
+        if self.mode == PreemptMode::Patch {
+            assert_eq!(len, 5, "a patchable back-edge is a jmp rel32");
+            let tramp = self.ops.new_dynamic_label();
+            self.cold.push(Cold {
+                label: tramp,
+                block: from,
+                span: self.func.span,
+                kind: ColdKind::Yield {
+                    target,
+                    patch: Some(at),
+                },
+            });
         }
     }
 
@@ -1137,10 +1248,10 @@ impl FnEmitter<'_> {
                     if last {
                         self.jump(b, arm.target);
                     } else {
-                        let at = self.off();
-                        dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[arm.target.index()]);
                         if self.plan.is_back_edge(b, arm.target) {
-                            self.meta.back_edge(at, self.off() - at, b, arm.target);
+                            self.back_edge(b, arm.target);
+                        } else {
+                            dynasm!(self.ops ; .arch x64 ; jmp =>self.block_labels[arm.target.index()]);
                         }
                         dynasm!(self.ops ; .arch x64 ; =>next_arm);
                     }

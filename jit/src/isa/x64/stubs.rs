@@ -53,6 +53,7 @@ pub(super) fn emit(
     ops: &mut VecAssembler<X64Relocation>,
     meta: &mut MetadataBuilder,
     rt_call: DynamicLabel,
+    async_label: DynamicLabel,
 ) -> StubAddresses {
     // switch_to(ctx: rdi) -> request: saves the scheduler's callee-saved
     // registers (SysV) on its own stack, then resumes the goroutine.
@@ -141,7 +142,7 @@ pub(super) fn emit(
     let async_preempt = ops.offset().0;
     meta.begin_stub("async_preempt", async_preempt);
     let request = RuntimeOp::AsyncPreempt.request(0) as i32;
-    dynasm!(ops ; .arch x64 ; pushfq);
+    dynasm!(ops ; .arch x64 ; =>async_label ; pushfq);
     for &r in PRESERVED {
         dynasm!(ops ; .arch x64 ; push Rq(r));
     }

@@ -1,0 +1,483 @@
+//! Arming a goroutine for a stop, and disarming it, for the mechanisms
+//! that stop a loop at its back-edges instead of with a signal.
+//!
+//! `preempt::request` sets the goroutine's request flag in every mode;
+//! then, by mode:
+//!
+//! - **poll**: sets the goroutine's poll word (`ctx.poll`). The next
+//!   back-edge sees it and calls the yield stub.
+//! - **trap** (`--trap-arm page`, the default): swaps the goroutine's
+//!   poll-page pointer (`ctx.poll_page`) from a readable word to a page
+//!   mapped without access, JEP 312's thread-local handshake: only that
+//!   goroutine faults. `--trap-arm mprotect`: every goroutine's pointer
+//!   names one global page, and arming protects it (`mprotect`, a TLB
+//!   shoot-down on every CPU the process ran on): every goroutine in a
+//!   loop faults, and those not asked to stop go on at once. The fault
+//!   handler ([`trap`](super::trap)) finds the faulting load in the
+//!   poll-site table and redirects into the stub, resuming after the load.
+//! - **patch**: rewrites every back-edge branch of the function the
+//!   goroutine runs (`ctx.func`, stored by every entry and after every
+//!   call) to jump to its trampoline, which calls the stub; once the
+//!   goroutine has stopped, and no other request needs that function
+//!   patched, the branches are restored. See [`Patcher`] for the
+//!   cross-modifying-code rules.
+//!
+//! Disarming happens wherever a request is cleared: the goroutine stopped
+//! (at a back-edge, a function entry, a runtime call, or by itself), or
+//! the request was stale. Each goroutine is armed at most once per request
+//! ([`G::armed`]), so the `mprotect` and patch reference counts balance.
+//! The costs of arming and disarming are recorded per mode
+//! ([`crate::stats::arm_names`]). Nothing here runs in a signal handler.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use preempt_jit::abi::POLL_PAGE_READY;
+use preempt_jit::code::WritableView;
+use preempt_jit::ir::PreemptMode;
+use preempt_jit::module::{Arch, Module};
+
+use crate::sched::g::{G, NOT_ARMED};
+use crate::sched::{lock, monotonic_nanos};
+use crate::stats::{arm_names, Stats};
+
+/// How `--preempt trap` arms a goroutine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum TrapArm {
+    /// Swap the goroutine's poll-page pointer to a page that faults.
+    #[default]
+    Page,
+    /// Protect the one global poll page every goroutine loads from.
+    Mprotect,
+}
+
+impl TrapArm {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrapArm::Page => "page",
+            TrapArm::Mprotect => "mprotect",
+        }
+    }
+}
+
+/// The run's arming state.
+#[derive(Debug)]
+pub struct Arming {
+    mode: PreemptMode,
+    trap: Option<TrapPages>,
+    patch: Option<Patcher>,
+}
+
+impl Arming {
+    /// Sets up what `mode` needs for `module`: the trap pages, the patcher.
+    pub fn new(
+        mode: PreemptMode,
+        trap_arm: TrapArm,
+        module: Option<&Module>,
+    ) -> io::Result<Arming> {
+        let trap = match mode {
+            PreemptMode::Trap => Some(TrapPages::new(trap_arm)?),
+            _ => None,
+        };
+        let patch = match (mode, module) {
+            (PreemptMode::Patch, Some(m)) => Some(Patcher::new(m)?),
+            _ => None,
+        };
+        Ok(Arming { mode, trap, patch })
+    }
+
+    /// The trap pages, for the fault handler and for new goroutines.
+    pub fn trap_pages(&self) -> Option<&TrapPages> {
+        self.trap.as_ref()
+    }
+
+    pub fn patcher(&self) -> Option<&Patcher> {
+        self.patch.as_ref()
+    }
+
+    /// What a fresh goroutine's `ctx.poll_page` points at.
+    pub fn initial_poll_page(&self) -> u64 {
+        match &self.trap {
+            Some(t) if t.arm == TrapArm::Mprotect => t.global as u64,
+            _ => &POLL_PAGE_READY as *const AtomicU64 as u64,
+        }
+    }
+
+    /// Arms `g`, whose stop was just requested. Not in a signal handler.
+    pub fn arm(&self, g: &G, stats: &Stats) {
+        let Some((arm_name, _)) = arm_names(self.mode) else {
+            return;
+        };
+        let Some(ctx) = g.jit_context() else {
+            return;
+        };
+        let t0 = monotonic_nanos();
+        match self.mode {
+            PreemptMode::Poll => {
+                if g.armed.swap(0, Ordering::AcqRel) != NOT_ARMED {
+                    return;
+                }
+                ctx.poll.store(1, Ordering::Release);
+            }
+            PreemptMode::Trap => {
+                let Some(t) = &self.trap else { return };
+                if g.armed.swap(0, Ordering::AcqRel) != NOT_ARMED {
+                    return;
+                }
+                match t.arm {
+                    TrapArm::Page => ctx.poll_page.store(t.armed as u64, Ordering::Release),
+                    TrapArm::Mprotect => t.protect_global(true),
+                }
+            }
+            PreemptMode::Patch => {
+                let Some(p) = &self.patch else { return };
+                let func = ctx.func.load(Ordering::Acquire);
+                if g.armed.swap(func, Ordering::AcqRel) != NOT_ARMED {
+                    return;
+                }
+                p.patch(func as usize, true);
+            }
+            PreemptMode::Coop | PreemptMode::Async => return,
+        }
+        stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
+    }
+
+    /// Undoes [`Arming::arm`] for `g`, whose request was cleared.
+    pub fn disarm(&self, g: &G, stats: &Stats) {
+        let Some((_, disarm_name)) = arm_names(self.mode) else {
+            return;
+        };
+        let armed = g.armed.swap(NOT_ARMED, Ordering::AcqRel);
+        if armed == NOT_ARMED {
+            return;
+        }
+        let Some(ctx) = g.jit_context() else {
+            return;
+        };
+        let t0 = monotonic_nanos();
+        match self.mode {
+            PreemptMode::Poll => ctx.poll.store(0, Ordering::Release),
+            PreemptMode::Trap => {
+                if let Some(t) = &self.trap {
+                    match t.arm {
+                        TrapArm::Page => ctx.poll_page.store(
+                            &POLL_PAGE_READY as *const AtomicU64 as u64,
+                            Ordering::Release,
+                        ),
+                        TrapArm::Mprotect => t.protect_global(false),
+                    }
+                }
+            }
+            PreemptMode::Patch => {
+                if let Some(p) = &self.patch {
+                    p.patch(armed as usize, false);
+                }
+            }
+            PreemptMode::Coop | PreemptMode::Async => return,
+        }
+        stats.record(disarm_name, monotonic_nanos().saturating_sub(t0));
+    }
+
+    /// `--preempt patch`: the goroutine still has not stopped and now runs
+    /// another function than the one patched for it (it returned from the
+    /// function, or the request came as it called another): move the
+    /// patch. Called by the monitor's follow-up on a pending request.
+    pub fn follow(&self, g: &G, stats: &Stats) {
+        let (Some(p), Some(ctx)) = (&self.patch, g.jit_context()) else {
+            return;
+        };
+        let now = ctx.func.load(Ordering::Acquire);
+        let armed = g.armed.load(Ordering::Acquire);
+        if armed == NOT_ARMED || armed == now {
+            return;
+        }
+        if g.armed
+            .compare_exchange(armed, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let t0 = monotonic_nanos();
+            p.patch(now as usize, true);
+            p.patch(armed as usize, false);
+            if let Some((arm_name, _)) = arm_names(self.mode) {
+                stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
+            }
+        }
+    }
+}
+
+/// `--preempt trap`'s pages.
+#[derive(Debug)]
+pub struct TrapPages {
+    pub arm: TrapArm,
+    /// A page without access: what an armed goroutine's pointer names.
+    pub armed: usize,
+    /// The global page (`--trap-arm mprotect`): readable, or protected
+    /// while any goroutine is armed.
+    pub global: usize,
+    /// How many goroutines are armed through the global page.
+    global_armed: Mutex<u64>,
+}
+
+impl TrapPages {
+    fn new(arm: TrapArm) -> io::Result<TrapPages> {
+        let armed = map_page(libc::PROT_NONE)?;
+        let global = map_page(libc::PROT_READ)?;
+        Ok(TrapPages {
+            arm,
+            armed,
+            global,
+            global_armed: Mutex::new(0),
+        })
+    }
+
+    /// The size of a poll page.
+    pub fn page_size() -> usize {
+        page_size()
+    }
+
+    fn protect_global(&self, arm: bool) {
+        let mut n = lock(&self.global_armed);
+        let before = *n;
+        *n = if arm {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        let prot = match (before, *n) {
+            (0, 1) => libc::PROT_NONE,
+            (1, 0) => libc::PROT_READ,
+            _ => return,
+        };
+        // SAFETY: the global page is ours (mapped in `new`), one page long;
+        // changing its protection affects only loads from it.
+        let r = unsafe { libc::mprotect(self.global as *mut libc::c_void, page_size(), prot) };
+        debug_assert_eq!(r, 0, "mprotect of the poll page");
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+fn map_page(prot: libc::c_int) -> io::Result<usize> {
+    // SAFETY: a fresh private anonymous page; the runtime keeps it for the
+    // life of the process (goroutines may point at it until the end).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page_size(),
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as usize)
+}
+
+/// `--preempt patch`: rewrites back-edge branches while goroutines run
+/// them, through a second, writable mapping of the code's memory (the
+/// executable mapping is never writable).
+///
+/// The cross-modifying-code rules followed:
+///
+/// - **x86-64**: the branch is a `jmp rel32` whose 4-byte displacement the
+///   compiler aligned to 4, so it never crosses a cache line; one aligned
+///   32-bit store replaces it, so a thread fetching the instruction sees
+///   the old displacement or the new one, never a mix. Then a serialising
+///   event on every core that runs this process: `membarrier` with
+///   `MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE`.
+/// - **aarch64**: only `B` <-> `B` rewrites (both are single-copy atomic
+///   32-bit instructions, a case the architecture allows to be modified
+///   while other cores execute it), then `DC CVAU`/`IC IVAU` over the
+///   word (cache maintenance to the point of unification, by the
+///   executable address) and a context-synchronising event on the other
+///   cores: the same `membarrier` command, whose IPI ends in an exception
+///   return on each core.
+///
+/// Where `membarrier` is not available, the next exception return on the
+/// executing thread (its next system call, interrupt or signal) does the
+/// same, only later; the monitor's follow-up signals nothing, so the stop
+/// can take up to a scheduler tick longer. [`Patcher::sync_core`] says
+/// which one applies.
+#[derive(Debug)]
+pub struct Patcher {
+    arch: Arch,
+    base: usize,
+    inner: Mutex<PatchState>,
+    /// Whether `membarrier(SYNC_CORE)` was registered for this process.
+    sync_core: bool,
+    /// Under qemu-user: how to make the emulator see rewritten code.
+    emulator: Option<preempt_jit::code::EmulatorRefresh>,
+    /// Rewrites done (each one branch), for the stats and tests.
+    pub rewrites: AtomicU64,
+}
+
+#[derive(Debug)]
+struct PatchState {
+    view: WritableView,
+    /// By function: (offset of the word to rewrite, original, patched).
+    sites: Vec<Vec<(usize, u32, u32)>>,
+    /// By function: goroutines that need its back-edges patched.
+    armed: Vec<u32>,
+}
+
+/// `membarrier` commands (linux/membarrier.h).
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_int = 1 << 5;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: libc::c_int = 1 << 6;
+
+impl Patcher {
+    pub fn new(module: &Module) -> io::Result<Patcher> {
+        let base = module.code.base();
+        let bytes = module.code.bytes();
+        let nfuncs = module.functions.len();
+        let mut sites = vec![Vec::new(); nfuncs];
+        for s in &module.tables.patch_sites {
+            let (word, original, patched) = match module.arch {
+                Arch::X86_64 => {
+                    // jmp rel32: E9, then the displacement from the end of
+                    // the 5-byte instruction.
+                    let at = s.pc - base + 1;
+                    let original =
+                        u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+                    let patched = (s.tramp as i64 - (s.pc as i64 + 5)) as i32 as u32;
+                    (at, original, patched)
+                }
+                Arch::Aarch64 => {
+                    // B imm26: 0b000101 then the word offset.
+                    let at = s.pc - base;
+                    let original =
+                        u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+                    let words = (s.tramp as i64 - s.pc as i64) / 4;
+                    let patched = 0x1400_0000 | (words as u32 & 0x03ff_ffff);
+                    (at, original, patched)
+                }
+            };
+            debug_assert_eq!(word % 4, 0, "a patch site's word is 4-aligned");
+            sites[s.func.index()].push((word, original, patched));
+        }
+        // SAFETY: membarrier takes no pointers; registering only enables
+        // the SYNC_CORE command for this process.
+        let sync_core = unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                0,
+                0,
+            )
+        } == 0;
+        Ok(Patcher {
+            arch: module.arch,
+            base,
+            inner: Mutex::new(PatchState {
+                view: module.code.writable_view()?,
+                sites,
+                armed: vec![0; nfuncs],
+            }),
+            sync_core,
+            emulator: preempt_jit::code::under_qemu_user().then(|| module.code.emulator_refresh()),
+            rewrites: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether rewrites are followed by `membarrier(SYNC_CORE)`.
+    pub fn sync_core(&self) -> bool {
+        self.sync_core
+    }
+
+    /// One more (`on`) or one fewer goroutine needs `func`'s back-edges
+    /// patched; rewrites them when the count leaves or reaches zero.
+    pub fn patch(&self, func: usize, on: bool) {
+        let mut st = lock(&self.inner);
+        let Some(n) = st.armed.get(func).copied() else {
+            return;
+        };
+        let (next, rewrite) = match (on, n) {
+            (true, 0) => (1, true),
+            (true, n) => (n + 1, false),
+            (false, 0) => (0, false),
+            (false, 1) => (0, true),
+            (false, n) => (n - 1, false),
+        };
+        st.armed[func] = next;
+        if rewrite {
+            let PatchState { view, sites, .. } = &mut *st;
+            for &(word, original, patched) in &sites[func] {
+                store_word(view, word, if on { patched } else { original });
+                self.synchronize(word);
+                self.rewrites.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(st);
+            self.sync_cores();
+        }
+    }
+
+    /// Rewrites the word at `offset` (for the coherency test): the branch
+    /// of patch site `offset` to its trampoline (`on`) or back.
+    pub fn rewrite_site(&self, func: usize, index: usize, on: bool) {
+        let mut st = lock(&self.inner);
+        let PatchState { view, sites, .. } = &mut *st;
+        let Some(&(word, original, patched)) = sites.get(func).and_then(|s| s.get(index)) else {
+            return;
+        };
+        store_word(view, word, if on { patched } else { original });
+        self.synchronize(word);
+        drop(st);
+        self.rewrites.fetch_add(1, Ordering::Relaxed);
+        self.sync_cores();
+    }
+
+    /// Cache maintenance for the word at `offset` (aarch64), by the
+    /// executable address.
+    fn synchronize(&self, offset: usize) {
+        if self.arch == Arch::Aarch64 {
+            let addr = self.base + offset;
+            // SAFETY: `addr` is 4 bytes of the published code, readable
+            // through the executable mapping for the life of the module.
+            let word = unsafe { std::slice::from_raw_parts(addr as *const u8, 4) };
+            preempt_jit::code::memory::synchronize_icache(word);
+        }
+    }
+
+    fn sync_cores(&self) {
+        if let Some(e) = &self.emulator {
+            // SAFETY: the runtime keeps the module, and so its code, alive
+            // for as long as this patcher.
+            let r = unsafe { e.refresh() };
+            debug_assert!(r.is_ok(), "remapping the code for the emulator: {r:?}");
+        }
+        if self.sync_core {
+            // SAFETY: registered in `new`; no pointers.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_membarrier,
+                    MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+                    0,
+                    0,
+                )
+            };
+        }
+    }
+}
+
+/// One aligned 32-bit store into the writable view.
+fn store_word(view: &mut WritableView, offset: usize, value: u32) {
+    let bytes = view.bytes_mut();
+    let p = bytes[offset..offset + 4].as_mut_ptr();
+    assert_eq!(p as usize % 4, 0, "patch words are 4-aligned");
+    // SAFETY: `p` is 4 aligned bytes inside the writable view, which lives
+    // as long as `view`; other threads only read these bytes (by fetching
+    // them as instructions through the other mapping), so one atomic store
+    // is the whole write.
+    unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(value, Ordering::Release);
+}
