@@ -133,6 +133,12 @@ pub struct RunLimits {
     /// taken as safe, to show what the tables prevent.
     #[arg(long, value_enum, default_value = "honour")]
     pub unsafe_points: UnsafePointsArg,
+    /// How `--preempt trap` arms a goroutine: `page` swaps its poll-page
+    /// pointer to a page that faults (JEP 312's thread-local handshake);
+    /// `mprotect` protects the one global poll page every goroutine loads
+    /// from (every looping goroutine faults; the others go on).
+    #[arg(long, value_enum, default_value = "page")]
+    pub trap_arm: TrapArmArg,
     /// Check every garbage collection: every object reachable from the
     /// roots must be marked, and freed objects are poisoned so that a later
     /// use is a fatal error (JIT engine).
@@ -172,6 +178,10 @@ impl RunLimits {
             timeout: Some(Duration::from_secs_f64(self.timeout)),
             preempt_signal: self.preempt_signal,
             unsafe_points: self.unsafe_points.into(),
+            trap_arm: match self.trap_arm {
+                TrapArmArg::Page => preempt_runtime::preempt::arm::TrapArm::Page,
+                TrapArmArg::Mprotect => preempt_runtime::preempt::arm::TrapArm::Mprotect,
+            },
             gc_verify: self.gc_verify,
             gc_inject: self.gc_inject.map(GcFault::from),
             ..cfg
@@ -198,6 +208,12 @@ impl From<ModeArg> for PreemptMode {
             ModeArg::Patch => PreemptMode::Patch,
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum TrapArmArg {
+    Page,
+    Mprotect,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
@@ -293,11 +309,6 @@ impl RuntimeArgs {
         {
             mode = PreemptMode::Coop;
         }
-        if !matches!(mode, PreemptMode::Coop | PreemptMode::Async) {
-            return Err(format!(
-                "preempt: --preempt {mode} is not available in this build yet (coop and async are; see README)"
-            ));
-        }
         Ok(self.limits.apply(
             file,
             RunConfig {
@@ -354,7 +365,7 @@ pub enum Command {
     },
     /// Measure and print figures (compile throughput, kernels, runtime vs Go).
     Bench {
-        /// Which suite: all, compile, kernels, runtime, preempt.
+        /// Which suite: all, compile, kernels, runtime, preempt, mechanisms.
         #[arg(default_value = "all")]
         suite: String,
         /// Short runs, to check the harness rather than measure.
@@ -385,6 +396,11 @@ pub enum Command {
         /// Also show the runtime stubs (context switch, runtime-call entry).
         #[arg(long)]
         stubs: bool,
+        /// The preemption mode to compile for (what loop back-edges carry:
+        /// poll, trap and patch put code or padding there); by default the
+        /// file's `set preempt`, else async.
+        #[arg(long, value_enum)]
+        preempt: Option<ModeArg>,
     },
 }
 
@@ -468,9 +484,18 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             } else {
                 preempt_bench::Budget::default()
             };
-            if !["all", "compile", "kernels", "runtime", "preempt"].contains(&suite.as_str()) {
+            if ![
+                "all",
+                "compile",
+                "kernels",
+                "runtime",
+                "preempt",
+                "mechanisms",
+            ]
+            .contains(&suite.as_str())
+            {
                 return fail(format!(
-                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt)"
+                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
                 ));
             }
             println!("preempt bench on {}", preempt_bench::machine_description());
@@ -509,15 +534,16 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
                 opts.go = !no_go;
                 let report = preempt_bench::preempt::run(opts, quick);
-                println!("$ preempt bench preempt\n{}", report.text);
-                if let Some(path) = &json {
-                    let path = path.with_extension("preempt.json");
-                    if let Err(e) = std::fs::write(&path, format!("{:#}\n", report.json)) {
-                        return fail(format!(
-                            "preempt bench: cannot write {}: {e}",
-                            path.display()
-                        ));
-                    }
+                if let Err(msg) = print_report("preempt", &report.text, &report.json, &json) {
+                    return fail(msg);
+                }
+            }
+            if suite == "all" || suite == "mechanisms" {
+                let opts =
+                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
+                let report = preempt_bench::mechanisms::run(opts, quick);
+                if let Err(msg) = print_report("mechanisms", &report.text, &report.json, &json) {
+                    return fail(msg);
                 }
             }
             ExitCode::SUCCESS
@@ -534,6 +560,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             opt,
             arch,
             stubs,
+            preempt,
         } => {
             let mut prog = match load(&file) {
                 Ok(p) => p,
@@ -541,6 +568,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             };
             let level = opt_level(&prog, opt);
             preempt_jit::opt::optimize(&mut prog, level);
+            if let Some(m) = preempt {
+                prog.settings.preempt = Some(m.into());
+            }
             let arch = arch
                 .map(Arch::from)
                 .or_else(Arch::host)
@@ -573,6 +603,8 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             let outcome = match engine {
                 Engine::Jit => {
                     preempt_jit::opt::optimize(&mut prog, level);
+                    // The mode decides what loop back-edges carry.
+                    prog.settings.preempt = Some(cfg.mode);
                     match Module::compile(&prog) {
                         Ok(m) => preempt_runtime::run(Arc::new(m), &cfg, out.clone()),
                         Err(e) => Outcome {
@@ -618,4 +650,21 @@ fn finish(outcome: Outcome, out: &Output) -> ExitCode {
         std::process::exit(3);
     }
     ExitCode::from(outcome.status.clamp(0, 255) as u8)
+}
+
+/// Prints suite `name`'s report and, with `--json FILE`, writes its
+/// figures next to FILE as `FILE.<name>.json`.
+fn print_report(
+    name: &str,
+    text: &str,
+    figures: &impl std::fmt::Display,
+    json: &Option<PathBuf>,
+) -> Result<(), String> {
+    println!("$ preempt bench {name}\n{text}");
+    if let Some(path) = json {
+        let path = path.with_extension(format!("{name}.json"));
+        std::fs::write(&path, format!("{figures:#}\n"))
+            .map_err(|e| format!("preempt bench: cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
 }

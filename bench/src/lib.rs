@@ -15,11 +15,16 @@
 //! - [`preempt`]: asynchronous preemption against the signal floor
 //!   ([`floor`]) and against Go: time-to-preempt, a sleeper behind a
 //!   call-free spinner, stop-the-world stopping time, overhead.
+//! - [`mechanisms`]: the five preemption mechanisms side by side: overhead
+//!   on tight loops (timed and counted), time-to-preempt against the
+//!   floor, code size, arming cost; SVG plots through [`plot`].
 
 pub mod compile;
 pub mod floor;
 pub mod kernels;
+pub mod mechanisms;
 pub mod peers;
+pub mod plot;
 pub mod preempt;
 pub mod process;
 pub mod runtime;

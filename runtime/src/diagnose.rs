@@ -78,6 +78,10 @@ pub fn stw_stuck(
     ))
 }
 
+/// Samples of a running goroutine's PC taken, at most, to find it in JIT
+/// code.
+const SAMPLES: usize = 5;
+
 /// What the goroutine on M `m` is doing, with the reasons it may not stop.
 pub fn running(rt: &Runtime, m: usize) -> String {
     let Some(m) = lock(&rt.ms).get(m).cloned() else {
@@ -97,8 +101,28 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         };
     };
     let tid = m.tid.load(Ordering::Acquire);
-    let mut s = match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
-        Some(sample) => describe_pc(module, &rt.cfg.file, sample.pc, rt.cfg.mode),
+    // A goroutine that runs passes through the runtime now and then (each
+    // preemption, each runtime call): a sample that lands there says
+    // little, so up to a few more are taken, a millisecond apart, for one
+    // in JIT code.
+    let mut last = None;
+    for attempt in 0..SAMPLES {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        match preempt_signals::sampler::sample(tid, Duration::from_secs(1)) {
+            Some(sample) => {
+                let in_jit = module.tables.function_at(sample.pc).is_some();
+                last = Some(sample.pc);
+                if in_jit {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    let mut s = match last {
+        Some(pc) => describe_pc(module, &rt.cfg.file, pc, rt.cfg.mode),
         None => "\t(its thread did not answer the sampling signal)\n".into(),
     };
     if rt.cfg.mode == preempt_jit::ir::PreemptMode::Async && rt.signals.is_some() {

@@ -9,7 +9,12 @@
 //! ; expect-stdout: LINE              stdout is exactly these lines, in order
 //! ; expect-stderr: TEXT              stderr contains each of these
 //! ; jit-only: REASON                 not run on the interpreter
+//! ; async-only: REASON               not run under poll, trap or patch
 //! ```
+//!
+//! The JIT also runs every program under the three back-edge mechanisms
+//! (`poll`, `trap` with either arming, `patch`) at two Ps with a 20 us
+//! quantum, except those that fix their mode or are about signals.
 //!
 //! Runs go through a subprocess so that a program that ends while other
 //! goroutines still run leaves no thread behind in the test process.
@@ -27,6 +32,7 @@ struct Expect {
     stdout: String,
     stderr: Vec<String>,
     jit_only: bool,
+    async_only: bool,
     sets_procs: bool,
 }
 
@@ -37,6 +43,7 @@ fn expectations(text: &str) -> Expect {
         stdout: String::new(),
         stderr: Vec::new(),
         jit_only: false,
+        async_only: false,
         sets_procs: false,
     };
     for line in text.lines() {
@@ -52,6 +59,8 @@ fn expectations(text: &str) -> Expect {
             e.stderr.push(v.trim().to_string());
         } else if l.starts_with("; jit-only:") {
             e.jit_only = true;
+        } else if l.starts_with("; async-only:") {
+            e.async_only = true;
         } else if l.starts_with("set procs") {
             e.sets_procs = true;
         }
@@ -117,11 +126,15 @@ fn programs() -> Vec<std::path::PathBuf> {
 }
 
 fn run_all(configs: &[&[&str]], include_jit_only: bool) {
+    run_matching(configs, |e| include_jit_only || !e.jit_only);
+}
+
+fn run_matching(configs: &[&[&str]], wanted: impl Fn(&Expect) -> bool) {
     let mut failures = Vec::new();
     for p in programs() {
         let text = std::fs::read_to_string(&p).unwrap();
         let e = expectations(&text);
-        if e.jit_only && !include_jit_only {
+        if !wanted(&e) {
             continue;
         }
         for cfg in configs {
@@ -158,6 +171,31 @@ fn jit_at_one_and_two_ps() {
             &["--procs", "2", "--quantum", "20us"],
         ],
         true,
+    );
+}
+
+#[test]
+fn jit_under_the_back_edge_mechanisms() {
+    // Requests every 20 us, so that loops are stopped at their back-edges
+    // over and over, at one P and at two.
+    run_matching(
+        &[
+            &["--preempt", "poll", "--procs", "2", "--quantum", "20us"],
+            &["--preempt", "trap", "--procs", "2", "--quantum", "20us"],
+            &[
+                "--preempt",
+                "trap",
+                "--trap-arm",
+                "mprotect",
+                "--procs",
+                "2",
+                "--quantum",
+                "20us",
+            ],
+            &["--preempt", "patch", "--procs", "2", "--quantum", "20us"],
+            &["--preempt", "patch", "--procs", "1", "--quantum", "20us"],
+        ],
+        |e| !e.async_only && !e.flags.iter().any(|f| f == "--preempt"),
     );
 }
 

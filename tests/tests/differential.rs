@@ -30,12 +30,19 @@ fn cfg() -> RunConfig {
 }
 
 fn jit(text: &str, level: u8) -> Result {
+    jit_with(text, level, &cfg())
+}
+
+/// The JIT's run of `text` at `level` with `cfg`, its code compiled for
+/// `cfg.mode` (what the back-edges carry depends on it).
+fn jit_with(text: &str, level: u8, cfg: &RunConfig) -> Result {
     let mut p = ir::parse(text).expect("parses");
     ir::verify(&mut p).expect("verifies");
     preempt_jit::opt::optimize(&mut p, level);
+    p.settings.preempt = Some(cfg.mode);
     let m = Module::compile(&p).expect("compiles");
     let (out, captured) = Output::capture();
-    let o = preempt_runtime::run(Arc::new(m), &cfg(), out);
+    let o = preempt_runtime::run(Arc::new(m), cfg, out);
     Result {
         status: o.status,
         stdout: captured.text(),
@@ -84,6 +91,40 @@ proptest! {
     #[test]
     fn jit_agrees_under_register_pressure(seed in any::<u64>()) {
         check(seed, Shape { int_vars: 24, statements: 24, ..Shape::default() });
+    }
+
+    #[test]
+    fn jit_agrees_under_the_back_edge_mechanisms(seed in any::<u64>()) {
+        check_mechanisms(seed);
+    }
+}
+
+/// The program of `seed` on the JIT under poll, trap (both armings) and
+/// patch, its loops stopped at their back-edges every 20 us, against the
+/// interpreter.
+fn check_mechanisms(seed: u64) {
+    use preempt_jit::ir::PreemptMode;
+    use preempt_runtime::preempt::arm::TrapArm;
+    let text = program(seed, Shape::default());
+    let reference = interp(&text);
+    for (mode, trap_arm) in [
+        (PreemptMode::Poll, TrapArm::Page),
+        (PreemptMode::Trap, TrapArm::Page),
+        (PreemptMode::Trap, TrapArm::Mprotect),
+        (PreemptMode::Patch, TrapArm::Page),
+    ] {
+        let c = RunConfig {
+            mode,
+            trap_arm,
+            quantum: std::time::Duration::from_micros(20),
+            ..cfg()
+        };
+        let level = (seed % 2) as u8;
+        let got = jit_with(&text, level, &c);
+        assert_eq!(
+            reference, got,
+            "seed {seed}, JIT at -O{level} under {mode:?} ({trap_arm:?}) differs from the interpreter\n{text}"
+        );
     }
 }
 

@@ -48,7 +48,21 @@ pub fn listing(prog: &Program, asm: &Assembled, opt_level: u8) -> String {
     out.push_str(
         ";        unsafe regions, where an asynchronous preemption retries instead of stopping;\n",
     );
-    out.push_str(";        <== BACK-EDGE loop back-edge (carries no poll); HOISTED a load LICM moved out of a loop\n");
+    let mode = prog
+        .settings
+        .preempt
+        .unwrap_or(crate::ir::PreemptMode::Async);
+    let carries = match mode {
+        crate::ir::PreemptMode::Poll => "its poll, [poll], before it",
+        crate::ir::PreemptMode::Trap => "its poll-page load, [poll], before it",
+        crate::ir::PreemptMode::Patch => "nothing, but may be rewritten to its trampoline",
+        crate::ir::PreemptMode::Coop | crate::ir::PreemptMode::Async => "no poll",
+    };
+    writeln!(
+        out,
+        ";        <== BACK-EDGE loop back-edge (--preempt {mode}: {carries}); HOISTED a load LICM moved out of a loop"
+    )
+    .unwrap();
     for f in &t.functions {
         out.push('\n');
         for line in function_lines(prog, asm, f.func, true) {
@@ -182,12 +196,18 @@ fn function_listing(
         if let Some(r) = t.unsafe_region_at(d.offset) {
             notes.push(mark(r.kind).to_string());
         }
+        if t.poll_sites.iter().any(|p| p.pc == d.offset) {
+            notes.push("[poll]".to_string());
+        }
         if let Some(e) = t.back_edges.iter().find(|e| e.pc == d.offset) {
             notes.push(format!(
                 "<== BACK-EDGE {} -> {}",
                 func.block_name(e.from),
                 func.block_name(e.to)
             ));
+            if let Some(p) = t.patch_sites.iter().find(|p| p.pc == d.offset) {
+                notes.push(format!("(patchable: trampoline at {:06x})", p.tramp));
+            }
         }
         if let Some(h) = t.hoisted_loads.iter().find(|h| h.pc == d.offset) {
             notes.push(format!(

@@ -65,8 +65,18 @@ impl TrapArm {
 #[derive(Debug)]
 pub struct Arming {
     mode: PreemptMode,
-    trap: Option<TrapPages>,
+    trap_arm: TrapArm,
+    trap: Option<&'static TrapPages>,
     patch: Option<Patcher>,
+    /// Makes each arming and disarming one step: a goroutine's `armed`
+    /// word and what it stands for (the poll word, the page pointer, the
+    /// global page's count, a function's patch count) change together.
+    /// Without it a disarm could fall between an arm's claim and its
+    /// effect, and leave the page protected, or a function patched, for
+    /// nobody.
+    serial: Mutex<()>,
+    /// The run has ended ([`Arming::close`]): nothing more is armed.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Arming {
@@ -77,19 +87,26 @@ impl Arming {
         module: Option<&Module>,
     ) -> io::Result<Arming> {
         let trap = match mode {
-            PreemptMode::Trap => Some(TrapPages::new(trap_arm)?),
+            PreemptMode::Trap => Some(TrapPages::get()?),
             _ => None,
         };
         let patch = match (mode, module) {
             (PreemptMode::Patch, Some(m)) => Some(Patcher::new(m)?),
             _ => None,
         };
-        Ok(Arming { mode, trap, patch })
+        Ok(Arming {
+            mode,
+            trap_arm,
+            trap,
+            patch,
+            serial: Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The trap pages, for the fault handler and for new goroutines.
-    pub fn trap_pages(&self) -> Option<&TrapPages> {
-        self.trap.as_ref()
+    pub fn trap_pages(&self) -> Option<&'static TrapPages> {
+        self.trap
     }
 
     pub fn patcher(&self) -> Option<&Patcher> {
@@ -98,8 +115,8 @@ impl Arming {
 
     /// What a fresh goroutine's `ctx.poll_page` points at.
     pub fn initial_poll_page(&self) -> u64 {
-        match &self.trap {
-            Some(t) if t.arm == TrapArm::Mprotect => t.global as u64,
+        match self.trap {
+            Some(t) if self.trap_arm == TrapArm::Mprotect => t.global as u64,
             _ => &POLL_PAGE_READY as *const AtomicU64 as u64,
         }
     }
@@ -113,6 +130,10 @@ impl Arming {
             return;
         };
         let t0 = monotonic_nanos();
+        let _serial = lock(&self.serial);
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
         match self.mode {
             PreemptMode::Poll => {
                 if g.armed.swap(0, Ordering::AcqRel) != NOT_ARMED {
@@ -121,11 +142,11 @@ impl Arming {
                 ctx.poll.store(1, Ordering::Release);
             }
             PreemptMode::Trap => {
-                let Some(t) = &self.trap else { return };
+                let Some(t) = self.trap else { return };
                 if g.armed.swap(0, Ordering::AcqRel) != NOT_ARMED {
                     return;
                 }
-                match t.arm {
+                match self.trap_arm {
                     TrapArm::Page => ctx.poll_page.store(t.armed as u64, Ordering::Release),
                     TrapArm::Mprotect => t.protect_global(true),
                 }
@@ -148,19 +169,44 @@ impl Arming {
         let Some((_, disarm_name)) = arm_names(self.mode) else {
             return;
         };
-        let armed = g.armed.swap(NOT_ARMED, Ordering::AcqRel);
-        if armed == NOT_ARMED {
+        // The scheduler's hot path (every slice starts with a disarm):
+        // nothing armed, no lock. An arm that claims the goroutine after
+        // this look is a stale one, undone by a later disarm.
+        if g.armed.load(Ordering::Acquire) == NOT_ARMED {
             return;
         }
-        let Some(ctx) = g.jit_context() else {
-            return;
-        };
         let t0 = monotonic_nanos();
+        let serial = lock(&self.serial);
+        if self.disarm_locked(g, &serial) {
+            stats.record(disarm_name, monotonic_nanos().saturating_sub(t0));
+        }
+    }
+
+    /// The run ends: disarms every goroutine of `gs` and refuses further
+    /// arms, so that nothing armed outlives the run (the global poll page
+    /// is the process's, and a later run would find it protected).
+    pub fn close<'a>(&self, gs: impl IntoIterator<Item = &'a G>) {
+        let serial = lock(&self.serial);
+        self.closed.store(true, Ordering::Release);
+        for g in gs {
+            self.disarm_locked(g, &serial);
+        }
+    }
+
+    /// [`Arming::disarm`] with the serial lock held; whether `g` was armed.
+    fn disarm_locked(&self, g: &G, _serial: &std::sync::MutexGuard<'_, ()>) -> bool {
+        let Some(ctx) = g.jit_context() else {
+            return false;
+        };
+        let armed = g.armed.swap(NOT_ARMED, Ordering::AcqRel);
+        if armed == NOT_ARMED {
+            return false;
+        }
         match self.mode {
             PreemptMode::Poll => ctx.poll.store(0, Ordering::Release),
             PreemptMode::Trap => {
-                if let Some(t) = &self.trap {
-                    match t.arm {
+                if let Some(t) = self.trap {
+                    match self.trap_arm {
                         TrapArm::Page => ctx.poll_page.store(
                             &POLL_PAGE_READY as *const AtomicU64 as u64,
                             Ordering::Release,
@@ -174,9 +220,9 @@ impl Arming {
                     p.patch(armed as usize, false);
                 }
             }
-            PreemptMode::Coop | PreemptMode::Async => return,
+            PreemptMode::Coop | PreemptMode::Async => return false,
         }
-        stats.record(disarm_name, monotonic_nanos().saturating_sub(t0));
+        true
     }
 
     /// `--preempt patch`: the goroutine still has not stopped and now runs
@@ -187,6 +233,7 @@ impl Arming {
         let (Some(p), Some(ctx)) = (&self.patch, g.jit_context()) else {
             return;
         };
+        let _serial = lock(&self.serial);
         let now = ctx.func.load(Ordering::Acquire);
         let armed = g.armed.load(Ordering::Acquire);
         if armed == NOT_ARMED || armed == now {
@@ -206,10 +253,11 @@ impl Arming {
     }
 }
 
-/// `--preempt trap`'s pages.
+/// `--preempt trap`'s pages: the process's, shared by every run in it (a
+/// goroutine may name one until the process ends, and the fault handler
+/// knows one pair).
 #[derive(Debug)]
 pub struct TrapPages {
-    pub arm: TrapArm,
     /// A page without access: what an armed goroutine's pointer names.
     pub armed: usize,
     /// The global page (`--trap-arm mprotect`): readable, or protected
@@ -219,16 +267,24 @@ pub struct TrapPages {
     global_armed: Mutex<u64>,
 }
 
+static TRAP_PAGES: Mutex<Option<&'static TrapPages>> = Mutex::new(None);
+
 impl TrapPages {
-    fn new(arm: TrapArm) -> io::Result<TrapPages> {
+    /// The process's poll pages, mapped by the first call.
+    pub fn get() -> io::Result<&'static TrapPages> {
+        let mut slot = lock(&TRAP_PAGES);
+        if let Some(p) = *slot {
+            return Ok(p);
+        }
         let armed = map_page(libc::PROT_NONE)?;
         let global = map_page(libc::PROT_READ)?;
-        Ok(TrapPages {
-            arm,
+        let pages: &'static TrapPages = Box::leak(Box::new(TrapPages {
             armed,
             global,
             global_armed: Mutex::new(0),
-        })
+        }));
+        *slot = Some(pages);
+        Ok(pages)
     }
 
     /// The size of a poll page.

@@ -28,8 +28,7 @@ use preempt_signals::MachineContext;
 use super::arm::{Arming, TrapPages};
 use super::signal::{current, redirect};
 
-/// The poll pages the handler recognises (the first trap-mode run's;
-/// later runs in the same process reuse them).
+/// The poll pages the handler recognises (the process's).
 static PAGES: OnceLock<(usize, usize)> = OnceLock::new();
 static PREV_SEGV: OnceLock<Previous> = OnceLock::new();
 static PREV_BUS: OnceLock<Previous> = OnceLock::new();
@@ -39,12 +38,8 @@ pub fn install(arming: &Arming) -> std::io::Result<()> {
     let Some(pages) = arming.trap_pages() else {
         return Ok(());
     };
-    let (armed, global) = *PAGES.get_or_init(|| (pages.armed, pages.global));
-    if (armed, global) != (pages.armed, pages.global) {
-        return Err(std::io::Error::other(
-            "the poll pages of an earlier run are still registered",
-        ));
-    }
+    // The pages are the process's (TrapPages::get): always the same pair.
+    let _ = PAGES.get_or_init(|| (pages.armed, pages.global));
     for (signo, prev) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
         if prev.get().is_none() {
             let before = handler::query(signo)?;

@@ -467,9 +467,13 @@ impl Runtime {
         }
         // Goroutines still running their code stop at their next function
         // entry or runtime call.
-        for g in lock(&self.allgs).values() {
+        let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
+        for g in &gs {
             g.request_preempt(monotonic_nanos(), PreemptKind::StopTheWorld);
         }
+        // Nothing armed outlives the run (a poll page protected for the
+        // process, a patched function).
+        self.arming.close(gs.iter().map(|g| &**g));
     }
 
     /// Creates a goroutine and makes it runnable on `p` (or globally).

@@ -5,6 +5,7 @@
 ; expect-status: 0
 ; expect-stdout: got 3 preemption signals, each 23
 ; jit-only: the interpreter is not preempted by signals
+; async-only: it counts preemption signals, which only async sends
 set procs = 1
 set quantum_us = 1000
 

@@ -1,0 +1,242 @@
+//! The back-edge mechanisms (`poll`, `trap`, `patch`) at the level of
+//! their parts: a live back-edge rewritten 10,000 times while another
+//! thread runs its loop (cross-modifying code, on both architectures: the
+//! aarch64 lane runs this under qemu-user); no mapping writable and
+//! executable at once in any mode, patching included; the code each mode
+//! emits at back-edges and the tables that describe it.
+//!
+//! No verdict here depends on timing; waits are bounded generously (tens
+//! of seconds) only so that a broken build fails instead of hanging.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use preempt_jit::code::writable_and_executable_mappings;
+use preempt_jit::ir::{self, PreemptMode};
+use preempt_jit::module::Module;
+use preempt_runtime::preempt::arm::{Patcher, TrapArm};
+use preempt_runtime::{Output, RunConfig};
+
+/// @main counts its loop's iterations and sums their indices until @stop;
+/// it publishes @started when inside the loop and prints both at the end.
+const COUNTER: &str = "global @started: i64\nglobal @stop: i64\n\
+func @main() {\n    %i = const 0\n    %sum = const 0\n    store.atomic @started, 1\n\
+loop:\n    %sum = add %sum, %i\n    %i = add %i, 1\n    %s = load.atomic @stop\n    br %s, out, loop\n\
+out:\n    print \"{} {}\", %i, %sum\n    ret\n}\n";
+
+const BOUND: Duration = Duration::from_secs(20);
+
+fn compile(text: &str, mode: PreemptMode) -> Arc<Module> {
+    let mut prog = ir::parse(text).unwrap();
+    ir::verify(&mut prog).unwrap();
+    preempt_jit::opt::optimize(&mut prog, 1);
+    prog.settings.preempt = Some(mode);
+    Arc::new(Module::compile(&prog).unwrap())
+}
+
+fn config(mode: PreemptMode, trap_arm: TrapArm) -> RunConfig {
+    RunConfig {
+        mode,
+        trap_arm,
+        procs: 2,
+        timeout: Some(BOUND),
+        ..RunConfig::default()
+    }
+}
+
+/// Runs COUNTER compiled for `mode` on another thread, calls `meanwhile`
+/// once the loop runs, then stops it; returns (iterations, sum, stats of
+/// the run, what `meanwhile` returned).
+fn run_counter<T>(
+    mode: PreemptMode,
+    cfg: RunConfig,
+    meanwhile: impl FnOnce(&Arc<Module>) -> T,
+) -> (u64, u64, RunConfig, T) {
+    let module = compile(COUNTER, mode);
+    let (out, captured) = Output::capture();
+    let (m, c) = (module.clone(), cfg.clone());
+    let runner = std::thread::spawn(move || preempt_runtime::run(m, &c, out));
+    let deadline = Instant::now() + BOUND;
+    while module.globals.words()[0].load(Ordering::SeqCst) == 0 {
+        if runner.is_finished() {
+            let o = runner.join().unwrap();
+            panic!("{:?}: the program ended before its loop: {o:?}", cfg.mode);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the program never started ({:?})",
+            cfg.mode
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let got = meanwhile(&module);
+    module.globals.words()[1].store(1, Ordering::SeqCst);
+    let outcome = runner.join().unwrap();
+    assert_eq!(outcome.status, 0, "{outcome:?}");
+    let text = captured.text();
+    let mut words = text.split_whitespace().map(|w| w.parse::<u64>().unwrap());
+    let (i, sum) = (words.next().unwrap(), words.next().unwrap());
+    (i, sum, cfg, got)
+}
+
+#[test]
+fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
+    // The runtime's own monitor makes no request (an hour-long quantum):
+    // every trip through the trampoline is one of these rewrites', and the
+    // scheduler sends the goroutine straight back (nothing was asked).
+    let cfg = RunConfig {
+        quantum: Duration::from_secs(3600),
+        ..config(PreemptMode::Patch, TrapArm::Page)
+    };
+    let (i, sum, cfg, (rewrites, sync_core)) = run_counter(PreemptMode::Patch, cfg, |m| {
+        let patcher = Patcher::new(m).expect("a writable view of the code");
+        let main = m.names.functions.iter().position(|n| n == "main").unwrap();
+        assert_eq!(
+            m.tables.patch_sites_of(ir::FuncId::new(main)).count(),
+            1,
+            "@main has one back-edge"
+        );
+        for k in 0..10_000 {
+            patcher.rewrite_site(main, 0, k % 2 == 0);
+        }
+        patcher.rewrite_site(main, 0, false);
+        (
+            patcher.rewrites.load(Ordering::Relaxed),
+            patcher.sync_core(),
+        )
+    });
+    assert_eq!(rewrites, 10_001);
+    // Every iteration ran exactly once: the sum of 0..i.
+    assert_eq!(
+        sum,
+        i.wrapping_mul(i.wrapping_sub(1)) / 2,
+        "{i} iterations, sum {sum}"
+    );
+    // The loop ran through its trampoline (into the stub and the
+    // scheduler and back) while the branch pointed there.
+    let trips = cfg.stats.async_preempts.load(Ordering::Relaxed);
+    assert!(
+        trips > 0,
+        "the rewritten branch was never taken ({i} iterations)"
+    );
+    eprintln!("{i} iterations, {trips} through the trampoline, membarrier SYNC_CORE: {sync_core}");
+}
+
+#[test]
+fn no_mapping_is_writable_and_executable_in_any_mode() {
+    for (mode, arm) in [
+        (PreemptMode::Coop, TrapArm::Page),
+        (PreemptMode::Async, TrapArm::Page),
+        (PreemptMode::Poll, TrapArm::Page),
+        (PreemptMode::Trap, TrapArm::Page),
+        (PreemptMode::Trap, TrapArm::Mprotect),
+        (PreemptMode::Patch, TrapArm::Page),
+    ] {
+        // Requests every 50 us arm and disarm the loop over and over
+        // (the patcher's writable view is mapped for the whole run).
+        let cfg = RunConfig {
+            quantum: Duration::from_micros(50),
+            ..config(mode, arm)
+        };
+        let (i, sum, cfg, wx) = run_counter(mode, cfg, |_| {
+            let mut seen = Vec::new();
+            for _ in 0..20 {
+                seen.extend(writable_and_executable_mappings().unwrap());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        });
+        assert!(
+            wx.is_empty(),
+            "{mode:?}/{arm:?}: writable and executable: {wx:#?}"
+        );
+        assert_eq!(sum, i.wrapping_mul(i.wrapping_sub(1)) / 2, "{mode:?}");
+        if matches!(
+            mode,
+            PreemptMode::Poll | PreemptMode::Trap | PreemptMode::Patch
+        ) {
+            let stopped = cfg.stats.async_preempts.load(Ordering::Relaxed);
+            assert!(
+                stopped > 0,
+                "{mode:?}/{arm:?}: the loop was never stopped at its back-edge"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_mode_puts_its_own_code_on_back_edges_and_records_it() {
+    for mode in [
+        PreemptMode::Coop,
+        PreemptMode::Async,
+        PreemptMode::Poll,
+        PreemptMode::Trap,
+        PreemptMode::Patch,
+    ] {
+        let m = compile(COUNTER, mode);
+        let t = &m.tables;
+        assert_eq!(t.back_edges.len(), 1, "{mode:?}");
+        let (polls, patches) = (t.poll_sites.len(), t.patch_sites.len());
+        match mode {
+            PreemptMode::Poll | PreemptMode::Trap => assert_eq!((polls, patches), (1, 0)),
+            PreemptMode::Patch => {
+                assert_eq!((polls, patches), (0, 1));
+                let s = t.patch_sites[0];
+                assert_eq!(s.pc, t.back_edges[0].pc, "the patch site is the back-edge");
+                assert!(m.code.contains(s.tramp), "the trampoline is in the code");
+                if cfg!(target_arch = "x86_64") {
+                    assert_eq!((s.pc + 1) % 4, 0, "jmp rel32's displacement is 4-aligned");
+                }
+            }
+            PreemptMode::Coop | PreemptMode::Async => assert_eq!((polls, patches), (0, 0)),
+        }
+        // A poll site lies before its back-edge, in the loop's last block.
+        for p in &t.poll_sites {
+            assert!(p.pc < t.back_edges[0].pc, "{mode:?}: {p:?}");
+            assert_eq!(t.poll_site_at(p.pc), Some(p));
+        }
+    }
+}
+
+/// Call-free inner loops between runtime calls (`now`), so that a stop can
+/// be honoured at a runtime call while its arming is under way.
+const INNER_AND_CALLS: &str = "func @main() {\n    %k = const 0\n    %s = const 0\n\
+outer:\n    %i = const 0\n\
+inner:\n    %s = add %s, %i\n    %i = add %i, 1\n    %c = lt %i, 20000\n    br %c, inner, next\n\
+next:\n    %t = now\n    %k = add %k, 1\n    %more = lt %k, 400\n    br %more, outer, out\n\
+out:\n    print \"{}\", %s\n    ret\n}\n";
+
+#[test]
+fn a_stop_honoured_while_it_is_being_armed_leaves_nothing_armed() {
+    // Requests every 50 us against loops that also make runtime calls:
+    // a stop is often honoured at a call while the requester arms it, and
+    // a run may end with a goroutine armed. Neither may leave anything
+    // armed for nobody: the disarm must not fall between an arm's claim
+    // and its effect, and the end of a run disarms what is left (the
+    // global poll page is the process's: these ten runs share it). Both
+    // happened: the page then stayed protected, and every back-edge
+    // faulted, a thousand times slower than the loop. Every run must
+    // finish with the right sum; the watchdog (20 s) turns a stuck page
+    // or patch into a failure.
+    let expected = (400u64 * (20_000 * 19_999 / 2)).to_string() + "\n";
+    for (mode, arm) in [
+        (PreemptMode::Poll, TrapArm::Page),
+        (PreemptMode::Trap, TrapArm::Page),
+        (PreemptMode::Trap, TrapArm::Mprotect),
+        (PreemptMode::Patch, TrapArm::Page),
+    ] {
+        for run in 0..10 {
+            let module = compile(INNER_AND_CALLS, mode);
+            let cfg = RunConfig {
+                procs: 1,
+                quantum: Duration::from_micros(50),
+                ..config(mode, arm)
+            };
+            let (out, captured) = Output::capture();
+            let outcome = preempt_runtime::run(module, &cfg, out);
+            assert_eq!(outcome.status, 0, "{mode:?}/{arm:?} run {run}: {outcome:?}");
+            assert_eq!(captured.text(), expected, "{mode:?}/{arm:?} run {run}");
+        }
+    }
+}
