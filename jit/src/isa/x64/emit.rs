@@ -1074,10 +1074,11 @@ impl FnEmitter<'_> {
     /// - `trap`: `mov r11, [ctx + poll_page]; mov r11, [r11]`, whose second
     ///   load faults when the page is armed (the fault handler finds the
     ///   load in the poll-site table and redirects into the stub);
-    /// - `patch`: nothing before the branch, but the branch is padded so
-    ///   that its displacement is 4-aligned (one aligned store rewrites it,
-    ///   and never across a cache line), and gets a trampoline (a call into
-    ///   the preemption stub, then the jump to the loop head).
+    /// - `patch`: nothing before the branch but, where needed, one NOP of
+    ///   1-3 bytes that aligns its displacement to 4 (one aligned store
+    ///   rewrites it, and never across a cache line); the branch gets a
+    ///   trampoline (a call into the preemption stub, then the jump to the
+    ///   loop head).
     ///
     /// `coop` and `async` leave the back-edge bare.
     fn back_edge(&mut self, from: BlockId, to: BlockId) {
@@ -1109,8 +1110,17 @@ impl FnEmitter<'_> {
                 self.meta.poll_site(load, self.off() - load);
             }
             PreemptMode::Patch => {
-                while !(self.off() + 1).is_multiple_of(4) {
-                    dynasm!(self.ops ; .arch x64 ; nop);
+                // One NOP of the length needed (a loop runs it every
+                // iteration: one instruction, never three).
+                let pad = (4 - (self.off() + 1) % 4) % 4;
+                let nop: &[u8] = match pad {
+                    1 => &[0x90],
+                    2 => &[0x66, 0x90],
+                    3 => &[0x0f, 0x1f, 0x00],
+                    _ => &[],
+                };
+                for &b in nop {
+                    self.ops.push(b);
                 }
             }
             PreemptMode::Coop | PreemptMode::Async => {}
