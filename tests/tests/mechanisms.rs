@@ -186,7 +186,10 @@ fn each_mode_puts_its_own_code_on_back_edges_and_records_it() {
                 assert_eq!(s.pc, t.back_edges[0].pc, "the patch site is the back-edge");
                 assert!(m.code.contains(s.tramp), "the trampoline is in the code");
                 if cfg!(target_arch = "x86_64") {
-                    assert_eq!((s.pc + 1) % 4, 0, "jmp rel32's displacement is 4-aligned");
+                    assert!(
+                        (s.pc + 1) % 8 <= 4,
+                        "jmp rel32's displacement lies inside one aligned 8-byte word"
+                    );
                 }
             }
             PreemptMode::Coop | PreemptMode::Async => assert_eq!((polls, patches), (0, 0)),

@@ -348,9 +348,11 @@ fn map_page(prot: libc::c_int) -> io::Result<usize> {
 /// The cross-modifying-code rules followed:
 ///
 /// - **x86-64**: the branch is a `jmp rel32` whose 4-byte displacement the
-///   compiler aligned to 4, so it never crosses a cache line; one aligned
-///   32-bit store replaces it, so a thread fetching the instruction sees
-///   the old displacement or the new one, never a mix. Then a serialising
+///   compiler placed inside one aligned 8-byte word (a NOP before the
+///   branch where needed, in 3 loops of 8), so it never crosses a cache
+///   line; one aligned 64-bit store of that word replaces it, so a thread
+///   fetching the instruction sees the old displacement or the new one,
+///   never a mix. Then a serialising
 ///   event on every core that runs this process: `membarrier` with
 ///   `MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE`.
 /// - **aarch64**: only `B` <-> `B` rewrites (both are single-copy atomic
@@ -419,7 +421,6 @@ impl Patcher {
                     (at, original, patched)
                 }
             };
-            debug_assert_eq!(word % 4, 0, "a patch site's word is 4-aligned");
             sites[s.func.index()].push((word, original, patched));
         }
         // SAFETY: membarrier takes no pointers; registering only enables
@@ -469,7 +470,7 @@ impl Patcher {
         if rewrite {
             let PatchState { view, sites, .. } = &mut *st;
             for &(word, original, patched) in &sites[func] {
-                store_word(view, word, if on { patched } else { original });
+                store_word(self.arch, view, word, if on { patched } else { original });
                 self.synchronize(word);
                 self.rewrites.fetch_add(1, Ordering::Relaxed);
             }
@@ -486,7 +487,7 @@ impl Patcher {
         let Some(&(word, original, patched)) = sites.get(func).and_then(|s| s.get(index)) else {
             return;
         };
-        store_word(view, word, if on { patched } else { original });
+        store_word(self.arch, view, word, if on { patched } else { original });
         self.synchronize(word);
         drop(st);
         self.rewrites.fetch_add(1, Ordering::Relaxed);
@@ -526,14 +527,40 @@ impl Patcher {
     }
 }
 
-/// One aligned 32-bit store into the writable view.
-fn store_word(view: &mut WritableView, offset: usize, value: u32) {
+/// Writes the 4 bytes at `offset` of the writable view (a `B`, or a
+/// `jmp rel32`'s displacement) with one aligned store: on aarch64 the
+/// instruction word itself (4-aligned); on x86-64 the aligned 8-byte word
+/// that holds the displacement (the compiler placed every patchable
+/// displacement inside one), read, changed in those 4 bytes and stored
+/// whole, under the patcher's lock (the other 4 bytes, code that never
+/// changes or another site's displacement, are stored as they are).
+fn store_word(arch: Arch, view: &mut WritableView, offset: usize, value: u32) {
     let bytes = view.bytes_mut();
-    let p = bytes[offset..offset + 4].as_mut_ptr();
-    assert_eq!(p as usize % 4, 0, "patch words are 4-aligned");
-    // SAFETY: `p` is 4 aligned bytes inside the writable view, which lives
-    // as long as `view`; other threads only read these bytes (by fetching
-    // them as instructions through the other mapping), so one atomic store
-    // is the whole write.
-    unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(value, Ordering::Release);
+    match arch {
+        Arch::Aarch64 => {
+            let p = bytes[offset..offset + 4].as_mut_ptr();
+            assert_eq!(p as usize % 4, 0, "an instruction word is 4-aligned");
+            // SAFETY: `p` is 4 aligned bytes inside the writable view,
+            // which lives as long as `view`; other threads only read these
+            // bytes (fetching them through the other mapping), so one
+            // atomic store is the whole write.
+            unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(value, Ordering::Release);
+        }
+        Arch::X86_64 => {
+            let word = offset & !7;
+            let shift = offset - word;
+            assert!(
+                shift <= 4,
+                "the displacement lies inside one aligned 8-byte word"
+            );
+            let p = bytes[word..word + 8].as_mut_ptr();
+            // SAFETY: as above, 8 aligned bytes (the view is page-aligned
+            // and `word` a multiple of 8); only this thread writes them
+            // (the patcher's lock is held).
+            let cell = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) };
+            let mut le = cell.load(Ordering::Acquire).to_le_bytes();
+            le[shift..shift + 4].copy_from_slice(&value.to_le_bytes());
+            cell.store(u64::from_le_bytes(le), Ordering::Release);
+        }
+    }
 }

@@ -1075,8 +1075,9 @@ impl FnEmitter<'_> {
     ///   load faults when the page is armed (the fault handler finds the
     ///   load in the poll-site table and redirects into the stub);
     /// - `patch`: nothing before the branch but, where needed, one NOP of
-    ///   1-3 bytes that aligns its displacement to 4 (one aligned store
-    ///   rewrites it, and never across a cache line); the branch gets a
+    ///   1-3 bytes that puts its displacement inside one aligned 8-byte
+    ///   word (one aligned store rewrites it, never across a cache line);
+    ///   the branch gets a
     ///   trampoline (a call into the preemption stub, then the jump to the
     ///   loop head).
     ///
@@ -1110,9 +1111,13 @@ impl FnEmitter<'_> {
                 self.meta.poll_site(load, self.off() - load);
             }
             PreemptMode::Patch => {
-                // One NOP of the length needed (a loop runs it every
-                // iteration: one instruction, never three).
-                let pad = (4 - (self.off() + 1) % 4) % 4;
+                // The displacement must lie inside one aligned 8-byte word
+                // (the runtime rewrites it with one store); where it would
+                // not (3 offsets of 8), one NOP of the length needed moves
+                // it to the next word (a loop runs it every iteration: one
+                // instruction, never three).
+                let at = (self.off() + 1) % 8;
+                let pad = if at > 4 { 8 - at } else { 0 };
                 let nop: &[u8] = match pad {
                     1 => &[0x90],
                     2 => &[0x66, 0x90],
