@@ -358,9 +358,20 @@ fn check(name: &str, prog: &Program, asm: &Assembled, tally: &mut Tally) {
             })
         };
 
+        // A back-edge's yield on aarch64 (poll, patch) builds the stub's
+        // frame as the handler's `push_call` does, and branches to the
+        // stub: a runtime transition that ends in that branch.
+        let yield_entry = |r: &UnsafeRegion| {
+            r.kind == UnsafeKind::RuntimeTransition
+                && inside(&insts, r)
+                    .last()
+                    .is_some_and(|d| branch_target(d) == Some(asm.stub_offsets.async_preempt))
+        };
+
         // Whatever moves SP or the frame pointer is set-up or tear-down (or
-        // a barrier's slow path saving scratch registers around its call),
-        // and every return ends a tear-down.
+        // a barrier's slow path saving scratch registers around its call,
+        // or a yield's entry into the stub), and every return ends a
+        // tear-down.
         for d in &insts {
             let region = t.unsafe_region_at(d.offset);
             let kind = region.map(|r| r.kind);
@@ -369,8 +380,9 @@ fn check(name: &str, prog: &Program, asm: &Assembled, tally: &mut Tally) {
                     matches!(
                         kind,
                         Some(UnsafeKind::FrameSetup | UnsafeKind::FrameTeardown)
-                    ) || region.is_some_and(|r| r.kind == UnsafeKind::WriteBarrier && slow_path(r)),
-                    "{}: `{}` at {:#x} moves the frame outside set-up, tear-down and barrier slow paths",
+                    ) || region.is_some_and(|r| r.kind == UnsafeKind::WriteBarrier && slow_path(r))
+                        || region.is_some_and(yield_entry),
+                    "{}: `{}` at {:#x} moves the frame outside set-up, tear-down, barrier slow paths and yield entries",
                     here(f),
                     d.text,
                     d.offset

@@ -500,13 +500,21 @@ impl FnEmitter<'_> {
                 self.meta.patch_site(branch, self.off());
             }
             // What the handler's `push_call` does: x29 and x30 below SP,
-            // x30 = the resume address (the branch to the loop head).
+            // x30 = the resume address (the branch to the loop head). From
+            // the `stp` to the branch into the stub, SP and x30 are half
+            // way into the stub's frame: a runtime transition.
             let resume = self.ops.new_dynamic_label();
+            self.meta
+                .begin_unsafe(UnsafeKind::RuntimeTransition, self.off());
             dynasm!(self.ops
                 ; .arch aarch64
                 ; stp x29, x30, [sp, #-16]!
                 ; adr x30, =>resume
                 ; b =>self.async_stub
+            );
+            self.meta.end_unsafe(self.off());
+            dynasm!(self.ops
+                ; .arch aarch64
                 ; =>resume
                 ; b =>target
             );
