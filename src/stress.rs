@@ -71,6 +71,11 @@ pub struct StressArgs {
     /// Stop after this many mismatches.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_mismatches: u64,
+    /// Compile the back-edges as this mode does (`poll`, `trap`, `patch`),
+    /// to preempt its code at every boundary; the harness's own stops stay
+    /// asynchronous (the default: `async`, bare back-edges).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub back_edges: Option<crate::ModeArg>,
     /// Optimisation level: 0 none, 1 LICM (default, or the file's `set opt`).
     #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=1))]
     pub opt: Option<u8>,
@@ -110,6 +115,11 @@ pub fn main(a: &StressArgs) -> ExitCode {
     };
     let level = opt_level(&prog, a.opt);
     preempt_jit::opt::optimize(&mut prog, level);
+    prog.settings.preempt = Some(
+        a.back_edges
+            .map(preempt_jit::ir::PreemptMode::from)
+            .unwrap_or(preempt_jit::ir::PreemptMode::Async),
+    );
     let module = match Module::compile(&prog) {
         Ok(m) => Arc::new(m),
         Err(e) => return fail(format!("preempt: cannot compile {}: {e}", a.file.display())),
@@ -149,6 +159,12 @@ pub fn main(a: &StressArgs) -> ExitCode {
     );
     for (name, value) in &a.globals {
         title.push_str(&format!(", @{name} = {value}"));
+    }
+    if let Some(m) = a.back_edges {
+        title.push_str(&format!(
+            ", back-edges compiled for --preempt {}",
+            preempt_jit::ir::PreemptMode::from(m)
+        ));
     }
     if fault != Fault::None {
         title.push_str(&format!(", FAULT INJECTED: {}", fault.name()));
