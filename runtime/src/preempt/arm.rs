@@ -24,8 +24,12 @@
 //!
 //! Disarming happens wherever a request is cleared: the goroutine stopped
 //! (at a back-edge, a function entry, a runtime call, or by itself), or
-//! the request was stale. Each goroutine is armed at most once per request
-//! ([`G::armed`]), so the `mprotect` and patch reference counts balance.
+//! the request was stale; and at every slice start, for an arm that came
+//! after its request was cleared. Each goroutine is armed at most once
+//! ([`G::armed`]), and an arm or a disarm is one step under a lock (its
+//! claim on the goroutine and its effect together), so the `mprotect` and
+//! patch reference counts balance; the end of a run disarms what is left
+//! ([`Arming::close`]).
 //! The costs of arming and disarming are recorded per mode
 //! ([`crate::stats::arm_names`]). Nothing here runs in a signal handler.
 
@@ -479,8 +483,9 @@ impl Patcher {
         }
     }
 
-    /// Rewrites the word at `offset` (for the coherency test): the branch
-    /// of patch site `offset` to its trampoline (`on`) or back.
+    /// Rewrites one branch, the `index`-th patch site of function `func`,
+    /// to its trampoline (`on`) or back, whatever the reference counts say
+    /// (for the coherency test).
     pub fn rewrite_site(&self, func: usize, index: usize, on: bool) {
         let mut st = lock(&self.inner);
         let PatchState { view, sites, .. } = &mut *st;
