@@ -37,7 +37,8 @@ unsafe impl Send for ExecutableMemory {}
 // SAFETY: see `Send`.
 unsafe impl Sync for ExecutableMemory {}
 
-fn page_size() -> usize {
+/// The system's page size (4096 if it cannot be read).
+pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 {

@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use preempt_jit::abi::POLL_PAGE_READY;
+use preempt_jit::code::memory::page_size;
 use preempt_jit::code::WritableView;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::{Arch, Module};
@@ -291,11 +292,6 @@ impl TrapPages {
         Ok(pages)
     }
 
-    /// The size of a poll page.
-    pub fn page_size() -> usize {
-        page_size()
-    }
-
     fn protect_global(&self, arm: bool) {
         let mut n = lock(&self.global_armed);
         let before = *n;
@@ -313,16 +309,6 @@ impl TrapPages {
         // changing its protection affects only loads from it.
         let r = unsafe { libc::mprotect(self.global as *mut libc::c_void, page_size(), prot) };
         debug_assert_eq!(r, 0, "mprotect of the poll page");
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as usize
-    } else {
-        4096
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use preempt_signals::handler::{self, Previous};
 use preempt_signals::MachineContext;
 
-use super::arm::{Arming, TrapPages};
+use super::arm::Arming;
 use super::signal::{current, redirect};
 
 /// The poll pages the handler recognises (the process's).
@@ -58,7 +58,7 @@ fn in_poll_page(addr: usize) -> bool {
     let Some(&(armed, global)) = PAGES.get() else {
         return false;
     };
-    let page = TrapPages::page_size();
+    let page = preempt_jit::code::memory::page_size();
     (armed..armed + page).contains(&addr) || (global..global + page).contains(&addr)
 }
 

@@ -18,6 +18,8 @@
 use std::io;
 use std::ptr::NonNull;
 
+use preempt_jit::code::memory::page_size;
+
 /// `madvise` advice installing guard markers (linux/mman.h).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
@@ -25,16 +27,6 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 pub const STACK_RESERVE: usize = 16 * 1024;
 /// The smallest stack a goroutine may have.
 pub const MIN_STACK_SIZE: usize = 64 * 1024;
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as usize
-    } else {
-        4096
-    }
-}
 
 /// An mmap'd stack: `[guard page][usable bytes ... top)`.
 #[derive(Debug)]
