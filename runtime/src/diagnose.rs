@@ -125,7 +125,7 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         Some(pc) => describe_pc(module, &rt.cfg.file, pc, rt.cfg.mode),
         None => "\t(its thread did not answer the sampling signal)\n".into(),
     };
-    if rt.cfg.mode == preempt_jit::ir::PreemptMode::Async && rt.signals.is_some() {
+    if rt.signals_preempt() {
         s.push_str(&signal_reasons(rt, &m, tid));
     }
     s

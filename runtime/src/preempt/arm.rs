@@ -35,7 +35,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use preempt_jit::abi::POLL_PAGE_READY;
 use preempt_jit::code::memory::page_size;
@@ -107,15 +107,6 @@ impl Arming {
             serial: Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
-    }
-
-    /// The trap pages, for the fault handler and for new goroutines.
-    pub fn trap_pages(&self) -> Option<&'static TrapPages> {
-        self.trap
-    }
-
-    pub fn patcher(&self) -> Option<&Patcher> {
-        self.patch.as_ref()
     }
 
     /// What a fresh goroutine's `ctx.poll_page` points at.
@@ -244,16 +235,13 @@ impl Arming {
         if armed == NOT_ARMED || armed == now {
             return;
         }
-        if g.armed
-            .compare_exchange(armed, now, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            let t0 = monotonic_nanos();
-            p.patch(now as usize, true);
-            p.patch(armed as usize, false);
-            if let Some((arm_name, _)) = arm_names(self.mode) {
-                stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
-            }
+        // Arms and disarms take the same lock: `armed` cannot change here.
+        g.armed.store(now, Ordering::Release);
+        let t0 = monotonic_nanos();
+        p.patch(now as usize, true);
+        p.patch(armed as usize, false);
+        if let Some((arm_name, _)) = arm_names(self.mode) {
+            stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
         }
     }
 }
@@ -272,24 +260,39 @@ pub struct TrapPages {
     global_armed: Mutex<u64>,
 }
 
-static TRAP_PAGES: Mutex<Option<&'static TrapPages>> = Mutex::new(None);
+/// Set once, read without a lock (the fault handler reads it).
+static TRAP_PAGES: OnceLock<TrapPages> = OnceLock::new();
+/// Serialises the first mapping of the pages.
+static TRAP_PAGES_INIT: Mutex<()> = Mutex::new(());
 
 impl TrapPages {
     /// The process's poll pages, mapped by the first call.
     pub fn get() -> io::Result<&'static TrapPages> {
-        let mut slot = lock(&TRAP_PAGES);
-        if let Some(p) = *slot {
+        if let Some(p) = TRAP_PAGES.get() {
             return Ok(p);
         }
-        let armed = map_page(libc::PROT_NONE)?;
-        let global = map_page(libc::PROT_READ)?;
-        let pages: &'static TrapPages = Box::leak(Box::new(TrapPages {
-            armed,
-            global,
+        let _init = lock(&TRAP_PAGES_INIT);
+        if let Some(p) = TRAP_PAGES.get() {
+            return Ok(p);
+        }
+        let pages = TrapPages {
+            armed: map_page(libc::PROT_NONE)?,
+            global: map_page(libc::PROT_READ)?,
             global_armed: Mutex::new(0),
-        }));
-        *slot = Some(pages);
-        Ok(pages)
+        };
+        Ok(TRAP_PAGES.get_or_init(|| pages))
+    }
+
+    /// The pages, if a trap-mode run mapped them. Async-signal-safe.
+    pub fn mapped() -> Option<&'static TrapPages> {
+        TRAP_PAGES.get()
+    }
+
+    /// Whether `addr` lies in one of the poll pages.
+    pub fn contains(&self, addr: usize) -> bool {
+        let page = page_size();
+        (self.armed..self.armed + page).contains(&addr)
+            || (self.global..self.global + page).contains(&addr)
     }
 
     fn protect_global(&self, arm: bool) {

@@ -25,21 +25,24 @@ use std::sync::OnceLock;
 use preempt_signals::handler::{self, Previous};
 use preempt_signals::MachineContext;
 
-use super::arm::Arming;
+use super::arm::TrapPages;
 use super::signal::{current, redirect};
 
-/// The poll pages the handler recognises (the process's).
-static PAGES: OnceLock<(usize, usize)> = OnceLock::new();
 static PREV_SEGV: OnceLock<Previous> = OnceLock::new();
+
+/// A redirect from a poll site cannot be declined and retried (the load
+/// would fault again at once), so the stub's room below SP must be there
+/// already: the stack guard every function entry checks lies further up.
+const _: () = assert!(
+    crate::sched::stack::STACK_RESERVE >= preempt_jit::abi::ASYNC_STUB_STACK,
+    "the stack reserve holds the preemption stub's frame"
+);
 static PREV_BUS: OnceLock<Previous> = OnceLock::new();
 
-/// Installs the fault handler for `arming`'s pages (idempotent).
-pub fn install(arming: &Arming) -> std::io::Result<()> {
-    let Some(pages) = arming.trap_pages() else {
-        return Ok(());
-    };
-    // The pages are the process's (TrapPages::get): always the same pair.
-    let _ = PAGES.get_or_init(|| (pages.armed, pages.global));
+/// Installs the fault handler for the poll pages (idempotent; the pages
+/// are mapped first, [`TrapPages::get`]).
+pub fn install() -> std::io::Result<()> {
+    TrapPages::get()?;
     for (signo, prev) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
         if prev.get().is_none() {
             let before = handler::query(signo)?;
@@ -51,15 +54,6 @@ pub fn install(arming: &Arming) -> std::io::Result<()> {
         handler::install(signo, on_fault)?;
     }
     Ok(())
-}
-
-/// Whether `addr` lies in a poll page.
-fn in_poll_page(addr: usize) -> bool {
-    let Some(&(armed, global)) = PAGES.get() else {
-        return false;
-    };
-    let page = preempt_jit::code::memory::page_size();
-    (armed..armed + page).contains(&addr) || (global..global + page).contains(&addr)
 }
 
 extern "C" fn on_fault(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
@@ -92,7 +86,7 @@ unsafe fn handle(info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
     }
     // SAFETY: a fault's siginfo carries the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if !in_poll_page(addr) {
+    if !TrapPages::mapped().is_some_and(|p| p.contains(addr)) {
         return false;
     }
     let Some(m) = current() else {
@@ -114,8 +108,8 @@ unsafe fn handle(info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
         );
     }
     // SAFETY: a back-edge is outside every unsafe region and the frame is
-    // complete; the function's entry check keeps the stub's room below SP
-    // (ASYNC_STUB_STACK) above the stack's guard.
+    // complete; the function's entry check keeps SP above the stack's
+    // guard, which leaves the stub its room (asserted at compile time).
     unsafe { redirect(shared, m, &mut mc, pc + site.len) };
     true
 }

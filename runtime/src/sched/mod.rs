@@ -434,6 +434,13 @@ impl Runtime {
         }
     }
 
+    /// Whether this run stops goroutines with the preemption signal
+    /// (async mode, JIT engine). `signals` alone also exists in trap mode,
+    /// for the poll-page fault handler.
+    pub fn signals_preempt(&self) -> bool {
+        self.cfg.mode == PreemptMode::Async && self.signals.is_some()
+    }
+
     pub fn module(&self) -> Option<&Arc<Module>> {
         self.engine.module()
     }
@@ -1578,7 +1585,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         }
     };
     if cfg.mode == PreemptMode::Trap && module.is_some() {
-        if let Err(e) = crate::preempt::trap::install(&arming) {
+        if let Err(e) = crate::preempt::trap::install() {
             return Outcome {
                 status: 1,
                 stderr: format!("fatal error: cannot install the poll-page fault handler: {e}\n"),
@@ -1586,7 +1593,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         }
     }
     let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone(), arming));
-    if cfg.mode == PreemptMode::Async && rt.signals.is_some() {
+    if rt.signals_preempt() {
         if let Err(e) = signal::install(cfg.preempt_signal) {
             return Outcome {
                 status: 1,

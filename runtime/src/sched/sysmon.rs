@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use preempt_jit::ir::PreemptMode;
-
 use super::{lock, monotonic_nanos, PStatus, Runtime};
 use crate::stats::PreemptKind;
 use crate::{diagnose, preempt};
@@ -150,7 +148,7 @@ pub fn run(rt: &Runtime) {
     // slice runs longer than 1.1 quanta before its request.
     let running_tick = (quantum / 10).max(min);
     let hang = rt.cfg.hang_threshold.as_nanos() as u64;
-    let async_mode = rt.cfg.mode == PreemptMode::Async && rt.signals.is_some();
+    let async_mode = rt.signals_preempt();
     // Sleeps here are short and must be on time: no timer slack.
     // SAFETY: PR_SET_TIMERSLACK changes only this thread's slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };

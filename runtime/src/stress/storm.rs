@@ -27,7 +27,7 @@ pub(crate) fn start(rt: &Arc<Runtime>) -> std::io::Result<()> {
     let Some(ProbeMode::Storm { interval_ns }) = rt.cfg.probe.as_ref().map(|p| p.mode()) else {
         return Ok(());
     };
-    if rt.signals.is_none() || rt.cfg.mode != preempt_jit::ir::PreemptMode::Async {
+    if !rt.signals_preempt() {
         // No asynchronous preemption in this run: nothing to send.
         return Ok(());
     }
