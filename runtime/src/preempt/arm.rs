@@ -153,7 +153,14 @@ impl Arming {
                 if g.armed.swap(func, Ordering::AcqRel) != NOT_ARMED {
                     return;
                 }
-                p.patch(func as usize, true);
+                if p.patch(func as usize, true) {
+                    // The serialising event, out of the lock: a stopped
+                    // goroutine's disarm need not wait for it (the new
+                    // branch is in memory already; this only bounds when
+                    // every core executes it).
+                    drop(_serial);
+                    p.sync_cores();
+                }
             }
             PreemptMode::Coop | PreemptMode::Async => return,
         }
@@ -238,8 +245,12 @@ impl Arming {
         // Arms and disarms take the same lock: `armed` cannot change here.
         g.armed.store(now, Ordering::Release);
         let t0 = monotonic_nanos();
-        p.patch(now as usize, true);
+        let rewrote = p.patch(now as usize, true);
         p.patch(armed as usize, false);
+        drop(_serial);
+        if rewrote {
+            p.sync_cores();
+        }
         if let Some((arm_name, _)) = arm_names(self.mode) {
             stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
         }
@@ -447,10 +458,22 @@ impl Patcher {
 
     /// One more (`on`) or one fewer goroutine needs `func`'s back-edges
     /// patched; rewrites them when the count leaves or reaches zero.
-    pub fn patch(&self, func: usize, on: bool) {
+    /// Returns whether branches were patched: the caller then owes the
+    /// cores a [`Patcher::sync_cores`] (left to it, so that it can drop
+    /// its own lock first).
+    ///
+    /// A restore is not followed by one. A core that still runs a patched
+    /// branch after the restore only takes the trampoline, whose stub finds
+    /// no request and resumes at the branch's target: the same path as a
+    /// goroutine that stopped by itself as it was armed. On x86-64 the
+    /// store is seen by the instruction fetch at once in practice; on
+    /// aarch64 the next exception return on that core ends it (a system
+    /// call, an interrupt, a tick). So a disarm costs a store, not an IPI
+    /// to every core.
+    pub fn patch(&self, func: usize, on: bool) -> bool {
         let mut st = lock(&self.inner);
         let Some(n) = st.armed.get(func).copied() else {
-            return;
+            return false;
         };
         let (next, rewrite) = match (on, n) {
             (true, 0) => (1, true),
@@ -460,16 +483,22 @@ impl Patcher {
             (false, n) => (n - 1, false),
         };
         st.armed[func] = next;
-        if rewrite {
-            let PatchState { view, sites, .. } = &mut *st;
-            for &(word, original, patched) in &sites[func] {
-                store_word(self.arch, view, word, if on { patched } else { original });
-                self.synchronize(word);
-                self.rewrites.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(st);
-            self.sync_cores();
+        if !rewrite {
+            return false;
         }
+        let PatchState { view, sites, .. } = &mut *st;
+        for &(word, original, patched) in &sites[func] {
+            store_word(self.arch, view, word, if on { patched } else { original });
+            self.synchronize(word);
+            self.rewrites.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(st);
+        if !on {
+            // The emulator has no coherence to rely on: it runs a stale
+            // translation forever unless told.
+            self.refresh_emulator();
+        }
+        on
     }
 
     /// Rewrites one branch, the `index`-th patch site of function `func`,
@@ -500,13 +529,22 @@ impl Patcher {
         }
     }
 
-    fn sync_cores(&self) {
+    /// Under qemu-user: makes the emulator drop its translations of the
+    /// rewritten code.
+    fn refresh_emulator(&self) {
         if let Some(e) = &self.emulator {
             // SAFETY: the runtime keeps the module, and so its code, alive
             // for as long as this patcher.
             let r = unsafe { e.refresh() };
             debug_assert!(r.is_ok(), "remapping the code for the emulator: {r:?}");
         }
+    }
+
+    /// The cross-modifying-code rule's last step after a rewrite: a
+    /// serialising (x86-64) or context-synchronising (aarch64) event on
+    /// every core that runs this process.
+    pub fn sync_cores(&self) {
+        self.refresh_emulator();
         if self.sync_core {
             // SAFETY: registered in `new`; no pointers.
             unsafe {

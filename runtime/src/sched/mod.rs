@@ -1077,11 +1077,13 @@ impl Runtime {
         }
         let kind = g.request_kind();
         let at = g.clear_preempt();
+        // The goroutine has stopped: time-to-preempt ends here, before the
+        // disarm (a cost of its own, recorded as such).
+        let now = monotonic_nanos();
         // Whatever armed this stop is undone, and a stale arm too (a
         // request whose goroutine stopped by itself as it was armed).
         self.arming.disarm(g, &self.cfg.stats.sched);
         let at = at?;
-        let now = monotonic_nanos();
         let ttp = now.saturating_sub(at);
         self.cfg.stats.sched.preempted(kind, mech, ttp);
         if mech == PreemptMode::Async {
