@@ -71,11 +71,13 @@ pub struct StressArgs {
     /// Stop after this many mismatches.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_mismatches: u64,
-    /// Compile the back-edges as this mode does (`poll`, `trap`, `patch`),
-    /// to preempt its code at every boundary; the harness's own stops stay
-    /// asynchronous (the default: `async`, bare back-edges).
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub back_edges: Option<crate::ModeArg>,
+    /// The preemption mode, compiled for and stopped with: `async` (the
+    /// default) redirects as the signal's handler does; `poll`, `trap` and
+    /// `patch` arm the goroutine at the boundary through their own
+    /// mechanism, and it stops at its next back-edge; `coop` makes the
+    /// request alone.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "async")]
+    pub preempt: crate::ModeArg,
     /// Optimisation level: 0 none, 1 LICM (default, or the file's `set opt`).
     #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=1))]
     pub opt: Option<u8>,
@@ -115,11 +117,8 @@ pub fn main(a: &StressArgs) -> ExitCode {
     };
     let level = opt_level(&prog, a.opt);
     preempt_jit::opt::optimize(&mut prog, level);
-    prog.settings.preempt = Some(
-        a.back_edges
-            .map(preempt_jit::ir::PreemptMode::from)
-            .unwrap_or(preempt_jit::ir::PreemptMode::Async),
-    );
+    let mode = preempt_jit::ir::PreemptMode::from(a.preempt);
+    prog.settings.preempt = Some(mode);
     let module = match Module::compile(&prog) {
         Ok(m) => Arc::new(m),
         Err(e) => return fail(format!("preempt: cannot compile {}: {e}", a.file.display())),
@@ -141,6 +140,7 @@ pub fn main(a: &StressArgs) -> ExitCode {
         &a.file,
         RunConfig {
             procs: a.procs as usize,
+            mode,
             ..RunConfig::default()
         },
     );
@@ -160,11 +160,11 @@ pub fn main(a: &StressArgs) -> ExitCode {
     for (name, value) in &a.globals {
         title.push_str(&format!(", @{name} = {value}"));
     }
-    if let Some(m) = a.back_edges {
-        title.push_str(&format!(
-            ", back-edges compiled for --preempt {}",
-            preempt_jit::ir::PreemptMode::from(m)
-        ));
+    if mode != preempt_jit::ir::PreemptMode::Async {
+        title.push_str(&format!(", --preempt {mode}"));
+        if mode == preempt_jit::ir::PreemptMode::Trap {
+            title.push_str(&format!(" (--trap-arm {})", cfg.trap_arm.name()));
+        }
     }
     if fault != Fault::None {
         title.push_str(&format!(", FAULT INJECTED: {}", fault.name()));

@@ -80,11 +80,13 @@ impl Operand {
 }
 
 /// The preemption mechanisms a program can ask for (`set preempt = ...`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// The default, as in Go since 1.14, is `async`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum PreemptMode {
     /// Function entries and runtime operations only (Go before 1.14).
     Coop,
     /// Signals, checked against the unsafe-point tables (Go 1.14+).
+    #[default]
     Async,
     /// Back-edges load a per-thread flag.
     Poll,

@@ -410,8 +410,12 @@ impl Runtime {
             sysmon: sysmon::Monitor::default(),
             arming,
             signals: match &engine {
+                // Async: the preemption signal's handler; trap: the
+                // poll-page fault handler; any mode under the stress
+                // harness: its trap-flag handler.
                 Engine::Jit { module, .. }
-                    if matches!(cfg.mode, PreemptMode::Async | PreemptMode::Trap) =>
+                    if matches!(cfg.mode, PreemptMode::Async | PreemptMode::Trap)
+                        || cfg.probe.is_some() =>
                 {
                     // SAFETY: the module and the stats are held by the
                     // runtime (through `engine` and `cfg`), which every
@@ -478,8 +482,14 @@ impl Runtime {
         for g in &gs {
             g.request_preempt(monotonic_nanos(), PreemptKind::StopTheWorld);
         }
-        // Nothing armed outlives the run (a poll page protected for the
-        // process, a patched function).
+        self.close_arming();
+    }
+
+    /// Disarms every goroutine and refuses further arms: nothing armed
+    /// outlives the run (a poll page protected for the process, a patched
+    /// function). Idempotent; once it returns, nothing is armed.
+    fn close_arming(&self) {
+        let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
         self.arming.close(gs.iter().map(|g| &**g));
     }
 
@@ -1638,7 +1648,8 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
-    let storm_thread = crate::stress::storm::start(&rt);
+    let storm_thread =
+        crate::stress::storm::start(&rt).and_then(|()| crate::stress::armer::start(&rt));
     let gc_thread = match rt.engine {
         Engine::Jit { .. } => Collector::start(&rt).map(Some),
         Engine::Interp { .. } => Ok(None),
@@ -1676,6 +1687,11 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         }),
     };
     rt.finish(outcome.clone());
+    // Whoever finished first may still be stopping everything: the run
+    // does not return before its arming is undone (the next run in this
+    // process would find a function patched, or the global poll page
+    // protected).
+    rt.close_arming();
     let switches = lock(&rt.ms)
         .iter()
         .map(|m| m.switches.load(Ordering::Relaxed))

@@ -132,6 +132,7 @@
 //! [`decide`]: crate::preempt::decide::decide
 //! [`signal::redirect`]: crate::preempt::signal
 
+pub(crate) mod armer;
 pub mod probe;
 pub(crate) mod step;
 pub(crate) mod storm;
@@ -244,6 +245,18 @@ pub struct StepSummary {
     /// Boundary k not at the PC the counting run saw there.
     pub diverged: u64,
     pub traps: u64,
+    /// The runs' mode; the fields below are for modes other than `async`.
+    pub mechanism: PreemptMode,
+    /// Armed through the mode's mechanism at the boundary.
+    pub armed: u64,
+    /// Then: stopped through the yield path (a back-edge), stopped by
+    /// itself (a function entry, a runtime call), or not at all before
+    /// the run ended.
+    pub armed_yield: u64,
+    pub armed_cooperative: u64,
+    pub armed_never: u64,
+    /// Runs in which the armer did not answer the handler in time.
+    pub arm_timeouts: u64,
 }
 
 impl StepSummary {
@@ -257,7 +270,11 @@ impl StepSummary {
 pub struct StormSummary {
     pub runs: u64,
     pub interval: Duration,
+    /// The runs' mode: `async` signals; the others arm.
+    pub mechanism: PreemptMode,
     pub signals_sent: u64,
+    /// Arms made (modes other than `async`).
+    pub arms: u64,
     /// Stub entries: a handler redirected the goroutine.
     pub redirected: u64,
     /// Handlers that declined, by reason.
@@ -291,6 +308,13 @@ pub struct Report {
 /// Stresses `module` (whose globals start as `inits`) under `cfg`. An
 /// error is a program that cannot be stressed (it does not end), or a
 /// harness that cannot be set up.
+///
+/// The runs use `cfg.mode` (and `cfg.trap_arm`), which the module must have
+/// been compiled for. `async` stops the goroutine as the signal's handler
+/// does (`decide`, then a redirect); the other modes through their own
+/// mechanism, as the monitor does: `poll`, `trap` and `patch` arm the
+/// goroutine at the boundary and it stops at its next back-edge (or by
+/// itself first); `coop` makes the request alone.
 pub fn run(
     module: &Arc<Module>,
     inits: &[i64],
@@ -299,7 +323,6 @@ pub fn run(
 ) -> Result<Report, String> {
     let start = Instant::now();
     let cfg = RunConfig {
-        mode: PreemptMode::Async,
         quantum: Duration::from_secs(1 << 20),
         hang_threshold: Duration::ZERO,
         probe: None,
@@ -415,6 +438,7 @@ impl Harness<'_> {
             more: boundaries > last,
             lead: opts.request_lead,
             traps: counting.traps(),
+            mechanism: self.cfg.mode,
             ..StepSummary::default()
         };
         if counted != report.reference {
@@ -429,16 +453,19 @@ impl Harness<'_> {
                 report.stopped_early = true;
                 break;
             }
-            let probe = Arc::new(Probe::new(
-                ProbeMode::Step {
-                    target: k,
-                    request_at: k.saturating_sub(opts.request_lead).max(1),
-                    stop_after: u64::MAX,
-                },
-                opts.fault,
-                self.starts.clone(),
-                0,
-            ));
+            let probe = Arc::new(
+                Probe::new(
+                    ProbeMode::Step {
+                        target: k,
+                        request_at: k.saturating_sub(opts.request_lead).max(1),
+                        stop_after: u64::MAX,
+                    },
+                    opts.fault,
+                    self.starts.clone(),
+                    0,
+                )
+                .with_mechanism(self.cfg.mode),
+            );
             let (got, _) = self.run(Some(probe.clone()));
             s.tried += 1;
             s.traps += probe.traps();
@@ -455,19 +482,35 @@ impl Harness<'_> {
                     }
                 }
                 Verdict::StoppedBefore => s.stopped_before += 1,
+                Verdict::Armed => {
+                    s.armed += 1;
+                    match stop {
+                        Stop::Redirected { .. } => s.armed_yield += 1,
+                        Stop::Cooperative { .. } => s.armed_cooperative += 1,
+                        Stop::Never => s.armed_never += 1,
+                    }
+                }
                 Verdict::NotReached => {}
             }
+            let timed_out = probe.arm_timeouts() > 0;
+            s.arm_timeouts += u64::from(timed_out);
             let seen = pcs.get((k - 1) as usize);
             if verdict == Verdict::NotReached || seen.is_some_and(|&p| p != pc) {
                 s.diverged += 1;
             }
             report.redirected_at.extend(probe.redirected_pcs());
             report.declined_at.extend(probe.declined_pcs());
-            if got != report.reference {
+            if got != report.reference || timed_out {
                 let mut place = vec![match verdict {
                     Verdict::NotReached => "not reached in this run".to_string(),
                     _ => format!("pc {pc:#x} = {}", describe(self.module, pc)),
                 }];
+                if timed_out {
+                    place.push(format!(
+                        "the armer did not answer the trap handler within {} s: the boundary was not armed",
+                        armer::ANSWER_WITHIN.as_secs()
+                    ));
+                }
                 place.push(match (verdict, stop) {
                     (Verdict::Redirected, _) => "redirected into the stub there".into(),
                     (Verdict::Declined(r), Stop::Redirected { boundary, pc }) => format!(
@@ -485,6 +528,19 @@ impl Harness<'_> {
                     (Verdict::StoppedBefore, _) => {
                         "the request was honoured before the boundary".into()
                     }
+                    (Verdict::Armed, Stop::Redirected { boundary, pc }) => format!(
+                        "armed ({}); it took its yield path after boundary {boundary}, pc {pc:#x} = {}",
+                        self.cfg.mode,
+                        describe(self.module, pc)
+                    ),
+                    (Verdict::Armed, Stop::Cooperative { boundary }) => format!(
+                        "armed ({}); the goroutine stopped by itself (seen at boundary {boundary})",
+                        self.cfg.mode
+                    ),
+                    (Verdict::Armed, Stop::Never) => format!(
+                        "armed ({}); the request was still pending at the end",
+                        self.cfg.mode
+                    ),
                     (Verdict::NotReached, _) => "the run ended before it".into(),
                 });
                 let m = Mismatch {
@@ -504,6 +560,7 @@ impl Harness<'_> {
         let interval_ns = u64::try_from(opts.interval.as_nanos()).unwrap_or(u64::MAX);
         let mut s = StormSummary {
             interval: opts.interval,
+            mechanism: self.cfg.mode,
             qemu_singlestep: std::env::var("QEMU_SINGLESTEP").is_ok_and(|v| v != "0"),
             ..StormSummary::default()
         };
@@ -512,16 +569,22 @@ impl Harness<'_> {
                 report.stopped_early = true;
                 break;
             }
-            let probe = Arc::new(Probe::new(
-                ProbeMode::Storm { interval_ns },
-                opts.fault,
-                self.starts.clone(),
-                0,
-            ));
+            let probe = Arc::new(
+                Probe::new(
+                    ProbeMode::Storm { interval_ns },
+                    opts.fault,
+                    self.starts.clone(),
+                    0,
+                )
+                .with_mechanism(self.cfg.mode),
+            );
             let (got, stats) = self.run(Some(probe.clone()));
             s.runs += 1;
             let c = stats.sched.counters();
             s.signals_sent += c.signals_sent;
+            if let Some((arm, _)) = crate::stats::arm_names(self.cfg.mode) {
+                s.arms += stats.sched.samples(arm);
+            }
             s.redirected += stats.async_preempts();
             for (reason, n) in stats.sched.retries() {
                 *s.declined.entry(reason).or_default() += n;
@@ -680,18 +743,54 @@ impl Report {
                     String::new()
                 }
             );
-            let _ = writeln!(
-                o,
-                "  redirected:  {:>7}  (parked through the scheduler, resumed at the same instruction)",
-                s.redirected
-            );
-            let _ = writeln!(o, "  unsafe:      {:>7}", s.unsafe_total());
-            for (reason, n) in &s.unsafe_by_reason {
+            if s.mechanism == PreemptMode::Async {
                 let _ = writeln!(
                     o,
-                    "    {:<34} {n:>7}",
-                    reason.trim_start_matches("unsafe: ")
+                    "  redirected:  {:>7}  (parked through the scheduler, resumed at the same instruction)",
+                    s.redirected
                 );
+                let _ = writeln!(o, "  unsafe:      {:>7}", s.unsafe_total());
+                for (reason, n) in &s.unsafe_by_reason {
+                    let _ = writeln!(
+                        o,
+                        "    {:<34} {n:>7}",
+                        reason.trim_start_matches("unsafe: ")
+                    );
+                }
+            } else {
+                let how = match s.mechanism {
+                    PreemptMode::Poll => "its poll word set",
+                    PreemptMode::Trap => "its poll page made to fault",
+                    PreemptMode::Patch => "its function's back-edges patched",
+                    PreemptMode::Coop | PreemptMode::Async => "the request alone, as coop has no more",
+                };
+                let _ = writeln!(
+                    o,
+                    "  armed:       {:>7}  (through --preempt {}'s own mechanism, as the monitor arms: {how})",
+                    s.armed, s.mechanism
+                );
+                let _ = writeln!(
+                    o,
+                    "    at a back-edge:  {:>7}  (took the yield path into the stub; parked, resumed there)",
+                    s.armed_yield
+                );
+                let _ = writeln!(
+                    o,
+                    "    by itself:       {:>7}  (a function entry's stack check or a runtime call first)",
+                    s.armed_cooperative
+                );
+                let _ = writeln!(
+                    o,
+                    "    never:           {:>7}  (the run ended first)",
+                    s.armed_never
+                );
+                if s.arm_timeouts > 0 {
+                    let _ = writeln!(
+                        o,
+                        "  ARM TIMEOUTS: {:>7}  (the armer did not answer the trap handler)",
+                        s.arm_timeouts
+                    );
+                }
             }
             if s.unsafe_total() > 0 {
                 let _ = writeln!(
@@ -717,8 +816,13 @@ impl Report {
         if let Some(s) = &self.storm {
             let _ = writeln!(
                 o,
-                "runs: {}, a signal every {} us at most{}",
+                "runs: {}, {} every {} us at most{}",
                 s.runs,
+                if s.mechanism == PreemptMode::Async {
+                    "a signal"
+                } else {
+                    "a request"
+                },
                 s.interval.as_secs_f64() * 1e6,
                 if s.qemu_singlestep {
                     " (QEMU_SINGLESTEP set: under qemu-user, signals land between any two instructions)"
@@ -726,16 +830,31 @@ impl Report {
                     ""
                 }
             );
-            let _ = writeln!(o, "  signals sent: {:>9}", s.signals_sent);
+            if s.mechanism == PreemptMode::Async {
+                let _ = writeln!(o, "  signals sent: {:>9}", s.signals_sent);
+            } else {
+                let _ = writeln!(
+                    o,
+                    "  arms:         {:>9}  (through --preempt {}'s own mechanism; no signal)",
+                    s.arms, s.mechanism
+                );
+            }
             let _ = writeln!(
                 o,
-                "  redirected:   {:>9}  (parked through the scheduler, resumed at the same instruction)",
+                "  {:<13} {:>9}  (parked through the scheduler, resumed at the same instruction)",
+                if s.mechanism == PreemptMode::Async {
+                    "redirected:"
+                } else {
+                    "at back-edges:"
+                },
                 s.redirected
             );
-            let declined: u64 = s.declined.values().sum();
-            let _ = writeln!(o, "  declined:     {declined:>9}");
-            for (reason, n) in &s.declined {
-                let _ = writeln!(o, "    {reason:<34} {n:>7}");
+            if s.mechanism == PreemptMode::Async {
+                let declined: u64 = s.declined.values().sum();
+                let _ = writeln!(o, "  declined:     {declined:>9}");
+                for (reason, n) in &s.declined {
+                    let _ = writeln!(o, "    {reason:<34} {n:>7}");
+                }
             }
             let _ = writeln!(
                 o,
@@ -743,13 +862,25 @@ impl Report {
                 s.cooperative
             );
         }
-        let _ = writeln!(
-            o,
-            "instruction boundaries of the program's functions: {}; redirected at {} of them, declined at {}",
-            self.static_boundaries,
-            self.redirected_at.len(),
-            self.declined_at.len()
-        );
+        let async_mode = self.step.as_ref().map(|s| s.mechanism)
+            == Some(PreemptMode::Async)
+            || self.storm.as_ref().map(|s| s.mechanism) == Some(PreemptMode::Async);
+        if async_mode {
+            let _ = writeln!(
+                o,
+                "instruction boundaries of the program's functions: {}; redirected at {} of them, declined at {}",
+                self.static_boundaries,
+                self.redirected_at.len(),
+                self.declined_at.len()
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "instruction boundaries of the program's functions: {}; the yield path taken after {} of them",
+                self.static_boundaries,
+                self.redirected_at.len()
+            );
+        }
         let _ = writeln!(o, "time: {:.1} s", self.elapsed.as_secs_f64());
         let _ = writeln!(
             o,

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use preempt_signals::MachineContext;
 
+use preempt_jit::ir::PreemptMode;
+
+use super::armer::Mailbox;
 use crate::preempt::decide::{Decision, RetryReason};
 
 /// What the harness does to a run.
@@ -65,11 +68,17 @@ pub enum Verdict {
     /// goroutine itself before the boundary (a function entry, a runtime
     /// call), or the boundary belongs to a goroutine without a request.
     StoppedBefore,
+    /// Under a back-edge mechanism (or `coop`): the goroutine was armed
+    /// there through the mode's own mechanism (the poll word, the poll
+    /// page, its function's back-edges patched; `coop`: the request alone)
+    /// and ran on towards its next back-edge or cooperative point.
+    Armed,
 }
 
 const NOT_REACHED: u8 = 0;
 const REDIRECTED: u8 = 1;
 const STOPPED_BEFORE: u8 = 2;
+const VERDICT_ARMED: u8 = 3;
 const DECLINED: u8 = 16;
 
 impl Verdict {
@@ -78,6 +87,7 @@ impl Verdict {
             Verdict::NotReached => NOT_REACHED,
             Verdict::Redirected => REDIRECTED,
             Verdict::StoppedBefore => STOPPED_BEFORE,
+            Verdict::Armed => VERDICT_ARMED,
             Verdict::Declined(r) => DECLINED + r.index() as u8,
         }
     }
@@ -86,6 +96,7 @@ impl Verdict {
         match c {
             REDIRECTED => Verdict::Redirected,
             STOPPED_BEFORE => Verdict::StoppedBefore,
+            VERDICT_ARMED => Verdict::Armed,
             c if c >= DECLINED => RetryReason::ALL
                 .get(usize::from(c - DECLINED))
                 .map_or(Verdict::NotReached, |&r| Verdict::Declined(r)),
@@ -107,7 +118,9 @@ impl Verdict {
 pub enum Stop {
     /// Still pending when the run ended.
     Never,
-    /// Redirected into the stub at this boundary and PC.
+    /// Redirected into the stub at this boundary and PC (under a
+    /// back-edge mechanism: the goroutine entered the stub through its
+    /// yield path, after this boundary).
     Redirected { boundary: u64, pc: usize },
     /// Honoured by the goroutine itself (a function entry's stack check, a
     /// runtime call, a block), seen at this boundary.
@@ -118,11 +131,16 @@ pub enum Stop {
 pub(crate) const COUNTING: u8 = 0;
 pub(crate) const REQUESTED: u8 = 1;
 pub(crate) const DONE: u8 = 2;
+/// Armed through the mode's mechanism; stepping goes on until it stops.
+pub(crate) const ARMED: u8 = 3;
 
 /// One run's shared state.
 #[derive(Debug)]
 pub struct Probe {
     mode: ProbeMode,
+    /// The run's preemption mode: how a stepped stop is made (`async`:
+    /// `decide` and a redirect; the others: their own mechanism).
+    mechanism: PreemptMode,
     fault: Fault,
     /// The start of every machine instruction of the program's functions,
     /// sorted: the static instruction boundaries.
@@ -145,6 +163,10 @@ pub struct Probe {
     stop_pc: AtomicUsize,
     /// 0: never; 1: redirected; 2: cooperatively.
     stop_kind: AtomicU8,
+    /// The PC of the last boundary passed.
+    last_pc: AtomicUsize,
+    /// To the armer (back-edge mechanisms).
+    pub(crate) mailbox: Mailbox,
 }
 
 fn bitmap(n: usize) -> Box<[AtomicU64]> {
@@ -159,6 +181,7 @@ impl Probe {
         let n = starts.len();
         Probe {
             mode,
+            mechanism: PreemptMode::Async,
             fault,
             starts,
             redirected: bitmap(n),
@@ -172,11 +195,23 @@ impl Probe {
             stop_boundary: AtomicU64::new(0),
             stop_pc: AtomicUsize::new(0),
             stop_kind: AtomicU8::new(0),
+            last_pc: AtomicUsize::new(0),
+            mailbox: Mailbox::default(),
         }
     }
 
     pub fn mode(&self) -> ProbeMode {
         self.mode
+    }
+
+    /// The probe of a run under `mode` (the default: `async`).
+    pub fn with_mechanism(mut self, mode: PreemptMode) -> Probe {
+        self.mechanism = mode;
+        self
+    }
+
+    pub fn mechanism(&self) -> PreemptMode {
+        self.mechanism
     }
 
     // ---- from handlers -----------------------------------------------------
@@ -214,10 +249,24 @@ impl Probe {
     /// Counts one boundary at `pc`; returns its number (from 1).
     pub(crate) fn boundary(&self, pc: usize) -> u64 {
         let n = self.boundaries.fetch_add(1, Ordering::AcqRel) + 1;
+        self.last_pc.store(pc, Ordering::Relaxed);
         if let Some(slot) = self.pcs.get((n - 1) as usize) {
             slot.store(pc, Ordering::Relaxed);
         }
         n
+    }
+
+    /// The last boundary passed, and its PC.
+    pub(crate) fn last_boundary(&self) -> (u64, usize) {
+        (
+            self.boundaries.load(Ordering::Acquire),
+            self.last_pc.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Posts to the armer the handler did not hear back from in time.
+    pub fn arm_timeouts(&self) -> u64 {
+        self.mailbox.timeouts.load(Ordering::Relaxed)
     }
 
     pub(crate) fn at_target(&self, pc: usize, v: Verdict) {
@@ -312,6 +361,7 @@ mod tests {
             Verdict::NotReached,
             Verdict::Redirected,
             Verdict::StoppedBefore,
+            Verdict::Armed,
         ];
         all.extend(RetryReason::ALL.iter().map(|&r| Verdict::Declined(r)));
         for v in all {

@@ -14,7 +14,13 @@ use preempt_signals::context::{call_single_stepped, SINGLE_STEP};
 use preempt_signals::handler::{self, Previous};
 use preempt_signals::MachineContext;
 
-use super::probe::{Probe, ProbeMode, Stop, Verdict, COUNTING, DONE, REQUESTED};
+use std::sync::atomic::Ordering;
+
+use preempt_jit::ir::PreemptMode;
+
+use super::armer::ArmOp;
+use super::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUESTED};
+use crate::sched::g::NOT_ARMED;
 use crate::preempt::decide::{decide, Decision};
 use crate::preempt::signal::{self, MSignal, Shared};
 use crate::sched::monotonic_nanos;
@@ -90,7 +96,7 @@ extern "C" fn on_trap(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut l
 fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_>) {
     probe
         .traps
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .fetch_add(1, Ordering::Relaxed);
     let ProbeMode::Step {
         target,
         request_at,
@@ -106,6 +112,16 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
     }
     let pc = mc.pc();
     let tables = shared.tables();
+    if probe.phase() == ARMED && tables.stub_at(pc).is_some_and(|s| s.name == "async_preempt") {
+        // The armed goroutine took its yield path (a poll's branch, a
+        // poll-page fault's redirect, a patched branch's trampoline): it
+        // stops here, after the last JIT boundary passed.
+        let (boundary, at) = probe.last_boundary();
+        probe.redirected_at(at);
+        probe.stopped(Stop::Redirected { boundary, pc: at });
+        mc.set_single_step(false);
+        return;
+    }
     if tables.function_at(pc).is_none() {
         // Not a boundary of the program's code. The stubs that lead into
         // it (switch_to, a fresh goroutine's entry, the return half of the
@@ -126,14 +142,22 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
             }
             probe
                 .phase
-                .store(REQUESTED, std::sync::atomic::Ordering::Release);
+                .store(REQUESTED, Ordering::Release);
         } else if n >= stop_after {
             probe.stopped(Stop::Never);
             mc.set_single_step(false);
             return;
         }
     }
+    if probe.phase() == ARMED {
+        follow_armed(m, probe, n, mc);
+        return;
+    }
     if probe.phase() != REQUESTED || n < target {
+        return;
+    }
+    if probe.mechanism() != PreemptMode::Async {
+        arm_at_target(m, probe, pc, n, mc);
         return;
     }
     // What the preemption signal's handler would do here, asked at every
@@ -161,6 +185,59 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
         Decision::Stale | Decision::NotOurs => {
             probe.stopped(Stop::Cooperative { boundary: n });
             mc.set_single_step(false);
+        }
+    }
+}
+
+/// Boundary `n` at `pc` is the target, under a mode other than `async`:
+/// the request is made through the mode's own mechanism, as the monitor
+/// makes it (`preempt::request`: the flag, then the arming), and the
+/// goroutine runs on, stepped, until it stops.
+fn arm_at_target(m: &MSignal, probe: &Probe, pc: usize, n: u64, mc: &mut MachineContext<'_>) {
+    let Some(g) = m.running() else {
+        mc.set_single_step(false);
+        return;
+    };
+    if !g.preempt.load(Ordering::Acquire) {
+        // The early request (`--request-lead`) was honoured already.
+        probe.at_target(pc, Verdict::StoppedBefore);
+        probe.stopped(Stop::Cooperative { boundary: n });
+        mc.set_single_step(false);
+        return;
+    }
+    let arms = !matches!(probe.mechanism(), PreemptMode::Coop | PreemptMode::Async);
+    if arms && !probe.mailbox.post_and_wait(g, ArmOp::Arm) {
+        // The harness reports the run (`Probe::arm_timeouts`).
+        probe.stopped(Stop::Never);
+        mc.set_single_step(false);
+        return;
+    }
+    probe.at_target(pc, Verdict::Armed);
+    probe.phase.store(ARMED, Ordering::Release);
+}
+
+/// Boundary `n` of an armed run: the goroutine is still in JIT code, so
+/// it has not taken its yield path yet. A request no longer pending means
+/// it stopped by itself (a function entry's stack check, a runtime call);
+/// under `patch`, a goroutine that has left the function patched for it
+/// has the patch moved, as the monitor's follow-up does.
+fn follow_armed(m: &MSignal, probe: &Probe, n: u64, mc: &mut MachineContext<'_>) {
+    let Some(g) = m.running() else {
+        return;
+    };
+    if !g.preempt.load(Ordering::Acquire) {
+        probe.stopped(Stop::Cooperative { boundary: n });
+        mc.set_single_step(false);
+        return;
+    }
+    if probe.mechanism() == PreemptMode::Patch {
+        let armed = g.armed.load(Ordering::Acquire);
+        let now = g.jit_context().map(|c| c.func.load(Ordering::Acquire));
+        if armed != NOT_ARMED && now.is_some_and(|f| f != armed) {
+            // A timeout leaves the patch where it was; the goroutine then
+            // stops cooperatively or not at all, and the harness reports
+            // the timeout.
+            probe.mailbox.post_and_wait(g, ArmOp::Follow);
         }
     }
 }

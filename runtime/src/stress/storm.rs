@@ -12,10 +12,18 @@
 //! Nor does the storm withdraw a request whose slice ended meanwhile: the
 //! goroutine then stops in its next slice, which is what a storm is for.
 //!
+//! Under the other modes the storm makes its requests through the mode's
+//! own mechanism, as the monitor does: `poll`, `trap` and `patch` arm the
+//! goroutine ([`Arming::arm`]; a goroutine still armed is left as it is)
+//! and it stops at its next back-edge; `coop` makes the request alone.
+//!
 //! [`G::request_preempt`]: crate::sched::g::G::request_preempt
+//! [`Arming::arm`]: crate::preempt::arm::Arming::arm
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use preempt_jit::ir::PreemptMode;
 
 use super::probe::ProbeMode;
 use crate::sched::g::G;
@@ -27,8 +35,8 @@ pub(crate) fn start(rt: &Arc<Runtime>) -> std::io::Result<()> {
     let Some(ProbeMode::Storm { interval_ns }) = rt.cfg.probe.as_ref().map(|p| p.mode()) else {
         return Ok(());
     };
-    if !rt.signals_preempt() {
-        // No asynchronous preemption in this run: nothing to send.
+    if rt.module().is_none() || (rt.cfg.mode == PreemptMode::Async && !rt.signals_preempt()) {
+        // Interpreted: nothing to stop but at its cooperative points.
         return Ok(());
     }
     let rt = rt.clone();
@@ -57,7 +65,11 @@ fn run(rt: &Runtime, interval_ns: u64) {
             // A new request, or the same again: the handler declined, or
             // has not run yet (then the signal coalesces with it).
             g.request_preempt(monotonic_nanos(), PreemptKind::Quantum);
-            rt.signal_p(p);
+            if rt.signals_preempt() {
+                rt.signal_p(p);
+            } else {
+                rt.arming.arm(g, &rt.cfg.stats.sched);
+            }
         }
         let until = monotonic_nanos() + interval_ns;
         while monotonic_nanos() < until && !rt.shutdown.load(Ordering::Relaxed) {
