@@ -13,7 +13,13 @@
 //! - "in foreign code (ccall spin)": no mechanism stops foreign code;
 //! - in async mode, what became of the signals: the handler replaced
 //!   (SIG_IGN), the signal blocked on the thread, or the handler's last
-//!   reason for not redirecting (an unsafe region, a shallow stack).
+//!   reason for not redirecting (an unsafe region, a shallow stack);
+//! - under `poll`, `trap` and `patch`, what the arming did to the
+//!   goroutine (its poll word, its poll-page pointer or the global page,
+//!   the function whose back-edges are patched and the one it runs), that
+//!   every loop of JIT code stops at its back-edge once armed (so a loop
+//!   that runs on is not waiting for preemption), and, for `trap`, a fault
+//!   handler that foreign code replaced.
 //!
 //! A stop-the-world (the collector's) that waits for such a goroutine
 //! says so too, once it has waited for the hang threshold, and the
@@ -88,7 +94,7 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         return "\t(no thread)\n".into();
     };
     if let Some(f) = *lock(&m.in_foreign) {
-        return format!("\tin foreign code (ccall {f}): no preemption mechanism can stop it\n");
+        return in_foreign(f, rt.cfg.mode);
     }
     let Some(module) = rt.module() else {
         // One interpreted goroutine runs at a time; the interpreter says
@@ -128,8 +134,74 @@ pub fn running(rt: &Runtime, m: usize) -> String {
     if rt.signals_preempt() {
         s.push_str(&signal_reasons(rt, &m, tid));
     }
+    if let Some(g) = rt.g_by_id(m.current.load(Ordering::Acquire)) {
+        s.push_str(&arming_reasons(rt, module, &g, last));
+    }
     s
 }
+
+/// A goroutine in foreign function `f`, under `mode`.
+fn in_foreign(f: impl std::fmt::Display, mode: PreemptMode) -> String {
+    format!(
+        "\tin foreign code (ccall {f}): {}; no preemption mechanism can stop foreign code\n",
+        reach(mode)
+    )
+}
+
+/// What `mode` can stop: the reach of its mechanism.
+fn reach(mode: PreemptMode) -> &'static str {
+    match mode {
+        PreemptMode::Coop => {
+            "coop mode stops a goroutine only at a function entry or a runtime call of JIT code"
+        }
+        PreemptMode::Async => "the preemption signal's handler redirects only JIT code",
+        PreemptMode::Poll => "poll mode reads the poll word only at back-edges of JIT code",
+        PreemptMode::Trap => "trap mode loads from the poll page only at back-edges of JIT code",
+        PreemptMode::Patch => "patch mode rewrites only back-edges of JIT code",
+    }
+}
+
+/// Under `poll`, `trap` and `patch`: what the arming did to `g`, whose
+/// thread was last seen at `pc`, and why it may not have stopped.
+fn arming_reasons(rt: &Runtime, module: &Module, g: &G, pc: Option<usize>) -> String {
+    let mut s = String::new();
+    let Some(state) = rt.arming.describe(g, module) else {
+        return s;
+    };
+    writeln!(s, "\tarming ({} mode): {state}", rt.cfg.mode).unwrap();
+    if rt.cfg.mode == PreemptMode::Trap && !crate::preempt::trap::installed() {
+        writeln!(
+            s,
+            "\treason: the runtime's poll-page fault handler for SIGSEGV was replaced by {}: an armed goroutine's poll load faults into it",
+            disposition(libc::SIGSEGV)
+        )
+        .unwrap();
+    }
+    let t = &module.tables;
+    let in_loop = pc
+        .and_then(|pc| t.block_at(pc))
+        .and_then(|b| t.innermost_loop(b.func, b.block));
+    if let Some(l) = in_loop {
+        writeln!(
+            s,
+            "\tnote: every loop back-edge {} in {} mode, so once armed the goroutine stops at the next one ({} stops at back-edges in this run so far): a loop that runs on regardless is not waiting for preemption (loop @{}:{})",
+            match rt.cfg.mode {
+                PreemptMode::Poll => "reads the poll word",
+                PreemptMode::Trap => "loads from the poll page",
+                _ => "can be patched to its yield trampoline",
+            },
+            rt.cfg.mode,
+            rt.cfg.stats.async_preempts(),
+            module.names.functions.get(l.func.index()).map_or("?", String::as_str),
+            module.names.block(l.func, l.header)
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// What the signal's limits do not touch.
+const NO_SIGNAL: &str = "--preempt poll, trap and patch stop loops without the signal";
 
 /// In async mode: what became of the preemption signals sent to `m`.
 fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
@@ -139,24 +211,20 @@ fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
     let seen = m.sig.seen.load(Ordering::Acquire);
     let mut s = String::new();
     if !signal::installed(sig) {
-        let what = match preempt_signals::handler::current_handler(sig) {
-            Ok(h) if h == libc::SIG_IGN => {
-                "SIG_IGN (ccall ignore_preempt_signal?): the kernel discards it".to_string()
-            }
-            Ok(h) if h == libc::SIG_DFL => "SIG_DFL".to_string(),
-            Ok(h) => format!("another handler ({h:#x})"),
-            Err(e) => format!("unknown ({e})"),
-        };
+        let mut what = disposition(sig);
+        if what == "SIG_IGN" {
+            what.push_str(" (ccall ignore_preempt_signal?): the kernel discards it");
+        }
         writeln!(
             s,
-            "\treason: the runtime's handler for {name} was replaced by {what}; asynchronous preemption cannot reach any goroutine"
+            "\treason: the runtime's handler for {name} was replaced by {what}; asynchronous preemption cannot reach any goroutine ({NO_SIGNAL})"
         )
         .unwrap();
     }
     if blocked_on(tid, sig) {
         writeln!(
             s,
-            "\treason: {name} is blocked on this thread (ccall block_preempt_signal?): {sent} sent, the handler ran for {seen}; the signal stays pending until it is unblocked"
+            "\treason: {name} is blocked on this thread (ccall block_preempt_signal?): {sent} sent, the handler ran for {seen}; the signal stays pending until it is unblocked ({NO_SIGNAL})"
         )
         .unwrap();
     }
@@ -179,6 +247,16 @@ fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
         .unwrap();
     }
     s
+}
+
+/// What `sig` is bound to now: `SIG_IGN`, `SIG_DFL` or a handler's address.
+fn disposition(sig: libc::c_int) -> String {
+    match preempt_signals::handler::current_handler(sig) {
+        Ok(h) if h == libc::SIG_IGN => "SIG_IGN".to_string(),
+        Ok(h) if h == libc::SIG_DFL => "SIG_DFL".to_string(),
+        Ok(h) => format!("another handler ({h:#x})"),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 /// `SIGURG` for 23, and so on (a number for signals without a name here).
@@ -342,7 +420,8 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
         if let (Some(f), true) = (*lock(&m.in_foreign), g != 0) {
             write!(
                 msg,
-                "\ngoroutine {g} [foreign code]:\n\tin foreign code (ccall {f})\n"
+                "\ngoroutine {g} [foreign code]:\n{}",
+                in_foreign(f, rt.cfg.mode)
             )
             .unwrap();
         }

@@ -307,6 +307,89 @@ fn the_examples_end_alike_under_every_mechanism_that_stops_their_loops() {
             stderr.contains("was hoisted into a register"),
             "{mode}: {stderr}"
         );
+        if mode != "async" {
+            // The mechanism's side: what the arming did, and that the loop
+            // is stopped at its back-edge (so it is not preemption that
+            // the program waits for).
+            assert!(
+                stderr.contains(&format!("arming ({mode} mode):")),
+                "{mode}: {stderr}"
+            );
+            assert!(
+                stderr.contains("once armed the goroutine stops at the next one"),
+                "{mode}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_hang_diagnosis_names_each_modes_reach() {
+    // A goroutine in foreign code cannot be stopped by any mechanism; the
+    // watchdog's report says what the mode's own mechanism reaches.
+    let file = preempt_tests::temp_pir(
+        "foreign-spin",
+        "set procs = 1\nfunc @main() {\n    ccall spin, 30000000\n    ret\n}\n",
+    );
+    let file = file.to_str().unwrap();
+    for (mode, reach) in [
+        (
+            "coop",
+            "coop mode stops a goroutine only at a function entry",
+        ),
+        (
+            "async",
+            "the preemption signal's handler redirects only JIT code",
+        ),
+        ("poll", "poll mode reads the poll word only at back-edges"),
+        (
+            "trap",
+            "trap mode loads from the poll page only at back-edges",
+        ),
+        ("patch", "patch mode rewrites only back-edges"),
+    ] {
+        let (status, _, stderr) = run_example(mode, file, &["--timeout", "1"]);
+        assert_eq!(status, Some(3), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("in foreign code (ccall spin)"),
+            "{mode}: {stderr}"
+        );
+        assert!(stderr.contains(reach), "{mode}: {stderr}");
+    }
+}
+
+#[test]
+fn the_signals_limits_are_not_the_back_edge_mechanisms() {
+    // Seed bugs 5 and 13 defeat asynchronous preemption by masking the
+    // signal on the thread or ignoring it in the process. The back-edge
+    // mechanisms send no signal: under each, the loop is stopped at its
+    // quantum. Bug 13 hangs under async (exit 3, the handler's replacement
+    // named, and the way out) and prints "hi" under the others; bug 5's
+    // loop runs to its end under async ("done" first), and is stopped for
+    // @other under the others ("other ran" first).
+    let bug13 = "examples/bugs/13-sig-ign-clobbers-sigurg.pir";
+    let (status, _, stderr) = run_example("async", bug13, &["--timeout", "2"]);
+    assert_eq!(status, Some(3), "{stderr}");
+    assert!(stderr.contains("--preempt poll, trap and patch stop loops without the signal"));
+    let bug5 = "examples/bugs/05-locked-thread-masks-signal.pir";
+    let first = |mode: &str| {
+        let r = preempt_tests::run_cli(
+            CLI,
+            &["run", "--preempt", mode, bug5, "--timeout", "60"],
+            Duration::from_secs(120),
+        );
+        assert_eq!(r.status, Some(0), "bug 5 under {mode}: {r:?}");
+        r.stdout.lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(first("async"), "done");
+    for mode in ["poll", "trap", "patch"] {
+        let (status, lines, stderr) = run_example(mode, bug13, &["--timeout", "20"]);
+        assert_eq!(
+            (status, lines),
+            (Some(0), vec!["hi".to_string()]),
+            "{mode}: {stderr}"
+        );
+        assert_eq!(first(mode), "other ran", "bug 5 under {mode}");
     }
 }
 

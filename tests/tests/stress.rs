@@ -52,25 +52,39 @@ fn clean(name: &str, rounds: u64, storm: (u64, u64)) {
     clean_with(name, rounds, storm, &[]);
 }
 
+/// `preempt stress FILE OPT --every-instruction` and `extra`: stepping,
+/// the first `limit` boundaries of `rounds` rounds of the program; storm,
+/// a few runs of `storm` rounds each (see [`storm_rounds`]).
+fn every_instruction(
+    file: &str,
+    opt: &str,
+    rounds: u64,
+    storm: (u64, u64),
+    limit: &str,
+    extra: &[&str],
+) -> Run {
+    let globals = if SINGLE_STEP {
+        format!("rounds={rounds}")
+    } else {
+        storm_rounds(storm.0, storm.1)
+    };
+    let runs = if emulated() { "3" } else { "10" };
+    let mut args = vec!["stress", file, opt, "--every-instruction"];
+    if SINGLE_STEP {
+        args.extend(["--limit", limit]);
+    } else {
+        args.extend(["--runs", runs, "--timeout", "300"]);
+    }
+    args.extend(["--global", &globals]);
+    args.extend_from_slice(extra);
+    cli(&args)
+}
+
 /// [`clean`] with more `preempt stress` arguments.
 fn clean_with(name: &str, rounds: u64, storm: (u64, u64), extra: &[&str]) {
     let file = format!("examples/stress/{name}.pir");
     for opt in ["-O0", "-O1"] {
-        let globals = if SINGLE_STEP {
-            format!("rounds={rounds}")
-        } else {
-            storm_rounds(storm.0, storm.1)
-        };
-        let runs = if emulated() { "3" } else { "10" };
-        let mut args = vec!["stress", &file, opt, "--every-instruction"];
-        if SINGLE_STEP {
-            args.extend(["--limit", "800"]);
-        } else {
-            args.extend(["--runs", runs, "--timeout", "300"]);
-        }
-        args.extend(["--global", &globals]);
-        args.extend_from_slice(extra);
-        let r = cli(&args);
+        let r = every_instruction(&file, opt, rounds, storm, "800", extra);
         let out = &r.stdout;
         assert_eq!(r.status, Some(0), "{file} {opt}: {r:?}");
         assert_eq!(figure(out, "mismatches:"), 0, "{out}");
@@ -98,19 +112,84 @@ fn clean_with(name: &str, rounds: u64, storm: (u64, u64), extra: &[&str]) {
     }
 }
 
+/// [`clean`] under a mode other than `async`: the harness's stops go
+/// through the mode's own mechanism (`mode` are the `--preempt` and
+/// `--trap-arm` arguments). Stepping: every boundary of the whole program
+/// armed once, each run's output the reference's, and each arm accounted
+/// for (stopped at a back-edge, by itself, or the run ended first); under
+/// `poll`, `trap` and `patch` at least `yields` of them at a back-edge
+/// (under `coop`, none: it has no mechanism there). Storm: arms made and
+/// back-edge stops seen.
+fn clean_under(name: &str, rounds: u64, storm: (u64, u64), mode: &[&str], yields: f64) {
+    let file = format!("examples/stress/{name}.pir");
+    let coop = mode == ["--preempt", "coop"];
+    for opt in ["-O0", "-O1"] {
+        let r = every_instruction(&file, opt, rounds, storm, "2500", mode);
+        let out = &r.stdout;
+        let what = format!("{file} {opt} {mode:?}");
+        assert_eq!(r.status, Some(0), "{what}: {r:?}");
+        assert_eq!(figure(out, "mismatches:"), 0, "{what}: {out}");
+        assert!(!out.contains("ARM TIMEOUTS"), "{what}: {out}");
+        if SINGLE_STEP {
+            let tried = figure(out, "boundaries tried:");
+            let armed = figure(out, "armed:");
+            let (yielded, itself, never) = (
+                figure(out, "at a back-edge:"),
+                figure(out, "by itself:"),
+                figure(out, "never:"),
+            );
+            assert!(!out.contains("or more"), "{what}: the whole program: {out}");
+            assert_eq!(tried, figure(out, "JIT instruction boundaries executed:"));
+            assert!(tried > 300, "{what}: {out}");
+            assert_eq!(armed, tried, "{what}: every boundary armed: {out}");
+            assert_eq!(yielded + itself + never, armed, "{what}: {out}");
+            assert_eq!(figure(out, "diverged:"), 0, "{what}: {out}");
+            if coop {
+                assert_eq!(yielded, 0, "{what}: coop has no yield path: {out}");
+                assert!(itself > 0, "{what}: {out}");
+            } else {
+                assert!(
+                    yielded as f64 >= yields * armed as f64,
+                    "{what}: {yields} of the arms at least stop at a back-edge: {out}"
+                );
+            }
+        } else if !coop {
+            assert!(figure(out, "arms:") > 0, "{what}: {out}");
+            assert!(figure(out, "at back-edges:") > 0, "{what}: {out}");
+        }
+        println!("{what}:\n{out}");
+    }
+}
+
+/// The modes other than `async`, as `preempt stress` arguments.
+const MECHANISMS: [&[&str]; 5] = [
+    &["--preempt", "coop"],
+    &["--preempt", "poll"],
+    &["--preempt", "trap"],
+    &["--preempt", "trap", "--trap-arm", "mprotect"],
+    &["--preempt", "patch"],
+];
+
 #[test]
-fn the_back_edge_code_of_poll_trap_and_patch_is_safe_at_every_boundary() {
-    // The code each back-edge mechanism adds (the poll's test, the
-    // poll-page load through a scratch register, the patch padding) is
-    // interrupted at every boundary like the rest (the harness's stops are
-    // asynchronous; the mechanisms' own stops are tested elsewhere).
-    for mode in ["poll", "trap", "patch"] {
-        clean_with(
-            "live-values",
-            1,
-            (1_000_000, 100_000),
-            &["--back-edges", mode],
-        );
+fn every_mechanism_stops_a_loop_armed_at_any_boundary() {
+    // The request made at boundary k through the mode's own mechanism (the
+    // poll word, the poll page, the function's back-edges patched from the
+    // armer thread, never from the handler): in this loop-heavy program
+    // most arms are honoured at the next back-edge (two thirds at -O0,
+    // where more of the program is calls and prologues; nearly all at -O1).
+    for mode in MECHANISMS {
+        clean_under("live-values", 1, (1_000_000, 100_000), mode, 0.5);
+    }
+}
+
+#[test]
+fn every_mechanism_stops_calls_armed_at_any_boundary() {
+    // Arms that land in a callee, a prologue or an epilogue: `patch` must
+    // move its patch to the function the goroutine returns to (the
+    // harness follows it as the monitor does); most arms here are
+    // honoured by the next function entry instead.
+    for mode in MECHANISMS {
+        clean_under("calls", 1, (200_000, 20_000), mode, 0.1);
     }
 }
 

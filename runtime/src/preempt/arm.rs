@@ -228,6 +228,78 @@ impl Arming {
         true
     }
 
+    /// For the hang diagnosis: what the arming did to `g` in this run's mode
+    /// (None in `coop` and `async`, which arm nothing).
+    pub fn describe(&self, g: &G, module: &Module) -> Option<String> {
+        let ctx = g.jit_context()?;
+        let armed = g.armed.load(Ordering::Acquire);
+        let name = |f: u64| {
+            module
+                .names
+                .functions
+                .get(f as usize)
+                .map_or_else(|| format!("function {f}"), |n| format!("@{n}"))
+        };
+        let claimed = if armed == NOT_ARMED {
+            "not armed"
+        } else {
+            "armed"
+        };
+        Some(match self.mode {
+            PreemptMode::Poll => format!(
+                "{claimed}; its poll word is {}",
+                if ctx.poll.load(Ordering::Acquire) != 0 {
+                    "set: its next back-edge calls the yield stub"
+                } else {
+                    "clear"
+                }
+            ),
+            PreemptMode::Trap => {
+                let t = self.trap?;
+                match self.trap_arm {
+                    TrapArm::Page => format!(
+                        "{claimed}; its poll-page pointer names {}",
+                        if ctx.poll_page.load(Ordering::Acquire) == t.armed as u64 {
+                            "the page without access: its next back-edge faults"
+                        } else {
+                            "a readable word"
+                        }
+                    ),
+                    TrapArm::Mprotect => {
+                        let n = *lock(&t.global_armed);
+                        format!(
+                            "{claimed}; the global poll page is {}",
+                            if n > 0 {
+                                format!("protected ({n} goroutine(s) armed): every looping goroutine's next back-edge faults")
+                            } else {
+                                "readable".to_string()
+                            }
+                        )
+                    }
+                }
+            }
+            PreemptMode::Patch => {
+                let p = self.patch.as_ref()?;
+                let runs = name(ctx.func.load(Ordering::Acquire));
+                if armed == NOT_ARMED {
+                    format!("not armed; it runs {runs}")
+                } else {
+                    format!(
+                        "armed; the {} back-edge(s) of {} jump to their yield trampolines; it runs {runs}{}",
+                        p.sites_of(armed as usize),
+                        name(armed),
+                        if ctx.func.load(Ordering::Acquire) == armed {
+                            ""
+                        } else {
+                            " (the monitor moves the patch there)"
+                        }
+                    )
+                }
+            }
+            PreemptMode::Coop | PreemptMode::Async => return None,
+        })
+    }
+
     /// `--preempt patch`: the goroutine still has not stopped and now runs
     /// another function than the one patched for it (it returned from the
     /// function, or the request came as it called another): move the
@@ -449,6 +521,11 @@ impl Patcher {
             emulator: preempt_jit::code::under_qemu_user().then(|| module.code.emulator_refresh()),
             rewrites: AtomicU64::new(0),
         })
+    }
+
+    /// How many patch sites (back-edges) function `func` has.
+    pub fn sites_of(&self, func: usize) -> usize {
+        lock(&self.inner).sites.get(func).map_or(0, Vec::len)
     }
 
     /// Whether rewrites are followed by `membarrier(SYNC_CORE)`.

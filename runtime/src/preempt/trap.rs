@@ -56,6 +56,12 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether the runtime's fault handler is the one installed for
+/// `SIGSEGV` (foreign code may have replaced it).
+pub fn installed() -> bool {
+    handler::current_handler(libc::SIGSEGV).is_ok_and(|h| h == on_fault as *const () as usize)
+}
+
 extern "C" fn on_fault(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: errno is thread-local; the handler must leave it as found.
     let errno = unsafe { *libc::__errno_location() };

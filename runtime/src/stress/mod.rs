@@ -762,7 +762,9 @@ impl Report {
                     PreemptMode::Poll => "its poll word set",
                     PreemptMode::Trap => "its poll page made to fault",
                     PreemptMode::Patch => "its function's back-edges patched",
-                    PreemptMode::Coop | PreemptMode::Async => "the request alone, as coop has no more",
+                    PreemptMode::Coop | PreemptMode::Async => {
+                        "the request alone, as coop has no more"
+                    }
                 };
                 let _ = writeln!(
                     o,
@@ -862,8 +864,7 @@ impl Report {
                 s.cooperative
             );
         }
-        let async_mode = self.step.as_ref().map(|s| s.mechanism)
-            == Some(PreemptMode::Async)
+        let async_mode = self.step.as_ref().map(|s| s.mechanism) == Some(PreemptMode::Async)
             || self.storm.as_ref().map(|s| s.mechanism) == Some(PreemptMode::Async);
         if async_mode {
             let _ = writeln!(

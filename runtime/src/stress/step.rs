@@ -20,9 +20,9 @@ use preempt_jit::ir::PreemptMode;
 
 use super::armer::ArmOp;
 use super::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUESTED};
-use crate::sched::g::NOT_ARMED;
 use crate::preempt::decide::{decide, Decision};
 use crate::preempt::signal::{self, MSignal, Shared};
+use crate::sched::g::NOT_ARMED;
 use crate::sched::monotonic_nanos;
 use crate::stats::PreemptKind;
 
@@ -94,9 +94,7 @@ extern "C" fn on_trap(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut l
 /// One single-step trap on worker `m`: the thread is about to execute the
 /// instruction at `mc.pc()`.
 fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_>) {
-    probe
-        .traps
-        .fetch_add(1, Ordering::Relaxed);
+    probe.traps.fetch_add(1, Ordering::Relaxed);
     let ProbeMode::Step {
         target,
         request_at,
@@ -112,7 +110,11 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
     }
     let pc = mc.pc();
     let tables = shared.tables();
-    if probe.phase() == ARMED && tables.stub_at(pc).is_some_and(|s| s.name == "async_preempt") {
+    if probe.phase() == ARMED
+        && tables
+            .stub_at(pc)
+            .is_some_and(|s| s.name == "async_preempt")
+    {
         // The armed goroutine took its yield path (a poll's branch, a
         // poll-page fault's redirect, a patched branch's trampoline): it
         // stops here, after the last JIT boundary passed.
@@ -140,9 +142,7 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
                 // flag, the poisoned stack guard. Atomics only.
                 g.request_preempt(monotonic_nanos(), PreemptKind::Quantum);
             }
-            probe
-                .phase
-                .store(REQUESTED, Ordering::Release);
+            probe.phase.store(REQUESTED, Ordering::Release);
         } else if n >= stop_after {
             probe.stopped(Stop::Never);
             mc.set_single_step(false);
