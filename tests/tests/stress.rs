@@ -194,6 +194,18 @@ fn every_mechanism_stops_calls_armed_at_any_boundary() {
 }
 
 #[test]
+fn every_mechanism_keeps_atomics_channels_and_heap_objects() {
+    // The other examples under every mode: stopped at a back-edge between
+    // an atomic's load and its retry, around channel hand-offs and
+    // selects, between a heap store and its barrier; the same output.
+    for mode in MECHANISMS {
+        clean_under("atomics", 5, (1_000_000, 100_000), mode, 0.3);
+        clean_under("channels", 5, (5_000, 200), mode, 0.1);
+        clean_under("heap", 1, (10_000, 500), mode, 0.1);
+    }
+}
+
+#[test]
 fn live_values_are_kept_at_every_boundary() {
     clean("live-values", 1, (1_000_000, 100_000));
 }
