@@ -439,6 +439,11 @@ fn map_page(prot: libc::c_int) -> io::Result<usize> {
 ///   cores: the same `membarrier` command, whose IPI ends in an exception
 ///   return on each core.
 ///
+/// A restore (the goroutine stopped) is the same store and cache
+/// maintenance without the `membarrier`: a core that still runs the
+/// patched branch only takes the trampoline, whose stub finds no request
+/// and resumes at the branch's target (see [`Patcher::patch`]).
+///
 /// Where `membarrier` is not available, the next exception return on the
 /// executing thread (its next system call, interrupt or signal) does the
 /// same, only later; the monitor's follow-up signals nothing, so the stop

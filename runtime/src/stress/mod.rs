@@ -68,6 +68,23 @@
 //! function entry or a runtime call may honour the request before the
 //! boundary is reached ("stopped before the boundary").
 //!
+//! # The trial under the other modes
+//!
+//! Under `coop`, `poll`, `trap` and `patch` the stop at boundary k is the
+//! mode's own, as the monitor makes it: the request (flag and guard) and
+//! then the arming ([`Arming::arm`]: the poll word, the poll page or the
+//! global page, the function's back-edges patched; nothing more in
+//! `coop`). The handler does not arm by itself: arming takes a lock and,
+//! for `patch` and `--trap-arm mprotect`, makes system calls whose effect
+//! other cores must see (and patching never happens in a handler); the
+//! run's armer thread does it while the handler waits on a futex
+//! ([`armer`]). The goroutine then runs on, still stepped, until it enters
+//! the stub through its yield path (counted "at a back-edge"), is found
+//! with its request cleared at a later boundary (it stopped by itself at
+//! a function entry or a runtime call), or the run ends ("never"). Under
+//! `patch`, a boundary in another function than the patched one has the
+//! patch moved, as the monitor's follow-up does ([`Arming::follow`]).
+//!
 //! A counting run first steps the program without preempting it, records
 //! the PC of each boundary and checks that stepping alone changes nothing.
 //! Each trial checks that its boundary k was at the same PC ("diverged"
@@ -129,6 +146,8 @@
 //! harness with it: runs share the process.
 //!
 //! [`G::request_preempt`]: crate::sched::g::G::request_preempt
+//! [`Arming::arm`]: crate::preempt::arm::Arming::arm
+//! [`Arming::follow`]: crate::preempt::arm::Arming::follow
 //! [`decide`]: crate::preempt::decide::decide
 //! [`signal::redirect`]: crate::preempt::signal
 
