@@ -9,12 +9,14 @@
 //! ; expect-stdout: LINE              stdout is exactly these lines, in order
 //! ; expect-stderr: TEXT              stderr contains each of these
 //! ; jit-only: REASON                 not run on the interpreter
-//! ; async-only: REASON               not run under poll, trap or patch
+//! ; async-only: REASON               not run under coop, poll, trap or patch
+//! ; coop-hangs: REASON               not run under coop (a loop it cannot stop)
 //! ```
 //!
 //! The JIT also runs every program under the three back-edge mechanisms
 //! (`poll`, `trap` with either arming, `patch`) at two Ps with a 20 us
-//! quantum, except those that fix their mode or are about signals.
+//! quantum, except those that fix their mode or are about signals, and
+//! under `coop` at one and two Ps, except those it cannot stop either.
 //!
 //! Runs go through a subprocess so that a program that ends while other
 //! goroutines still run leaves no thread behind in the test process.
@@ -33,6 +35,7 @@ struct Expect {
     stderr: Vec<String>,
     jit_only: bool,
     async_only: bool,
+    coop_hangs: bool,
     sets_procs: bool,
 }
 
@@ -44,6 +47,7 @@ fn expectations(text: &str) -> Expect {
         stderr: Vec::new(),
         jit_only: false,
         async_only: false,
+        coop_hangs: false,
         sets_procs: false,
     };
     for line in text.lines() {
@@ -61,6 +65,8 @@ fn expectations(text: &str) -> Expect {
             e.jit_only = true;
         } else if l.starts_with("; async-only:") {
             e.async_only = true;
+        } else if l.starts_with("; coop-hangs:") {
+            e.coop_hangs = true;
         } else if l.starts_with("set procs") {
             e.sets_procs = true;
         }
@@ -196,6 +202,19 @@ fn jit_under_the_back_edge_mechanisms() {
             &["--preempt", "patch", "--procs", "1", "--quantum", "20us"],
         ],
         |e| !e.async_only && !e.flags.iter().any(|f| f == "--preempt"),
+    );
+}
+
+#[test]
+fn jit_under_coop() {
+    // Requests every 20 us, honoured only at function entries and runtime
+    // calls: the programs whose loops all call or block end alike.
+    run_matching(
+        &[
+            &["--preempt", "coop", "--procs", "1", "--quantum", "20us"],
+            &["--preempt", "coop", "--procs", "2", "--quantum", "20us"],
+        ],
+        |e| !e.async_only && !e.coop_hangs && !e.flags.iter().any(|f| f == "--preempt"),
     );
 }
 

@@ -94,14 +94,14 @@ proptest! {
     }
 
     #[test]
-    fn jit_agrees_under_the_back_edge_mechanisms(seed in any::<u64>()) {
+    fn jit_agrees_under_every_other_mode(seed in any::<u64>()) {
         check_mechanisms(seed);
     }
 }
 
 /// The program of `seed` on the JIT under poll, trap (both armings) and
-/// patch, its loops stopped at their back-edges every 20 us, against the
-/// interpreter.
+/// patch, its loops stopped at their back-edges every 20 us, and under
+/// coop, stopped at its calls, against the interpreter.
 fn check_mechanisms(seed: u64) {
     use preempt_jit::ir::PreemptMode;
     use preempt_runtime::preempt::arm::TrapArm;
@@ -112,6 +112,7 @@ fn check_mechanisms(seed: u64) {
         (PreemptMode::Trap, TrapArm::Page),
         (PreemptMode::Trap, TrapArm::Mprotect),
         (PreemptMode::Patch, TrapArm::Page),
+        (PreemptMode::Coop, TrapArm::Page),
     ] {
         let c = RunConfig {
             mode,
