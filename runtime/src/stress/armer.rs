@@ -45,7 +45,8 @@ pub enum ArmOp {
 /// The handler's mailbox to the armer (in the run's probe).
 #[derive(Debug, Default)]
 pub struct Mailbox {
-    /// The goroutine (a `*const G`) and the operation of the last post.
+    /// The goroutine (a `*const G`) of the pending post, 0 once the armer
+    /// has claimed it (or the handler withdrawn it), and the operation.
     g: AtomicUsize,
     op: AtomicU32,
     /// Bumped by each post (the armer's futex word).
@@ -58,13 +59,21 @@ pub struct Mailbox {
 
 impl Mailbox {
     /// From the trap-flag handler: has the armer do `op` for `g` and waits
-    /// for it. Returns false if it did not answer in time.
+    /// for it. Returns false if the armer had not taken the post in time
+    /// (it is then withdrawn: the armer never touches `g` after this
+    /// returns, when the goroutine may run on and end).
     pub(crate) fn post_and_wait(&self, g: &G, op: ArmOp) -> bool {
-        self.g.store(g as *const G as usize, Ordering::Relaxed);
+        self.post(g as *const G as usize, op, ANSWER_WITHIN)
+    }
+
+    /// [`Mailbox::post_and_wait`] for the address `addr`, giving up on an
+    /// untaken post after `within`.
+    fn post(&self, addr: usize, op: ArmOp, within: Duration) -> bool {
         self.op.store(op as u32, Ordering::Relaxed);
+        self.g.store(addr, Ordering::Release);
         let n = self.posted.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         futex_wake(&self.posted);
-        let deadline = monotonic_nanos() + ANSWER_WITHIN.as_nanos() as u64;
+        let mut deadline = monotonic_nanos().saturating_add(within.as_nanos() as u64);
         loop {
             let seen = self.answered.load(Ordering::Acquire);
             if seen == n {
@@ -72,11 +81,50 @@ impl Mailbox {
             }
             let now = monotonic_nanos();
             if now >= deadline {
-                self.timeouts.fetch_add(1, Ordering::Relaxed);
-                return false;
+                if self
+                    .g
+                    .compare_exchange(addr, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.timeouts.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+                // Taken: the armer is at work on it and answers when done.
+                deadline = u64::MAX;
             }
-            futex_wait(&self.answered, seen, deadline - now);
+            futex_wait(
+                &self.answered,
+                seen,
+                deadline.saturating_sub(now).min(1 << 30),
+            );
         }
+    }
+
+    /// For the armer, whose last answer was `done`: waits up to
+    /// `timeout_ns` for a post, then takes it. Returns the post's number
+    /// and what it asks (None: withdrawn), or None if nothing came.
+    fn take(&self, done: u32, timeout_ns: u64) -> Option<(u32, Option<(usize, ArmOp)>)> {
+        let mut posted = self.posted.load(Ordering::Acquire);
+        if posted == done {
+            futex_wait(&self.posted, posted, timeout_ns);
+            posted = self.posted.load(Ordering::Acquire);
+            if posted == done {
+                return None;
+            }
+        }
+        let addr = self.g.swap(0, Ordering::AcqRel);
+        let op = if self.op.load(Ordering::Relaxed) == ArmOp::Follow as u32 {
+            ArmOp::Follow
+        } else {
+            ArmOp::Arm
+        };
+        Some((posted, (addr != 0).then_some((addr, op))))
+    }
+
+    /// For the armer: post `n` is done.
+    fn answer(&self, n: u32) {
+        self.answered.store(n, Ordering::Release);
+        futex_wake(&self.answered);
     }
 }
 
@@ -107,26 +155,24 @@ fn serve(rt: &Runtime) {
     let mb = &probe.mailbox;
     let mut done = mb.answered.load(Ordering::Acquire);
     while !rt.shutdown.load(Ordering::Acquire) {
-        let posted = mb.posted.load(Ordering::Acquire);
-        if posted == done {
-            // A tick bounds the wait, so that shutdown is seen.
-            futex_wait(&mb.posted, posted, 10_000_000);
+        // A tick bounds the wait, so that shutdown is seen.
+        let Some((n, post)) = mb.take(done, 10_000_000) else {
             continue;
+        };
+        if let Some((addr, op)) = post {
+            // SAFETY: a post taken (not withdrawn) has its poster, the
+            // goroutine's own thread, waiting in its trap handler for this
+            // answer: the goroutine exists (the runtime holds it while it
+            // runs) and stays put meanwhile.
+            let g = unsafe { &*(addr as *const G) };
+            let stats = &rt.cfg.stats.sched;
+            match op {
+                ArmOp::Follow => rt.arming.follow(g, stats),
+                ArmOp::Arm => rt.arming.arm(g, stats),
+            }
         }
-        let g = mb.g.load(Ordering::Relaxed) as *const G;
-        // SAFETY: the poster is the goroutine's own thread, stopped in its
-        // trap handler until this answer: the goroutine exists (the
-        // runtime holds it while it runs) and stays put meanwhile.
-        let g = unsafe { &*g };
-        let stats = &rt.cfg.stats.sched;
-        if mb.op.load(Ordering::Relaxed) == ArmOp::Follow as u32 {
-            rt.arming.follow(g, stats);
-        } else {
-            rt.arming.arm(g, stats);
-        }
-        done = posted;
-        mb.answered.store(done, Ordering::Release);
-        futex_wake(&mb.answered);
+        done = n;
+        mb.answer(done);
     }
 }
 
@@ -161,4 +207,56 @@ fn futex_wake(word: &AtomicU32) {
             i32::MAX,
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_post_nobody_takes_is_withdrawn() {
+        let mb = Mailbox::default();
+        assert!(!mb.post(0x1000, ArmOp::Arm, Duration::from_millis(5)));
+        assert_eq!(mb.timeouts.load(Ordering::Relaxed), 1);
+        // An armer that comes late finds the post withdrawn: it must not
+        // touch the address, only answer.
+        assert_eq!(mb.take(0, 0), Some((1, None)));
+        mb.answer(1);
+        assert_eq!(mb.take(1, 1_000_000), None, "nothing more was posted");
+    }
+
+    #[test]
+    fn the_armer_answers_each_post_once() {
+        let mb = Arc::new(Mailbox::default());
+        let armer = {
+            let mb = mb.clone();
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut done = 0;
+                while seen.len() < 3 {
+                    if let Some((n, post)) = mb.take(done, 10_000_000) {
+                        seen.push(post);
+                        done = n;
+                        mb.answer(n);
+                    }
+                }
+                seen
+            })
+        };
+        // Generous: the armer thread answers in microseconds; the bound
+        // only turns a lost wake-up into a failure instead of a hang.
+        let within = Duration::from_secs(10);
+        assert!(mb.post(0x10, ArmOp::Arm, within));
+        assert!(mb.post(0x20, ArmOp::Follow, within));
+        assert!(mb.post(0x30, ArmOp::Arm, within));
+        assert_eq!(
+            armer.join().unwrap(),
+            vec![
+                Some((0x10, ArmOp::Arm)),
+                Some((0x20, ArmOp::Follow)),
+                Some((0x30, ArmOp::Arm))
+            ]
+        );
+        assert_eq!(mb.timeouts.load(Ordering::Relaxed), 0);
+    }
 }
