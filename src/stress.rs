@@ -21,6 +21,8 @@ Examples:
                                                            the storm, on runs long enough for it
   preempt stress examples/stress/live-values.pir --inject-fault flags
                                                            a stub that loses the flags: mismatches
+  preempt stress examples/stress/calls.pir --preempt patch every boundary armed through patch's
+                                                           own mechanism (also coop, poll, trap)
 
 On x86-64, --every-instruction (the default) single-steps the program's JIT
 code with the trap flag and, in one run per boundary k, preempts the program
