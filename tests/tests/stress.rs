@@ -154,8 +154,12 @@ fn clean_under(name: &str, rounds: u64, storm: (u64, u64), mode: &[&str], yields
                 );
             }
         } else if !coop {
+            // Every arm counts; where the stops came is up to timing (a
+            // short run under QEMU_SINGLESTEP may see a handful of arms,
+            // all honoured at function entries).
             assert!(figure(out, "arms:") > 0, "{what}: {out}");
-            assert!(figure(out, "at back-edges:") > 0, "{what}: {out}");
+            let stops = figure(out, "at back-edges:") + figure(out, "stopped by themselves:");
+            assert!(stops > 0, "{what}: {out}");
         }
         println!("{what}:\n{out}");
     }

@@ -1,7 +1,10 @@
 ; Seed bug 5: the spinner's thread blocks the preemption signal (as a C
 ; library calling pthread_sigmask would), so asynchronous preemption never
 ; reaches it; at one P main never runs again. The watchdog's diagnosis
-; says why.
+; says why. The spinner locks itself to its thread first, as the seed's
+; program does: otherwise a monitor that retakes the P during the foreign
+; call (seen under qemu) sends the goroutine on to another thread, whose
+; mask is clear, and the signal stops it there.
 ; flags: --timeout 1
 ; expect-status: 3
 ; expect-stderr: @spin in block loop
@@ -11,6 +14,7 @@
 set procs = 1
 
 func @spin() {
+    lockthread
     ccall block_preempt_signal
     %i = const 0
 loop:
