@@ -9,6 +9,29 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use preempt_jit::ir::PreemptMode;
+use preempt_runtime::preempt::arm::TrapArm;
+
+/// Every mode with each way it arms: the five modes, `trap` twice (its
+/// per-goroutine page swap and its `mprotect` of the global page).
+pub const MODES: [(PreemptMode, TrapArm); 6] = [
+    (PreemptMode::Coop, TrapArm::Page),
+    (PreemptMode::Async, TrapArm::Page),
+    (PreemptMode::Poll, TrapArm::Page),
+    (PreemptMode::Trap, TrapArm::Page),
+    (PreemptMode::Trap, TrapArm::Mprotect),
+    (PreemptMode::Patch, TrapArm::Page),
+];
+
+/// `(mode, arming)` as `preempt run` and `preempt stress` arguments.
+pub fn mode_args(mode: PreemptMode, arm: TrapArm) -> Vec<String> {
+    let mut v = vec!["--preempt".to_string(), mode.to_string()];
+    if mode == PreemptMode::Trap {
+        v.extend(["--trap-arm".to_string(), arm.name().to_string()]);
+    }
+    v
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

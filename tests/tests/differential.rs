@@ -104,16 +104,13 @@ proptest! {
 /// coop, stopped at its calls, against the interpreter.
 fn check_mechanisms(seed: u64) {
     use preempt_jit::ir::PreemptMode;
-    use preempt_runtime::preempt::arm::TrapArm;
     let text = program(seed, Shape::default());
     let reference = interp(&text);
-    for (mode, trap_arm) in [
-        (PreemptMode::Poll, TrapArm::Page),
-        (PreemptMode::Trap, TrapArm::Page),
-        (PreemptMode::Trap, TrapArm::Mprotect),
-        (PreemptMode::Patch, TrapArm::Page),
-        (PreemptMode::Coop, TrapArm::Page),
-    ] {
+    // async is `jit_agrees_with_the_interpreter`'s.
+    for (mode, trap_arm) in preempt_tests::MODES
+        .into_iter()
+        .filter(|&(m, _)| m != PreemptMode::Async)
+    {
         let c = RunConfig {
             mode,
             trap_arm,

@@ -127,14 +127,7 @@ fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
 
 #[test]
 fn no_mapping_is_writable_and_executable_in_any_mode() {
-    for (mode, arm) in [
-        (PreemptMode::Coop, TrapArm::Page),
-        (PreemptMode::Async, TrapArm::Page),
-        (PreemptMode::Poll, TrapArm::Page),
-        (PreemptMode::Trap, TrapArm::Page),
-        (PreemptMode::Trap, TrapArm::Mprotect),
-        (PreemptMode::Patch, TrapArm::Page),
-    ] {
+    for (mode, arm) in preempt_tests::MODES {
         // Requests every 50 us arm and disarm the loop over and over
         // (the patcher's writable view is mapped for the whole run).
         let cfg = RunConfig {

@@ -17,8 +17,10 @@
 
 use std::time::Duration;
 
+use preempt_jit::ir::PreemptMode;
+use preempt_runtime::preempt::arm::TrapArm;
 use preempt_signals::context::SINGLE_STEP;
-use preempt_tests::{emulated, figure, run_cli, temp_pir, Run};
+use preempt_tests::{emulated, figure, mode_args, run_cli, temp_pir, Run, MODES};
 
 const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
 /// Only a kill timer: the slowest case takes well under a minute.
@@ -113,16 +115,25 @@ fn clean_with(name: &str, rounds: u64, storm: (u64, u64), extra: &[&str]) {
 }
 
 /// [`clean`] under a mode other than `async`: the harness's stops go
-/// through the mode's own mechanism (`mode` are the `--preempt` and
-/// `--trap-arm` arguments). Stepping: every boundary of the whole program
+/// through the mode's own mechanism (`(m, arm)`, given to the CLI as
+/// `--preempt` and `--trap-arm`). Stepping: every boundary of the whole program
 /// armed once, each run's output the reference's, and each arm accounted
 /// for (stopped at a back-edge, by itself, or the run ended first); under
 /// `poll`, `trap` and `patch` at least `yields` of them at a back-edge
 /// (under `coop`, none: it has no mechanism there). Storm: arms made and
-/// back-edge stops seen.
-fn clean_under(name: &str, rounds: u64, storm: (u64, u64), mode: &[&str], yields: f64) {
+/// stops seen (at back-edges or by themselves).
+fn clean_under(
+    name: &str,
+    rounds: u64,
+    storm: (u64, u64),
+    (m, arm): (PreemptMode, TrapArm),
+    yields: f64,
+) {
     let file = format!("examples/stress/{name}.pir");
-    let coop = mode == ["--preempt", "coop"];
+    let coop = m == PreemptMode::Coop;
+    let args = mode_args(m, arm);
+    let mode: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mode = mode.as_slice();
     for opt in ["-O0", "-O1"] {
         let r = every_instruction(&file, opt, rounds, storm, "2500", mode);
         let out = &r.stdout;
@@ -165,14 +176,11 @@ fn clean_under(name: &str, rounds: u64, storm: (u64, u64), mode: &[&str], yields
     }
 }
 
-/// The modes other than `async`, as `preempt stress` arguments.
-const MECHANISMS: [&[&str]; 5] = [
-    &["--preempt", "coop"],
-    &["--preempt", "poll"],
-    &["--preempt", "trap"],
-    &["--preempt", "trap", "--trap-arm", "mprotect"],
-    &["--preempt", "patch"],
-];
+/// The modes other than `async` (whose runs are `clean`'s), with each
+/// arming.
+fn mechanisms() -> impl Iterator<Item = (PreemptMode, TrapArm)> {
+    MODES.into_iter().filter(|&(m, _)| m != PreemptMode::Async)
+}
 
 #[test]
 fn every_mechanism_stops_a_loop_armed_at_any_boundary() {
@@ -181,7 +189,7 @@ fn every_mechanism_stops_a_loop_armed_at_any_boundary() {
     // armer thread, never from the handler): in this loop-heavy program
     // most arms are honoured at the next back-edge (two thirds at -O0,
     // where more of the program is calls and prologues; nearly all at -O1).
-    for mode in MECHANISMS {
+    for mode in mechanisms() {
         clean_under("live-values", 1, (1_000_000, 100_000), mode, 0.5);
     }
 }
@@ -192,7 +200,7 @@ fn every_mechanism_stops_calls_armed_at_any_boundary() {
     // move its patch to the function the goroutine returns to (the
     // harness follows it as the monitor does); most arms here are
     // honoured by the next function entry instead.
-    for mode in MECHANISMS {
+    for mode in mechanisms() {
         clean_under("calls", 1, (200_000, 20_000), mode, 0.1);
     }
 }
@@ -202,7 +210,7 @@ fn every_mechanism_keeps_atomics_channels_and_heap_objects() {
     // The other examples under every mode: stopped at a back-edge between
     // an atomic's load and its retry, around channel hand-offs and
     // selects, between a heap store and its barrier; the same output.
-    for mode in MECHANISMS {
+    for mode in mechanisms() {
         clean_under("atomics", 5, (1_000_000, 100_000), mode, 0.3);
         clean_under("channels", 5, (5_000, 200), mode, 0.1);
         clean_under("heap", 1, (10_000, 500), mode, 0.1);

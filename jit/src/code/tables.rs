@@ -349,6 +349,11 @@ impl MetadataBuilder {
         Self::default()
     }
 
+    /// The function being recorded.
+    fn open_func(&self) -> FuncId {
+        self.open_func.as_ref().expect("a function is open").0
+    }
+
     pub fn begin_function(&mut self, func: FuncId, name: &str, span: Span, offset: usize) {
         assert!(self.open_func.is_none(), "functions do not nest");
         self.open_func = Some((func, name.to_string(), span, offset));
@@ -369,7 +374,7 @@ impl MetadataBuilder {
     /// Starts a block; ends the previous one.
     pub fn begin_block(&mut self, block: BlockId, offset: usize) {
         self.end_block(offset);
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.open_block = Some((func, block, offset));
     }
 
@@ -418,7 +423,7 @@ impl MetadataBuilder {
 
     /// A back-edge branch occupying `[offset, offset + len)`.
     pub fn back_edge(&mut self, offset: usize, len: usize, from: BlockId, to: BlockId) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.back_edges.push(BackEdge {
             pc: offset,
             len,
@@ -430,7 +435,7 @@ impl MetadataBuilder {
 
     /// A back-edge poll occupying `[offset, offset + len)`.
     pub fn poll_site(&mut self, offset: usize, len: usize) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.poll_sites.push(PollSite {
             pc: offset,
             len,
@@ -440,7 +445,7 @@ impl MetadataBuilder {
 
     /// A patchable back-edge branch at `offset` and its trampoline.
     pub fn patch_site(&mut self, offset: usize, tramp: usize) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.patch_sites.push(PatchSite {
             pc: offset,
             tramp,
@@ -450,7 +455,7 @@ impl MetadataBuilder {
 
     /// A call whose return address is `return_offset`.
     pub fn call_site(&mut self, return_offset: usize, block: BlockId, span: Span, kind: CallKind) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.call_sites.push(CallSite {
             return_pc: return_offset,
             func,
@@ -461,7 +466,7 @@ impl MetadataBuilder {
     }
 
     pub fn hoisted_load(&mut self, offset: usize, global: GlobalId, loop_header: BlockId) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.hoisted_loads.push(HoistedLoad {
             pc: offset,
             func,
@@ -471,7 +476,7 @@ impl MetadataBuilder {
     }
 
     pub fn inst_start(&mut self, offset: usize, block: BlockId, index: Option<usize>) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.inst_starts.push(InstStart {
             pc: offset,
             func,
@@ -488,7 +493,7 @@ impl MetadataBuilder {
         has_call: bool,
         has_runtime_op: bool,
     ) {
-        let func = self.open_func.as_ref().expect("a function is open").0;
+        let func = self.open_func();
         self.tables.loops.push(LoopInfo {
             func,
             header,

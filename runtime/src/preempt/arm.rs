@@ -126,7 +126,7 @@ impl Arming {
             return;
         };
         let t0 = monotonic_nanos();
-        let _serial = lock(&self.serial);
+        let serial = lock(&self.serial);
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -158,7 +158,7 @@ impl Arming {
                     // goroutine's disarm need not wait for it (the new
                     // branch is in memory already; this only bounds when
                     // every core executes it).
-                    drop(_serial);
+                    drop(serial);
                     p.sync_cores();
                 }
             }
@@ -308,7 +308,7 @@ impl Arming {
         let (Some(p), Some(ctx)) = (&self.patch, g.jit_context()) else {
             return;
         };
-        let _serial = lock(&self.serial);
+        let serial = lock(&self.serial);
         let now = ctx.func.load(Ordering::Acquire);
         let armed = g.armed.load(Ordering::Acquire);
         if armed == NOT_ARMED || armed == now {
@@ -319,7 +319,7 @@ impl Arming {
         let t0 = monotonic_nanos();
         let rewrote = p.patch(now as usize, true);
         p.patch(armed as usize, false);
-        drop(_serial);
+        drop(serial);
         if rewrote {
             p.sync_cores();
         }

@@ -29,6 +29,7 @@ use super::arm::TrapPages;
 use super::signal::{current, redirect};
 
 static PREV_SEGV: OnceLock<Previous> = OnceLock::new();
+static PREV_BUS: OnceLock<Previous> = OnceLock::new();
 
 /// A redirect from a poll site cannot be declined and retried (the load
 /// would fault again at once), so the stub's room below SP must be there
@@ -37,7 +38,6 @@ const _: () = assert!(
     crate::sched::stack::STACK_RESERVE >= preempt_jit::abi::ASYNC_STUB_STACK,
     "the stack reserve holds the preemption stub's frame"
 );
-static PREV_BUS: OnceLock<Previous> = OnceLock::new();
 
 /// Installs the fault handler for the poll pages (idempotent; the pages
 /// are mapped first, [`TrapPages::get`]).

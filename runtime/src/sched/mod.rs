@@ -478,8 +478,7 @@ impl Runtime {
         }
         // Goroutines still running their code stop at their next function
         // entry or runtime call.
-        let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
-        for g in &gs {
+        for g in lock(&self.allgs).values() {
             g.request_preempt(monotonic_nanos(), PreemptKind::StopTheWorld);
         }
         self.close_arming();
@@ -1583,10 +1582,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
             stderr: "preempt: the program has no @main\n".into(),
         };
     };
-    let module = match &engine {
-        Engine::Jit { module, .. } => Some(&**module),
-        Engine::Interp { .. } => None,
-    };
+    let module = engine.module().map(|m| &**m);
     let arming = match crate::preempt::arm::Arming::new(cfg.mode, cfg.trap_arm, module) {
         Ok(a) => a,
         Err(e) => {
