@@ -144,6 +144,13 @@ pub struct RunLimits {
     /// use is a fatal error (JIT engine).
     #[arg(long)]
     pub gc_verify: bool,
+    /// Interleave marking with the program: after every object it scans,
+    /// the concurrent marker waits (up to 100 ms) for the program's next
+    /// pointer store, so that stores land between the marker's scans in
+    /// every cycle, whatever the OS scheduler does (for testing write
+    /// barriers; JIT engine; slows collections down).
+    #[arg(long)]
+    pub gc_interleave: bool,
     /// Inject a bug into the collector (to test --gc-verify).
     #[arg(long, value_enum, hide = true)]
     pub gc_inject: Option<GcFaultArg>,
@@ -183,6 +190,7 @@ impl RunLimits {
                 TrapArmArg::Mprotect => preempt_runtime::preempt::arm::TrapArm::Mprotect,
             },
             gc_verify: self.gc_verify,
+            gc_interleave: self.gc_interleave,
             gc_inject: self.gc_inject.map(GcFault::from),
             ..cfg
         }

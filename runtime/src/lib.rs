@@ -74,6 +74,9 @@ pub struct RunConfig {
     pub gc_percent: i64,
     /// Check every collection and poison freed objects (`--gc-verify`).
     pub gc_verify: bool,
+    /// The concurrent marker waits for a store of the program after each
+    /// object it scans (`gc::mark`'s interleaving).
+    pub gc_interleave: bool,
     /// A bug injected into the collector, for tests of `gc_verify`.
     pub gc_inject: Option<gc::GcFault>,
     /// Live bytes of JIT heap beyond which `new` is out of memory (after
@@ -119,6 +122,7 @@ impl Default for RunConfig {
             reinstall_handler: false,
             gc_percent: 100,
             gc_verify: false,
+            gc_interleave: false,
             gc_inject: None,
             heap_limit: preempt_jit::abi::DEFAULT_HEAP_LIMIT,
         }

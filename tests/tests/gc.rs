@@ -101,14 +101,26 @@ func @main() {
 fn correct_collections_pass_gc_verify() {
     let global = temp_pir("gc-global-root", &only_a_global_keeps_it());
     let global = global.to_str().unwrap();
-    for (file, procs, want) in [
-        (FLIP, "1", "objects 64 sum 2016 chains 3199960000\n"),
-        (FLIP, "2", "objects 64 sum 2016 chains 3199960000\n"),
-        (CHURN, "2", "nodes 159200\n"),
-        (global, "1", "head 99\n"),
+    // The flip program also with every move landing between the marker's
+    // scans (the barrier's test, below, without the injected bug).
+    for (file, procs, interleave, want) in [
+        (FLIP, "1", false, "objects 64 sum 2016 chains 3199960000\n"),
+        (FLIP, "1", true, "objects 64 sum 2016 chains 3199960000\n"),
+        (FLIP, "2", false, "objects 64 sum 2016 chains 3199960000\n"),
+        (FLIP, "2", true, "objects 64 sum 2016 chains 3199960000\n"),
+        (CHURN, "2", false, "nodes 159200\n"),
+        (global, "1", false, "head 99\n"),
     ] {
-        let r = run(&["run", "--gc-verify", "--procs", procs, file]);
-        assert_eq!(r.status, Some(0), "{file} at {procs} P: {r:?}");
+        let mut args = vec!["run", "--gc-verify", "--procs", procs, file];
+        if interleave {
+            args.insert(2, "--gc-interleave");
+        }
+        let r = run(&args);
+        assert_eq!(
+            r.status,
+            Some(0),
+            "{file} at {procs} P, interleave {interleave}: {r:?}"
+        );
         assert_eq!(r.stdout, want, "{file}");
     }
 }
@@ -116,10 +128,17 @@ fn correct_collections_pass_gc_verify() {
 #[test]
 fn gc_verify_catches_a_barrier_that_does_not_shade() {
     // The flip program moves objects between holders while the marker
-    // runs: without the barrier's shading some are reachable but unmarked
-    // at mark termination, in practically every cycle; it runs 20.
+    // runs. --gc-interleave makes the marker wait for one of its stores
+    // after every object it scans, so moves land between the scans of
+    // the holders in every cycle however the OS schedules the two threads
+    // (without it, a loaded machine could run a whole mark phase while
+    // the program's thread waited for a CPU, and on CI one did). Without
+    // the barrier's shading an object that sits elsewhere whenever a
+    // holder is scanned is reachable but unmarked at mark termination:
+    // with interleaving, in the first cycle of each of 60 runs on two
+    // CPUs kept busy by three spinning shells.
     for procs in ["1", "2"] {
-        let r = run_injected("skip-barrier", &["--procs", procs], FLIP);
+        let r = run_injected("skip-barrier", &["--gc-interleave", "--procs", procs], FLIP);
         assert!(
             r.stderr.starts_with("fatal error: gc-verify: object 0x")
                 && r.stderr

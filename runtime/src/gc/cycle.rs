@@ -22,6 +22,10 @@ pub const MIN_TRIGGER: u64 = 4 << 20;
 pub const GC_CYCLES: &str = "gc cycles";
 pub const STW_PAUSE: &str = "stop-the-world pause";
 pub const GC_CYCLE_TIME: &str = "gc cycle (request to swept)";
+/// `--gc-interleave`: concurrent phases in which the program made no store
+/// for [`INTERLEAVE_WAIT`](super::mark::INTERLEAVE_WAIT), so the marker
+/// went on alone.
+pub const GC_INTERLEAVE_TIMEOUTS: &str = "gc interleave timeouts";
 
 /// A goroutine parked until a cycle completes.
 #[derive(Debug)]
@@ -76,6 +80,7 @@ impl Collector {
     pub fn new(cfg: &RunConfig) -> Collector {
         let mark = Box::new(MarkState::new(Heap::with_limit(cfg.heap_limit)));
         mark.set_skip_barrier(cfg.gc_inject == Some(GcFault::SkipBarrier));
+        mark.set_interleave(cfg.gc_interleave);
         let c = Collector {
             mark,
             verify: cfg.gc_verify,
@@ -319,7 +324,11 @@ fn cycle(rt: &Runtime, n: u64) -> bool {
     let epoch = epoch.load(Ordering::Acquire);
 
     // Concurrent mark.
-    if !m.drain(stop) {
+    let (done, timeouts) = m.drain_concurrent(stop);
+    if timeouts > 0 {
+        stats.count(GC_INTERLEAVE_TIMEOUTS);
+    }
+    if !done {
         return false;
     }
 

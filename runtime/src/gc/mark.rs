@@ -22,9 +22,24 @@
 //! Rust is not JIT code either), so with the world stopped every grey
 //! object is in a queue, and draining the shared queue once more, until
 //! it stays empty, finishes the job.
+//!
+//! Interleaving (`--gc-interleave`): the races the barrier guards against
+//! need a pointer store of the program to land between two of the
+//! marker's scans. With a dedicated marker thread that happens only when
+//! the OS runs both threads at once, and on a loaded machine a whole
+//! concurrent phase (a millisecond or two) can pass while the program's
+//! thread waits for a CPU. Interleaving takes that out of the OS's hands:
+//! after every object it scans, the concurrent marker waits until the
+//! program has made one more store through the barrier's slow path. A
+//! program that makes no such store would stall marking, so a wait that
+//! lasts [`INTERLEAVE_WAIT`] ends interleaving for the rest of the phase.
+//! It is for demonstrating and testing barriers (the collector is slower
+//! with it, never less correct); the stop-the-world drain at mark
+//! termination never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use preempt_jit::abi::{GcBarrier, TAG_REF};
 
@@ -42,7 +57,18 @@ pub struct MarkState {
     skip_barrier: AtomicBool,
     /// Objects the barrier greyed, for the stats.
     barrier_greyed: AtomicU64,
+    /// `--gc-interleave`: the concurrent marker waits for a store after
+    /// each object.
+    interleave: AtomicBool,
+    /// Calls of the barrier's slow path, counted while interleaving.
+    barrier_calls: AtomicU64,
 }
+
+/// How long an interleaving marker waits for the program's next store
+/// before it marks on alone for the rest of the phase: far longer than
+/// a loaded machine keeps a runnable thread off the CPU, short enough
+/// that a program without stores only slows its collections down.
+pub const INTERLEAVE_WAIT: Duration = Duration::from_millis(100);
 
 /// The barrier's `shade`: called by generated code, on the goroutine's
 /// stack, with the ref a store is about to overwrite.
@@ -51,6 +77,9 @@ extern "C" fn shade_from_barrier(barrier: *const GcBarrier, old: u64) {
     // which is the first field of a `MarkState` (repr(C)) that the
     // collector keeps at a stable address for the whole run.
     let m = unsafe { &*barrier.cast::<MarkState>() };
+    if m.interleave.load(Ordering::Relaxed) {
+        m.barrier_calls.fetch_add(1, Ordering::Release);
+    }
     if m.skip_barrier.load(Ordering::Relaxed) {
         return;
     }
@@ -70,6 +99,8 @@ impl MarkState {
             grey: Mutex::new(Vec::new()),
             skip_barrier: AtomicBool::new(false),
             barrier_greyed: AtomicU64::new(0),
+            interleave: AtomicBool::new(false),
+            barrier_calls: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +128,11 @@ impl MarkState {
         self.skip_barrier.store(skip, Ordering::Relaxed);
     }
 
+    /// `--gc-interleave` (see the module's header).
+    pub fn set_interleave(&self, on: bool) {
+        self.interleave.store(on, Ordering::Relaxed);
+    }
+
     /// Objects the barrier greyed so far.
     pub fn barrier_greyed(&self) -> u64 {
         self.barrier_greyed.load(Ordering::Relaxed)
@@ -121,6 +157,61 @@ impl MarkState {
     /// every few hundred objects); false if it stopped early. Concurrent
     /// with mutators: barriers may add to the shared queue meanwhile.
     pub fn drain(&self, stop: impl Fn() -> bool) -> bool {
+        self.drain_paced(&stop, || {})
+    }
+
+    /// The concurrent phase's [`drain`](Self::drain): with interleaving
+    /// on, it waits for a store of the program after every object it
+    /// scans (see the module's header). Returns what `drain` does, and the
+    /// waits that ran out of time (0 or 1).
+    pub fn drain_concurrent(&self, stop: impl Fn() -> bool) -> (bool, u64) {
+        if !self.interleave.load(Ordering::Relaxed) {
+            return (self.drain(stop), 0);
+        }
+        let mut pacing = true;
+        let mut timeouts = 0;
+        let mut seen = self.barrier_calls.load(Ordering::Acquire);
+        let done = self.drain_paced(&stop, || {
+            if pacing && !self.await_store(&mut seen, &stop) {
+                pacing = false;
+                timeouts += 1;
+            }
+        });
+        (done, timeouts)
+    }
+
+    /// Waits until the barrier's slow path has been called since `seen`
+    /// (and moves `seen` on), or `stop` says so; false after
+    /// [`INTERLEAVE_WAIT`] without one.
+    fn await_store(&self, seen: &mut u64, stop: &impl Fn() -> bool) -> bool {
+        let mut deadline = None;
+        let mut spins = 0u32;
+        loop {
+            let now = self.barrier_calls.load(Ordering::Acquire);
+            if now != *seen {
+                *seen = now;
+                return true;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+                continue;
+            }
+            // The program's thread may need this CPU to make the store.
+            std::thread::yield_now();
+            if stop() {
+                return true;
+            }
+            let t = std::time::Instant::now();
+            match deadline {
+                None => deadline = Some(t + INTERLEAVE_WAIT),
+                Some(d) if t >= d => return false,
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn drain_paced(&self, stop: &impl Fn() -> bool, mut scanned_one: impl FnMut()) -> bool {
         let epoch = self.heap.epoch();
         let mut local: Vec<usize> = Vec::new();
         let mut scanned = 0u64;
@@ -133,6 +224,7 @@ impl MarkState {
             }
             while let Some(obj) = local.pop() {
                 self.scan(obj, epoch, &mut local);
+                scanned_one();
                 scanned += 1;
                 if scanned.is_multiple_of(256) && stop() {
                     // Whatever is left stays grey for whoever goes on.
@@ -242,6 +334,43 @@ mod tests {
             assert_eq!(m.heap.is_marked(b, e), with_barrier);
             assert_eq!(m.barrier_greyed(), u64::from(with_barrier));
         }
+    }
+
+    #[test]
+    fn an_interleaved_drain_waits_for_stores_until_they_stop() {
+        // 1000 objects to scan, and a program that makes 500 barrier
+        // calls and then none: the marker scans in step with them, waits
+        // out one INTERLEAVE_WAIT, and finishes alone. The verdict does
+        // not depend on how the threads are scheduled.
+        let m = MarkState::new(Heap::with_limit(1 << 30));
+        let nodes = list(&m, 1000);
+        let e = m.heap.begin_cycle();
+        m.set_marking(true);
+        m.set_interleave(true);
+        m.shade(nodes[0] as u64);
+        let (done, timeouts) = std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..500 {
+                    (m.barrier.shade)(&m.barrier, 0);
+                }
+            });
+            m.drain_concurrent(|| false)
+        });
+        assert!(done);
+        assert_eq!(timeouts, 1);
+        assert_eq!(m.barrier_calls.load(Ordering::Relaxed), 500);
+        assert!(nodes.iter().all(|&o| m.heap.is_marked(o, e)));
+
+        // Without interleaving nothing waits and no call is counted.
+        let m = MarkState::new(Heap::with_limit(1 << 30));
+        let nodes = list(&m, 1000);
+        let e = m.heap.begin_cycle();
+        m.set_marking(true);
+        (m.barrier.shade)(&m.barrier, 0);
+        m.shade(nodes[0] as u64);
+        assert_eq!(m.drain_concurrent(|| false), (true, 0));
+        assert_eq!(m.barrier_calls.load(Ordering::Relaxed), 0);
+        assert!(nodes.iter().all(|&o| m.heap.is_marked(o, e)));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 ; collections. An object that, each time the marker scans a holder, sits
 ; in another one is found only because each move's deletion went through
 ; the barrier; with the barrier's shading switched off (tests/tests/gc.rs
-; injects that), --gc-verify reports such objects in the first cycles.
+; injects that), --gc-verify reports such objects. --gc-interleave makes
+; the marker wait for a store after every object it scans, so that moves
+; land between the holder scans in every cycle, on a loaded machine too.
 ; expect-status: 0
 ; expect-stdout: objects 64 sum 2016 chains 3199960000
 global @holders: ref
