@@ -47,6 +47,57 @@ pub struct Run {
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
+    /// How the child ended, when it did not exit by itself.
+    pub end: End,
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// It exited (with `Run::status`).
+    Exited,
+    /// A signal ended it (its number).
+    Signalled(i32),
+    /// The kill timer ended it. `threads` is what each of its threads was
+    /// doing just before: name, state, the kernel function it waited in
+    /// and its system call (`/proc/PID/task/*`), so that a hang that even
+    /// the runtime's watchdog did not end says where it stood.
+    KillTimer { threads: String },
+}
+
+/// One line per thread of `pid`: `tid name state wchan syscall`.
+pub fn thread_states(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("(no /proc/{pid}/task)");
+    };
+    let mut tids: Vec<u32> = tasks
+        .filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    let read = |tid: u32, f: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/{f}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into())
+    };
+    tids.iter()
+        .map(|&tid| {
+            let stat = read(tid, "stat");
+            // The state follows the parenthesised name.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("?")
+                .to_string();
+            let syscall = read(tid, "syscall");
+            let nr = syscall.split_whitespace().next().unwrap_or("?");
+            format!(
+                "{tid} {:<16} {state} wchan={} syscall={nr}",
+                read(tid, "comm"),
+                read(tid, "wchan")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs the CLI binary `exe` with `args` from the repository root. Runs on
@@ -78,19 +129,25 @@ pub fn run_cli(exe: &str, args: &[&str], kill_after: Duration) -> Run {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = loop {
+    let (status, end) = loop {
         if let Some(st) = child.try_wait().expect("wait") {
-            break st.code();
+            use std::os::unix::process::ExitStatusExt;
+            break match st.signal() {
+                Some(sig) => (None, End::Signalled(sig)),
+                None => (st.code(), End::Exited),
+            };
         }
         if start.elapsed() > kill_after {
+            let threads = thread_states(child.id());
             let _ = child.kill();
             let _ = child.wait();
-            break None;
+            break (None, End::KillTimer { threads });
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     Run {
         status,
+        end,
         stdout: t_out.join().unwrap_or_default(),
         stderr: t_err.join().unwrap_or_default(),
         elapsed: start.elapsed(),
@@ -123,4 +180,48 @@ pub fn figure(out: &str, key: &str) -> u64 {
         .find(|w| !w.is_empty())
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no number in `{line}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_states_names_each_thread_and_where_it_waits() {
+        // A thread of this process parked on a channel: its line has its
+        // name and the sleeping state.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new()
+            .name("parked-probe".into())
+            .spawn(move || {
+                ready_tx.send(()).unwrap();
+                let _ = rx.recv();
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        // It blocks in the kernel soon after it says it is ready; the
+        // report is taken until it does (a watchdog of seconds, not a
+        // timing assertion).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            let report = thread_states(std::process::id());
+            let line = report
+                .lines()
+                .find(|l| l.contains("parked-probe"))
+                .map(str::to_string);
+            match line {
+                Some(l) if l.contains(" S wchan=") => break l,
+                _ if Instant::now() > deadline => panic!("{report}"),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        assert!(line.contains("syscall="), "{line}");
+        drop(tx);
+        t.join().unwrap();
+        assert_eq!(
+            thread_states(u32::MAX),
+            format!("(no /proc/{}/task)", u32::MAX)
+        );
+    }
 }

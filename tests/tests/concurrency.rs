@@ -92,7 +92,10 @@ fn check(path: &Path, engine_args: &[&str]) -> Result<(), String> {
     let r = run_cli(CLI, &args, Duration::from_secs(120));
     let mut problems = Vec::new();
     if r.status != Some(e.status) {
-        problems.push(format!("status {:?}, expected {}", r.status, e.status));
+        problems.push(format!(
+            "status {:?}, expected {} ({:?} after {:.1?})",
+            r.status, e.status, r.end, r.elapsed
+        ));
     }
     if r.stdout != e.stdout {
         problems.push(format!("stdout {:?}, expected {:?}", r.stdout, e.stdout));
