@@ -4,7 +4,10 @@
 ; says why. The spinner locks itself to its thread first, as the seed's
 ; program does: otherwise a monitor that retakes the P during the foreign
 ; call (seen under qemu) sends the goroutine on to another thread, whose
-; mask is clear, and the signal stops it there.
+; mask is clear, and the signal stops it there. @main sleeps only once
+; the spinner is past the foreign call: a call that outlasted the sleep
+; (seen under qemu on a loaded host) would let the monitor retake the P
+; for @main, which woke and ended.
 ; flags: --timeout 1
 ; expect-status: 3
 ; expect-stderr: @spin in block loop
@@ -13,9 +16,12 @@
 ; async-only: a blocked signal is what it shows; back-edge mechanisms stop the loop without one
 set procs = 1
 
+global @blocked: i64
+
 func @spin() {
     lockthread
     ccall block_preempt_signal
+    store.atomic @blocked, 1
     %i = const 0
 loop:
     %i = add %i, 1
@@ -24,6 +30,13 @@ loop:
 
 func @main() {
     spawn @spin()
+wait:
+    %b = load.atomic @blocked
+    br %b, blocked, again
+again:
+    yield
+    jmp wait
+blocked:
     sleep 1000
     print "main woke"
     ret

@@ -1,7 +1,10 @@
 ; Seed bug 13: foreign code installs SIG_IGN for the preemption signal
 ; process-wide; the kernel discards every signal the monitor sends, and at
 ; one P the spinner keeps the P forever. The diagnosis names the
-; replaced handler.
+; replaced handler. @main makes the foreign call before it starts the
+; spinner, as the seed's program does: were the spinner to make it, a
+; call that outlasted @main's sleep (seen under qemu on a loaded host)
+; would let the monitor retake the P for @main, which woke and ended.
 ; flags: --timeout 1
 ; expect-status: 3
 ; expect-stderr: @spin in block loop
@@ -11,7 +14,6 @@
 set procs = 1
 
 func @spin() {
-    ccall ignore_preempt_signal
     %i = const 0
 loop:
     %i = add %i, 1
@@ -19,6 +21,7 @@ loop:
 }
 
 func @main() {
+    ccall ignore_preempt_signal
     spawn @spin()
     sleep 1000
     print "main woke"
