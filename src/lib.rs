@@ -144,11 +144,11 @@ pub struct RunLimits {
     /// use is a fatal error (JIT engine).
     #[arg(long)]
     pub gc_verify: bool,
-    /// Interleave marking with the program: after every object it scans,
-    /// the concurrent marker waits (up to 100 ms) for the program's next
-    /// pointer store, so that stores land between the marker's scans in
-    /// every cycle, whatever the OS scheduler does (for testing write
-    /// barriers; JIT engine; slows collections down).
+    /// Interleave marking with the program: 64 times a mark phase, spread
+    /// over the heap's objects, the concurrent marker waits (up to 100 ms)
+    /// for the program's next pointer store, so that stores land between
+    /// the marker's scans in every cycle, whatever the OS scheduler does
+    /// (for testing write barriers; JIT engine; slows collections down).
     #[arg(long)]
     pub gc_interleave: bool,
     /// Inject a bug into the collector (to test --gc-verify).

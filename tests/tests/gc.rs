@@ -113,7 +113,10 @@ fn correct_collections_pass_gc_verify() {
     ] {
         let mut args = vec!["run", "--gc-verify", "--procs", procs, file];
         if interleave {
-            args.insert(2, "--gc-interleave");
+            // Interleaved cycles wait on the program 64 times each: under
+            // qemu on a loaded host the run took up to 5 s, so the
+            // watchdog gets more room than its 10 s default.
+            args.splice(2..2, ["--gc-interleave", "--timeout", "60"]);
         }
         let r = run(&args);
         assert_eq!(
@@ -129,16 +132,21 @@ fn correct_collections_pass_gc_verify() {
 fn gc_verify_catches_a_barrier_that_does_not_shade() {
     // The flip program moves objects between holders while the marker
     // runs. --gc-interleave makes the marker wait for one of its stores
-    // after every object it scans, so moves land between the scans of
-    // the holders in every cycle however the OS schedules the two threads
-    // (without it, a loaded machine could run a whole mark phase while
-    // the program's thread waited for a CPU, and on CI one did). Without
-    // the barrier's shading an object that sits elsewhere whenever a
-    // holder is scanned is reachable but unmarked at mark termination:
-    // with interleaving, in the first cycle of each of 60 runs on two
-    // CPUs kept busy by three spinning shells.
+    // 64 times a phase (every 1,250 objects here), so moves land between
+    // the scans of the holders in every cycle however the OS schedules
+    // the two threads (without it, a loaded machine could run a whole
+    // mark phase while the program's thread waited for a CPU, and on CI
+    // one did). Without the barrier's shading an object that sits
+    // elsewhere whenever a holder is scanned is reachable but unmarked at
+    // mark termination: with interleaving, in the first cycle of each of
+    // 60 runs on two CPUs kept busy by three spinning shells, and of 20
+    // under qemu with two. The watchdog gets 60 s, as in the test above.
     for procs in ["1", "2"] {
-        let r = run_injected("skip-barrier", &["--gc-interleave", "--procs", procs], FLIP);
+        let r = run_injected(
+            "skip-barrier",
+            &["--gc-interleave", "--timeout", "60", "--procs", procs],
+            FLIP,
+        );
         assert!(
             r.stderr.starts_with("fatal error: gc-verify: object 0x")
                 && r.stderr

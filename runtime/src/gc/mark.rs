@@ -29,13 +29,16 @@
 //! the OS runs both threads at once, and on a loaded machine a whole
 //! concurrent phase (a millisecond or two) can pass while the program's
 //! thread waits for a CPU. Interleaving takes that out of the OS's hands:
-//! after every object it scans, the concurrent marker waits until the
-//! program has made one more store through the barrier's slow path. A
-//! program that makes no such store would stall marking, so a wait that
-//! lasts [`INTERLEAVE_WAIT`] ends interleaving for the rest of the phase.
-//! It is for demonstrating and testing barriers (the collector is slower
-//! with it, never less correct); the stop-the-world drain at mark
-//! termination never waits.
+//! [`INTERLEAVE_STEPS`] times a phase (after its first object, then after
+//! every so many, by the heap's object count) the concurrent marker waits
+//! until the program has made one more store through the barrier's slow
+//! path. Not after every object: where the two threads share a CPU each
+//! wait costs a scheduler time slice, and a phase of 80,000 objects then
+//! took minutes. A program that makes no such store would stall marking,
+//! so a wait that lasts [`INTERLEAVE_WAIT`] ends interleaving for the
+//! rest of the phase. It is for demonstrating and testing barriers (the
+//! collector is slower with it, never less correct); the stop-the-world
+//! drain at mark termination never waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -69,6 +72,9 @@ pub struct MarkState {
 /// a loaded machine keeps a runnable thread off the CPU, short enough
 /// that a program without stores only slows its collections down.
 pub const INTERLEAVE_WAIT: Duration = Duration::from_millis(100);
+
+/// How many times an interleaving marker waits for a store per phase.
+pub const INTERLEAVE_STEPS: u64 = 64;
 
 /// The barrier's `shade`: called by generated code, on the goroutine's
 /// stack, with the ref a store is about to overwrite.
@@ -161,18 +167,22 @@ impl MarkState {
     }
 
     /// The concurrent phase's [`drain`](Self::drain): with interleaving
-    /// on, it waits for a store of the program after every object it
-    /// scans (see the module's header). Returns what `drain` does, and the
+    /// on, it waits for a store of the program [`INTERLEAVE_STEPS`] times
+    /// (see the module's header). Returns what `drain` does, and the
     /// waits that ran out of time (0 or 1).
     pub fn drain_concurrent(&self, stop: impl Fn() -> bool) -> (bool, u64) {
         if !self.interleave.load(Ordering::Relaxed) {
             return (self.drain(stop), 0);
         }
+        let stride = (self.heap.objects() / INTERLEAVE_STEPS).max(1);
+        let mut scanned = 0u64;
         let mut pacing = true;
         let mut timeouts = 0;
         let mut seen = self.barrier_calls.load(Ordering::Acquire);
         let done = self.drain_paced(&stop, || {
-            if pacing && !self.await_store(&mut seen, &stop) {
+            scanned += 1;
+            let step = scanned == 1 || scanned.is_multiple_of(stride);
+            if pacing && step && !self.await_store(&mut seen, &stop) {
                 pacing = false;
                 timeouts += 1;
             }
@@ -338,10 +348,11 @@ mod tests {
 
     #[test]
     fn an_interleaved_drain_waits_for_stores_until_they_stop() {
-        // 1000 objects to scan, and a program that makes 500 barrier
-        // calls and then none: the marker scans in step with them, waits
-        // out one INTERLEAVE_WAIT, and finishes alone. The verdict does
-        // not depend on how the threads are scheduled.
+        // 1000 objects to scan (about 65 steps of 15), and a program that
+        // makes 10 barrier calls and then none: each wait takes at least
+        // one of them, so the marker waits out one INTERLEAVE_WAIT and
+        // finishes alone. The verdict does not depend on how the threads
+        // are scheduled.
         let m = MarkState::new(Heap::with_limit(1 << 30));
         let nodes = list(&m, 1000);
         let e = m.heap.begin_cycle();
@@ -350,7 +361,7 @@ mod tests {
         m.shade(nodes[0] as u64);
         let (done, timeouts) = std::thread::scope(|s| {
             s.spawn(|| {
-                for _ in 0..500 {
+                for _ in 0..10 {
                     (m.barrier.shade)(&m.barrier, 0);
                 }
             });
@@ -358,7 +369,7 @@ mod tests {
         });
         assert!(done);
         assert_eq!(timeouts, 1);
-        assert_eq!(m.barrier_calls.load(Ordering::Relaxed), 500);
+        assert_eq!(m.barrier_calls.load(Ordering::Relaxed), 10);
         assert!(nodes.iter().all(|&o| m.heap.is_marked(o, e)));
 
         // Without interleaving nothing waits and no call is counted.

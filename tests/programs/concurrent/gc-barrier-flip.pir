@@ -6,8 +6,8 @@
 ; in another one is found only because each move's deletion went through
 ; the barrier; with the barrier's shading switched off (tests/tests/gc.rs
 ; injects that), --gc-verify reports such objects. --gc-interleave makes
-; the marker wait for a store after every object it scans, so that moves
-; land between the holder scans in every cycle, on a loaded machine too.
+; the marker wait for a store 64 times a phase, so that moves land
+; between the holder scans in every cycle, on a loaded machine too.
 ; expect-status: 0
 ; expect-stdout: objects 64 sum 2016 chains 3199960000
 global @holders: ref
