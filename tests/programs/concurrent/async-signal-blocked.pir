@@ -5,9 +5,10 @@
 ; program does: otherwise a monitor that retakes the P during the foreign
 ; call (seen under qemu) sends the goroutine on to another thread, whose
 ; mask is clear, and the signal stops it there. @main sleeps only once
-; the spinner is past the foreign call: a call that outlasted the sleep
-; (seen under qemu on a loaded host) would let the monitor retake the P
-; for @main, which woke and ended.
+; the spinner is past the foreign call, just before its loop: anything
+; that held the spinner up longer than the sleep (the call, or a stop at
+; its function entry under --quantum 20us; seen under qemu on a loaded
+; host) let @main wake and end the program.
 ; flags: --timeout 1
 ; expect-status: 3
 ; expect-stderr: @spin in block loop
