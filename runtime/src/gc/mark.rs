@@ -163,7 +163,7 @@ impl MarkState {
     /// every few hundred objects); false if it stopped early. Concurrent
     /// with mutators: barriers may add to the shared queue meanwhile.
     pub fn drain(&self, stop: impl Fn() -> bool) -> bool {
-        self.drain_paced(&stop, || {})
+        self.drain_paced(&stop, |_| {})
     }
 
     /// The concurrent phase's [`drain`](Self::drain): with interleaving
@@ -175,12 +175,10 @@ impl MarkState {
             return (self.drain(stop), 0);
         }
         let stride = (self.heap.objects() / INTERLEAVE_STEPS).max(1);
-        let mut scanned = 0u64;
         let mut pacing = true;
         let mut timeouts = 0;
         let mut seen = self.barrier_calls.load(Ordering::Acquire);
-        let done = self.drain_paced(&stop, || {
-            scanned += 1;
+        let done = self.drain_paced(&stop, |scanned| {
             let step = scanned == 1 || scanned.is_multiple_of(stride);
             if pacing && step && !self.await_store(&mut seen, &stop) {
                 pacing = false;
@@ -221,7 +219,7 @@ impl MarkState {
         }
     }
 
-    fn drain_paced(&self, stop: &impl Fn() -> bool, mut scanned_one: impl FnMut()) -> bool {
+    fn drain_paced(&self, stop: &impl Fn() -> bool, mut scanned_one: impl FnMut(u64)) -> bool {
         let epoch = self.heap.epoch();
         let mut local: Vec<usize> = Vec::new();
         let mut scanned = 0u64;
@@ -234,8 +232,8 @@ impl MarkState {
             }
             while let Some(obj) = local.pop() {
                 self.scan(obj, epoch, &mut local);
-                scanned_one();
                 scanned += 1;
+                scanned_one(scanned);
                 if scanned.is_multiple_of(256) && stop() {
                     // Whatever is left stays grey for whoever goes on.
                     self.queue().append(&mut local);
