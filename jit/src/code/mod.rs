@@ -14,6 +14,6 @@ pub use memory::{
     WritableView,
 };
 pub use tables::{
-    BackEdge, BlockRange, CallKind, CallSite, CodeTables, FunctionRange, HoistedLoad, InstStart,
-    LoopInfo, MetadataBuilder, PatchSite, PollSite, StubRange, UnsafeKind, UnsafeRegion,
+    BackEdge, BlockLoop, BlockRange, CallKind, CallSite, CodeTables, FunctionRange, HoistedLoad,
+    InstStart, LoopInfo, MetadataBuilder, PatchSite, PollSite, StubRange, UnsafeKind, UnsafeRegion,
 };

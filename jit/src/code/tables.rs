@@ -170,19 +170,23 @@ pub struct InstStart {
 pub struct LoopInfo {
     pub func: FuncId,
     pub header: BlockId,
-    /// The loop's blocks, sorted.
-    pub blocks: Vec<BlockId>,
-    /// The body calls a PIR function (a stack check, so a cooperative
-    /// preemption point, on every iteration that makes the call).
+    /// The body (inner loops included) calls a PIR function (a stack
+    /// check, so a cooperative preemption point, on every iteration that
+    /// makes the call).
     pub has_call: bool,
     /// The body enters the runtime (also a cooperative preemption point).
     pub has_runtime_op: bool,
 }
 
-impl LoopInfo {
-    pub fn contains(&self, b: BlockId) -> bool {
-        self.blocks.binary_search(&b).is_ok()
-    }
+/// A block inside a loop and the innermost loop around it. Loops are
+/// nested, so this one entry per block says which loops contain it, where
+/// a list of blocks per loop would grow with the square of a nest's depth.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BlockLoop {
+    pub func: FuncId,
+    pub block: BlockId,
+    /// An index into [`CodeTables::loops`].
+    pub innermost: u32,
 }
 
 /// A runtime stub (context switch, runtime-call transition, ...).
@@ -208,6 +212,8 @@ pub struct CodeTables {
     pub stubs: Vec<StubRange>,
     /// Natural loops, innermost first within each function.
     pub loops: Vec<LoopInfo>,
+    /// The blocks inside loops, sorted by function and block.
+    pub block_loops: Vec<BlockLoop>,
 }
 
 /// The entry of `items` (sorted by `start`, non-overlapping) containing `pc`.
@@ -316,9 +322,12 @@ impl CodeTables {
 
     /// The innermost loop of `func` containing `block`.
     pub fn innermost_loop(&self, func: FuncId, block: BlockId) -> Option<&LoopInfo> {
-        self.loops
-            .iter()
-            .find(|l| l.func == func && l.contains(block))
+        let key = (func, block);
+        let i = self
+            .block_loops
+            .binary_search_by_key(&key, |b| (b.func, b.block))
+            .ok()?;
+        self.loops.get(self.block_loops[i].innermost as usize)
     }
 
     /// Hoisted loads whose loop header is `header` in `func`.
@@ -342,6 +351,8 @@ pub struct MetadataBuilder {
     open_block: Option<(FuncId, BlockId, usize)>,
     open_unsafe: Option<(UnsafeKind, bool, usize)>,
     open_stub: Option<(&'static str, usize)>,
+    /// Index in `tables.loops` of the open function's first loop.
+    first_loop: usize,
 }
 
 impl MetadataBuilder {
@@ -357,6 +368,7 @@ impl MetadataBuilder {
     pub fn begin_function(&mut self, func: FuncId, name: &str, span: Span, offset: usize) {
         assert!(self.open_func.is_none(), "functions do not nest");
         self.open_func = Some((func, name.to_string(), span, offset));
+        self.first_loop = self.tables.loops.len();
     }
 
     pub fn end_function(&mut self, offset: usize) {
@@ -486,20 +498,26 @@ impl MetadataBuilder {
     }
 
     /// A natural loop of the current function.
-    pub fn loop_info(
-        &mut self,
-        header: BlockId,
-        blocks: Vec<BlockId>,
-        has_call: bool,
-        has_runtime_op: bool,
-    ) {
+    pub fn loop_info(&mut self, header: BlockId, has_call: bool, has_runtime_op: bool) {
         let func = self.open_func();
         self.tables.loops.push(LoopInfo {
             func,
             header,
-            blocks,
             has_call,
             has_runtime_op,
+        });
+    }
+
+    /// `block` of the current function is inside a loop, the innermost one
+    /// being its `k`-th loop recorded by [`MetadataBuilder::loop_info`].
+    pub fn block_loop(&mut self, block: BlockId, k: usize) {
+        let func = self.open_func();
+        let innermost = self.first_loop + k;
+        assert!(innermost < self.tables.loops.len(), "the loop is recorded");
+        self.tables.block_loops.push(BlockLoop {
+            func,
+            block,
+            innermost: innermost as u32,
         });
     }
 
@@ -534,6 +552,7 @@ impl MetadataBuilder {
         t.hoisted_loads.sort_by_key(|h| h.pc);
         t.inst_starts.sort_by_key(|s| s.pc);
         t.stubs.sort_by_key(|s| s.start);
+        t.block_loops.sort_by_key(|b| (b.func, b.block));
         self.tables
     }
 }
@@ -623,6 +642,35 @@ mod tests {
         assert!(t.call_site(0x1000 + 31).is_none());
         assert_eq!(t.back_edges_of(FuncId(0)).count(), 1);
         assert_eq!(t.inst_at(0x1000 + 45).map(|s| s.index), Some(u32::MAX));
+    }
+
+    #[test]
+    fn the_innermost_loop_of_a_block_is_looked_up() {
+        let mut m = MetadataBuilder::new();
+        m.begin_function(FuncId(0), "f", Span::new(1, 1), 0);
+        // An outer loop 1..=4 around an inner one 2..=3, inner first.
+        m.loop_info(BlockId(2), false, true);
+        m.loop_info(BlockId(1), true, true);
+        for (b, k) in [(4, 1), (1, 1), (3, 0), (2, 0)] {
+            m.block_loop(BlockId(b), k);
+        }
+        m.end_function(10);
+        m.begin_function(FuncId(1), "g", Span::new(9, 1), 10);
+        m.loop_info(BlockId(0), false, false);
+        m.block_loop(BlockId(0), 0);
+        m.end_function(20);
+        let t = m.finish();
+        let header = |f: u32, b: u32| {
+            t.innermost_loop(FuncId(f), BlockId(b))
+                .map(|l| (l.func.0, l.header.0))
+        };
+        assert_eq!(header(0, 3), Some((0, 2)));
+        assert_eq!(header(0, 1), Some((0, 1)));
+        assert_eq!(header(0, 4), Some((0, 1)));
+        assert_eq!(header(0, 0), None);
+        assert_eq!(header(0, 5), None);
+        assert_eq!(header(1, 0), Some((1, 0)));
+        assert_eq!(header(1, 2), None);
     }
 
     #[test]

@@ -1,9 +1,33 @@
 //! Control-flow analysis of one function: edges, reverse post-order,
 //! dominators and natural loops.
 //!
-//! Shared by the verifier (definite assignment), LICM (loops and
-//! pre-headers) and the register allocator (loop depth for spill weights,
-//! liveness order).
+//! Shared by LICM (loops and pre-headers), the register allocator (loop
+//! depth for spill weights) and the backends (back-edges, loop
+//! metadata).
+//!
+//! # The loop forest
+//!
+//! Two natural loops with different headers are either disjoint or nested
+//! (a block of both is dominated by both headers, so one header dominates
+//! the other, and the inner loop lies wholly in the outer one), so the
+//! loops of a function form a forest. It is found in near-linear time, as
+//! Havlak and Ramalingam do: headers are taken innermost first (in reverse
+//! post-order backwards: an outer header dominates, so precedes, every
+//! header inside it), and each loop's body is walked backwards from its
+//! latches, where a block already in a loop found earlier stands for the
+//! outermost such loop, whose header leads on to the blocks that enter it
+//! (a union-find). So the predecessors of each block are looked at once,
+//! however deep the nest.
+//!
+//! A list of every block of every loop would cost the sum of the loop
+//! sizes, quadratic in the depth of a nest. Instead the loop blocks are put
+//! in one array, the *nest order*, in which every loop's blocks are one
+//! contiguous run (its own blocks, then the runs of the loops directly
+//! inside it): each [`Loop`] holds its run, and whether a block is in a
+//! loop is a comparison of positions.
+
+use std::ops::{Deref, Range};
+use std::sync::Arc;
 
 use super::{BlockId, Function};
 
@@ -14,17 +38,73 @@ pub struct Loop {
     pub header: BlockId,
     /// Sources of the back-edges into `header` (the "latches").
     pub latches: Vec<BlockId>,
-    /// Every block of the loop, `header` included, sorted by index.
-    pub blocks: Vec<BlockId>,
+    /// Every block of the loop, `header` included.
+    pub blocks: LoopBlocks,
     /// Nesting depth, 1 for an outermost loop.
     pub depth: u32,
+    /// The loop directly around this one, as an index into [`Cfg::loops`].
+    pub parent: Option<usize>,
 }
 
 impl Loop {
     pub fn contains(&self, b: BlockId) -> bool {
-        self.blocks.binary_search(&b).is_ok()
+        self.blocks
+            .nest
+            .position(b)
+            .is_some_and(|p| self.blocks.run.contains(&p))
+    }
+
+    /// Where the loop's blocks stand in the nest order: a block is in the
+    /// loop exactly when its [`Cfg::nest_position`] lies in this range.
+    pub fn nest_range(&self) -> Range<u32> {
+        self.blocks.run.clone()
     }
 }
+
+/// The blocks of one loop: its run of the function's nest order, which
+/// lists the loop's own blocks (those in no inner loop) by index, then the
+/// blocks of each loop directly inside it, loop by loop in the order of
+/// their headers. Dereferences to a slice.
+#[derive(Clone)]
+pub struct LoopBlocks {
+    nest: Arc<NestOrder>,
+    run: Range<u32>,
+}
+
+impl Deref for LoopBlocks {
+    type Target = [BlockId];
+    fn deref(&self) -> &[BlockId] {
+        &self.nest.blocks[self.run.start as usize..self.run.end as usize]
+    }
+}
+
+impl std::fmt::Debug for LoopBlocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Every block that is in a loop, in nest order (see the module
+/// documentation), shared by the function's [`Loop`]s.
+#[derive(Debug, Default)]
+struct NestOrder {
+    blocks: Vec<BlockId>,
+    /// Position of each block in `blocks`; `u32::MAX` for a block in no
+    /// loop.
+    positions: Vec<u32>,
+}
+
+impl NestOrder {
+    fn position(&self, b: BlockId) -> Option<u32> {
+        self.positions
+            .get(b.index())
+            .copied()
+            .filter(|&p| p != NONE)
+    }
+}
+
+/// "No block", "no loop", "not numbered" in the `u32` tables below.
+const NONE: u32 = u32::MAX;
 
 /// The control-flow graph of a function and what is derived from it.
 #[derive(Clone, Debug)]
@@ -37,7 +117,8 @@ pub struct Cfg {
     pub rpo_index: Vec<u32>,
     /// Immediate dominator of each reachable block (the entry's is itself).
     pub idom: Vec<Option<BlockId>>,
-    /// Natural loops, innermost first (sorted by decreasing depth).
+    /// Natural loops, innermost first (sorted by decreasing depth, then by
+    /// header).
     pub loops: Vec<Loop>,
     /// Pre- and post-order numbers of each block in the dominator tree, so
     /// that dominance is two comparisons.
@@ -45,22 +126,27 @@ pub struct Cfg {
     dom_post: Vec<u32>,
     /// Loop nesting depth of each block (0 outside loops).
     pub loop_depth: Vec<u32>,
+    /// The innermost loop around each block, as an index into `loops`.
+    innermost: Vec<u32>,
+    nest: Arc<NestOrder>,
 }
 
 impl Cfg {
     pub fn new(func: &Function) -> Cfg {
         let n = func.blocks.len();
         let succs: Vec<Vec<BlockId>> = (0..n).map(|b| func.successors(BlockId::new(b))).collect();
-        let mut preds = vec![Vec::new(); n];
+        let mut preds: Vec<Vec<BlockId>> = vec![Vec::new(); n];
         for (b, ss) in succs.iter().enumerate() {
             for &s in ss {
-                if !preds[s.index()].contains(&BlockId::new(b)) {
+                // Blocks are visited in order, so a second edge from `b`
+                // (`br %c, l, l`) finds `b` last in the list.
+                if preds[s.index()].last() != Some(&BlockId::new(b)) {
                     preds[s.index()].push(BlockId::new(b));
                 }
             }
         }
         let rpo = reverse_post_order(&succs);
-        let mut rpo_index = vec![u32::MAX; n];
+        let mut rpo_index = vec![NONE; n];
         for (i, b) in rpo.iter().enumerate() {
             rpo_index[b.index()] = i as u32;
         }
@@ -73,8 +159,10 @@ impl Cfg {
             idom,
             loops: Vec::new(),
             loop_depth: vec![0; n],
-            dom_pre: vec![u32::MAX; n],
+            dom_pre: vec![NONE; n],
             dom_post: vec![0; n],
+            innermost: vec![NONE; n],
+            nest: Arc::default(),
         };
         cfg.number_dominator_tree();
         cfg.find_loops();
@@ -82,7 +170,7 @@ impl Cfg {
     }
 
     pub fn is_reachable(&self, b: BlockId) -> bool {
-        self.rpo_index[b.index()] != u32::MAX
+        self.rpo_index[b.index()] != NONE
     }
 
     /// Whether `a` dominates `b` (both reachable).
@@ -124,69 +212,205 @@ impl Cfg {
         }
     }
 
+    /// Builds the loop forest (see the module documentation).
     fn find_loops(&mut self) {
         let n = self.succs.len();
         // Group back-edges (t -> h with h dominating t) by header.
         let mut latches: Vec<Vec<BlockId>> = vec![Vec::new(); n];
         for &t in &self.rpo {
             for &h in &self.succs[t.index()] {
-                if self.dominates(h, t) && !latches[h.index()].contains(&t) {
+                // Latches arrive in order, so a second edge from `t` finds
+                // `t` last in the list.
+                if self.dominates(h, t) && latches[h.index()].last() != Some(&t) {
                     latches[h.index()].push(t);
                 }
             }
         }
-        let mut loops = Vec::new();
-        for h in 0..n {
-            if latches[h].is_empty() {
+
+        // Loops in the order they are found, innermost first.
+        struct Found {
+            header: BlockId,
+            parent: u32,
+        }
+        let mut found: Vec<Found> = Vec::new();
+        let mut loop_of_header = vec![NONE; n];
+        // `outer[b]` leads to the header of the outermost loop found so far
+        // around `b` (to `b` itself when there is none).
+        let mut outer: Vec<u32> = (0..n as u32).collect();
+        // The loop whose body walk last reached each block.
+        let mut seen = vec![NONE; n];
+        let mut work: Vec<BlockId> = Vec::new();
+        let mut absorbed: Vec<usize> = Vec::new();
+        for &h in self.rpo.iter().rev() {
+            if latches[h.index()].is_empty() {
                 continue;
             }
-            let header = BlockId::new(h);
-            let mut in_loop = vec![false; n];
-            in_loop[h] = true;
-            let mut work: Vec<BlockId> = latches[h].clone();
+            let id = found.len() as u32;
+            loop_of_header[h.index()] = id;
+            self.innermost[h.index()] = id;
+            seen[h.index()] = id;
+            work.extend(&latches[h.index()]);
             while let Some(b) = work.pop() {
-                if in_loop[b.index()] {
+                let b = find_outermost(&mut outer, b.index());
+                if seen[b] == id {
                     continue;
                 }
-                in_loop[b.index()] = true;
-                for &p in &self.preds[b.index()] {
-                    if self.is_reachable(p) && !in_loop[p.index()] {
-                        work.push(p);
-                    }
+                seen[b] = id;
+                absorbed.push(b);
+                // `b` is a block in no loop yet, or the header of a loop
+                // found earlier, which this one directly contains; only
+                // its header has predecessors outside it.
+                match loop_of_header[b] {
+                    NONE => self.innermost[b] = id,
+                    inner => found[inner as usize].parent = id,
                 }
+                work.extend(
+                    self.preds[b]
+                        .iter()
+                        .filter(|&&p| self.rpo_index[p.index()] != NONE),
+                );
             }
-            let blocks: Vec<BlockId> = (0..n).filter(|&b| in_loop[b]).map(BlockId::new).collect();
-            loops.push(Loop {
-                header,
-                latches: latches[h].clone(),
-                blocks,
-                depth: 0,
+            for b in absorbed.drain(..) {
+                outer[b] = h.0;
+            }
+            found.push(Found {
+                header: h,
+                parent: NONE,
             });
         }
-        // Depth of a loop: how many loops contain its header.
-        for i in 0..loops.len() {
-            let header = loops[i].header;
-            loops[i].depth = loops.iter().filter(|l| l.contains(header)).count() as u32;
+
+        // Depths, outer loops first (a parent is found after its children).
+        let mut depth = vec![0u32; found.len()];
+        for i in (0..found.len()).rev() {
+            depth[i] = match found[i].parent {
+                NONE => 1,
+                p => depth[p as usize] + 1,
+            };
         }
-        for l in &loops {
-            for &b in &l.blocks {
-                self.loop_depth[b.index()] = self.loop_depth[b.index()].max(l.depth);
+        // `Cfg::loops` order: innermost first, then by header.
+        let mut order: Vec<usize> = (0..found.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(depth[i]), found[i].header));
+        let mut index_of = vec![0u32; found.len()];
+        for (k, &i) in order.iter().enumerate() {
+            index_of[i] = k as u32;
+        }
+        for b in 0..n {
+            if self.innermost[b] != NONE {
+                let i = self.innermost[b] as usize;
+                self.innermost[b] = index_of[i];
+                self.loop_depth[b] = depth[i];
             }
         }
-        loops.sort_by(|a, b| b.depth.cmp(&a.depth).then(a.header.cmp(&b.header)));
-        self.loops = loops;
+
+        // The nest order: each loop's own blocks by index, then its
+        // children's runs, children and roots by header.
+        let parent = |k: usize| match found[order[k]].parent {
+            NONE => None,
+            p => Some(index_of[p as usize] as usize),
+        };
+        let mut own: Vec<Vec<BlockId>> = vec![Vec::new(); found.len()];
+        for b in 0..n {
+            if self.innermost[b] != NONE {
+                own[self.innermost[b] as usize].push(BlockId::new(b));
+            }
+        }
+        let mut by_header: Vec<usize> = (0..found.len()).collect();
+        by_header.sort_by_key(|&k| found[order[k]].header);
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); found.len()];
+        let mut roots = Vec::new();
+        for &k in &by_header {
+            match parent(k) {
+                Some(p) => children[p].push(k),
+                None => roots.push(k),
+            }
+        }
+        let mut nest = NestOrder {
+            blocks: Vec::new(),
+            positions: vec![NONE; n],
+        };
+        let mut runs = vec![0..0; found.len()];
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for root in roots {
+            runs[root].start = nest.blocks.len() as u32;
+            nest.blocks.extend(&own[root]);
+            stack.push((root, 0));
+            while let Some(top) = stack.last_mut() {
+                let (k, i) = *top;
+                if let Some(&c) = children[k].get(i) {
+                    top.1 += 1;
+                    runs[c].start = nest.blocks.len() as u32;
+                    nest.blocks.extend(&own[c]);
+                    stack.push((c, 0));
+                } else {
+                    runs[k].end = nest.blocks.len() as u32;
+                    stack.pop();
+                }
+            }
+        }
+        for (p, b) in nest.blocks.iter().enumerate() {
+            nest.positions[b.index()] = p as u32;
+        }
+        self.nest = Arc::new(nest);
+        self.loops = order
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| Loop {
+                header: found[i].header,
+                latches: std::mem::take(&mut latches[found[i].header.index()]),
+                blocks: LoopBlocks {
+                    nest: Arc::clone(&self.nest),
+                    run: runs[k].clone(),
+                },
+                depth: depth[i],
+                parent: parent(k),
+            })
+            .collect();
     }
 
-    /// The innermost loop whose header is `b`, if `b` is a loop header.
+    /// The innermost loop around `b`, as an index into [`Cfg::loops`].
+    pub fn innermost_loop(&self, b: BlockId) -> Option<usize> {
+        match self.innermost[b.index()] {
+            NONE => None,
+            i => Some(i as usize),
+        }
+    }
+
+    /// Where `b` stands in the nest order, if it is in a loop (see
+    /// [`Loop::nest_range`]).
+    pub fn nest_position(&self, b: BlockId) -> Option<u32> {
+        self.nest.position(b)
+    }
+
+    /// The loop whose header is `b`, if `b` is a loop header.
     pub fn loop_with_header(&self, b: BlockId) -> Option<&Loop> {
-        self.loops.iter().find(|l| l.header == b)
+        // A header's innermost loop is its own: a loop inside it would
+        // have a header that dominates it and is dominated by it.
+        self.innermost_loop(b)
+            .map(|i| &self.loops[i])
+            .filter(|l| l.header == b)
     }
 
-    /// Whether the edge `from -> to` is a loop back-edge.
+    /// Whether the edge `from -> to` (an edge of the graph) is a loop
+    /// back-edge: whether `to` dominates `from`.
     pub fn is_back_edge(&self, from: BlockId, to: BlockId) -> bool {
-        self.loop_with_header(to)
-            .is_some_and(|l| l.latches.contains(&from))
+        self.dominates(to, from)
     }
+}
+
+/// Follows `outer` from `b` to the header it leads to, pointing every
+/// block on the way straight at it.
+fn find_outermost(outer: &mut [u32], b: usize) -> usize {
+    let mut root = b;
+    while outer[root] as usize != root {
+        root = outer[root] as usize;
+    }
+    let mut b = b;
+    while outer[b] as usize != root {
+        let next = outer[b] as usize;
+        outer[b] = root as u32;
+        b = next;
+    }
+    root
 }
 
 fn reverse_post_order(succs: &[Vec<BlockId>]) -> Vec<BlockId> {
@@ -264,4 +488,199 @@ fn dominators(rpo: &[BlockId], rpo_index: &[u32], preds: &[Vec<BlockId>]) -> Vec
         }
     }
     idom
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::parse;
+    use proptest::prelude::*;
+    use std::fmt::Write;
+
+    /// A function whose block `i` ends as `ends[i]` says: `(kind, a, b)`
+    /// with targets `a % n` and `b % n`; mostly branches, which make the
+    /// joins that dominators and loops are about.
+    fn graph(ends: &[(u8, usize, usize)]) -> Function {
+        let n = ends.len();
+        let mut src = String::from("func @main() {\n");
+        for (i, &(kind, a, b)) in ends.iter().enumerate() {
+            writeln!(src, "b{i}:\n    %x = const {i}").unwrap();
+            let (a, b) = (a % n, b % n);
+            match kind % 8 {
+                0 => writeln!(src, "    jmp b{a}").unwrap(),
+                1 if i + 1 < n => {}
+                2 => writeln!(src, "    ret").unwrap(),
+                _ => writeln!(src, "    br %x, b{a}, b{b}").unwrap(),
+            }
+        }
+        src.push_str("}\n");
+        parse(&src).unwrap().funcs.remove(0)
+    }
+
+    /// Natural loops by their definition, each walked on its own: header,
+    /// sorted blocks.
+    fn natural_loops(cfg: &Cfg) -> Vec<(BlockId, Vec<BlockId>)> {
+        let n = cfg.succs.len();
+        let mut loops = Vec::new();
+        for h in (0..n).map(BlockId::new) {
+            let latches: Vec<BlockId> = (0..n)
+                .map(BlockId::new)
+                .filter(|&t| cfg.succs[t.index()].contains(&h) && cfg.dominates(h, t))
+                .collect();
+            if latches.is_empty() {
+                continue;
+            }
+            let mut body = vec![h];
+            let mut work = latches;
+            while let Some(b) = work.pop() {
+                if !body.contains(&b) {
+                    body.push(b);
+                    work.extend(
+                        cfg.preds[b.index()]
+                            .iter()
+                            .filter(|&&p| cfg.is_reachable(p)),
+                    );
+                }
+            }
+            body.sort();
+            loops.push((h, body));
+        }
+        loops
+    }
+
+    proptest! {
+        #[test]
+        fn the_loop_forest_holds_the_natural_loops(
+            ends in prop::collection::vec((0u8..8, 0usize..64, 0usize..64), 1..24)
+        ) {
+            let f = graph(&ends);
+            let cfg = Cfg::new(&f);
+            let want = natural_loops(&cfg);
+            prop_assert_eq!(cfg.loops.len(), want.len());
+            for (h, body) in &want {
+                let lp = cfg.loop_with_header(*h).expect("a loop per header");
+                let mut blocks = lp.blocks.to_vec();
+                blocks.sort();
+                prop_assert_eq!(&blocks, body);
+                // Depth: the loops around the header; parent: the smallest
+                // other loop around it.
+                let around: Vec<&(BlockId, Vec<BlockId>)> =
+                    want.iter().filter(|(_, b)| b.contains(h)).collect();
+                prop_assert_eq!(lp.depth as usize, around.len());
+                let parent = around
+                    .iter()
+                    .filter(|(g, _)| g != h)
+                    .min_by_key(|(_, b)| b.len())
+                    .map(|(g, _)| *g);
+                prop_assert_eq!(lp.parent.map(|p| cfg.loops[p].header), parent);
+                for b in (0..f.blocks.len()).map(BlockId::new) {
+                    prop_assert_eq!(lp.contains(b), body.contains(&b));
+                }
+            }
+            for b in (0..f.blocks.len()).map(BlockId::new) {
+                let innermost = want
+                    .iter()
+                    .filter(|(_, body)| body.contains(&b))
+                    .min_by_key(|(_, body)| body.len());
+                prop_assert_eq!(
+                    cfg.innermost_loop(b).map(|l| cfg.loops[l].header),
+                    innermost.map(|l| l.0)
+                );
+                prop_assert_eq!(
+                    cfg.loop_depth[b.index()] as usize,
+                    want.iter().filter(|(_, body)| body.contains(&b)).count()
+                );
+                for &s in &cfg.succs[b.index()] {
+                    let back = cfg.loop_with_header(s).is_some_and(|l| l.latches.contains(&b));
+                    prop_assert_eq!(cfg.is_back_edge(b, s), back);
+                }
+            }
+            // Innermost first, then by header.
+            let order: Vec<(std::cmp::Reverse<u32>, BlockId)> =
+                cfg.loops.iter().map(|l| (std::cmp::Reverse(l.depth), l.header)).collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            prop_assert_eq!(order, sorted);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn dominators_are_those_of_the_definition(
+            ends in prop::collection::vec((0u8..8, 0usize..64, 0usize..64), 1..24)
+        ) {
+            let f = graph(&ends);
+            let cfg = Cfg::new(&f);
+            let n = f.blocks.len();
+            // The blocks dominating each block, as a bit mask: the greatest
+            // solution of dom(b) = {b} + the intersection over predecessors.
+            let reachable: Vec<bool> = (0..n).map(|b| cfg.is_reachable(BlockId::new(b))).collect();
+            let all = (0..n).filter(|&b| reachable[b]).fold(0u32, |m, b| m | 1 << b);
+            let mut dom = vec![all; n];
+            dom[0] = 1;
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for b in (1..n).filter(|&b| reachable[b]) {
+                    let meet = cfg.preds[b]
+                        .iter()
+                        .filter(|p| reachable[p.index()])
+                        .fold(all, |m, p| m & dom[p.index()]);
+                    let new = meet | 1 << b;
+                    changed |= new != dom[b];
+                    dom[b] = new;
+                }
+            }
+            for b in 0..n {
+                // The immediate dominator is the closest strict one: the
+                // one with the most dominators of its own.
+                let idom = if !reachable[b] {
+                    None
+                } else if b == 0 {
+                    Some(0)
+                } else {
+                    (0..n)
+                        .filter(|&d| d != b && dom[b] >> d & 1 == 1)
+                        .max_by_key(|&d| dom[d].count_ones())
+                };
+                prop_assert_eq!(cfg.idom[b], idom.map(BlockId::new));
+                for a in 0..n {
+                    let want = reachable[a] && reachable[b] && dom[b] >> a & 1 == 1;
+                    prop_assert_eq!(cfg.dominates(BlockId::new(a), BlockId::new(b)), want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_deep_nest_shares_one_list_of_blocks() {
+        // Headers b0 ... b(N-1) fall through into each other, and the
+        // latches on the way out branch back to them in reverse order.
+        let depth = 2000;
+        let mut ends: Vec<(u8, usize, usize)> = (0..depth).map(|_| (1, 0, 0)).collect();
+        for k in (0..depth).rev() {
+            ends.push((3, k, 2 * depth - k));
+        }
+        ends.push((2, 0, 0));
+        let f = graph(&ends);
+        let cfg = Cfg::new(&f);
+        assert_eq!(cfg.loops.len(), depth);
+        let inner = &cfg.loops[0];
+        assert_eq!(
+            (inner.header, inner.depth),
+            (BlockId::new(depth - 1), depth as u32)
+        );
+        assert_eq!(inner.blocks.len(), 2);
+        let outer = cfg.loop_with_header(BlockId::new(0)).unwrap();
+        assert_eq!(
+            (outer.depth, outer.parent, outer.blocks.len()),
+            (1, None, 2 * depth)
+        );
+        // Every loop's blocks are a window onto one shared list.
+        assert!(cfg
+            .loops
+            .iter()
+            .all(|l| Arc::ptr_eq(&l.blocks.nest, &cfg.nest)));
+        assert_eq!(cfg.nest.blocks.len(), 2 * depth);
+    }
 }

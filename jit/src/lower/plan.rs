@@ -72,23 +72,42 @@ impl FunctionPlan {
         Some((*op, args[0], args[1]))
     }
 
-    /// Records every natural loop of `func` in the tables: its blocks and
-    /// whether its body holds a cooperative preemption point.
+    /// Records every natural loop of `func` in the tables, with whether
+    /// its body holds a cooperative preemption point, and the innermost
+    /// loop of each block inside one.
     pub fn record_loops(&self, func: &Function, meta: &mut crate::code::MetadataBuilder) {
-        for l in &self.alloc.cfg.loops {
-            let (mut has_call, mut has_runtime_op) = (false, false);
-            for &b in &l.blocks {
-                let block = &func.blocks[b.index()];
-                for inst in &block.insts {
-                    let op = inst.kind.opcode();
-                    has_call |= op.is_call();
-                    has_runtime_op |= op.is_runtime_op();
-                }
-                if let Some(t) = &block.term {
-                    has_runtime_op |= t.kind.is_runtime_op();
-                }
+        let cfg = &self.alloc.cfg;
+        // (has_call, has_runtime_op) of each loop: first from the blocks
+        // whose innermost loop it is, then from its inner loops, which come
+        // before it in `cfg.loops`.
+        let mut points = vec![(false, false); cfg.loops.len()];
+        for (b, block) in func.blocks.iter().enumerate() {
+            let Some(l) = cfg.innermost_loop(BlockId::new(b)) else {
+                continue;
+            };
+            let (has_call, has_runtime_op) = &mut points[l];
+            for inst in &block.insts {
+                let op = inst.kind.opcode();
+                *has_call |= op.is_call();
+                *has_runtime_op |= op.is_runtime_op();
             }
-            meta.loop_info(l.header, l.blocks.clone(), has_call, has_runtime_op);
+            if let Some(t) = &block.term {
+                *has_runtime_op |= t.kind.is_runtime_op();
+            }
+        }
+        for (l, lp) in cfg.loops.iter().enumerate() {
+            if let Some(p) = lp.parent {
+                points[p].0 |= points[l].0;
+                points[p].1 |= points[l].1;
+            }
+        }
+        for (lp, &(has_call, has_runtime_op)) in cfg.loops.iter().zip(&points) {
+            meta.loop_info(lp.header, has_call, has_runtime_op);
+        }
+        for b in (0..func.blocks.len()).map(BlockId::new) {
+            if let Some(l) = cfg.innermost_loop(b) {
+                meta.block_loop(b, l);
+            }
         }
     }
 

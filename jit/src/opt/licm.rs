@@ -157,17 +157,29 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
     // this ends after one round per header.
     let mut done = vec![false; func.blocks.len()];
     let mut cfg = Cfg::new(func);
+    let mut bodies = LoopBodies::new(func, &cfg);
+    // Every loop of `cfg.loops` before `next` is done.
+    let mut next = 0;
     // Only blocks of the input can be headers, so this many rounds always
     // suffice; the bound keeps a future mistake from hanging the compiler.
     for _ in 0..func.blocks.len() {
-        let Some(lp) = cfg.loops.iter().find(|l| !done[l.header.index()]) else {
+        let Some(k) = (next..cfg.loops.len()).find(|&k| !done[cfg.loops[k].header.index()]) else {
             break;
         };
+        next = k + 1;
+        let lp = &cfg.loops[k];
         done[lp.header.index()] = true;
+        // Hoisting leaves these facts true of every loop not yet done: the
+        // loads it moves land in a pre-header inside the loops around.
+        if bodies.barrier[k] || !bodies.plain_load[k] {
+            continue;
+        }
         let lp = lp.clone();
         if let Some(inserted) = hoist_loop(globals, func, &cfg, &lp, &mut stats) {
             done.insert(inserted, false);
             cfg = Cfg::new(func);
+            bodies = LoopBodies::new(func, &cfg);
+            next = 0;
         }
     }
     if stats.hoisted > 0 {
@@ -176,30 +188,79 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
     stats
 }
 
-/// The first instruction or terminator of `lp` that keeps every load in it
-/// (conditions 2-4), with its block; `None` if plain loads may leave it.
-pub fn loop_barrier(func: &Function, lp: &Loop) -> Option<(BlockId, Barrier)> {
-    for &b in &lp.blocks {
-        let block = func.blocks.get(b.index())?;
-        for inst in &block.insts {
-            let op = inst.kind.opcode();
-            if op.is_call() {
-                return Some((b, Barrier::Call));
-            }
-            if op.is_atomic() {
-                return Some((b, Barrier::Atomic(op)));
-            }
-            if op.is_runtime_op() {
-                return Some((b, Barrier::Runtime(op)));
+/// What each loop of a [`Cfg`] holds, gathered block by block and passed
+/// from each loop to the one around it, so that finding the loops with
+/// nothing to hoist costs one look at each block however deep they nest.
+struct LoopBodies {
+    /// The loop has a barrier (conditions 2-4).
+    barrier: Vec<bool>,
+    /// The loop has a plain load.
+    plain_load: Vec<bool>,
+}
+
+impl LoopBodies {
+    fn new(func: &Function, cfg: &Cfg) -> LoopBodies {
+        let n = cfg.loops.len();
+        let mut bodies = LoopBodies {
+            barrier: vec![false; n],
+            plain_load: vec![false; n],
+        };
+        for (b, block) in func.blocks.iter().enumerate() {
+            let Some(l) = cfg.innermost_loop(BlockId::new(b)) else {
+                continue;
+            };
+            bodies.barrier[l] |= block_barrier(block).is_some();
+            bodies.plain_load[l] |= block.insts.iter().any(|i| {
+                matches!(
+                    i.kind,
+                    InstKind::Load {
+                        op: Opcode::Load,
+                        ..
+                    }
+                )
+            });
+        }
+        // Inner loops come first in `cfg.loops`.
+        for (l, lp) in cfg.loops.iter().enumerate() {
+            if let Some(p) = lp.parent {
+                bodies.barrier[p] |= bodies.barrier[l];
+                bodies.plain_load[p] |= bodies.plain_load[l];
             }
         }
-        if let Some(t) = &block.term {
-            if t.kind.is_runtime_op() {
-                return Some((b, Barrier::Runtime(t.kind.opcode())));
-            }
+        bodies
+    }
+}
+
+/// The first instruction or terminator of `lp` that keeps every load in it
+/// (conditions 2-4), in block order, with its block; `None` if plain loads
+/// may leave it.
+pub fn loop_barrier(func: &Function, lp: &Loop) -> Option<(BlockId, Barrier)> {
+    lp.blocks
+        .iter()
+        .filter_map(|&b| Some((b, block_barrier(func.blocks.get(b.index())?)?)))
+        .min_by_key(|&(b, _)| b)
+}
+
+/// The first instruction or terminator of `block` that keeps every load
+/// in a loop around it.
+fn block_barrier(block: &Block) -> Option<Barrier> {
+    for inst in &block.insts {
+        let op = inst.kind.opcode();
+        if op.is_call() {
+            return Some(Barrier::Call);
+        }
+        if op.is_atomic() {
+            return Some(Barrier::Atomic(op));
+        }
+        if op.is_runtime_op() {
+            return Some(Barrier::Runtime(op));
         }
     }
-    None
+    block
+        .term
+        .as_ref()
+        .filter(|t| t.kind.is_runtime_op())
+        .map(|t| Barrier::Runtime(t.kind.opcode()))
 }
 
 /// Every load LICM moved out of a loop in `func`, in block order.
@@ -254,15 +315,13 @@ fn hoist_loop(
     lp: &Loop,
     stats: &mut LicmStats,
 ) -> Option<usize> {
-    if loop_barrier(func, lp).is_some() {
-        return None;
-    }
-
-    // Condition 5, and the candidates in order of first appearance (which
-    // is the order their loads are emitted in the pre-header).
+    // Condition 5, and the candidates in order of first appearance in the
+    // text (which is the order their loads are emitted in the pre-header).
+    let mut blocks = lp.blocks.to_vec();
+    blocks.sort_unstable();
     let mut stored: HashSet<GlobalId> = HashSet::new();
     let mut loaded: Vec<(GlobalId, Span)> = Vec::new();
-    for &b in &lp.blocks {
+    for &b in &blocks {
         for inst in &func.blocks[b.index()].insts {
             match inst.kind {
                 InstKind::Load {
@@ -296,7 +355,7 @@ fn hoist_loop(
         })
         .collect();
 
-    for &b in &lp.blocks {
+    for &b in &blocks {
         for inst in &mut func.blocks[b.index()].insts {
             let InstKind::Load {
                 op: Opcode::Load,
