@@ -2,7 +2,7 @@
 //! dominators and natural loops.
 //!
 //! Shared by LICM (loops and pre-headers), the register allocator (loop
-//! depth for spill weights) and the backends (back-edges, loop
+//! depth for spill weights, liveness) and the backends (back-edges, loop
 //! metadata).
 //!
 //! # The loop forest

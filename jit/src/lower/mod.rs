@@ -6,4 +6,4 @@ pub mod plan;
 pub mod regalloc;
 
 pub use plan::FunctionPlan;
-pub use regalloc::{allocate, Allocation, BitSet, Location, RegisterFile};
+pub use regalloc::{allocate, Allocation, Location, RegisterFile};

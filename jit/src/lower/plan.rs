@@ -66,7 +66,7 @@ impl FunctionPlan {
             op,
             Opcode::Eq | Opcode::Ne | Opcode::Lt | Opcode::Le | Opcode::Gt | Opcode::Ge
         );
-        if !is_compare || *dst != c || self.alloc.live_out[b.index()].contains(c.index()) {
+        if !is_compare || *dst != c || self.alloc.last_def_live_out[b.index()] {
             return None;
         }
         Some((*op, args[0], args[1]))

@@ -2,9 +2,15 @@
 //!
 //! PIR registers are mutable locals, so each one is allocated as a whole:
 //! one location for its entire life. Its live interval is the hull of every
-//! program point where it is live (liveness by backward dataflow over the
-//! blocks in layout order); a value live around a loop's back-edge is live
-//! across the whole loop, so loop values stay in one register for the loop.
+//! program point where it is live; a value live around a loop's back-edge
+//! is live across the whole loop, so loop values stay in one register for
+//! the loop.
+//!
+//! Liveness is found register by register, backwards from the uses that
+//! read a value from before their block (see [`Liveness`]), so it costs
+//! the blocks each register is live in, not blocks times registers, and a
+//! loop with no definition of the register is crossed in one step, not
+//! block by block.
 //!
 //! The calling convention splits the allocatable registers into
 //! caller-saved ones (clobbered by a PIR `call`) and callee-saved ones
@@ -20,52 +26,6 @@
 
 use crate::ir::cfg::Cfg;
 use crate::ir::{BlockId, Function, InstKind, Reg, TermKind};
-
-/// A fixed-size bit set over register indices.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct BitSet {
-    words: Vec<u64>,
-}
-
-impl BitSet {
-    pub fn new(n: usize) -> BitSet {
-        BitSet {
-            words: vec![0; n.div_ceil(64)],
-        }
-    }
-    pub fn insert(&mut self, i: usize) {
-        self.words[i / 64] |= 1 << (i % 64);
-    }
-    pub fn remove(&mut self, i: usize) {
-        self.words[i / 64] &= !(1 << (i % 64));
-    }
-    pub fn contains(&self, i: usize) -> bool {
-        self.words[i / 64] & (1 << (i % 64)) != 0
-    }
-    /// `self |= other`; returns whether `self` changed.
-    pub fn union_with(&mut self, other: &BitSet) -> bool {
-        let mut changed = false;
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            let n = *a | *b;
-            changed |= n != *a;
-            *a = n;
-        }
-        changed
-    }
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.words.iter().enumerate().flat_map(|(w, &bits)| {
-            let mut bits = bits;
-            std::iter::from_fn(move || {
-                if bits == 0 {
-                    return None;
-                }
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                Some(w * 64 + i)
-            })
-        })
-    }
-}
 
 /// The registers a backend offers the allocator, by hardware number.
 #[derive(Clone, Copy, Debug)]
@@ -111,8 +71,10 @@ pub struct Allocation {
     /// Words of outgoing argument area needed by calls and runtime
     /// operations.
     pub outgoing_words: u32,
-    /// Registers live at the end of each block (for compare/branch fusion).
-    pub live_out: Vec<BitSet>,
+    /// Whether the register the last instruction of each block defines is
+    /// still live at the end of the block (a compare whose result only the
+    /// branch after it reads fuses into that branch).
+    pub last_def_live_out: Vec<bool>,
     pub cfg: Cfg,
 }
 
@@ -152,70 +114,6 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
         block_end[b] = 2 * k - 1;
     }
 
-    // Local use/def sets, then liveness to a fixed point.
-    let mut uses = vec![BitSet::new(nregs); nblocks];
-    let mut defs = vec![BitSet::new(nregs); nblocks];
-    for (b, block) in func.blocks.iter().enumerate() {
-        let (u, d) = (&mut uses[b], &mut defs[b]);
-        let read = |r: Reg, d: &BitSet, u: &mut BitSet| {
-            if !d.contains(r.index()) {
-                u.insert(r.index());
-            }
-        };
-        for inst in &block.insts {
-            inst.kind.for_each_operand(|o| {
-                if let Some(r) = o.reg() {
-                    read(r, d, u)
-                }
-            });
-            if let Some(r) = inst.kind.def() {
-                d.insert(r.index());
-            }
-        }
-        if let Some(t) = &block.term {
-            t.kind.for_each_operand(|o| {
-                if let Some(r) = o.reg() {
-                    read(r, d, u)
-                }
-            });
-            if let TermKind::Select { arms } = &t.kind {
-                for arm in arms {
-                    if let crate::ir::ArmKind::Recv { into: Some(v), .. } = arm.kind {
-                        d.insert(v.index());
-                    }
-                }
-            }
-        }
-    }
-    let mut live_in = vec![BitSet::new(nregs); nblocks];
-    let mut live_out = vec![BitSet::new(nregs); nblocks];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for &b in cfg.rpo.iter().rev() {
-            let b = b.index();
-            let mut out = BitSet::new(nregs);
-            for &s in &cfg.succs[b] {
-                out.union_with(&live_in[s.index()]);
-            }
-            // in = uses ∪ (out − defs)
-            let mut inn = uses[b].clone();
-            for r in out.iter() {
-                if !defs[b].contains(r) {
-                    inn.insert(r);
-                }
-            }
-            if out != live_out[b] {
-                live_out[b] = out;
-                changed = true;
-            }
-            if inn != live_in[b] {
-                live_in[b] = inn;
-                changed = true;
-            }
-        }
-    }
-
     // Interval hulls, use counts and call points.
     let mut start = vec![u32::MAX; nregs];
     let mut end = vec![0u32; nregs];
@@ -227,6 +125,13 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
     for &p in &func.params {
         touch(p.index(), 0, &mut start, &mut end);
     }
+    let liveness = Liveness::new(func, &cfg);
+    let last_def_live_out = liveness.extend_intervals(
+        &cfg,
+        |b: BlockId| block_start[b.index()],
+        |b: BlockId| block_end[b.index()],
+        |r, p| touch(r.index(), p, &mut start, &mut end),
+    );
     let mut call_points = Vec::new();
     let mut outgoing = 2u32; // fault paths pass up to two words
     for (b, block) in func.blocks.iter().enumerate() {
@@ -234,12 +139,6 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
             continue;
         }
         let scale = 10f64.powi(cfg.loop_depth[b].min(6) as i32);
-        for r in live_in[b].iter() {
-            touch(r, block_start[b], &mut start, &mut end);
-        }
-        for r in live_out[b].iter() {
-            touch(r, block_end[b], &mut start, &mut end);
-        }
         let mut p = block_start[b];
         for inst in &block.insts {
             inst.kind.for_each_operand(|o| {
@@ -284,8 +183,11 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
         .map(|r| {
             let (s, e) = (start[r], end[r]);
             // A call at point p reads at p and writes at p + 1: a value
-            // crosses it when live both before p and after p + 1.
-            let crosses_call = call_points.iter().any(|&p| s < p && e > p + 1);
+            // crosses it when live both before p and after p + 1. The
+            // points are in order: only the first call after `s` can be
+            // one.
+            let next_call = call_points.partition_point(|&p| p <= s);
+            let crosses_call = call_points.get(next_call).is_some_and(|&p| e > p + 1);
             Interval {
                 reg: Reg::new(r),
                 start: s,
@@ -298,10 +200,14 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
     intervals.sort_by_key(|i| (i.start, i.reg));
 
     let mut locations = vec![Location::Unused; nregs];
+    let mut param_index: Vec<Option<u32>> = vec![None; nregs];
+    for (i, &p) in func.params.iter().enumerate().rev() {
+        param_index[p.index()] = Some(i as u32);
+    }
     let mut spill_slots = 0u32;
     let mut spill = |r: Reg, locations: &mut [Location]| {
-        locations[r.index()] = match func.params.iter().position(|&p| p == r) {
-            Some(i) => Location::Param(i as u32),
+        locations[r.index()] = match param_index[r.index()] {
+            Some(i) => Location::Param(i),
             None => {
                 spill_slots += 1;
                 Location::Spill(spill_slots - 1)
@@ -373,15 +279,261 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
         spill_slots,
         used_callee_saved,
         outgoing_words: outgoing,
-        live_out,
+        last_def_live_out,
         cfg,
     }
+}
+
+/// "None" in the `u32` tables of [`Liveness`].
+const NONE: u32 = u32::MAX;
+
+/// Liveness, one register at a time.
+///
+/// A register is live at the start of a block that reads it before any
+/// definition there (an *exposed use*), and at the start of a block that
+/// does not define it when it is live at the end; it is live at the end of
+/// a reachable block when it is live at the start of a successor. This is
+/// the backward dataflow, solved for each register alone by walking
+/// backwards from its exposed uses, which visits only the blocks it is live
+/// in. One fact keeps the walk short in deep loop nests:
+///
+/// - A loop with no definition of `r`, with `r` live at the start of one of
+///   its blocks, has `r` live at the start and the end of every one of its
+///   blocks: each of them reaches that block inside the loop, round the
+///   back-edge, without a definition. So the walk, arriving in such a loop
+///   (the outermost one around the block), takes the whole loop at once and
+///   goes on from the header's predecessors outside it, the only edges into
+///   a natural loop.
+struct Liveness {
+    /// The reachable blocks with an exposed use of register `r`:
+    /// `exposed[exposed_at[r]..exposed_at[r + 1]]`.
+    exposed: Vec<BlockId>,
+    exposed_at: Vec<u32>,
+    /// The reachable blocks that define `r`, likewise.
+    defs: Vec<BlockId>,
+    defs_at: Vec<u32>,
+    /// The register each block's last instruction defines, or `NONE`.
+    last_def: Vec<u32>,
+}
+
+/// The exposed uses and definitions of registers, block by block.
+struct BlockScan {
+    block: BlockId,
+    /// The block each register was last defined in, and last found exposed
+    /// in.
+    defined_in: Vec<u32>,
+    exposed_in: Vec<u32>,
+    exposed: Vec<(u32, BlockId)>,
+    defs: Vec<(u32, BlockId)>,
+}
+
+impl BlockScan {
+    fn read(&mut self, r: Reg) {
+        let (i, b) = (r.index(), self.block.0);
+        if self.defined_in[i] != b && self.exposed_in[i] != b {
+            self.exposed_in[i] = b;
+            self.exposed.push((r.0, self.block));
+        }
+    }
+
+    fn define(&mut self, r: Reg) {
+        let (i, b) = (r.index(), self.block.0);
+        if self.defined_in[i] != b {
+            self.defined_in[i] = b;
+            self.defs.push((r.0, self.block));
+        }
+    }
+}
+
+impl Liveness {
+    fn new(func: &Function, cfg: &Cfg) -> Liveness {
+        let nregs = func.regs.len();
+        let mut scan = BlockScan {
+            block: BlockId::new(0),
+            defined_in: vec![NONE; nregs],
+            exposed_in: vec![NONE; nregs],
+            exposed: Vec::new(),
+            defs: Vec::new(),
+        };
+        let mut last_def = vec![NONE; func.blocks.len()];
+        for (b, block) in func.blocks.iter().enumerate() {
+            scan.block = BlockId::new(b);
+            if !cfg.is_reachable(scan.block) {
+                continue;
+            }
+            for inst in &block.insts {
+                inst.kind.for_each_operand(|o| {
+                    if let Some(r) = o.reg() {
+                        scan.read(r)
+                    }
+                });
+                if let Some(r) = inst.kind.def() {
+                    scan.define(r);
+                }
+            }
+            if let Some(r) = block.insts.last().and_then(|i| i.kind.def()) {
+                last_def[b] = r.0;
+            }
+            if let Some(t) = &block.term {
+                t.kind.for_each_operand(|o| {
+                    if let Some(r) = o.reg() {
+                        scan.read(r)
+                    }
+                });
+                if let TermKind::Select { arms } = &t.kind {
+                    for arm in arms {
+                        if let crate::ir::ArmKind::Recv { into: Some(v), .. } = arm.kind {
+                            scan.define(v);
+                        }
+                    }
+                }
+            }
+        }
+        let (exposed, exposed_at) = group_by_register(nregs, &scan.exposed);
+        let (defs, defs_at) = group_by_register(nregs, &scan.defs);
+        Liveness {
+            exposed,
+            exposed_at,
+            defs,
+            defs_at,
+            last_def,
+        }
+    }
+
+    /// Calls `touch(r, point)` with `start(b)` for every block `b` that
+    /// register `r` is live at the start of, and with `end(b)` for every
+    /// block it is live at the end of (or at least with the first and the
+    /// last of a loop's blocks when it is live throughout the loop, which
+    /// is all that an interval hull needs). Returns whether each block's
+    /// last definition is live at its end.
+    fn extend_intervals(
+        &self,
+        cfg: &Cfg,
+        start: impl Fn(BlockId) -> u32,
+        end: impl Fn(BlockId) -> u32,
+        mut touch: impl FnMut(Reg, u32),
+    ) -> Vec<bool> {
+        let nblocks = self.last_def.len();
+        let mut last_def_live_out = vec![false; nblocks];
+        // The first and last block of each loop, inner loops first.
+        let mut extent: Vec<(BlockId, BlockId)> =
+            vec![(BlockId(NONE), BlockId(0)); cfg.loops.len()];
+        for b in (0..nblocks).map(BlockId::new) {
+            if let Some(l) = cfg.innermost_loop(b) {
+                extent[l] = (extent[l].0.min(b), extent[l].1.max(b));
+            }
+        }
+        for (l, lp) in cfg.loops.iter().enumerate() {
+            if let Some(p) = lp.parent {
+                extent[p] = (extent[p].0.min(extent[l].0), extent[p].1.max(extent[l].1));
+            }
+        }
+
+        // Per-register marks, valid while they hold that register's
+        // number: the blocks it is known live at the start of, the loops
+        // it is live throughout, the blocks that define it.
+        let mut live_in = vec![NONE; nblocks];
+        let mut whole_loop = vec![NONE; cfg.loops.len()];
+        let mut defines = vec![NONE; nblocks];
+        // Where the blocks that define it stand in the nest order, sorted.
+        let mut def_positions: Vec<u32> = Vec::new();
+        let mut work: Vec<BlockId> = Vec::new();
+        for r in 0..self.exposed_at.len() - 1 {
+            let exposed =
+                &self.exposed[self.exposed_at[r] as usize..self.exposed_at[r + 1] as usize];
+            if exposed.is_empty() {
+                continue;
+            }
+            let (reg, mark) = (Reg::new(r), r as u32);
+            def_positions.clear();
+            for &d in &self.defs[self.defs_at[r] as usize..self.defs_at[r + 1] as usize] {
+                defines[d.index()] = mark;
+                def_positions.extend(cfg.nest_position(d));
+            }
+            def_positions.sort_unstable();
+            let defines_in = |l: usize| {
+                let range = cfg.loops[l].nest_range();
+                let i = def_positions.partition_point(|&p| p < range.start);
+                def_positions.get(i).is_some_and(|&p| p < range.end)
+            };
+            // Every block on the work list has `r` live at its start.
+            work.extend_from_slice(exposed);
+            'walk: while let Some(b) = work.pop() {
+                if live_in[b.index()] == mark {
+                    continue;
+                }
+                // The outermost loop around `b` that does not define `r`.
+                let mut outermost = None;
+                let mut l = cfg.innermost_loop(b);
+                while let Some(i) = l {
+                    if whole_loop[i] == mark {
+                        continue 'walk;
+                    }
+                    if defines_in(i) {
+                        break;
+                    }
+                    outermost = Some(i);
+                    l = cfg.loops[i].parent;
+                }
+                // The block, or the loop taken whole, and the edges into
+                // it: `r` is live at the end of their sources.
+                let (entry, taken) = match outermost {
+                    None => {
+                        live_in[b.index()] = mark;
+                        touch(reg, start(b));
+                        (b, None)
+                    }
+                    Some(i) => {
+                        whole_loop[i] = mark;
+                        touch(reg, start(extent[i].0));
+                        touch(reg, end(extent[i].1));
+                        (cfg.loops[i].header, Some(&cfg.loops[i]))
+                    }
+                };
+                for &p in &cfg.preds[entry.index()] {
+                    if !cfg.is_reachable(p) || taken.is_some_and(|lp| lp.contains(p)) {
+                        continue;
+                    }
+                    touch(reg, end(p));
+                    if self.last_def[p.index()] == mark {
+                        last_def_live_out[p.index()] = true;
+                    }
+                    if defines[p.index()] != mark {
+                        work.push(p);
+                    }
+                }
+            }
+        }
+        last_def_live_out
+    }
+}
+
+/// `(register, block)` pairs grouped by register, keeping their order:
+/// the blocks, and where each register's run of them starts (with one
+/// more entry, the end).
+fn group_by_register(nregs: usize, pairs: &[(u32, BlockId)]) -> (Vec<BlockId>, Vec<u32>) {
+    let mut at = vec![0u32; nregs + 1];
+    for &(r, _) in pairs {
+        at[r as usize + 1] += 1;
+    }
+    for r in 0..nregs {
+        at[r + 1] += at[r];
+    }
+    let mut next = at.clone();
+    let mut blocks = vec![BlockId(0); pairs.len()];
+    for &(r, b) in pairs {
+        blocks[next[r as usize] as usize] = b;
+        next[r as usize] += 1;
+    }
+    (blocks, at)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ir::parse;
+    use proptest::prelude::*;
+    use std::fmt::Write;
 
     const FILE: RegisterFile = RegisterFile {
         caller_saved: &[1, 2],
@@ -449,5 +601,121 @@ mod tests {
             .filter(|l| matches!(l, Location::Param(_)))
             .collect();
         assert!(!spilled.is_empty());
+    }
+
+    /// A block of [`function`]: `(insts, end, a, b)`.
+    type RandomBlock = (Vec<(u8, u8, u8)>, u8, usize, usize);
+
+    /// A function of `n` blocks over registers `%r0`..`%r3`, defined and
+    /// read anywhere (liveness does not need a verified program). In block
+    /// `(insts, end, a, b)` each instruction `(d, x, y)` is `%rd = add %rx,
+    /// %ry`, and the block ends in a jump, a branch on the last value it
+    /// defined (a fusable compare), a fall-through or a `ret`.
+    fn function(blocks: &[RandomBlock]) -> Function {
+        let n = blocks.len();
+        let mut src = String::from("func @main() {\n");
+        for (i, (insts, end, a, b)) in blocks.iter().enumerate() {
+            writeln!(src, "b{i}:").unwrap();
+            for &(d, x, y) in insts {
+                writeln!(src, "    %r{} = add %r{}, %r{}", d % 4, x % 4, y % 4).unwrap();
+            }
+            let (a, b) = (a % n, b % n);
+            match end % 5 {
+                0 => writeln!(src, "    jmp b{a}").unwrap(),
+                1 if i + 1 < n => {}
+                2 => writeln!(src, "    ret").unwrap(),
+                3 if !insts.is_empty() => {
+                    let d = insts[insts.len() - 1].0 % 4;
+                    writeln!(src, "    br %r{d}, b{a}, b{b}").unwrap()
+                }
+                _ => writeln!(src, "    br %r{}, b{a}, b{b}", a % 4).unwrap(),
+            }
+        }
+        src.push_str("}\n");
+        parse(&src).unwrap().funcs.remove(0)
+    }
+
+    /// Liveness by its definition, the backward dataflow over dense sets:
+    /// the registers live at the start and at the end of each block.
+    fn dataflow(func: &Function, cfg: &Cfg) -> (Vec<Vec<bool>>, Vec<Vec<bool>>) {
+        let (n, nregs) = (func.blocks.len(), func.regs.len());
+        let mut uses = vec![vec![false; nregs]; n];
+        let mut defs = vec![vec![false; nregs]; n];
+        for (b, block) in func.blocks.iter().enumerate() {
+            for inst in &block.insts {
+                inst.kind.for_each_operand(|o| {
+                    if let Some(r) = o.reg() {
+                        uses[b][r.index()] |= !defs[b][r.index()];
+                    }
+                });
+                if let Some(r) = inst.kind.def() {
+                    defs[b][r.index()] = true;
+                }
+            }
+            if let Some(t) = &block.term {
+                t.kind.for_each_operand(|o| {
+                    if let Some(r) = o.reg() {
+                        uses[b][r.index()] |= !defs[b][r.index()];
+                    }
+                });
+            }
+        }
+        let mut live_in = vec![vec![false; nregs]; n];
+        let mut live_out = vec![vec![false; nregs]; n];
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for &b in cfg.rpo.iter().rev() {
+                let b = b.index();
+                for r in 0..nregs {
+                    let out = cfg.succs[b].iter().any(|s| live_in[s.index()][r]);
+                    let inn = uses[b][r] || (out && !defs[b][r]);
+                    changed |= out != live_out[b][r] || inn != live_in[b][r];
+                    live_out[b][r] = out;
+                    live_in[b][r] = inn;
+                }
+            }
+        }
+        (live_in, live_out)
+    }
+
+    proptest! {
+        #[test]
+        fn liveness_gives_the_hulls_of_the_dataflow(
+            blocks in prop::collection::vec(
+                (prop::collection::vec((0u8..4, 0u8..4, 0u8..4), 0..3), 0u8..5, 0usize..64, 0usize..64),
+                1..16,
+            )
+        ) {
+            let func = function(&blocks);
+            let cfg = Cfg::new(&func);
+            let (live_in, live_out) = dataflow(&func, &cfg);
+            // Blocks `b` span points `[4b, 4b + 3]`.
+            let (start, end) = (|b: BlockId| 4 * b.0, |b: BlockId| 4 * b.0 + 3);
+            let nregs = func.regs.len();
+            let mut want = vec![(u32::MAX, 0); nregs];
+            for b in cfg.rpo.iter().copied() {
+                for r in 0..nregs {
+                    for (live, p) in [(live_in[b.index()][r], start(b)), (live_out[b.index()][r], end(b))] {
+                        if live {
+                            want[r] = (want[r].0.min(p), want[r].1.max(p));
+                        }
+                    }
+                }
+            }
+            let mut got = vec![(u32::MAX, 0); nregs];
+            let last_def_live_out = Liveness::new(&func, &cfg).extend_intervals(
+                &cfg,
+                start,
+                end,
+                |r, p| got[r.index()] = (got[r.index()].0.min(p), got[r.index()].1.max(p)),
+            );
+            prop_assert_eq!(got, want);
+            for (b, block) in func.blocks.iter().enumerate() {
+                let last = block.insts.last().and_then(|i| i.kind.def());
+                let want = last.is_some_and(|r| live_out[b][r.index()]);
+                prop_assert_eq!(last_def_live_out[b], want, "block {}", b);
+            }
+        }
     }
 }
