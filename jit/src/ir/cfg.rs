@@ -413,16 +413,9 @@ fn find_outermost(outer: &mut [u32], b: usize) -> usize {
     root
 }
 
+/// The blocks reachable from block 0, in reverse post-order.
 fn reverse_post_order(succs: &[Vec<BlockId>]) -> Vec<BlockId> {
-    reverse_post_order_by(succs.len(), |b, i| succs[b].get(i).copied())
-}
-
-/// The blocks reachable from block 0 of an `n`-block graph, in reverse
-/// post-order, where `succ(b, i)` is the `i`-th successor of `b`.
-pub fn reverse_post_order_by(
-    n: usize,
-    succ: impl Fn(usize, usize) -> Option<BlockId>,
-) -> Vec<BlockId> {
+    let n = succs.len();
     if n == 0 {
         return Vec::new();
     }
@@ -433,7 +426,7 @@ pub fn reverse_post_order_by(
     visited[0] = true;
     while let Some(top) = stack.last_mut() {
         let (b, i) = *top;
-        if let Some(s) = succ(b, i) {
+        if let Some(&s) = succs[b].get(i) {
             top.1 += 1;
             if !visited[s.index()] {
                 visited[s.index()] = true;
