@@ -2,6 +2,7 @@
 //! refers to by index (print formats, messages, select shapes) or by
 //! address (globals).
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
 use crate::code::{CodeTables, ExecutableMemory};
@@ -91,15 +92,20 @@ pub struct ConstantPool {
     pub messages: Vec<String>,
     pub prints: Vec<PrintDesc>,
     pub selects: Vec<Vec<SelectArmDesc>>,
+    /// The index of each message in `messages`, so that a program of many
+    /// distinct `assert` messages does not search them all for each one.
+    message_index: HashMap<String, u32>,
 }
 
 impl ConstantPool {
     pub fn message(&mut self, m: &str) -> u32 {
-        if let Some(i) = self.messages.iter().position(|x| x == m) {
-            return i as u32;
+        if let Some(&i) = self.message_index.get(m) {
+            return i;
         }
+        let i = self.messages.len() as u32;
         self.messages.push(m.to_string());
-        (self.messages.len() - 1) as u32
+        self.message_index.insert(m.to_string(), i);
+        i
     }
     pub fn print(&mut self, desc: PrintDesc) -> u32 {
         self.prints.push(desc);
