@@ -1,9 +1,9 @@
 //! Control-flow analysis of one function: edges, reverse post-order,
 //! dominators and natural loops.
 //!
-//! Shared by LICM (loops and pre-headers), the register allocator (loop
-//! depth for spill weights, liveness) and the backends (back-edges, loop
-//! metadata).
+//! Shared by the verifier (dominators, for definite assignment), LICM
+//! (loops and pre-headers), the register allocator (loop depth for spill
+//! weights, liveness) and the backends (back-edges, loop metadata).
 //!
 //! # The loop forest
 //!

@@ -169,8 +169,10 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
         next = k + 1;
         let lp = &cfg.loops[k];
         done[lp.header.index()] = true;
-        // Hoisting leaves these facts true of every loop not yet done: the
-        // loads it moves land in a pre-header inside the loops around.
+        // A hoist that makes no block keeps these facts true for the loops
+        // not yet done: it adds no barrier, and the loads it moves out land
+        // in a pre-header that only the loops around this one contain,
+        // which contained those loads already.
         if bodies.barrier[k] || !bodies.plain_load[k] {
             continue;
         }
@@ -306,8 +308,8 @@ pub fn loads_hoisted_out_of(func: &Function, cfg: &Cfg, block: BlockId) -> Vec<H
         .collect()
 }
 
-/// Hoists what may leave `lp`. Returns the index of the block it inserted,
-/// if it made a pre-header.
+/// Hoists what may leave `lp`, which has no barrier (conditions 2-4).
+/// Returns the index of the block it inserted, if it made a pre-header.
 fn hoist_loop(
     globals: &[Global],
     func: &mut Function,
