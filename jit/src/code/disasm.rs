@@ -5,10 +5,15 @@
 //! PIR instruction it implements, whether it lies in an unsafe region (and
 //! of which kind), whether it is a loop back-edge, and whether it is a
 //! global load that LICM hoisted out of a loop.
+//!
+//! Every table is sorted by address, so what the tables say about an
+//! instruction is found by binary search: a listing costs its length
+//! times a logarithm, however many functions, blocks and back-edges the
+//! program has.
 
 use std::fmt::Write;
 
-use crate::code::{CodeTables, UnsafeKind};
+use crate::code::{BackEdge, CodeTables, UnsafeKind};
 use crate::ir::{printer, BlockId, FuncId, Program};
 use crate::module::{Arch, Assembled};
 
@@ -65,10 +70,7 @@ pub fn listing(prog: &Program, asm: &Assembled, opt_level: u8) -> String {
     .unwrap();
     for f in &t.functions {
         out.push('\n');
-        for line in function_lines(prog, asm, f.func, true) {
-            out.push_str(&line);
-            out.push('\n');
-        }
+        function_listing(&mut out, prog, asm, f.func, f.start, f.end, true);
     }
     out
 }
@@ -145,14 +147,32 @@ fn function_listing(
             d
         })
         .collect();
+    // What the tables say about this function's code, searched in these
+    // slices rather than in the whole program's tables. What the emitter
+    // recorded while the function was open (its blocks, its back-edges)
+    // lies in its code, `[start, end)`, too.
+    let blocks = within(&t.blocks, start, end, |b| b.start);
+    let inst_starts = within(&t.inst_starts, start, end, |s| s.pc);
+    let poll_sites = within(&t.poll_sites, start, end, |p| p.pc);
+    let back_edge_sites = within(&t.back_edges, start, end, |e| e.pc);
+    let patch_sites = within(&t.patch_sites, start, end, |p| p.pc);
+    let hoisted_loads = within(&t.hoisted_loads, start, end, |h| h.pc);
+    let blocks_end = blocks
+        .iter()
+        .filter(|b| b.func == fid)
+        .map(|b| b.end)
+        .max()
+        .unwrap_or(0);
+    // The function's back-edges by target, each target's in address order.
+    let mut back_edges: Vec<&BackEdge> = back_edge_sites.iter().filter(|e| e.func == fid).collect();
+    back_edges.sort_by_key(|e| e.to);
     let mut in_cold = false;
     for d in &insts {
-        if let Some(b) = t
-            .blocks
+        if let Some(b) = at(blocks, d.offset, |b| b.start)
             .iter()
-            .find(|b| b.func == fid && b.start == d.offset)
+            .find(|b| b.func == fid)
         {
-            let cfg_note = loop_note(t, fid, b.block, func);
+            let cfg_note = loop_note(&back_edges, b.block, func);
             writeln!(out, "  {}:{cfg_note}", func.block_name(b.block)).unwrap();
         }
         // Out-of-line paths follow the blocks (the stack check's belongs
@@ -160,22 +180,19 @@ fn function_listing(
         let teardown = t
             .unsafe_region_at(d.offset)
             .is_some_and(|r| r.kind == UnsafeKind::FrameTeardown);
-        if !in_cold && t.block_at(d.offset).is_none() && !teardown && d.offset > start {
-            let after_blocks = t
-                .blocks
-                .iter()
-                .filter(|b| b.func == fid)
-                .all(|b| b.end <= d.offset);
-            if after_blocks {
-                in_cold = true;
-                out.push_str("  ; out-of-line paths (stack check, faults)\n");
-            }
+        if !in_cold
+            && t.block_at(d.offset).is_none()
+            && !teardown
+            && d.offset > start
+            && blocks_end <= d.offset
+        {
+            in_cold = true;
+            out.push_str("  ; out-of-line paths (stack check, faults)\n");
         }
         let mut notes: Vec<String> = Vec::new();
-        if let Some(s) = t
-            .inst_starts
+        if let Some(s) = at(inst_starts, d.offset, |s| s.pc)
             .iter()
-            .rfind(|s| s.pc == d.offset && s.func == fid)
+            .rfind(|s| s.func == fid)
         {
             let block = &func.blocks[s.block.index()];
             let text = if s.index == u32::MAX {
@@ -196,20 +213,20 @@ fn function_listing(
         if let Some(r) = t.unsafe_region_at(d.offset) {
             notes.push(mark(r.kind).to_string());
         }
-        if t.poll_sites.iter().any(|p| p.pc == d.offset) {
+        if !at(poll_sites, d.offset, |p| p.pc).is_empty() {
             notes.push("[poll]".to_string());
         }
-        if let Some(e) = t.back_edges.iter().find(|e| e.pc == d.offset) {
+        if let Some(e) = at(back_edge_sites, d.offset, |e| e.pc).first() {
             notes.push(format!(
                 "<== BACK-EDGE {} -> {}",
                 func.block_name(e.from),
                 func.block_name(e.to)
             ));
-            if let Some(p) = t.patch_sites.iter().find(|p| p.pc == d.offset) {
+            if let Some(p) = at(patch_sites, d.offset, |p| p.pc).first() {
                 notes.push(format!("(patchable: trampoline at {:06x})", p.tramp));
             }
         }
-        if let Some(h) = t.hoisted_loads.iter().find(|h| h.pc == d.offset) {
+        if let Some(h) = at(hoisted_loads, d.offset, |h| h.pc).first() {
             notes.push(format!(
                 "HOISTED load of @{} out of loop '{}'",
                 prog.global(h.global).name,
@@ -233,11 +250,27 @@ fn function_listing(
     }
 }
 
-/// " ; loop header (back-edges from ...)" for loop headers.
-fn loop_note(t: &CodeTables, fid: FuncId, b: BlockId, func: &crate::ir::Function) -> String {
-    let from: Vec<String> = t
-        .back_edges_of(fid)
-        .filter(|e| e.to == b)
+/// The entries of `items`, sorted by `key`, whose key is `pc`.
+fn at<T>(items: &[T], pc: usize, key: impl Fn(&T) -> usize) -> &[T] {
+    let first = items.partition_point(|x| key(x) < pc);
+    let n = items[first..].partition_point(|x| key(x) == pc);
+    &items[first..first + n]
+}
+
+/// The entries of `items`, sorted by `key`, whose key is in `[start, end)`.
+fn within<T>(items: &[T], start: usize, end: usize, key: impl Fn(&T) -> usize) -> &[T] {
+    let first = items.partition_point(|x| key(x) < start);
+    let n = items[first..].partition_point(|x| key(x) < end);
+    &items[first..first + n]
+}
+
+/// " ; loop header (back-edges from ...)" for loop headers; `back_edges`
+/// are the function's, sorted by target.
+fn loop_note(back_edges: &[&BackEdge], b: BlockId, func: &crate::ir::Function) -> String {
+    let first = back_edges.partition_point(|e| e.to < b);
+    let from: Vec<String> = back_edges[first..]
+        .iter()
+        .take_while(|e| e.to == b)
         .map(|e| func.block_name(e.from))
         .collect();
     if from.is_empty() {
