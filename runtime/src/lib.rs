@@ -18,6 +18,7 @@ pub mod preempt;
 pub mod sched;
 pub mod stats;
 pub mod stress;
+pub mod sync;
 pub mod timer;
 pub mod trace;
 pub mod traceback;

@@ -66,6 +66,7 @@
 
 pub mod arm;
 pub mod decide;
+pub mod request;
 pub mod signal;
 pub mod trap;
 

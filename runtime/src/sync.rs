@@ -1,0 +1,141 @@
+//! The atomics the runtime's shared protocols are written over.
+//!
+//! The stop request ([`crate::preempt::request`]) and the wake-up rules
+//! ([`crate::sched::idle`]) are generic over an [`Atomics`] family: the
+//! runtime instantiates them with the standard library's atomics
+//! ([`Std`], the default type parameter, so nothing at run time pays for
+//! the genericity), and their model-checking tests with `loom`'s, which
+//! explore every interleaving of the parties under the C11 memory model.
+//!
+//! Only acquire/release orderings and read-modify-writes are used by the
+//! protocols: loom models those exactly, while it treats `SeqCst` loads
+//! and stores as acquire/release (its README), so a protocol that leaned on
+//! sequential consistency would be checked against a weaker model than it
+//! runs under.
+
+use std::sync::atomic::Ordering;
+
+/// An atomic 64-bit word.
+pub trait AtomicU64Ops: Send + Sync {
+    fn new(v: u64) -> Self;
+    fn load(&self, order: Ordering) -> u64;
+    fn store(&self, v: u64, order: Ordering);
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+    fn fetch_add(&self, v: u64, order: Ordering) -> u64;
+    fn fetch_sub(&self, v: u64, order: Ordering) -> u64;
+}
+
+/// A family of atomics: the standard library's, or a model checker's.
+pub trait Atomics: 'static {
+    type U64: AtomicU64Ops;
+
+    /// Waits a moment for another party to make progress (a thread
+    /// yield; in a model, a scheduling point).
+    fn spin_wait();
+}
+
+/// The standard library's atomics: what the runtime runs on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Std;
+
+impl AtomicU64Ops for std::sync::atomic::AtomicU64 {
+    fn new(v: u64) -> Self {
+        std::sync::atomic::AtomicU64::new(v)
+    }
+    #[inline]
+    fn load(&self, order: Ordering) -> u64 {
+        self.load(order)
+    }
+    #[inline]
+    fn store(&self, v: u64, order: Ordering) {
+        self.store(v, order)
+    }
+    #[inline]
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        self.compare_exchange(current, new, success, failure)
+    }
+    #[inline]
+    fn fetch_add(&self, v: u64, order: Ordering) -> u64 {
+        self.fetch_add(v, order)
+    }
+    #[inline]
+    fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {
+        self.fetch_sub(v, order)
+    }
+}
+
+impl Atomics for Std {
+    type U64 = std::sync::atomic::AtomicU64;
+
+    fn spin_wait() {
+        std::thread::yield_now();
+    }
+}
+
+/// loom's atomics, for the model-checking tests.
+#[cfg(test)]
+pub mod model {
+    use super::{AtomicU64Ops, Atomics, Ordering};
+
+    /// The family whose operations loom schedules and checks.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct Loom;
+
+    impl AtomicU64Ops for loom::sync::atomic::AtomicU64 {
+        fn new(v: u64) -> Self {
+            loom::sync::atomic::AtomicU64::new(v)
+        }
+        fn load(&self, order: Ordering) -> u64 {
+            self.load(order)
+        }
+        fn store(&self, v: u64, order: Ordering) {
+            self.store(v, order)
+        }
+        fn compare_exchange(
+            &self,
+            current: u64,
+            new: u64,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u64, u64> {
+            self.compare_exchange(current, new, success, failure)
+        }
+        fn fetch_add(&self, v: u64, order: Ordering) -> u64 {
+            self.fetch_add(v, order)
+        }
+        fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {
+            self.fetch_sub(v, order)
+        }
+    }
+
+    impl Atomics for Loom {
+        type U64 = loom::sync::atomic::AtomicU64;
+
+        fn spin_wait() {
+            loom::thread::yield_now();
+        }
+    }
+
+    /// Runs `f` under loom with the bounds every protocol test uses:
+    /// preemptions bounded (loom's advice; each test says what its bound
+    /// covers), and a branch budget that a lost request, which leaves a
+    /// party waiting forever, exhausts, failing the model.
+    pub fn check(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(preemptions);
+        b.max_branches = 100_000;
+        b.check(f);
+    }
+}
