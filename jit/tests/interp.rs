@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use preempt_jit::fault::Fault;
 use preempt_jit::interp::{
-    run_program, ChanId, End, Event, Interp, InterpConfig, Outcome, Request, SelectArm, Value,
+    run_program, ChanId, End, Event, Interp, InterpConfig, Outcome, Request, SelectArm, StopAt,
+    StopRequested, Value,
 };
 use preempt_jit::ir::{self, FuncId, Opcode};
 
@@ -917,6 +918,55 @@ fn the_budget_preempts_at_instruction_boundaries() {
         let (sliced, slices) = run_in_slices(src, budget);
         assert_eq!(sliced, whole, "budget {budget}");
         assert!(slices > 300 / budget, "budget {budget}: {slices}");
+    }
+}
+
+/// A stop request that is set from its `at`-th check on.
+struct StopAfter {
+    checks: std::cell::Cell<u32>,
+    at: u32,
+}
+
+impl StopRequested for StopAfter {
+    fn stop_requested(&self) -> bool {
+        let n = self.checks.get() + 1;
+        self.checks.set(n);
+        n >= self.at
+    }
+}
+
+#[test]
+fn a_stop_request_interrupts_a_call_free_loop_only_when_asked_to_stop_anywhere() {
+    // A loop with no call: at function entries only (coop), a request is
+    // never seen; anywhere (every other mode), it stops the loop at an
+    // instruction boundary, and the run goes on from there exactly.
+    let src = "func @main() {\n    %s = const 0\n    %n = const 1000\nloop:\n    %s = add %s, %n\n    %n = sub %n, 1\n    br %n, loop, out\nout:\n    print \"{}\", %s\n    ret\n}\n";
+    let prog = parse(src);
+    for at in [StopAt::FunctionEntry, StopAt::Anywhere] {
+        let mut interp = Interp::new(&prog, &InterpConfig::default()).unwrap();
+        let mut g = interp.main_goroutine();
+        let mut stops = 0;
+        let out = loop {
+            // Requested at the 17th boundary of each turn.
+            let stop = StopAfter {
+                checks: std::cell::Cell::new(0),
+                at: 17,
+            };
+            match interp.run_until(&mut g, u64::MAX, &stop, at) {
+                Event::Interrupted => stops += 1,
+                Event::Request(Request::Print(s)) => {
+                    interp.complete(&mut g, None);
+                    break s;
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(out, "500500\n", "{at:?}");
+        match at {
+            StopAt::FunctionEntry => assert_eq!(stops, 0),
+            // About 3,000 instructions, 16 of them a turn.
+            StopAt::Anywhere => assert!((150..=200).contains(&stops), "{stops} stops"),
+        }
     }
 }
 

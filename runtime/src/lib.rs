@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub stack_size: usize,
     /// The watchdog ends a program still running after this long.
     pub timeout: Option<Duration>,
+    /// What the timeout had used up before the program started (reading
+    /// and compiling it, which the command line watches itself).
+    pub timeout_spent: Duration,
     /// `procs` (GOMAXPROCS).
     pub procs: usize,
     /// How running goroutines are stopped.
@@ -108,6 +111,7 @@ impl Default for RunConfig {
             file: "<input>".to_string(),
             stack_size: 64 << 20,
             timeout: Some(Duration::from_secs(10)),
+            timeout_spent: Duration::ZERO,
             procs: 1,
             mode: PreemptMode::Coop,
             quantum: Duration::from_millis(10),

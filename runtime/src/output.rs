@@ -2,7 +2,7 @@
 //! lines from different goroutines never interleave.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A shared, line-atomic sink for program output.
 #[derive(Clone)]
@@ -10,6 +10,11 @@ pub struct Output {
     sink: Arc<Mutex<Box<dyn Write + Send>>>,
     /// Flush after every print (when a person is watching).
     eager: bool,
+    /// The first write that failed: the program goes on (as Go's
+    /// `fmt.Println`, whose error is usually ignored), and whoever ran it
+    /// decides what a lost output means (`preempt run` ends with status 1,
+    /// or quietly for a closed pipe).
+    failed: Arc<OnceLock<(std::io::ErrorKind, String)>>,
 }
 
 impl std::fmt::Debug for Output {
@@ -25,6 +30,7 @@ impl Output {
         Output {
             sink: Arc::new(Mutex::new(sink)),
             eager,
+            failed: Arc::default(),
         }
     }
 
@@ -51,28 +57,56 @@ impl Output {
     /// Writes `text` and a newline, atomically with respect to other prints.
     pub fn print_line(&self, text: &str) {
         let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        // Output errors (a closed pipe) do not stop the program, as in Go
-        // where fmt.Println's error is usually ignored.
-        let _ = s.write_all(text.as_bytes());
-        let _ = s.write_all(b"\n");
+        let r = s
+            .write_all(text.as_bytes())
+            .and_then(|()| s.write_all(b"\n"));
+        self.note(r);
         if self.eager {
-            let _ = s.flush();
+            let r = s.flush();
+            self.note(r);
         }
     }
 
     /// Writes `bytes` as they are, atomically with respect to other writes.
     pub fn write_bytes(&self, bytes: &[u8]) {
         let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = s.write_all(bytes);
+        let r = s.write_all(bytes);
+        self.note(r);
         if self.eager {
-            let _ = s.flush();
+            let r = s.flush();
+            self.note(r);
         }
     }
 
     pub fn flush(&self) {
         let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = s.flush();
+        let r = s.flush();
+        self.note(r);
     }
+
+    fn note(&self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            let _ = self.failed.set((e.kind(), e.to_string()));
+        }
+    }
+
+    /// The first write error, if a write failed: its kind and message.
+    pub fn failure(&self) -> Option<(std::io::ErrorKind, String)> {
+        self.failed.get().cloned()
+    }
+
+    /// Whether the reader of the output went away (a closed pipe).
+    pub fn closed(&self) -> bool {
+        self.failed
+            .get()
+            .is_some_and(|(k, _)| *k == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Writes a diagnosis to stderr, best effort: a run goes on when its
+/// stderr cannot be written (its exit status still says what happened).
+pub fn diagnose(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// The bytes written to a captured [`Output`].

@@ -339,6 +339,9 @@ pub struct Counters {
     pub handoffs: u64,
     pub foreign_calls: u64,
     pub signals_sent: u64,
+    /// Requests applied again because their goroutine had not stopped
+    /// after a back-off (defence in depth: a lost request shows here).
+    pub re_requests: u64,
     /// Preemption requests of every kind and mechanism.
     pub preempt_requests: u64,
     /// Completed preemptions of every kind and mechanism.
@@ -356,6 +359,7 @@ pub struct Stats {
     handoffs: AtomicU64,
     foreign_calls: AtomicU64,
     signals_sent: AtomicU64,
+    re_requests: AtomicU64,
     requests: Matrix,
     preemptions: Matrix,
     retries: KeyCounters,
@@ -392,6 +396,7 @@ impl Stats {
             handoffs: AtomicU64::new(0),
             foreign_calls: AtomicU64::new(0),
             signals_sent: AtomicU64::new(0),
+            re_requests: AtomicU64::new(0),
             requests: Matrix::new(),
             preemptions: Matrix::new(),
             retries: KeyCounters::new(),
@@ -445,6 +450,12 @@ impl Stats {
         self.signals_sent.fetch_add(1, Relaxed);
     }
 
+    /// A request in effect was applied again after a back-off.
+    #[inline]
+    pub fn re_requested(&self) {
+        self.re_requests.fetch_add(1, Relaxed);
+    }
+
     /// The monitor requested a preemption, for `kind`, asking through `mech`.
     #[inline]
     pub fn preempt_requested(&self, kind: PreemptKind, mech: PreemptMode) {
@@ -496,6 +507,7 @@ impl Stats {
             handoffs: self.handoffs.load(Relaxed),
             foreign_calls: self.foreign_calls.load(Relaxed),
             signals_sent: self.signals_sent.load(Relaxed),
+            re_requests: self.re_requests.load(Relaxed),
             preempt_requests: self.requests.total(),
             preemptions: self.preemptions.total(),
             retries: self.retries.snapshot().values().sum(),
@@ -579,6 +591,11 @@ impl Stats {
             breakdown(&self.requests),
         );
         line("preemptions", c.preemptions, breakdown(&self.preemptions));
+        line(
+            "re-requests",
+            c.re_requests,
+            "requests applied again after a back-off".to_string(),
+        );
         let async_stops = self.preemptions.by_mech(PreemptMode::Async);
         let per = if c.signals_sent > 0 && async_stops > 0 {
             format!(
@@ -681,6 +698,7 @@ impl Stats {
             "handoffs": c.handoffs,
             "foreign_calls": c.foreign_calls,
             "signals_sent": c.signals_sent,
+            "re_requests": c.re_requests,
             "preempt_requests": self.requests.to_json(),
             "preemptions": self.preemptions.to_json(),
             "retries": to_map(self.retries()),
@@ -801,6 +819,7 @@ mod tests {
                 handoffs: 1,
                 foreign_calls: 1,
                 signals_sent: 1,
+                re_requests: 0,
                 preempt_requests: 2,
                 preemptions: 1,
                 retries: 0,

@@ -84,6 +84,49 @@ impl Atomics for Std {
     }
 }
 
+/// A bug planted in a protocol's transitions, for its model-checking tests
+/// to find: the switch exists only in test builds (in the runtime it is a
+/// zero-sized nothing, and every check of it is `false`).
+#[derive(Debug, Clone, Copy)]
+pub struct Planted<B> {
+    #[cfg(test)]
+    bug: Option<B>,
+    _bug: std::marker::PhantomData<B>,
+}
+
+impl<B> Default for Planted<B> {
+    fn default() -> Self {
+        Planted {
+            #[cfg(test)]
+            bug: None,
+            _bug: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B: PartialEq + Copy> Planted<B> {
+    /// `bug`, planted.
+    #[cfg(test)]
+    pub fn bug(bug: B) -> Self {
+        Planted {
+            bug: Some(bug),
+            _bug: std::marker::PhantomData,
+        }
+    }
+
+    /// Whether `bug` is the one planted.
+    #[inline(always)]
+    pub fn is(&self, bug: B) -> bool {
+        #[cfg(test)]
+        return self.bug == Some(bug);
+        #[cfg(not(test))]
+        {
+            let _ = bug;
+            false
+        }
+    }
+}
+
 /// loom's atomics, for the model-checking tests.
 #[cfg(test)]
 pub mod model {

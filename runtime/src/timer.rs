@@ -20,6 +20,9 @@ use std::time::Duration;
 use crate::chan::Chan;
 use crate::sched::g::G;
 
+/// The longest single wait of the timer thread (an hour), in ns.
+const MAX_WAIT_NS: u64 = 3_600_000_000_000;
+
 /// What a timer does when it fires.
 #[derive(Debug)]
 pub enum Action {
@@ -109,7 +112,10 @@ impl Timers {
                     h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
                 }
                 Some(when) => {
-                    let wait = Duration::from_nanos(when - t);
+                    // At most an hour at a time: a deadline centuries away
+                    // (a saturated `sleep`) is waited for in steps, never
+                    // handed to the OS as an overflowing timeout.
+                    let wait = Duration::from_nanos((when - t).min(MAX_WAIT_NS));
                     h = self
                         .changed
                         .wait_timeout(h, wait)

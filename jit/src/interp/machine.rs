@@ -92,6 +92,30 @@ impl Goroutine {
     }
 }
 
+/// Whether the scheduler wants the running goroutine to stop (a stop
+/// request in effect), read by [`Interp::run_until`] at its stop points.
+pub trait StopRequested {
+    fn stop_requested(&self) -> bool;
+}
+
+impl StopRequested for std::sync::atomic::AtomicBool {
+    fn stop_requested(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+/// Where [`Interp::run_until`] looks at the stop request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StopAt {
+    /// At function entries only, where a JIT function's stack check
+    /// is: cooperative preemption.
+    FunctionEntry,
+    /// Also at every instruction boundary: what a preemption signal
+    /// reaches, and, since every loop passes through boundaries, what
+    /// back-edge polls, traps and patches reach too.
+    Anywhere,
+}
+
 /// Why [`Interp::run`] returned.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
@@ -101,6 +125,10 @@ pub enum Event {
     /// [`Interp::run_until`] was set: a cooperative preemption point, as a
     /// JIT function's stack check is. Run again to go on.
     PreemptionPoint,
+    /// The stop flag was set at an instruction boundary, with
+    /// [`StopAt::Anywhere`]: where an asynchronous signal, or a back-edge
+    /// poll, trap or patch, stops JIT code. Run again to go on.
+    Interrupted,
     /// The goroutine's outermost function returned.
     Exited,
     /// The goroutine faulted; it stays at the faulting instruction, so
@@ -495,18 +523,21 @@ impl Interp {
     /// scheduler, finishes or faults.
     pub fn run(&mut self, g: &mut Goroutine, budget: u64) -> Event {
         static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        self.run_until(g, budget, &NEVER)
+        self.run_until(g, budget, &NEVER, StopAt::FunctionEntry)
     }
 
-    /// [`Interp::run`], also stopping with [`Event::PreemptionPoint`] at
-    /// the first function entry after `stop` is set (the scheduler sets it
-    /// to request a cooperative stop).
+    /// [`Interp::run`], also stopping when `stop` asks: with
+    /// [`Event::PreemptionPoint`] at the first function entry after it
+    /// does (a cooperative stop), and with [`StopAt::Anywhere`] also with
+    /// [`Event::Interrupted`] at the first instruction boundary.
     pub fn run_until(
         &mut self,
         g: &mut Goroutine,
         budget: u64,
-        stop: &std::sync::atomic::AtomicBool,
+        stop: &impl StopRequested,
+        at: StopAt,
     ) -> Event {
+        let anywhere = at == StopAt::Anywhere;
         if let Some(f) = &g.fault {
             return Event::Fault(f.clone());
         }
@@ -578,6 +609,10 @@ impl Interp {
                 if budget == 0 {
                     save!();
                     return Event::Preempted;
+                }
+                if anywhere && stop.stop_requested() {
+                    save!();
+                    return Event::Interrupted;
                 }
                 budget -= 1;
                 match ops[pc] {
@@ -747,7 +782,7 @@ impl Interp {
                         if let Some(w) = watchdog {
                             w.store((callee as u64) << 32, Ordering::Relaxed);
                         }
-                        if stop.load(Ordering::Relaxed) {
+                        if stop.stop_requested() {
                             return Event::PreemptionPoint;
                         }
                         break;

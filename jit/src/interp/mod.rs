@@ -98,7 +98,7 @@ use std::time::{Duration, Instant};
 
 pub use code::{frame_bytes, FRAME_BASE_BYTES};
 pub use heap::{AllocError, Heap, HeapStats, MIN_NEXT_GC, OBJECT_HEADER_BYTES, SLOT_BYTES};
-pub use machine::{Event, Goroutine, Interp, Position, Request, SelectArm};
+pub use machine::{Event, Goroutine, Interp, Position, Request, SelectArm, StopAt, StopRequested};
 pub use value::{ChanId, Value};
 
 use crate::fault::{self, Fault};
@@ -230,7 +230,7 @@ pub fn run_program(prog: &Program, cfg: &InterpConfig, stdout: &mut dyn Write) -
     let mut g = interp.main_goroutine();
     let outcome = loop {
         let req = match interp.run(&mut g, u64::MAX) {
-            Event::Preempted | Event::PreemptionPoint => continue,
+            Event::Preempted | Event::PreemptionPoint | Event::Interrupted => continue,
             Event::Collect => {
                 interp.collect([&g]);
                 continue;

@@ -1,8 +1,11 @@
-//! Arming a goroutine for a stop, and disarming it, for the mechanisms
-//! that stop a loop at its back-edges instead of with a signal.
+//! The effect of a stop request: what each mechanism does to make a
+//! goroutine feel a request, and undoes once the request is over. The
+//! protocol that decides *when* ([`super::request`]) calls it through
+//! [`Fx`], always from the one party that owns the effect.
 //!
-//! `preempt::request` sets the goroutine's request flag in every mode;
-//! then, by mode:
+//! In every mode the goroutine's stack guard is poisoned, so that its
+//! next function entry calls the runtime (coop's only point, and async's
+//! before the signal lands). Then, by mode:
 //!
 //! - **poll**: sets the goroutine's poll word (`ctx.poll`). The next
 //!   back-edge sees it and calls the yield stub.
@@ -17,21 +20,22 @@
 //!   poll-site table and redirects into the stub, resuming after the load.
 //! - **patch**: rewrites every back-edge branch of the function the
 //!   goroutine runs (`ctx.func`, stored by every entry and after every
-//!   call) to jump to its trampoline, which calls the stub; once the
-//!   goroutine has stopped, and no other request needs that function
-//!   patched, the branches are restored. See [`Patcher`] for the
+//!   call) to jump to its trampoline, which calls the stub; the branches
+//!   are restored once no goroutine's request needs that function
+//!   patched. Arming again (a re-request) moves the patch to the function
+//!   the goroutine runs now, if it left the first. See [`Patcher`] for the
 //!   cross-modifying-code rules.
+//! - **async**: nothing more; the requester sends the signal once the
+//!   request is in effect.
 //!
-//! Disarming happens wherever a request is cleared: the goroutine stopped
-//! (at a back-edge, a function entry, a runtime call, or by itself), or
-//! the request was stale; and at every slice start, for an arm that came
-//! after its request was cleared. Each goroutine is armed at most once
-//! ([`G::armed`]), and an arm or a disarm is one step under a lock (its
-//! claim on the goroutine and its effect together), so the `mprotect` and
-//! patch reference counts balance; the end of a run disarms what is left
-//! ([`Arming::close`]).
-//! The costs of arming and disarming are recorded per mode
-//! ([`crate::stats::arm_names`]). Nothing here runs in a signal handler.
+//! What an owner applied is recorded in the goroutine ([`G::applied`],
+//! [`G::patched`]), which only the owner writes, so the undo undoes
+//! exactly that: the `mprotect` and patch reference counts balance however
+//! requests, re-requests and stops interleave (the request protocol's
+//! model checks that property). The costs of arming and disarming are
+//! recorded per mode ([`crate::stats::arm_names`]). Nothing here runs in
+//! a signal handler, except [`Fx::guard_only`]'s arm (one atomic store),
+//! which the stepping harness makes from its trap-flag handler.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -43,7 +47,8 @@ use preempt_jit::code::WritableView;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::{Arch, Module};
 
-use crate::sched::g::{G, NOT_ARMED};
+use super::request::{Effect, Phase, Request};
+use crate::sched::g::{G, NOT_PATCHED};
 use crate::sched::{lock, monotonic_nanos};
 use crate::stats::{arm_names, Stats};
 
@@ -66,23 +71,21 @@ impl TrapArm {
     }
 }
 
-/// The run's arming state.
+/// The run's mechanism: its mode and what the mode needs (the trap pages,
+/// the patcher).
 #[derive(Debug)]
 pub struct Arming {
     mode: PreemptMode,
     trap_arm: TrapArm,
     trap: Option<&'static TrapPages>,
     patch: Option<Patcher>,
-    /// Makes each arming and disarming one step: a goroutine's `armed`
-    /// word and what it stands for (the poll word, the page pointer, the
-    /// global page's count, a function's patch count) change together.
-    /// Without it a disarm could fall between an arm's claim and its
-    /// effect, and leave the page protected, or a function patched, for
-    /// nobody.
-    serial: Mutex<()>,
-    /// The run has ended ([`Arming::close`]): nothing more is armed.
-    closed: std::sync::atomic::AtomicBool,
 }
+
+/// [`G::applied`] bits: the parts of the effect an owner applied.
+const GUARD: u8 = 1;
+/// The poll word (poll), the page pointer (trap page), the global page's
+/// count (trap mprotect), the patch of [`G::patched`] (patch).
+const MECHANISM: u8 = 2;
 
 impl Arming {
     /// Sets up what `mode` needs for `module`: the trap pages, the patcher.
@@ -104,8 +107,6 @@ impl Arming {
             trap_arm,
             trap,
             patch,
-            serial: Mutex::new(()),
-            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -117,92 +118,60 @@ impl Arming {
         }
     }
 
-    /// Arms `g`, whose stop was just requested. Not in a signal handler.
-    pub fn arm(&self, g: &G, stats: &Stats) {
-        let Some((arm_name, _)) = arm_names(self.mode) else {
-            return;
-        };
-        let Some(ctx) = g.jit_context() else {
-            return;
-        };
-        let t0 = monotonic_nanos();
-        let serial = lock(&self.serial);
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        match self.mode {
-            PreemptMode::Poll => {
-                if g.armed.swap(0, Ordering::AcqRel) != NOT_ARMED {
-                    return;
-                }
-                ctx.poll.store(1, Ordering::Release);
-            }
-            PreemptMode::Trap => {
-                let Some(t) = self.trap else { return };
-                if g.armed.swap(0, Ordering::AcqRel) != NOT_ARMED {
-                    return;
-                }
-                match self.trap_arm {
-                    TrapArm::Page => ctx.poll_page.store(t.armed as u64, Ordering::Release),
-                    TrapArm::Mprotect => t.protect_global(true),
-                }
-            }
-            PreemptMode::Patch => {
-                let Some(p) = &self.patch else { return };
-                let func = ctx.func.load(Ordering::Acquire);
-                if g.armed.swap(func, Ordering::AcqRel) != NOT_ARMED {
-                    return;
-                }
-                if p.patch(func as usize, true) {
-                    // The serialising event, out of the lock: a stopped
-                    // goroutine's disarm need not wait for it (the new
-                    // branch is in memory already; this only bounds when
-                    // every core executes it).
-                    drop(serial);
-                    p.sync_cores();
-                }
-            }
-            PreemptMode::Coop | PreemptMode::Async => return,
-        }
-        stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
-    }
-
-    /// Undoes [`Arming::arm`] for `g`, whose request was cleared.
-    pub fn disarm(&self, g: &G, stats: &Stats) {
-        let Some((_, disarm_name)) = arm_names(self.mode) else {
-            return;
-        };
-        // The scheduler's hot path (every slice starts with a disarm):
-        // nothing armed, no lock. An arm that claims the goroutine after
-        // this look is a stale one, undone by a later disarm.
-        if g.armed.load(Ordering::Acquire) == NOT_ARMED {
-            return;
-        }
-        let t0 = monotonic_nanos();
-        let serial = lock(&self.serial);
-        if self.disarm_locked(g, &serial) {
-            stats.record(disarm_name, monotonic_nanos().saturating_sub(t0));
+    /// The effect of a request on `g` in this run's mode.
+    pub fn fx<'a>(&'a self, g: &'a G, stats: &'a Stats) -> Fx<'a> {
+        Fx {
+            arming: Some(self),
+            g,
+            stats: Some(stats),
         }
     }
 
-    /// The run ends: disarms every goroutine of `gs` and refuses further
-    /// arms, so that nothing armed outlives the run (the global poll page
-    /// is the process's, and a later run would find it protected).
-    pub fn close<'a>(&self, gs: impl IntoIterator<Item = &'a G>) {
-        let serial = lock(&self.serial);
-        self.closed.store(true, Ordering::Release);
-        for g in gs {
-            self.disarm_locked(g, &serial);
-        }
-    }
-
-    /// [`Arming::disarm`] with the serial lock held; whether `g` was armed.
-    fn disarm_locked(&self, g: &G, _serial: &std::sync::MutexGuard<'_, ()>) -> bool {
+    /// The mechanism's part of the effect, applied (or moved, for a
+    /// patch the goroutine has left). Returns whether anything was done.
+    fn apply(&self, g: &G) -> bool {
         let Some(ctx) = g.jit_context() else {
             return false;
         };
-        let armed = g.armed.swap(NOT_ARMED, Ordering::AcqRel);
-        if armed == NOT_ARMED {
+        let first = g.applied.load(Ordering::Acquire) & MECHANISM == 0;
+        match self.mode {
+            PreemptMode::Poll => ctx.poll.store(1, Ordering::Release),
+            PreemptMode::Trap => {
+                let Some(t) = self.trap else { return false };
+                match self.trap_arm {
+                    TrapArm::Page => ctx.poll_page.store(t.armed as u64, Ordering::Release),
+                    TrapArm::Mprotect if first => t.protect_global(true),
+                    TrapArm::Mprotect => return false,
+                }
+            }
+            PreemptMode::Patch => {
+                let Some(p) = &self.patch else { return false };
+                let func = ctx.func.load(Ordering::Acquire);
+                let old = g.patched.load(Ordering::Acquire);
+                if old == func {
+                    return false;
+                }
+                let rewrote = p.patch(func as usize, true);
+                if old != NOT_PATCHED {
+                    p.patch(old as usize, false);
+                }
+                g.patched.store(func, Ordering::Release);
+                if rewrote {
+                    p.sync_cores();
+                }
+            }
+            PreemptMode::Coop | PreemptMode::Async => return false,
+        }
+        g.applied.fetch_or(MECHANISM, Ordering::AcqRel);
+        true
+    }
+
+    /// Undoes [`Arming::apply`]; whether there was anything to undo.
+    fn unapply(&self, g: &G) -> bool {
+        let Some(ctx) = g.jit_context() else {
+            return false;
+        };
+        if g.applied.load(Ordering::Acquire) & MECHANISM == 0 {
             return false;
         }
         match self.mode {
@@ -219,20 +188,24 @@ impl Arming {
                 }
             }
             PreemptMode::Patch => {
-                if let Some(p) = &self.patch {
-                    p.patch(armed as usize, false);
+                let old = g.patched.swap(NOT_PATCHED, Ordering::AcqRel);
+                if let (Some(p), true) = (&self.patch, old != NOT_PATCHED) {
+                    p.patch(old as usize, false);
                 }
             }
-            PreemptMode::Coop | PreemptMode::Async => return false,
+            PreemptMode::Coop | PreemptMode::Async => {}
         }
+        g.applied.fetch_and(!MECHANISM, Ordering::AcqRel);
         true
     }
 
-    /// For the hang diagnosis: what the arming did to `g` in this run's mode
-    /// (None in `coop` and `async`, which arm nothing).
+    /// For the hang diagnosis: what the request protocol and the arming
+    /// did to `g` in this run's mode (None in `coop` and `async`, which
+    /// arm nothing but the guard).
     pub fn describe(&self, g: &G, module: &Module) -> Option<String> {
         let ctx = g.jit_context()?;
-        let armed = g.armed.load(Ordering::Acquire);
+        let (phase, _) = g.stop.load();
+        let applied = g.applied.load(Ordering::Acquire) & MECHANISM != 0;
         let name = |f: u64| {
             module
                 .names
@@ -240,10 +213,12 @@ impl Arming {
                 .get(f as usize)
                 .map_or_else(|| format!("function {f}"), |n| format!("@{n}"))
         };
-        let claimed = if armed == NOT_ARMED {
-            "not armed"
-        } else {
-            "armed"
+        let claimed = match (phase, applied) {
+            (Phase::Idle, _) => "no request",
+            (Phase::Arming, _) => "a request being armed",
+            (Phase::Armed, true) => "armed",
+            (Phase::Armed, false) => "armed, but nothing applied (a guard-only request)",
+            (Phase::Ending, _) => "a request ending",
         };
         Some(match self.mode {
             PreemptMode::Poll => format!(
@@ -281,17 +256,18 @@ impl Arming {
             PreemptMode::Patch => {
                 let p = self.patch.as_ref()?;
                 let runs = name(ctx.func.load(Ordering::Acquire));
-                if armed == NOT_ARMED {
-                    format!("not armed; it runs {runs}")
+                let patched = g.patched.load(Ordering::Acquire);
+                if patched == NOT_PATCHED {
+                    format!("{claimed}; nothing patched for it; it runs {runs}")
                 } else {
                     format!(
-                        "armed; the {} back-edge(s) of {} jump to their yield trampolines; it runs {runs}{}",
-                        p.sites_of(armed as usize),
-                        name(armed),
-                        if ctx.func.load(Ordering::Acquire) == armed {
+                        "{claimed}; the {} back-edge(s) of {} jump to their yield trampolines; it runs {runs}{}",
+                        p.sites_of(patched as usize),
+                        name(patched),
+                        if ctx.func.load(Ordering::Acquire) == patched {
                             ""
                         } else {
-                            " (the monitor moves the patch there)"
+                            " (the monitor's re-request moves the patch there)"
                         }
                     )
                 }
@@ -299,33 +275,69 @@ impl Arming {
             PreemptMode::Coop | PreemptMode::Async => return None,
         })
     }
+}
 
-    /// `--preempt patch`: the goroutine still has not stopped and now runs
-    /// another function than the one patched for it (it returned from the
-    /// function, or the request came as it called another): move the
-    /// patch. Called by the monitor's follow-up on a pending request.
-    pub fn follow(&self, g: &G, stats: &Stats) {
-        let (Some(p), Some(ctx)) = (&self.patch, g.jit_context()) else {
+/// A request's effect on one goroutine: the [`Effect`] the protocol calls.
+#[derive(Debug)]
+pub struct Fx<'a> {
+    /// None: the guard only.
+    arming: Option<&'a Arming>,
+    g: &'a G,
+    /// Where the costs go (None: not recorded).
+    stats: Option<&'a Stats>,
+}
+
+impl<'a> Fx<'a> {
+    /// The guard alone, whatever the mode: a request made where the
+    /// mechanism's part cannot be (the stepping harness's trap-flag
+    /// handler), which a later arm completes. Async-signal-safe.
+    pub fn guard_only(g: &'a G) -> Fx<'a> {
+        Fx {
+            arming: None,
+            g,
+            stats: None,
+        }
+    }
+
+    fn record(&self, disarm: bool, since: u64) {
+        let (Some(a), Some(stats)) = (self.arming, self.stats) else {
             return;
         };
-        let serial = lock(&self.serial);
-        let now = ctx.func.load(Ordering::Acquire);
-        let armed = g.armed.load(Ordering::Acquire);
-        if armed == NOT_ARMED || armed == now {
-            return;
+        if let Some((arm, unarm)) = arm_names(a.mode) {
+            let name = if disarm { unarm } else { arm };
+            stats.record(name, monotonic_nanos().saturating_sub(since));
         }
-        // Arms and disarms take the same lock: `armed` cannot change here.
-        g.armed.store(now, Ordering::Release);
-        let t0 = monotonic_nanos();
-        let rewrote = p.patch(now as usize, true);
-        p.patch(armed as usize, false);
-        drop(serial);
-        if rewrote {
-            p.sync_cores();
+    }
+}
+
+impl Effect for Fx<'_> {
+    fn arm(&self, _: Request, _again: bool) {
+        self.g.poison_guard();
+        self.g.applied.fetch_or(GUARD, Ordering::AcqRel);
+        if let Some(a) = self.arming {
+            let t0 = if self.stats.is_some() {
+                monotonic_nanos()
+            } else {
+                0
+            };
+            if a.apply(self.g) {
+                self.record(false, t0);
+            }
         }
-        if let Some((arm_name, _)) = arm_names(self.mode) {
-            stats.record(arm_name, monotonic_nanos().saturating_sub(t0));
+    }
+
+    fn disarm(&self, _: Request) {
+        let t0 = if self.stats.is_some() {
+            monotonic_nanos()
+        } else {
+            0
+        };
+        let undone = self.arming.is_some_and(|a| a.unapply(self.g));
+        if undone {
+            self.record(true, t0);
         }
+        self.g.restore_guard();
+        self.g.applied.fetch_and(!GUARD, Ordering::AcqRel);
     }
 }
 

@@ -4,25 +4,68 @@
 //! does the GC (it needs the world stopped); both call [`request`], and the
 //! mechanism decides *how* the request reaches the goroutine.
 //!
+//! # The stop request
+//!
+//! Whatever the mechanism, a request to stop one goroutine is one word of
+//! the goroutine's ([`request::StopRequest`]), changed only by
+//! compare-and-swap, and the request's *effect* on the goroutine (its
+//! poisoned stack guard, and by mode its poll word, its poll-page pointer,
+//! the global poll page's protection, its function's patched back-edges:
+//! [`arm`]) always has exactly one owner:
+//!
+//! ```text
+//!                    R1 request
+//!   +------+  (requester owns the effect) +--------+
+//!   | Idle | ---------------------------> | Arming |<-------------+
+//!   +------+                              +--------+              |
+//!    ^  ^  R5 owner undid the effect   R2 armed |   | E1 cancel   |
+//!    |  |    (Ending -> Idle)                   v   v  cancelled  | R4 re-request
+//!    |  |                                 +-------+ +--------+    | (requester
+//!    |  +-------------------------------- | Ending| |  Armed |----+  owns it again)
+//!    |                                    +-------+ +--------+
+//!    |                                        ^         |
+//!    +-- R1' stale (Arming -> Idle)           +---------+
+//!                                       S1 stop / E1 slice end / run end
+//!                                       (the mover owns the effect)
+//! ```
+//!
+//! Its parties: the *requester* (the monitor for a quantum, the stopper of
+//! the world, the stress harness) makes a request for the slice it saw
+//! (R1), applies the effect and publishes it (R2), or withdraws it if the
+//! slice ended first (R1'), and applies it again if the goroutine has not
+//! stopped after a back-off (R4: [`rerequest`], counted as `re-requests`
+//! in `--stats`, as Go's `suspendG` re-sends: a lost request would show as
+//! a number and cost a back-off, never a hang). The *goroutine* honours a
+//! request in effect at a preemption point (S1). The *scheduler* withdraws
+//! whatever request is left when the goroutine's slice ends (E1), and the
+//! *end of the run* does so for every goroutine and lets no request be
+//! made after it. Each transition, who makes it and what it does to the
+//! effect are tabled in [`request`], with why the whole cannot lose a
+//! request; its model-checking tests run the transitions against a model
+//! of the other parties under loom.
+//!
 //! # Cooperative (`coop`, Go before 1.14, `asyncpreemptoff=1`)
 //!
-//! A request sets the goroutine's `preempt` flag and poisons its stack
-//! guard (the word every JIT function entry compares SP with). The next
-//! function entry fails its check and calls the runtime, which sees the
-//! poison, restores the guard and moves the goroutine to the global run
-//! queue. Runtime operations check the flag after they are served. The
-//! interpreter checks it at function entries. A loop with no call and no
-//! runtime operation has no preemption point at all: it runs until it
-//! ends, whatever the request.
+//! A request's effect poisons the goroutine's stack guard (the word every
+//! JIT function entry compares SP with). The next function entry fails
+//! its check and calls the runtime, which sees the request in effect,
+//! ends it (restoring the guard) and moves the goroutine to the global
+//! run queue. Runtime operations check for a request in effect after they
+//! are served. The interpreter checks at function entries. A loop with no
+//! call and no runtime operation has no preemption point at all: it runs
+//! until it ends, whatever the request. (The interpreter, in every other
+//! mode, checks at every instruction boundary: it is those modes' oracle
+//! too.)
 //!
 //! # Asynchronous (`async`, Go 1.14+, the default)
 //!
 //! Everything the cooperative path does, and a signal. The protocol, end
 //! to end:
 //!
-//! 1. **Request.** [`request`] sets the flag and poisons the guard, then
-//!    sends the preemption signal (`--preempt-signal`, SIGURG by default)
-//!    to the worker thread (M) holding the goroutine's P with `tgkill`.
+//! 1. **Request.** [`request`] makes the request (in effect: the guard
+//!    poisoned), then sends the preemption signal (`--preempt-signal`,
+//!    SIGURG by default) to the worker thread (M) holding the goroutine's
+//!    P with `tgkill`.
 //!    A per-M `pending` flag coalesces sends: while one signal is in
 //!    flight no other is sent, and the handler clears the flag when it
 //!    runs. A per-M pair of counters (`sent`, `seen`) says whether the
@@ -77,39 +120,106 @@ use preempt_jit::ir::PreemptMode;
 use crate::sched::g::G;
 use crate::sched::{monotonic_nanos, Runtime, P};
 use crate::stats::PreemptKind;
+use request::{Asked, Request};
 
 /// Asks `g`, running on `p` in the slice numbered `seq`, to stop, for
-/// `kind`. Returns whether a new request went out: false if one was
-/// already pending, or if the slice ended while the request was made (it
-/// is then withdrawn, so that it does not stop the goroutine's next slice
-/// for nothing).
-pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> bool {
-    // Time-to-preempt starts here, when the flag is set, not when the
+/// `kind`, through the run's mechanism (the protocol of [`request`]):
+/// the request is withdrawn if the slice or the run ends first, and under
+/// `async` the signal goes out once it is in effect.
+pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> Asked {
+    // Time-to-preempt starts here, when the request is made, not when the
     // caller's pass began (a monitor pass may have done other work since
     // it read the clock).
-    let now = monotonic_nanos().max(now);
-    if !g.request_preempt(now, kind) {
+    let req = Request {
+        kind,
+        at: monotonic_nanos().max(now),
+    };
+    let stats = &rt.cfg.stats.sched;
+    let asked = g.stop.request(
+        req,
+        || p.slice_seq.load(Ordering::Acquire) == seq && !rt.shutdown.load(Ordering::Acquire),
+        &rt.arming.fx(g, stats),
+    );
+    if let Asked::Armed(_) = asked {
+        stats.preempt_requested(kind, rt.cfg.mode);
+        rt.cfg
+            .tracer
+            .preempt_requested(req.at, Some(p.id as u32), g.id, kind, rt.cfg.mode);
+        if rt.cfg.mode == PreemptMode::Async {
+            // If the handler declines, the requester signals again: the
+            // monitor for its quantum requests (with back-off), a stop of
+            // the world from its own wait loop.
+            rt.signal_p(p);
+        }
+    }
+    asked
+}
+
+/// Why a request already in effect is applied again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Again {
+    /// The goroutine has not stopped after a back-off: defence in depth
+    /// against a lost request (as Go's `suspendG` re-sends), counted as a
+    /// re-request.
+    Backoff,
+    /// Under `patch`: it runs another function than the one patched for
+    /// it, and the patch follows it.
+    Follow,
+}
+
+/// A request in effect is applied again this long after it was made if
+/// its goroutine has not stopped, then after twice as long, up to
+/// [`AGAIN_MAX`]. A default quantum: far above a stop on an idle machine
+/// (time-to-preempt is microseconds to tens of microseconds at p99 here)
+/// and above most of what an oversubscribed one adds (a goroutine's
+/// thread waiting for a CPU: a few milliseconds), so that a re-request
+/// stands for something wrong or slow: a lost request, a mechanism that
+/// cannot reach the goroutine (coop and a call-free loop), a goroutine in
+/// an unsafe region or off the CPU for a quantum.
+pub const AGAIN_FIRST: u64 = 10_000_000;
+pub const AGAIN_MAX: u64 = 160_000_000;
+
+/// The back-off of re-requests for one requester.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Backoff {
+    /// The request being followed (its time).
+    at: u64,
+    next: u64,
+    step: u64,
+}
+
+impl Backoff {
+    /// For the request made at `at`, still in effect at `now`: Ok if it is
+    /// due to be applied again now, else when it will be.
+    pub fn due(&mut self, at: u64, now: u64) -> Result<(), u64> {
+        if self.at != at {
+            *self = Backoff {
+                at,
+                next: at.saturating_add(AGAIN_FIRST),
+                step: AGAIN_FIRST,
+            };
+        }
+        if now < self.next {
+            return Err(self.next);
+        }
+        self.step = (self.step * 2).min(AGAIN_MAX);
+        self.next = now.saturating_add(self.step);
+        Ok(())
+    }
+}
+
+/// Applies `g`'s request again, through the mode's own mechanism (the
+/// protocol's R4), and under `async` signals again. False if the request
+/// is no longer in effect.
+pub fn rerequest(rt: &Runtime, p: &P, g: &G, why: Again) -> bool {
+    let stats = &rt.cfg.stats.sched;
+    if !g.stop.rerequest(&rt.arming.fx(g, stats)) {
         return false;
     }
-    if p.slice_seq.load(Ordering::Acquire) != seq {
-        g.clear_preempt();
-        return false;
+    if why == Again::Backoff {
+        stats.re_requested();
     }
-    // Poll word, poll page or patch: after the slice check, so that a
-    // request dropped as stale has armed nothing. (The goroutine may stop
-    // between the two: the scheduler's clearing of the request disarms
-    // what this arms only if it comes after; `begin_slice` of its next
-    // slice clears a request that came too late, and disarms it.)
-    rt.arming.arm(g, &rt.cfg.stats.sched);
-    rt.cfg.stats.sched.preempt_requested(kind, rt.cfg.mode);
-    rt.cfg
-        .tracer
-        .preempt_requested(now, Some(p.id as u32), g.id, kind, rt.cfg.mode);
-    p.requested_seq.store(seq, Ordering::Release);
     if rt.cfg.mode == PreemptMode::Async {
-        // If the handler declines, the requester signals again: the
-        // monitor for its quantum requests (with back-off), a stop of the
-        // world from its own wait loop.
         rt.signal_p(p);
     }
     true

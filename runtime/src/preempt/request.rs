@@ -21,23 +21,8 @@
 //! request itself (its kind and the time it was made) so that no second
 //! word carries the same fact. The *effect* (whatever the mechanism does
 //! to make the request felt, [`Effect`]) always has exactly one owner,
-//! and only the owner changes it:
-//!
-//! ```text
-//!                    R1 request
-//!   +------+  (requester owns the effect) +--------+
-//!   | Idle | ---------------------------> | Arming |<-------------+
-//!   +------+                              +--------+              |
-//!    ^  ^  R5 owner undid the effect   R2 armed |   | S2/E1       |
-//!    |  |    (Ending -> Idle)                   v   v  cancelled  | R4 re-request
-//!    |  |                                 +-------+ +--------+    | (requester
-//!    |  +-------------------------------- | Ending| |  Armed |----+  owns it again)
-//!    |                                    +-------+ +--------+
-//!    |                                        ^         |
-//!    +-- R1' stale (Arming -> Idle)           +---------+
-//!                                       S1 stop / E1 slice end / run end
-//!                                       (the mover owns the effect)
-//! ```
+//! and only the owner changes it. The machine is drawn in the essay of
+//! [`crate::preempt`]; its transitions:
 //!
 //! | transition | from -> to | who | on the effect |
 //! |---|---|---|---|
@@ -47,9 +32,8 @@
 //! | R4 re-request | Armed -> Arming | requester | owner again: applies it again, [`Effect::arm`] with `again` (re-signal, move a patch) |
 //! | S1 stop | Armed -> Ending | the goroutine, at a preemption point | owner: undoes it ([`Effect::disarm`]) |
 //! | E1 withdraw | Armed -> Ending | the scheduler at the end of a slice, the run end | owner: undoes it |
-//! | S2/E1 cancel | Arming -> Ending | goroutine's slice end, run end | none: the arming requester stays the owner |
-//! | R3 cancelled | Ending -> Idle | the arming requester, whose R2 failed | undoes what it applied |
-//! | R5 done | Ending -> Idle | whoever owns the effect | after undoing it |
+//! | E1 cancel | Arming -> Ending | the scheduler at the end of a slice, the run end | none: the arming requester stays the owner, and finds its R2 failed |
+//! | R5 done | Ending -> Idle | whoever owns the effect (the mover into Ending, or the requester whose R2 failed) | after undoing it |
 //!
 //! What this buys:
 //!
@@ -124,6 +108,14 @@ pub trait Effect {
     fn arm(&self, req: Request, again: bool);
     /// Undoes everything the arms of this request did.
     fn disarm(&self, req: Request);
+}
+
+/// The interpreter's stop check: a request in effect.
+impl<A: Atomics> preempt_jit::interp::StopRequested for StopRequest<A> {
+    #[inline]
+    fn stop_requested(&self) -> bool {
+        self.armed().is_some()
+    }
 }
 
 /// What [`StopRequest::request`] did.
@@ -201,16 +193,14 @@ fn decode(w: u64) -> Request {
 pub struct StopRequest<A: Atomics = Std> {
     word: A::U64,
     /// The bug planted in this word's transitions (tests only).
-    #[cfg(test)]
-    planted: Option<Planted>,
+    planted: crate::sync::Planted<Planted>,
 }
 
 impl<A: Atomics> Default for StopRequest<A> {
     fn default() -> Self {
         StopRequest {
             word: A::U64::new(IDLE),
-            #[cfg(test)]
-            planted: None,
+            planted: Default::default(),
         }
     }
 }
@@ -221,18 +211,7 @@ impl<A: Atomics> StopRequest<A> {
     pub fn with_planted(bug: Planted) -> Self {
         StopRequest {
             word: A::U64::new(IDLE),
-            planted: Some(bug),
-        }
-    }
-
-    #[inline(always)]
-    fn planted(&self, bug: Planted) -> bool {
-        #[cfg(test)]
-        return self.planted == Some(bug);
-        #[cfg(not(test))]
-        {
-            let _ = bug;
-            false
+            planted: crate::sync::Planted::bug(bug),
         }
     }
 
@@ -255,7 +234,7 @@ impl<A: Atomics> StopRequest<A> {
         (phase_of(w) == Phase::Armed).then(|| decode(w))
     }
 
-    /// R1, R1', R2 (or R3): makes `req`. `current` says, after the word
+    /// R1, R1', R2 (or, cancelled, R5): makes `req`. `current` says, after the word
     /// has been claimed, whether the slice the requester saw is still the
     /// goroutine's and the run still on; if not, the request is withdrawn
     /// before anything is applied.
@@ -276,7 +255,7 @@ impl<A: Atomics> StopRequest<A> {
             }
             return Asked::Stale;
         }
-        if self.planted(Planted::PublishThenArm) {
+        if self.planted.is(Planted::PublishThenArm) {
             let published = self.publish(arming, req);
             fx.arm(req, false);
             return match published {
@@ -321,7 +300,7 @@ impl<A: Atomics> StopRequest<A> {
             .map_err(drop)
     }
 
-    /// R2, or R3 (undo, Ending -> Idle) if it was cancelled.
+    /// R2, or if it was cancelled meanwhile, the undo and R5.
     fn publish_or_undo(&self, arming: u64, req: Request, fx: &impl Effect) -> Asked {
         match self.publish(arming, req) {
             Ok(()) => Asked::Armed(req),
@@ -371,10 +350,10 @@ impl<A: Atomics> StopRequest<A> {
         }
     }
 
-    /// S1/E1 from `w` (Armed): Armed -> Ending, undo, Ending -> Idle.
+    /// S1/E1 from `w` (Armed): Armed -> Ending, undo, R5.
     /// False if the word is no longer `w`.
     fn end(&self, w: u64, fx: &impl Effect) -> bool {
-        if self.planted(Planted::ClearThenDisarm) {
+        if self.planted.is(Planted::ClearThenDisarm) {
             let cleared = self.word.compare_exchange(w, IDLE, AcqRel, Acquire).is_ok();
             if cleared {
                 fx.disarm(decode(w));

@@ -150,13 +150,11 @@ impl MSignal {
         // SAFETY: the context of the goroutine this thread runs; only
         // atomics and a word written before the goroutine started are read.
         let c = unsafe { &*ctx };
-        // A stop is wanted when the goroutine's request flag says so. The
-        // poisoned guard only mirrors it for the prologues' check, and the
-        // two can disagree for a moment (a request racing with the stop
-        // that consumes the previous one poisons the guard after the flag
-        // was cleared); the flag is the request.
+        // A stop is wanted when the goroutine's request is in effect. The
+        // poisoned guard is only part of its effect, and is poisoned
+        // before the request is published (and while one is undone).
         let requested = match self.running() {
-            Some(g) => g.preempt.load(Ordering::Acquire),
+            Some(g) => g.stop.armed().is_some(),
             None => c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
         };
         Thread::Running(Goroutine {

@@ -40,6 +40,10 @@ pub enum Op {
     StackCheck,
     /// The interpreter reached a function entry with a stop requested.
     PreemptionPoint,
+    /// The interpreter reached an instruction boundary with a stop
+    /// requested, in a mode that stops anywhere (its stand-in for the
+    /// signal, poll, trap and patch mechanisms).
+    Interrupted,
     /// The interpreter used up its budget (not a preemption point).
     Budget,
     /// The interpreter wants a collection before a `new`.
@@ -108,6 +112,10 @@ pub enum Engine {
         position: Arc<std::sync::atomic::AtomicU64>,
         names: Box<preempt_jit::module::Names>,
         turns: Box<Turns>,
+        /// Where a stop request is honoured: function entries under
+        /// `coop`, every instruction boundary under the other modes (the
+        /// interpreter is their oracle too).
+        stop_at: interp::StopAt,
     },
 }
 
@@ -241,7 +249,15 @@ impl Engine {
                 ctx.result = 0;
                 decode_jit(module, ctx, stack, request)
             }
-            (Engine::Interp { interp, turns, .. }, Exec::Interp { g: ig, pending }) => {
+            (
+                Engine::Interp {
+                    interp,
+                    turns,
+                    stop_at,
+                    ..
+                },
+                Exec::Interp { g: ig, pending },
+            ) => {
                 let mut i = turns.lock(interp);
                 if let Some(f) = resume.fault {
                     return Op::Fault(f);
@@ -252,7 +268,7 @@ impl Engine {
                         None => i.complete(ig, resume.value.map(|v| Value::int(v as i64))),
                     }
                 }
-                let event = i.run_until(ig, INTERP_BUDGET, &g.preempt);
+                let event = i.run_until(ig, INTERP_BUDGET, &g.stop, *stop_at);
                 *pending = matches!(event, interp::Event::Request(_));
                 drop(i);
                 if event == interp::Event::Preempted {
@@ -504,6 +520,7 @@ fn decode_interp(event: interp::Event) -> Op {
     match event {
         E::Preempted => Op::Budget,
         E::PreemptionPoint => Op::PreemptionPoint,
+        E::Interrupted => Op::Interrupted,
         E::Exited => Op::Exit,
         E::Fault(f) => Op::Fault(f),
         E::Collect => Op::Collect,

@@ -18,7 +18,7 @@ use preempt_jit::interp;
 use preempt_jit::ir::FuncId;
 
 use super::stack::Stack;
-use crate::stats::PreemptKind;
+use crate::preempt::request::StopRequest;
 use crate::traceback::StackMemory;
 
 /// Where a goroutine is in its life.
@@ -144,15 +144,12 @@ pub struct G {
     guard: *const AtomicU64,
     /// The value `guard` holds when not poisoned.
     guard_value: u64,
-    /// A preemption was requested and has not been honoured yet.
-    pub preempt: AtomicBool,
-    /// When, in monotonic nanoseconds (0: no request).
-    pub preempt_requested_at: AtomicU64,
+    /// Its stop request: one word, the protocol of
+    /// [`crate::preempt::request`].
+    pub stop: StopRequest,
     /// When the preemption signal's handler last redirected this goroutine
     /// into the stub (monotonic ns; written by the handler).
     pub redirected_at: AtomicU64,
-    /// Why (a `PreemptKind` index).
-    preempt_kind: AtomicU8,
     /// The preemption-request generation the hang diagnosis last reported.
     pub diagnosed_request: AtomicU64,
     /// `lockthread` depth (0: not locked) and the worker it is locked to.
@@ -173,13 +170,18 @@ pub struct G {
     /// The JIT context (stable: boxed), for the arming of the poll, trap
     /// and patch mechanisms from other threads; null when interpreted.
     ctx: *const GoroutineContext,
-    /// What arming the pending request did ([`NOT_ARMED`]: nothing; for
-    /// `patch`, the function whose back-edges were rewritten).
-    pub armed: AtomicU64,
+    /// What the owner of its stop request's effect has applied: the
+    /// effect's own book-keeping ([`crate::preempt::arm::Fx`]), written only
+    /// by that owner (the protocol gives it one at a time), so that the
+    /// undo undoes exactly what was done.
+    pub applied: AtomicU8,
+    /// Under `patch`, the function whose back-edges are patched for it
+    /// ([`NOT_PATCHED`]: none); part of the same book-keeping.
+    pub patched: AtomicU64,
 }
 
-/// [`G::armed`] when no arming is in effect.
-pub const NOT_ARMED: u64 = u64::MAX;
+/// [`G::patched`] when no function is patched for the goroutine.
+pub const NOT_PATCHED: u64 = u64::MAX;
 
 // SAFETY: `exec` is only touched by the one thread that owns the goroutine
 // at the time (see the module docs); everything else is atomic or behind a
@@ -214,10 +216,8 @@ impl G {
             exec: UnsafeCell::new(exec),
             guard,
             guard_value,
-            preempt: AtomicBool::new(false),
-            preempt_requested_at: AtomicU64::new(0),
+            stop: StopRequest::default(),
             redirected_at: AtomicU64::new(0),
-            preempt_kind: AtomicU8::new(0),
             diagnosed_request: AtomicU64::new(0),
             lock_depth: AtomicU64::new(0),
             locked_m: AtomicU64::new(NO_M),
@@ -225,7 +225,8 @@ impl G {
             delivered: AtomicU8::new(0),
             delivered_value: AtomicU64::new(0),
             ctx,
-            armed: AtomicU64::new(NOT_ARMED),
+            applied: AtomicU8::new(0),
+            patched: AtomicU64::new(NOT_PATCHED),
             delivered_arm: AtomicU64::new(0),
             in_select: AtomicBool::new(false),
         }
@@ -334,20 +335,21 @@ impl G {
             .then(|| self.delivered_value.load(Ordering::Relaxed))
     }
 
-    /// Asks the goroutine to stop at its next cooperative preemption point
-    /// (function entry or runtime call), for `kind`. Callable from any
-    /// thread.
-    pub fn request_preempt(&self, now: u64, kind: PreemptKind) -> bool {
-        if self.preempt.swap(true, Ordering::AcqRel) {
-            return false;
-        }
-        self.preempt_requested_at.store(now, Ordering::Release);
-        self.preempt_kind.store(kind as u8, Ordering::Release);
+    /// Poisons the stack guard: the next function entry's check fails
+    /// and calls the runtime. Async-signal-safe (one atomic store).
+    pub fn poison_guard(&self) {
         if !self.guard.is_null() {
             // SAFETY: `guard` points into this goroutine's boxed context.
             unsafe { (*self.guard).store(STACK_GUARD_POISON, Ordering::Release) };
         }
-        true
+    }
+
+    /// Puts the stack guard back.
+    pub fn restore_guard(&self) {
+        if !self.guard.is_null() {
+            // SAFETY: as in `poison_guard`.
+            unsafe { (*self.guard).store(self.guard_value, Ordering::Release) };
+        }
     }
 
     /// The JIT context, for its atomic words only (the poll word, the
@@ -358,35 +360,20 @@ impl G {
         unsafe { self.ctx.as_ref() }
     }
 
-    /// Why the pending (or last) request was made.
-    pub fn request_kind(&self) -> PreemptKind {
-        PreemptKind::from_index(self.preempt_kind.load(Ordering::Acquire))
-    }
-
-    /// Clears a pending request (the goroutine stopped); returns when it
-    /// was made, if one was pending.
-    pub fn clear_preempt(&self) -> Option<u64> {
-        // Nothing pending: a request racing with this one keeps its
-        // poisoned guard and is honoured at the next point (the swap in
-        // `request_preempt` comes before the poisoning).
-        if !self.preempt.load(Ordering::Acquire) {
-            return None;
-        }
-        if !self.guard.is_null() {
-            // SAFETY: as in `request_preempt`.
-            unsafe { (*self.guard).store(self.guard_value, Ordering::Release) };
-        }
-        if self.preempt.swap(false, Ordering::AcqRel) {
-            Some(self.preempt_requested_at.load(Ordering::Acquire))
-        } else {
-            None
-        }
+    /// Under `patch`: whether the function patched for its request is not
+    /// the one it runs now (it returned, or called another).
+    pub fn patched_elsewhere(&self) -> bool {
+        let patched = self.patched.load(Ordering::Acquire);
+        patched != NOT_PATCHED
+            && self
+                .jit_context()
+                .is_some_and(|c| c.func.load(Ordering::Acquire) != patched)
     }
 
     /// Whether the stack guard is poisoned (a request, not an overflow,
     /// made the prologue call the runtime).
     pub fn guard_poisoned(&self) -> bool {
-        // SAFETY: as in `request_preempt`.
+        // SAFETY: as in `poison_guard`.
         !self.guard.is_null()
             && unsafe { (*self.guard).load(Ordering::Acquire) } == STACK_GUARD_POISON
     }

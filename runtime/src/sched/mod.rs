@@ -34,6 +34,7 @@
 mod collect;
 pub mod engine;
 pub mod g;
+pub mod idle;
 mod runq;
 pub mod stack;
 pub mod stw;
@@ -57,7 +58,7 @@ use crate::preempt::signal::{self, MSignal};
 use crate::chan::{self, Arm, ChanTable, SelectStep, Step, Wake};
 use crate::diagnose;
 use crate::gc::Collector;
-use crate::stats::PreemptKind;
+use crate::preempt::request::Request;
 use crate::timer::{Action, Timers};
 use crate::trace::{BlockReason, RunEnd};
 use crate::{Outcome, Output, RunConfig};
@@ -77,6 +78,12 @@ thread_local! {
 /// Monotonic nanoseconds (CLOCK_MONOTONIC), as `now` returns: the clock
 /// of the stats and the tracer. Async-signal-safe.
 pub use crate::stats::monotonic_ns as monotonic_nanos;
+
+/// The monotonic time `us` microseconds from now (none if negative),
+/// saturating rather than wrapping for huge values.
+fn deadline_after_us(us: i64) -> u64 {
+    monotonic_nanos().saturating_add((us.max(0) as u64).saturating_mul(1000))
+}
 
 /// How the trace shows a goroutine parked for `r`.
 fn block_reason(r: WaitReason) -> BlockReason {
@@ -119,14 +126,11 @@ pub struct P {
     /// monitor and diagnoses.
     pub current: AtomicU64,
     /// Changes at every slice start and end (Go's schedtick, as the
-    /// monitor uses it). The monitor times slices by when it first sees a
-    /// sequence number, so the scheduler's hot path reads no clock; a
-    /// request made for one slice is withdrawn if the slice ended
-    /// meanwhile.
+    /// monitor uses it): odd while a slice runs. The monitor times slices
+    /// by when it first sees a sequence number, so the scheduler's hot
+    /// path reads no clock; a stop request made for one slice is withdrawn
+    /// if the slice ended meanwhile (see [`crate::preempt::request`]).
     pub slice_seq: AtomicU64,
-    /// The slice in which the last stop request was made (the monitor
-    /// follows up on a request while the slice lasts).
-    pub requested_seq: AtomicU64,
     /// When the M holding this P entered foreign code.
     pub foreign_since: AtomicU64,
     /// Which M holds it.
@@ -145,7 +149,6 @@ impl P {
             local: runq::RunQueue::default(),
             current: AtomicU64::new(0),
             slice_seq: AtomicU64::new(0),
-            requested_seq: AtomicU64::new(u64::MAX),
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),
             schedtick: AtomicU64::new(0),
@@ -196,6 +199,16 @@ impl P {
         // SAFETY: every non-null `next` came from `Arc::into_raw`, and the
         // swap gave this thread the only copy of it.
         (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+    }
+
+    /// Whether its queues hold work, each read with a read-modify-write
+    /// (the re-check of the wake-up protocol, [`idle`]).
+    fn has_work_rmw(&self) -> bool {
+        let next = self
+            .next
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, Some)
+            .unwrap_or_else(|p| p);
+        !next.is_null() || self.local.len_rmw() > 0
     }
 
     fn take_next(&self) -> Option<Arc<G>> {
@@ -331,12 +344,9 @@ pub struct Runtime {
     chans: ChanTable,
     pub timers: Timers,
     sched: Mutex<Sched>,
-    /// Idle Ps (the length of `sched.pidle`), readable without the lock.
-    npidle: AtomicUsize,
-    /// Ms woken to look for work that have not found any yet: while one
-    /// is looking, making a goroutine runnable wakes no other (Go's
-    /// `nmspinning`), so a burst of spawns does not wake every thread.
-    nspinning: AtomicUsize,
+    /// Idle Ps (the length of `sched.pidle`) and spinning Ms, readable
+    /// without the lock: the wake-up protocol ([`idle`]).
+    idle: idle::Idle,
     pub ps: Vec<P>,
     pub ms: Mutex<Vec<Arc<M>>>,
     /// Stacks of dead goroutines, kept for new ones (mapping, guard and
@@ -395,8 +405,7 @@ impl Runtime {
                 pidle: (0..procs).rev().collect(),
                 ..Sched::default()
             }),
-            npidle: AtomicUsize::new(procs),
-            nspinning: AtomicUsize::new(0),
+            idle: idle::Idle::new(procs),
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
@@ -476,20 +485,24 @@ impl Runtime {
         for m in lock(&self.ms).iter() {
             m.give(|h| h.exit = true);
         }
-        // Goroutines still running their code stop at their next function
-        // entry or runtime call.
-        for g in lock(&self.allgs).values() {
-            g.request_preempt(monotonic_nanos(), PreemptKind::StopTheWorld);
-        }
-        self.close_arming();
+        self.close_requests();
     }
 
-    /// Disarms every goroutine and refuses further arms: nothing armed
-    /// outlives the run (a poll page protected for the process, a patched
-    /// function). Idempotent; once it returns, nothing is armed.
-    fn close_arming(&self) {
+    /// The run's end in the stop-request protocol: every request ended
+    /// and undone (nothing armed outlives the run: the global poll page is
+    /// the process's, and a later run in this process would find it
+    /// protected, or a function patched), none made from now on (the
+    /// requesters see `shutdown`). Then every guard is poisoned for good,
+    /// so that goroutines still running their code stop at their next
+    /// function entry and find the run over. Idempotent; once it returns,
+    /// nothing is armed.
+    fn close_requests(&self) {
         let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
-        self.arming.close(gs.iter().map(|g| &**g));
+        let stats = &self.cfg.stats.sched;
+        for g in &gs {
+            g.stop.close(&self.arming.fx(g, stats));
+            g.poison_guard();
+        }
     }
 
     /// Creates a goroutine and makes it runnable on `p` (or globally).
@@ -554,23 +567,18 @@ impl Runtime {
         }
     }
 
-    /// Starts an M on an idle P if there is both an idle P and work that
-    /// might be waiting for it, and no M is already looking.
+    /// The wake-up of the protocol's W1 (see [`idle`]), after a goroutine
+    /// was queued: starts a spinning M on an idle P if there is one and no
+    /// M is already looking.
     fn wakep(&self) {
-        if self.npidle.load(Ordering::Acquire) == 0
-            || self.nspinning.load(Ordering::Acquire) > 0
-            || self.shutdown.load(Ordering::Acquire)
-        {
+        if !self.idle.wanted() || self.shutdown.load(Ordering::Acquire) {
             return;
         }
         let (p, m) = {
             let mut s = lock(&self.sched);
-            if s.pidle.is_empty() || self.nspinning.load(Ordering::Acquire) > 0 {
+            let Some(p) = self.idle.claim_for_spinning(&mut s.pidle) else {
                 return;
-            }
-            let p = s.pidle.pop().expect("checked");
-            self.npidle.fetch_sub(1, Ordering::AcqRel);
-            self.nspinning.fetch_add(1, Ordering::AcqRel);
+            };
             (p, s.midle.pop())
         };
         self.ps[p].spinning.store(true, Ordering::Release);
@@ -583,7 +591,7 @@ impl Runtime {
     fn stop_spinning(&self, p: usize) -> bool {
         let was = self.ps[p].spinning.swap(false, Ordering::AcqRel);
         if was {
-            self.nspinning.fetch_sub(1, Ordering::AcqRel);
+            self.idle.stop_spinning();
         }
         was
     }
@@ -596,8 +604,15 @@ impl Runtime {
         }
         self.ps[p].set_status(PStatus::Idle);
         self.ps[p].m.store(usize::MAX, Ordering::Release);
-        s.pidle.push(p);
-        self.npidle.fetch_add(1, Ordering::AcqRel) + 1 == self.ps.len()
+        self.idle.idled(&mut s.pidle, p) == self.ps.len()
+    }
+
+    /// W2's re-check (see [`idle`]), after a P went idle and the lock was
+    /// released: a goroutine queued on any P meanwhile gets an M.
+    fn recheck_queues(&self) {
+        if self.idle.recheck(|| self.ps.iter().any(P::has_work_rmw)) {
+            self.wakep();
+        }
     }
 
     /// Runs P `p` on `m` (an idle one) or on a new thread.
@@ -805,6 +820,7 @@ impl Runtime {
         let all_idle = self.idle_p(&mut s, p);
         s.midle.push(m.clone());
         drop(s);
+        self.recheck_queues();
         if all_idle {
             self.check_dead();
         }
@@ -901,9 +917,13 @@ impl Runtime {
                 .tracer
                 .handoff(monotonic_nanos(), p as u32, from as u32, to as u32);
             self.start_m(p, m);
-        } else if self.idle_p(&mut s, p) {
+        } else {
+            let all_idle = self.idle_p(&mut s, p);
             drop(s);
-            self.check_dead();
+            self.recheck_queues();
+            if all_idle {
+                self.check_dead();
+            }
         }
     }
 
@@ -943,8 +963,12 @@ impl Runtime {
             m.sig.set_running(std::ptr::null_mut(), std::ptr::null());
         }
         let p_now = m.p();
-        if let Some(p) = p_now {
-            self.end_slice(p);
+        // A parked goroutine's slice ended as it parked.
+        if let (Some(p), false) = (p_now, matches!(next, Next::Park(_))) {
+            let req = self.end_slice(p, &g);
+            if matches!(next, Next::Yield) {
+                self.stopped_by_itself(req);
+            }
         }
         if self.cfg.tracer.is_enabled() {
             let how = match &next {
@@ -971,21 +995,23 @@ impl Runtime {
             Next::Yield => {
                 // Go's Gosched queues globally; the P's own queue keeps the
                 // same order at one P and spares the global lock, and other
-                // Ps steal from it.
+                // Ps steal from it. Either way a goroutine was made
+                // runnable: the wake-up protocol's W1.
                 g.set_status(Status::Runnable);
                 match p_now {
                     Some(p) => self.push_local(p, g),
                     None => lock(&self.sched).runq.push_back(g),
                 }
+                self.wakep();
             }
             Next::Preempted => {
                 g.set_status(Status::Runnable);
                 lock(&self.sched).runq.push_back(g);
+                self.wakep();
             }
             Next::Park(_) => {}
             Next::Dead => {
                 g.set_status(Status::Dead);
-                self.arming.disarm(&g, &self.cfg.stats.sched);
                 lock(&self.allgs).remove(&g.id);
                 // SAFETY: this M owns g, which is dead: nothing will run it.
                 if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
@@ -1000,20 +1026,32 @@ impl Runtime {
 
     /// A goroutine starts running on P `p`. No clock is read: the monitor
     /// times the slice from when it first sees its sequence number.
-    fn begin_slice(&self, p: usize, g: &Arc<G>) {
-        // A request that reached the goroutine after it had stopped (the
-        // monitor looked at the P just before the slice ended) is stale.
-        if g.preempt.load(Ordering::Acquire) {
-            g.clear_preempt();
-        }
-        self.arming.disarm(g, &self.cfg.stats.sched);
+    fn begin_slice(&self, p: usize, g: &G) {
         self.ps[p].current.store(g.id, Ordering::Release);
         self.ps[p].next_slice();
     }
 
-    fn end_slice(&self, p: usize) {
+    /// `g`'s slice on P `p` ends (once per slice: it parked, yielded,
+    /// stopped, exited, or went into foreign code). After the sequence
+    /// number has moved on, any stop request of the slice is withdrawn
+    /// (the protocol's E1): returned if it was in effect.
+    fn end_slice(&self, p: usize, g: &G) -> Option<Request> {
         self.ps[p].current.store(0, Ordering::Release);
         self.ps[p].next_slice();
+        g.stop.withdraw(&self.arming.fx(g, &self.cfg.stats.sched))
+    }
+
+    /// A goroutine with a request in effect stopped at a point of its own
+    /// (a yield, a block) as its slice ended: counted as a cooperative
+    /// stop.
+    fn stopped_by_itself(&self, req: Option<Request>) {
+        if let Some(req) = req {
+            let ttp = monotonic_nanos().saturating_sub(req.at);
+            self.cfg
+                .stats
+                .sched
+                .preempted(req.kind, PreemptMode::Coop, ttp);
+        }
     }
 
     /// Called when every P has gone idle, and when the last timer fires:
@@ -1023,7 +1061,7 @@ impl Runtime {
     /// matter. With every P idle and no timer pending, only an M in foreign
     /// code can still ready a goroutine, so the state looked at is stable.
     pub(crate) fn check_dead(&self) {
-        let all_idle = || self.npidle.load(Ordering::Acquire) == self.ps.len();
+        let all_idle = || self.idle.npidle() == self.ps.len();
         if self.shutdown.load(Ordering::Acquire) || !all_idle() || self.timers.pending() != 0 {
             return;
         }
@@ -1084,15 +1122,11 @@ impl Runtime {
         if self.shutdown.load(Ordering::Acquire) {
             return Some(Next::Gone);
         }
-        let kind = g.request_kind();
-        let at = g.clear_preempt();
         // The goroutine has stopped: time-to-preempt ends here, before the
-        // disarm (a cost of its own, recorded as such).
+        // undo (a cost of its own, recorded as such).
         let now = monotonic_nanos();
-        // Whatever armed this stop is undone, and a stale arm too (a
-        // request whose goroutine stopped by itself as it was armed).
-        self.arming.disarm(g, &self.cfg.stats.sched);
-        let at = at?;
+        let req = g.stop.stop(&self.arming.fx(g, &self.cfg.stats.sched))?;
+        let (kind, at) = (req.kind, req.at);
         let ttp = now.saturating_sub(at);
         self.cfg.stats.sched.preempted(kind, mech, ttp);
         if mech == PreemptMode::Async {
@@ -1112,7 +1146,7 @@ impl Runtime {
     }
 
     fn continue_or_preempt(&self, g: &G, r: Resume) -> Next {
-        if g.preempt.load(Ordering::Acquire) {
+        if g.stop.armed().is_some() {
             let (m, p) = SERVING.with(|s| s.get());
             if let Some(n) = self.preemption_point(m, p, g, PreemptMode::Coop) {
                 // The result is delivered when the goroutine resumes.
@@ -1133,26 +1167,18 @@ impl Runtime {
         )
     }
 
-    /// A goroutine with a pending request stopped at a point of its own
-    /// (a yield, a block): the request is done with.
-    fn stopped_by_itself(&self, g: &G) {
-        let kind = g.request_kind();
-        let cleared = g.clear_preempt();
-        self.arming.disarm(g, &self.cfg.stats.sched);
-        if let Some(at) = cleared {
-            let ttp = monotonic_nanos().saturating_sub(at);
-            self.cfg.stats.sched.preempted(kind, PreemptMode::Coop, ttp);
-        }
-    }
-
-    /// Marks `g` waiting for `reason`. Channel operations call it with the
-    /// channel locked, after enqueuing `g` and before any waker can see
-    /// it; the serving M touches `g` no more after that.
+    /// Marks `g` waiting for `reason`, and ends its slice. Channel
+    /// operations call it with the channel locked, after enqueuing `g` and
+    /// before any waker can see it; the serving M touches `g` no more
+    /// after that (so the slice ends here, not when the M is back in
+    /// `execute`, by which time `g` may run elsewhere).
     fn parking(&self, g: &G, reason: WaitReason) {
         g.set_reason(reason);
         g.set_status(Status::Waiting);
-        // A stop request is moot once the goroutine stopped by itself.
-        self.stopped_by_itself(g);
+        if let (_, Some(p)) = SERVING.with(|s| s.get()) {
+            let req = self.end_slice(p, g);
+            self.stopped_by_itself(req);
+        }
     }
 
     fn serve(&self, m: &Arc<M>, g: &Arc<G>, op: Op, wakes: &mut Vec<Wake>) -> Next {
@@ -1196,6 +1222,10 @@ impl Runtime {
             Op::PreemptionPoint => self
                 .preemption_point(m.id, p, g, PreemptMode::Coop)
                 .unwrap_or(Next::Continue(Resume::default())),
+            // The interpreter's stand-in for the mode's own mechanism.
+            Op::Interrupted => self
+                .preemption_point(m.id, p, g, self.cfg.mode)
+                .unwrap_or(Next::Continue(Resume::default())),
             Op::AsyncPreempt => {
                 // The stub: entered by a signal's redirect (async), a
                 // back-edge poll's yield (poll), a poll-page fault's
@@ -1221,6 +1251,16 @@ impl Runtime {
             Op::Fault(f) => self.fault(g, f),
             Op::Print(text) => {
                 self.out.write_bytes(text.as_bytes());
+                if self.out.closed() {
+                    // Nobody reads the output any more: the run ends (the
+                    // CLI then ends quietly, as a closed pipe would end a
+                    // C or Go program).
+                    self.finish(Outcome {
+                        status: 1,
+                        stderr: String::new(),
+                    });
+                    return Next::Gone;
+                }
                 self.continue_or_preempt(g, Resume::default())
             }
             Op::New(n) => self.serve_new(g, n),
@@ -1234,17 +1274,16 @@ impl Runtime {
                     Next::Gone
                 }
             },
-            Op::Yield => {
-                self.stopped_by_itself(g);
-                Next::Yield
-            }
+            Op::Yield => Next::Yield,
             Op::Gc => self.serve_gc(g),
             Op::SetGcPercent(percent) => self.serve_set_gc_percent(g, percent),
             Op::Sleep(us) => {
                 if us <= 0 {
                     return self.continue_or_preempt(g, Resume::default());
                 }
-                let when = monotonic_nanos() + us as u64 * 1000;
+                // Saturating: `sleep 9223372036854775807` sleeps for ever,
+                // it does not wrap round to now.
+                let when = deadline_after_us(us);
                 // Park first: the timer may fire at once.
                 self.parking(g, WaitReason::Sleep);
                 self.timers.add(when, Action::Wake(g.clone()));
@@ -1278,8 +1317,7 @@ impl Runtime {
                     return self.too_many_chans(g);
                 };
                 let c = c.clone();
-                self.timers
-                    .add(monotonic_nanos() + us.max(0) as u64 * 1000, Action::Send(c));
+                self.timers.add(deadline_after_us(us), Action::Send(c));
                 // SAFETY: this M owns g.
                 let r = unsafe { self.engine.complete_chan(g, id) };
                 self.continue_or_preempt(g, r)
@@ -1450,7 +1488,7 @@ impl Runtime {
         let start = monotonic_nanos();
         self.ps[p].foreign_since.store(start, Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
-        self.end_slice(p);
+        self.end_slice(p, g);
         // As Go's entersyscall: a monitor asleep on a backed-off tick must
         // wake in time to hand the P on.
         self.sysmon.deadline(start + sysmon::RETAKE_AFTER);
@@ -1467,7 +1505,7 @@ impl Runtime {
         // The P went to another M: find an idle one, or queue the
         // goroutine and park this M.
         m.take_p();
-        let idle = lock(&self.sched).pidle.pop();
+        let idle = self.idle.take(&mut lock(&self.sched).pidle);
         match idle {
             Some(q) => {
                 self.ps[q].set_status(PStatus::Running);
@@ -1484,6 +1522,7 @@ impl Runtime {
                 if !g.is_locked() {
                     self.idle_m(m);
                 }
+                self.wakep();
                 Next::Gone
             }
         }
@@ -1560,6 +1599,10 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
                 position,
                 names: Box::new(preempt_jit::module::Names::new(prog)),
                 turns: Box::default(),
+                stop_at: match cfg.mode {
+                    PreemptMode::Coop => preempt_jit::interp::StopAt::FunctionEntry,
+                    _ => preempt_jit::interp::StopAt::Anywhere,
+                },
             },
             cfg,
             out,
@@ -1675,7 +1718,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     });
     let outcome = match cfg.timeout {
         Some(t) => rx
-            .recv_timeout(t)
+            .recv_timeout(t.saturating_sub(cfg.timeout_spent))
             .unwrap_or_else(|_| diagnose::watchdog(&rt, t)),
         None => rx.recv().unwrap_or_else(|_| Outcome {
             status: 1,
@@ -1684,10 +1727,10 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     };
     rt.finish(outcome.clone());
     // Whoever finished first may still be stopping everything: the run
-    // does not return before its arming is undone (the next run in this
-    // process would find a function patched, or the global poll page
+    // does not return before every request is undone (the next run in
+    // this process would find a function patched, or the global poll page
     // protected).
-    rt.close_arming();
+    rt.close_requests();
     let switches = lock(&rt.ms)
         .iter()
         .map(|m| m.switches.load(Ordering::Relaxed))

@@ -1,7 +1,6 @@
 //! A P's local run queue, as Go's `runq`: a ring of 256 goroutines that
-//! only the P's own M appends to (no atomic read-modify-write on that
-//! side), and that its M and thieves take from by advancing `head` with a
-//! compare-and-swap.
+//! only the P's own M appends to, and that its M and thieves take from by
+//! advancing `head` with a compare-and-swap.
 //!
 //! Slots hold `Arc::into_raw` pointers. A slot is owned by the queue from
 //! the `tail` store that publishes it until the `head` exchange that
@@ -55,8 +54,13 @@ impl RunQueue {
             return Err(g);
         }
         self.slots[slot(t)].store(Arc::into_raw(g).cast_mut(), Ordering::Relaxed);
-        // Publishes the slot to consumers.
-        self.tail.store(t.wrapping_add(1), Ordering::Release);
+        // Publishes the slot to consumers. A read-modify-write, not a
+        // store, for the wake-up protocol ([`super::idle`]): an M that
+        // re-checks the queue after giving its P up, with a
+        // read-modify-write of `tail` too, either sees this goroutine or
+        // is seen by the wake-up that follows. Only this M changes the
+        // value (the re-checks add nothing).
+        self.tail.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -117,6 +121,14 @@ impl RunQueue {
                 return;
             }
         }
+    }
+
+    /// [`RunQueue::len`], reading `tail` with a read-modify-write (see
+    /// `push`).
+    pub fn len_rmw(&self) -> usize {
+        let t = self.tail.fetch_add(0, Ordering::AcqRel);
+        let h = self.head.load(Ordering::Acquire);
+        (t.wrapping_sub(h) as usize).min(RUNQ_SIZE)
     }
 
     pub fn len(&self) -> usize {

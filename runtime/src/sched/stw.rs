@@ -53,7 +53,8 @@ use std::time::Duration;
 
 use super::{lock, monotonic_nanos, PStatus, Runtime, M};
 use crate::gc::cycle::STW_PAUSE;
-use crate::preempt;
+use crate::preempt::request::{self, Asked};
+use crate::preempt::{self, Again};
 use crate::stats::{PreemptKind, STW_LATENCY, STW_OWN_P};
 
 /// How often a waiting stop asks the running goroutines again.
@@ -240,10 +241,10 @@ impl Runtime {
         {
             let mut s = lock(&self.sched);
             self.world.stopping.store(true, Ordering::SeqCst);
-            for p in std::mem::take(&mut s.pidle) {
+            let super::Sched { pidle, .. } = &mut *s;
+            for p in self.idle.take_all(pidle) {
                 self.ps[p].set_status(PStatus::Stopped);
             }
-            self.npidle.store(0, Ordering::Release);
         }
         if self.wait_for_ps(phase, requested_at, Wait::AllPs).is_none() {
             return false;
@@ -260,10 +261,9 @@ impl Runtime {
     /// Under the scheduler lock, the stopper's own P if one can be had at
     /// once: an idle one, or one in foreign code.
     fn take_p_for_stopper(&self, s: &mut super::Sched) -> bool {
-        if let Some(p) = s.pidle.pop() {
+        if let Some(p) = self.idle.take(&mut s.pidle) {
             self.ps[p].set_status(PStatus::Stopped);
             self.ps[p].m.store(usize::MAX, Ordering::Release);
-            self.npidle.fetch_sub(1, Ordering::AcqRel);
             return true;
         }
         self.ps
@@ -281,6 +281,9 @@ impl Runtime {
         let mut retry = RETRY;
         let mut recheck = RECHECK;
         let mut spun = 0;
+        // Each P's request applied again after a back-off (a request that
+        // stays in effect without its goroutine stopping).
+        let mut again = vec![preempt::Backoff::default(); self.ps.len()];
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return None;
@@ -319,17 +322,23 @@ impl Runtime {
                         let id = p.current.load(Ordering::Acquire);
                         if let Some(g) = (id != 0).then(|| self.g_by_id(id)).flatten() {
                             asked += 1;
-                            if !preempt::request(self, p, &g, seq, PreemptKind::StopTheWorld, now)
-                                && self.cfg.mode == crate::PreemptMode::Async
-                                && g.preempt.load(Ordering::Acquire)
-                                && g.redirected_at.load(Ordering::Acquire)
-                                    < g.preempt_requested_at.load(Ordering::Acquire)
+                            let asked =
+                                preempt::request(self, p, &g, seq, PreemptKind::StopTheWorld, now);
+                            if let (Asked::Busy(request::Phase::Armed), Some(req)) =
+                                (asked, g.stop.armed())
                             {
-                                // Still pending and not redirected (the
-                                // handler declined, or has not run):
-                                // signal again; a signal in flight
-                                // coalesces with this one.
-                                self.signal_p(p);
+                                if self.cfg.mode == crate::PreemptMode::Async
+                                    && g.redirected_at.load(Ordering::Acquire) < req.at
+                                {
+                                    // In effect and not redirected (the
+                                    // handler declined, or has not run):
+                                    // signal again; a signal in flight
+                                    // coalesces with this one.
+                                    self.signal_p(p);
+                                }
+                                if again[p.id].due(req.at, now).is_ok() {
+                                    preempt::rerequest(self, p, &g, Again::Backoff);
+                                }
                             }
                             waiting_for.get_or_insert((p.id, g));
                         }
@@ -345,7 +354,7 @@ impl Runtime {
                     reported = true;
                     let m = self.ps[*p].m.load(Ordering::Acquire);
                     if let Some(text) = crate::diagnose::stw_stuck(self, phase, *p, m, g, age) {
-                        eprint!("{text}");
+                        crate::output::diagnose(&text);
                     }
                 }
             }
@@ -416,11 +425,10 @@ impl Runtime {
                 } else {
                     self.ps[p].set_status(PStatus::Idle);
                     self.ps[p].m.store(usize::MAX, Ordering::Release);
-                    s.pidle.push(p);
-                    self.npidle.fetch_add(1, Ordering::AcqRel);
+                    self.idle.idled(&mut s.pidle, p);
                 }
             }
-            self.npidle.load(Ordering::Acquire) == self.ps.len()
+            self.idle.npidle() == self.ps.len()
         };
         lock(&self.world.stopped).current = None;
         let pause = monotonic_nanos().saturating_sub(requested_at);

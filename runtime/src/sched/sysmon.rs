@@ -19,7 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use preempt_jit::ir::PreemptMode;
+
 use super::{lock, monotonic_nanos, PStatus, Runtime};
+use crate::preempt::request::Asked;
+use crate::preempt::Again;
 use crate::stats::PreemptKind;
 use crate::{diagnose, preempt};
 
@@ -87,6 +91,7 @@ struct SliceSeen {
     seq: u64,
     since: u64,
     retry: Resend,
+    again: preempt::Backoff,
 }
 
 /// First back-off before the preemption signal is sent again, and the
@@ -174,21 +179,28 @@ pub fn run(rt: &Runtime) {
                     *seen = SliceSeen {
                         seq,
                         since: now,
-                        retry: Resend::default(),
+                        ..SliceSeen::default()
                     };
                 }
                 if now.saturating_sub(seen.since) < quantum {
                     next_deadline = next_deadline.min(seen.since + quantum);
                 } else if let Some(g) = rt.g_by_id(id) {
-                    requested |= preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now);
+                    requested |= matches!(
+                        preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now),
+                        Asked::Armed(_)
+                    );
                 }
             }
-            // A request pending in this slice (for the quantum or the GC):
-            // signal again if the handler could not stop the goroutine, and
-            // say why it does not stop once it is stuck.
-            if id != 0 && p.requested_seq.load(Ordering::Acquire) == seq {
-                if let Some(g) = rt.g_by_id(id).filter(|g| g.preempt.load(Ordering::Acquire)) {
-                    let at = g.preempt_requested_at.load(Ordering::Acquire);
+            // A request in effect (for the quantum or the GC) is of this
+            // slice: the slice's end would have withdrawn it. Signal again
+            // if the handler could not stop the goroutine, apply it again
+            // after a back-off, and say why it does not stop once it is
+            // stuck.
+            if id != 0 {
+                let pending = rt
+                    .g_by_id(id)
+                    .and_then(|g| g.stop.armed().map(|r| (g, r.at)));
+                if let Some((g, at)) = pending {
                     if async_mode {
                         if let Some(when) = seen.retry.step(rt, p, at, now) {
                             next_deadline = next_deadline.min(when);
@@ -196,14 +208,22 @@ pub fn run(rt: &Runtime) {
                     }
                     // Patch: the goroutine may have left the function whose
                     // back-edges were rewritten for it.
-                    rt.arming.follow(&g, &rt.cfg.stats.sched);
+                    if rt.cfg.mode == PreemptMode::Patch && g.patched_elsewhere() {
+                        preempt::rerequest(rt, p, &g, Again::Follow);
+                    }
+                    match seen.again.due(at, now) {
+                        Ok(()) => {
+                            preempt::rerequest(rt, p, &g, Again::Backoff);
+                        }
+                        Err(when) => next_deadline = next_deadline.min(when),
+                    }
                     if hang > 0
                         && now.saturating_sub(at) >= hang
                         && g.diagnosed_request.swap(at, Ordering::AcqRel) != at
                     {
                         let m = p.m.load(Ordering::Acquire);
                         if let Some(text) = diagnose::stuck(rt, m, &g, now.saturating_sub(at)) {
-                            eprint!("{text}");
+                            crate::output::diagnose(&text);
                         }
                         reinstall_if_replaced(rt);
                     } else if hang > 0 && now < at + hang {
@@ -281,8 +301,8 @@ fn reinstall_if_replaced(rt: &Runtime) {
         return;
     }
     crate::preempt::restore_handler(rt);
-    eprintln!(
-        "preempt: reinstalled the runtime's handler for {} (--reinstall-preempt-handler)",
+    crate::output::diagnose(&format!(
+        "preempt: reinstalled the runtime's handler for {} (--reinstall-preempt-handler)\n",
         diagnose::signal_name(sig)
-    );
+    ));
 }

@@ -165,11 +165,11 @@ fn serve(rt: &Runtime) {
             // answer: the goroutine exists (the runtime holds it while it
             // runs) and stays put meanwhile.
             let g = unsafe { &*(addr as *const G) };
-            let stats = &rt.cfg.stats.sched;
-            match op {
-                ArmOp::Follow => rt.arming.follow(g, stats),
-                ArmOp::Arm => rt.arming.arm(g, stats),
-            }
+            // Both complete the request the handler made with the guard
+            // alone (the protocol's re-request, R4): the mechanism's part
+            // applied, or moved to the function the goroutine runs now.
+            let _ = op;
+            g.stop.rerequest(&rt.arming.fx(g, &rt.cfg.stats.sched));
         }
         done = n;
         mb.answer(done);

@@ -20,9 +20,10 @@ use preempt_jit::ir::PreemptMode;
 
 use super::armer::ArmOp;
 use super::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUESTED};
+use crate::preempt::arm::Fx;
 use crate::preempt::decide::{decide, Decision};
+use crate::preempt::request::Request;
 use crate::preempt::signal::{self, MSignal, Shared};
-use crate::sched::g::NOT_ARMED;
 use crate::sched::monotonic_nanos;
 use crate::stats::PreemptKind;
 
@@ -138,9 +139,16 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
     if probe.phase() == COUNTING {
         if n == request_at {
             if let Some(g) = m.running() {
-                // What the monitor does before it sends the signal: the
-                // flag, the poisoned stack guard. Atomics only.
-                g.request_preempt(monotonic_nanos(), PreemptKind::Quantum);
+                // The request, in effect with the guard alone (atomics
+                // only, as this is a handler): what async's requester
+                // does before it signals, and under the back-edge modes
+                // the armer completes it at the target. Its slice is
+                // current: this handler interrupts it.
+                let req = Request {
+                    kind: PreemptKind::Quantum,
+                    at: monotonic_nanos(),
+                };
+                g.stop.request(req, || true, &Fx::guard_only(g));
             }
             probe.phase.store(REQUESTED, Ordering::Release);
         } else if n >= stop_after {
@@ -198,7 +206,7 @@ fn arm_at_target(m: &MSignal, probe: &Probe, pc: usize, n: u64, mc: &mut Machine
         mc.set_single_step(false);
         return;
     };
-    if !g.preempt.load(Ordering::Acquire) {
+    if g.stop.armed().is_none() {
         // The early request (`--request-lead`) was honoured already.
         probe.at_target(pc, Verdict::StoppedBefore);
         probe.stopped(Stop::Cooperative { boundary: n });
@@ -225,19 +233,15 @@ fn follow_armed(m: &MSignal, probe: &Probe, n: u64, mc: &mut MachineContext<'_>)
     let Some(g) = m.running() else {
         return;
     };
-    if !g.preempt.load(Ordering::Acquire) {
+    if g.stop.armed().is_none() {
         probe.stopped(Stop::Cooperative { boundary: n });
         mc.set_single_step(false);
         return;
     }
-    if probe.mechanism() == PreemptMode::Patch {
-        let armed = g.armed.load(Ordering::Acquire);
-        let now = g.jit_context().map(|c| c.func.load(Ordering::Acquire));
-        if armed != NOT_ARMED && now.is_some_and(|f| f != armed) {
-            // A timeout leaves the patch where it was; the goroutine then
-            // stops cooperatively or not at all, and the harness reports
-            // the timeout.
-            probe.mailbox.post_and_wait(g, ArmOp::Follow);
-        }
+    if probe.mechanism() == PreemptMode::Patch && g.patched_elsewhere() {
+        // A timeout leaves the patch where it was; the goroutine then
+        // stops cooperatively or not at all, and the harness reports the
+        // timeout.
+        probe.mailbox.post_and_wait(g, ArmOp::Follow);
     }
 }

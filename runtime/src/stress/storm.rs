@@ -5,20 +5,14 @@
 //! with the next, as the monitor's do). It is the monitor with a quantum of
 //! zero and no back-off, and the signal goes to the same handler.
 //!
-//! The request is the goroutine's own ([`G::request_preempt`]: the flag
-//! and the poisoned guard), not [`preempt::request`]: that one also wakes
-//! the monitor to follow the request up, which the storm does itself, and
-//! on a small machine the wake-ups slow the storm down more than tenfold.
-//! Nor does the storm withdraw a request whose slice ended meanwhile: the
-//! goroutine then stops in its next slice, which is what a storm is for.
-//!
-//! Under the other modes the storm makes its requests through the mode's
-//! own mechanism, as the monitor does: `poll`, `trap` and `patch` arm the
-//! goroutine ([`Arming::arm`]; a goroutine still armed is left as it is)
-//! and it stops at its next back-edge; `coop` makes the request alone.
-//!
-//! [`G::request_preempt`]: crate::sched::g::G::request_preempt
-//! [`Arming::arm`]: crate::preempt::arm::Arming::arm
+//! Each request is a real one ([`preempt::request`]: the protocol of
+//! [`crate::preempt::request`], through the run's mechanism), so the storm
+//! exercises the same transitions as the monitor: under `async` the
+//! signal goes out once the request is in effect, and while it stays in
+//! effect the storm signals again; under `poll`, `trap` and `patch` the
+//! goroutine is armed and stops at its next back-edge; `coop` poisons its
+//! guard alone. A request whose slice ends is withdrawn, as the
+//! monitor's are; the storm makes the next one a few microseconds later.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,6 +20,10 @@ use std::sync::Arc;
 use preempt_jit::ir::PreemptMode;
 
 use super::probe::ProbeMode;
+use crate::preempt::{
+    self,
+    request::{Asked, Phase},
+};
 use crate::sched::g::G;
 use crate::sched::{monotonic_nanos, Runtime};
 use crate::stats::PreemptKind;
@@ -51,6 +49,7 @@ fn run(rt: &Runtime, interval_ns: u64) {
     let mut seen: Vec<Option<Arc<G>>> = vec![None; rt.ps.len()];
     while !rt.shutdown.load(Ordering::Acquire) {
         for (p, seen) in rt.ps.iter().zip(seen.iter_mut()) {
+            let seq = p.slice_seq.load(Ordering::Acquire);
             let id = p.current.load(Ordering::Acquire);
             if id == 0 {
                 *seen = None;
@@ -62,13 +61,13 @@ fn run(rt: &Runtime, interval_ns: u64) {
             let Some(g) = seen else {
                 continue;
             };
-            // A new request, or the same again: the handler declined, or
-            // has not run yet (then the signal coalesces with it).
-            g.request_preempt(monotonic_nanos(), PreemptKind::Quantum);
-            if rt.signals_preempt() {
+            // A new request, through the mode's mechanism (async: with
+            // its signal); or the same again, whose signal went out and
+            // was declined, or has not landed yet (then this one
+            // coalesces with it).
+            let asked = preempt::request(rt, p, g, seq, PreemptKind::Quantum, monotonic_nanos());
+            if rt.signals_preempt() && asked == Asked::Busy(Phase::Armed) {
                 rt.signal_p(p);
-            } else {
-                rt.arming.arm(g, &rt.cfg.stats.sched);
             }
         }
         let until = monotonic_nanos() + interval_ns;

@@ -168,10 +168,13 @@ impl Effect for Fx<'_> {
         assert_eq!(
             self.w.own[self.g].fetch_sub(1, AcqRel),
             1,
-            "disarmed what was not armed"
+            "undo without its arm: disarmed what was not armed"
         );
         let before = self.w.shared.fetch_sub(1, AcqRel);
-        assert!(before > 0, "the shared count went below zero");
+        assert!(
+            before > 0,
+            "undo without its arm: the shared count went below zero"
+        );
     }
 }
 
@@ -408,7 +411,7 @@ fn planted_clear_then_disarm_is_caught() {
 }
 
 #[test]
-#[should_panic(expected = "disarmed what was not armed")]
+#[should_panic(expected = "undo without its arm")]
 fn planted_publish_then_arm_is_caught() {
     // Published before armed: a stop in between undoes nothing, and the
     // late arm outlives its request.
