@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test bench peers lint fmt clean aarch64 aarch64-demo aarch64-compare
+.PHONY: all setup build demo test soak soak-short bench peers lint fmt clean aarch64 aarch64-demo aarch64-compare
 
 all: build
 
@@ -29,8 +29,25 @@ demo: build
 test: setup
 	$(CARGO) build --release --workspace --all-targets
 	$(CARGO) test --release --workspace
+	$(MAKE) soak-short
 	$(MAKE) lint
 	@CARGO='$(CARGO)' scripts/aarch64-lane.sh
+
+# The soak: every program whose header states what it does (the
+# concurrency suite, the examples that end) under every mechanism and
+# arming, at 1 and 2 Ps, the default quantum and 20 us, -O0 and -O1,
+# SOAK_RUNS times each, two at a time; a table of runs, failures and
+# hangs. For people changing the runtime (about an hour at 20 runs);
+# SOAK_FLAGS adds flags, e.g. --busy 1 for a busy thread beside the runs.
+SOAK_RUNS ?= 20
+soak: build
+	./target/release/preempt soak --runs $(SOAK_RUNS) $(SOAK_FLAGS)
+
+# The short soak `make test` runs: every program once per configuration,
+# then the programs that hung before the stop request and the wake-up were
+# written down as protocols, a few more times.
+soak-short:
+	@scripts/soak-short.sh
 
 # Just the aarch64 lane: build for aarch64-unknown-linux-gnu, test under qemu.
 aarch64: setup

@@ -4,6 +4,12 @@
 ;
 ;   preempt run examples/hoist-atomic.pir       "flag set", "done!", exit 0
 ;   preempt disasm examples/hoist-atomic.pir    the load stays in the loop
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout-unordered
+; expect-stdout: flag set
+; expect-stdout: done!
 
 set procs = 2
 

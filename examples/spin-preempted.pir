@@ -6,6 +6,11 @@
 ;
 ;   preempt run --stats examples/spin-preempted.pir               (async: ends)
 ;   preempt run --preempt coop --timeout 2 examples/spin-preempted.pir   (hangs)
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout: main woke 100 times behind a call-free spinner
+; coop-hangs: the spinner has no call, and one P
 set procs = 1
 
 global @stop: i64 = 0

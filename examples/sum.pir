@@ -2,6 +2,10 @@
 ;
 ;   preempt run examples/sum.pir
 ;   preempt disasm examples/sum.pir
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout: sum: 4999999950000000
 
 func @sum(%n: i64) -> i64 {
     %s = const 0

@@ -11,8 +11,10 @@
 # line as set-up did and exits 0.
 #
 # Property tests run a quarter of their cases here (PREEMPT_PROPTEST_DIVISOR,
-# default 4). Timings under qemu are emulation artefacts, never aarch64
-# performance.
+# default 4). The model-checking tests (loom) run as they do on the host;
+# then a short soak (scripts/soak-short.sh) runs the aarch64 build under
+# every mechanism. Timings under qemu are emulation artefacts, never
+# aarch64 performance.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,6 +80,14 @@ printf '\n==== %s: the signal-redirect and storm tests, one instruction per tran
 QEMU_SINGLESTEP=1 "$CARGO" test --release --target "$TARGET" -p preempt-tests --test redirect --test stress 2>&1 | tee -a "$LOG"
 single=${PIPESTATUS[0]}
 ((status == 0)) && status=$single
+printf '\n==== %s: a short soak of the programs that hung before the stop request and the wake-up were protocols ====\n' "$LANE"
+# The soak's driver is the host's build; each run is the aarch64 build
+# under qemu-user.
+"$CARGO" build --release -p preempt --bin preempt 2>&1 | tail -n 1
+PREEMPT_SOAK_EXEC="qemu-aarch64-static -L /usr/aarch64-linux-gnu $TARGET_DIR/$TARGET/release/preempt" \
+  scripts/soak-short.sh 2>&1 | tee -a "$LOG"
+soak=${PIPESTATUS[0]}
+((status == 0)) && status=$soak
 set -e
 elapsed=$((SECONDS - start))
 

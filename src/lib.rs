@@ -17,7 +17,13 @@ use preempt_runtime::gc::GcFault;
 use preempt_runtime::preempt::decide::UnsafePoints;
 use preempt_runtime::{Outcome, Output, RunConfig};
 
+use console::{errln, out, outln};
+
+pub mod alloc;
+pub mod console;
 mod demo;
+pub mod expect;
+mod soak;
 mod stats;
 mod stress;
 
@@ -30,6 +36,7 @@ Examples:
   preempt check examples/hoist.pir             parse and verify only
   preempt disasm examples/hoist.pir -O1        annotated machine code: the load left the loop
   preempt stress examples/stress/calls.pir     preempt at every instruction boundary, compare
+  preempt soak                                 every checked program under every mechanism, many times
 
 Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
 parse or verify, 3 the watchdog ended the program.";
@@ -393,6 +400,12 @@ pub enum Command {
     /// and exit status with an unpreempted run's. Exit 1 on any mismatch.
     #[command(after_help = stress::HELP)]
     Stress(stress::StressArgs),
+    /// Run every program that states what it does, many times, under
+    /// every mechanism and arming, at 1 and 2 Ps, two quanta and both
+    /// optimisation levels; print runs, failures and hangs per
+    /// configuration. Exit 1 on any failure.
+    #[command(after_help = soak::HELP)]
+    Soak(soak::SoakArgs),
     /// Show the annotated machine code of a PIR program.
     Disasm {
         file: PathBuf,
@@ -437,24 +450,162 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 /// A usage or input error: printed, exit status 2.
 pub(crate) fn fail(msg: String) -> ExitCode {
-    eprint!("{msg}");
+    let mut msg = msg;
     if !msg.ends_with('\n') {
-        eprintln!();
+        msg.push('\n');
     }
-    ExitCode::from(2)
+    console::stderr(&msg);
+    console::exit(2)
+}
+
+/// The largest PIR source file preempt reads (64 MiB: a hundred times the
+/// largest program in the tests; `/dev/zero` as the input used to be read
+/// until memory ran out).
+pub const MAX_SOURCE: u64 = 64 << 20;
+
+/// Reads a PIR source file, up to [`MAX_SOURCE`] bytes.
+pub fn read_source(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("preempt: cannot read {name}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("preempt: cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(format!(
+            "preempt: {name} is larger than {} MiB, the largest PIR source preempt reads",
+            MAX_SOURCE >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Reads, parses and verifies a file; errors are rendered for stderr.
 pub fn load(path: &std::path::Path) -> Result<Program, String> {
+    load_watched(path, &|_| {})
+}
+
+/// [`load`], saying which phase it is in to `phase`.
+fn load_watched(path: &std::path::Path, phase: &dyn Fn(&'static str)) -> Result<Program, String> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("preempt: cannot read {name}: {e}"))?;
+    phase("reading");
+    let bytes = read_source(path)?;
     let render = |e: ir::Error| {
         let text = String::from_utf8_lossy(&bytes);
         e.render(&name, &text)
     };
+    phase("parsing");
     let mut prog = ir::parser::parse_bytes(&bytes).map_err(render)?;
+    phase("verifying");
     ir::verify(&mut prog).map_err(render)?;
     Ok(prog)
+}
+
+/// The watchdog of a run before the program starts: reading, checking and
+/// compiling count against `--timeout` too (a program of 10,000 nested
+/// loops once took a minute to compile, outside any watchdog).
+struct CompileWatch {
+    state: Arc<(std::sync::Mutex<Watched>, std::sync::Condvar)>,
+    started: std::time::Instant,
+}
+
+/// What the compile watchdog knows.
+#[derive(Default)]
+struct Watched {
+    phase: &'static str,
+    /// The program's size, once it has been read.
+    what: Option<String>,
+    done: bool,
+}
+
+impl CompileWatch {
+    /// Starts the watch of `file`: past `timeout`, it reports the phase and
+    /// ends the process with status 3.
+    fn start(file: &std::path::Path, timeout: Duration) -> CompileWatch {
+        let state = Arc::new((
+            std::sync::Mutex::new(Watched {
+                phase: "starting",
+                ..Watched::default()
+            }),
+            std::sync::Condvar::new(),
+        ));
+        let started = std::time::Instant::now();
+        let (st, name) = (state.clone(), file.display().to_string());
+        std::thread::spawn(move || {
+            let (m, cv) = &*st;
+            let mut w = m.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if w.done {
+                    return;
+                }
+                let left = timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    break;
+                }
+                w = cv
+                    .wait_timeout(w, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            let what = w
+                .what
+                .as_deref()
+                .map_or(String::new(), |s| format!(" ({s})"));
+            console::stderr(&format!(
+                "preempt: watchdog: {name} did not finish within {} (--timeout): the program never started; preempt was still {} it{what}\n",
+                seconds(timeout),
+                w.phase
+            ));
+            std::process::exit(3);
+        });
+        CompileWatch { state, started }
+    }
+
+    fn phase(&self, phase: &'static str, what: Option<String>) {
+        let mut w = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
+        w.phase = phase;
+        if what.is_some() {
+            w.what = what;
+        }
+    }
+
+    /// The program is about to start: the watch ends; returns how much
+    /// of the timeout it used (the rest is the run's).
+    fn done(self) -> Duration {
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner()).done = true;
+        self.state.1.notify_all();
+        self.started.elapsed()
+    }
+}
+
+/// `2s`, or `1.500s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// What a program is, for the compile watchdog: its size and its largest
+/// function.
+fn program_size(p: &Program) -> String {
+    let largest = p
+        .funcs
+        .iter()
+        .max_by_key(|f| f.blocks.iter().map(|b| b.insts.len() + 1).sum::<usize>());
+    format!(
+        "{} functions, {} instructions{}",
+        p.funcs.len(),
+        p.inst_count(),
+        largest.map_or(String::new(), |f| format!(
+            ", the largest @{} with {} blocks",
+            f.name,
+            f.blocks.len()
+        ))
+    )
 }
 
 /// Runs the command line `args` (without the program name at index 0
@@ -470,14 +621,14 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
     match cli.command {
         Command::Check { file } => match load(&file) {
             Ok(p) => {
-                println!(
+                outln!(
                     "{}: ok ({} functions, {} globals, {} instructions)",
                     file.display(),
                     p.funcs.len(),
                     p.globals.len(),
                     p.inst_count()
                 );
-                ExitCode::SUCCESS
+                console::exit(0)
             }
             Err(msg) => fail(msg),
         },
@@ -506,15 +657,15 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
                 ));
             }
-            println!("preempt bench on {}", preempt_bench::machine_description());
+            outln!("preempt bench on {}", preempt_bench::machine_description());
             if suite == "all" || suite == "compile" {
-                println!(
+                outln!(
                     "\n$ preempt bench compile\n{}",
                     preempt_bench::compile::report(budget.repetitions)
                 );
             }
             if suite == "all" || suite == "kernels" {
-                println!(
+                outln!(
                     "$ preempt bench kernels\n{}",
                     preempt_bench::kernels::report(budget)
                 );
@@ -526,7 +677,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
                 opts.go = !no_go;
                 let report = preempt_bench::runtime::run(opts);
-                println!("$ preempt bench runtime\n{}", report.text);
+                outln!("$ preempt bench runtime\n{}", report.text);
                 if let Some(path) = &json {
                     let text = format!("{:#}\n", report.json);
                     if let Err(e) = std::fs::write(path, text) {
@@ -554,12 +705,12 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     return fail(msg);
                 }
             }
-            ExitCode::SUCCESS
+            console::exit(0)
         }
         Command::Demo { file } => match load(&file) {
             Ok(p) => {
-                print!("{}", demo::hoisting(&p, &file.display().to_string()));
-                ExitCode::SUCCESS
+                out!("{}", demo::hoisting(&p, &file.display().to_string()));
+                console::exit(0)
             }
             Err(msg) => fail(msg),
         },
@@ -585,25 +736,28 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 .unwrap_or(Arch::X86_64);
             let globals = preempt_jit::module::Globals::new(&prog);
             let asm = preempt_jit::isa::assemble(arch, &prog, &globals.addresses());
-            print!("{}", preempt_jit::code::disasm::listing(&prog, &asm, level));
+            out!("{}", preempt_jit::code::disasm::listing(&prog, &asm, level));
             if stubs {
-                print!("\n{}", preempt_jit::code::disasm::stubs_listing(&asm));
+                out!("\n{}", preempt_jit::code::disasm::stubs_listing(&asm));
             }
-            ExitCode::SUCCESS
+            console::exit(0)
         }
         Command::Stress(args) => stress::main(&args),
+        Command::Soak(args) => soak::main(&args),
         Command::Run {
             file,
             opt,
             engine,
             runtime,
         } => {
-            let mut prog = match load(&file) {
+            let watch = CompileWatch::start(&file, Duration::from_secs_f64(runtime.limits.timeout));
+            let mut prog = match load_watched(&file, &|phase| watch.phase(phase, None)) {
                 Ok(p) => p,
                 Err(msg) => return fail(msg),
             };
+            watch.phase("optimising", Some(program_size(&prog)));
             let level = opt_level(&prog, opt);
-            let cfg = match runtime.config(&prog, &file) {
+            let mut cfg = match runtime.config(&prog, &file) {
                 Ok(c) => c,
                 Err(msg) => return fail(msg),
             };
@@ -613,29 +767,36 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     preempt_jit::opt::optimize(&mut prog, level);
                     // The mode decides what loop back-edges carry.
                     prog.settings.preempt = Some(cfg.mode);
+                    watch.phase("compiling", None);
                     match Module::compile(&prog) {
-                        Ok(m) => preempt_runtime::run(Arc::new(m), &cfg, out.clone()),
+                        Ok(m) => {
+                            cfg.timeout_spent = watch.done();
+                            preempt_runtime::run(Arc::new(m), &cfg, out.clone())
+                        }
                         Err(e) => Outcome {
                             status: 2,
                             stderr: format!("preempt: cannot compile {}: {e}\n", file.display()),
                         },
                     }
                 }
-                Engine::Interp => preempt_runtime::interp::run(&prog, level, &cfg, out.clone()),
+                Engine::Interp => {
+                    cfg.timeout_spent = watch.done();
+                    preempt_runtime::interp::run(&prog, level, &cfg, out.clone())
+                }
             };
             if runtime.stats {
                 out.flush();
-                eprint!("{}", stats::report(&cfg));
+                console::stderr(&stats::report(&cfg));
             }
             if let Some(path) = &runtime.stats_json {
                 let text = format!("{:#}\n", cfg.stats.sched.to_json());
                 if let Err(e) = std::fs::write(path, text) {
-                    eprintln!("preempt: cannot write the stats to {}: {e}", path.display());
+                    errln!("preempt: cannot write the stats to {}: {e}", path.display());
                 }
             }
             if let Some(path) = &runtime.trace {
                 if let Err(e) = cfg.tracer.write(path) {
-                    eprintln!("preempt: cannot write the trace to {}: {e}", path.display());
+                    errln!("preempt: cannot write the trace to {}: {e}", path.display());
                 }
             }
             finish(outcome, &out)
@@ -649,15 +810,21 @@ pub(crate) fn opt_level(prog: &Program, flag: Option<u8>) -> u8 {
 }
 
 /// Flushes program output, prints the report and ends the process with the
-/// outcome's status. A timed-out program's thread may still be spinning, so
-/// the process exits here rather than unwinding.
+/// outcome's status (1 if the program's output was lost; quietly, as
+/// `SIGPIPE` would, if its reader went away). A timed-out program's thread
+/// may still be spinning, so the process exits here rather than
+/// unwinding.
 fn finish(outcome: Outcome, out: &Output) -> ExitCode {
     out.flush();
-    eprint!("{}", outcome.stderr);
-    if outcome.status == 3 {
-        std::process::exit(3);
+    if let Some((kind, msg)) = out.failure() {
+        console::lost_stdout(&std::io::Error::new(kind, msg));
     }
-    ExitCode::from(outcome.status.clamp(0, 255) as u8)
+    console::stderr(&outcome.stderr);
+    let code = console::exit(outcome.status.clamp(0, 255) as u8);
+    if outcome.status == 3 {
+        std::process::exit(if console::stdout_lost() { 1 } else { 3 });
+    }
+    code
 }
 
 /// Prints suite `name`'s report and, with `--json FILE`, writes its
@@ -668,7 +835,7 @@ fn print_report(
     figures: &impl std::fmt::Display,
     json: &Option<PathBuf>,
 ) -> Result<(), String> {
-    println!("$ preempt bench {name}\n{text}");
+    outln!("$ preempt bench {name}\n{text}");
     if let Some(path) = json {
         let path = path.with_extension(format!("{name}.json"));
         std::fs::write(&path, format!("{figures:#}\n"))

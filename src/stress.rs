@@ -188,12 +188,8 @@ pub fn main(a: &StressArgs) -> ExitCode {
     };
     match stress::run(&module, &inits, &cfg, &opts) {
         Ok(report) => {
-            print!("{}", report.text());
-            if report.mismatch_count() > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+            crate::console::stdout(&report.text());
+            crate::console::exit(u8::from(report.mismatch_count() > 0))
         }
         Err(msg) => fail(msg),
     }

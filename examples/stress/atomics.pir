@@ -6,6 +6,10 @@
 ; after its store-exclusive must not do the operation twice.
 ;
 ;   preempt stress examples/stress/atomics.pir
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout: count 50 cas 75 last > 0: 1
 
 global @rounds: i64 = 25
 global @count: i64 = 0

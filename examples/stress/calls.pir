@@ -5,6 +5,10 @@
 ;
 ;   preempt stress examples/stress/calls.pir
 ;   preempt stress examples/stress/calls.pir --request-lead 3
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout: fib(5) = 5, total = 10062
 
 global @rounds: i64 = 3
 

@@ -4,6 +4,10 @@
 ; order the select picks.
 ;
 ;   preempt stress examples/stress/channels.pir
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout: sum 2425, then 0 from a closed channel
 
 global @rounds: i64 = 25
 

@@ -3,6 +3,10 @@
 ; then walked with getref, get and len. The list is rebuilt every round.
 ;
 ;   preempt stress examples/stress/heap.pir
+;
+; What it prints, for the tests and `preempt soak`:
+; expect-status: 0
+; expect-stdout: total 165
 
 global @rounds: i64 = 3
 global @root: ref

@@ -3,15 +3,8 @@
 //! Ps and on the interpreter, and must give the stdout, exit status and
 //! stderr lines its header states:
 //!
-//! ```text
-//! ; flags: --preempt coop            extra `preempt run` flags
-//! ; expect-status: 0
-//! ; expect-stdout: LINE              stdout is exactly these lines, in order
-//! ; expect-stderr: TEXT              stderr contains each of these
-//! ; jit-only: REASON                 not run on the interpreter
-//! ; async-only: REASON               not run under coop, poll, trap or patch
-//! ; coop-hangs: REASON               not run under coop (a loop it cannot stop)
-//! ```
+//! (the header's lines are described in `preempt::expect`; `preempt soak`
+//! runs the same programs many more times).
 //!
 //! The JIT also runs every program under the three back-edge mechanisms
 //! (`poll`, `trap` with either arming, `patch`) at two Ps with a 20 us
@@ -24,55 +17,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use preempt::expect::Expect;
 use preempt_tests::{repo_root, run_cli};
 
 const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
 
-struct Expect {
-    flags: Vec<String>,
-    status: i32,
-    stdout: String,
-    stderr: Vec<String>,
-    jit_only: bool,
-    async_only: bool,
-    coop_hangs: bool,
-    sets_procs: bool,
-}
-
 fn expectations(text: &str) -> Expect {
-    let mut e = Expect {
-        flags: Vec::new(),
-        status: 0,
-        stdout: String::new(),
-        stderr: Vec::new(),
-        jit_only: false,
-        async_only: false,
-        coop_hangs: false,
-        sets_procs: false,
-    };
-    for line in text.lines() {
-        let l = line.trim();
-        if let Some(v) = l.strip_prefix("; flags:") {
-            e.flags.extend(v.split_whitespace().map(str::to_string));
-        } else if let Some(v) = l.strip_prefix("; expect-status:") {
-            e.status = v.trim().parse().expect("a status");
-        } else if let Some(v) = l.strip_prefix("; expect-stdout:") {
-            e.stdout.push_str(v.strip_prefix(' ').unwrap_or(v));
-            e.stdout.push('\n');
-        } else if let Some(v) = l.strip_prefix("; expect-stderr:") {
-            e.stderr.push(v.trim().to_string());
-        } else if l.starts_with("; jit-only:") {
-            e.jit_only = true;
-        } else if l.starts_with("; async-only:") {
-            e.async_only = true;
-        } else if l.starts_with("; coop-hangs:") {
-            e.coop_hangs = true;
-        } else if l.starts_with("set procs") {
-            e.sets_procs = true;
-        }
-    }
-    e.sets_procs |= e.flags.iter().any(|f| f == "--procs");
-    e
+    Expect::parse(text).expect("every concurrent program states its exit status")
 }
 
 fn check(path: &Path, engine_args: &[&str]) -> Result<(), String> {
@@ -90,31 +41,15 @@ fn check(path: &Path, engine_args: &[&str]) -> Result<(), String> {
     // The kill timer only keeps a broken build from hanging the suite; the
     // programs take milliseconds, the watchdog ones about a second.
     let r = run_cli(CLI, &args, Duration::from_secs(120));
-    let mut problems = Vec::new();
-    if r.status != Some(e.status) {
-        problems.push(format!(
-            "status {:?}, expected {} ({:?} after {:.1?})",
-            r.status, e.status, r.end, r.elapsed
-        ));
-    }
-    if r.stdout != e.stdout {
-        problems.push(format!("stdout {:?}, expected {:?}", r.stdout, e.stdout));
-    }
-    for s in &e.stderr {
-        if !r.stderr.contains(s.as_str()) {
-            problems.push(format!("stderr lacks {s:?}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "preempt {}: {}\nstderr:\n{}",
+    e.check(r.status, &r.stdout, &r.stderr).map_err(|problems| {
+        format!(
+            "preempt {}: {problems} ({:?} after {:.1?})\nstderr:\n{}",
             args.join(" "),
-            problems.join("; "),
+            r.end,
+            r.elapsed,
             r.stderr
-        ))
-    }
+        )
+    })
 }
 
 fn programs() -> Vec<std::path::PathBuf> {
@@ -148,7 +83,7 @@ fn run_matching(configs: &[&[&str]], wanted: impl Fn(&Expect) -> bool) {
         }
         for cfg in configs {
             // A program that fixes its Ps runs once per engine, with its Ps.
-            let cfg: Vec<&str> = if e.sets_procs {
+            let cfg: Vec<&str> = if e.fixes_procs {
                 if cfg.contains(&"2") {
                     continue;
                 }
@@ -204,7 +139,7 @@ fn jit_under_the_back_edge_mechanisms() {
             &["--preempt", "patch", "--procs", "2", "--quantum", "20us"],
             &["--preempt", "patch", "--procs", "1", "--quantum", "20us"],
         ],
-        |e| !e.async_only && !e.flags.iter().any(|f| f == "--preempt"),
+        |e| !e.async_only && !e.fixes_mode,
     );
 }
 
@@ -217,7 +152,7 @@ fn jit_under_coop() {
             &["--preempt", "coop", "--procs", "1", "--quantum", "20us"],
             &["--preempt", "coop", "--procs", "2", "--quantum", "20us"],
         ],
-        |e| !e.async_only && !e.coop_hangs && !e.flags.iter().any(|f| f == "--preempt"),
+        |e| !e.async_only && !e.coop_hangs && !e.fixes_mode,
     );
 }
 
