@@ -358,6 +358,8 @@ pub fn main(a: &SoakArgs) -> ExitCode {
         .collect();
     let queue = Mutex::new(jobs);
     let tallies: Mutex<Vec<Tally>> = Mutex::new(configs.iter().map(|_| Tally::default()).collect());
+    // Per program: runs with a re-request, and re-requests.
+    let again: Mutex<Vec<(u64, u64)>> = Mutex::new(vec![(0, 0); programs.len()]);
     let done = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let tmp = std::env::temp_dir().join(format!("preempt-soak-{}", std::process::id()));
@@ -369,8 +371,8 @@ pub fn main(a: &SoakArgs) -> ExitCode {
     }
     std::thread::scope(|s| {
         for worker in 0..parallel {
-            let (queue, tallies, done, failed, tmp, exe) =
-                (&queue, &tallies, &done, &failed, &tmp, &exe);
+            let (queue, tallies, again, done, failed, tmp, exe) =
+                (&queue, &tallies, &again, &done, &failed, &tmp, &exe);
             let (programs, configs) = (&programs, &configs);
             s.spawn(move || {
                 let stats = tmp.join(format!("stats-{worker}.json"));
@@ -380,6 +382,11 @@ pub fn main(a: &SoakArgs) -> ExitCode {
                     };
                     let (path, expect) = &programs[job.program];
                     let r = run_one(exe, &job.args, expect, path, a.timeout, &stats);
+                    if r.re_requests > 0 {
+                        let mut g = lock(again);
+                        g[job.program].0 += 1;
+                        g[job.program].1 += r.re_requests;
+                    }
                     let mut t = lock(tallies);
                     let tally = &mut t[job.config];
                     tally.runs += 1;
@@ -426,6 +433,21 @@ pub fn main(a: &SoakArgs) -> ExitCode {
     let tallies = tallies.into_inner().unwrap_or_else(|e| e.into_inner());
     out!("{}", table(&configs, &tallies));
     outln!("time: {:.0} s", started.elapsed().as_secs_f64());
+    let again = again.into_inner().unwrap_or_else(|e| e.into_inner());
+    if again.iter().any(|&(n, _)| n > 0) {
+        outln!(
+            "\nre-requests (a request applied again because its goroutine had not stopped a quantum after it), by program:"
+        );
+        for ((path, e), &(runs, n)) in programs.iter().zip(&again) {
+            if runs > 0 {
+                outln!(
+                    "  {:<56} {n:>6} in {runs} run(s){}",
+                    path.display(),
+                    if e.status == 3 { " (a program that hangs on purpose)" } else { "" }
+                );
+            }
+        }
+    }
     let firsts: Vec<&String> = tallies.iter().filter_map(|t| t.first.as_ref()).collect();
     if firsts.is_empty() {
         return crate::console::exit(0);
