@@ -220,16 +220,22 @@ fn an_endless_input_file_is_refused() {
     assert!(r.stderr.contains("is larger than 64 MiB"), "{}", r.stderr);
 }
 
-/// Runs the CLI with `args` from the checkout, its stdout and stderr
-/// going to `stdout` and `stderr`; the exit status, or the signal.
-fn run_to(args: &[&str], stdout: Stdio, stderr: Stdio) -> (Option<i32>, Option<i32>) {
+/// The command that runs the CLI (through `PREEMPT_EXEC_WRAPPER`, e.g.
+/// qemu-user, when there is one), from the checkout.
+fn cli_command() -> Command {
     let wrapper = std::env::var("PREEMPT_EXEC_WRAPPER").unwrap_or_default();
     let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
     words.push(CLI.to_string());
-    let st = Command::new(&words[0])
-        .args(&words[1..])
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]).current_dir(repo_root());
+    cmd
+}
+
+/// Runs the CLI with `args` from the checkout, its stdout and stderr
+/// going to `stdout` and `stderr`; the exit status, or the signal.
+fn run_to(args: &[&str], stdout: Stdio, stderr: Stdio) -> (Option<i32>, Option<i32>) {
+    let st = cli_command()
         .args(args)
-        .current_dir(repo_root())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -302,7 +308,7 @@ fn a_closed_pipe_ends_the_listing_quietly() {
     }
     text.push_str("    print \"{}\", %r4999\n    ret\n}\n");
     let f = temp_pir("long-listing", &text);
-    let mut child = Command::new(CLI)
+    let mut child = cli_command()
         .args(["disasm", f.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

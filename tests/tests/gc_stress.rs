@@ -85,9 +85,13 @@ fn with_the_tables_no_collection_loses_an_object() {
 #[test]
 fn ignoring_the_tables_the_collector_loses_an_object() {
     let runs = if emulated() { 100 } else { 200 };
+    // Up to three mismatches: a stop inside a barrier's frame set-up or its
+    // slow path can corrupt a run in other ways too (under qemu one run in
+    // a hundred or so hung until its watchdog instead), and the proof
+    // wanted is the verifier's.
     let r = storm(
         runs,
-        &["--unsafe-points", "ignore", "--max-mismatches", "1"],
+        &["--unsafe-points", "ignore", "--max-mismatches", "3"],
     );
     assert_eq!(
         r.status,
@@ -96,18 +100,17 @@ fn ignoring_the_tables_the_collector_loses_an_object() {
     );
     // The verifier's report: an object the heap still leads to (through a
     // box), which the marker never marked.
-    let report = r
+    let reports: Vec<String> = r
         .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("MISMATCH"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        report.contains("is reachable but was not marked")
-            && report
-                .lines()
-                .any(|l| l.contains("reached from") && l.contains(" through ")),
-        "{report}"
-    );
-    eprintln!("{report}");
+        .split("MISMATCH")
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let verified = reports.iter().find(|m| {
+        m.contains("is reachable but was not marked")
+            && m.lines()
+                .any(|l| l.contains("reached from") && l.contains(" through "))
+    });
+    assert!(verified.is_some(), "{}", r.stdout);
+    eprintln!("MISMATCH{}", verified.unwrap());
 }

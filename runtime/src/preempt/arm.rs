@@ -81,6 +81,16 @@ pub struct Arming {
     patch: Option<Patcher>,
 }
 
+/// Records in [`G::applied`] that the parts `bits` are applied (`on`) or
+/// undone. A plain load and store, not a read-modify-write: only the
+/// effect's owner writes the word, and ownership passes through the stop
+/// request's acquire/release compare-and-swaps, which order these too.
+fn note(g: &G, bits: u8, on: bool) {
+    let was = g.applied.load(Ordering::Relaxed);
+    let now = if on { was | bits } else { was & !bits };
+    g.applied.store(now, Ordering::Relaxed);
+}
+
 /// [`G::applied`] bits: the parts of the effect an owner applied.
 const GUARD: u8 = 1;
 /// The poll word (poll), the page pointer (trap page), the global page's
@@ -129,18 +139,31 @@ impl Arming {
 
     /// The mechanism's part of the effect, applied (or moved, for a
     /// patch the goroutine has left). Returns whether anything was done.
+    /// The book-keeping comes before the store that makes the effect
+    /// visible: the goroutine reacts within nanoseconds (its stop touches
+    /// the same lines), and the arm should not wait on it.
     fn apply(&self, g: &G) -> bool {
         let Some(ctx) = g.jit_context() else {
             return false;
         };
-        let first = g.applied.load(Ordering::Acquire) & MECHANISM == 0;
+        let first = g.applied.load(Ordering::Relaxed) & MECHANISM == 0;
+        let mark = || note(g, MECHANISM, true);
         match self.mode {
-            PreemptMode::Poll => ctx.poll.store(1, Ordering::Release),
+            PreemptMode::Poll => {
+                mark();
+                ctx.poll.store(1, Ordering::Release);
+            }
             PreemptMode::Trap => {
                 let Some(t) = self.trap else { return false };
                 match self.trap_arm {
-                    TrapArm::Page => ctx.poll_page.store(t.armed as u64, Ordering::Release),
-                    TrapArm::Mprotect if first => t.protect_global(true),
+                    TrapArm::Page => {
+                        mark();
+                        ctx.poll_page.store(t.armed as u64, Ordering::Release);
+                    }
+                    TrapArm::Mprotect if first => {
+                        mark();
+                        t.protect_global(true);
+                    }
                     TrapArm::Mprotect => return false,
                 }
             }
@@ -151,18 +174,18 @@ impl Arming {
                 if old == func {
                     return false;
                 }
+                mark();
+                g.patched.store(func, Ordering::Release);
                 let rewrote = p.patch(func as usize, true);
                 if old != NOT_PATCHED {
                     p.patch(old as usize, false);
                 }
-                g.patched.store(func, Ordering::Release);
                 if rewrote {
                     p.sync_cores();
                 }
             }
             PreemptMode::Coop | PreemptMode::Async => return false,
         }
-        g.applied.fetch_or(MECHANISM, Ordering::AcqRel);
         true
     }
 
@@ -195,7 +218,7 @@ impl Arming {
             }
             PreemptMode::Coop | PreemptMode::Async => {}
         }
-        g.applied.fetch_and(!MECHANISM, Ordering::AcqRel);
+        note(g, MECHANISM, false);
         true
     }
 
@@ -312,8 +335,8 @@ impl<'a> Fx<'a> {
 
 impl Effect for Fx<'_> {
     fn arm(&self, _: Request, _again: bool) {
-        self.g.poison_guard();
-        self.g.applied.fetch_or(GUARD, Ordering::AcqRel);
+        // The mechanism first, timed as the arm's cost (coop's and async's
+        // guard alone is not timed, as before), then the guard.
         if let Some(a) = self.arming {
             let t0 = if self.stats.is_some() {
                 monotonic_nanos()
@@ -324,6 +347,8 @@ impl Effect for Fx<'_> {
                 self.record(false, t0);
             }
         }
+        note(self.g, GUARD, true);
+        self.g.poison_guard();
     }
 
     fn disarm(&self, _: Request) {
@@ -337,7 +362,7 @@ impl Effect for Fx<'_> {
             self.record(true, t0);
         }
         self.g.restore_guard();
-        self.g.applied.fetch_and(!GUARD, Ordering::AcqRel);
+        note(self.g, GUARD, false);
     }
 }
 

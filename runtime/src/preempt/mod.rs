@@ -18,7 +18,7 @@
 //!   +------+  (requester owns the effect) +--------+
 //!   | Idle | ---------------------------> | Arming |<-------------+
 //!   +------+                              +--------+              |
-//!    ^  ^  R5 owner undid the effect   R2 armed |   | E1 cancel   |
+//!    ^  ^  R5 owner undid the effect   R2 armed |   | S1 / E1     |
 //!    |  |    (Ending -> Idle)                   v   v  cancelled  | R4 re-request
 //!    |  |                                 +-------+ +--------+    | (requester
 //!    |  +-------------------------------- | Ending| |  Armed |----+  owns it again)
@@ -36,10 +36,11 @@
 //! stopped after a back-off (R4: [`rerequest`], counted as `re-requests`
 //! in `--stats`, as Go's `suspendG` re-sends: a lost request would show as
 //! a number and cost a back-off, never a hang). The *goroutine* honours a
-//! request in effect at a preemption point (S1). The *scheduler* withdraws
+//! request at a preemption point (S1). The *scheduler* withdraws
 //! whatever request is left when the goroutine's slice ends (E1), and the
 //! *end of the run* does so for every goroutine and lets no request be
-//! made after it. Each transition, who makes it and what it does to the
+//! made after it. (A stop or a withdrawal that finds the request still
+//! being armed cancels it, and its requester undoes the arm.) Each transition, who makes it and what it does to the
 //! effect are tabled in [`request`], with why the whole cannot lose a
 //! request; its model-checking tests run the transitions against a model
 //! of the other parties under loom.

@@ -31,6 +31,7 @@
 //! | R2 armed | Arming -> Armed | requester | applied ([`Effect::arm`]); no owner until someone moves it on |
 //! | R4 re-request | Armed -> Arming | requester | owner again: applies it again, [`Effect::arm`] with `again` (re-signal, move a patch) |
 //! | S1 stop | Armed -> Ending | the goroutine, at a preemption point | owner: undoes it ([`Effect::disarm`]) |
+//! | S1 stop | Arming -> Ending | the goroutine, at a preemption point the effect brought it to | none: the arming requester stays the owner, and finds its R2 failed |
 //! | E1 withdraw | Armed -> Ending | the scheduler at the end of a slice, the run end | owner: undoes it |
 //! | E1 cancel | Arming -> Ending | the scheduler at the end of a slice, the run end | none: the arming requester stays the owner, and finds its R2 failed |
 //! | R5 done | Ending -> Idle | whoever owns the effect (the mover into Ending, or the requester whose R2 failed) | after undoing it |
@@ -43,10 +44,12 @@
 //!   patch reference counts balance), and an undo can never fall on a
 //!   later request's arm: a new request needs `Idle`, which comes only
 //!   after the undo.
-//! - **Honoured only once in effect.** A goroutine at a preemption point
-//!   honours `Armed` only ([`StopRequest::stop`]); a request still being
-//!   armed is not yet a request it can see (the signal of `async` is
-//!   sent after R2).
+//! - **Honoured at once.** A goroutine at a preemption point honours a
+//!   request in effect or being armed ([`StopRequest::stop`]): the
+//!   mechanism's effect may be visible before the requester publishes
+//!   it (a patched back-edge before the `membarrier` that follows), and
+//!   the goroutine need not wait for the rest of the arm. (The signal of
+//!   `async` is sent after R2.)
 //! - **No stale request.** Every slice ends with E1 ([`StopRequest::withdraw`]),
 //!   a read-modify-write on the word after the slice's sequence number
 //!   has moved on. A requester reads the sequence before its R1 and
@@ -114,7 +117,7 @@ pub trait Effect {
 impl<A: Atomics> preempt_jit::interp::StopRequested for StopRequest<A> {
     #[inline]
     fn stop_requested(&self) -> bool {
-        self.armed().is_some()
+        self.pending().is_some()
     }
 }
 
@@ -226,12 +229,20 @@ impl<A: Atomics> StopRequest<A> {
         phase_of(self.word.load(Acquire))
     }
 
-    /// The request in effect, if any (`Armed`): what a preemption point,
-    /// a signal handler or the interpreter's check stops for.
+    /// The request in effect, if any (`Armed`): what a requester follows
+    /// up.
     #[inline]
     pub fn armed(&self) -> Option<Request> {
         let w = self.word.load(Acquire);
         (phase_of(w) == Phase::Armed).then(|| decode(w))
+    }
+
+    /// The request in effect or being armed, if any: what a preemption
+    /// point, a signal handler or the interpreter's check stops for.
+    #[inline]
+    pub fn pending(&self) -> Option<Request> {
+        let w = self.word.load(Acquire);
+        matches!(phase_of(w), Phase::Arming | Phase::Armed).then(|| decode(w))
     }
 
     /// R1, R1', R2 (or, cancelled, R5): makes `req`. `current` says, after the word
@@ -312,15 +323,36 @@ impl<A: Atomics> StopRequest<A> {
         }
     }
 
-    /// S1: the goroutine is at a preemption point. If a request is in
-    /// effect, ends it and undoes its effect; returns it (the goroutine
-    /// stops for it).
+    /// S1: the goroutine is at a preemption point. If a request is there
+    /// (in effect, or being armed), ends it and returns it: the goroutine
+    /// stops for it. One in effect is undone here; one being armed is
+    /// cancelled, and its requester undoes what it applied when it finds
+    /// its R2 failed (the goroutine need not wait for an arm that takes
+    /// tens of microseconds, a patch's `membarrier`, to stop: the
+    /// mechanism's effect is what brought it here).
     pub fn stop(&self, fx: &impl Effect) -> Option<Request> {
-        let w = self.word.load(Acquire);
-        if phase_of(w) != Phase::Armed {
-            return None;
+        let mut w = self.word.load(Acquire);
+        loop {
+            match phase_of(w) {
+                Phase::Idle | Phase::Ending => return None,
+                Phase::Armed => {
+                    if self.end(w, fx) {
+                        return Some(decode(w));
+                    }
+                }
+                Phase::Arming => {
+                    let ending = with_phase(w, Phase::Ending);
+                    if self
+                        .word
+                        .compare_exchange(w, ending, AcqRel, Acquire)
+                        .is_ok()
+                    {
+                        return Some(decode(w));
+                    }
+                }
+            }
+            w = self.word.load(Acquire);
         }
-        self.end(w, fx).then(|| decode(w))
     }
 
     /// E1: the goroutine's slice has ended (after its sequence number

@@ -150,11 +150,11 @@ impl MSignal {
         // SAFETY: the context of the goroutine this thread runs; only
         // atomics and a word written before the goroutine started are read.
         let c = unsafe { &*ctx };
-        // A stop is wanted when the goroutine's request is in effect. The
-        // poisoned guard is only part of its effect, and is poisoned
-        // before the request is published (and while one is undone).
+        // A stop is wanted when the goroutine has a request (in effect, or
+        // being armed). The poisoned guard is only part of its effect, and
+        // stays poisoned while a request is undone.
         let requested = match self.running() {
-            Some(g) => g.stop.armed().is_some(),
+            Some(g) => g.stop.pending().is_some(),
             None => c.stack_guard.load(Ordering::Acquire) == STACK_GUARD_POISON,
         };
         Thread::Running(Goroutine {

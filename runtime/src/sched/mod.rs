@@ -1146,7 +1146,7 @@ impl Runtime {
     }
 
     fn continue_or_preempt(&self, g: &G, r: Resume) -> Next {
-        if g.stop.armed().is_some() {
+        if g.stop.pending().is_some() {
             let (m, p) = SERVING.with(|s| s.get());
             if let Some(n) = self.preemption_point(m, p, g, PreemptMode::Coop) {
                 // The result is delivered when the goroutine resumes.

@@ -206,7 +206,7 @@ fn arm_at_target(m: &MSignal, probe: &Probe, pc: usize, n: u64, mc: &mut Machine
         mc.set_single_step(false);
         return;
     };
-    if g.stop.armed().is_none() {
+    if g.stop.pending().is_none() {
         // The early request (`--request-lead`) was honoured already.
         probe.at_target(pc, Verdict::StoppedBefore);
         probe.stopped(Stop::Cooperative { boundary: n });
@@ -233,7 +233,7 @@ fn follow_armed(m: &MSignal, probe: &Probe, n: u64, mc: &mut MachineContext<'_>)
     let Some(g) = m.running() else {
         return;
     };
-    if g.stop.armed().is_none() {
+    if g.stop.pending().is_none() {
         probe.stopped(Stop::Cooperative { boundary: n });
         mc.set_single_step(false);
         return;
