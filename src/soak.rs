@@ -443,7 +443,11 @@ pub fn main(a: &SoakArgs) -> ExitCode {
                 outln!(
                     "  {:<56} {n:>6} in {runs} run(s){}",
                     path.display(),
-                    if e.status == 3 { " (a program that hangs on purpose)" } else { "" }
+                    if e.status == 3 {
+                        " (a program that hangs on purpose)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }

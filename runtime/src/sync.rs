@@ -44,37 +44,45 @@ pub trait Atomics: 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Std;
 
-impl AtomicU64Ops for std::sync::atomic::AtomicU64 {
-    fn new(v: u64) -> Self {
-        std::sync::atomic::AtomicU64::new(v)
-    }
-    #[inline]
-    fn load(&self, order: Ordering) -> u64 {
-        self.load(order)
-    }
-    #[inline]
-    fn store(&self, v: u64, order: Ordering) {
-        self.store(v, order)
-    }
-    #[inline]
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        self.compare_exchange(current, new, success, failure)
-    }
-    #[inline]
-    fn fetch_add(&self, v: u64, order: Ordering) -> u64 {
-        self.fetch_add(v, order)
-    }
-    #[inline]
-    fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {
-        self.fetch_sub(v, order)
-    }
+/// Implements [`AtomicU64Ops`] for an atomic type with the standard
+/// library's methods (std's, loom's).
+macro_rules! atomic_u64_ops {
+    ($t:ty) => {
+        impl AtomicU64Ops for $t {
+            fn new(v: u64) -> Self {
+                <$t>::new(v)
+            }
+            #[inline]
+            fn load(&self, order: Ordering) -> u64 {
+                self.load(order)
+            }
+            #[inline]
+            fn store(&self, v: u64, order: Ordering) {
+                self.store(v, order)
+            }
+            #[inline]
+            fn compare_exchange(
+                &self,
+                current: u64,
+                new: u64,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<u64, u64> {
+                self.compare_exchange(current, new, success, failure)
+            }
+            #[inline]
+            fn fetch_add(&self, v: u64, order: Ordering) -> u64 {
+                self.fetch_add(v, order)
+            }
+            #[inline]
+            fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {
+                self.fetch_sub(v, order)
+            }
+        }
+    };
 }
+
+atomic_u64_ops!(std::sync::atomic::AtomicU64);
 
 impl Atomics for Std {
     type U64 = std::sync::atomic::AtomicU64;
@@ -136,32 +144,7 @@ pub mod model {
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Loom;
 
-    impl AtomicU64Ops for loom::sync::atomic::AtomicU64 {
-        fn new(v: u64) -> Self {
-            loom::sync::atomic::AtomicU64::new(v)
-        }
-        fn load(&self, order: Ordering) -> u64 {
-            self.load(order)
-        }
-        fn store(&self, v: u64, order: Ordering) {
-            self.store(v, order)
-        }
-        fn compare_exchange(
-            &self,
-            current: u64,
-            new: u64,
-            success: Ordering,
-            failure: Ordering,
-        ) -> Result<u64, u64> {
-            self.compare_exchange(current, new, success, failure)
-        }
-        fn fetch_add(&self, v: u64, order: Ordering) -> u64 {
-            self.fetch_add(v, order)
-        }
-        fn fetch_sub(&self, v: u64, order: Ordering) -> u64 {
-            self.fetch_sub(v, order)
-        }
-    }
+    atomic_u64_ops!(loom::sync::atomic::AtomicU64);
 
     impl Atomics for Loom {
         type U64 = loom::sync::atomic::AtomicU64;

@@ -140,6 +140,12 @@ impl World {
     }
 }
 
+/// Runs `f` as a party of the model, on a thread of its own.
+fn party(w: &Arc<World>, f: impl FnOnce(&World) + Send + 'static) -> thread::JoinHandle<()> {
+    let w = w.clone();
+    thread::spawn(move || f(&w))
+}
+
 /// The model's effect on goroutine `g` (see the module docs).
 struct Fx<'a> {
     w: &'a World,
@@ -185,12 +191,9 @@ impl Effect for Fx<'_> {
 fn request_vs_slice_end(planted: Option<Planted>) {
     check(3, move || {
         let w = World::new(planted);
-        let requester = {
-            let w = w.clone();
-            thread::spawn(move || {
-                w.request(0);
-            })
-        };
+        let requester = party(&w, |w| {
+            w.request(0);
+        });
         // Slice 1: a preemption point, then the end.
         if w.felt(0) {
             w.point(0);
@@ -223,14 +226,11 @@ fn a_request_stops_its_slice_or_is_withdrawn_before_the_next() {
 fn rerequest_vs_stop(planted: Option<Planted>) {
     check(3, move || {
         let w = World::new(planted);
-        let requester = {
-            let w = w.clone();
-            thread::spawn(move || {
-                if matches!(w.request(0), Asked::Armed(_)) {
-                    w.stop[0].rerequest(&w.fx(0));
-                }
-            })
-        };
+        let requester = party(&w, |w| {
+            if matches!(w.request(0), Asked::Armed(_)) {
+                w.stop[0].rerequest(&w.fx(0));
+            }
+        });
         if w.felt(0) {
             w.point(0);
         }
@@ -255,23 +255,19 @@ fn two_goroutines_share_an_effect(planted: Option<Planted>) {
         let w = World::new(planted);
         let requesters: Vec<_> = (0..GS)
             .map(|g| {
-                let w = w.clone();
-                thread::spawn(move || {
+                party(&w, move |w| {
                     w.request(g);
                     // A second request, once the first is over or not.
                     w.request(g);
                 })
             })
             .collect();
-        let other = {
-            let w = w.clone();
-            thread::spawn(move || {
-                if w.felt(1) {
-                    w.point(1);
-                }
-                w.end_slice(1);
-            })
-        };
+        let other = party(&w, |w| {
+            if w.felt(1) {
+                w.point(1);
+            }
+            w.end_slice(1);
+        });
         if w.felt(0) {
             w.point(0);
         }
@@ -294,23 +290,17 @@ fn every_arm_is_undone_once() {
 fn run_end_vs_request(planted: Option<Planted>) {
     check(3, move || {
         let w = World::new(planted);
-        let requester = {
-            let w = w.clone();
-            thread::spawn(move || {
-                w.request(0);
-                w.request(0);
-            })
-        };
-        let end = {
-            let w = w.clone();
-            thread::spawn(move || {
-                w.over.store(true, Release);
-                for g in 0..GS {
-                    w.stop[g].close(&w.fx(g));
-                }
-                w.closed.store(true, Release);
-            })
-        };
+        let requester = party(&w, |w| {
+            w.request(0);
+            w.request(0);
+        });
+        let end = party(&w, |w| {
+            w.over.store(true, Release);
+            for g in 0..GS {
+                w.stop[g].close(&w.fx(g));
+            }
+            w.closed.store(true, Release);
+        });
         if w.felt(0) {
             w.point(0);
         }
@@ -346,20 +336,16 @@ fn stopper_vs_spinners(planted: Option<Planted>) {
         let w = World::new(planted);
         let spinners: Vec<_> = (0..GS)
             .map(|g| {
-                let w = w.clone();
-                thread::spawn(move || {
+                party(&w, move |w| {
                     if w.felt(g) && w.point(g) {
                         w.end_slice(g);
                     }
                 })
             })
             .collect();
-        let monitor = {
-            let w = w.clone();
-            thread::spawn(move || {
-                w.request(0);
-            })
-        };
+        let monitor = party(&w, |w| {
+            w.request(0);
+        });
         for g in 0..GS {
             w.request(g);
         }
