@@ -54,7 +54,7 @@ pub struct Cli {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
-pub enum Engine {
+pub enum EngineArg {
     /// Compile to machine code.
     Jit,
     /// The reference interpreter.
@@ -193,8 +193,8 @@ impl RunLimits {
             preempt_signal: self.preempt_signal,
             unsafe_points: self.unsafe_points.into(),
             trap_arm: match self.trap_arm {
-                TrapArmArg::Page => preempt_runtime::preempt::arm::TrapArm::Page,
-                TrapArmArg::Mprotect => preempt_runtime::preempt::arm::TrapArm::Mprotect,
+                TrapArmArg::Page => preempt_runtime::preempt::trap::TrapArm::Page,
+                TrapArmArg::Mprotect => preempt_runtime::preempt::trap::TrapArm::Mprotect,
             },
             gc_verify: self.gc_verify,
             gc_interleave: self.gc_interleave,
@@ -367,8 +367,8 @@ pub enum Command {
         #[arg(short = 'O', value_parser = clap::value_parser!(u8).range(0..=1))]
         opt: Option<u8>,
         /// What runs the program.
-        #[arg(long, value_enum, default_value_t = Engine::Jit)]
-        engine: Engine,
+        #[arg(long, value_enum, default_value_t = EngineArg::Jit)]
+        engine: EngineArg,
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
@@ -763,7 +763,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             };
             let out = Output::stdout();
             let outcome = match engine {
-                Engine::Jit => {
+                EngineArg::Jit => {
                     preempt_jit::opt::optimize(&mut prog, level);
                     // The mode decides what loop back-edges carry.
                     prog.settings.preempt = Some(cfg.mode);
@@ -779,7 +779,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                         },
                     }
                 }
-                Engine::Interp => {
+                EngineArg::Interp => {
                     cfg.timeout_spent = watch.done();
                     preempt_runtime::interp::run(&prog, level, &cfg, out.clone())
                 }

@@ -107,9 +107,9 @@ pub enum Step {
     Panic(Fault),
 }
 
-/// One arm of a select, resolved to its channel.
+/// One case of a select, resolved to its channel.
 #[derive(Debug, Clone)]
-pub enum Arm {
+pub enum Case {
     Recv(Arc<Chan>),
     Send(Arc<Chan>, i64),
     Default,
@@ -118,7 +118,7 @@ pub enum Arm {
 /// The outcome of a select.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SelectStep {
-    /// Arm `arm` was taken; `value` is what a receive got.
+    /// Case `arm` (its index) was taken; `value` is what a receive got.
     Done {
         arm: usize,
         value: i64,
@@ -273,7 +273,7 @@ impl Chan {
 /// the token the waiters share.
 pub fn select(
     g: &Arc<G>,
-    arms: &[Arm],
+    arms: &[Case],
     order: &[usize],
     wakes: &mut Vec<Wake>,
     park: impl FnOnce(Arc<AtomicBool>),
@@ -283,8 +283,8 @@ pub fn select(
     let mut chans: Vec<&Arc<Chan>> = arms
         .iter()
         .filter_map(|a| match a {
-            Arm::Recv(c) | Arm::Send(c, _) => Some(c),
-            Arm::Default => None,
+            Case::Recv(c) | Case::Send(c, _) => Some(c),
+            Case::Default => None,
         })
         .collect();
     chans.sort_by_key(|c| c.id);
@@ -299,13 +299,13 @@ pub fn select(
     };
     for &i in order {
         match &arms[i] {
-            Arm::Recv(c) => {
+            Case::Recv(c) => {
                 let k = slot(&guards, c.id);
                 if let Some(v) = c.try_recv(&mut guards[k].1, wakes) {
                     return SelectStep::Done { arm: i, value: v };
                 }
             }
-            Arm::Send(c, v) => {
+            Case::Send(c, v) => {
                 let k = slot(&guards, c.id);
                 match c.try_send(&mut guards[k].1, *v, wakes) {
                     Some(Step::Panic(f)) => return SelectStep::Panic(f),
@@ -313,18 +313,18 @@ pub fn select(
                     None => {}
                 }
             }
-            Arm::Default => {}
+            Case::Default => {}
         }
     }
-    if let Some(d) = arms.iter().position(|a| matches!(a, Arm::Default)) {
+    if let Some(d) = arms.iter().position(|a| matches!(a, Case::Default)) {
         return SelectStep::Done { arm: d, value: 0 };
     }
     let token = Arc::new(AtomicBool::new(false));
     for (i, arm) in arms.iter().enumerate() {
         let (c, value, send) = match arm {
-            Arm::Recv(c) => (c, 0, false),
-            Arm::Send(c, v) => (c, *v, true),
-            Arm::Default => continue,
+            Case::Recv(c) => (c, 0, false),
+            Case::Send(c, v) => (c, *v, true),
+            Case::Default => continue,
         };
         let k = slot(&guards, c.id);
         let st = &mut guards[k].1;
@@ -536,7 +536,7 @@ mod tests {
         let (a, b) = (Arc::new(Chan::new(1, 1)), Arc::new(Chan::new(2, 0)));
         let mut wakes = Vec::new();
         let me = g(1);
-        let arms = vec![Arm::Recv(a.clone()), Arm::Recv(b.clone()), Arm::Default];
+        let arms = vec![Case::Recv(a.clone()), Case::Recv(b.clone()), Case::Default];
         assert_eq!(
             select(&me, &arms, &[0, 1], &mut wakes, park(&me)),
             SelectStep::Done { arm: 2, value: 0 }
@@ -546,7 +546,7 @@ mod tests {
             select(&me, &arms, &[1, 0], &mut wakes, park(&me)),
             SelectStep::Done { arm: 0, value: 7 }
         );
-        let arms = vec![Arm::Recv(a.clone()), Arm::Recv(b.clone())];
+        let arms = vec![Case::Recv(a.clone()), Case::Recv(b.clone())];
         assert_eq!(
             select(&me, &arms, &[0, 1], &mut wakes, park(&me)),
             SelectStep::Park

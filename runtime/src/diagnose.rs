@@ -34,7 +34,7 @@ use std::time::Duration;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::Module;
 
-use crate::preempt::signal;
+use crate::preempt::r#async;
 use crate::sched::g::{Status, G};
 use crate::sched::stw::Phase;
 use crate::sched::{lock, monotonic_nanos, Runtime, M};
@@ -210,7 +210,7 @@ fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
     let sent = m.sig.sent.load(Ordering::Acquire);
     let seen = m.sig.seen.load(Ordering::Acquire);
     let mut s = String::new();
-    if !signal::installed(sig) {
+    if !r#async::installed(sig) {
         let mut what = disposition(sig);
         if what == "SIG_IGN" {
             what.push_str(" (ccall ignore_preempt_signal?): the kernel discards it");

@@ -47,7 +47,9 @@ pub fn signal_call(rt: &Runtime, f: ForeignFn) {
                 libc::signal(sig, libc::SIG_IGN);
             }
         }
-        ForeignFn::RestorePreemptSignal => crate::preempt::restore_handler(rt),
+        ForeignFn::RestorePreemptSignal => {
+            crate::preempt::r#async::restore_handler(rt.cfg.mode, rt.cfg.preempt_signal)
+        }
         ForeignFn::Sleep | ForeignFn::Spin => {}
     }
 }

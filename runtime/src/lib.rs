@@ -65,7 +65,7 @@ pub struct RunConfig {
     /// (`Ignore` is fault injection: see [`preempt::decide`]).
     pub unsafe_points: preempt::decide::UnsafePoints,
     /// How `--preempt trap` arms a goroutine (`--trap-arm`).
-    pub trap_arm: preempt::arm::TrapArm,
+    pub trap_arm: preempt::trap::TrapArm,
     /// Counters a caller may watch while the program runs.
     pub stats: Arc<RunStats>,
     /// The scheduling timeline (`--trace`); disabled by default.
@@ -120,7 +120,7 @@ impl Default for RunConfig {
             hang_threshold: Duration::from_millis(100),
             preempt_signal: libc::SIGURG,
             unsafe_points: preempt::decide::UnsafePoints::Honour,
-            trap_arm: preempt::arm::TrapArm::Page,
+            trap_arm: preempt::trap::TrapArm::Page,
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
             probe: None,

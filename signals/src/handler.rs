@@ -16,6 +16,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 /// The signature of a `SA_SIGINFO` handler.
 pub type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
@@ -134,6 +135,112 @@ pub fn restore(previous: &Previous) -> io::Result<()> {
     Ok(())
 }
 
+/// Signal numbers a [`Chained`] handler can be installed for (1..=64 on
+/// Linux: the standard and the real-time signals).
+pub const NSIG: usize = 65;
+
+/// A handler chained in front of whatever each signal had before: the one
+/// way every handler of the workspace is installed.
+///
+/// - **Installed once per signal.** The first [`Chained::install`] for a
+///   signal records the disposition it replaces; installing again (after
+///   someone else replaced ours, say) keeps that record, so a signal that
+///   is not ours always goes where it went before the runtime came.
+/// - **Forwarded.** [`Chained::forward`] passes a signal the handler does
+///   not want to that disposition: a previous handler is called with the
+///   same arguments, `SIG_DFL` is re-raised with the default action, and
+///   `SIG_IGN` drops it.
+/// - **errno kept.** [`Chained::enter`] runs the handler's body with the
+///   interrupted thread's `errno` saved and put back.
+///
+/// Everything a handler calls here is async-signal-safe.
+pub struct Chained {
+    handler: Handler,
+    previous: [OnceLock<Previous>; NSIG],
+}
+
+impl std::fmt::Debug for Chained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chained")
+            .field("handler", &(self.handler as usize))
+            .finish()
+    }
+}
+
+impl Chained {
+    /// `handler`, not yet installed for any signal (for a `static`).
+    pub const fn new(handler: Handler) -> Chained {
+        Chained {
+            handler,
+            previous: [const { OnceLock::new() }; NSIG],
+        }
+    }
+
+    /// Installs the handler for `signo`, recording what it replaces the
+    /// first time. Idempotent.
+    pub fn install(&self, signo: libc::c_int) -> io::Result<()> {
+        let slot = self.slot(signo)?;
+        if slot.get().is_none() {
+            let before = query(signo)?;
+            if before.handler() == self.handler as usize {
+                return Ok(());
+            }
+            let _ = slot.set(before);
+        }
+        install(signo, self.handler)?;
+        Ok(())
+    }
+
+    /// Whether this handler is the one installed for `signo` now (code
+    /// outside the runtime may have replaced it).
+    pub fn is_installed(&self, signo: libc::c_int) -> bool {
+        current_handler(signo).is_ok_and(|h| h == self.handler as usize)
+    }
+
+    /// The disposition the first install replaced, if any.
+    pub fn previous(&self, signo: libc::c_int) -> Option<&Previous> {
+        self.slot(signo).ok()?.get()
+    }
+
+    /// Passes a signal that is not the handler's to the disposition it
+    /// replaced. Async-signal-safe.
+    ///
+    /// # Safety
+    ///
+    /// Must be called from the handler with the arguments it received.
+    pub unsafe fn forward(
+        &self,
+        signo: libc::c_int,
+        info: *mut libc::siginfo_t,
+        uc: *mut libc::c_void,
+    ) {
+        if let Some(prev) = self.previous(signo) {
+            // SAFETY: the caller's contract.
+            unsafe { prev.forward(signo, info, uc) };
+        }
+    }
+
+    /// Runs a handler's body `f`, leaving `errno` as the interrupted code
+    /// had it. Async-signal-safe if `f` is.
+    pub fn enter<R>(f: impl FnOnce() -> R) -> R {
+        // SAFETY: errno is thread-local; reading and writing it is safe on
+        // the thread that runs the handler.
+        let errno = unsafe { *libc::__errno_location() };
+        let r = f();
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = errno };
+        r
+    }
+
+    fn slot(&self, signo: libc::c_int) -> io::Result<&OnceLock<Previous>> {
+        usize::try_from(signo)
+            .ok()
+            .filter(|&s| s > 0)
+            .and_then(|s| self.previous.get(s))
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
+
 /// The handler currently installed for `signo` (`SIG_DFL`, `SIG_IGN` or a
 /// function address).
 pub fn current_handler(signo: libc::c_int) -> io::Result<usize> {
@@ -221,6 +328,80 @@ impl Drop for AltStack {
         unsafe {
             libc::sigaltstack(&ss, std::ptr::null_mut());
             libc::munmap(self.map.as_ptr().cast(), self.map_len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static BEFORE: AtomicU64 = AtomicU64::new(0);
+    static OURS: AtomicU64 = AtomicU64::new(0);
+    static CHAINED: Chained = Chained::new(ours);
+
+    extern "C" fn before(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        BEFORE.fetch_add(1, Ordering::SeqCst);
+    }
+
+    extern "C" fn ours(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+        Chained::enter(|| {
+            OURS.fetch_add(1, Ordering::SeqCst);
+            // Clobbers errno, as a system call in a handler would.
+            // SAFETY: errno is thread-local.
+            unsafe { *libc::__errno_location() = libc::EAGAIN };
+            // SAFETY: from the handler, with its arguments.
+            unsafe { CHAINED.forward(signo, info, uc) };
+        })
+    }
+
+    /// SIGUSR2 is this test's alone in this binary; `raise` delivers it
+    /// to the calling thread before it returns.
+    #[test]
+    fn a_chained_handler_runs_first_forwards_once_and_keeps_errno() {
+        let sig = libc::SIGUSR2;
+        install(sig, before).expect("the handler that was there first");
+        CHAINED.install(sig).expect("chain ours in front");
+        assert!(CHAINED.is_installed(sig));
+        assert_eq!(
+            CHAINED.previous(sig).map(Previous::handler),
+            Some(before as *const () as usize)
+        );
+        // Installing again (ours is there already) keeps the first record:
+        // forwarding to ourselves would recurse.
+        CHAINED.install(sig).expect("idempotent");
+        assert_eq!(
+            CHAINED.previous(sig).map(Previous::handler),
+            Some(before as *const () as usize)
+        );
+        for n in 1..=3 {
+            // SAFETY: errno is thread-local.
+            unsafe { *libc::__errno_location() = libc::EINTR };
+            // SAFETY: raising a signal with a handler installed.
+            assert_eq!(unsafe { libc::raise(sig) }, 0);
+            // SAFETY: as above.
+            let errno = unsafe { *libc::__errno_location() };
+            assert_eq!(errno, libc::EINTR, "the handler left errno as found");
+            assert_eq!(OURS.load(Ordering::SeqCst), n);
+            assert_eq!(BEFORE.load(Ordering::SeqCst), n, "forwarded once each");
+        }
+        // Someone replaces ours; installing again puts ours back and still
+        // forwards to the first disposition, not to the replacement.
+        install(sig, before).expect("replaced");
+        assert!(!CHAINED.is_installed(sig));
+        CHAINED.install(sig).expect("reinstalled");
+        assert_eq!(
+            CHAINED.previous(sig).map(Previous::handler),
+            Some(before as *const () as usize)
+        );
+    }
+
+    #[test]
+    fn signal_numbers_out_of_range_are_refused() {
+        for sig in [0, -1, NSIG as libc::c_int] {
+            let e = CHAINED.install(sig).expect_err("out of range");
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{sig}");
         }
     }
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use preempt_jit::ir::PreemptMode;
-use preempt_runtime::preempt::arm::TrapArm;
+use preempt_runtime::preempt::trap::TrapArm;
 
 /// Every mode with each way it arms: the five modes, `trap` twice (its
 /// per-goroutine page swap and its `mprotect` of the global page).

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use preempt_jit::code::writable_and_executable_mappings;
 use preempt_jit::ir::{self, PreemptMode};
 use preempt_jit::module::Module;
-use preempt_runtime::preempt::arm::{Patcher, TrapArm};
+use preempt_runtime::preempt::patch::Patcher;
+use preempt_runtime::preempt::trap::TrapArm;
 use preempt_runtime::{Output, RunConfig};
 
 /// @main counts its loop's iterations and sums their indices until @stop;

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use preempt_jit::ir::PreemptMode;
-use preempt_runtime::preempt::arm::TrapArm;
+use preempt_runtime::preempt::trap::TrapArm;
 use preempt_signals::context::SINGLE_STEP;
 use preempt_tests::{emulated, figure, mode_args, run_cli, temp_pir, Run, MODES};
 

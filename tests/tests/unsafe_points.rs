@@ -33,7 +33,7 @@ use preempt_jit::code::{CodeTables, FunctionRange, UnsafeKind, UnsafeRegion};
 use preempt_jit::ir::{self, InstKind, Opcode, Program, Type};
 use preempt_jit::module::{Arch, Assembled, Globals};
 use preempt_runtime::preempt::decide::{
-    decide, Decision, Goroutine, RetryReason, Thread, UnsafePoints,
+    decide, Decision, Goroutine, RetryReason, Thread, Trigger, UnsafePoints,
 };
 use preempt_tests::repo_root;
 
@@ -110,7 +110,8 @@ fn ask(pc: usize, t: &CodeTables, points: UnsafePoints) -> Decision {
         requested: true,
         stack_lo: SP - 2 * ASYNC_STUB_STACK,
     };
-    decide(pc, SP, t, Thread::Running(g), points)
+    let signal = Trigger::Signal { from_runtime: true };
+    decide(signal, pc, SP, t, Thread::Running(g), points)
 }
 
 /// What the tables say `decide` must answer at `pc`.

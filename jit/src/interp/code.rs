@@ -240,13 +240,13 @@ pub(crate) struct PrintOp {
 
 /// A `select` arm, lowered.
 #[derive(Clone, Debug)]
-pub(crate) struct ArmOp {
-    pub kind: ArmOpKind,
+pub(crate) struct SelectCase {
+    pub kind: SelectCaseKind,
     pub target: u32,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) enum ArmOpKind {
+pub(crate) enum SelectCaseKind {
     Recv { chan: Slot, into: Slot },
     Send { chan: Slot, value: Slot },
     Default,
@@ -271,7 +271,7 @@ pub(crate) enum RtOp {
     Close { chan: Slot },
     After { dst: Slot, micros: Slot },
     Notify { chan: Slot },
-    Select { arms: Box<[ArmOp]> },
+    Select { arms: Box<[SelectCase]> },
     CCall { func: ForeignFn, arg: Option<Slot> },
 }
 
@@ -707,17 +707,17 @@ impl<'f> Lowerer<'f> {
             TermKind::Select { arms } => {
                 let arms = arms
                     .iter()
-                    .map(|a| ArmOp {
+                    .map(|a| SelectCase {
                         kind: match &a.kind {
-                            ArmKind::Recv { chan, into } => ArmOpKind::Recv {
+                            ArmKind::Recv { chan, into } => SelectCaseKind::Recv {
                                 chan: self.slot(*chan),
                                 into: into.map_or(NO_SLOT, |r| index32(r.index())),
                             },
-                            ArmKind::Send { chan, value } => ArmOpKind::Send {
+                            ArmKind::Send { chan, value } => SelectCaseKind::Send {
                                 chan: self.slot(*chan),
                                 value: self.slot(*value),
                             },
-                            ArmKind::Default => ArmOpKind::Default,
+                            ArmKind::Default => SelectCaseKind::Default,
                         },
                         target: a.target.0,
                     })

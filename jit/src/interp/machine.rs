@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::fault::{self, Fault};
 use crate::ir::{BlockId, Error, ForeignFn, FuncId, Opcode, Program, Span, Type};
 
-use super::code::{ArmOpKind, Code, FuncCode, Op, RtOp, Slot, NO_SLOT};
+use super::code::{Code, FuncCode, Op, RtOp, SelectCaseKind, Slot, NO_SLOT};
 use super::heap::{AllocError, Heap};
 use super::value::{ChanId, Value};
 use super::InterpConfig;
@@ -501,7 +501,7 @@ impl Interp {
         let Some(a) = arms.get(arm) else {
             return;
         };
-        if let (ArmOpKind::Recv { into, .. }, Some(v)) = (&a.kind, received) {
+        if let (SelectCaseKind::Recv { into, .. }, Some(v)) = (&a.kind, received) {
             if *into != NO_SLOT {
                 if let Some(slot) = g.values.get_mut(fr.base + *into as usize) {
                     *slot = Value::int(v);
@@ -883,12 +883,12 @@ fn request(rt: &RtOp, regs: &[Value]) -> Request {
             arms: arms
                 .iter()
                 .map(|a| match a.kind {
-                    ArmOpKind::Recv { chan: c, .. } => SelectArm::Recv { chan: chan(c) },
-                    ArmOpKind::Send { chan: c, value } => SelectArm::Send {
+                    SelectCaseKind::Recv { chan: c, .. } => SelectArm::Recv { chan: chan(c) },
+                    SelectCaseKind::Send { chan: c, value } => SelectArm::Send {
                         chan: chan(c),
                         value: int(value),
                     },
-                    ArmOpKind::Default => SelectArm::Default,
+                    SelectCaseKind::Default => SelectArm::Default,
                 })
                 .collect(),
         },

@@ -1,9 +1,41 @@
-//! The decision a preemption-signal handler makes, as a pure function of
-//! what it can see: the interrupted PC and SP, the compiler's tables, and
-//! the goroutine the thread runs. No signal is needed to test it.
+//! The decision every handler that can stop a goroutine makes (the
+//! preemption signal's, [`super::r#async`]; the poll-page fault's,
+//! [`super::trap`]; the stepping harness's), as a pure function of what it
+//! can see: what woke it, the interrupted PC and SP, the compiler's tables,
+//! and the goroutine the thread runs. Whether the signal or the fault is
+//! the runtime's at all is decided here too: the handlers keep no policy
+//! of their own. No signal is needed to test it.
 
 use preempt_jit::abi::ASYNC_STUB_STACK;
 use preempt_jit::code::{CodeTables, UnsafeKind};
+
+/// What woke the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The preemption signal; `from_runtime` if the runtime sent it
+    /// (`tgkill` from this process), not another process or `raise`.
+    Signal { from_runtime: bool },
+    /// A memory fault; `in_poll_page` if its address lies in one of
+    /// `--preempt trap`'s poll pages.
+    PollFault { in_poll_page: bool },
+}
+
+/// The tables a handler passes when the thread is not a worker (it has
+/// none): no code is the runtime's.
+pub static NO_TABLES: CodeTables = CodeTables {
+    functions: Vec::new(),
+    blocks: Vec::new(),
+    unsafe_regions: Vec::new(),
+    back_edges: Vec::new(),
+    poll_sites: Vec::new(),
+    patch_sites: Vec::new(),
+    call_sites: Vec::new(),
+    hoisted_loads: Vec::new(),
+    inst_starts: Vec::new(),
+    stubs: Vec::new(),
+    loops: Vec::new(),
+    block_loops: Vec::new(),
+};
 
 /// What the handler knows about the thread it interrupted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,8 +133,11 @@ pub enum UnsafePoints {
     Ignore,
 }
 
-/// Decides what a handler that interrupted `thread` at `pc` with stack
-/// pointer `sp` does. A redirect needs every one of these, in this order:
+/// Decides what a handler woken by `trigger` that interrupted `thread`
+/// at `pc` with stack pointer `sp` does.
+///
+/// For the preemption signal, a redirect needs every one of these, in
+/// this order:
 ///
 /// 0. the thread is one of the runtime's workers, else [`Decision::NotOurs`];
 /// 1. it runs a JIT goroutine with a pending stop request, else
@@ -124,13 +159,42 @@ pub enum UnsafePoints {
 /// With [`UnsafePoints::Ignore`], 4 and 5 are skipped: every PC of a JIT
 /// function is taken as safe, which the stress tests use to show what the
 /// tables prevent.
+///
+/// For a fault, the redirect needs:
+///
+/// 0. the fault's address in a poll page, and the thread a worker running
+///    a JIT goroutine, else [`Decision::NotOurs`] (a genuine fault: the
+///    previous handler reports it);
+/// 1. the PC a poll site of the tables (the poll's load), else
+///    [`Decision::NotOurs`];
+///
+/// and then it is a redirect to the instruction after the load, whether
+/// or not a request is pending: a fault cannot be declined (the load would
+/// fault again at once), and the stub finds no request and resumes (the
+/// global page of `--trap-arm mprotect` makes every looping goroutine
+/// fault). The stub's room is there by construction (the stack reserve
+/// holds its frame, asserted in [`super::trap`]) and a poll site is a
+/// back-edge, outside every unsafe region.
+///
+/// Whether the signal also goes on to the handler installed before the
+/// runtime's is [`passes_on`].
 pub fn decide(
+    trigger: Trigger,
     pc: usize,
     sp: usize,
     tables: &CodeTables,
     thread: Thread,
     points: UnsafePoints,
 ) -> Decision {
+    if let Trigger::PollFault { in_poll_page } = trigger {
+        let ours = in_poll_page && matches!(thread, Thread::Running(_));
+        return match tables.poll_site_at(pc) {
+            Some(site) if ours => Decision::Redirect {
+                resume_pc: pc + site.len,
+            },
+            _ => Decision::NotOurs,
+        };
+    }
     let g = match thread {
         Thread::NotAnM => return Decision::NotOurs,
         Thread::Idle => return Decision::Stale,
@@ -156,10 +220,23 @@ pub fn decide(
     Decision::Redirect { resume_pc: pc }
 }
 
+/// Whether the handler passes the signal on to the disposition the
+/// runtime's replaced, after acting on `decision`: a preemption signal
+/// the runtime did not send always goes on (whoever sent it expects its
+/// handler to run; the runtime may still have used it to stop a
+/// goroutine, as Go treats any `SIGURG`), and a fault that is not a poll
+/// site's goes on (a genuine crash, reported as it would have been).
+pub fn passes_on(trigger: Trigger, decision: Decision) -> bool {
+    match trigger {
+        Trigger::Signal { from_runtime } => !from_runtime,
+        Trigger::PollFault { .. } => decision == Decision::NotOurs,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use preempt_jit::code::{FunctionRange, StubRange, UnsafeRegion};
+    use preempt_jit::code::{FunctionRange, PollSite, StubRange, UnsafeRegion};
     use preempt_jit::ir::{FuncId, Span};
 
     /// Code laid out as: a stub at 0x1000..0x1100, a function at
@@ -204,6 +281,7 @@ mod tests {
         }
     }
 
+    const SIGNAL: Trigger = Trigger::Signal { from_runtime: true };
     const STACK_LO: usize = 0x10_0000;
     const SP: usize = 0x20_0000;
 
@@ -215,7 +293,14 @@ mod tests {
     }
 
     fn at(pc: usize) -> Decision {
-        decide(pc, SP, &tables(), running(true), UnsafePoints::Honour)
+        decide(
+            SIGNAL,
+            pc,
+            SP,
+            &tables(),
+            running(true),
+            UnsafePoints::Honour,
+        )
     }
 
     #[test]
@@ -233,9 +318,18 @@ mod tests {
     fn threads_and_goroutines_without_a_request_are_left_alone() {
         let t = tables();
         let h = UnsafePoints::Honour;
-        assert_eq!(decide(0x2020, SP, &t, Thread::NotAnM, h), Decision::NotOurs);
-        assert_eq!(decide(0x2020, SP, &t, Thread::Idle, h), Decision::Stale);
-        assert_eq!(decide(0x2020, SP, &t, running(false), h), Decision::Stale);
+        assert_eq!(
+            decide(SIGNAL, 0x2020, SP, &t, Thread::NotAnM, h),
+            Decision::NotOurs
+        );
+        assert_eq!(
+            decide(SIGNAL, 0x2020, SP, &t, Thread::Idle, h),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(SIGNAL, 0x2020, SP, &t, running(false), h),
+            Decision::Stale
+        );
     }
 
     #[test]
@@ -250,12 +344,12 @@ mod tests {
         let t = tables();
         let sp = STACK_LO + ASYNC_STUB_STACK - 8;
         assert_eq!(
-            decide(0x2020, sp, &t, running(true), UnsafePoints::Honour),
+            decide(SIGNAL, 0x2020, sp, &t, running(true), UnsafePoints::Honour),
             Decision::Retry(RetryReason::StackTooShallow)
         );
         let sp = STACK_LO + ASYNC_STUB_STACK;
         assert_eq!(
-            decide(0x2020, sp, &t, running(true), UnsafePoints::Honour),
+            decide(SIGNAL, 0x2020, sp, &t, running(true), UnsafePoints::Honour),
             Decision::Redirect { resume_pc: 0x2020 }
         );
     }
@@ -280,15 +374,86 @@ mod tests {
         let t = tables();
         for pc in [0x2000, 0x2044, 0x2088] {
             assert_eq!(
-                decide(pc, SP, &t, running(true), UnsafePoints::Ignore),
+                decide(SIGNAL, pc, SP, &t, running(true), UnsafePoints::Ignore),
                 Decision::Redirect { resume_pc: pc }
             );
         }
         // Not what the tables are about: still not redirected.
         assert_eq!(
-            decide(0x1000, SP, &t, running(true), UnsafePoints::Ignore),
+            decide(SIGNAL, 0x1000, SP, &t, running(true), UnsafePoints::Ignore),
             Decision::Retry(RetryReason::NotJitCode)
         );
+    }
+
+    fn with_poll_site() -> CodeTables {
+        let mut t = tables();
+        t.poll_sites = vec![PollSite {
+            pc: 0x20c0,
+            len: 3,
+            func: FuncId(0),
+        }];
+        t
+    }
+
+    #[test]
+    fn a_fault_at_a_poll_site_in_a_poll_page_is_redirected_past_the_load() {
+        let t = with_poll_site();
+        let fault = Trigger::PollFault { in_poll_page: true };
+        let h = UnsafePoints::Honour;
+        let redirect = Decision::Redirect { resume_pc: 0x20c3 };
+        assert_eq!(decide(fault, 0x20c0, SP, &t, running(true), h), redirect);
+        // No request pending (the global page faults every looping
+        // goroutine): still redirected, the stub resumes at once.
+        assert_eq!(decide(fault, 0x20c0, SP, &t, running(false), h), redirect);
+        // Even a shallow SP: the stack reserve holds the stub's frame.
+        assert_eq!(
+            decide(fault, 0x20c0, STACK_LO, &t, running(true), h),
+            redirect
+        );
+        assert!(!passes_on(fault, redirect));
+    }
+
+    #[test]
+    fn a_fault_anywhere_else_is_not_ours_and_passes_on() {
+        let t = with_poll_site();
+        let h = UnsafePoints::Honour;
+        let in_page = Trigger::PollFault { in_poll_page: true };
+        let elsewhere = Trigger::PollFault {
+            in_poll_page: false,
+        };
+        for (trigger, pc, thread) in [
+            (elsewhere, 0x20c0, running(true)),
+            (in_page, 0x20c4, running(true)),
+            (in_page, 0x1000, running(true)),
+            (in_page, 0x20c0, Thread::Idle),
+            (in_page, 0x20c0, Thread::NotAnM),
+        ] {
+            let d = decide(trigger, pc, SP, &t, thread, h);
+            assert_eq!(d, Decision::NotOurs, "{trigger:?} at {pc:#x} on {thread:?}");
+            assert!(passes_on(trigger, d));
+        }
+        assert_eq!(
+            decide(in_page, 0x20c0, SP, &NO_TABLES, running(true), h),
+            Decision::NotOurs
+        );
+    }
+
+    #[test]
+    fn a_signal_not_sent_by_the_runtime_passes_on_whatever_was_decided() {
+        let t = tables();
+        let h = UnsafePoints::Honour;
+        let other = Trigger::Signal {
+            from_runtime: false,
+        };
+        let d = decide(other, 0x2020, SP, &t, running(true), h);
+        assert_eq!(d, Decision::Redirect { resume_pc: 0x2020 });
+        assert!(passes_on(other, d));
+        let d = decide(other, 0x2020, SP, &NO_TABLES, Thread::NotAnM, h);
+        assert_eq!(d, Decision::NotOurs);
+        assert!(passes_on(other, d));
+        let d = decide(SIGNAL, 0x2020, SP, &NO_TABLES, Thread::NotAnM, h);
+        assert_eq!(d, Decision::NotOurs);
+        assert!(!passes_on(SIGNAL, d), "the runtime's own signal, late");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! compare-and-swap, and the request's *effect* on the goroutine (its
 //! poisoned stack guard, and by mode its poll word, its poll-page pointer,
 //! the global poll page's protection, its function's patched back-edges:
-//! [`arm`]) always has exactly one owner:
+//! [`effect`]) always has exactly one owner:
 //!
 //! ```text
 //!                    R1 request
@@ -45,74 +45,40 @@
 //! request; its model-checking tests run the transitions against a model
 //! of the other parties under loom.
 //!
-//! # Cooperative (`coop`, Go before 1.14, `asyncpreemptoff=1`)
+//! # The five mechanisms
 //!
-//! A request's effect poisons the goroutine's stack guard (the word every
-//! JIT function entry compares SP with). The next function entry fails
-//! its check and calls the runtime, which sees the request in effect,
-//! ends it (restoring the guard) and moves the goroutine to the global
-//! run queue. Runtime operations check for a request in effect after they
-//! are served. The interpreter checks at function entries. A loop with no
-//! call and no runtime operation has no preemption point at all: it runs
-//! until it ends, whatever the request. (The interpreter, in every other
-//! mode, checks at every instruction boundary: it is those modes' oracle
-//! too.)
+//! Every mechanism ends in the same place: the goroutine reaches a
+//! preemption point, the scheduler honours its request (the protocol's
+//! S1) and records the time from the request to that point. They differ in
+//! how the request reaches a goroutine that is running, each in its file,
+//! which opens with what it is, what it costs and what it cannot stop:
 //!
-//! # Asynchronous (`async`, Go 1.14+, the default)
+//! | mode | the request's effect | where the goroutine stops | file |
+//! |---|---|---|---|
+//! | `coop` | the stack guard poisoned | its next function entry or runtime call | [`coop`] |
+//! | `async` | the guard, and a signal to its thread | wherever [`decide`] allows: any instruction outside the unsafe regions | [`r#async`] |
+//! | `poll` | the guard, and its poll word set | its next back-edge, through the stub | [`poll`] |
+//! | `trap` | the guard, and its poll-page pointer (or the global page) made to fault | its next back-edge's load, through the fault handler and the stub | [`trap`] |
+//! | `patch` | the guard, and its function's back-edges rewritten | its next back-edge, through a trampoline and the stub | [`patch`] |
 //!
-//! Everything the cooperative path does, and a signal. The protocol, end
-//! to end:
-//!
-//! 1. **Request.** [`request`] makes the request (in effect: the guard
-//!    poisoned), then sends the preemption signal (`--preempt-signal`,
-//!    SIGURG by default) to the worker thread (M) holding the goroutine's
-//!    P with `tgkill`.
-//!    A per-M `pending` flag coalesces sends: while one signal is in
-//!    flight no other is sent, and the handler clears the flag when it
-//!    runs. A per-M pair of counters (`sent`, `seen`) says whether the
-//!    handler has run since the last send.
-//! 2. **Decision.** The handler ([`signal`]) reads the interrupted PC and
-//!    SP through `MachineContext` and asks [`decide::decide`], a pure
-//!    function of the PC, the SP, the compiler's tables and the running
-//!    goroutine, with its conditions numbered in its documentation: the
-//!    thread runs this goroutine's JIT code (not the scheduler, a runtime
-//!    call, foreign code or a stub, so no runtime lock is held), there is
-//!    room on the goroutine stack for the stub, and the PC is not in an
-//!    unsafe region (frame set-up and tear-down, runtime-call transitions,
-//!    scratch-register use, atomic sequences, write barriers); a
-//!    restartable region resumes at its start.
-//! 3. **Redirect.** `MachineContext::push_call(async_preempt, resume_pc)`
-//!    makes the thread, once the handler returns, enter the stub as if the
-//!    interrupted instruction had called it. The stub (emitted by each
-//!    backend, frame drawn in its file header) saves every register JIT
-//!    code may use, the flags and the vector registers on the goroutine's
-//!    own stack and makes an `AsyncPreempt` runtime call; the scheduler
-//!    records the time from request to here, and queues the goroutine.
-//!    When it is resumed, the stub restores everything and returns to
-//!    `resume_pc`: the goroutine continues at the exact instruction.
-//! 4. **Retry.** Otherwise the handler returns at once, never blocking,
-//!    counting the reason. The monitor sees its request still pending
-//!    after the handler has run, and signals again after a back-off that
-//!    starts at a few microseconds and doubles; a stop of the world signals
-//!    again from its own wait loop (at most every 50 us). A goroutine in a runtime
-//!    call needs no second signal: the call honours the request when it
-//!    returns. The stats show signals sent per preemption, and retries by
-//!    reason.
-//! 5. **Not ours.** A preemption signal the runtime did not send (another
-//!    process, `raise`) goes on to the handler that was installed before
-//!    the runtime's; every arrival is also counted for `notify` (seed bug
-//!    9).
-//!
-//! What can still stop the protocol, and the hang diagnosis names each:
-//! the signal blocked on the thread (`ccall block_preempt_signal`, bug 5),
-//! its disposition replaced (`ccall ignore_preempt_signal`, bug 13), a
-//! goroutine that spends all its time in unsafe regions or foreign code.
+//! [`effect`] applies and undoes the effect for the request's owner.
+//! The handlers that redirect a thread into the stub (the signal's and the
+//! fault's; the stepping harness's too) share one picture of the worker
+//! they interrupt ([`worker`]) and one policy ([`decide`]). The stub, which
+//! every mechanism but `coop` enters, saves every register the JIT code
+//! may use on the goroutine's own stack and makes a runtime call; when the
+//! goroutine is resumed it restores them and returns to the instruction it
+//! was stopped before (its frame is drawn in `jit/src/isa/*/stubs.rs`).
 
-pub mod arm;
+pub mod r#async;
+pub mod coop;
 pub mod decide;
+pub mod effect;
+pub mod patch;
+pub mod poll;
 pub mod request;
-pub mod signal;
 pub mod trap;
+pub mod worker;
 
 use std::sync::atomic::Ordering;
 
@@ -224,19 +190,4 @@ pub fn rerequest(rt: &Runtime, p: &P, g: &G, why: Again) -> bool {
         rt.signal_p(p);
     }
     true
-}
-
-/// Puts the runtime's handler for the preemption signal back (the
-/// `ccall restore_preempt_signal` of seed bug 13). With cooperative
-/// preemption no handler is installed, so the disposition goes back to the
-/// default.
-pub fn restore_handler(rt: &Runtime) {
-    if rt.cfg.mode == PreemptMode::Async && signal::install(rt.cfg.preempt_signal).is_ok() {
-        return;
-    }
-    // SAFETY: restores the default disposition of a signal the runtime
-    // does not otherwise handle in this mode.
-    unsafe {
-        libc::signal(rt.cfg.preempt_signal, libc::SIG_DFL);
-    }
 }

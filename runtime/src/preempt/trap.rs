@@ -1,35 +1,241 @@
-//! `--preempt trap`: the fault handler for armed poll pages.
+//! `--preempt trap`: every back-edge loads a word through the goroutine's
+//! poll-page pointer; a request makes that load fault, and the fault
+//! handler sends the goroutine into the preemption stub.
 //!
-//! A back-edge loads a word through the goroutine's poll-page pointer
-//! (`mov r11, [r11]` on x86-64, `ldr xzr, [x16]` on aarch64). Armed, the
-//! pointer names a page without access (or the global page is
-//! protected), and the load faults. The handler, for `SIGSEGV` (and
-//! `SIGBUS`, which some kernels raise for the same access):
+//! **What it is.** A safepoint poll that costs one load and no branch:
+//! HotSpot's polling page, and with `--trap-arm page` (the default) its
+//! thread-local handshakes (JEP 312): each goroutine's `ctx.poll_page`
+//! names a readable word, and a request swaps it, for that goroutine
+//! alone, to a page mapped without access. With `--trap-arm mprotect`
+//! every goroutine's pointer names one global page and a request
+//! protects that page (HotSpot before JEP 312): every goroutine in a loop
+//! faults, and those not asked to stop go on at once.
 //!
-//! 1. the fault address is in one of the poll pages, the thread is a
-//!    worker running a JIT goroutine, and the PC is a poll site of the
-//!    compiler's table: redirect into the preemption stub, with the
-//!    instruction after the load as the resume address (the load has no
-//!    effect: its destination is a scratch register or the zero register);
-//! 2. anything else is not ours: it goes to the handler installed before
-//!    (Rust's stack-overflow reporter, a debugger's, or the default
-//!    action, which ends the process with the signal as it would have).
+//! **What it costs.** In the loop: one load per back-edge
+//! (`mov r11, [r11]` on x86-64, `ldr xzr, [x16]` on aarch64). A stop: a
+//! store of the pointer (page), or an `mprotect` and the TLB shoot-down on
+//! every CPU the process ran on (mprotect); then a fault, the kernel's
+//! signal delivery and the handler, more than a poll's branch.
 //!
-//! Async-signal-safe: atomics, table lookups by binary search, and the
-//! same `redirect` the preemption signal's handler uses. The pages are the
-//! process's for its whole life: a goroutine of a run that has ended may
-//! still name one.
+//! **What it cannot stop.** Code without a back-edge (straight-line code
+//! reaches a function entry, whose stack check is the cooperative point);
+//! foreign code and runtime calls (a runtime call honours the request when
+//! it returns).
+//!
+//! **The fault.** The handler, for `SIGSEGV` (and `SIGBUS`, which some
+//! kernels raise for the same access), asks [`decide`] about the fault
+//! (the fault address is in a poll page, the thread runs a JIT goroutine,
+//! the PC is a poll site of the compiler's table); on a redirect the
+//! goroutine resumes after the load (the load has no effect: its
+//! destination is a scratch register or the zero register). Anything else
+//! goes to the handler installed before (Rust's stack-overflow reporter, a
+//! debugger's, or the default action, which ends the process with the
+//! signal as it would have). Async-signal-safe: atomics, table lookups by
+//! binary search, and the same redirect the preemption signal's handler
+//! uses. The pages are the process's for its whole life: a goroutine of a
+//! run that has ended may still name one.
 
-use std::sync::OnceLock;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
-use preempt_signals::handler::{self, Previous};
+use preempt_jit::abi::{GoroutineContext, POLL_PAGE_READY};
+use preempt_jit::code::memory::page_size;
+use preempt_signals::handler::Chained;
 use preempt_signals::MachineContext;
 
-use super::arm::TrapPages;
-use super::signal::{current, redirect};
+use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, NO_TABLES};
+use super::worker::{current, redirect};
+use crate::sched::lock;
 
-static PREV_SEGV: OnceLock<Previous> = OnceLock::new();
-static PREV_BUS: OnceLock<Previous> = OnceLock::new();
+/// How `--preempt trap` arms a goroutine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum TrapArm {
+    /// Swap the goroutine's poll-page pointer to a page that faults.
+    #[default]
+    Page,
+    /// Protect the one global poll page every goroutine loads from.
+    Mprotect,
+}
+
+impl TrapArm {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrapArm::Page => "page",
+            TrapArm::Mprotect => "mprotect",
+        }
+    }
+}
+
+/// The mechanism of a `--preempt trap` run.
+#[derive(Debug, Clone, Copy)]
+pub struct Trap {
+    pub arm: TrapArm,
+    pub pages: &'static TrapPages,
+}
+
+impl Trap {
+    /// Maps the process's pages (the first run of the process does).
+    pub fn new(arm: TrapArm) -> io::Result<Trap> {
+        Ok(Trap {
+            arm,
+            pages: TrapPages::get()?,
+        })
+    }
+
+    /// What a fresh goroutine's `ctx.poll_page` points at.
+    pub fn initial_poll_page(&self) -> u64 {
+        match self.arm {
+            TrapArm::Mprotect => self.pages.global as u64,
+            TrapArm::Page => &POLL_PAGE_READY as *const AtomicU64 as u64,
+        }
+    }
+
+    /// Applies the effect; `first` is whether this owner has not applied
+    /// it yet (the global page is counted once per goroutine). Returns
+    /// whether anything was done.
+    pub(super) fn apply(&self, ctx: &GoroutineContext, first: bool, mark: impl FnOnce()) -> bool {
+        match self.arm {
+            TrapArm::Page => {
+                mark();
+                ctx.poll_page
+                    .store(self.pages.armed as u64, Ordering::Release);
+            }
+            TrapArm::Mprotect if first => {
+                mark();
+                self.pages.protect_global(true);
+            }
+            TrapArm::Mprotect => return false,
+        }
+        true
+    }
+
+    /// Undoes [`Trap::apply`].
+    pub(super) fn unapply(&self, ctx: &GoroutineContext) {
+        match self.arm {
+            TrapArm::Page => ctx.poll_page.store(
+                &POLL_PAGE_READY as *const AtomicU64 as u64,
+                Ordering::Release,
+            ),
+            TrapArm::Mprotect => self.pages.protect_global(false),
+        }
+    }
+
+    /// For the hang diagnosis.
+    pub(super) fn describe(&self, claimed: &str, ctx: &GoroutineContext) -> String {
+        match self.arm {
+            TrapArm::Page => format!(
+                "{claimed}; its poll-page pointer names {}",
+                if ctx.poll_page.load(Ordering::Acquire) == self.pages.armed as u64 {
+                    "the page without access: its next back-edge faults"
+                } else {
+                    "a readable word"
+                }
+            ),
+            TrapArm::Mprotect => {
+                let n = *lock(&self.pages.global_armed);
+                format!(
+                    "{claimed}; the global poll page is {}",
+                    if n > 0 {
+                        format!("protected ({n} goroutine(s) armed): every looping goroutine's next back-edge faults")
+                    } else {
+                        "readable".to_string()
+                    }
+                )
+            }
+        }
+    }
+}
+
+/// `--preempt trap`'s pages: the process's, shared by every run in it (a
+/// goroutine may name one until the process ends, and the fault handler
+/// knows one pair).
+#[derive(Debug)]
+pub struct TrapPages {
+    /// A page without access: what an armed goroutine's pointer names.
+    pub armed: usize,
+    /// The global page (`--trap-arm mprotect`): readable, or protected
+    /// while any goroutine is armed.
+    pub global: usize,
+    /// How many goroutines are armed through the global page.
+    global_armed: Mutex<u64>,
+}
+
+/// Set once, read without a lock (the fault handler reads it).
+static TRAP_PAGES: OnceLock<TrapPages> = OnceLock::new();
+/// Serialises the first mapping of the pages.
+static TRAP_PAGES_INIT: Mutex<()> = Mutex::new(());
+
+impl TrapPages {
+    /// The process's poll pages, mapped by the first call.
+    pub fn get() -> io::Result<&'static TrapPages> {
+        if let Some(p) = TRAP_PAGES.get() {
+            return Ok(p);
+        }
+        let _init = lock(&TRAP_PAGES_INIT);
+        if let Some(p) = TRAP_PAGES.get() {
+            return Ok(p);
+        }
+        let pages = TrapPages {
+            armed: map_page(libc::PROT_NONE)?,
+            global: map_page(libc::PROT_READ)?,
+            global_armed: Mutex::new(0),
+        };
+        Ok(TRAP_PAGES.get_or_init(|| pages))
+    }
+
+    /// The pages, if a trap-mode run mapped them. Async-signal-safe.
+    pub fn mapped() -> Option<&'static TrapPages> {
+        TRAP_PAGES.get()
+    }
+
+    /// Whether `addr` lies in one of the poll pages.
+    pub fn contains(&self, addr: usize) -> bool {
+        let page = page_size();
+        (self.armed..self.armed + page).contains(&addr)
+            || (self.global..self.global + page).contains(&addr)
+    }
+
+    fn protect_global(&self, arm: bool) {
+        let mut n = lock(&self.global_armed);
+        let before = *n;
+        *n = if arm {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        let prot = match (before, *n) {
+            (0, 1) => libc::PROT_NONE,
+            (1, 0) => libc::PROT_READ,
+            _ => return,
+        };
+        // SAFETY: the global page is ours (mapped in `new`), one page long;
+        // changing its protection affects only loads from it.
+        let r = unsafe { libc::mprotect(self.global as *mut libc::c_void, page_size(), prot) };
+        debug_assert_eq!(r, 0, "mprotect of the poll page");
+    }
+}
+
+fn map_page(prot: libc::c_int) -> io::Result<usize> {
+    // SAFETY: a fresh private anonymous page; the runtime keeps it for the
+    // life of the process (goroutines may point at it until the end).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page_size(),
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as usize)
+}
+
+static FAULT: Chained = Chained::new(on_fault);
 
 /// A redirect from a poll site cannot be declined and retried (the load
 /// would fault again at once), so the stub's room below SP must be there
@@ -39,83 +245,62 @@ const _: () = assert!(
     "the stack reserve holds the preemption stub's frame"
 );
 
-/// Installs the fault handler for the poll pages (idempotent; the pages
-/// are mapped first, [`TrapPages::get`]).
-pub fn install() -> std::io::Result<()> {
-    TrapPages::get()?;
-    for (signo, prev) in [(libc::SIGSEGV, &PREV_SEGV), (libc::SIGBUS, &PREV_BUS)] {
-        if prev.get().is_none() {
-            let before = handler::query(signo)?;
-            if before.handler() == on_fault as *const () as usize {
-                continue;
-            }
-            let _ = prev.set(before);
-        }
-        handler::install(signo, on_fault)?;
-    }
-    Ok(())
+/// Installs the fault handler for the poll pages (idempotent).
+pub fn install() -> io::Result<()> {
+    FAULT.install(libc::SIGSEGV)?;
+    FAULT.install(libc::SIGBUS)
 }
 
 /// Whether the runtime's fault handler is the one installed for
 /// `SIGSEGV` (foreign code may have replaced it).
 pub fn installed() -> bool {
-    handler::current_handler(libc::SIGSEGV).is_ok_and(|h| h == on_fault as *const () as usize)
+    FAULT.is_installed(libc::SIGSEGV)
 }
 
 extern "C" fn on_fault(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; the handler must leave it as found.
-    let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: the kernel's arguments for this delivery.
-    if !unsafe { handle(info, uc) } {
-        let prev = if signo == libc::SIGBUS {
-            PREV_BUS.get()
-        } else {
-            PREV_SEGV.get()
-        };
-        if let Some(p) = prev {
+    Chained::enter(|| {
+        // SAFETY: the kernel's arguments for this delivery.
+        if unsafe { handle(info, uc) } {
             // SAFETY: called from the handler with the arguments it got.
-            unsafe { p.forward(signo, info, uc) };
+            unsafe { FAULT.forward(signo, info, uc) };
         }
-    }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    })
 }
 
-/// Redirects a poll-page fault; false if the fault is not one.
+/// Redirects a poll-page fault, as [`decide`] says; returns whether the
+/// fault passes on to the previous handler (it is not a poll's).
 ///
 /// # Safety
 ///
 /// `info` and `uc` are the kernel's for this delivery, on this thread.
 unsafe fn handle(info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
     if info.is_null() || uc.is_null() {
-        return false;
+        return true;
     }
     // SAFETY: a fault's siginfo carries the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if !TrapPages::mapped().is_some_and(|p| p.contains(addr)) {
-        return false;
-    }
-    let Some(m) = current() else {
-        return false;
+    let trigger = Trigger::PollFault {
+        in_poll_page: TrapPages::mapped().is_some_and(|p| p.contains(addr)),
     };
-    let Some(shared) = m.shared() else {
-        return false;
-    };
+    let m = current();
+    let shared = m.and_then(|m| m.shared());
     // SAFETY: uc is the kernel's ucontext_t for this delivery.
     let mut mc = unsafe { MachineContext::from_raw(uc) };
-    let pc = mc.pc();
-    let Some(site) = shared.tables().poll_site_at(pc) else {
-        return false;
-    };
-    if let Some(g) = m.running() {
-        g.redirected_at.store(
-            crate::sched::monotonic_nanos(),
-            std::sync::atomic::Ordering::Release,
-        );
+    let d = decide(
+        trigger,
+        mc.pc(),
+        mc.sp(),
+        shared.map_or(&NO_TABLES, |s| s.tables()),
+        m.map_or(Thread::NotAnM, |m| m.thread()),
+        shared.map_or(UnsafePoints::Honour, |s| s.points()),
+    );
+    if let (Decision::Redirect { resume_pc }, Some(m), Some(shared)) = (d, m, shared) {
+        if let Some(g) = m.running() {
+            g.redirected_at
+                .store(crate::sched::monotonic_nanos(), Ordering::Release);
+        }
+        // SAFETY: decide answered Redirect for this context.
+        unsafe { redirect(shared, m, &mut mc, resume_pc) };
     }
-    // SAFETY: a back-edge is outside every unsafe region and the frame is
-    // complete; the function's entry check keeps SP above the stack's
-    // guard, which leaves the stub its room (asserted at compile time).
-    unsafe { redirect(shared, m, &mut mc, pc + site.len) };
-    true
+    passes_on(trigger, d)
 }

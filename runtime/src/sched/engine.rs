@@ -22,9 +22,9 @@ use crate::traceback::{walk, StackMemory};
 /// A channel, by its index in the program's channel table.
 pub type ChanRef = u32;
 
-/// One arm of a select, before its channel is resolved.
+/// One case of a select, before its channel is resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArmOp {
+pub enum SelectCase {
     Recv(ChanRef),
     Send(ChanRef, i64),
     Default,
@@ -72,7 +72,7 @@ pub enum Op {
     Close(ChanRef),
     After(i64),
     Notify(ChanRef),
-    Select(Vec<ArmOp>),
+    Select(Vec<SelectCase>),
     CCall(ForeignFn, i64),
 }
 
@@ -493,13 +493,13 @@ fn decode_jit(module: &Module, ctx: &GoroutineContext, stack: &Stack, request: u
                 arms.push(match arm {
                     SelectArmDesc::Recv => {
                         k += 1;
-                        ArmOp::Recv(jit_chan(operand(k - 1)))
+                        SelectCase::Recv(jit_chan(operand(k - 1)))
                     }
                     SelectArmDesc::Send => {
                         k += 2;
-                        ArmOp::Send(jit_chan(operand(k - 2)), operand(k - 1) as i64)
+                        SelectCase::Send(jit_chan(operand(k - 2)), operand(k - 1) as i64)
                     }
-                    SelectArmDesc::Default => ArmOp::Default,
+                    SelectArmDesc::Default => SelectCase::Default,
                 });
             }
             Op::Select(arms)
@@ -547,9 +547,9 @@ fn decode_interp(event: interp::Event) -> Op {
             Request::Select { arms } => Op::Select(
                 arms.iter()
                     .map(|a| match a {
-                        interp::SelectArm::Recv { chan } => ArmOp::Recv(chan.0),
-                        interp::SelectArm::Send { chan, value } => ArmOp::Send(chan.0, *value),
-                        interp::SelectArm::Default => ArmOp::Default,
+                        interp::SelectArm::Recv { chan } => SelectCase::Recv(chan.0),
+                        interp::SelectArm::Send { chan, value } => SelectCase::Send(chan.0, *value),
+                        interp::SelectArm::Default => SelectCase::Default,
                     })
                     .collect(),
             ),

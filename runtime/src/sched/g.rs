@@ -171,7 +171,7 @@ pub struct G {
     /// and patch mechanisms from other threads; null when interpreted.
     ctx: *const GoroutineContext,
     /// What the owner of its stop request's effect has applied: the
-    /// effect's own book-keeping ([`crate::preempt::arm::Fx`]), written only
+    /// effect's own book-keeping ([`crate::preempt::effect::Fx`]), written only
     /// by that owner (the protocol gives it one at a time), so that the
     /// undo undoes exactly what was done.
     pub applied: AtomicU8,

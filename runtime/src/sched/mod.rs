@@ -53,16 +53,17 @@ use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
-use crate::preempt::signal::{self, MSignal};
+use crate::preempt::worker::{self, MSignal};
+use crate::preempt::{coop, r#async};
 
-use crate::chan::{self, Arm, ChanTable, SelectStep, Step, Wake};
+use crate::chan::{self, Case, ChanTable, SelectStep, Step, Wake};
 use crate::diagnose;
 use crate::gc::Collector;
 use crate::preempt::request::Request;
 use crate::timer::{Action, Timers};
 use crate::trace::{BlockReason, RunEnd};
 use crate::{Outcome, Output, RunConfig};
-use engine::{ArmOp, ChanRef, Engine, Op, SpawnArgs};
+use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
 use g::{Exec, Resume, Status, WaitReason, G, NO_M};
 
 /// Dead goroutines' stacks kept for reuse.
@@ -366,9 +367,9 @@ pub struct Runtime {
     pub sysmon: sysmon::Monitor,
     /// What the preemption-signal handler reads (async mode, JIT engine),
     /// and the poll-page fault handler (trap mode).
-    pub signals: Option<Box<signal::Shared>>,
+    pub signals: Option<Box<worker::Shared>>,
     /// Poll words, poll pages and back-edge patches (poll, trap, patch).
-    pub arming: crate::preempt::arm::Arming,
+    pub arming: crate::preempt::effect::Arming,
 }
 
 /// What to do after serving an operation.
@@ -393,7 +394,7 @@ impl Runtime {
         cfg: RunConfig,
         engine: Engine,
         out: Output,
-        arming: crate::preempt::arm::Arming,
+        arming: crate::preempt::effect::Arming,
     ) -> Runtime {
         let procs = cfg.procs.max(1);
         Runtime {
@@ -430,7 +431,7 @@ impl Runtime {
                     // runtime (through `engine` and `cfg`), which every
                     // worker thread holds while it runs.
                     Some(Box::new(unsafe {
-                        signal::Shared::new(
+                        worker::Shared::new(
                             &module.tables,
                             module.stubs.async_preempt,
                             cfg.unsafe_points,
@@ -693,7 +694,7 @@ impl Runtime {
             }
             Err(_) => None,
         };
-        let _worker = signal::enter_worker(&m.sig);
+        let _worker = worker::enter_worker(&m.sig);
         // Goroutines to wake after a channel operation, reused so that the
         // operations allocate nothing.
         let mut wakes = Vec::with_capacity(8);
@@ -1203,20 +1204,15 @@ impl Runtime {
                 Next::Dead
             }
             Op::StackCheck => {
-                if g.guard_poisoned() {
-                    match self.preemption_point(m.id, p, g, PreemptMode::Coop) {
-                        Some(n) => n,
-                        // A request already cleared: just go on.
-                        None => Next::Continue(Resume::default()),
-                    }
                 // SAFETY: this M owns g.
-                } else if unsafe { self.engine.stack_exhausted(g) } {
-                    self.fault(g, Fault::StackOverflow)
-                } else {
-                    // The check saw a poisoned guard, and the request was
-                    // withdrawn (or honoured) before this call: no stop,
-                    // no overflow.
-                    Next::Continue(Resume::default())
+                let exhausted = || unsafe { self.engine.stack_exhausted(g) };
+                match coop::stack_check(g.guard_poisoned(), exhausted) {
+                    coop::StackCheck::Preempt => self
+                        .preemption_point(m.id, p, g, PreemptMode::Coop)
+                        // A request already cleared: just go on.
+                        .unwrap_or(Next::Continue(Resume::default())),
+                    coop::StackCheck::Overflow => self.fault(g, Fault::StackOverflow),
+                    coop::StackCheck::Spurious => Next::Continue(Resume::default()),
                 }
             }
             Op::PreemptionPoint => self
@@ -1373,15 +1369,15 @@ impl Runtime {
         m: &M,
         g: &Arc<G>,
         p: Option<usize>,
-        arms: &[ArmOp],
+        arms: &[SelectCase],
         wakes: &mut Vec<Wake>,
     ) -> Next {
         let mut resolved = Vec::with_capacity(arms.len());
         for a in arms {
             let c = match *a {
-                ArmOp::Recv(c) | ArmOp::Send(c, _) => c,
-                ArmOp::Default => {
-                    resolved.push(Arm::Default);
+                SelectCase::Recv(c) | SelectCase::Send(c, _) => c,
+                SelectCase::Default => {
+                    resolved.push(Case::Default);
                     continue;
                 }
             };
@@ -1389,8 +1385,8 @@ impl Runtime {
                 return self.no_chan(g, c);
             };
             resolved.push(match *a {
-                ArmOp::Send(_, v) => Arm::Send(ch.clone(), v),
-                _ => Arm::Recv(ch.clone()),
+                SelectCase::Send(_, v) => Case::Send(ch.clone(), v),
+                _ => Case::Recv(ch.clone()),
             });
         }
         // Go polls the arms in a random order, so no ready arm starves.
@@ -1406,8 +1402,8 @@ impl Runtime {
                 w.select_chans = resolved
                     .iter()
                     .filter_map(|a| match a {
-                        Arm::Recv(c) | Arm::Send(c, _) => Some(c.clone()),
-                        Arm::Default => None,
+                        Case::Recv(c) | Case::Send(c, _) => Some(c.clone()),
+                        Case::Default => None,
                     })
                     .collect();
             }
@@ -1626,7 +1622,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         };
     };
     let module = engine.module().map(|m| &**m);
-    let arming = match crate::preempt::arm::Arming::new(cfg.mode, cfg.trap_arm, module) {
+    let arming = match crate::preempt::effect::Arming::new(cfg.mode, cfg.trap_arm, module) {
         Ok(a) => a,
         Err(e) => {
             return Outcome {
@@ -1645,7 +1641,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     }
     let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone(), arming));
     if rt.signals_preempt() {
-        if let Err(e) = signal::install(cfg.preempt_signal) {
+        if let Err(e) = r#async::install(cfg.preempt_signal) {
             return Outcome {
                 status: 1,
                 stderr: format!(

@@ -15,7 +15,7 @@
 //! `membarrier` and of the `mprotect` shoot-down are served by the kernel
 //! without it.
 //!
-//! [`Arming`]: crate::preempt::arm::Arming
+//! [`Arming`]: crate::preempt::effect::Arming
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,10 +34,11 @@ pub(crate) const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 /// What the handler asks of the armer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArmOp {
-    /// [`Arming::arm`](crate::preempt::arm::Arming::arm) the goroutine.
+pub enum ArmerJob {
+    /// Make the stop request and apply its effect
+    /// ([`Fx`](crate::preempt::effect::Fx)).
     Arm,
-    /// [`Arming::follow`](crate::preempt::arm::Arming::follow): under
+    /// Re-request ([`Again::Follow`](crate::preempt::Again::Follow)): under
     /// `patch`, move the patch to the function the goroutine runs now.
     Follow,
 }
@@ -62,13 +63,13 @@ impl Mailbox {
     /// for it. Returns false if the armer had not taken the post in time
     /// (it is then withdrawn: the armer never touches `g` after this
     /// returns, when the goroutine may run on and end).
-    pub(crate) fn post_and_wait(&self, g: &G, op: ArmOp) -> bool {
+    pub(crate) fn post_and_wait(&self, g: &G, op: ArmerJob) -> bool {
         self.post(g as *const G as usize, op, ANSWER_WITHIN)
     }
 
     /// [`Mailbox::post_and_wait`] for the address `addr`, giving up on an
     /// untaken post after `within`.
-    fn post(&self, addr: usize, op: ArmOp, within: Duration) -> bool {
+    fn post(&self, addr: usize, op: ArmerJob, within: Duration) -> bool {
         self.op.store(op as u32, Ordering::Relaxed);
         self.g.store(addr, Ordering::Release);
         let n = self.posted.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
@@ -103,7 +104,7 @@ impl Mailbox {
     /// For the armer, whose last answer was `done`: waits up to
     /// `timeout_ns` for a post, then takes it. Returns the post's number
     /// and what it asks (None: withdrawn), or None if nothing came.
-    fn take(&self, done: u32, timeout_ns: u64) -> Option<(u32, Option<(usize, ArmOp)>)> {
+    fn take(&self, done: u32, timeout_ns: u64) -> Option<(u32, Option<(usize, ArmerJob)>)> {
         let mut posted = self.posted.load(Ordering::Acquire);
         if posted == done {
             futex_wait(&self.posted, posted, timeout_ns);
@@ -113,10 +114,10 @@ impl Mailbox {
             }
         }
         let addr = self.g.swap(0, Ordering::AcqRel);
-        let op = if self.op.load(Ordering::Relaxed) == ArmOp::Follow as u32 {
-            ArmOp::Follow
+        let op = if self.op.load(Ordering::Relaxed) == ArmerJob::Follow as u32 {
+            ArmerJob::Follow
         } else {
-            ArmOp::Arm
+            ArmerJob::Arm
         };
         Some((posted, (addr != 0).then_some((addr, op))))
     }
@@ -216,7 +217,7 @@ mod tests {
     #[test]
     fn a_post_nobody_takes_is_withdrawn() {
         let mb = Mailbox::default();
-        assert!(!mb.post(0x1000, ArmOp::Arm, Duration::from_millis(5)));
+        assert!(!mb.post(0x1000, ArmerJob::Arm, Duration::from_millis(5)));
         assert_eq!(mb.timeouts.load(Ordering::Relaxed), 1);
         // An armer that comes late finds the post withdrawn: it must not
         // touch the address, only answer.
@@ -246,15 +247,15 @@ mod tests {
         // Generous: the armer thread answers in microseconds; the bound
         // only turns a lost wake-up into a failure instead of a hang.
         let within = Duration::from_secs(10);
-        assert!(mb.post(0x10, ArmOp::Arm, within));
-        assert!(mb.post(0x20, ArmOp::Follow, within));
-        assert!(mb.post(0x30, ArmOp::Arm, within));
+        assert!(mb.post(0x10, ArmerJob::Arm, within));
+        assert!(mb.post(0x20, ArmerJob::Follow, within));
+        assert!(mb.post(0x30, ArmerJob::Arm, within));
         assert_eq!(
             armer.join().unwrap(),
             vec![
-                Some((0x10, ArmOp::Arm)),
-                Some((0x20, ArmOp::Follow)),
-                Some((0x30, ArmOp::Arm))
+                Some((0x10, ArmerJob::Arm)),
+                Some((0x20, ArmerJob::Follow)),
+                Some((0x30, ArmerJob::Arm))
             ]
         );
         assert_eq!(mb.timeouts.load(Ordering::Relaxed), 0);

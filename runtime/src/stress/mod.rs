@@ -47,11 +47,11 @@
 //!
 //! One run per k. At boundary k the handler does what the monitor and the
 //! preemption signal's handler would do at that PC: it makes a stop
-//! request for the running goroutine ([`G::request_preempt`]: the flag and
-//! the poisoned stack guard, atomics only) and asks [`decide`] with it.
+//! request for the running goroutine (the request word and the poisoned
+//! stack guard, [`Fx::guard_only`]: atomics only) and asks [`decide`] with it.
 //!
 //! - `Redirect`: `push_call` into the `async_preempt` stub, exactly as the
-//!   signal handler does ([`signal::redirect`]); TF is cleared, so the rest
+//!   signal handler does ([`worker::redirect`]); TF is cleared, so the rest
 //!   of the run is not stepped. The goroutine saves every register, parks
 //!   through the scheduler (other goroutines may run meanwhile) and
 //!   resumes at the instruction it was stopped before.
@@ -72,7 +72,7 @@
 //!
 //! Under `coop`, `poll`, `trap` and `patch` the stop at boundary k is the
 //! mode's own, as the monitor makes it: the request (flag and guard) and
-//! then the arming ([`Arming::arm`]: the poll word, the poll page or the
+//! then the arming (the request's effect, [`Fx`]: the poll word, the poll page or the
 //! global page, the function's back-edges patched; nothing more in
 //! `coop`). The handler does not arm by itself: arming takes a lock and,
 //! for `patch` and `--trap-arm mprotect`, makes system calls whose effect
@@ -83,7 +83,8 @@
 //! with its request cleared at a later boundary (it stopped by itself at
 //! a function entry or a runtime call), or the run ends ("never"). Under
 //! `patch`, a boundary in another function than the patched one has the
-//! patch moved, as the monitor's follow-up does ([`Arming::follow`]).
+//! patch moved, as the monitor's re-request does ([`rerequest`] with
+//! [`Again::Follow`]).
 //!
 //! A counting run first steps the program without preempting it, records
 //! the PC of each boundary and checks that stepping alone changes nothing.
@@ -145,11 +146,12 @@
 //! A fault that crashes the process (a corrupted pointer) ends the
 //! harness with it: runs share the process.
 //!
-//! [`G::request_preempt`]: crate::sched::g::G::request_preempt
-//! [`Arming::arm`]: crate::preempt::arm::Arming::arm
-//! [`Arming::follow`]: crate::preempt::arm::Arming::follow
+//! [`Fx::guard_only`]: crate::preempt::effect::Fx::guard_only
+//! [`Fx`]: crate::preempt::effect::Fx
+//! [`rerequest`]: crate::preempt::rerequest
+//! [`Again::Follow`]: crate::preempt::Again::Follow
 //! [`decide`]: crate::preempt::decide::decide
-//! [`signal::redirect`]: crate::preempt::signal
+//! [`worker::redirect`]: crate::preempt::worker::redirect
 
 pub(crate) mod armer;
 pub mod probe;

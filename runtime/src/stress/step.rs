@@ -4,26 +4,24 @@
 //! The handler is async-signal-safe: it allocates nothing, takes no lock,
 //! cannot panic (no indexing, no unwrap) and formats nothing. Everything
 //! it reads is reachable from the thread-local worker pointer of
-//! [`signal`], as in the preemption signal's handler, and lives as long as
+//! [`worker`], as in the preemption signal's handler, and lives as long as
 //! the worker.
-
-use std::sync::OnceLock;
 
 use preempt_jit::abi::GoroutineContext;
 use preempt_signals::context::{call_single_stepped, SINGLE_STEP};
-use preempt_signals::handler::{self, Previous};
+use preempt_signals::handler::Chained;
 use preempt_signals::MachineContext;
 
 use std::sync::atomic::Ordering;
 
 use preempt_jit::ir::PreemptMode;
 
-use super::armer::ArmOp;
+use super::armer::ArmerJob;
 use super::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUESTED};
-use crate::preempt::arm::Fx;
-use crate::preempt::decide::{decide, Decision};
+use crate::preempt::decide::{decide, Decision, Trigger};
+use crate::preempt::effect::Fx;
 use crate::preempt::request::Request;
-use crate::preempt::signal::{self, MSignal, Shared};
+use crate::preempt::worker::{self, MSignal, Shared};
 use crate::sched::monotonic_nanos;
 use crate::stats::PreemptKind;
 
@@ -48,48 +46,38 @@ pub fn switch_into(
 /// Whether the calling worker's run wants its JIT code stepped now.
 fn stepping() -> bool {
     SINGLE_STEP
-        && signal::current()
+        && worker::current()
             .and_then(MSignal::shared)
             .and_then(Shared::probe)
             .is_some_and(|p| matches!(p.mode(), ProbeMode::Step { .. }) && p.phase() != DONE)
 }
 
-/// What `SIGTRAP` was bound to before the harness installed its handler.
-static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+static TRAP: Chained = Chained::new(on_trap);
 
 /// Installs the `SIGTRAP` handler (idempotent).
 pub fn install() -> std::io::Result<()> {
-    if PREVIOUS.get().is_none() {
-        let before = handler::query(libc::SIGTRAP)?;
-        if before.handler() != on_trap as *const () as usize {
-            let _ = PREVIOUS.set(before);
-        }
-    }
-    handler::install(libc::SIGTRAP, on_trap)?;
-    Ok(())
+    TRAP.install(libc::SIGTRAP)
 }
 
 extern "C" fn on_trap(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; the handler must leave it as found.
-    let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
-    let traced = !info.is_null() && unsafe { (*info).si_code } == libc::TRAP_TRACE;
-    if traced {
+    Chained::enter(|| {
+        // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
+        let traced = !info.is_null() && unsafe { (*info).si_code } == libc::TRAP_TRACE;
+        if !traced {
+            // SAFETY: called from the handler with the arguments it received.
+            unsafe { TRAP.forward(signo, info, uc) };
+            return;
+        }
         // SAFETY: uc is the kernel's ucontext_t for this delivery.
         let mut mc = unsafe { MachineContext::from_raw(uc) };
-        let run = signal::current().and_then(|m| Some((m, m.shared()?)));
+        let run = worker::current().and_then(|m| Some((m, m.shared()?)));
         match run.and_then(|(m, s)| Some((m, s, s.probe()?))) {
             Some((m, shared, probe)) => trace(m, shared, probe, &mut mc),
             // The harness is the only one to set the trap flag here: a
             // trap nobody wants ends the stepping.
             None => mc.set_single_step(false),
         }
-    } else if let Some(prev) = PREVIOUS.get() {
-        // SAFETY: called from the handler with the arguments it received.
-        unsafe { prev.forward(signo, info, uc) };
-    }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    })
 }
 
 /// One single-step trap on worker `m`: the thread is about to execute the
@@ -171,7 +159,8 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
     // What the preemption signal's handler would do here, asked at every
     // boundary from the target on (a monitor re-signalling at once) until
     // the request is dealt with.
-    let d = decide(pc, mc.sp(), tables, m.thread(), shared.points());
+    let signal = Trigger::Signal { from_runtime: true };
+    let d = decide(signal, pc, mc.sp(), tables, m.thread(), shared.points());
     if n == target {
         probe.at_target(pc, Verdict::of(d));
     }
@@ -179,7 +168,7 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
         Decision::Redirect { resume_pc } => {
             // SAFETY: decide answered Redirect for this context, on this
             // worker's thread.
-            unsafe { signal::redirect(shared, m, mc, resume_pc) };
+            unsafe { worker::redirect(shared, m, mc, resume_pc) };
             probe.redirected_at(pc);
             probe.stopped(Stop::Redirected { boundary: n, pc });
             // The stub saves the flags it finds and restores them at the
@@ -187,7 +176,7 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
             mc.set_single_step(false);
         }
         Decision::Retry(r) => {
-            signal::declined(shared, m, r);
+            worker::declined(shared, m, r);
             probe.declined_at(pc);
         }
         Decision::Stale | Decision::NotOurs => {
@@ -214,7 +203,7 @@ fn arm_at_target(m: &MSignal, probe: &Probe, pc: usize, n: u64, mc: &mut Machine
         return;
     }
     let arms = !matches!(probe.mechanism(), PreemptMode::Coop | PreemptMode::Async);
-    if arms && !probe.mailbox.post_and_wait(g, ArmOp::Arm) {
+    if arms && !probe.mailbox.post_and_wait(g, ArmerJob::Arm) {
         // The harness reports the run (`Probe::arm_timeouts`).
         probe.stopped(Stop::Never);
         mc.set_single_step(false);
@@ -242,6 +231,6 @@ fn follow_armed(m: &MSignal, probe: &Probe, n: u64, mc: &mut MachineContext<'_>)
         // A timeout leaves the patch where it was; the goroutine then
         // stops cooperatively or not at all, and the harness reports the
         // timeout.
-        probe.mailbox.post_and_wait(g, ArmOp::Follow);
+        probe.mailbox.post_and_wait(g, ArmerJob::Follow);
     }
 }

@@ -1,24 +1,25 @@
-//! The preemption signal: sending it to a worker, and the handler that
-//! receives it.
+//! What a handler that interrupts a worker thread knows about it, and the
+//! redirect into the preemption stub that every handler makes.
 //!
-//! Everything the handler touches is reachable without a lock from a
+//! Everything a handler touches is reachable without a lock from a
 //! thread-local pointer to the worker's [`MSignal`], which points to the
 //! run's [`Shared`] state; both live as long as the worker thread runs.
-//! The handler reads the interrupted PC and SP, asks [`decide`], and
-//! either redirects the thread into the stub or records why not. It
-//! allocates nothing, takes no lock, cannot panic (no indexing, no
-//! unwrap) and formats nothing.
+//! The handlers (the preemption signal's, [`super::r#async`]; the
+//! poll-page fault's, [`super::trap`]; the stepping harness's) read the
+//! interrupted PC and SP, ask [`super::decide::decide`], and either
+//! [`redirect`] the thread into the stub or record why not
+//! ([`declined`]). Nothing here allocates, takes a lock, panics or
+//! formats.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 use preempt_jit::abi::{GoroutineContext, STACK_GUARD_POISON};
 use preempt_jit::code::CodeTables;
-use preempt_signals::handler::{self, Previous};
+use preempt_signals::handler;
 use preempt_signals::MachineContext;
 
-use super::decide::{decide, Decision, Goroutine, RetryReason, Thread, UnsafePoints};
+use super::decide::{Goroutine, RetryReason, Thread, UnsafePoints};
 use crate::sched::g::G;
 use crate::stats::Stats;
 use crate::stress::Probe;
@@ -78,6 +79,7 @@ impl Shared {
         unsafe { &*self.tables }
     }
 
+    /// Whether unsafe regions are honoured in this run.
     pub(crate) fn points(&self) -> UnsafePoints {
         self.points
     }
@@ -163,6 +165,11 @@ impl MSignal {
         })
     }
 
+    /// Records the PC at which a handler declines to redirect.
+    pub(crate) fn note_retry_pc(&self, pc: usize) {
+        self.last_retry_pc.store(pc, Ordering::Release);
+    }
+
     /// Why the handler last declined, if it did.
     pub fn last_retry(&self) -> Option<(RetryReason, usize)> {
         let i = self.last_retry.load(Ordering::Acquire) as usize;
@@ -213,119 +220,6 @@ pub struct WorkerGuard(());
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(std::ptr::null()));
-    }
-}
-
-const NSIG: usize = 65;
-
-/// What each signal's disposition was before the runtime first installed
-/// its handler (written once, before the handler can run).
-static PREVIOUS: [OnceLock<Previous>; NSIG] = [const { OnceLock::new() }; NSIG];
-
-/// Installs the handler for `signo` (idempotent: the disposition found
-/// the first time is the one signals that are not ours are passed to).
-pub fn install(signo: libc::c_int) -> std::io::Result<()> {
-    let slot = PREVIOUS
-        .get(signo as usize)
-        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    if slot.get().is_none() {
-        let before = handler::query(signo)?;
-        if before.handler() == handler_address() {
-            return Ok(());
-        }
-        let _ = slot.set(before);
-    }
-    handler::install(signo, on_signal)?;
-    Ok(())
-}
-
-/// Whether the runtime's handler is the one installed for `signo`.
-pub fn installed(signo: libc::c_int) -> bool {
-    handler::current_handler(signo).is_ok_and(|h| h == handler_address())
-}
-
-fn handler_address() -> usize {
-    on_signal as *const () as usize
-}
-
-extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; the handler must leave it as found.
-    let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
-    let ours = unsafe { sent_by_us(info) };
-    let m = CURRENT.with(|c| c.get());
-    if m.is_null() {
-        if !ours {
-            forward(signo, info, uc);
-        }
-    } else {
-        // SAFETY: CURRENT points to the worker's MSignal, which outlives
-        // the guard that set it; uc is the kernel's ucontext_t.
-        unsafe { handle(&*m, ours, uc) };
-        if !ours {
-            forward(signo, info, uc);
-        }
-    }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
-}
-
-/// # Safety
-///
-/// `info` is the kernel's siginfo_t for this delivery.
-unsafe fn sent_by_us(info: *mut libc::siginfo_t) -> bool {
-    if info.is_null() {
-        return false;
-    }
-    // SAFETY: valid per the caller; si_pid is meaningful for SI_TKILL.
-    unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() }
-}
-
-fn forward(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    if let Some(prev) = PREVIOUS.get(signo as usize).and_then(OnceLock::get) {
-        // SAFETY: called from the handler with the arguments it received.
-        unsafe { prev.forward(signo, info, uc) };
-    }
-}
-
-/// # Safety
-///
-/// Called from the handler on the thread `m` belongs to, with the kernel's
-/// `uc`.
-unsafe fn handle(m: &MSignal, ours: bool, uc: *mut libc::c_void) {
-    if ours {
-        m.pending.store(false, Ordering::Release);
-        m.seen
-            .store(m.sent.load(Ordering::Acquire), Ordering::Release);
-    }
-    let Some(shared) = m.shared() else {
-        return;
-    };
-    shared.arrived.fetch_add(1, Ordering::AcqRel);
-    // SAFETY: uc is the kernel's ucontext_t for this delivery.
-    let mut mc = unsafe { MachineContext::from_raw(uc) };
-    let pc = mc.pc();
-    match decide(pc, mc.sp(), shared.tables(), m.thread(), shared.points) {
-        Decision::Redirect { resume_pc } => {
-            if let Some(g) = m.running() {
-                // clock_gettime is async-signal-safe.
-                let now = crate::sched::monotonic_nanos();
-                g.redirected_at.store(now, Ordering::Release);
-            }
-            // SAFETY: decide said Redirect for this context.
-            unsafe { redirect(shared, m, &mut mc, resume_pc) };
-            if let Some(p) = shared.probe() {
-                p.redirected_at(pc);
-            }
-        }
-        Decision::Retry(r) => {
-            m.last_retry_pc.store(pc, Ordering::Release);
-            declined(shared, m, r);
-            if let Some(p) = shared.probe() {
-                p.declined_at(pc);
-            }
-        }
-        Decision::Stale | Decision::NotOurs => {}
     }
 }
 

@@ -1,0 +1,197 @@
+//! `--preempt async` (the default; Go 1.14+): the requester sends the
+//! preemption signal to the worker thread running the goroutine, and the
+//! handler redirects the goroutine into the preemption stub wherever the
+//! compiler's tables say it is safe.
+//!
+//! **What it is.** Go's asynchronous preemption: no poll anywhere in the
+//! code; the request's effect is the poisoned stack guard alone (the
+//! cooperative point at every function entry, [`super::coop`]), and the
+//! signal reaches a goroutine in any loop.
+//!
+//! **What it costs.** Nothing while no stop is wanted (the tables are
+//! metadata, not code). A stop: a `tgkill`, the kernel's signal delivery
+//! (an IPI when the thread runs on another CPU), the handler and its
+//! `sigreturn`, then the stub's save of every register and a runtime call.
+//! The stats split the time-to-preempt into the delivery (request to
+//! redirect) and the way back (redirect to the scheduler).
+//!
+//! **What it cannot stop.** A goroutine whose thread has the signal
+//! blocked (`ccall block_preempt_signal`, seed bug 5) or whose disposition
+//! was replaced (`ccall ignore_preempt_signal`, bug 13); one that spends
+//! all its time in unsafe regions or foreign code (each declined redirect
+//! is counted by reason, and the requester signals again after a
+//! back-off).
+//!
+//! **The protocol, end to end.**
+//!
+//! 1. **Request.** [`super::request`] makes the request (in effect: the guard
+//!    poisoned), then sends the preemption signal (`--preempt-signal`,
+//!    SIGURG by default) to the worker thread (M) holding the goroutine's
+//!    P with `tgkill`.
+//!    A per-M `pending` flag coalesces sends: while one signal is in
+//!    flight no other is sent, and the handler clears the flag when it
+//!    runs. A per-M pair of counters (`sent`, `seen`) says whether the
+//!    handler has run since the last send.
+//! 2. **Decision.** The handler (here) reads the interrupted PC and
+//!    SP through `MachineContext` and asks [`decide`], a pure
+//!    function of what woke it, the PC, the SP, the compiler's tables and the running
+//!    goroutine, with its conditions numbered in its documentation: the
+//!    thread runs this goroutine's JIT code (not the scheduler, a runtime
+//!    call, foreign code or a stub, so no runtime lock is held), there is
+//!    room on the goroutine stack for the stub, and the PC is not in an
+//!    unsafe region (frame set-up and tear-down, runtime-call transitions,
+//!    scratch-register use, atomic sequences, write barriers); a
+//!    restartable region resumes at its start.
+//! 3. **Redirect.** `MachineContext::push_call(async_preempt, resume_pc)`
+//!    makes the thread, once the handler returns, enter the stub as if the
+//!    interrupted instruction had called it. The stub (emitted by each
+//!    backend, frame drawn in its file header) saves every register JIT
+//!    code may use, the flags and the vector registers on the goroutine's
+//!    own stack and makes an `AsyncPreempt` runtime call; the scheduler
+//!    records the time from request to here, and queues the goroutine.
+//!    When it is resumed, the stub restores everything and returns to
+//!    `resume_pc`: the goroutine continues at the exact instruction.
+//! 4. **Retry.** Otherwise the handler returns at once, never blocking,
+//!    counting the reason. The monitor sees its request still pending
+//!    after the handler has run, and signals again after a back-off that
+//!    starts at a few microseconds and doubles; a stop of the world signals
+//!    again from its own wait loop (at most every 50 us). A goroutine in a runtime
+//!    call needs no second signal: the call honours the request when it
+//!    returns. The stats show signals sent per preemption, and retries by
+//!    reason.
+//! 5. **Not ours.** A preemption signal the runtime did not send (another
+//!    process, `raise`) goes on to the handler that was installed before
+//!    the runtime's ([`passes_on`]); every arrival is also counted for `notify` (seed bug
+//!    9).
+//!
+//! What can still stop the protocol, and the hang diagnosis names each:
+//! the signal blocked on the thread (`ccall block_preempt_signal`, bug 5),
+//! its disposition replaced (`ccall ignore_preempt_signal`, bug 13), a
+//! goroutine that spends all its time in unsafe regions or foreign code.
+//!
+//! The handler allocates nothing, takes no lock, cannot panic (no
+//! indexing, no unwrap) and formats nothing.
+
+use std::sync::atomic::Ordering;
+
+use preempt_jit::ir::PreemptMode;
+use preempt_signals::handler::Chained;
+use preempt_signals::MachineContext;
+
+use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, NO_TABLES};
+use super::worker::{current, declined, redirect, MSignal};
+
+static SIGNAL: Chained = Chained::new(on_signal);
+
+/// Installs the handler for `signo` (idempotent: the disposition found
+/// the first time is the one signals that are not ours are passed to).
+pub fn install(signo: libc::c_int) -> std::io::Result<()> {
+    SIGNAL.install(signo)
+}
+
+/// Whether the runtime's handler is the one installed for `signo`.
+pub fn installed(signo: libc::c_int) -> bool {
+    SIGNAL.is_installed(signo)
+}
+
+/// Puts the runtime's handler for the preemption signal back (the
+/// `ccall restore_preempt_signal` of seed bug 13). With another mode than
+/// `async` no handler is installed, so the disposition goes back to the
+/// default.
+pub fn restore_handler(mode: PreemptMode, signo: libc::c_int) {
+    if mode == PreemptMode::Async && install(signo).is_ok() {
+        return;
+    }
+    // SAFETY: restores the default disposition of a signal the runtime
+    // does not otherwise handle in this mode.
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+    }
+}
+
+extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    Chained::enter(|| {
+        // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
+        let from_runtime = unsafe { sent_by_us(info) };
+        let trigger = Trigger::Signal { from_runtime };
+        let pass_on = match current() {
+            // SAFETY: on the worker's thread, with the kernel's uc.
+            Some(m) if !uc.is_null() => unsafe { handle(m, trigger, uc) },
+            _ => passes_on(trigger, Decision::NotOurs),
+        };
+        if pass_on {
+            // SAFETY: called from the handler with the arguments it received.
+            unsafe { SIGNAL.forward(signo, info, uc) };
+        }
+    })
+}
+
+/// # Safety
+///
+/// `info` is the kernel's siginfo_t for this delivery.
+unsafe fn sent_by_us(info: *mut libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: valid per the caller; si_pid is meaningful for SI_TKILL.
+    unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() }
+}
+
+/// Acts on the signal on worker `m`; returns whether it passes on.
+///
+/// # Safety
+///
+/// Called from the handler on the thread `m` belongs to, with the kernel's
+/// `uc`.
+unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
+    if trigger == (Trigger::Signal { from_runtime: true }) {
+        m.pending.store(false, Ordering::Release);
+        m.seen
+            .store(m.sent.load(Ordering::Acquire), Ordering::Release);
+    }
+    let shared = m.shared();
+    if let Some(s) = shared {
+        s.arrived.fetch_add(1, Ordering::AcqRel);
+    }
+    // SAFETY: uc is the kernel's ucontext_t for this delivery.
+    let mut mc = unsafe { MachineContext::from_raw(uc) };
+    let pc = mc.pc();
+    let d = decide(
+        trigger,
+        pc,
+        mc.sp(),
+        shared.map_or(&NO_TABLES, |s| s.tables()),
+        if shared.is_some() {
+            m.thread()
+        } else {
+            Thread::NotAnM
+        },
+        shared.map_or(UnsafePoints::Honour, |s| s.points()),
+    );
+    let Some(shared) = shared else {
+        return passes_on(trigger, d);
+    };
+    match d {
+        Decision::Redirect { resume_pc } => {
+            if let Some(g) = m.running() {
+                // clock_gettime is async-signal-safe.
+                let now = crate::sched::monotonic_nanos();
+                g.redirected_at.store(now, Ordering::Release);
+            }
+            // SAFETY: decide said Redirect for this context.
+            unsafe { redirect(shared, m, &mut mc, resume_pc) };
+            if let Some(p) = shared.probe() {
+                p.redirected_at(pc);
+            }
+        }
+        Decision::Retry(r) => {
+            m.note_retry_pc(pc);
+            declined(shared, m, r);
+            if let Some(p) = shared.probe() {
+                p.declined_at(pc);
+            }
+        }
+        Decision::Stale | Decision::NotOurs => {}
+    }
+    passes_on(trigger, d)
+}
