@@ -392,3 +392,20 @@ impl StackMemory for Stack {
             .then(|| unsafe { (addr as *const u64).read() })
     }
 }
+
+#[cfg(test)]
+impl G {
+    /// A goroutine of an interpreter that exists nowhere else: enough for
+    /// the scheduler's queues and tests, which never run it.
+    pub(crate) fn detached(id: u64) -> std::sync::Arc<G> {
+        let ig = preempt_jit::interp::Goroutine::detached(id);
+        std::sync::Arc::new(G::new(
+            id,
+            preempt_jit::ir::FuncId(0),
+            Exec::Interp {
+                g: Box::new(ig),
+                pending: false,
+            },
+        ))
+    }
+}

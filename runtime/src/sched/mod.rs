@@ -35,15 +35,14 @@ mod collect;
 pub mod engine;
 pub mod g;
 pub mod idle;
+mod queues;
 mod runq;
 pub mod stack;
 pub mod stw;
 pub mod sysmon;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -116,13 +115,8 @@ pub enum PStatus {
 pub struct P {
     pub id: usize,
     status: AtomicU8,
-    /// Go's `runnext`: a goroutine made runnable by the running one, which
-    /// runs next, ahead of `local`. An `Arc::into_raw` pointer (null:
-    /// empty), so that the hand-over of a channel ping-pong costs one
-    /// atomic swap on each side rather than a lock.
-    next: AtomicPtr<G>,
-    /// The local run queue.
-    local: runq::RunQueue,
+    /// Its `runnext` and local ring.
+    q: queues::LocalQueue,
     /// The id of the goroutine running on this P (0: none), for the
     /// monitor and diagnoses.
     pub current: AtomicU64,
@@ -146,8 +140,7 @@ impl P {
         P {
             id,
             status: AtomicU8::new(PStatus::Idle as u8),
-            next: AtomicPtr::new(std::ptr::null_mut()),
-            local: runq::RunQueue::default(),
+            q: queues::LocalQueue::default(),
             current: AtomicU64::new(0),
             slice_seq: AtomicU64::new(0),
             foreign_since: AtomicU64::new(0),
@@ -183,48 +176,7 @@ impl P {
     }
 
     pub fn queued(&self) -> usize {
-        self.local.len() + usize::from(!self.next.load(Ordering::Acquire).is_null())
-    }
-
-    /// The next goroutine of this P's own queue.
-    fn pop(&self) -> Option<Arc<G>> {
-        self.take_next().or_else(|| self.local.pop())
-    }
-
-    /// Makes `g` run next; returns a goroutine it displaces, which the
-    /// caller queues.
-    fn put_next(&self, g: Arc<G>) -> Option<Arc<G>> {
-        let old = self
-            .next
-            .swap(Arc::into_raw(g).cast_mut(), Ordering::AcqRel);
-        // SAFETY: every non-null `next` came from `Arc::into_raw`, and the
-        // swap gave this thread the only copy of it.
-        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
-    }
-
-    /// Whether its queues hold work, each read with a read-modify-write
-    /// (the re-check of the wake-up protocol, [`idle`]).
-    fn has_work_rmw(&self) -> bool {
-        let next = self
-            .next
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, Some)
-            .unwrap_or_else(|p| p);
-        !next.is_null() || self.local.len_rmw() > 0
-    }
-
-    fn take_next(&self) -> Option<Arc<G>> {
-        if self.next.load(Ordering::Acquire).is_null() {
-            return None;
-        }
-        let g = self.next.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: as in `put_next`: the swap took the only copy.
-        (!g.is_null()).then(|| unsafe { Arc::from_raw(g) })
-    }
-}
-
-impl Drop for P {
-    fn drop(&mut self) {
-        drop(self.take_next());
+        self.q.queued()
     }
 }
 
@@ -315,8 +267,6 @@ impl M {
 /// No P.
 const NO_P: usize = usize::MAX;
 
-/// Rounds of stealing before a spinning M gives up (Go's `stealTries`).
-const STEAL_ROUNDS: usize = 4;
 /// How long a thief lets a running P's `runnext` be (Go: 3 us).
 const STEAL_NEXT_GRACE: Duration = Duration::from_micros(3);
 
@@ -537,7 +487,7 @@ impl Runtime {
         g.set_status(Status::Runnable);
         match p {
             Some(p) => {
-                if let Some(old) = self.ps[p].put_next(g) {
+                if let Some(old) = self.ps[p].q.put_next(g) {
                     self.push_local(p, old);
                 }
             }
@@ -549,12 +499,9 @@ impl Runtime {
     /// Queues `g` on P `p`, which the calling M holds; a full ring spills
     /// half of itself into the global queue (Go's `runqputslow`).
     fn push_local(&self, p: usize, g: Arc<G>) {
-        if let Err(g) = self.ps[p].local.push(g) {
-            let mut spill = Vec::with_capacity(runq::RUNQ_SIZE / 2 + 1);
-            self.ps[p].local.take_half(&mut spill);
-            spill.push(g);
-            lock(&self.sched).runq.extend(spill);
-        }
+        self.ps[p]
+            .q
+            .push(g, |spill| lock(&self.sched).runq.extend(spill));
     }
 
     fn wake_all(&self, wakes: &mut Vec<Wake>, p: Option<usize>) {
@@ -611,7 +558,10 @@ impl Runtime {
     /// W2's re-check (see [`idle`]), after a P went idle and the lock was
     /// released: a goroutine queued on any P meanwhile gets an M.
     fn recheck_queues(&self) {
-        if self.idle.recheck(|| self.ps.iter().any(P::has_work_rmw)) {
+        if self
+            .idle
+            .recheck(|| self.ps.iter().any(|p| p.q.has_work_rmw()))
+        {
             self.wakep();
         }
     }
@@ -772,37 +722,51 @@ impl Runtime {
         g
     }
 
+    /// The order of [`queues`], then parking.
     fn find_runnable_inner(&self, m: &Arc<M>, p: usize) -> Option<Arc<G>> {
         let pp = &self.ps[p];
         // Only the M holding the P writes its tick.
         let tick = pp.schedtick.load(Ordering::Relaxed);
         pp.schedtick.store(tick.wrapping_add(1), Ordering::Relaxed);
-        if tick % 61 == 60 {
+        if queues::global_first(tick) {
             if let Some(g) = lock(&self.sched).runq.pop_front() {
                 return Some(g);
             }
         }
-        if let Some(g) = pp.pop() {
+        if let Some(g) = pp.q.pop() {
             return Some(g);
         }
         {
             let mut s = lock(&self.sched);
-            if let Some(g) = s.runq.pop_front() {
-                // Take a share of the global queue along.
-                let n = (s.runq.len() / self.ps.len()).min(64);
-                let batch: Vec<Arc<G>> = s.runq.drain(..n).collect();
+            let mut share = Vec::new();
+            if let Some(g) = queues::take_global(&mut s.runq, self.ps.len(), |g| share.push(g)) {
                 drop(s);
-                for b in batch {
-                    self.push_local(p, b);
+                for g in share {
+                    self.push_local(p, g);
                 }
                 return Some(g);
             }
         }
         // Steal, as Go's spinning M does: a few rounds over the other Ps,
         // taking a `runnext` only in the last.
-        for round in 0..STEAL_ROUNDS {
-            if let Some(g) = self.steal(m, p, round + 1 == STEAL_ROUNDS) {
-                return Some(g);
+        let all: Vec<&queues::LocalQueue> = self.ps.iter().map(|p| &p.q).collect();
+        for round in 0..queues::STEAL_ROUNDS {
+            let start = (m.random() as usize) % self.ps.len();
+            let last = round + 1 == queues::STEAL_ROUNDS;
+            let mut kept = Vec::new();
+            let got = queues::steal(
+                &all,
+                p,
+                start,
+                last,
+                |v| self.steal_next(&self.ps[v]),
+                |g| kept.push(g),
+            );
+            for g in kept {
+                self.push_local(p, g);
+            }
+            if got.is_some() {
+                return got;
             }
         }
         // Nothing to do. Stop spinning before the last look, under the
@@ -810,7 +774,7 @@ impl Runtime {
         // finds no spinning M and starts one (Go's "delicate dance").
         let was_spinning = self.stop_spinning(p);
         let mut s = lock(&self.sched);
-        if let Some(g) = s.runq.pop_front().or_else(|| pp.pop()) {
+        if let Some(g) = s.runq.pop_front().or_else(|| pp.q.pop()) {
             drop(s);
             if was_spinning {
                 self.wakep();
@@ -828,36 +792,6 @@ impl Runtime {
         None
     }
 
-    /// Takes half of another P's queue; with `next`, its `runnext` too,
-    /// unless the P runs it soon.
-    fn steal(&self, m: &M, p: usize, next: bool) -> Option<Arc<G>> {
-        let n = self.ps.len();
-        if n < 2 {
-            return None;
-        }
-        let start = (m.random() as usize) % n;
-        for k in 0..n {
-            let victim = &self.ps[(start + k) % n];
-            if victim.id == p {
-                continue;
-            }
-            let mut taken = Vec::new();
-            victim.local.take_half(&mut taken);
-            if taken.is_empty() {
-                if let Some(g) = next.then(|| self.steal_next(victim)).flatten() {
-                    return Some(g);
-                }
-                continue;
-            }
-            let g = taken.remove(0);
-            for t in taken {
-                self.push_local(p, t);
-            }
-            return Some(g);
-        }
-        None
-    }
-
     /// Takes `victim`'s `runnext`. A goroutine just readied by the running
     /// one usually runs within a microsecond (a channel hand-over), so
     /// while the victim runs, first sleep as Go does (`usleep(3)`, which
@@ -868,8 +802,8 @@ impl Runtime {
     /// it is spinning nobody wakes another M: on a ping-pong, the idle M
     /// is woken once per sleep rather than once per hand-over.
     fn steal_next(&self, victim: &P) -> Option<Arc<G>> {
-        let g = victim.next.load(Ordering::Acquire);
-        if g.is_null() {
+        let seen = victim.q.next_id();
+        if seen == 0 {
             return None;
         }
         if victim.status() == PStatus::Running {
@@ -879,13 +813,7 @@ impl Runtime {
                 return None;
             }
         }
-        victim
-            .next
-            .compare_exchange(g, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire)
-            .ok()
-            // SAFETY: non-null `next` values come from `Arc::into_raw`; the
-            // exchange took the only copy.
-            .map(|g| unsafe { Arc::from_raw(g) })
+        victim.q.steal_next(seen)
     }
 
     /// `m` has nothing to run: it parks (in `m_main`) until handed a P.

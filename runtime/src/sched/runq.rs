@@ -147,19 +147,9 @@ impl Drop for RunQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::g::Exec;
-    use preempt_jit::ir::FuncId;
 
     fn g(id: u64) -> Arc<G> {
-        let ig = preempt_jit::interp::Goroutine::detached(id);
-        Arc::new(G::new(
-            id,
-            FuncId(0),
-            Exec::Interp {
-                g: Box::new(ig),
-                pending: false,
-            },
-        ))
+        G::detached(id)
     }
 
     #[test]
