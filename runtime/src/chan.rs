@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use preempt_jit::fault::Fault;
 
-use crate::sched::g::{Resume, G};
+use crate::g::{Resume, G};
 
 /// A parked goroutine on a channel queue.
 #[derive(Debug)]
@@ -450,7 +450,7 @@ impl Drop for ChanTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::g::{Exec, Status};
+    use crate::g::{Exec, Status};
     use preempt_jit::ir::FuncId;
 
     fn g(id: u64) -> Arc<G> {

@@ -34,8 +34,8 @@ use std::time::Duration;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::Module;
 
+use crate::g::{Status, G};
 use crate::preempt::r#async;
-use crate::sched::g::{Status, G};
 use crate::sched::stw::Phase;
 use crate::sched::{lock, monotonic_nanos, Runtime, M};
 use crate::Outcome;

@@ -11,11 +11,13 @@
 pub mod chan;
 pub mod diagnose;
 pub mod ffi;
+pub mod g;
 pub mod gc;
 pub mod interp;
 pub mod output;
 pub mod preempt;
 pub mod sched;
+pub mod stack;
 pub mod stats;
 pub mod stress;
 pub mod sync;

@@ -14,6 +14,15 @@
 //! runs under.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks `m`, ignoring poisoning: a thread that panicked holding it has
+/// already broken the run, and the threads left (the watchdog, the end of
+/// the run, the diagnosis) must still be able to read the state to report
+/// it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// An atomic 64-bit word.
 pub trait AtomicU64Ops: Send + Sync {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::chan::Chan;
-use crate::sched::g::G;
+use crate::g::G;
 
 /// The longest single wait of the timer thread (an hour), in ns.
 const MAX_WAIT_NS: u64 = 3_600_000_000_000;

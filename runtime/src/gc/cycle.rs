@@ -9,7 +9,7 @@ use preempt_jit::fault::Fault;
 use super::heap::{Heap, SweepMode};
 use super::mark::MarkState;
 use super::{roots, verify, GcFault};
-use crate::sched::g::{Resume, G};
+use crate::g::{Resume, G};
 use crate::sched::stw::{Phase, StopWork};
 use crate::sched::{monotonic_nanos, Runtime};
 use crate::{Outcome, RunConfig};

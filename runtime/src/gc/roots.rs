@@ -38,7 +38,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::sched::g::{Exec, Status};
+use crate::g::{Exec, Status};
 use crate::sched::Runtime;
 use crate::traceback::StackMemory;
 

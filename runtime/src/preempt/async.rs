@@ -175,20 +175,20 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
         Decision::Redirect { resume_pc } => {
             if let Some(g) = m.running() {
                 // clock_gettime is async-signal-safe.
-                let now = crate::sched::monotonic_nanos();
+                let now = crate::stats::monotonic_ns();
                 g.redirected_at.store(now, Ordering::Release);
             }
             // SAFETY: decide said Redirect for this context.
             unsafe { redirect(shared, m, &mut mc, resume_pc) };
-            if let Some(p) = shared.probe() {
-                p.redirected_at(pc);
+            if let Some(w) = shared.watcher() {
+                w.redirected_at(pc);
             }
         }
         Decision::Retry(r) => {
             m.note_retry_pc(pc);
             declined(shared, m, r);
-            if let Some(p) = shared.probe() {
-                p.declined_at(pc);
+            if let Some(w) = shared.watcher() {
+                w.declined_at(pc);
             }
         }
         Decision::Stale | Decision::NotOurs => {}

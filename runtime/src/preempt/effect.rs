@@ -31,8 +31,8 @@ use super::patch::{self, Patcher};
 use super::poll::Poll;
 use super::request::{Effect, Phase, Request};
 use super::trap::{Trap, TrapArm};
-use crate::sched::g::G;
-use crate::sched::monotonic_nanos;
+use crate::g::G;
+use crate::stats::monotonic_ns as monotonic_nanos;
 use crate::stats::{arm_names, Stats};
 
 /// The run's mechanism: its mode and what the mode needs (the trap pages,

@@ -80,46 +80,78 @@ pub mod request;
 pub mod trap;
 pub mod worker;
 
-use std::sync::atomic::Ordering;
-
 use preempt_jit::ir::PreemptMode;
 
-use crate::sched::g::G;
-use crate::sched::{monotonic_nanos, Runtime, P};
-use crate::stats::PreemptKind;
+use crate::g::G;
+use crate::stats::{monotonic_ns, PreemptKind, Stats};
+use crate::trace::Tracer;
+use effect::Arming;
 use request::{Asked, Request};
 
-/// Asks `g`, running on `p` in the slice numbered `seq`, to stop, for
-/// `kind`, through the run's mechanism (the protocol of [`request`]):
-/// the request is withdrawn if the slice or the run ends first, and under
-/// `async` the signal goes out once it is in effect.
-pub fn request(rt: &Runtime, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> Asked {
-    // Time-to-preempt starts here, when the request is made, not when the
-    // caller's pass began (a monitor pass may have done other work since
-    // it read the clock).
-    let req = Request {
-        kind,
-        at: monotonic_nanos().max(now),
-    };
-    let stats = &rt.cfg.stats.sched;
-    let asked = g.stop.request(
-        req,
-        || p.slice_seq.load(Ordering::Acquire) == seq && !rt.shutdown.load(Ordering::Acquire),
-        &rt.arming.fx(g, stats),
-    );
-    if let Asked::Armed(_) = asked {
-        stats.preempt_requested(kind, rt.cfg.mode);
-        rt.cfg
-            .tracer
-            .preempt_requested(req.at, Some(p.id as u32), g.id, kind, rt.cfg.mode);
-        if rt.cfg.mode == PreemptMode::Async {
-            // If the handler declines, the requester signals again: the
-            // monitor for its quantum requests (with back-off), a stop of
-            // the world from its own wait loop.
-            rt.signal_p(p);
+/// The requester's side of the protocol: the run's mechanism, and where a
+/// request is recorded. The scheduler makes one for each request
+/// (`Runtime::preempt`), from the monitor, the stopper of the world and
+/// the stress harness alike.
+#[derive(Clone, Copy, Debug)]
+pub struct Requester<'a> {
+    pub arming: &'a Arming,
+    pub stats: &'a Stats,
+    pub tracer: &'a Tracer,
+}
+
+impl Requester<'_> {
+    /// Asks `g`, running on P `p`, to stop, for `kind`, through the run's
+    /// mechanism (the protocol of [`request`]): `current` answers whether
+    /// the slice the caller saw is still running and the run still going
+    /// (else the request is withdrawn, R1'); under `async`, `signal` sends
+    /// the signal once the request is in effect.
+    pub fn request(
+        &self,
+        p: u32,
+        g: &G,
+        kind: PreemptKind,
+        now: u64,
+        current: impl Fn() -> bool,
+        signal: impl FnOnce(),
+    ) -> Asked {
+        // Time-to-preempt starts here, when the request is made, not when
+        // the caller's pass began (a monitor pass may have done other work
+        // since it read the clock).
+        let req = Request {
+            kind,
+            at: monotonic_ns().max(now),
+        };
+        let mode = self.arming.mode();
+        let asked = g.stop.request(req, current, &self.arming.fx(g, self.stats));
+        if let Asked::Armed(_) = asked {
+            self.stats.preempt_requested(kind, mode);
+            self.tracer
+                .preempt_requested(req.at, Some(p), g.id, kind, mode);
+            if mode == PreemptMode::Async {
+                // If the handler declines, the requester signals again:
+                // the monitor for its quantum requests (with back-off), a
+                // stop of the world from its own wait loop.
+                signal();
+            }
         }
+        asked
     }
-    asked
+
+    /// Applies `g`'s request again, through the mode's own mechanism (the
+    /// protocol's R4), and under `async` signals again. False if the
+    /// request is no longer in effect.
+    pub fn rerequest(&self, g: &G, why: Again, signal: impl FnOnce()) -> bool {
+        if !g.stop.rerequest(&self.arming.fx(g, self.stats)) {
+            return false;
+        }
+        if why == Again::Backoff {
+            self.stats.re_requested();
+        }
+        if self.arming.mode() == PreemptMode::Async {
+            signal();
+        }
+        true
+    }
 }
 
 /// Why a request already in effect is applied again.
@@ -173,21 +205,4 @@ impl Backoff {
         self.next = now.saturating_add(self.step);
         Ok(())
     }
-}
-
-/// Applies `g`'s request again, through the mode's own mechanism (the
-/// protocol's R4), and under `async` signals again. False if the request
-/// is no longer in effect.
-pub fn rerequest(rt: &Runtime, p: &P, g: &G, why: Again) -> bool {
-    let stats = &rt.cfg.stats.sched;
-    if !g.stop.rerequest(&rt.arming.fx(g, stats)) {
-        return false;
-    }
-    if why == Again::Backoff {
-        stats.re_requested();
-    }
-    if rt.cfg.mode == PreemptMode::Async {
-        rt.signal_p(p);
-    }
-    true
 }

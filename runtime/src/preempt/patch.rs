@@ -36,8 +36,8 @@ use preempt_jit::abi::GoroutineContext;
 use preempt_jit::code::WritableView;
 use preempt_jit::module::{Arch, Module};
 
-use crate::sched::g::{G, NOT_PATCHED};
-use crate::sched::lock;
+use crate::g::{G, NOT_PATCHED};
+use crate::sync::lock;
 
 /// Applies `g`'s patch: the back-edges of the function it runs now (and,
 /// on a re-request after it left the function patched for it, moves the

@@ -46,7 +46,7 @@ use preempt_signals::MachineContext;
 
 use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, NO_TABLES};
 use super::worker::{current, redirect};
-use crate::sched::lock;
+use crate::sync::lock;
 
 /// How `--preempt trap` arms a goroutine.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -241,7 +241,7 @@ static FAULT: Chained = Chained::new(on_fault);
 /// would fault again at once), so the stub's room below SP must be there
 /// already: the stack guard every function entry checks lies further up.
 const _: () = assert!(
-    crate::sched::stack::STACK_RESERVE >= preempt_jit::abi::ASYNC_STUB_STACK,
+    crate::stack::STACK_RESERVE >= preempt_jit::abi::ASYNC_STUB_STACK,
     "the stack reserve holds the preemption stub's frame"
 );
 
@@ -297,7 +297,7 @@ unsafe fn handle(info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
     if let (Decision::Redirect { resume_pc }, Some(m), Some(shared)) = (d, m, shared) {
         if let Some(g) = m.running() {
             g.redirected_at
-                .store(crate::sched::monotonic_nanos(), Ordering::Release);
+                .store(crate::stats::monotonic_ns(), Ordering::Release);
         }
         // SAFETY: decide answered Redirect for this context.
         unsafe { redirect(shared, m, &mut mc, resume_pc) };

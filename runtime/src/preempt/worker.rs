@@ -20,9 +20,25 @@ use preempt_signals::handler;
 use preempt_signals::MachineContext;
 
 use super::decide::{Goroutine, RetryReason, Thread, UnsafePoints};
-use crate::sched::g::G;
+use crate::g::G;
 use crate::stats::Stats;
-use crate::stress::Probe;
+
+/// What a harness watching the run (the every-instruction harness's
+/// probe) learns from the handlers. Every method is called inside a
+/// signal handler: implementations stay async-signal-safe (atomics only:
+/// no allocation, lock, panic or formatting).
+pub trait Watcher: Sync {
+    /// A handler redirected a goroutine interrupted at `pc`.
+    fn redirected_at(&self, pc: usize);
+    /// A handler declined to redirect at `pc`.
+    fn declined_at(&self, pc: usize);
+    /// Called on every redirect, after `push_call`: where a harness
+    /// injects a fault to prove that its checks catch one.
+    fn after_redirect(&self, mc: &mut MachineContext<'_>);
+    /// The watcher itself, for a handler of the harness's own (the
+    /// stepping harness's) to find its concrete type.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
 
 /// What every worker's handler needs about the run.
 #[derive(Debug)]
@@ -38,12 +54,12 @@ pub struct Shared {
     /// Redirects into the stub.
     pub redirects: AtomicU64,
     stats: *const Stats,
-    /// The stress harness watching this run (null: none).
-    probe: *const Probe,
+    /// The harness watching this run, if any.
+    watcher: Option<*const dyn Watcher>,
 }
 
 // SAFETY: the raw pointers are to the module's tables, the run's stats and
-// its probe, which outlive every worker (the runtime holds them); they are
+// its watcher, which outlive every worker (the runtime holds them); they are
 // only read, or updated through atomics.
 unsafe impl Send for Shared {}
 // SAFETY: as above.
@@ -52,14 +68,14 @@ unsafe impl Sync for Shared {}
 impl Shared {
     /// # Safety
     ///
-    /// `tables`, `stats` and `probe` must outlive every worker thread that
+    /// `tables`, `stats` and `watcher` must outlive every worker thread that
     /// points to this state.
     pub unsafe fn new(
         tables: &CodeTables,
         stub: usize,
         points: UnsafePoints,
         stats: &Stats,
-        probe: Option<&Probe>,
+        watcher: Option<&dyn Watcher>,
     ) -> Shared {
         Shared {
             tables,
@@ -68,7 +84,13 @@ impl Shared {
             arrived: AtomicU64::new(0),
             redirects: AtomicU64::new(0),
             stats,
-            probe: probe.map_or(std::ptr::null(), |p| p as *const Probe),
+            watcher: watcher.map(|w| {
+                let w: *const (dyn Watcher + '_) = w;
+                // SAFETY: only the pointer's lifetime bound changes; the
+                // caller keeps the watcher alive as long as this state
+                // (see above), and it is dereferenced only meanwhile.
+                unsafe { std::mem::transmute::<*const (dyn Watcher + '_), *const dyn Watcher>(w) }
+            }),
         }
     }
 
@@ -85,9 +107,9 @@ impl Shared {
     }
 
     /// The stress harness watching this run, if any.
-    pub(crate) fn probe(&self) -> Option<&Probe> {
+    pub fn watcher(&self) -> Option<&dyn Watcher> {
         // SAFETY: as in `tables`.
-        unsafe { self.probe.as_ref() }
+        self.watcher.map(|w| unsafe { &*w })
     }
 }
 
@@ -240,8 +262,8 @@ pub(crate) unsafe fn redirect(
     // goroutine's stack below SP, which JIT code never uses below SP (no
     // red zone).
     unsafe { mc.push_call(shared.stub, resume_pc) };
-    if let Some(p) = shared.probe() {
-        p.inject_fault(mc);
+    if let Some(w) = shared.watcher() {
+        w.after_redirect(mc);
     }
     m.last_retry.store(0, Ordering::Release);
     shared.redirects.fetch_add(1, Ordering::Relaxed);

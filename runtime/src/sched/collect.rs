@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use preempt_jit::fault::Fault;
 
-use super::g::{Resume, WaitReason, G};
 use super::{Next, Runtime};
+use crate::g::{Resume, WaitReason, G};
 use crate::gc::heap::AllocError;
 
 impl Runtime {

@@ -15,8 +15,8 @@ use preempt_jit::interp::{self, Interp, Request, Value};
 use preempt_jit::ir::{ForeignFn, FuncId};
 use preempt_jit::module::{Module, SelectArmDesc};
 
-use super::g::{Exec, Resume, G};
-use super::stack::Stack;
+use crate::g::{Exec, Resume, G};
+use crate::stack::Stack;
 use crate::traceback::{walk, StackMemory};
 
 /// A channel, by its index in the program's channel table.

@@ -33,17 +33,15 @@
 
 mod collect;
 pub mod engine;
-pub mod g;
 pub mod idle;
 mod queues;
 mod runq;
-pub mod stack;
 pub mod stw;
 pub mod sysmon;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use preempt_jit::fault::{report, Fault};
@@ -52,22 +50,24 @@ use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
+use crate::preempt::request::Asked;
 use crate::preempt::worker::{self, MSignal};
-use crate::preempt::{coop, r#async};
+use crate::preempt::{coop, r#async, Again, Requester};
+use crate::stats::PreemptKind;
 
 use crate::chan::{self, Case, ChanTable, SelectStep, Step, Wake};
 use crate::diagnose;
+use crate::g::{Exec, Resume, Status, WaitReason, G, NO_M};
 use crate::gc::Collector;
 use crate::preempt::request::Request;
 use crate::timer::{Action, Timers};
 use crate::trace::{BlockReason, RunEnd};
 use crate::{Outcome, Output, RunConfig};
 use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
-use g::{Exec, Resume, Status, WaitReason, G, NO_M};
 
 /// Dead goroutines' stacks kept for reuse.
 const MAX_FREE_STACKS: usize = 1024;
-pub use stack::Stack;
+pub use crate::stack::Stack;
 
 thread_local! {
     /// The M (and its P) serving the current operation, for the paths
@@ -270,9 +270,7 @@ const NO_P: usize = usize::MAX;
 /// How long a thief lets a running P's `runnext` be (Go: 3 us).
 const STEAL_NEXT_GRACE: Duration = Duration::from_micros(3);
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::sync::lock;
 
 /// State under the scheduler lock.
 #[derive(Debug, Default)]
@@ -386,7 +384,7 @@ impl Runtime {
                             module.stubs.async_preempt,
                             cfg.unsafe_points,
                             &cfg.stats.sched,
-                            cfg.probe.as_deref(),
+                            cfg.probe.as_deref().map(|p| p as &dyn worker::Watcher),
                         )
                     }))
                 }
@@ -1466,6 +1464,35 @@ impl Runtime {
             self.cfg.stats.sched.signal_sent();
         }
         sent
+    }
+
+    /// The requester's side of a stop request in this run.
+    pub fn requester(&self) -> Requester<'_> {
+        Requester {
+            arming: &self.arming,
+            stats: &self.cfg.stats.sched,
+            tracer: &self.cfg.tracer,
+        }
+    }
+
+    /// Asks `g`, running on `p` in the slice numbered `seq`, to stop, for
+    /// `kind` (Go's `preemptone`): the request is withdrawn if the slice
+    /// or the run ends first.
+    pub fn preempt(&self, p: &P, g: &G, seq: u64, kind: PreemptKind, now: u64) -> Asked {
+        let current =
+            || p.slice_seq.load(Ordering::Acquire) == seq && !self.shutdown.load(Ordering::Acquire);
+        self.requester()
+            .request(p.id as u32, g, kind, now, current, || {
+                self.signal_p(p);
+            })
+    }
+
+    /// Applies the request of `g`, running on `p`, again (see
+    /// [`Requester::rerequest`]).
+    pub fn preempt_again(&self, p: &P, g: &G, why: Again) -> bool {
+        self.requester().rerequest(g, why, || {
+            self.signal_p(p);
+        })
     }
 
     /// Offers `n` arrivals of the preemption signal to every `notify`

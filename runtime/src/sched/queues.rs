@@ -23,8 +23,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use super::g::G;
 use super::runq::{RunQueue, RUNQ_SIZE};
+use crate::g::G;
 
 /// The global queue is looked at first on every this-many-th look (Go: 61,
 /// a prime, so that it does not fall in step with a program's rhythm).

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::g::G;
+use crate::g::G;
 
 /// Slots in the ring (Go: 256).
 pub const RUNQ_SIZE: usize = 256;

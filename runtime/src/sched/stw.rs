@@ -30,7 +30,7 @@
 //!    and when the call returns the M finds its P gone and queues the
 //!    goroutine.
 //! 3. Every goroutine still running is asked to stop through
-//!    [`preempt::request`] with [`PreemptKind::StopTheWorld`], and asked
+//!    [`Runtime::preempt`] with [`PreemptKind::StopTheWorld`], and asked
 //!    again while the stop waits (at 5 µs, doubling to 50 µs while the
 //!    stopper watches, then every 100 µs: a goroutine that had stopped
 //!    and was started again before its P was taken drops a stale
@@ -322,8 +322,7 @@ impl Runtime {
                         let id = p.current.load(Ordering::Acquire);
                         if let Some(g) = (id != 0).then(|| self.g_by_id(id)).flatten() {
                             asked += 1;
-                            let asked =
-                                preempt::request(self, p, &g, seq, PreemptKind::StopTheWorld, now);
+                            let asked = self.preempt(p, &g, seq, PreemptKind::StopTheWorld, now);
                             if let (Asked::Busy(request::Phase::Armed), Some(req)) =
                                 (asked, g.stop.armed())
                             {
@@ -337,7 +336,7 @@ impl Runtime {
                                     self.signal_p(p);
                                 }
                                 if again[p.id].due(req.at, now).is_ok() {
-                                    preempt::rerequest(self, p, &g, Again::Backoff);
+                                    self.preempt_again(p, &g, Again::Backoff);
                                 }
                             }
                             waiting_for.get_or_insert((p.id, g));

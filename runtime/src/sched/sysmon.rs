@@ -186,7 +186,7 @@ pub fn run(rt: &Runtime) {
                     next_deadline = next_deadline.min(seen.since + quantum);
                 } else if let Some(g) = rt.g_by_id(id) {
                     requested |= matches!(
-                        preempt::request(rt, p, &g, seq, PreemptKind::Quantum, now),
+                        rt.preempt(p, &g, seq, PreemptKind::Quantum, now),
                         Asked::Armed(_)
                     );
                 }
@@ -209,11 +209,11 @@ pub fn run(rt: &Runtime) {
                     // Patch: the goroutine may have left the function whose
                     // back-edges were rewritten for it.
                     if rt.cfg.mode == PreemptMode::Patch && g.patched_elsewhere() {
-                        preempt::rerequest(rt, p, &g, Again::Follow);
+                        rt.preempt_again(p, &g, Again::Follow);
                     }
                     match seen.again.due(at, now) {
                         Ok(()) => {
-                            preempt::rerequest(rt, p, &g, Again::Backoff);
+                            rt.preempt_again(p, &g, Again::Backoff);
                         }
                         Err(when) => next_deadline = next_deadline.min(when),
                     }

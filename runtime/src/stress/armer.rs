@@ -24,7 +24,7 @@ use std::time::Duration;
 use preempt_jit::ir::PreemptMode;
 
 use super::probe::ProbeMode;
-use crate::sched::g::G;
+use crate::g::G;
 use crate::sched::{monotonic_nanos, Runtime};
 
 /// How long the handler waits for the armer before it gives up (and the

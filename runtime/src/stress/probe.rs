@@ -15,6 +15,7 @@ use preempt_jit::ir::PreemptMode;
 
 use super::armer::Mailbox;
 use crate::preempt::decide::{Decision, RetryReason};
+use crate::preempt::worker::Watcher;
 
 /// What the harness does to a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,24 +225,6 @@ impl Probe {
         }
     }
 
-    /// A handler redirected a goroutine interrupted at `pc`.
-    pub(crate) fn redirected_at(&self, pc: usize) {
-        self.mark(&self.redirected, pc);
-    }
-
-    /// A handler declined to redirect at `pc`.
-    pub(crate) fn declined_at(&self, pc: usize) {
-        self.mark(&self.declined, pc);
-    }
-
-    /// Called on every redirect, after `push_call`: the fault injection.
-    pub(crate) fn inject_fault(&self, mc: &mut MachineContext<'_>) {
-        match self.fault {
-            Fault::None => {}
-            Fault::Flags => mc.set_flags(mc.flags() ^ MachineContext::CONDITION_FLAGS),
-        }
-    }
-
     pub(crate) fn phase(&self) -> u8 {
         self.phase.load(Ordering::Acquire)
     }
@@ -347,6 +330,28 @@ impl Probe {
     /// The static boundaries at which a handler declined in this run.
     pub fn declined_pcs(&self) -> Vec<usize> {
         self.marked(&self.declined)
+    }
+}
+
+impl Watcher for Probe {
+    fn redirected_at(&self, pc: usize) {
+        self.mark(&self.redirected, pc);
+    }
+
+    fn declined_at(&self, pc: usize) {
+        self.mark(&self.declined, pc);
+    }
+
+    /// The fault injection.
+    fn after_redirect(&self, mc: &mut MachineContext<'_>) {
+        match self.fault {
+            Fault::None => {}
+            Fault::Flags => mc.set_flags(mc.flags() ^ MachineContext::CONDITION_FLAGS),
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

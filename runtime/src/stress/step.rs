@@ -21,7 +21,7 @@ use super::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUE
 use crate::preempt::decide::{decide, Decision, Trigger};
 use crate::preempt::effect::Fx;
 use crate::preempt::request::Request;
-use crate::preempt::worker::{self, MSignal, Shared};
+use crate::preempt::worker::{self, MSignal, Shared, Watcher};
 use crate::sched::monotonic_nanos;
 use crate::stats::PreemptKind;
 
@@ -48,7 +48,7 @@ fn stepping() -> bool {
     SINGLE_STEP
         && worker::current()
             .and_then(MSignal::shared)
-            .and_then(Shared::probe)
+            .and_then(probe_of)
             .is_some_and(|p| matches!(p.mode(), ProbeMode::Step { .. }) && p.phase() != DONE)
 }
 
@@ -71,13 +71,18 @@ extern "C" fn on_trap(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut l
         // SAFETY: uc is the kernel's ucontext_t for this delivery.
         let mut mc = unsafe { MachineContext::from_raw(uc) };
         let run = worker::current().and_then(|m| Some((m, m.shared()?)));
-        match run.and_then(|(m, s)| Some((m, s, s.probe()?))) {
+        match run.and_then(|(m, s)| Some((m, s, probe_of(s)?))) {
             Some((m, shared, probe)) => trace(m, shared, probe, &mut mc),
             // The harness is the only one to set the trap flag here: a
             // trap nobody wants ends the stepping.
             None => mc.set_single_step(false),
         }
     })
+}
+
+/// The run's probe, if the harness watches it.
+fn probe_of(s: &Shared) -> Option<&Probe> {
+    s.watcher()?.as_any().downcast_ref::<Probe>()
 }
 
 /// One single-step trap on worker `m`: the thread is about to execute the

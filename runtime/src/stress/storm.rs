@@ -5,7 +5,7 @@
 //! with the next, as the monitor's do). It is the monitor with a quantum of
 //! zero and no back-off, and the signal goes to the same handler.
 //!
-//! Each request is a real one ([`preempt::request`]: the protocol of
+//! Each request is a real one ([`Runtime::preempt`]: the protocol of
 //! [`crate::preempt::request`], through the run's mechanism), so the storm
 //! exercises the same transitions as the monitor: under `async` the
 //! signal goes out once the request is in effect, and while it stays in
@@ -20,11 +20,8 @@ use std::sync::Arc;
 use preempt_jit::ir::PreemptMode;
 
 use super::probe::ProbeMode;
-use crate::preempt::{
-    self,
-    request::{Asked, Phase},
-};
-use crate::sched::g::G;
+use crate::g::G;
+use crate::preempt::request::{Asked, Phase};
 use crate::sched::{monotonic_nanos, Runtime};
 use crate::stats::PreemptKind;
 
@@ -65,7 +62,7 @@ fn run(rt: &Runtime, interval_ns: u64) {
             // its signal); or the same again, whose signal went out and
             // was declined, or has not landed yet (then this one
             // coalesces with it).
-            let asked = preempt::request(rt, p, g, seq, PreemptKind::Quantum, monotonic_nanos());
+            let asked = rt.preempt(p, g, seq, PreemptKind::Quantum, monotonic_nanos());
             if rt.signals_preempt() && asked == Asked::Busy(Phase::Armed) {
                 rt.signal_p(p);
             }

@@ -17,8 +17,8 @@ use preempt_jit::fault::Fault;
 use preempt_jit::interp;
 use preempt_jit::ir::FuncId;
 
-use super::stack::Stack;
 use crate::preempt::request::StopRequest;
+use crate::stack::Stack;
 use crate::traceback::StackMemory;
 
 /// Where a goroutine is in its life.
