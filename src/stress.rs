@@ -1,5 +1,5 @@
 //! `preempt stress`: the command line of the preemption harness
-//! (`preempt_runtime::stress`).
+//! (crate `preempt-stress`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use preempt_jit::module::Module;
-use preempt_runtime::stress::{self, Fault, Mode, Options};
 use preempt_runtime::RunConfig;
+use preempt_stress::{self as stress, Fault, Mode, Options};
 
 use crate::{fail, load, opt_level, parse_duration, RunLimits, UnsafePointsArg};
 

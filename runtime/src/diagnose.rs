@@ -31,11 +31,12 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use preempt_jit::code::place::Place;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::Module;
 
 use crate::g::{Status, G};
-use crate::preempt::r#async;
+use crate::preempt::asynchronous;
 use crate::sched::stw::Phase;
 use crate::sched::{lock, monotonic_nanos, Runtime, M};
 use crate::Outcome;
@@ -210,7 +211,7 @@ fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
     let sent = m.sig.sent.load(Ordering::Acquire);
     let seen = m.sig.seen.load(Ordering::Acquire);
     let mut s = String::new();
-    if !r#async::installed(sig) {
+    if !asynchronous::installed(sig) {
         let mut what = disposition(sig);
         if what == "SIG_IGN" {
             what.push_str(" (ccall ignore_preempt_signal?): the kernel discards it");
@@ -230,13 +231,7 @@ fn signal_reasons(rt: &Runtime, m: &M, tid: libc::pid_t) -> String {
     }
     if let Some((r, pc)) = m.sig.last_retry() {
         let at = match rt.module() {
-            Some(module) if module.tables.function_at(pc).is_some() => {
-                format!("{pc:#x} = {}", crate::stress::describe(module, pc))
-            }
-            Some(module) => match module.tables.stub_at(pc) {
-                Some(stub) => format!("{pc:#x}, in the runtime stub {}", stub.name),
-                None => format!("{pc:#x}, outside the JIT code"),
-            },
+            Some(module) => format!("{pc:#x} = {}", module.describe_pc(pc)),
             None => format!("{pc:#x}"),
         };
         writeln!(
@@ -292,23 +287,19 @@ fn blocked_on(tid: libc::pid_t, sig: libc::c_int) -> bool {
 /// there cannot be preempted in `mode`, as far as the tables say.
 pub fn describe_pc(module: &Module, file: &str, pc: usize, mode: PreemptMode) -> String {
     let t = &module.tables;
-    let Some(f) = t.function_at(pc) else {
-        return match t.stub_at(pc) {
-            Some(s) => format!("\tin the runtime stub {} (pc {pc:#x})\n", s.name),
-            None => format!("\tin the runtime (pc {pc:#x}, outside JIT code)\n"),
-        };
+    let (f, block, span) = match module.place(pc) {
+        Place::Stub(s) => return format!("\tin the runtime stub {} (pc {pc:#x})\n", s.name),
+        Place::Outside => return format!("\tin the runtime (pc {pc:#x}, outside JIT code)\n"),
+        Place::Function {
+            func, block, span, ..
+        } => (func, block, span),
     };
     let mut s = format!("@{}", f.name);
-    let block = t.block_at(pc);
     match block {
         Some(b) => write!(s, " in block {}", module.names.block(b.func, b.block)).unwrap(),
         None => s.push_str(" in its prologue or out-of-line code"),
     }
     writeln!(s, " (pc {pc:#x} = @{}+{:#x})", f.name, pc - f.start).unwrap();
-    let span = t
-        .inst_at(pc)
-        .and_then(|i| module.names.inst_span(i))
-        .unwrap_or(f.span);
     writeln!(s, "\t{file}:{}:{}", span.line, span.col).unwrap();
     let Some(b) = block else {
         return s;

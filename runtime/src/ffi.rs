@@ -48,7 +48,7 @@ pub fn signal_call(rt: &Runtime, f: ForeignFn) {
             }
         }
         ForeignFn::RestorePreemptSignal => {
-            crate::preempt::r#async::restore_handler(rt.cfg.mode, rt.cfg.preempt_signal)
+            crate::preempt::asynchronous::restore_handler(rt.cfg.mode, rt.cfg.preempt_signal)
         }
         ForeignFn::Sleep | ForeignFn::Spin => {}
     }

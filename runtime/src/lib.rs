@@ -5,21 +5,23 @@
 //! the foreign calls; [`preempt`] the preemption mechanisms; [`gc`] the
 //! JIT heap and its concurrent collector; [`diagnose`] says why a program hangs; [`traceback`] turns a
 //! parked goroutine's stack into Go-style frames; [`output`] is the
-//! line-atomic stdout every `print` goes through; [`stress`] preempts a
-//! program at every instruction boundary and checks that nothing changed.
+//! line-atomic stdout every `print` goes through; [`harness`] is the hook
+//! through which the every-instruction harness (crate `preempt-stress`)
+//! watches a run. [`g`] is the goroutine the scheduler, the channels and
+//! the preemption mechanisms share, [`stack`] its stack.
 
 pub mod chan;
 pub mod diagnose;
 pub mod ffi;
 pub mod g;
 pub mod gc;
+pub mod harness;
 pub mod interp;
 pub mod output;
 pub mod preempt;
 pub mod sched;
 pub mod stack;
 pub mod stats;
-pub mod stress;
 pub mod sync;
 pub mod timer;
 pub mod trace;
@@ -72,8 +74,8 @@ pub struct RunConfig {
     pub stats: Arc<RunStats>,
     /// The scheduling timeline (`--trace`); disabled by default.
     pub tracer: Arc<trace::Tracer>,
-    /// The stress harness watching the run (`preempt stress`), if any.
-    pub probe: Option<Arc<stress::Probe>>,
+    /// The harness watching the run (`preempt stress`), if any.
+    pub harness: Option<Arc<dyn harness::Harness>>,
     /// GOGC: the next collection starts when the heap has grown by this
     /// many percent over the live heap; negative turns automatic
     /// collections off (`set gc_percent`, `setgcpercent`).
@@ -125,7 +127,7 @@ impl Default for RunConfig {
             trap_arm: preempt::trap::TrapArm::Page,
             stats: Arc::default(),
             tracer: Arc::new(trace::Tracer::disabled()),
-            probe: None,
+            harness: None,
             reinstall_handler: false,
             gc_percent: 100,
             gc_verify: false,

@@ -7,6 +7,7 @@
 
 pub mod disasm;
 pub mod memory;
+pub mod place;
 pub mod tables;
 
 pub use memory::{

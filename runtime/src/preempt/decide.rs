@@ -1,5 +1,5 @@
 //! The decision every handler that can stop a goroutine makes (the
-//! preemption signal's, [`super::r#async`]; the poll-page fault's,
+//! preemption signal's, [`super::asynchronous`]; the poll-page fault's,
 //! [`super::trap`]; the stepping harness's), as a pure function of what it
 //! can see: what woke it, the interrupted PC and SP, the compiler's tables,
 //! and the goroutine the thread runs. Whether the signal or the fault is

@@ -9,7 +9,7 @@
 //! the poll-page pointer or the global page's protection
 //! ([`super::trap`]), the back-edges of the function it runs
 //! ([`super::patch`]); `async` adds nothing here (the requester sends the
-//! signal once the request is in effect, [`super::r#async`]).
+//! signal once the request is in effect, [`super::asynchronous`]).
 //!
 //! What an owner applied is recorded in the goroutine ([`G::applied`],
 //! [`G::patched`]), which only the owner writes, so the undo undoes
@@ -39,7 +39,7 @@ use crate::stats::{arm_names, Stats};
 /// the patcher). One variant per file of [`super`].
 #[derive(Debug)]
 pub enum Arming {
-    /// `coop` ([`super::coop`]) and `async` ([`super::r#async`]): the
+    /// `coop` ([`super::coop`]) and `async` ([`super::asynchronous`]): the
     /// guard alone (async's signal is the requester's to send).
     GuardOnly(PreemptMode),
     /// [`super::poll`].

@@ -33,7 +33,7 @@
 //! the world, the stress harness) makes a request for the slice it saw
 //! (R1), applies the effect and publishes it (R2), or withdraws it if the
 //! slice ended first (R1'), and applies it again if the goroutine has not
-//! stopped after a back-off (R4: [`rerequest`], counted as `re-requests`
+//! stopped after a back-off (R4: [`Requester::rerequest`], counted as `re-requests`
 //! in `--stats`, as Go's `suspendG` re-sends: a lost request would show as
 //! a number and cost a back-off, never a hang). The *goroutine* honours a
 //! request at a preemption point (S1). The *scheduler* withdraws
@@ -56,7 +56,7 @@
 //! | mode | the request's effect | where the goroutine stops | file |
 //! |---|---|---|---|
 //! | `coop` | the stack guard poisoned | its next function entry or runtime call | [`coop`] |
-//! | `async` | the guard, and a signal to its thread | wherever [`decide`] allows: any instruction outside the unsafe regions | [`r#async`] |
+//! | `async` | the guard, and a signal to its thread | wherever [`decide`] allows: any instruction outside the unsafe regions | [`asynchronous`] |
 //! | `poll` | the guard, and its poll word set | its next back-edge, through the stub | [`poll`] |
 //! | `trap` | the guard, and its poll-page pointer (or the global page) made to fault | its next back-edge's load, through the fault handler and the stub | [`trap`] |
 //! | `patch` | the guard, and its function's back-edges rewritten | its next back-edge, through a trampoline and the stub | [`patch`] |
@@ -70,7 +70,8 @@
 //! goroutine is resumed it restores them and returns to the instruction it
 //! was stopped before (its frame is drawn in `jit/src/isa/*/stubs.rs`).
 
-pub mod r#async;
+#[path = "async.rs"]
+pub mod asynchronous;
 pub mod coop;
 pub mod decide;
 pub mod effect;

@@ -4,7 +4,7 @@
 //! Everything a handler touches is reachable without a lock from a
 //! thread-local pointer to the worker's [`MSignal`], which points to the
 //! run's [`Shared`] state; both live as long as the worker thread runs.
-//! The handlers (the preemption signal's, [`super::r#async`]; the
+//! The handlers (the preemption signal's, [`super::asynchronous`]; the
 //! poll-page fault's, [`super::trap`]; the stepping harness's) read the
 //! interrupted PC and SP, ask [`super::decide::decide`], and either
 //! [`redirect`] the thread into the stub or record why not
@@ -95,14 +95,14 @@ impl Shared {
     }
 
     /// The compiled module's tables.
-    pub(crate) fn tables(&self) -> &CodeTables {
+    pub fn tables(&self) -> &CodeTables {
         // SAFETY: they outlive the workers (see `new`), and so every
         // reference to this state.
         unsafe { &*self.tables }
     }
 
     /// Whether unsafe regions are honoured in this run.
-    pub(crate) fn points(&self) -> UnsafePoints {
+    pub fn points(&self) -> UnsafePoints {
         self.points
     }
 
@@ -152,21 +152,21 @@ impl MSignal {
     }
 
     /// The run's state, if this worker has one.
-    pub(crate) fn shared(&self) -> Option<&Shared> {
+    pub fn shared(&self) -> Option<&Shared> {
         // SAFETY: set from a Shared that outlives the worker.
         unsafe { self.shared.load(Ordering::Acquire).as_ref() }
     }
 
     /// The JIT goroutine this worker runs, if any. Only the worker's own
     /// thread (or a handler interrupting it) may rely on the answer.
-    pub(crate) fn running(&self) -> Option<&G> {
+    pub fn running(&self) -> Option<&G> {
         // SAFETY: the goroutine outlives its turn on this worker, which
         // `set_running` brackets; the caller is that worker.
         unsafe { self.g.load(Ordering::Acquire).as_ref() }
     }
 
     /// What a handler interrupting this worker knows about it.
-    pub(crate) fn thread(&self) -> Thread {
+    pub fn thread(&self) -> Thread {
         let ctx = self.ctx.load(Ordering::Acquire);
         if ctx.is_null() {
             return Thread::Idle;
@@ -188,7 +188,7 @@ impl MSignal {
     }
 
     /// Records the PC at which a handler declines to redirect.
-    pub(crate) fn note_retry_pc(&self, pc: usize) {
+    pub fn note_retry_pc(&self, pc: usize) {
         self.last_retry_pc.store(pc, Ordering::Release);
     }
 
@@ -222,7 +222,7 @@ thread_local! {
 }
 
 /// The worker the calling thread is, if it is one (for handlers).
-pub(crate) fn current() -> Option<&'static MSignal> {
+pub fn current() -> Option<&'static MSignal> {
     let m = CURRENT.with(|c| c.get());
     // SAFETY: CURRENT is set only while the worker's MSignal is alive (the
     // guard that set it clears it first), and only read on this thread.
@@ -251,8 +251,8 @@ impl Drop for WorkerGuard {
 /// # Safety
 ///
 /// Called from a handler on `m`'s thread, with its context `mc`, after
-/// [`decide`] answered `Redirect { resume_pc }` for it.
-pub(crate) unsafe fn redirect(
+/// [`decide`](super::decide::decide) answered `Redirect { resume_pc }` for it.
+pub unsafe fn redirect(
     shared: &Shared,
     m: &MSignal,
     mc: &mut MachineContext<'_>,
@@ -271,7 +271,7 @@ pub(crate) unsafe fn redirect(
 
 /// A handler on `m`'s thread declined to redirect, for `r`.
 /// Async-signal-safe.
-pub(crate) fn declined(shared: &Shared, m: &MSignal, r: RetryReason) {
+pub fn declined(shared: &Shared, m: &MSignal, r: RetryReason) {
     m.last_retry.store(r.index() as u8 + 1, Ordering::Release);
     // SAFETY: the stats outlive the worker (see `Shared::new`).
     unsafe { &*shared.stats }.retry(r.name());

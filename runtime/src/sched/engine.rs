@@ -16,6 +16,7 @@ use preempt_jit::ir::{ForeignFn, FuncId};
 use preempt_jit::module::{Module, SelectArmDesc};
 
 use crate::g::{Exec, Resume, G};
+use crate::harness::{Harness, SwitchTo};
 use crate::stack::Stack;
 use crate::traceback::{walk, StackMemory};
 
@@ -100,7 +101,10 @@ pub fn jit_chan_handle(c: ChanRef) -> u64 {
 pub enum Engine {
     Jit {
         module: Arc<Module>,
-        switch_to: extern "C" fn(*mut GoroutineContext) -> u64,
+        switch_to: SwitchTo,
+        /// The harness watching the run, which enters goroutines its own
+        /// way (see [`Harness::switch_into`]).
+        harness: Option<Arc<dyn Harness>>,
     },
     /// The interpreter's code, globals and heap are shared by every
     /// goroutine; one goroutine runs at a time (under the lock), for at
@@ -156,7 +160,7 @@ impl Turns {
 }
 
 impl Engine {
-    pub fn jit(module: Arc<Module>) -> Engine {
+    pub fn jit(module: Arc<Module>, harness: Option<Arc<dyn Harness>>) -> Engine {
         // SAFETY: switch_to is the stub emitted for this signature; the
         // module outlives every call (the engine holds it).
         let switch_to = unsafe {
@@ -164,7 +168,11 @@ impl Engine {
                 module.stubs.switch_to,
             )
         };
-        Engine::Jit { module, switch_to }
+        Engine::Jit {
+            module,
+            switch_to,
+            harness,
+        }
     }
 
     /// A fresh goroutine's execution state, running `func` with `args`, on
@@ -232,7 +240,14 @@ impl Engine {
         // SAFETY: the caller owns g.
         let exec = unsafe { g.exec() };
         match (self, exec) {
-            (Engine::Jit { module, switch_to }, Exec::Jit { ctx, stack }) => {
+            (
+                Engine::Jit {
+                    module,
+                    switch_to,
+                    harness,
+                },
+                Exec::Jit { ctx, stack },
+            ) => {
                 if let Some(f) = resume.fault {
                     return Op::Fault(f);
                 }
@@ -243,9 +258,14 @@ impl Engine {
                 if let Some(arm) = resume.arm {
                     ctx.result = arm as u64;
                 }
-                // Through the stress harness's hook: it single-steps the
-                // goroutine's code while it counts instruction boundaries.
-                let request = crate::stress::step::switch_into(*switch_to, &mut **ctx);
+                let ctx_ptr: *mut GoroutineContext = &mut **ctx;
+                let request = match harness {
+                    // Through the harness's hook: it may single-step the
+                    // goroutine's code to count instruction boundaries.
+                    // SAFETY: the caller owns g, whose context this is.
+                    Some(h) => unsafe { h.switch_into(*switch_to, ctx_ptr) },
+                    None => switch_to(ctx_ptr),
+                };
                 ctx.result = 0;
                 decode_jit(module, ctx, stack, request)
             }

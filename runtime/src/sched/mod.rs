@@ -52,7 +52,7 @@ use preempt_signals::handler::{gettid, AltStack};
 
 use crate::preempt::request::Asked;
 use crate::preempt::worker::{self, MSignal};
-use crate::preempt::{coop, r#async, Again, Requester};
+use crate::preempt::{asynchronous, coop, Again, Requester};
 use crate::stats::PreemptKind;
 
 use crate::chan::{self, Case, ChanTable, SelectStep, Step, Wake};
@@ -373,7 +373,7 @@ impl Runtime {
                 // harness: its trap-flag handler.
                 Engine::Jit { module, .. }
                     if matches!(cfg.mode, PreemptMode::Async | PreemptMode::Trap)
-                        || cfg.probe.is_some() =>
+                        || cfg.harness.is_some() =>
                 {
                     // SAFETY: the module and the stats are held by the
                     // runtime (through `engine` and `cfg`), which every
@@ -384,7 +384,7 @@ impl Runtime {
                             module.stubs.async_preempt,
                             cfg.unsafe_points,
                             &cfg.stats.sched,
-                            cfg.probe.as_deref().map(|p| p as &dyn worker::Watcher),
+                            cfg.harness.as_deref().map(|h| h.as_watcher()),
                         )
                     }))
                 }
@@ -1530,7 +1530,7 @@ impl Runtime {
 
 /// Runs a program to completion, a fault, or the timeout.
 pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
-    start(Engine::jit(module), cfg, out)
+    start(Engine::jit(module, cfg.harness.clone()), cfg, out)
 }
 
 /// Runs a program on the reference interpreter, on the same scheduler.
@@ -1596,7 +1596,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     }
     let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone(), arming));
     if rt.signals_preempt() {
-        if let Err(e) = r#async::install(cfg.preempt_signal) {
+        if let Err(e) = asynchronous::install(cfg.preempt_signal) {
             return Outcome {
                 status: 1,
                 stderr: format!(
@@ -1638,15 +1638,17 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
-    let storm_thread =
-        crate::stress::storm::start(&rt).and_then(|()| crate::stress::armer::start(&rt));
+    let harness_threads = match &rt.cfg.harness {
+        Some(h) => h.start(&rt),
+        None => Ok(()),
+    };
     let gc_thread = match rt.engine {
         Engine::Jit { .. } => Collector::start(&rt).map(Some),
         Engine::Interp { .. } => Ok(None),
     };
     if timer_thread.is_err()
         || sysmon_thread.is_err()
-        || storm_thread.is_err()
+        || harness_threads.is_err()
         || gc_thread.is_err()
     {
         return Outcome {

@@ -296,11 +296,11 @@ fn reinstall_if_replaced(rt: &Runtime) {
     let sig = rt.cfg.preempt_signal;
     if !rt.cfg.reinstall_handler
         || rt.cfg.mode != crate::PreemptMode::Async
-        || crate::preempt::r#async::installed(sig)
+        || crate::preempt::asynchronous::installed(sig)
     {
         return;
     }
-    crate::preempt::r#async::restore_handler(rt.cfg.mode, rt.cfg.preempt_signal);
+    crate::preempt::asynchronous::restore_handler(rt.cfg.mode, rt.cfg.preempt_signal);
     crate::output::diagnose(&format!(
         "preempt: reinstalled the runtime's handler for {} (--reinstall-preempt-handler)\n",
         diagnose::signal_name(sig)

@@ -15,7 +15,7 @@
 //! `membarrier` and of the `mprotect` shoot-down are served by the kernel
 //! without it.
 //!
-//! [`Arming`]: crate::preempt::effect::Arming
+//! [`Arming`]: preempt_runtime::preempt::effect::Arming
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use preempt_jit::ir::PreemptMode;
 
-use super::probe::ProbeMode;
-use crate::g::G;
-use crate::sched::{monotonic_nanos, Runtime};
+use crate::probe::{probe_of_run, Probe, ProbeMode};
+use preempt_runtime::g::G;
+use preempt_runtime::sched::{monotonic_nanos, Runtime};
 
 /// How long the handler waits for the armer before it gives up (and the
 /// harness reports the run): the armer answers in microseconds, but a
@@ -36,9 +36,9 @@ pub(crate) const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArmerJob {
     /// Make the stop request and apply its effect
-    /// ([`Fx`](crate::preempt::effect::Fx)).
+    /// ([`Fx`](preempt_runtime::preempt::effect::Fx)).
     Arm,
-    /// Re-request ([`Again::Follow`](crate::preempt::Again::Follow)): under
+    /// Re-request ([`Again::Follow`](preempt_runtime::preempt::Again::Follow)): under
     /// `patch`, move the patch to the function the goroutine runs now.
     Follow,
 }
@@ -130,10 +130,7 @@ impl Mailbox {
 }
 
 /// Starts the armer if the run is stepped under a mechanism that arms.
-pub(crate) fn start(rt: &Arc<Runtime>) -> std::io::Result<()> {
-    let Some(probe) = rt.cfg.probe.as_ref() else {
-        return Ok(());
-    };
+pub(crate) fn start(probe: &Probe, rt: &Arc<Runtime>) -> std::io::Result<()> {
     let stepped = matches!(probe.mode(), ProbeMode::Step { .. });
     let arms = matches!(
         rt.cfg.mode,
@@ -150,7 +147,7 @@ pub(crate) fn start(rt: &Arc<Runtime>) -> std::io::Result<()> {
 }
 
 fn serve(rt: &Runtime) {
-    let Some(probe) = rt.cfg.probe.as_ref() else {
+    let Some(probe) = probe_of_run(rt) else {
         return;
     };
     let mb = &probe.mailbox;

@@ -13,9 +13,11 @@ use preempt_signals::MachineContext;
 
 use preempt_jit::ir::PreemptMode;
 
-use super::armer::Mailbox;
-use crate::preempt::decide::{Decision, RetryReason};
-use crate::preempt::worker::Watcher;
+use crate::armer::Mailbox;
+use preempt_jit::abi::GoroutineContext;
+use preempt_runtime::harness::{Harness, SwitchTo, Watcher};
+use preempt_runtime::preempt::decide::{Decision, RetryReason};
+use preempt_runtime::sched::Runtime;
 
 /// What the harness does to a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -330,6 +332,31 @@ impl Probe {
     /// The static boundaries at which a handler declined in this run.
     pub fn declined_pcs(&self) -> Vec<usize> {
         self.marked(&self.declined)
+    }
+}
+
+/// The probe watching `rt`, if the harness watches it.
+pub(crate) fn probe_of_run(rt: &Runtime) -> Option<&Probe> {
+    rt.cfg
+        .harness
+        .as_deref()?
+        .as_watcher()
+        .as_any()
+        .downcast_ref::<Probe>()
+}
+
+impl Harness for Probe {
+    fn as_watcher(&self) -> &dyn Watcher {
+        self
+    }
+
+    unsafe fn switch_into(&self, switch_to: SwitchTo, ctx: *mut GoroutineContext) -> u64 {
+        crate::step::switch_into(self, switch_to, ctx)
+    }
+
+    fn start(&self, rt: &Arc<Runtime>) -> std::io::Result<()> {
+        crate::storm::start(self, rt)?;
+        crate::armer::start(self, rt)
     }
 }
 

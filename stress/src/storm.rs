@@ -6,7 +6,7 @@
 //! zero and no back-off, and the signal goes to the same handler.
 //!
 //! Each request is a real one ([`Runtime::preempt`]: the protocol of
-//! [`crate::preempt::request`], through the run's mechanism), so the storm
+//! [`preempt_runtime::preempt::request`], through the run's mechanism), so the storm
 //! exercises the same transitions as the monitor: under `async` the
 //! signal goes out once the request is in effect, and while it stays in
 //! effect the storm signals again; under `poll`, `trap` and `patch` the
@@ -19,15 +19,15 @@ use std::sync::Arc;
 
 use preempt_jit::ir::PreemptMode;
 
-use super::probe::ProbeMode;
-use crate::g::G;
-use crate::preempt::request::{Asked, Phase};
-use crate::sched::{monotonic_nanos, Runtime};
-use crate::stats::PreemptKind;
+use crate::probe::{Probe, ProbeMode};
+use preempt_runtime::g::G;
+use preempt_runtime::preempt::request::{Asked, Phase};
+use preempt_runtime::sched::{monotonic_nanos, Runtime};
+use preempt_runtime::stats::PreemptKind;
 
 /// Starts the storm thread if the run's probe asks for one.
-pub(crate) fn start(rt: &Arc<Runtime>) -> std::io::Result<()> {
-    let Some(ProbeMode::Storm { interval_ns }) = rt.cfg.probe.as_ref().map(|p| p.mode()) else {
+pub(crate) fn start(probe: &Probe, rt: &Arc<Runtime>) -> std::io::Result<()> {
+    let ProbeMode::Storm { interval_ns } = probe.mode() else {
         return Ok(());
     };
     if rt.module().is_none() || (rt.cfg.mode == PreemptMode::Async && !rt.signals_preempt()) {

@@ -16,23 +16,25 @@ use std::sync::atomic::Ordering;
 
 use preempt_jit::ir::PreemptMode;
 
-use super::armer::ArmerJob;
-use super::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUESTED};
-use crate::preempt::decide::{decide, Decision, Trigger};
-use crate::preempt::effect::Fx;
-use crate::preempt::request::Request;
-use crate::preempt::worker::{self, MSignal, Shared, Watcher};
-use crate::sched::monotonic_nanos;
-use crate::stats::PreemptKind;
+use crate::armer::ArmerJob;
+use crate::probe::{Probe, ProbeMode, Stop, Verdict, ARMED, COUNTING, DONE, REQUESTED};
+use preempt_runtime::preempt::decide::{decide, Decision, Trigger};
+use preempt_runtime::preempt::effect::Fx;
+use preempt_runtime::preempt::request::Request;
+use preempt_runtime::preempt::worker::{self, MSignal, Shared, Watcher};
+use preempt_runtime::sched::monotonic_nanos;
+use preempt_runtime::stats::PreemptKind;
 
-/// Switches into a goroutine through `switch_to`, single-stepped when the
-/// run's probe wants its JIT code stepped: the first trap then comes at
+/// Switches into a goroutine through `switch_to`, single-stepped when
+/// `probe` wants its JIT code stepped: the first trap then comes at
 /// `switch_to`'s first instruction, before any of the goroutine's.
-pub fn switch_into(
+pub(crate) fn switch_into(
+    probe: &Probe,
     switch_to: extern "C" fn(*mut GoroutineContext) -> u64,
     ctx: *mut GoroutineContext,
 ) -> u64 {
-    if stepping() {
+    let stepping = matches!(probe.mode(), ProbeMode::Step { .. }) && probe.phase() != DONE;
+    if SINGLE_STEP && stepping {
         // SAFETY: switch_to is the stub with that signature (a pointer is
         // a word); the trap handler is installed (the harness installs it
         // before it makes a stepping probe), and it stops the stepping
@@ -41,15 +43,6 @@ pub fn switch_into(
     } else {
         switch_to(ctx)
     }
-}
-
-/// Whether the calling worker's run wants its JIT code stepped now.
-fn stepping() -> bool {
-    SINGLE_STEP
-        && worker::current()
-            .and_then(MSignal::shared)
-            .and_then(probe_of)
-            .is_some_and(|p| matches!(p.mode(), ProbeMode::Step { .. }) && p.phase() != DONE)
 }
 
 static TRAP: Chained = Chained::new(on_trap);

@@ -146,12 +146,12 @@
 //! A fault that crashes the process (a corrupted pointer) ends the
 //! harness with it: runs share the process.
 //!
-//! [`Fx::guard_only`]: crate::preempt::effect::Fx::guard_only
-//! [`Fx`]: crate::preempt::effect::Fx
-//! [`rerequest`]: crate::preempt::rerequest
-//! [`Again::Follow`]: crate::preempt::Again::Follow
-//! [`decide`]: crate::preempt::decide::decide
-//! [`worker::redirect`]: crate::preempt::worker::redirect
+//! [`Fx::guard_only`]: preempt_runtime::preempt::effect::Fx::guard_only
+//! [`Fx`]: preempt_runtime::preempt::effect::Fx
+//! [`rerequest`]: preempt_runtime::preempt::Requester::rerequest
+//! [`Again::Follow`]: preempt_runtime::preempt::Again::Follow
+//! [`decide`]: preempt_runtime::preempt::decide::decide
+//! [`worker::redirect`]: preempt_runtime::preempt::worker::redirect
 
 pub(crate) mod armer;
 pub mod probe;
@@ -170,7 +170,7 @@ use preempt_signals::context::SINGLE_STEP;
 
 pub use probe::{Fault, Probe, ProbeMode, Stop, Verdict};
 
-use crate::{Output, RunConfig, RunStats};
+use preempt_runtime::{Output, RunConfig, RunStats};
 
 /// How to stress a program.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -346,10 +346,10 @@ pub fn run(
     let cfg = RunConfig {
         quantum: Duration::from_secs(1 << 20),
         hang_threshold: Duration::ZERO,
-        probe: None,
+        harness: None,
         ..cfg.clone()
     };
-    let harness = Harness {
+    let harness = Trials {
         module,
         inits,
         cfg: &cfg,
@@ -403,14 +403,14 @@ pub fn run(
 /// the divergence check).
 const RECORDED_PCS: usize = 1 << 22;
 
-struct Harness<'a> {
+struct Trials<'a> {
     module: &'a Arc<Module>,
     inits: &'a [i64],
     cfg: &'a RunConfig,
     starts: Arc<[usize]>,
 }
 
-impl Harness<'_> {
+impl Trials<'_> {
     /// One run of the program, watched by `probe`.
     fn run(&self, probe: Option<Arc<Probe>>) -> (RunResult, Arc<RunStats>) {
         for (w, &v) in self.module.globals.words().iter().zip(self.inits) {
@@ -418,12 +418,12 @@ impl Harness<'_> {
         }
         let stats = Arc::new(RunStats::default());
         let cfg = RunConfig {
-            probe,
+            harness: probe.map(|p| p as Arc<dyn preempt_runtime::harness::Harness>),
             stats: stats.clone(),
             ..self.cfg.clone()
         };
         let (out, captured) = Output::capture();
-        let o = crate::sched::run(self.module.clone(), &cfg, out);
+        let o = preempt_runtime::sched::run(self.module.clone(), &cfg, out);
         let r = RunResult {
             status: o.status,
             stdout: captured.text(),
@@ -524,7 +524,7 @@ impl Harness<'_> {
             if got != report.reference || timed_out {
                 let mut place = vec![match verdict {
                     Verdict::NotReached => "not reached in this run".to_string(),
-                    _ => format!("pc {pc:#x} = {}", describe(self.module, pc)),
+                    _ => format!("pc {pc:#x} = {}", self.module.describe_pc(pc)),
                 }];
                 if timed_out {
                     place.push(format!(
@@ -537,7 +537,7 @@ impl Harness<'_> {
                     (Verdict::Declined(r), Stop::Redirected { boundary, pc }) => format!(
                         "{}: declined; redirected at boundary {boundary}, pc {pc:#x} = {}",
                         r.name(),
-                        describe(self.module, pc)
+                        self.module.describe_pc(pc)
                     ),
                     (Verdict::Declined(r), Stop::Cooperative { boundary }) => format!(
                         "{}: declined; the goroutine stopped by itself (seen at boundary {boundary})",
@@ -552,7 +552,7 @@ impl Harness<'_> {
                     (Verdict::Armed, Stop::Redirected { boundary, pc }) => format!(
                         "armed ({}); it took its yield path after boundary {boundary}, pc {pc:#x} = {}",
                         self.cfg.mode,
-                        describe(self.module, pc)
+                        self.module.describe_pc(pc)
                     ),
                     (Verdict::Armed, Stop::Cooperative { boundary }) => format!(
                         "armed ({}); the goroutine stopped by itself (seen at boundary {boundary})",
@@ -603,16 +603,17 @@ impl Harness<'_> {
             s.runs += 1;
             let c = stats.sched.counters();
             s.signals_sent += c.signals_sent;
-            if let Some((arm, _)) = crate::stats::arm_names(self.cfg.mode) {
+            if let Some((arm, _)) = preempt_runtime::stats::arm_names(self.cfg.mode) {
                 s.arms += stats.sched.samples(arm);
             }
             s.redirected += stats.async_preempts();
             for (reason, n) in stats.sched.retries() {
                 *s.declined.entry(reason).or_default() += n;
             }
-            s.cooperative += stats
-                .sched
-                .preemptions(crate::stats::PreemptKind::Quantum, PreemptMode::Coop);
+            s.cooperative += stats.sched.preemptions(
+                preempt_runtime::stats::PreemptKind::Quantum,
+                PreemptMode::Coop,
+            );
             let here = probe.redirected_pcs();
             report.redirected_at.extend(here.iter().copied());
             report.declined_at.extend(probe.declined_pcs());
@@ -625,7 +626,7 @@ impl Harness<'_> {
                 place.extend(
                     here.iter()
                         .take(12)
-                        .map(|&pc| format!("  {}", describe(self.module, pc))),
+                        .map(|&pc| format!("  {}", self.module.describe_pc(pc))),
                 );
                 if here.len() > 12 {
                     place.push("  ...".into());
@@ -658,36 +659,6 @@ pub fn instruction_starts(module: &Module) -> Arc<[usize]> {
         .collect();
     starts.sort_unstable();
     starts.into()
-}
-
-/// `@f+0x1c in block loop (frame set-up): add rbx, rax`.
-pub fn describe(module: &Module, pc: usize) -> String {
-    let t = &module.tables;
-    let Some(f) = t.function_at(pc) else {
-        return "not in a JIT function".into();
-    };
-    let mut s = format!("@{}+{:#x}", f.name, pc - f.start);
-    if let Some(b) = t.block_at(pc) {
-        let _ = write!(s, " in block {}", module.names.block(b.func, b.block));
-    } else {
-        s.push_str(" (no block: prologue, epilogue or out-of-line path)");
-    }
-    if let Some(r) = t.unsafe_region_at(pc) {
-        let _ = write!(s, " [{}]", r.kind.name());
-    }
-    let base = module.code.base();
-    if let Some(d) = disasm::decode(
-        module.arch,
-        module.code.bytes(),
-        f.start - base,
-        f.end - base,
-    )
-    .into_iter()
-    .find(|d| d.offset + base == pc)
-    {
-        let _ = write!(s, ": {}", d.text);
-    }
-    s
 }
 
 /// The lines in which `got` differs from `expected`, at most a few.
