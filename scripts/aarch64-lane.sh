@@ -67,7 +67,7 @@ set +e
 # of times slower again, and the asynchronous-preemption test of bug 2 at
 # two Ps then hangs (the handler keeps finding the counter's thread in
 # runtime code while sampling finds it in its loop); the release build,
-# and debug builds natively, do not. See the README's aarch64 section.
+# and debug builds natively, do not. See docs/testing.md, the aarch64 lane.
 # --no-fail-fast: every test binary runs, so the counts are complete. The
 # signal-redirect test runs on its own afterwards, and the preemption
 # harness's tests (the signal storm) again, with QEMU_SINGLESTEP: qemu-user
