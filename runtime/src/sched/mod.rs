@@ -49,6 +49,8 @@ mod runq;
 mod start;
 pub mod stw;
 pub mod sysmon;
+#[cfg(test)]
+mod tests;
 
 use procs::Handoff;
 pub use procs::{PStatus, M, P};
