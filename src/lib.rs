@@ -15,7 +15,7 @@ use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
 use preempt_runtime::gc::GcFault;
 use preempt_runtime::preempt::decide::UnsafePoints;
-use preempt_runtime::{Outcome, Output, RunConfig};
+use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 
 use console::{errln, out, outln};
 
@@ -342,17 +342,26 @@ impl RuntimeArgs {
                 hang_threshold: self.hang_threshold,
                 gc_percent: s.gc_percent.unwrap_or(100),
                 reinstall_handler: self.reinstall_preempt_handler,
-                tracer: std::sync::Arc::new(match self.trace {
-                    Some(_) => {
-                        let t = preempt_runtime::trace::Tracer::new();
-                        t.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
-                        t
-                    }
-                    None => preempt_runtime::trace::Tracer::disabled(),
-                }),
                 ..RunConfig::default()
             },
         ))
+    }
+
+    /// Who watches a run of `prog`: fresh statistics, and the tracer if
+    /// `--trace` asks for one.
+    pub fn observers(&self, prog: &Program) -> Observers {
+        let tracer = match self.trace {
+            Some(_) => {
+                let t = preempt_runtime::trace::Tracer::new();
+                t.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
+                t
+            }
+            None => preempt_runtime::trace::Tracer::disabled(),
+        };
+        Observers {
+            tracer: Arc::new(tracer),
+            ..Observers::default()
+        }
     }
 }
 
@@ -761,6 +770,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 Ok(c) => c,
                 Err(msg) => return fail(msg),
             };
+            let obs = runtime.observers(&prog);
             let out = Output::stdout();
             let outcome = match engine {
                 EngineArg::Jit => {
@@ -771,7 +781,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     match Module::compile(&prog) {
                         Ok(m) => {
                             cfg.timeout_spent = watch.done();
-                            preempt_runtime::run(Arc::new(m), &cfg, out.clone())
+                            preempt_runtime::run(Arc::new(m), &cfg, &obs, out.clone())
                         }
                         Err(e) => Outcome {
                             status: 2,
@@ -781,21 +791,21 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 }
                 EngineArg::Interp => {
                     cfg.timeout_spent = watch.done();
-                    preempt_runtime::interp::run(&prog, level, &cfg, out.clone())
+                    preempt_runtime::interp::run(&prog, level, &cfg, &obs, out.clone())
                 }
             };
             if runtime.stats {
                 out.flush();
-                console::stderr(&stats::report(&cfg));
+                console::stderr(&stats::report(&cfg, &obs));
             }
             if let Some(path) = &runtime.stats_json {
-                let text = format!("{:#}\n", cfg.stats.sched.to_json());
+                let text = format!("{:#}\n", obs.stats.sched.to_json());
                 if let Err(e) = std::fs::write(path, text) {
                     errln!("preempt: cannot write the stats to {}: {e}", path.display());
                 }
             }
             if let Some(path) = &runtime.trace {
-                if let Err(e) = cfg.tracer.write(path) {
+                if let Err(e) = obs.tracer.write(path) {
                     errln!("preempt: cannot write the trace to {}: {e}", path.display());
                 }
             }

@@ -1,13 +1,13 @@
 //! `--stats`: what the scheduler did, printed to stderr at the end.
 
-use preempt_runtime::RunConfig;
+use preempt_runtime::{Observers, RunConfig};
 
-pub fn report(cfg: &RunConfig) -> String {
+pub fn report(cfg: &RunConfig, obs: &Observers) -> String {
     format!(
         "\npreempt stats: {} Ps, {} preemption, quantum {:?}\n{}",
         cfg.procs,
         cfg.mode,
         cfg.quantum,
-        cfg.stats.sched.report()
+        obs.stats.sched.report()
     )
 }

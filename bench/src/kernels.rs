@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use preempt_jit::ir::{self, Program};
 use preempt_jit::module::Module;
-use preempt_runtime::{Output, RunConfig};
+use preempt_runtime::{Observers, Output, RunConfig};
 
 use crate::{rust_ref, Budget};
 
@@ -138,9 +138,9 @@ pub fn run_with(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig) -> (i64, f6
             // The mode decides what the back-edges carry (poll, trap, patch).
             prog.settings.preempt = Some(cfg.mode);
             let m = Module::compile(&prog).expect("compile the kernel");
-            preempt_runtime::run(Arc::new(m), cfg, out)
+            preempt_runtime::run(Arc::new(m), cfg, &Observers::default(), out)
         }
-        _ => preempt_runtime::interp::run(&prog, 1, cfg, out),
+        _ => preempt_runtime::interp::run(&prog, 1, cfg, &Observers::default(), out),
     };
     assert_eq!(
         outcome.status, 0,

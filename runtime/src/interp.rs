@@ -4,12 +4,12 @@
 
 use preempt_jit::ir::Program;
 
-use crate::{Outcome, Output, RunConfig};
+use crate::{Observers, Outcome, Output, RunConfig};
 
 /// Runs `prog` (verified) at optimisation `level` on the interpreter, on
 /// the same scheduler as JIT code.
-pub fn run(prog: &Program, level: u8, cfg: &RunConfig, out: Output) -> Outcome {
+pub fn run(prog: &Program, level: u8, cfg: &RunConfig, obs: &Observers, out: Output) -> Outcome {
     let mut prog = prog.clone();
     preempt_jit::opt::optimize(&mut prog, level);
-    crate::sched::run_interp(&prog, cfg, out)
+    crate::sched::run_interp(&prog, cfg, obs, out)
 }

@@ -70,12 +70,6 @@ pub struct RunConfig {
     pub unsafe_points: preempt::decide::UnsafePoints,
     /// How `--preempt trap` arms a goroutine (`--trap-arm`).
     pub trap_arm: preempt::trap::TrapArm,
-    /// Counters a caller may watch while the program runs.
-    pub stats: Arc<RunStats>,
-    /// The scheduling timeline (`--trace`); disabled by default.
-    pub tracer: Arc<trace::Tracer>,
-    /// The harness watching the run (`preempt stress`), if any.
-    pub harness: Option<Arc<dyn harness::Harness>>,
     /// GOGC: the next collection starts when the heap has grown by this
     /// many percent over the live heap; negative turns automatic
     /// collections off (`set gc_percent`, `setgcpercent`).
@@ -90,6 +84,29 @@ pub struct RunConfig {
     /// Live bytes of JIT heap beyond which `new` is out of memory (after
     /// a collection).
     pub heap_limit: u64,
+}
+
+/// Who watches a run: what its caller reads while and after it runs, and
+/// a harness. Owned by the caller and shared with the run, apart from its
+/// configuration ([`RunConfig`], plain data).
+#[derive(Clone, Debug)]
+pub struct Observers {
+    /// Counters a caller may watch while the program runs.
+    pub stats: Arc<RunStats>,
+    /// The scheduling timeline (`--trace`); disabled by default.
+    pub tracer: Arc<trace::Tracer>,
+    /// The harness watching the run (`preempt stress`), if any.
+    pub harness: Option<Arc<dyn harness::Harness>>,
+}
+
+impl Default for Observers {
+    fn default() -> Self {
+        Observers {
+            stats: Arc::default(),
+            tracer: Arc::new(trace::Tracer::disabled()),
+            harness: None,
+        }
+    }
 }
 
 /// What a run exposes while it goes on.
@@ -125,9 +142,6 @@ impl Default for RunConfig {
             preempt_signal: libc::SIGURG,
             unsafe_points: preempt::decide::UnsafePoints::Honour,
             trap_arm: preempt::trap::TrapArm::Page,
-            stats: Arc::default(),
-            tracer: Arc::new(trace::Tracer::disabled()),
-            harness: None,
             reinstall_handler: false,
             gc_percent: 100,
             gc_verify: false,

@@ -167,7 +167,7 @@ fn serve(rt: &Runtime) {
             // alone (the protocol's re-request, R4): the mechanism's part
             // applied, or moved to the function the goroutine runs now.
             let _ = op;
-            g.stop.rerequest(&rt.arming.fx(g, &rt.cfg.stats.sched));
+            g.stop.rerequest(&rt.arming.fx(g, &rt.obs.stats.sched));
         }
         done = n;
         mb.answer(done);

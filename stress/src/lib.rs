@@ -170,7 +170,7 @@ use preempt_signals::context::SINGLE_STEP;
 
 pub use probe::{Fault, Probe, ProbeMode, Stop, Verdict};
 
-use preempt_runtime::{Output, RunConfig, RunStats};
+use preempt_runtime::{Observers, Output, RunConfig, RunStats};
 
 /// How to stress a program.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -346,7 +346,6 @@ pub fn run(
     let cfg = RunConfig {
         quantum: Duration::from_secs(1 << 20),
         hang_threshold: Duration::ZERO,
-        harness: None,
         ..cfg.clone()
     };
     let harness = Trials {
@@ -417,13 +416,13 @@ impl Trials<'_> {
             w.store(v as u64, std::sync::atomic::Ordering::SeqCst);
         }
         let stats = Arc::new(RunStats::default());
-        let cfg = RunConfig {
-            harness: probe.map(|p| p as Arc<dyn preempt_runtime::harness::Harness>),
+        let obs = Observers {
             stats: stats.clone(),
-            ..self.cfg.clone()
+            harness: probe.map(|p| p as Arc<dyn preempt_runtime::harness::Harness>),
+            ..Observers::default()
         };
         let (out, captured) = Output::capture();
-        let o = preempt_runtime::sched::run(self.module.clone(), &cfg, out);
+        let o = preempt_runtime::sched::run(self.module.clone(), self.cfg, &obs, out);
         let r = RunResult {
             status: o.status,
             stdout: captured.text(),

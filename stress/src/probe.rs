@@ -337,7 +337,7 @@ impl Probe {
 
 /// The probe watching `rt`, if the harness watches it.
 pub(crate) fn probe_of_run(rt: &Runtime) -> Option<&Probe> {
-    rt.cfg
+    rt.obs
         .harness
         .as_deref()?
         .as_watcher()

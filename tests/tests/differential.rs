@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use preempt_jit::ir;
 use preempt_jit::module::Module;
-use preempt_runtime::{Output, RunConfig};
+use preempt_runtime::{Observers, Output, RunConfig};
 use preempt_tests::gen::{program, Shape};
 use proptest::prelude::*;
 
@@ -42,7 +42,7 @@ fn jit_with(text: &str, level: u8, cfg: &RunConfig) -> Result {
     p.settings.preempt = Some(cfg.mode);
     let m = Module::compile(&p).expect("compiles");
     let (out, captured) = Output::capture();
-    let o = preempt_runtime::run(Arc::new(m), cfg, out);
+    let o = preempt_runtime::run(Arc::new(m), cfg, &Observers::default(), out);
     Result {
         status: o.status,
         stdout: captured.text(),
@@ -54,7 +54,7 @@ fn interp(text: &str) -> Result {
     let mut p = ir::parse(text).expect("parses");
     ir::verify(&mut p).expect("verifies");
     let (out, captured) = Output::capture();
-    let o = preempt_runtime::interp::run(&p, 0, &cfg(), out);
+    let o = preempt_runtime::interp::run(&p, 0, &cfg(), &Observers::default(), out);
     Result {
         status: o.status,
         stdout: captured.text(),

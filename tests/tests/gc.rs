@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use preempt_jit::ir;
 use preempt_jit::module::Module;
-use preempt_runtime::{Outcome, Output, RunConfig};
+use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 use preempt_tests::{run_cli, temp_pir, Run};
 
 const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
@@ -402,7 +402,7 @@ fn run_in_process(text: &str, cfg: RunConfig) -> (Outcome, String) {
     ir::verify(&mut p).expect("verifies");
     let m = Module::compile(&p).expect("compiles");
     let (out, captured) = Output::capture();
-    let o = preempt_runtime::run(Arc::new(m), &cfg, out);
+    let o = preempt_runtime::run(Arc::new(m), &cfg, &Observers::default(), out);
     (o, captured.text())
 }
 

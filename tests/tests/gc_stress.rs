@@ -30,6 +30,13 @@ const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
 const FILE: &str = "examples/stress/gc-handoff.pir";
 /// Only a kill timer: the longest case takes well under two minutes.
 const KILL_AFTER: Duration = Duration::from_secs(1200);
+/// Each run's watchdog, in seconds. A run takes 1-3 s on an idle 2-vCPU
+/// host, but the storm stops its goroutines every 2 us, so a run slows by
+/// more than the host's load alone would: with other builds beside it
+/// (load average 6-12), a run passed the default 10 s in 2 of 3 batches
+/// of 20 of the build before the runtime's files were redrawn, and in 1 of
+/// 3 after. A lost stop never ends, so a minute still makes one a failure.
+const RUN_TIMEOUT: &str = "60";
 
 fn storm(runs: u32, extra: &[&str]) -> Run {
     let runs = runs.to_string();
@@ -42,6 +49,8 @@ fn storm(runs: u32, extra: &[&str]) -> Run {
         "2us",
         "--runs",
         &runs,
+        "--timeout",
+        RUN_TIMEOUT,
     ];
     args.extend_from_slice(extra);
     run_cli(CLI, &args, KILL_AFTER)

@@ -19,7 +19,7 @@ use preempt_jit::ir::{self, PreemptMode};
 use preempt_jit::module::Module;
 use preempt_runtime::preempt::patch::Patcher;
 use preempt_runtime::preempt::trap::TrapArm;
-use preempt_runtime::{Output, RunConfig};
+use preempt_runtime::{Observers, Output, RunConfig};
 
 /// @main counts its loop's iterations and sums their indices until @stop;
 /// it publishes @started when inside the loop and prints both at the end.
@@ -55,11 +55,12 @@ fn run_counter<T>(
     mode: PreemptMode,
     cfg: RunConfig,
     meanwhile: impl FnOnce(&Arc<Module>) -> T,
-) -> (u64, u64, RunConfig, T) {
+) -> (u64, u64, Observers, T) {
     let module = compile(COUNTER, mode);
     let (out, captured) = Output::capture();
-    let (m, c) = (module.clone(), cfg.clone());
-    let runner = std::thread::spawn(move || preempt_runtime::run(m, &c, out));
+    let obs = Observers::default();
+    let (m, c, o) = (module.clone(), cfg.clone(), obs.clone());
+    let runner = std::thread::spawn(move || preempt_runtime::run(m, &c, &o, out));
     let deadline = Instant::now() + BOUND;
     while module.globals.words()[0].load(Ordering::SeqCst) == 0 {
         if runner.is_finished() {
@@ -80,7 +81,7 @@ fn run_counter<T>(
     let text = captured.text();
     let mut words = text.split_whitespace().map(|w| w.parse::<u64>().unwrap());
     let (i, sum) = (words.next().unwrap(), words.next().unwrap());
-    (i, sum, cfg, got)
+    (i, sum, obs, got)
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
         quantum: Duration::from_secs(3600),
         ..config(PreemptMode::Patch, TrapArm::Page)
     };
-    let (i, sum, cfg, (rewrites, sync_core)) = run_counter(PreemptMode::Patch, cfg, |m| {
+    let (i, sum, obs, (rewrites, sync_core)) = run_counter(PreemptMode::Patch, cfg, |m| {
         let patcher = Patcher::new(m).expect("a writable view of the code");
         let main = m.names.functions.iter().position(|n| n == "main").unwrap();
         assert_eq!(
@@ -118,7 +119,7 @@ fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
     );
     // The loop ran through its trampoline (into the stub and the
     // scheduler and back) while the branch pointed there.
-    let trips = cfg.stats.async_preempts.load(Ordering::Relaxed);
+    let trips = obs.stats.async_preempts.load(Ordering::Relaxed);
     assert!(
         trips > 0,
         "the rewritten branch was never taken ({i} iterations)"
@@ -135,7 +136,7 @@ fn no_mapping_is_writable_and_executable_in_any_mode() {
             quantum: Duration::from_micros(50),
             ..config(mode, arm)
         };
-        let (i, sum, cfg, wx) = run_counter(mode, cfg, |_| {
+        let (i, sum, obs, wx) = run_counter(mode, cfg, |_| {
             let mut seen = Vec::new();
             for _ in 0..20 {
                 seen.extend(writable_and_executable_mappings().unwrap());
@@ -152,7 +153,7 @@ fn no_mapping_is_writable_and_executable_in_any_mode() {
             mode,
             PreemptMode::Poll | PreemptMode::Trap | PreemptMode::Patch
         ) {
-            let stopped = cfg.stats.async_preempts.load(Ordering::Relaxed);
+            let stopped = obs.stats.async_preempts.load(Ordering::Relaxed);
             assert!(
                 stopped > 0,
                 "{mode:?}/{arm:?}: the loop was never stopped at its back-edge"
@@ -233,7 +234,7 @@ fn a_stop_honoured_while_it_is_being_armed_leaves_nothing_armed() {
                 ..config(mode, arm)
             };
             let (out, captured) = Output::capture();
-            let outcome = preempt_runtime::run(module, &cfg, out);
+            let outcome = preempt_runtime::run(module, &cfg, &Observers::default(), out);
             assert_eq!(outcome.status, 0, "{mode:?}/{arm:?} run {run}: {outcome:?}");
             assert_eq!(captured.text(), expected, "{mode:?}/{arm:?} run {run}");
         }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use preempt_jit::code::CodeTables;
 use preempt_jit::ir;
 use preempt_jit::module::Module;
-use preempt_runtime::{Output, RunConfig, RunStats};
+use preempt_runtime::{Observers, Output, RunConfig, RunStats};
 use preempt_signals::handler::{install, tgkill};
 use preempt_signals::MachineContext;
 
@@ -140,12 +140,17 @@ fn redirected_loop_keeps_every_register_and_resumes_exactly() {
 
     let stats = Arc::new(RunStats::default());
     let cfg = RunConfig {
-        stats: stats.clone(),
         ..RunConfig::default()
     };
     let (out, captured) = Output::capture();
     let m = module.clone();
-    let runner = std::thread::spawn(move || preempt_runtime::run(m, &cfg, out));
+    let runner = {
+        let obs = Observers {
+            stats: stats.clone(),
+            ..Observers::default()
+        };
+        std::thread::spawn(move || preempt_runtime::run(m, &cfg, &obs, out))
+    };
 
     // Signal the worker until it has been redirected often enough, then
     // stop the loop. The deadline only turns a broken redirect into a

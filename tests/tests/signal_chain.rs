@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use preempt_jit::ir::{self, PreemptMode};
 use preempt_jit::module::Module;
-use preempt_runtime::{Output, RunConfig, RunStats};
+use preempt_runtime::{Observers, Output, RunConfig, RunStats};
 use preempt_signals::handler::install;
 
 const PROGRAM: &str = "
@@ -57,12 +57,17 @@ fn foreign_signals_reach_the_previous_handler_and_the_runtimes_do_not() {
         mode: PreemptMode::Async,
         quantum: Duration::from_millis(1),
         timeout: None,
-        stats: stats.clone(),
         ..RunConfig::default()
     };
     let (out, captured) = Output::capture();
     let m = module.clone();
-    let runner = std::thread::spawn(move || preempt_runtime::run(m, &cfg, out));
+    let runner = {
+        let obs = Observers {
+            stats: stats.clone(),
+            ..Observers::default()
+        };
+        std::thread::spawn(move || preempt_runtime::run(m, &cfg, &obs, out))
+    };
 
     let deadline = Instant::now() + Duration::from_secs(120);
     // Let the runtime preempt the spinner a few times first.

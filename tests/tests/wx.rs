@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use preempt_jit::code::writable_and_executable_mappings;
 use preempt_jit::ir;
 use preempt_jit::module::Module;
-use preempt_runtime::{Output, RunConfig};
+use preempt_runtime::{Observers, Output, RunConfig};
 
 #[test]
 fn no_mapping_is_writable_and_executable_while_jit_code_runs() {
@@ -20,7 +20,9 @@ fn no_mapping_is_writable_and_executable_while_jit_code_runs() {
     let module = Arc::new(Module::compile(&prog).unwrap());
     let (out, _) = Output::capture();
     let m = module.clone();
-    let runner = std::thread::spawn(move || preempt_runtime::run(m, &RunConfig::default(), out));
+    let runner = std::thread::spawn(move || {
+        preempt_runtime::run(m, &RunConfig::default(), &Observers::default(), out)
+    });
     // Wait for the goroutine to be inside its loop (bounded generously: a
     // loaded CI machine may start the worker late).
     let deadline = Instant::now() + Duration::from_secs(30);

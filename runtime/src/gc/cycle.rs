@@ -298,7 +298,7 @@ fn run(rt: &Runtime) {
 fn cycle(rt: &Runtime, n: u64) -> bool {
     let c = &rt.gc;
     let m = &*c.mark;
-    let stats = &rt.cfg.stats.sched;
+    let stats = &rt.obs.stats.sched;
     let start = monotonic_nanos();
     let stop = || rt.shutdown.load(Ordering::Acquire);
 

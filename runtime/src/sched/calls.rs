@@ -40,21 +40,21 @@ impl Runtime {
         // The goroutine has stopped: time-to-preempt ends here, before the
         // undo (a cost of its own, recorded as such).
         let now = monotonic_nanos();
-        let req = g.stop.stop(&self.arming.fx(g, &self.cfg.stats.sched))?;
+        let req = g.stop.stop(&self.arming.fx(g, &self.obs.stats.sched))?;
         let (kind, at) = (req.kind, req.at);
         let ttp = now.saturating_sub(at);
-        self.cfg.stats.sched.preempted(kind, mech, ttp);
+        self.obs.stats.sched.preempted(kind, mech, ttp);
         if mech == PreemptMode::Async {
             // The two halves: the signal's delivery (request to the
             // handler's redirect) and the way back (handler to here).
             let h = g.redirected_at.load(Ordering::Acquire);
             if h >= at && h <= now {
-                let s = &self.cfg.stats.sched;
+                let s = &self.obs.stats.sched;
                 s.record(crate::stats::TTP_DELIVERY, h - at);
                 s.record(crate::stats::TTP_STUB, now - h);
             }
         }
-        self.cfg
+        self.obs
             .tracer
             .preempted(now, m as u32, p.map(|p| p as u32), g.id, mech, ttp);
         Some(Next::Preempted)
@@ -144,7 +144,7 @@ impl Runtime {
                     PreemptMode::Poll | PreemptMode::Trap | PreemptMode::Patch => self.cfg.mode,
                     PreemptMode::Coop | PreemptMode::Async => PreemptMode::Async,
                 };
-                self.cfg
+                self.obs
                     .stats
                     .async_preempts
                     .fetch_add(1, Ordering::Relaxed);
@@ -387,7 +387,7 @@ impl Runtime {
     /// Foreign code runs on this thread, outside the scheduler's control:
     /// the P stays with the M but may be retaken by the monitor.
     pub(super) fn foreign_call(&self, m: &Arc<M>, g: &Arc<G>, f: ForeignFn, arg: i64) -> Next {
-        self.cfg.stats.sched.foreign_call();
+        self.obs.stats.sched.foreign_call();
         let blocking = matches!(f, ForeignFn::Sleep | ForeignFn::Spin);
         if !blocking {
             crate::ffi::signal_call(self, f);
@@ -403,7 +403,7 @@ impl Runtime {
         // wake in time to hand the P on.
         self.sysmon.deadline(start + sysmon::RETAKE_AFTER);
         crate::ffi::run(f, arg);
-        self.cfg
+        self.obs
             .tracer
             .foreign_call(m.id as u32, g.id, f, start, monotonic_nanos());
         *lock(&m.in_foreign) = None;

@@ -79,7 +79,7 @@ use crate::gc::Collector;
 use crate::preempt::request::Request;
 use crate::timer::{Action, Timers};
 use crate::trace::{BlockReason, RunEnd};
-use crate::{Outcome, Output, RunConfig};
+use crate::{Observers, Outcome, Output, RunConfig};
 use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
 
 /// Dead goroutines' stacks kept for reuse.
@@ -131,6 +131,8 @@ struct Sched {
 #[derive(Debug)]
 pub struct Runtime {
     pub cfg: RunConfig,
+    /// Who watches the run: its statistics, tracer and harness.
+    pub obs: Observers,
     pub engine: Engine,
     pub out: Output,
     /// The JIT heap and its collector.
@@ -187,6 +189,7 @@ enum Next {
 impl Runtime {
     fn new(
         cfg: RunConfig,
+        obs: Observers,
         engine: Engine,
         out: Output,
         arming: crate::preempt::effect::Arming,
@@ -220,24 +223,25 @@ impl Runtime {
                 // harness: its trap-flag handler.
                 Engine::Jit { module, .. }
                     if matches!(cfg.mode, PreemptMode::Async | PreemptMode::Trap)
-                        || cfg.harness.is_some() =>
+                        || obs.harness.is_some() =>
                 {
-                    // SAFETY: the module and the stats are held by the
-                    // runtime (through `engine` and `cfg`), which every
+                    // SAFETY: the module, the stats and the harness are
+                    // held by the runtime (through `engine` and `obs`), which every
                     // worker thread holds while it runs.
                     Some(Box::new(unsafe {
                         worker::Shared::new(
                             &module.tables,
                             module.stubs.async_preempt,
                             cfg.unsafe_points,
-                            &cfg.stats.sched,
-                            cfg.harness.as_deref().map(|h| h.as_watcher()),
+                            &obs.stats.sched,
+                            obs.harness.as_deref().map(|h| h.as_watcher()),
                         )
                     }))
                 }
                 _ => None,
             },
             cfg,
+            obs,
             engine,
             out,
         }
@@ -294,7 +298,7 @@ impl Runtime {
     /// nothing is armed.
     fn close_requests(&self) {
         let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
-        let stats = &self.cfg.stats.sched;
+        let stats = &self.obs.stats.sched;
         for g in &gs {
             g.stop.close(&self.arming.fx(g, stats));
             g.poison_guard();
@@ -320,7 +324,7 @@ impl Runtime {
         }
         let g = Arc::new(G::new(id, func, exec));
         lock(&self.allgs).insert(id, g.clone());
-        self.cfg.stats.sched.goroutine_created();
+        self.obs.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
         Ok(g)
     }
@@ -443,7 +447,7 @@ impl Runtime {
             Some(p) => self.ps[p].m.store(m.id, Ordering::Release),
             None => lock(&self.sched).midle.push(m.clone()),
         }
-        self.cfg.stats.sched.thread_created();
+        self.obs.stats.sched.thread_created();
         let (rt, id) = (self.arc(), m.id);
         let spawned = std::thread::Builder::new()
             .name(format!("preempt-m{id}"))
@@ -471,11 +475,11 @@ impl Runtime {
     fn m_main(self: Arc<Runtime>, id: usize) {
         let m = lock(&self.ms)[id].clone();
         m.tid.store(gettid(), Ordering::Release);
-        self.cfg
+        self.obs
             .tracer
             .thread_created(monotonic_nanos(), id as u32, gettid());
         if id == 0 {
-            self.cfg.stats.worker_tid.store(gettid(), Ordering::SeqCst);
+            self.obs.stats.worker_tid.store(gettid(), Ordering::SeqCst);
         }
         // The kernel's signal frames go here, not on goroutine stacks.
         let _alt = match AltStack::install() {
@@ -684,10 +688,10 @@ impl Runtime {
         if self.ps[p].queued() > 0 || !s.runq.is_empty() {
             let m = s.midle.pop();
             drop(s);
-            self.cfg.stats.sched.handoff();
+            self.obs.stats.sched.handoff();
             let from = self.ps[p].m.load(Ordering::Acquire);
             let to = m.as_ref().map_or(lock(&self.ms).len(), |m| m.id);
-            self.cfg
+            self.obs
                 .tracer
                 .handoff(monotonic_nanos(), p as u32, from as u32, to as u32);
             self.start_m(p, m);
@@ -709,7 +713,7 @@ impl Runtime {
         self.begin_slice(p, &g);
         let n = m.switches.load(Ordering::Relaxed);
         m.switches.store(n + 1, Ordering::Relaxed);
-        let started = if self.cfg.tracer.is_enabled() {
+        let started = if self.obs.tracer.is_enabled() {
             monotonic_nanos()
         } else {
             0
@@ -744,7 +748,7 @@ impl Runtime {
                 self.stopped_by_itself(req);
             }
         }
-        if self.cfg.tracer.is_enabled() {
+        if self.obs.tracer.is_enabled() {
             let how = match &next {
                 Next::Yield => RunEnd::Yield,
                 Next::Preempted => RunEnd::Preempted(self.cfg.mode),
@@ -754,7 +758,7 @@ impl Runtime {
                 Next::Continue(_) | Next::Gone => RunEnd::Blocked(block_reason(g.reason())),
             };
             let p = p_now.or(Some(p)).map(|p| p as u32);
-            self.cfg.tracer.run(
+            self.obs.tracer.run(
                 m.id as u32,
                 p,
                 g.id,
@@ -812,7 +816,7 @@ impl Runtime {
     fn end_slice(&self, p: usize, g: &G) -> Option<Request> {
         self.ps[p].current.store(0, Ordering::Release);
         self.ps[p].next_slice();
-        g.stop.withdraw(&self.arming.fx(g, &self.cfg.stats.sched))
+        g.stop.withdraw(&self.arming.fx(g, &self.obs.stats.sched))
     }
 
     /// A goroutine with a request in effect stopped at a point of its own
@@ -821,7 +825,7 @@ impl Runtime {
     fn stopped_by_itself(&self, req: Option<Request>) {
         if let Some(req) = req {
             let ttp = monotonic_nanos().saturating_sub(req.at);
-            self.cfg
+            self.obs
                 .stats
                 .sched
                 .preempted(req.kind, PreemptMode::Coop, ttp);
@@ -881,7 +885,7 @@ impl Runtime {
             .sig
             .send(m.tid.load(Ordering::Acquire), self.cfg.preempt_signal);
         if sent {
-            self.cfg.stats.sched.signal_sent();
+            self.obs.stats.sched.signal_sent();
         }
         sent
     }
@@ -890,8 +894,8 @@ impl Runtime {
     pub fn requester(&self) -> Requester<'_> {
         Requester {
             arming: &self.arming,
-            stats: &self.cfg.stats.sched,
-            tracer: &self.cfg.tracer,
+            stats: &self.obs.stats.sched,
+            tracer: &self.obs.tracer,
         }
     }
 

@@ -6,12 +6,12 @@
 use super::*;
 
 /// Runs a program to completion, a fault, or the timeout.
-pub fn run(module: Arc<Module>, cfg: &RunConfig, out: Output) -> Outcome {
-    start(Engine::jit(module, cfg.harness.clone()), cfg, out)
+pub fn run(module: Arc<Module>, cfg: &RunConfig, obs: &Observers, out: Output) -> Outcome {
+    start(Engine::jit(module, obs.harness.clone()), cfg, obs, out)
 }
 
 /// Runs a program on the reference interpreter, on the same scheduler.
-pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
+pub fn run_interp(prog: &Program, cfg: &RunConfig, obs: &Observers, out: Output) -> Outcome {
     let position = Arc::new(AtomicU64::new(u64::MAX));
     let icfg = preempt_jit::interp::InterpConfig {
         stack_size: cfg.stack_size as u64,
@@ -33,6 +33,7 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
                 },
             },
             cfg,
+            obs,
             out,
         ),
         Err(e) => Outcome {
@@ -42,7 +43,7 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, out: Output) -> Outcome {
     }
 }
 
-fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
+fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outcome {
     let main = match &engine {
         Engine::Jit { module, .. } => module.names.functions.iter().position(|n| n == "main"),
         Engine::Interp { interp, .. } => lock(interp).main_func().map(|f| f.index()),
@@ -71,7 +72,13 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
             };
         }
     }
-    let rt = Arc::new(Runtime::new(cfg.clone(), engine, out.clone(), arming));
+    let rt = Arc::new(Runtime::new(
+        cfg.clone(),
+        obs.clone(),
+        engine,
+        out.clone(),
+        arming,
+    ));
     if rt.signals_preempt() {
         if let Err(e) = asynchronous::install(cfg.preempt_signal) {
             return Outcome {
@@ -115,7 +122,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
         .spawn(move || sysmon::run(&s_rt));
-    let harness_threads = match &rt.cfg.harness {
+    let harness_threads = match &rt.obs.harness {
         Some(h) => h.start(&rt),
         None => Ok(()),
     };
@@ -165,7 +172,7 @@ fn start(engine: Engine, cfg: &RunConfig, out: Output) -> Outcome {
         .iter()
         .map(|m| m.switches.load(Ordering::Relaxed))
         .sum();
-    rt.cfg.stats.sched.context_switches_add(switches);
+    rt.obs.stats.sched.context_switches_add(switches);
     out.flush();
     // Let parked workers and the monitor see the shutdown; a worker still
     // in a goroutine's code stops at its next preemption point.

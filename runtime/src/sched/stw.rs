@@ -234,7 +234,7 @@ impl Runtime {
     /// starts the world.
     fn run_stopped(&self, phase: Phase, wanted_at: u64, work: &StopWork) -> bool {
         let requested_at = monotonic_nanos();
-        self.cfg
+        self.obs
             .stats
             .sched
             .record(STW_OWN_P, requested_at.saturating_sub(wanted_at));
@@ -250,7 +250,7 @@ impl Runtime {
             return false;
         }
         let latency = monotonic_nanos().saturating_sub(requested_at);
-        self.cfg.stats.sched.record(STW_LATENCY, latency);
+        self.obs.stats.sched.record(STW_LATENCY, latency);
         if !work(self) {
             return false;
         }
@@ -431,7 +431,7 @@ impl Runtime {
         };
         lock(&self.world.stopped).current = None;
         let pause = monotonic_nanos().saturating_sub(requested_at);
-        self.cfg.stats.sched.record(STW_PAUSE, pause);
+        self.obs.stats.sched.record(STW_PAUSE, pause);
         let started = !starts.is_empty();
         for (p, m) in starts {
             self.start_m(p, m);

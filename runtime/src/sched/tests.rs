@@ -28,7 +28,7 @@ fn runtime(procs: usize) -> Arc<Runtime> {
     let arming = crate::preempt::effect::Arming::new(cfg.mode, cfg.trap_arm, None)
         .expect("coop arms the guard alone");
     let (out, _) = Output::capture();
-    let rt = Arc::new(Runtime::new(cfg, engine, out, arming));
+    let rt = Arc::new(Runtime::new(cfg, Observers::default(), engine, out, arming));
     let held = rt.idle.take_all(&mut lock(&rt.sched).pidle);
     assert_eq!(held.len(), procs);
     for p in held {
