@@ -8,15 +8,20 @@ pub mod x64;
 
 use crate::code::disasm::DecodedInst;
 use crate::ir::Program;
-use crate::lower::RegisterFile;
 use crate::module::{Arch, Assembled};
 
 /// The porting contract: what a new architecture must provide.
 ///
-/// A backend turns a verified, optimised [`Program`] into position-independent
-/// machine code plus the metadata the runtime reads, and keeps every
-/// convention below. The runtime, the signal layer and the tests rely on
-/// them, and on nothing else about the architecture.
+/// A port is this trait (decoding, register names) and the hooks of
+/// [`Machine`](crate::lower::Machine): the runtime stubs, the frame
+/// layout, and one small function per instruction the shared lowering
+/// asks for. The shared lowering ([`crate::lower`]) turns a verified,
+/// optimised [`Program`] into position-independent machine code plus the
+/// metadata the runtime reads: it walks every function, decides what each
+/// preemption mode puts on back-edges, lays out the out-of-line paths and
+/// records every table entry, so a port writes none of that. Its hooks
+/// must keep every convention below; the runtime, the signal layer and
+/// the tests rely on them, and on nothing else about the architecture.
 ///
 /// **Registers.** One register permanently holds the running goroutine's
 /// [`GoroutineContext`](crate::abi::GoroutineContext) (x86-64 `r15`,
@@ -78,23 +83,23 @@ use crate::module::{Arch, Assembled};
 ///
 /// **Metadata.** Everything goes through
 /// [`MetadataBuilder`](crate::code::MetadataBuilder) at emission: function
-/// and block ranges, instruction starts, unsafe regions, back-edges,
-/// call-return sites, hoisted loads.
+/// and block ranges, instruction starts, unsafe regions, back-edges, poll
+/// and patch sites, call-return sites, hoisted loads. The shared lowering
+/// records all of it around the hooks. A hook records only a region that
+/// exists on its architecture alone (aarch64's LL/SC sequences, through
+/// [`Lower::restartable`](crate::lower::Lower::restartable)), and a port
+/// says whether entering the preemption stub takes one instruction or a
+/// sequence, which the lowering then records as a runtime transition
+/// ([`Machine::STUB_ENTRY_IS_A_SEQUENCE`](crate::lower::Machine::STUB_ENTRY_IS_A_SEQUENCE)).
 ///
 /// **Publication.** Code is position-independent: it is assembled at
 /// offset 0 and may be copied anywhere; absolute addresses it embeds are
 /// only those of globals and host functions.
 pub trait Backend {
     const ARCH: Arch;
-    /// The registers the allocator may use.
-    const REGISTERS: RegisterFile;
     /// Hardware number of the frame-pointer register (its slot in
     /// `ctx.saved` starts the traceback of a parked goroutine).
     const FRAME_POINTER: u8;
-
-    /// Assembles a verified program; `globals[i]` is the address generated
-    /// code uses for global `i`.
-    fn assemble(prog: &Program, globals: &[usize]) -> Assembled;
 
     /// Decodes `code[start..end]` (code placed at offset 0) for disassembly,
     /// on any host.
@@ -108,8 +113,8 @@ pub trait Backend {
 /// generated code uses for global `i`.
 pub fn assemble(arch: Arch, prog: &Program, globals: &[usize]) -> Assembled {
     match arch {
-        Arch::X86_64 => x64::X64::assemble(prog, globals),
-        Arch::Aarch64 => aarch64::Aarch64::assemble(prog, globals),
+        Arch::X86_64 => crate::lower::assemble::<x64::X64>(prog, globals),
+        Arch::Aarch64 => crate::lower::assemble::<aarch64::Aarch64>(prog, globals),
     }
 }
 

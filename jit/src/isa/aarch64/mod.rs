@@ -43,9 +43,8 @@ mod emit;
 mod stubs;
 
 use crate::code::disasm::DecodedInst;
-use crate::ir::Program;
 use crate::lower::RegisterFile;
-use crate::module::{Arch, Assembled};
+use crate::module::Arch;
 
 /// The aarch64 backend.
 #[derive(Debug)]
@@ -82,12 +81,7 @@ pub const RUNTIME_SAVED: &[u8] = &[
 
 impl super::Backend for Aarch64 {
     const ARCH: Arch = Arch::Aarch64;
-    const REGISTERS: RegisterFile = REGISTERS;
     const FRAME_POINTER: u8 = FP;
-
-    fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
-        emit::assemble(prog, globals)
-    }
 
     fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
         use yaxpeax_arch::{Decoder, U8Reader};

@@ -44,9 +44,8 @@ mod emit;
 mod stubs;
 
 use crate::code::disasm::DecodedInst;
-use crate::ir::Program;
 use crate::lower::RegisterFile;
-use crate::module::{Arch, Assembled};
+use crate::module::Arch;
 
 /// The x86-64 backend.
 #[derive(Debug)]
@@ -54,12 +53,7 @@ pub struct X64;
 
 impl super::Backend for X64 {
     const ARCH: Arch = Arch::X86_64;
-    const REGISTERS: RegisterFile = REGISTERS;
     const FRAME_POINTER: u8 = RBP;
-
-    fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
-        emit::assemble(prog, globals)
-    }
 
     fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
         use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, OpKind};
