@@ -138,6 +138,13 @@ impl<M: Machine> Lower<'_, M> {
         let len = self.off() - at;
         self.meta.back_edge(at, len, from, to);
         if self.mode == PreemptMode::Patch {
+            // The word the runtime rewrites lies inside the branch and
+            // inside one aligned 8-byte word: one store replaces it whole.
+            let word = M::patch_branch(at, at).offset;
+            assert!(
+                word + 4 <= len && (at + word) % 8 <= 4,
+                "a patchable back-edge's word lies inside it and is single-copy atomic"
+            );
             let tramp = self.label();
             let kind = ColdKind::Yield {
                 target,

@@ -187,7 +187,7 @@ impl Machine for Aarch64 {
 
     // ---- control ------------------------------------------------------------------
 
-    /// Always one `b`, the form the runtime rewrites on a back-edge.
+    /// Always one `b`, the form [`Backend::patch_branch`](crate::isa::Backend::patch_branch) rewrites.
     fn jump(cx: &mut Lower<'_, Self>, target: DynamicLabel) {
         dynasm!(cx.ops ; .arch aarch64 ; b =>target);
     }

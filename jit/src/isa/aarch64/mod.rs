@@ -42,6 +42,7 @@
 mod emit;
 mod stubs;
 
+use super::BranchPatch;
 use crate::code::disasm::DecodedInst;
 use crate::lower::RegisterFile;
 use crate::module::Arch;
@@ -121,5 +122,19 @@ impl super::Backend for Aarch64 {
             "x26", "x27", "x28", "x29", "x30", "sp",
         ];
         NAMES.get(r as usize).copied().unwrap_or("?")
+    }
+
+    /// A back-edge is `B imm26`: 0b000101, then the distance in words from
+    /// the branch itself. The word to store is the whole instruction.
+    fn patch_branch(pc: usize, target: usize) -> BranchPatch {
+        let distance = target as i64 - pc as i64;
+        assert!(
+            distance % 4 == 0 && (-(1 << 27)..1 << 27).contains(&distance),
+            "a B reaches ±128 MiB of words"
+        );
+        BranchPatch {
+            offset: 0,
+            word: 0x1400_0000 | ((distance / 4) as u32 & 0x03ff_ffff),
+        }
     }
 }

@@ -171,7 +171,7 @@ impl Machine for X64 {
 
     // ---- control ------------------------------------------------------------------
 
-    /// Always `jmp rel32`, the form the runtime rewrites on a back-edge.
+    /// Always `jmp rel32`, the form [`Backend::patch_branch`](crate::isa::Backend::patch_branch) rewrites.
     fn jump(cx: &mut Lower<'_, Self>, target: DynamicLabel) {
         dynasm!(cx.ops ; .arch x64 ; jmp =>target);
     }
