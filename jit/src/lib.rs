@@ -1,11 +1,13 @@
 //! preempt-jit: PIR -> machine code and the tables the runtime reads.
 //!
 //! The pipeline: [`ir`] (text, entities, verifier) -> [`opt`] (LICM) ->
-//! [`lower`] (register allocation) -> [`isa`] (emission, one module per
-//! architecture) -> [`code`] (executable memory and metadata tables), tied
-//! together in a [`module::Module`]. [`abi`] is the contract between
-//! generated code and the runtime. [`interp`] is the reference interpreter
-//! every backend is tested against.
+//! [`lower`] (register allocation, and the lowering of every function,
+//! with the metadata it records, written once) -> [`isa`] (what each
+//! architecture spells its own way: instruction hooks, stubs, decoding) ->
+//! [`code`] (executable memory and metadata tables), tied together in a
+//! [`module::Module`]. [`abi`] is the contract between generated code and
+//! the runtime. [`interp`] is the reference interpreter every backend is
+//! tested against.
 
 pub mod abi;
 pub mod code;

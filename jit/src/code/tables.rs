@@ -110,9 +110,11 @@ pub struct PollSite {
 }
 
 /// A back-edge branch the runtime may rewrite (`--preempt patch`): the
-/// branch at `pc` (x86-64: `jmp rel32` with its displacement 4-aligned;
-/// aarch64: `b`) normally goes to the loop head; rewritten, it goes to
-/// `tramp`, which calls the yield stub and then jumps to the loop head.
+/// branch at `pc` (x86-64: `jmp rel32` with its displacement inside one
+/// aligned 8-byte word; aarch64: `b`) normally goes to the loop head;
+/// rewritten, it goes to `tramp`, which calls the yield stub and then
+/// jumps to the loop head. [`crate::isa::patch_branch`] says what to
+/// store for either.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct PatchSite {
     pub pc: usize,

@@ -42,10 +42,10 @@
 mod emit;
 mod stubs;
 
+use super::BranchPatch;
 use crate::code::disasm::DecodedInst;
-use crate::ir::Program;
 use crate::lower::RegisterFile;
-use crate::module::{Arch, Assembled};
+use crate::module::Arch;
 
 /// The aarch64 backend.
 #[derive(Debug)]
@@ -82,12 +82,7 @@ pub const RUNTIME_SAVED: &[u8] = &[
 
 impl super::Backend for Aarch64 {
     const ARCH: Arch = Arch::Aarch64;
-    const REGISTERS: RegisterFile = REGISTERS;
     const FRAME_POINTER: u8 = FP;
-
-    fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
-        emit::assemble(prog, globals)
-    }
 
     fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
         use yaxpeax_arch::{Decoder, U8Reader};
@@ -127,5 +122,19 @@ impl super::Backend for Aarch64 {
             "x26", "x27", "x28", "x29", "x30", "sp",
         ];
         NAMES.get(r as usize).copied().unwrap_or("?")
+    }
+
+    /// A back-edge is `B imm26`: 0b000101, then the distance in words from
+    /// the branch itself. The word to store is the whole instruction.
+    fn patch_branch(pc: usize, target: usize) -> BranchPatch {
+        let distance = target as i64 - pc as i64;
+        assert!(
+            distance % 4 == 0 && (-(1 << 27)..1 << 27).contains(&distance),
+            "a B reaches ±128 MiB of words"
+        );
+        BranchPatch {
+            offset: 0,
+            word: 0x1400_0000 | ((distance / 4) as u32 & 0x03ff_ffff),
+        }
     }
 }

@@ -43,10 +43,10 @@
 mod emit;
 mod stubs;
 
+use super::BranchPatch;
 use crate::code::disasm::DecodedInst;
-use crate::ir::Program;
 use crate::lower::RegisterFile;
-use crate::module::{Arch, Assembled};
+use crate::module::Arch;
 
 /// The x86-64 backend.
 #[derive(Debug)]
@@ -54,12 +54,7 @@ pub struct X64;
 
 impl super::Backend for X64 {
     const ARCH: Arch = Arch::X86_64;
-    const REGISTERS: RegisterFile = REGISTERS;
     const FRAME_POINTER: u8 = RBP;
-
-    fn assemble(prog: &Program, globals: &[usize]) -> Assembled {
-        emit::assemble(prog, globals)
-    }
 
     fn decode(code: &[u8], start: usize, end: usize) -> Vec<DecodedInst> {
         use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, OpKind};
@@ -91,6 +86,18 @@ impl super::Backend for X64 {
 
     fn reg_name(r: u8) -> &'static str {
         reg_name(r)
+    }
+
+    /// A back-edge is `jmp rel32`: E9, then the displacement from the end
+    /// of the 5-byte instruction, which is the word to store. The emitter
+    /// pads so that it lies inside one aligned 8-byte word.
+    fn patch_branch(pc: usize, target: usize) -> BranchPatch {
+        let displacement = target as i64 - (pc as i64 + 5);
+        let word = i32::try_from(displacement).expect("code spans less than 2 GiB");
+        BranchPatch {
+            offset: 1,
+            word: word as u32,
+        }
     }
 }
 
