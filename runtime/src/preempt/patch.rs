@@ -34,7 +34,7 @@ use std::sync::Mutex;
 
 use preempt_jit::abi::GoroutineContext;
 use preempt_jit::code::WritableView;
-use preempt_jit::module::{Arch, Module};
+use preempt_jit::module::Module;
 
 use crate::g::{G, NOT_PATCHED};
 use crate::sync::lock;
@@ -104,23 +104,22 @@ pub(super) fn describe(
 /// them, through a second, writable mapping of the code's memory (the
 /// executable mapping is never writable).
 ///
-/// The cross-modifying-code rules followed:
+/// The cross-modifying-code rules followed. Which word to store and its
+/// value come from the backend (`preempt_jit::isa::patch_branch`, whose
+/// documentation is the contract: one 32-bit word inside one aligned
+/// 8-byte word, so never across a cache line; on x86-64 a `jmp rel32`'s
+/// displacement, on aarch64 a whole `B`, a B-to-B rewrite the architecture
+/// allows while other cores execute it). Here:
 ///
-/// - **x86-64**: the branch is a `jmp rel32` whose 4-byte displacement the
-///   compiler placed inside one aligned 8-byte word (a NOP before the
-///   branch where needed, in 3 loops of 8), so it never crosses a cache
-///   line; one aligned 64-bit store of that word replaces it, so a thread
-///   fetching the instruction sees the old displacement or the new one,
-///   never a mix. Then a serialising
-///   event on every core that runs this process: `membarrier` with
-///   `MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE`.
-/// - **aarch64**: only `B` <-> `B` rewrites (both are single-copy atomic
-///   32-bit instructions, a case the architecture allows to be modified
-///   while other cores execute it), then `DC CVAU`/`IC IVAU` over the
-///   word (cache maintenance to the point of unification, by the
-///   executable address) and a context-synchronising event on the other
-///   cores: the same `membarrier` command, whose IPI ends in an exception
-///   return on each core.
+/// - one store replaces the word ([`store_word`]), so a thread fetching
+///   the instruction sees the old word or the new one, never a mix;
+/// - cache maintenance to the point of unification over the word, by the
+///   executable address (`DC CVAU`/`IC IVAU` on aarch64, nothing on
+///   x86-64, whose instruction fetch snoops stores);
+/// - a serialising (x86-64) or context-synchronising (aarch64) event on
+///   every core that runs this process: `membarrier` with
+///   `MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE`, whose IPI ends in an
+///   exception return on each core.
 ///
 /// A restore (the goroutine stopped) is the same store and cache
 /// maintenance without the `membarrier`: a core that still runs the
@@ -134,7 +133,6 @@ pub(super) fn describe(
 /// which one applies.
 #[derive(Debug)]
 pub struct Patcher {
-    arch: Arch,
     base: usize,
     inner: Mutex<PatchState>,
     /// Whether `membarrier(SYNC_CORE)` was registered for this process.
@@ -165,26 +163,11 @@ impl Patcher {
         let nfuncs = module.functions.len();
         let mut sites = vec![Vec::new(); nfuncs];
         for s in &module.tables.patch_sites {
-            let (word, original, patched) = match module.arch {
-                Arch::X86_64 => {
-                    // jmp rel32: E9, then the displacement from the end of
-                    // the 5-byte instruction.
-                    let at = s.pc - base + 1;
-                    let original =
-                        u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-                    let patched = (s.tramp as i64 - (s.pc as i64 + 5)) as i32 as u32;
-                    (at, original, patched)
-                }
-                Arch::Aarch64 => {
-                    // B imm26: 0b000101 then the word offset.
-                    let at = s.pc - base;
-                    let original =
-                        u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-                    let words = (s.tramp as i64 - s.pc as i64) / 4;
-                    let patched = 0x1400_0000 | (words as u32 & 0x03ff_ffff);
-                    (at, original, patched)
-                }
-            };
+            // The backend says which 32-bit word to store, and what.
+            let patch = preempt_jit::isa::patch_branch(module.arch, s.pc, s.tramp);
+            let word = s.pc - base + patch.offset;
+            let original = u32::from_le_bytes(bytes[word..word + 4].try_into().expect("4 bytes"));
+            let patched = patch.word;
             sites[s.func.index()].push((word, original, patched));
         }
         // SAFETY: membarrier takes no pointers; registering only enables
@@ -198,7 +181,6 @@ impl Patcher {
             )
         } == 0;
         Ok(Patcher {
-            arch: module.arch,
             base,
             inner: Mutex::new(PatchState {
                 view: module.code.writable_view()?,
@@ -253,7 +235,7 @@ impl Patcher {
         }
         let PatchState { view, sites, .. } = &mut *st;
         for &(word, original, patched) in &sites[func] {
-            store_word(self.arch, view, word, if on { patched } else { original });
+            store_word(view, word, if on { patched } else { original });
             self.synchronize(word);
             self.rewrites.fetch_add(1, Ordering::Relaxed);
         }
@@ -275,23 +257,21 @@ impl Patcher {
         let Some(&(word, original, patched)) = sites.get(func).and_then(|s| s.get(index)) else {
             return;
         };
-        store_word(self.arch, view, word, if on { patched } else { original });
+        store_word(view, word, if on { patched } else { original });
         self.synchronize(word);
         drop(st);
         self.rewrites.fetch_add(1, Ordering::Relaxed);
         self.sync_cores();
     }
 
-    /// Cache maintenance for the word at `offset` (aarch64), by the
-    /// executable address.
+    /// Cache maintenance for the word at `offset`, by the executable
+    /// address (a no-op where instruction fetch snoops stores: x86-64).
     fn synchronize(&self, offset: usize) {
-        if self.arch == Arch::Aarch64 {
-            let addr = self.base + offset;
-            // SAFETY: `addr` is 4 bytes of the published code, readable
-            // through the executable mapping for the life of the module.
-            let word = unsafe { std::slice::from_raw_parts(addr as *const u8, 4) };
-            preempt_jit::code::memory::synchronize_icache(word);
-        }
+        let addr = self.base + offset;
+        // SAFETY: `addr` is 4 bytes of the published code, readable
+        // through the executable mapping for the life of the module.
+        let word = unsafe { std::slice::from_raw_parts(addr as *const u8, 4) };
+        preempt_jit::code::memory::synchronize_icache(word);
     }
 
     /// Under qemu-user: makes the emulator drop its translations of the
@@ -325,39 +305,34 @@ impl Patcher {
 }
 
 /// Writes the 4 bytes at `offset` of the writable view (a `B`, or a
-/// `jmp rel32`'s displacement) with one aligned store: on aarch64 the
-/// instruction word itself (4-aligned); on x86-64 the aligned 8-byte word
-/// that holds the displacement (the compiler placed every patchable
-/// displacement inside one), read, changed in those 4 bytes and stored
-/// whole, under the patcher's lock (the other 4 bytes, code that never
-/// changes or another site's displacement, are stored as they are).
-fn store_word(arch: Arch, view: &mut WritableView, offset: usize, value: u32) {
+/// `jmp rel32`'s displacement) with one aligned store: a 4-aligned word
+/// alone (every aarch64 instruction), else the aligned 8-byte word that
+/// holds it (the backend places every patchable word inside one), read,
+/// changed in those 4 bytes and stored whole, under the patcher's lock
+/// (the other 4 bytes, code that never changes or another site's
+/// displacement, are stored as they are).
+fn store_word(view: &mut WritableView, offset: usize, value: u32) {
     let bytes = view.bytes_mut();
-    match arch {
-        Arch::Aarch64 => {
-            let p = bytes[offset..offset + 4].as_mut_ptr();
-            assert_eq!(p as usize % 4, 0, "an instruction word is 4-aligned");
-            // SAFETY: `p` is 4 aligned bytes inside the writable view,
-            // which lives as long as `view`; other threads only read these
-            // bytes (fetching them through the other mapping), so one
-            // atomic store is the whole write.
-            unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(value, Ordering::Release);
-        }
-        Arch::X86_64 => {
-            let word = offset & !7;
-            let shift = offset - word;
-            assert!(
-                shift <= 4,
-                "the displacement lies inside one aligned 8-byte word"
-            );
-            let p = bytes[word..word + 8].as_mut_ptr();
-            // SAFETY: as above, 8 aligned bytes (the view is page-aligned
-            // and `word` a multiple of 8); only this thread writes them
-            // (the patcher's lock is held).
-            let cell = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) };
-            let mut le = cell.load(Ordering::Acquire).to_le_bytes();
-            le[shift..shift + 4].copy_from_slice(&value.to_le_bytes());
-            cell.store(u64::from_le_bytes(le), Ordering::Release);
-        }
+    if offset.is_multiple_of(4) {
+        let p = bytes[offset..offset + 4].as_mut_ptr();
+        // SAFETY: `p` is 4 aligned bytes inside the writable view (the
+        // view is page-aligned), which lives as long as `view`; other
+        // threads only read these bytes (fetching them through the other
+        // mapping), so one atomic store is the whole write.
+        unsafe { AtomicU32::from_ptr(p.cast::<u32>()) }.store(value, Ordering::Release);
+        return;
     }
+    let word = offset & !7;
+    let shift = offset - word;
+    assert!(
+        shift <= 4,
+        "the patched word lies inside one aligned 8-byte word"
+    );
+    let p = bytes[word..word + 8].as_mut_ptr();
+    // SAFETY: as above, 8 aligned bytes; only this thread writes them (the
+    // patcher's lock is held).
+    let cell = unsafe { AtomicU64::from_ptr(p.cast::<u64>()) };
+    let mut le = cell.load(Ordering::Acquire).to_le_bytes();
+    le[shift..shift + 4].copy_from_slice(&value.to_le_bytes());
+    cell.store(u64::from_le_bytes(le), Ordering::Release);
 }
