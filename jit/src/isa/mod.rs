@@ -190,6 +190,7 @@ pub fn frame_pointer(arch: Arch) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lower::RegSet;
     use std::collections::BTreeSet;
 
     const ARCHES: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
@@ -265,6 +266,25 @@ mod tests {
                 assert!(starts.len() >= 4, "{starts:?}");
             }
         }
+    }
+
+    /// A C call may clobber every caller-saved register, so the write
+    /// barrier's slow path must save them all, and an even number of
+    /// words, to keep the stack pointer 16-byte aligned for the call.
+    #[test]
+    fn the_write_barrier_saves_every_caller_saved_register() {
+        for (regs, saved) in [
+            (x64::REGISTERS, x64::BARRIER_SAVED),
+            (aarch64::REGISTERS, aarch64::BARRIER_SAVED),
+        ] {
+            assert_eq!(regs.caller_saved.minus(saved), RegSet::EMPTY);
+            assert!(saved.len().is_multiple_of(2), "{saved:?}");
+        }
+        assert!(
+            aarch64::BARRIER_SAVED.contains(aarch64::LR),
+            "the call clobbers x30"
+        );
+        assert!(!aarch64::BARRIER_SAVED.contains(aarch64::STUB_SCRATCH));
     }
 
     #[test]

@@ -26,15 +26,7 @@
 
 use crate::ir::cfg::Cfg;
 use crate::ir::{BlockId, Function, InstKind, Reg, TermKind};
-
-/// The registers a backend offers the allocator, by hardware number.
-#[derive(Clone, Copy, Debug)]
-pub struct RegisterFile {
-    /// Clobbered by calls; preferred for values that do not cross one.
-    pub caller_saved: &'static [u8],
-    /// Preserved by calls; saved in the prologue of a function using them.
-    pub callee_saved: &'static [u8],
-}
+use crate::lower::RegisterFile;
 
 /// Where a PIR register lives for its whole life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -217,8 +209,7 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
     let mut free: Vec<u8> = regs
         .caller_saved
         .iter()
-        .chain(regs.callee_saved)
-        .copied()
+        .chain(regs.callee_saved.iter())
         .collect();
     let mut active: Vec<(Interval, u8)> = Vec::new();
     let mut used_callee_saved: Vec<u8> = Vec::new();
@@ -232,14 +223,14 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
                 true
             }
         });
-        let allowed = |r: u8| !iv.crosses_call || regs.callee_saved.contains(&r);
+        let allowed = |r: u8| !iv.crosses_call || regs.callee_saved.contains(r);
         // Prefer caller-saved registers for values that do not cross calls,
         // so callee-saved ones stay available (and unsaved) where possible.
         let pick = free
             .iter()
             .enumerate()
             .filter(|&(_, &r)| allowed(r))
-            .min_by_key(|&(_, &r)| (regs.callee_saved.contains(&r), r))
+            .min_by_key(|&(_, &r)| (regs.callee_saved.contains(r), r))
             .map(|(i, _)| i);
         let reg = match pick {
             Some(i) => Some(free.swap_remove(i)),
@@ -265,7 +256,7 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
         match reg {
             Some(r) => {
                 locations[iv.reg.index()] = Location::Reg(r);
-                if regs.callee_saved.contains(&r) && !used_callee_saved.contains(&r) {
+                if regs.callee_saved.contains(r) && !used_callee_saved.contains(&r) {
                     used_callee_saved.push(r);
                 }
                 active.push((iv, r));
@@ -532,12 +523,13 @@ fn group_by_register(nregs: usize, pairs: &[(u32, BlockId)]) -> (Vec<BlockId>, V
 mod tests {
     use super::*;
     use crate::ir::parse;
+    use crate::lower::RegSet;
     use proptest::prelude::*;
     use std::fmt::Write;
 
     const FILE: RegisterFile = RegisterFile {
-        caller_saved: &[1, 2],
-        callee_saved: &[10],
+        caller_saved: RegSet::of(&[1, 2]),
+        callee_saved: RegSet::of(&[10]),
     };
 
     fn alloc(src: &str) -> (Function, Allocation) {

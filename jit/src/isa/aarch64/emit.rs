@@ -5,7 +5,7 @@
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{Aarch64, CTX, FP, REGISTERS, SP, X0, X1, X17, X2, X3};
+use super::{Aarch64, BARRIER_SAVED, CTX, FP, REGISTERS, SP, TABLE, X0, X1, X17, X2, X3};
 use crate::abi::{
     CTX_FUNC, CTX_GC, CTX_POLL, CTX_POLL_PAGE, CTX_STACK_GUARD, GC_MARKING, GC_SHADE, OBJ_LEN,
     OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
@@ -335,9 +335,9 @@ impl Machine for Aarch64 {
         }
         let frame = 8 * BARRIER_SAVED.len() as u32;
         dynasm!(cx.ops ; .arch aarch64 ; sub sp, sp, frame);
-        for (k, pair) in BARRIER_SAVED.chunks(2).enumerate() {
+        for (k, (a, b)) in BARRIER_SAVED.pairs().enumerate() {
             let off = 16 * k as i32;
-            dynasm!(cx.ops ; .arch aarch64 ; stp X(pair[0]), X(pair[1]), [sp, off]);
+            dynasm!(cx.ops ; .arch aarch64 ; stp X(a), X(b), [sp, off]);
         }
         dynasm!(cx.ops
             ; .arch aarch64
@@ -345,15 +345,15 @@ impl Machine for Aarch64 {
             ; ldr x17, [x0, shade]
             ; blr x17
         );
-        for (k, pair) in BARRIER_SAVED.chunks(2).enumerate() {
+        for (k, (a, b)) in BARRIER_SAVED.pairs().enumerate() {
             let off = 16 * k as i32;
-            dynasm!(cx.ops ; .arch aarch64 ; ldp X(pair[0]), X(pair[1]), [sp, off]);
+            dynasm!(cx.ops ; .arch aarch64 ; ldp X(a), X(b), [sp, off]);
         }
-        // The collector's code left its own words in the other
-        // caller-saved registers and the vector registers; cleared, as
-        // `switch_to` clears them, so that no stale heap address reaches a
-        // preemption stub's frame (see stubs.rs).
-        for r in [1u8, 16, 17, 18] {
+        // The collector's code left its own words in the registers not
+        // restored and the vector registers; cleared, as `switch_to`
+        // clears them, so that no stale heap address reaches a preemption
+        // stub's frame (see stubs.rs).
+        for r in TABLE.host_clobbered().minus(BARRIER_SAVED).iter() {
             dynasm!(cx.ops ; .arch aarch64 ; mov X(r), xzr);
         }
         for v in 0..32u8 {
@@ -672,47 +672,5 @@ fn adjust_sp(cx: &mut Lower<'_, Aarch64>, delta: i32) {
         if lo != 0 {
             dynasm!(cx.ops ; .arch aarch64 ; add sp, sp, lo);
         }
-    }
-}
-
-/// Registers the write barrier's slow path saves around its call, in
-/// pairs: the caller-saved ones (AAPCS64) that may hold a value at a store
-/// (the slot or global address, the value, anything allocated), and x30,
-/// which the call clobbers. An even count keeps sp 16-byte aligned.
-const BARRIER_SAVED: &[u8] = &[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reserved_registers_are_never_allocatable() {
-        for r in [
-            X0,
-            X1,
-            X2,
-            X3,
-            super::super::STUB_SCRATCH,
-            X17,
-            18,
-            CTX,
-            FP,
-            super::super::LR,
-            SP,
-        ] {
-            assert!(
-                !REGISTERS.caller_saved.contains(&r) && !REGISTERS.callee_saved.contains(&r),
-                "x{r}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_barrier_saves_every_caller_saved_register() {
-        for r in REGISTERS.caller_saved {
-            assert!(BARRIER_SAVED.contains(r), "x{r}");
-        }
-        assert_eq!(BARRIER_SAVED.len() % 2, 0);
-        assert!(!BARRIER_SAVED.contains(&super::super::STUB_SCRATCH));
     }
 }

@@ -1,6 +1,7 @@
 //! Runtime stubs for aarch64: the switch between the scheduler and a
 //! goroutine, and a fresh goroutine's entry. They may use `x16`, the
-//! register reserved for stubs.
+//! register reserved for stubs. Every register list they save, restore or
+//! clear is a set derived from the register table in `mod.rs`.
 //!
 //! ```text
 //!  scheduler stack while a goroutine runs     goroutine stack parked in rt_call
@@ -42,9 +43,13 @@
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{CTX, RUNTIME_SAVED};
+use super::{
+    CLEARED_ON_SWITCH, CTX, FP, LR, PREEMPT_STUB_RESTORED, PREEMPT_STUB_SAVED, RUNTIME_SAVED,
+    SCHEDULER_SAVED,
+};
 use crate::abi::{RuntimeOp, CTX_REQUEST, CTX_RESULT, CTX_SAVED, CTX_SCHED_SP, CTX_SP};
 use crate::code::{MetadataBuilder, UnsafeKind};
+use crate::lower::RegSet;
 use crate::module::StubAddresses;
 
 fn saved_slot(r: u8) -> u32 {
@@ -70,17 +75,19 @@ pub(super) fn emit(
     // registers (AAPCS64: x19-x29, x30 for the return) on its own stack,
     // then resumes the goroutine. d8-d15 need no saving: JIT code never
     // touches the vector registers.
+    // The frame record first, then the other registers in pairs above it.
+    let others = SCHEDULER_SAVED.minus(RegSet::of(&[FP, LR]));
+    let frame = 16 * (1 + others.len() as i32 / 2);
     let switch_to = ops.offset().0;
     meta.begin_stub("switch_to", switch_to);
     meta.begin_unsafe(UnsafeKind::RuntimeTransition, switch_to);
+    dynasm!(ops ; .arch aarch64 ; stp x29, x30, [sp, -frame]!);
+    for (k, (a, b)) in others.pairs().enumerate() {
+        let off = 16 * (k as i32 + 1);
+        dynasm!(ops ; .arch aarch64 ; stp X(a), X(b), [sp, off]);
+    }
     dynasm!(ops
         ; .arch aarch64
-        ; stp x29, x30, [sp, #-96]!
-        ; stp x19, x20, [sp, #16]
-        ; stp x21, x22, [sp, #32]
-        ; stp x23, x24, [sp, #48]
-        ; stp x25, x26, [sp, #64]
-        ; stp x27, x28, [sp, #80]
         ; mov x16, sp
         ; str x16, [x0, sched_sp]
         ; mov X(CTX), x0
@@ -89,7 +96,7 @@ pub(super) fn emit(
         ; add x16, x16, #8
         ; mov sp, x16
     );
-    for &r in RUNTIME_SAVED {
+    for r in RUNTIME_SAVED.iter() {
         dynasm!(ops ; .arch aarch64 ; ldr X(r), [X(CTX), saved_slot(r)]);
     }
     // Whatever the scheduler left in the registers the goroutine does not
@@ -98,7 +105,7 @@ pub(super) fn emit(
     // words onto the goroutine's stack when the preemption stub saves
     // them, where the collector's conservative scan would take a dangling
     // heap address for a ref.
-    for r in [1u8, 2, 3, 17, 18] {
+    for r in CLEARED_ON_SWITCH.iter() {
         dynasm!(ops ; .arch aarch64 ; mov X(r), xzr);
     }
     for v in 0..32u8 {
@@ -126,19 +133,21 @@ pub(super) fn emit(
         ; add x16, sp, #8
         ; str x16, [X(CTX), ctx_sp]
     );
-    for &r in RUNTIME_SAVED {
+    for r in RUNTIME_SAVED.iter() {
         dynasm!(ops ; .arch aarch64 ; str X(r), [X(CTX), saved_slot(r)]);
     }
     dynasm!(ops
         ; .arch aarch64
         ; ldr x16, [X(CTX), sched_sp]
         ; mov sp, x16
-        ; ldp x19, x20, [sp, #16]
-        ; ldp x21, x22, [sp, #32]
-        ; ldp x23, x24, [sp, #48]
-        ; ldp x25, x26, [sp, #64]
-        ; ldp x27, x28, [sp, #80]
-        ; ldp x29, x30, [sp], #96
+    );
+    for (k, (a, b)) in others.pairs().enumerate() {
+        let off = 16 * (k as i32 + 1);
+        dynasm!(ops ; .arch aarch64 ; ldp X(a), X(b), [sp, off]);
+    }
+    dynasm!(ops
+        ; .arch aarch64
+        ; ldp x29, x30, [sp], frame
         ; ret
     );
     meta.end_unsafe(ops.offset().0);
@@ -163,9 +172,8 @@ pub(super) fn emit(
     meta.begin_stub("async_preempt", async_preempt);
     let request = RuntimeOp::AsyncPreempt.request(0) as u32;
     dynasm!(ops ; .arch aarch64 ; =>async_label ; sub sp, sp, FRAME);
-    for pair in 0..15u8 {
-        let (a, off) = (2 * pair, 16 * i32::from(pair));
-        dynasm!(ops ; .arch aarch64 ; stp X(a), X(a + 1), [sp, off]);
+    for (a, b) in PREEMPT_STUB_SAVED.pairs() {
+        dynasm!(ops ; .arch aarch64 ; stp X(a), X(b), [sp, slot(a)]);
     }
     dynasm!(ops
         ; .arch aarch64
@@ -193,13 +201,16 @@ pub(super) fn emit(
         ; ldr x16, [sp, FLAGS]
         ; msr NZCV, x16
     );
-    for pair in 0..15u8 {
-        let (a, off) = (2 * pair, 16 * i32::from(pair));
-        if a == 16 {
-            // x16 is the stub's scratch: only x17 comes back.
-            dynasm!(ops ; .arch aarch64 ; ldr x17, [sp, (off + 8) as u32]);
-        } else {
-            dynasm!(ops ; .arch aarch64 ; ldp X(a), X(a + 1), [sp, off]);
+    // x16 is the stub's scratch: of its pair, only x17 comes back.
+    for (a, b) in PREEMPT_STUB_SAVED.pairs() {
+        match (
+            PREEMPT_STUB_RESTORED.contains(a),
+            PREEMPT_STUB_RESTORED.contains(b),
+        ) {
+            (true, true) => dynasm!(ops ; .arch aarch64 ; ldp X(a), X(b), [sp, slot(a)]),
+            (false, true) => dynasm!(ops ; .arch aarch64 ; ldr X(b), [sp, slot(b) as u32]),
+            (true, false) => dynasm!(ops ; .arch aarch64 ; ldr X(a), [sp, slot(a) as u32]),
+            (false, false) => {}
         }
     }
     dynasm!(ops
@@ -216,6 +227,11 @@ pub(super) fn emit(
         goroutine_entry,
         async_preempt,
     }
+}
+
+/// Where the preemption stub keeps `xn`.
+fn slot(n: u8) -> i32 {
+    8 * i32::from(n)
 }
 
 /// The system-register number of NZCV in MRS/MSR (`S3_3_C4_C2_0`).

@@ -5,7 +5,7 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{CTX, RAX, RBP, RCX, RDX, REGISTERS, X64};
+use super::{BARRIER_SAVED, CTX, RAX, RBP, RCX, RDX, REGISTERS, TABLE, X64};
 use crate::abi::{
     CTX_FUNC, CTX_GC, CTX_POLL, CTX_POLL_PAGE, CTX_STACK_GUARD, GC_MARKING, GC_SHADE, OBJ_LEN,
     OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
@@ -352,8 +352,8 @@ impl Machine for X64 {
                 ; je =>resume
             ),
         }
-        // Eight pushes keep rsp 16-byte aligned for the call.
-        for &r in BARRIER_SAVED {
+        // An even number of pushes keeps rsp 16-byte aligned for the call.
+        for r in BARRIER_SAVED.iter() {
             dynasm!(cx.ops ; .arch x64 ; push Rq(r));
         }
         dynasm!(cx.ops ; .arch x64 ; mov rdi, rdx);
@@ -364,13 +364,16 @@ impl Machine for X64 {
             OldRef::Global => dynasm!(cx.ops ; .arch x64 ; mov rsi, [r11]),
         }
         dynasm!(cx.ops ; .arch x64 ; call QWORD [rdi + GC_SHADE]);
-        for &r in BARRIER_SAVED.iter().rev() {
+        for r in BARRIER_SAVED.iter().rev() {
             dynasm!(cx.ops ; .arch x64 ; pop Rq(r));
         }
-        // The collector's code left its own words in rdx and the vector
-        // registers; cleared, as `switch_to` clears them, so that no stale
-        // heap address reaches a preemption stub's frame (see stubs.rs).
-        dynasm!(cx.ops ; .arch x64 ; xor edx, edx);
+        // The collector's code left its own words in the registers not
+        // restored (rdx) and the vector registers; cleared, as `switch_to`
+        // clears them, so that no stale heap address reaches a preemption
+        // stub's frame (see stubs.rs).
+        for r in TABLE.host_clobbered().minus(BARRIER_SAVED).iter() {
+            super::stubs::zero(cx.ops, r);
+        }
         for x in 0..16u8 {
             dynasm!(cx.ops ; .arch x64 ; xorps Rx(x), Rx(x));
         }
@@ -667,38 +670,5 @@ fn idiv_rcx(cx: &mut Lower<'_, X64>, op: Opcode) {
     );
     if op == Opcode::Rem {
         dynasm!(cx.ops ; .arch x64 ; mov rax, rdx);
-    }
-}
-
-/// Registers the write barrier's slow path saves around its call: the
-/// caller-saved ones (SysV) that may hold a value at a store (the slot or
-/// global address, the value, anything allocated).
-const BARRIER_SAVED: &[u8] = &[0, 1, 6, 7, 8, 9, 10, 11];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scratch_registers_are_never_allocatable() {
-        for r in [
-            RAX,
-            RCX,
-            RDX,
-            super::super::R11,
-            super::super::CTX,
-            super::super::RSP,
-            super::super::RBP,
-        ] {
-            assert!(!REGISTERS.caller_saved.contains(&r) && !REGISTERS.callee_saved.contains(&r));
-        }
-    }
-
-    #[test]
-    fn the_barrier_saves_every_caller_saved_register() {
-        for r in REGISTERS.caller_saved {
-            assert!(BARRIER_SAVED.contains(r), "{}", super::super::reg_name(*r));
-        }
-        assert_eq!(BARRIER_SAVED.len() % 2, 0, "rsp stays 16-byte aligned");
     }
 }

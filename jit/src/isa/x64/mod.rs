@@ -45,7 +45,7 @@ mod stubs;
 
 use super::BranchPatch;
 use crate::code::disasm::DecodedInst;
-use crate::lower::RegisterFile;
+use crate::lower::{RegSet, Register, RegisterFile, RegisterTable, Role};
 use crate::module::Arch;
 
 /// The x86-64 backend.
@@ -111,23 +111,88 @@ pub const R11: u8 = 11;
 /// Holds the running goroutine's context.
 pub const CTX: u8 = 15;
 
+/// Every general register, by hardware number: the one list the
+/// allocator, the stubs and the write barrier take theirs from (the
+/// roles are the table at the top of this file; the last column is
+/// whether SysV preserves the register across a C call).
+pub const TABLE: RegisterTable = RegisterTable(&[
+    Register::new("rax", Role::Scratch, false),
+    Register::new("rcx", Role::Scratch, false),
+    Register::new("rdx", Role::Scratch, false),
+    Register::new("rbx", Role::CalleeSaved, true),
+    Register::new("rsp", Role::StackPointer, true),
+    Register::new("rbp", Role::FramePointer, true),
+    Register::new("rsi", Role::CallerSaved, false),
+    Register::new("rdi", Role::CallerSaved, false),
+    Register::new("r8", Role::CallerSaved, false),
+    Register::new("r9", Role::CallerSaved, false),
+    Register::new("r10", Role::CallerSaved, false),
+    Register::new("r11", Role::Scratch, false),
+    Register::new("r12", Role::CalleeSaved, true),
+    Register::new("r13", Role::CalleeSaved, true),
+    Register::new("r14", Role::CalleeSaved, true),
+    Register::new("r15", Role::Context, true),
+]);
+
 /// What the register allocator may use.
-pub const REGISTERS: RegisterFile = RegisterFile {
-    caller_saved: &[6, 7, 8, 9, 10],
-    callee_saved: &[3, 12, 13, 14],
-};
+pub const REGISTERS: RegisterFile = TABLE.register_file();
 
 /// Registers `rt_call` saves in the context and `switch_to` restores:
 /// every allocatable register and the frame pointer.
-pub const RUNTIME_SAVED: &[u8] = &[3, 5, 6, 7, 8, 9, 10, 12, 13, 14];
+pub const RUNTIME_SAVED: RegSet = TABLE.runtime_saved();
+
+/// What `switch_to` saves on the scheduler's stack and `rt_call` restores:
+/// the registers SysV preserves, but rsp, which is the stack itself.
+pub const SCHEDULER_SAVED: RegSet = TABLE
+    .host_preserved()
+    .minus(TABLE.with_role(Role::StackPointer));
+
+/// What the preemption stub saves and restores around its runtime call:
+/// every general register but rsp and the context, which a redirect never
+/// changes.
+pub const PREEMPT_STUB_SAVED: RegSet = TABLE
+    .all()
+    .minus(TABLE.with_role(Role::StackPointer))
+    .minus(TABLE.with_role(Role::Context));
+
+/// What `switch_to` clears on its way into JIT code: the scratch
+/// registers but rax, which brings the runtime's result.
+pub const CLEARED_ON_SWITCH: RegSet = TABLE.with_role(Role::Scratch).minus(RegSet::of(&[RAX]));
+
+/// The write barrier's own scratch: rdx holds the collector's block,
+/// which the slow path passes on in rdi.
+pub const BARRIER_SCRATCH: RegSet = RegSet::of(&[RDX]);
+
+/// What the write barrier's slow path saves around its C call: every
+/// register the call may clobber but the barrier's scratch (the slot or
+/// global address, the value, anything allocated may be in them).
+pub const BARRIER_SAVED: RegSet = TABLE.host_clobbered().minus(BARRIER_SCRATCH);
 
 /// Register names for disassembly annotations and diagnostics.
 pub fn reg_name(r: u8) -> &'static str {
-    [
-        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
-        "r13", "r14", "r15",
-    ]
-    .get(r as usize)
-    .copied()
-    .unwrap_or("?")
+    TABLE.name(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_registers_are_never_allocatable() {
+        for r in [RAX, RCX, RDX, R11, CTX, RSP, RBP] {
+            assert!(!REGISTERS.caller_saved.contains(r) && !REGISTERS.callee_saved.contains(r));
+        }
+    }
+
+    /// The stubs' frames, drawn in stubs.rs, hold these.
+    #[test]
+    fn the_derived_lists_are_what_the_stubs_draw() {
+        assert_eq!(
+            RUNTIME_SAVED,
+            RegSet::of(&[3, 5, 6, 7, 8, 9, 10, 12, 13, 14])
+        );
+        assert_eq!(SCHEDULER_SAVED, RegSet::of(&[3, 5, 12, 13, 14, 15]));
+        assert_eq!(PREEMPT_STUB_SAVED.len(), 14);
+        assert_eq!(CLEARED_ON_SWITCH, RegSet::of(&[RCX, RDX, R11]));
+    }
 }

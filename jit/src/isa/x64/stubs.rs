@@ -1,11 +1,13 @@
 //! Runtime stubs for x86-64: the switch between the scheduler and a
-//! goroutine, and a fresh goroutine's entry.
+//! goroutine, and a fresh goroutine's entry. Every register list they
+//! save, restore or clear is a set derived from the register table in
+//! `mod.rs`.
 //!
 //! ```text
 //!  scheduler stack while a goroutine runs     goroutine stack parked in rt_call
 //!  +------------------------+                 +------------------------+
 //!  | return into Rust       |                 | outgoing operands ...  |  [sp + 8 + 8*i]
-//!  | rbp rbx r12 r13 r14 r15|  <- sched_sp    | return into JIT code   |  <- ctx.sp
+//!  | rbx rbp r12 r13 r14 r15|  <- sched_sp    | return into JIT code   |  <- ctx.sp
 //!  +------------------------+                 +------------------------+
 //!
 //!  fresh goroutine stack, before the first switch_to (ctx.result holds
@@ -38,13 +40,44 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{CTX, RUNTIME_SAVED};
+use super::{CLEARED_ON_SWITCH, CTX, PREEMPT_STUB_SAVED, RUNTIME_SAVED, SCHEDULER_SAVED};
 use crate::abi::{RuntimeOp, CTX_REQUEST, CTX_RESULT, CTX_SAVED, CTX_SCHED_SP, CTX_SP};
 use crate::code::{MetadataBuilder, UnsafeKind};
 use crate::module::StubAddresses;
 
 fn saved_slot(r: u8) -> i32 {
     CTX_SAVED + 8 * i32::from(r)
+}
+
+// The short forms of three instructions the stubs and the write barrier
+// emit for registers chosen from a table: dynasm's run-time register
+// operands always carry a REX prefix, which the forms for rax-rdi do not
+// need.
+
+/// `push r`.
+pub(super) fn push(ops: &mut impl DynasmApi, r: u8) {
+    if r >= 8 {
+        ops.push(0x41);
+    }
+    ops.push(0x50 | (r & 7));
+}
+
+/// `pop r`.
+pub(super) fn pop(ops: &mut impl DynasmApi, r: u8) {
+    if r >= 8 {
+        ops.push(0x41);
+    }
+    ops.push(0x58 | (r & 7));
+}
+
+/// `xor r32, r32`: the zeroing idiom, which needs no execution unit and
+/// clears the whole 64-bit register.
+pub(super) fn zero(ops: &mut impl DynasmApi, r: u8) {
+    if r >= 8 {
+        ops.push(0x45);
+    }
+    ops.push(0x31);
+    ops.push(0xc0 | (r & 7) << 3 | (r & 7));
 }
 
 /// Emits the stubs at the start of the code; `rt_call` is the label JIT
@@ -60,19 +93,16 @@ pub(super) fn emit(
     let switch_to = ops.offset().0;
     meta.begin_stub("switch_to", ops.offset().0);
     meta.begin_unsafe(UnsafeKind::RuntimeTransition, ops.offset().0);
+    for r in SCHEDULER_SAVED.iter() {
+        push(ops, r);
+    }
     dynasm!(ops
         ; .arch x64
-        ; push rbp
-        ; push rbx
-        ; push r12
-        ; push r13
-        ; push r14
-        ; push r15
         ; mov [rdi + CTX_SCHED_SP], rsp
         ; mov Rq(CTX), rdi
         ; mov rsp, [Rq(CTX) + CTX_SP]
     );
-    for &r in RUNTIME_SAVED {
+    for r in RUNTIME_SAVED.iter() {
         dynasm!(ops ; .arch x64 ; mov Rq(r), [Rq(CTX) + saved_slot(r)]);
     }
     // Whatever the scheduler left in the registers the goroutine does not
@@ -81,12 +111,9 @@ pub(super) fn emit(
     // words onto the goroutine's stack when the preemption stub saves
     // them, where the collector's conservative scan would take a dangling
     // heap address for a ref. Zeroing idioms: no execution units.
-    dynasm!(ops
-        ; .arch x64
-        ; xor ecx, ecx
-        ; xor edx, edx
-        ; xor r11d, r11d
-    );
+    for r in CLEARED_ON_SWITCH.iter() {
+        zero(ops, r);
+    }
     for x in 0..16u8 {
         dynasm!(ops ; .arch x64 ; xorps Rx(x), Rx(x));
     }
@@ -107,21 +134,18 @@ pub(super) fn emit(
         ; =>rt_call
         ; mov [Rq(CTX) + CTX_REQUEST], rax
     );
-    for &r in RUNTIME_SAVED {
+    for r in RUNTIME_SAVED.iter() {
         dynasm!(ops ; .arch x64 ; mov [Rq(CTX) + saved_slot(r)], Rq(r));
     }
     dynasm!(ops
         ; .arch x64
         ; mov [Rq(CTX) + CTX_SP], rsp
         ; mov rsp, [Rq(CTX) + CTX_SCHED_SP]
-        ; pop r15
-        ; pop r14
-        ; pop r13
-        ; pop r12
-        ; pop rbx
-        ; pop rbp
-        ; ret
     );
+    for r in SCHEDULER_SAVED.iter().rev() {
+        pop(ops, r);
+    }
+    dynasm!(ops ; .arch x64 ; ret);
     meta.end_unsafe(ops.offset().0);
     meta.end_stub(ops.offset().0);
 
@@ -143,7 +167,7 @@ pub(super) fn emit(
     meta.begin_stub("async_preempt", async_preempt);
     let request = RuntimeOp::AsyncPreempt.request(0) as i32;
     dynasm!(ops ; .arch x64 ; =>async_label ; pushfq);
-    for &r in PRESERVED {
+    for r in PREEMPT_STUB_SAVED.iter() {
         dynasm!(ops ; .arch x64 ; push Rq(r));
     }
     dynasm!(ops ; .arch x64 ; sub rsp, VECTOR_BYTES);
@@ -161,7 +185,7 @@ pub(super) fn emit(
         dynasm!(ops ; .arch x64 ; movdqu Rx(x), [rsp + off]);
     }
     dynasm!(ops ; .arch x64 ; add rsp, VECTOR_BYTES);
-    for &r in PRESERVED.iter().rev() {
+    for r in PREEMPT_STUB_SAVED.iter().rev() {
         dynasm!(ops ; .arch x64 ; pop Rq(r));
     }
     dynasm!(ops
@@ -178,7 +202,5 @@ pub(super) fn emit(
     }
 }
 
-/// The general registers `async_preempt` saves: all but rsp and r15.
-const PRESERVED: &[u8] = &[0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 /// Bytes of xmm0-xmm15.
 const VECTOR_BYTES: i32 = 256;
