@@ -602,3 +602,46 @@ impl<M: Machine> Lower<'_, M> {
         }
     }
 }
+
+/// Emits what `emit` emits, alone, as if inside `func` with its registers
+/// where `location` says and a frame of two spill slots and three
+/// outgoing words; every label the hooks are given is one bound at offset
+/// 0. For the golden encoding tests of the hooks.
+#[cfg(test)]
+pub(crate) fn emit_alone<M: Machine>(
+    func: &Function,
+    location: fn(&str) -> Location,
+    emit: impl FnOnce(&mut Lower<'_, M>, DynamicLabel),
+) -> Vec<u8> {
+    let mut plan = FunctionPlan::new(func, &M::REGISTERS);
+    for (i, r) in func.regs.iter().enumerate() {
+        plan.alloc.locations[i] = location(&r.name);
+    }
+    plan.alloc.spill_slots = 2;
+    plan.alloc.outgoing_words = 3;
+    plan.alloc.used_callee_saved = Vec::new();
+    let mut ops = VecAssembler::<M::Relocation>::new(0);
+    let (mut meta, mut pool) = (MetadataBuilder::new(), ConstantPool::default());
+    let target = ops.new_dynamic_label();
+    ops.dynamic_label(target);
+    let mut cx = Lower {
+        ops: &mut ops,
+        meta: &mut meta,
+        pool: &mut pool,
+        globals: &[],
+        ref_globals: &[],
+        func,
+        fid: FuncId::new(0),
+        frame: M::frame_layout(&plan.alloc),
+        plan: &plan,
+        func_labels: &[],
+        rt_call: target,
+        preempt_stub: target,
+        mode: PreemptMode::Async,
+        block_labels: Vec::new(),
+        cold: Vec::new(),
+    };
+    emit(&mut cx, target);
+    ops.finalize()
+        .expect("every label the hooks use is defined")
+}

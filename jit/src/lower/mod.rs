@@ -9,6 +9,8 @@
 
 mod control;
 mod function;
+#[cfg(test)]
+pub(crate) mod golden;
 pub mod machine;
 pub mod plan;
 pub mod regalloc;

@@ -41,6 +41,8 @@
 #![allow(clippy::useless_conversion)]
 
 mod emit;
+#[cfg(test)]
+mod emit_tests;
 mod stubs;
 
 use super::BranchPatch;
