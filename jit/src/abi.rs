@@ -89,7 +89,7 @@ pub enum RuntimeOp {
     /// redirect: every register is saved on the goroutine's stack, and the
     /// goroutine resumes at the interrupted instruction when the runtime
     /// switches back.
-    AsyncPreempt,
+    PreemptStub,
 }
 
 impl RuntimeOp {
@@ -117,7 +117,7 @@ impl RuntimeOp {
         RuntimeOp::Select,
         RuntimeOp::CCall,
         RuntimeOp::Goexit,
-        RuntimeOp::AsyncPreempt,
+        RuntimeOp::PreemptStub,
     ];
 
     pub fn from_u32(v: u32) -> Option<RuntimeOp> {
@@ -284,7 +284,7 @@ pub static NO_GC: GcBarrier = GcBarrier {
 /// Bytes the asynchronous-preemption stub (and the runtime call it makes)
 /// needs below the interrupted SP, on every architecture; a redirect must
 /// not happen with less room above the stack's lowest usable address.
-pub const ASYNC_STUB_STACK: usize = 1024;
+pub const PREEMPT_STUB_STACK: usize = 1024;
 
 /// A guard no SP is above: every function entry calls the runtime.
 pub const STACK_GUARD_POISON: u64 = u64::MAX;

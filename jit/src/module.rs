@@ -140,10 +140,10 @@ pub struct StubAddresses {
     /// in the result register, then makes an `Exit` runtime call.
     pub goroutine_entry: usize,
     /// Where a signal handler redirects an interrupted goroutine
-    /// (`MachineContext::push_call(async_preempt, pc)`): saves every
-    /// register, makes an `AsyncPreempt` runtime call, restores everything
+    /// (`MachineContext::push_call(preempt_stub, pc)`): saves every
+    /// register, makes an `PreemptStub` runtime call, restores everything
     /// and resumes at `pc`.
-    pub async_preempt: usize,
+    pub preempt_stub: usize,
 }
 
 /// The target architectures.
@@ -288,7 +288,7 @@ impl Module {
                 switch_to: s.switch_to + base,
                 rt_call: s.rt_call + base,
                 goroutine_entry: s.goroutine_entry + base,
-                async_preempt: s.async_preempt + base,
+                preempt_stub: s.preempt_stub + base,
             },
             code,
             tables,

@@ -192,7 +192,7 @@ fn arming_reasons(rt: &Runtime, module: &Module, g: &G, pc: Option<usize>) -> St
                 _ => "can be patched to its yield trampoline",
             },
             rt.cfg.mode,
-            rt.obs.stats.async_preempts(),
+            rt.obs.stats.preempt_stub_entries(),
             module.names.functions.get(l.func.index()).map_or("?", String::as_str),
             module.names.block(l.func, l.header)
         )

@@ -114,15 +114,16 @@ impl Default for Observers {
 pub struct RunStats {
     /// The kernel thread id of the first worker (0 until it starts).
     pub worker_tid: AtomicI32,
-    /// Goroutine entries into the asynchronous-preemption stub.
-    pub async_preempts: AtomicU64,
+    /// Goroutine entries into the preemption stub (from a signal's redirect,
+    /// a poll, a poll-page fault or a patched back-edge).
+    pub preempt_stub_entries: AtomicU64,
     /// Everything `--stats` prints.
     pub sched: stats::Stats,
 }
 
 impl RunStats {
-    pub fn async_preempts(&self) -> u64 {
-        self.async_preempts.load(Ordering::Relaxed)
+    pub fn preempt_stub_entries(&self) -> u64 {
+        self.preempt_stub_entries.load(Ordering::Relaxed)
     }
 }
 

@@ -50,7 +50,7 @@
 //! request for the running goroutine (the request word and the poisoned
 //! stack guard, [`Fx::guard_only`]: atomics only) and asks [`decide`] with it.
 //!
-//! - `Redirect`: `push_call` into the `async_preempt` stub, exactly as the
+//! - `Redirect`: `push_call` into the `preempt_stub` stub, exactly as the
 //!   signal handler does ([`worker::redirect`]); TF is cleared, so the rest
 //!   of the run is not stepped. The goroutine saves every register, parks
 //!   through the scheduler (other goroutines may run meanwhile) and
@@ -605,7 +605,7 @@ impl Trials<'_> {
             if let Some((arm, _)) = preempt_runtime::stats::arm_names(self.cfg.mode) {
                 s.arms += stats.sched.samples(arm);
             }
-            s.redirected += stats.async_preempts();
+            s.redirected += stats.preempt_stub_entries();
             for (reason, n) in stats.sched.retries() {
                 *s.declined.entry(reason).or_default() += n;
             }
@@ -619,7 +619,7 @@ impl Trials<'_> {
             if got != report.reference {
                 let mut place = vec![format!(
                     "{} redirects in this run, at {} distinct instruction boundaries:",
-                    stats.async_preempts(),
+                    stats.preempt_stub_entries(),
                     here.len()
                 )];
                 place.extend(

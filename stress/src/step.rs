@@ -97,11 +97,7 @@ fn trace(m: &MSignal, shared: &Shared, probe: &Probe, mc: &mut MachineContext<'_
     }
     let pc = mc.pc();
     let tables = shared.tables();
-    if probe.phase() == ARMED
-        && tables
-            .stub_at(pc)
-            .is_some_and(|s| s.name == "async_preempt")
-    {
+    if probe.phase() == ARMED && tables.stub_at(pc).is_some_and(|s| s.name == "preempt_stub") {
         // The armed goroutine took its yield path (a poll's branch, a
         // poll-page fault's redirect, a patched branch's trampoline): it
         // stops here, after the last JIT boundary passed.

@@ -119,7 +119,7 @@ fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
     );
     // The loop ran through its trampoline (into the stub and the
     // scheduler and back) while the branch pointed there.
-    let trips = obs.stats.async_preempts.load(Ordering::Relaxed);
+    let trips = obs.stats.preempt_stub_entries.load(Ordering::Relaxed);
     assert!(
         trips > 0,
         "the rewritten branch was never taken ({i} iterations)"
@@ -153,7 +153,7 @@ fn no_mapping_is_writable_and_executable_in_any_mode() {
             mode,
             PreemptMode::Poll | PreemptMode::Trap | PreemptMode::Patch
         ) {
-            let stopped = obs.stats.async_preempts.load(Ordering::Relaxed);
+            let stopped = obs.stats.preempt_stub_entries.load(Ordering::Relaxed);
             assert!(
                 stopped > 0,
                 "{mode:?}/{arm:?}: the loop was never stopped at its back-edge"

@@ -135,7 +135,7 @@ fn redirected_loop_keeps_every_register_and_resumes_exactly() {
         &module.tables as *const CodeTables as usize,
         Ordering::Release,
     );
-    STUB.store(module.stubs.async_preempt, Ordering::Release);
+    STUB.store(module.stubs.preempt_stub, Ordering::Release);
     install(libc::SIGURG, on_signal).expect("install the handler");
 
     let stats = Arc::new(RunStats::default());
@@ -156,11 +156,11 @@ fn redirected_loop_keeps_every_register_and_resumes_exactly() {
     // stop the loop. The deadline only turns a broken redirect into a
     // failure instead of a hang; emulated runs take a few seconds.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while stats.async_preempts.load(Ordering::Relaxed) < 200 {
+    while stats.preempt_stub_entries.load(Ordering::Relaxed) < 200 {
         assert!(
             Instant::now() < deadline,
             "only {} visits",
-            stats.async_preempts.load(Ordering::Relaxed)
+            stats.preempt_stub_entries.load(Ordering::Relaxed)
         );
         // The loop only ends when told to: ending by itself means a redirect
         // corrupted the flags or the PC of its exit test.
@@ -183,7 +183,7 @@ fn redirected_loop_keeps_every_register_and_resumes_exactly() {
     let n: u64 = got.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(got, expected(n), "after {n} iterations");
     assert_eq!(
-        stats.async_preempts.load(Ordering::Relaxed),
+        stats.preempt_stub_entries.load(Ordering::Relaxed),
         REDIRECTS.load(Ordering::Relaxed),
         "every redirect enters the stub once"
     );

@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 
-use preempt_jit::abi::ASYNC_STUB_STACK;
+use preempt_jit::abi::PREEMPT_STUB_STACK;
 use preempt_jit::code::disasm::{decode, DecodedInst};
 use preempt_jit::code::{CodeTables, FunctionRange, UnsafeKind, UnsafeRegion};
 use preempt_jit::ir::{self, InstKind, Opcode, Program, Type};
@@ -108,7 +108,7 @@ const SP: usize = 0x10_0000;
 fn ask(pc: usize, t: &CodeTables, points: UnsafePoints) -> Decision {
     let g = Goroutine {
         requested: true,
-        stack_lo: SP - 2 * ASYNC_STUB_STACK,
+        stack_lo: SP - 2 * PREEMPT_STUB_STACK,
     };
     let signal = Trigger::Signal { from_runtime: true };
     decide(signal, pc, SP, t, Thread::Running(g), points)
@@ -366,7 +366,7 @@ fn check(name: &str, prog: &Program, asm: &Assembled, tally: &mut Tally) {
             r.kind == UnsafeKind::RuntimeTransition
                 && inside(&insts, r)
                     .last()
-                    .is_some_and(|d| branch_target(d) == Some(asm.stub_offsets.async_preempt))
+                    .is_some_and(|d| branch_target(d) == Some(asm.stub_offsets.preempt_stub))
         };
 
         // Whatever moves SP or the frame pointer is set-up or tear-down (or

@@ -25,7 +25,7 @@
 //! The contract with the stubs is that everything a stopped goroutine
 //! holds is in one of those places. A goroutine stops only in a runtime
 //! call (`rt_call`: registers in `ctx.saved`, SP in `ctx.sp`) or in the
-//! asynchronous-preemption stub, which pushes every register on the
+//! preemption stub, which pushes every register on the
 //! goroutine's own stack *below the interrupted SP* and then makes a
 //! runtime call from there: `ctx.sp` is then below the saved registers, so
 //! the stack scan, which starts at `ctx.sp`, covers them. A stub that kept

@@ -42,12 +42,12 @@
 //!    unsafe region (frame set-up and tear-down, runtime-call transitions,
 //!    scratch-register use, atomic sequences, write barriers); a
 //!    restartable region resumes at its start.
-//! 3. **Redirect.** `MachineContext::push_call(async_preempt, resume_pc)`
+//! 3. **Redirect.** `MachineContext::push_call(preempt_stub, resume_pc)`
 //!    makes the thread, once the handler returns, enter the stub as if the
 //!    interrupted instruction had called it. The stub (emitted by each
 //!    backend, frame drawn in its file header) saves every register JIT
 //!    code may use, the flags and the vector registers on the goroutine's
-//!    own stack and makes an `AsyncPreempt` runtime call; the scheduler
+//!    own stack and makes an `PreemptStub` runtime call; the scheduler
 //!    records the time from request to here, and queues the goroutine.
 //!    When it is resumed, the stub restores everything and returns to
 //!    `resume_pc`: the goroutine continues at the exact instruction.

@@ -6,7 +6,7 @@
 //! the runtime's at all is decided here too: the handlers keep no policy
 //! of their own. No signal is needed to test it.
 
-use preempt_jit::abi::ASYNC_STUB_STACK;
+use preempt_jit::abi::PREEMPT_STUB_STACK;
 use preempt_jit::code::{CodeTables, UnsafeKind};
 
 /// What woke the handler.
@@ -146,7 +146,7 @@ pub enum UnsafePoints {
 /// 2. the PC is inside a JIT function's code: not the scheduler, a runtime
 ///    call or foreign code (so no runtime lock is held and the goroutine's
 ///    registers are the JIT's), and not a stub;
-/// 3. there are at least [`ASYNC_STUB_STACK`] bytes between SP and the
+/// 3. there are at least [`PREEMPT_STUB_STACK`] bytes between SP and the
 ///    stack's lowest usable address, for the stub's frame and the runtime
 ///    call it makes;
 /// 4. the PC is not in an unsafe region the compiler recorded (frame
@@ -206,7 +206,7 @@ pub fn decide(
     if tables.function_at(pc).is_none() || tables.stub_at(pc).is_some() {
         return Decision::Retry(RetryReason::NotJitCode);
     }
-    if sp < g.stack_lo.saturating_add(ASYNC_STUB_STACK) {
+    if sp < g.stack_lo.saturating_add(PREEMPT_STUB_STACK) {
         return Decision::Retry(RetryReason::StackTooShallow);
     }
     if points == UnsafePoints::Honour {
@@ -342,12 +342,12 @@ mod tests {
     #[test]
     fn a_shallow_stack_is_retried() {
         let t = tables();
-        let sp = STACK_LO + ASYNC_STUB_STACK - 8;
+        let sp = STACK_LO + PREEMPT_STUB_STACK - 8;
         assert_eq!(
             decide(SIGNAL, 0x2020, sp, &t, running(true), UnsafePoints::Honour),
             Decision::Retry(RetryReason::StackTooShallow)
         );
-        let sp = STACK_LO + ASYNC_STUB_STACK;
+        let sp = STACK_LO + PREEMPT_STUB_STACK;
         assert_eq!(
             decide(SIGNAL, 0x2020, sp, &t, running(true), UnsafePoints::Honour),
             Decision::Redirect { resume_pc: 0x2020 }

@@ -241,7 +241,7 @@ static FAULT: Chained = Chained::new(on_fault);
 /// would fault again at once), so the stub's room below SP must be there
 /// already: the stack guard every function entry checks lies further up.
 const _: () = assert!(
-    crate::stack::STACK_RESERVE >= preempt_jit::abi::ASYNC_STUB_STACK,
+    crate::stack::STACK_RESERVE >= preempt_jit::abi::PREEMPT_STUB_STACK,
     "the stack reserve holds the preemption stub's frame"
 );
 

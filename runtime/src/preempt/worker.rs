@@ -45,7 +45,7 @@ pub trait Watcher: Sync {
 pub struct Shared {
     /// The compiled module's tables (absolute addresses).
     tables: *const CodeTables,
-    /// The `async_preempt` stub.
+    /// The `preempt_stub` stub.
     stub: usize,
     points: UnsafePoints,
     /// Every preemption signal that arrived at a worker, sent by the
@@ -258,7 +258,7 @@ pub unsafe fn redirect(
     mc: &mut MachineContext<'_>,
     resume_pc: usize,
 ) {
-    // SAFETY: decide checked there are ASYNC_STUB_STACK bytes of this
+    // SAFETY: decide checked there are PREEMPT_STUB_STACK bytes of this
     // goroutine's stack below SP, which JIT code never uses below SP (no
     // red zone).
     unsafe { mc.push_call(shared.stub, resume_pc) };

@@ -136,7 +136,7 @@ impl Runtime {
             Op::Interrupted => self
                 .preemption_point(m.id, p, g, self.cfg.mode)
                 .unwrap_or(Next::Continue(Resume::default())),
-            Op::AsyncPreempt => {
+            Op::PreemptStub => {
                 // The stub: entered by a signal's redirect (async), a
                 // back-edge poll's yield (poll), a poll-page fault's
                 // redirect (trap) or a patched back-edge (patch).
@@ -146,7 +146,7 @@ impl Runtime {
                 };
                 self.obs
                     .stats
-                    .async_preempts
+                    .preempt_stub_entries
                     .fetch_add(1, Ordering::Relaxed);
                 self.preemption_point(m.id, p, g, mech)
                     .unwrap_or(Next::Continue(Resume::default()))

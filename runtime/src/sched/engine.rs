@@ -49,8 +49,8 @@ pub enum Op {
     Budget,
     /// The interpreter wants a collection before a `new`.
     Collect,
-    /// The asynchronous-preemption stub.
-    AsyncPreempt,
+    /// The preemption stub, which async, poll, trap and patch enter.
+    PreemptStub,
     Fault(Fault),
     Print(String),
     New(i64),
@@ -436,7 +436,7 @@ fn decode_jit(module: &Module, ctx: &GoroutineContext, stack: &Stack, request: u
     match op {
         RuntimeOp::Exit => Op::Exit,
         RuntimeOp::StackCheck => Op::StackCheck,
-        RuntimeOp::AsyncPreempt => Op::AsyncPreempt,
+        RuntimeOp::PreemptStub => Op::PreemptStub,
         RuntimeOp::Fault => {
             let (code, msg) = decode_fault(payload);
             let message = || {

@@ -231,7 +231,7 @@ impl Runtime {
                     Some(Box::new(unsafe {
                         worker::Shared::new(
                             &module.tables,
-                            module.stubs.async_preempt,
+                            module.stubs.preempt_stub,
                             cfg.unsafe_points,
                             &obs.stats.sched,
                             obs.harness.as_deref().map(|h| h.as_watcher()),

@@ -23,8 +23,9 @@
 //! region: between their first and last instruction SP and the context
 //! disagree about whose stack is live.
 //!
-//! `async_preempt` is where a signal handler sends an interrupted
-//! goroutine: `push_call(async_preempt, pc)` stored the interrupted x29
+//! `preempt_stub` is where every mechanism but `coop` stops a goroutine: a
+//! signal or poll-page fault handler sends an interrupted
+//! goroutine: `push_call(preempt_stub, pc)` stored the interrupted x29
 //! and x30 in a 16-byte slot below SP and set x30 = pc. The stub's frame:
 //!
 //! ```text
@@ -34,7 +35,7 @@
 //!  | nzcv                   |  [sp + 248]
 //!  | x30 = resume pc        |  [sp + 240]
 //!  | x0 ... x29             |  [sp + 0 .. 240]  (x16's slot is scratch)
-//!  +------------------------+  <- sp during the AsyncPreempt runtime call
+//!  +------------------------+  <- sp during the PreemptStub runtime call
 //! ```
 //!
 //! It returns with `br x16`: `x16` is the one register the stubs may
@@ -168,9 +169,9 @@ pub(super) fn emit(
     );
     meta.end_stub(ops.offset().0);
 
-    let async_preempt = ops.offset().0;
-    meta.begin_stub("async_preempt", async_preempt);
-    let request = RuntimeOp::AsyncPreempt.request(0) as u32;
+    let preempt_stub = ops.offset().0;
+    meta.begin_stub("preempt_stub", preempt_stub);
+    let request = RuntimeOp::PreemptStub.request(0) as u32;
     dynasm!(ops ; .arch aarch64 ; =>async_label ; sub sp, sp, FRAME);
     for (a, b) in PREEMPT_STUB_SAVED.pairs() {
         dynasm!(ops ; .arch aarch64 ; stp X(a), X(b), [sp, slot(a)]);
@@ -225,7 +226,7 @@ pub(super) fn emit(
         switch_to,
         rt_call: rt_call_offset,
         goroutine_entry,
-        async_preempt,
+        preempt_stub,
     }
 }
 

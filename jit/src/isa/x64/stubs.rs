@@ -22,8 +22,9 @@
 //! region: between their first and last instruction SP and the context
 //! disagree about whose stack is live.
 //!
-//! `async_preempt` is where a signal handler sends an interrupted
-//! goroutine (`push_call(async_preempt, pc)` pushed `pc`). Its frame, on
+//! `preempt_stub` is where every mechanism but `coop` stops a goroutine: a
+//! signal or poll-page fault handler sends an interrupted
+//! goroutine (`push_call(preempt_stub, pc)` pushed `pc`). Its frame, on
 //! the goroutine's stack (16-byte aligned when the interrupted code's SP
 //! was, which JIT code keeps outside its unsafe regions):
 //!
@@ -33,7 +34,7 @@
 //!  | rflags                 |
 //!  | rax rcx ... r13 r14    |  14 general registers (r15, the context, is never changed)
 //!  | xmm0 ... xmm15         |  256 bytes
-//!  | return into the stub   |  <- ctx.sp during the AsyncPreempt runtime call
+//!  | return into the stub   |  <- ctx.sp during the PreemptStub runtime call
 //!  +------------------------+
 //! ```
 
@@ -163,9 +164,9 @@ pub(super) fn emit(
     );
     meta.end_stub(ops.offset().0);
 
-    let async_preempt = ops.offset().0;
-    meta.begin_stub("async_preempt", async_preempt);
-    let request = RuntimeOp::AsyncPreempt.request(0) as i32;
+    let preempt_stub = ops.offset().0;
+    meta.begin_stub("preempt_stub", preempt_stub);
+    let request = RuntimeOp::PreemptStub.request(0) as i32;
     dynasm!(ops ; .arch x64 ; =>async_label ; pushfq);
     for r in PREEMPT_STUB_SAVED.iter() {
         dynasm!(ops ; .arch x64 ; push Rq(r));
@@ -198,7 +199,7 @@ pub(super) fn emit(
         switch_to,
         rt_call: rt_call_offset,
         goroutine_entry,
-        async_preempt,
+        preempt_stub,
     }
 }
 
