@@ -54,7 +54,7 @@ fn config(mode: PreemptMode, trap_arm: TrapArm) -> RunConfig {
 fn run_counter<T>(
     mode: PreemptMode,
     cfg: RunConfig,
-    meanwhile: impl FnOnce(&Arc<Module>) -> T,
+    meanwhile: impl FnOnce(&Arc<Module>, &Observers) -> T,
 ) -> (u64, u64, Observers, T) {
     let module = compile(COUNTER, mode);
     let (out, captured) = Output::capture();
@@ -74,7 +74,7 @@ fn run_counter<T>(
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    let got = meanwhile(&module);
+    let got = meanwhile(&module, &obs);
     module.globals.words()[1].store(1, Ordering::SeqCst);
     let outcome = runner.join().unwrap();
     assert_eq!(outcome.status, 0, "{outcome:?}");
@@ -93,7 +93,7 @@ fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
         quantum: Duration::from_secs(3600),
         ..config(PreemptMode::Patch, TrapArm::Page)
     };
-    let (i, sum, obs, (rewrites, sync_core)) = run_counter(PreemptMode::Patch, cfg, |m| {
+    let (i, sum, obs, (rewrites, sync_core)) = run_counter(PreemptMode::Patch, cfg, |m, obs| {
         let patcher = Patcher::new(m).expect("a writable view of the code");
         let main = m.names.functions.iter().position(|n| n == "main").unwrap();
         assert_eq!(
@@ -101,16 +101,23 @@ fn a_live_back_edge_rewritten_10000_times_loses_and_repeats_no_iteration() {
             1,
             "@main has one back-edge"
         );
-        for k in 0..10_000 {
-            patcher.rewrite_site(main, 0, k % 2 == 0);
+        // 10,000 rewrites, and more until the loop has run through the
+        // trampoline at least once: on a loaded host its thread may be off
+        // the CPU for a whole burst (the deadline only ends a broken run).
+        let deadline = Instant::now() + BOUND;
+        let mut k = 0u64;
+        while k < 10_000 || (obs.stats.preempt_stub_entries() == 0 && Instant::now() < deadline) {
+            patcher.rewrite_site(main, 0, k.is_multiple_of(2));
+            k += 1;
         }
         patcher.rewrite_site(main, 0, false);
+        assert_eq!(patcher.rewrites.load(Ordering::Relaxed), k + 1);
         (
             patcher.rewrites.load(Ordering::Relaxed),
             patcher.sync_core(),
         )
     });
-    assert_eq!(rewrites, 10_001);
+    assert!(rewrites > 10_000, "{rewrites} rewrites");
     // Every iteration ran exactly once: the sum of 0..i.
     assert_eq!(
         sum,
@@ -136,7 +143,7 @@ fn no_mapping_is_writable_and_executable_in_any_mode() {
             quantum: Duration::from_micros(50),
             ..config(mode, arm)
         };
-        let (i, sum, obs, wx) = run_counter(mode, cfg, |_| {
+        let (i, sum, obs, wx) = run_counter(mode, cfg, |_, _| {
             let mut seen = Vec::new();
             for _ in 0..20 {
                 seen.extend(writable_and_executable_mappings().unwrap());
