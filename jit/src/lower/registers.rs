@@ -55,10 +55,7 @@ impl RegSet {
     /// The registers in ascending pairs (for pair loads and stores); the
     /// count must be even.
     pub fn pairs(self) -> impl Iterator<Item = (u8, u8)> {
-        assert!(
-            self.len().is_multiple_of(2),
-            "{self:?} does not split into pairs"
-        );
+        assert_eq!(self.len() % 2, 0, "{self:?} does not split into pairs");
         let regs: Vec<u8> = self.iter().collect();
         (0..regs.len() / 2).map(move |k| (regs[2 * k], regs[2 * k + 1]))
     }
