@@ -6,7 +6,7 @@
 //! allocating its frame) with the guard in the goroutine's context
 //! (`ctx.stack_guard`), the check that grows or reports the stack. A
 //! request stores a value above every SP in that word
-//! ([`STACK_GUARD_POISON`]), so the next entry's check fails and calls the
+//! ([`STACK_GUARD_POISON`](preempt_jit::abi::STACK_GUARD_POISON)), so the next entry's check fails and calls the
 //! runtime (`StackCheck`), which finds the request ([`stack_check`]) and
 //! stops the goroutine there. Runtime calls (channels, timers, spawn,
 //! print, gc, ffi) check for a request when they are served. The
@@ -21,8 +21,6 @@
 //! has no point at all: it runs until it ends, whatever the request (seed
 //! bug 1, and the register-hoisted load of the demo). The monitor
 //! re-requests after a back-off, and the hang diagnosis says so.
-
-pub use preempt_jit::abi::STACK_GUARD_POISON;
 
 /// What a function entry's failed stack check (a `StackCheck` runtime
 /// call) means.

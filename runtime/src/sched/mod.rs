@@ -598,22 +598,18 @@ impl Runtime {
         }
         // Steal, as Go's spinning M does: a few rounds over the other Ps,
         // taking a `runnext` only in the last.
-        let all: Vec<&queues::LocalQueue> = self.ps.iter().map(|p| &p.q).collect();
         for round in 0..queues::STEAL_ROUNDS {
             let start = (m.random() as usize) % self.ps.len();
             let last = round + 1 == queues::STEAL_ROUNDS;
-            let mut kept = Vec::new();
             let got = queues::steal(
-                &all,
+                |v| &self.ps[v].q,
+                self.ps.len(),
                 p,
                 start,
                 last,
                 |v| self.steal_next(&self.ps[v]),
-                |g| kept.push(g),
+                |g| self.push_local(p, g),
             );
-            for g in kept {
-                self.push_local(p, g);
-            }
             if got.is_some() {
                 return got;
             }

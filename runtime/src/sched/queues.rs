@@ -175,21 +175,21 @@ pub fn take_global(
     Some(g)
 }
 
-/// One round of stealing for P `me` over `queues` (every P's, by index),
-/// starting at `start`: the first victim with a non-empty ring gives the
+/// One round of stealing for P `me` over the `n` Ps' queues (`queue(i)`
+/// is P `i`'s), starting at `start`: the first victim with a non-empty ring gives the
 /// older half of it; the first goroutine taken is returned to run and the
 /// rest go to `keep`, oldest first. With `next` (the last round), a victim
 /// with an empty ring gives its `runnext` through `take_next`, which may
 /// decline (the victim is about to run it).
-pub fn steal(
-    queues: &[&LocalQueue],
+pub fn steal<'q>(
+    queue: impl Fn(usize) -> &'q LocalQueue,
+    n: usize,
     me: usize,
     start: usize,
     next: bool,
     mut take_next: impl FnMut(usize) -> Option<Arc<G>>,
     mut keep: impl FnMut(Arc<G>),
 ) -> Option<Arc<G>> {
-    let n = queues.len();
     if n < 2 {
         return None;
     }
@@ -199,7 +199,7 @@ pub fn steal(
         if v == me {
             continue;
         }
-        queues[v].take_half(&mut taken);
+        queue(v).take_half(&mut taken);
         if taken.is_empty() {
             if let Some(g) = next.then(|| take_next(v)).flatten() {
                 return Some(g);
@@ -316,7 +316,15 @@ mod tests {
         let (mine, victim) = (LocalQueue::default(), ring(1..=5));
         let qs = [&mine, &victim];
         let mut kept = Vec::new();
-        let got = steal(&qs, 0, 0, false, |_| panic!(), |g| kept.push(g.id));
+        let got = steal(
+            |i| qs[i],
+            qs.len(),
+            0,
+            0,
+            false,
+            |_| panic!(),
+            |g| kept.push(g.id),
+        );
         assert_eq!(got.map(|g| g.id), Some(1));
         assert_eq!(kept, [2, 3], "half of 5, rounded up, is 3");
         assert_eq!(drain(&victim), [4, 5]);
@@ -325,11 +333,11 @@ mod tests {
     #[test]
     fn a_thief_never_robs_itself_and_alone_steals_nothing() {
         let mine = ring([1, 2]);
-        assert!(steal(&[&mine], 0, 0, true, |_| panic!(), |_| panic!()).is_none());
+        assert!(steal(|_| &mine, 1, 0, 0, true, |_| panic!(), |_| panic!()).is_none());
         let other = LocalQueue::default();
         let qs = [&mine, &other];
         for start in 0..2 {
-            assert!(steal(&qs, 0, start, false, |_| None, |_| panic!()).is_none());
+            assert!(steal(|i| qs[i], qs.len(), 0, start, false, |_| None, |_| panic!()).is_none());
         }
         assert_eq!(drain(&mine), [1, 2]);
     }
@@ -344,15 +352,23 @@ mod tests {
             let q = qs[v];
             q.steal_next(q.next_id())
         };
-        assert!(steal(&qs, 0, 0, false, take, |_| panic!()).is_none());
+        assert!(steal(|i| qs[i], qs.len(), 0, 0, false, take, |_| panic!()).is_none());
         assert_ne!(a.next_id(), 0, "an earlier round leaves it");
-        let got = steal(&qs, 0, 0, true, take, |_| panic!());
+        let got = steal(|i| qs[i], qs.len(), 0, 0, true, take, |_| panic!());
         assert_eq!(got.map(|g| g.id), Some(7));
         // A victim with a ring gives half of it, not its runnext.
         let b = ring([1, 2]);
         assert!(b.put_next(g(8)).is_none());
         let qs = [&me, &b];
-        let got = steal(&qs, 0, 1, true, |_| panic!("not asked"), |_| panic!());
+        let got = steal(
+            |i| qs[i],
+            qs.len(),
+            0,
+            1,
+            true,
+            |_| panic!("not asked"),
+            |_| panic!(),
+        );
         assert_eq!(got.map(|g| g.id), Some(1));
         assert_eq!(drain(&b), [8, 2]);
     }
