@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use preempt_jit::ir::ForeignFn;
 
-use crate::sched::Runtime;
+use crate::PreemptMode;
 
 /// Runs a blocking foreign call on this thread.
 pub fn run(f: ForeignFn, micros: i64) {
@@ -27,9 +27,9 @@ pub fn run(f: ForeignFn, micros: i64) {
     }
 }
 
-/// The calls that change how the preemption signal is delivered.
-pub fn signal_call(rt: &Runtime, f: ForeignFn) {
-    let sig = rt.cfg.preempt_signal;
+/// The calls that change how the preemption signal `sig` of a run in
+/// `mode` is delivered.
+pub fn signal_call(mode: PreemptMode, sig: libc::c_int, f: ForeignFn) {
     // SAFETY: sigset operations on a local set, and pthread_sigmask on the
     // calling thread, have no other preconditions.
     let mask = |how: libc::c_int| unsafe {
@@ -47,9 +47,7 @@ pub fn signal_call(rt: &Runtime, f: ForeignFn) {
                 libc::signal(sig, libc::SIG_IGN);
             }
         }
-        ForeignFn::RestorePreemptSignal => {
-            crate::preempt::asynchronous::restore_handler(rt.cfg.mode, rt.cfg.preempt_signal)
-        }
+        ForeignFn::RestorePreemptSignal => crate::preempt::asynchronous::restore_handler(mode, sig),
         ForeignFn::Sleep | ForeignFn::Spin => {}
     }
 }

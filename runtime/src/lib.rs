@@ -11,11 +11,9 @@
 //! the preemption mechanisms share, [`stack`] its stack.
 
 pub mod chan;
-pub mod diagnose;
 pub mod ffi;
 pub mod g;
 pub mod gc;
-pub mod harness;
 pub mod interp;
 pub mod output;
 pub mod preempt;
@@ -35,6 +33,7 @@ use preempt_jit::ir::PreemptMode;
 
 pub use output::Output;
 pub use sched::run;
+pub use sched::{diagnose, harness};
 
 /// How to run a program.
 #[derive(Clone, Debug)]

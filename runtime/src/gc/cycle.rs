@@ -1,5 +1,9 @@
 //! The collector of one run: when cycles start, the thread that runs
 //! them, the phases of a cycle, and the goroutines waiting for one.
+//!
+//! The collector sits below the scheduler: it knows the run only as a
+//! [`Host`] (the scheduler's `Runtime` is one), which stops the world for
+//! it, hands it the roots and readies the goroutines it woke.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -8,10 +12,10 @@ use preempt_jit::fault::Fault;
 
 use super::heap::{Heap, SweepMode};
 use super::mark::MarkState;
-use super::{roots, verify, GcFault};
+use super::roots::{self, Roots};
+use super::{verify, GcFault};
 use crate::g::{Resume, G};
-use crate::sched::stw::{Phase, StopWork};
-use crate::sched::{monotonic_nanos, Runtime};
+use crate::stats::{monotonic_ns as monotonic_nanos, Stats};
 use crate::{Outcome, RunConfig};
 
 /// The heap size below which no cycle starts by itself (Go's 4 MB minimum
@@ -20,12 +24,40 @@ pub const MIN_TRIGGER: u64 = 4 << 20;
 
 /// Named figures in the stats.
 pub const GC_CYCLES: &str = "gc cycles";
-pub const STW_PAUSE: &str = "stop-the-world pause";
 pub const GC_CYCLE_TIME: &str = "gc cycle (request to swept)";
 /// `--gc-interleave`: concurrent phases in which the program made no store
 /// for [`INTERLEAVE_WAIT`](super::mark::INTERLEAVE_WAIT), so the marker
 /// went on alone.
 pub const GC_INTERLEAVE_TIMEOUTS: &str = "gc interleave timeouts";
+
+/// The two stops of the world in a cycle, as the stop is named in
+/// reports.
+pub const MARK_START: &str = "GC mark start";
+pub const MARK_TERMINATION: &str = "GC mark termination";
+
+/// Work done with the world stopped; false ends the cycle (the run ended).
+pub type StoppedWork<H> = Arc<dyn Fn(&H) -> bool + Send + Sync>;
+
+/// What the collector needs of the run it collects for.
+pub trait Host: Send + Sync + Sized + 'static {
+    /// The run's collector.
+    fn collector(&self) -> &Collector;
+    /// The program has ended: the collector's thread stops.
+    fn ended(&self) -> bool;
+    /// Runs `work` with every goroutine stopped (the stop named `why`);
+    /// false, without running it, if the program ended first.
+    fn with_world_stopped(&self, why: &'static str, work: StoppedWork<Self>) -> bool;
+    /// The roots of every goroutine. The world must be stopped.
+    fn roots(&self) -> Option<Roots<'_>>;
+    /// Makes a goroutine the collector woke runnable.
+    fn ready(&self, g: Arc<G>);
+    /// Ends the program (verification found a lost object).
+    fn finish(&self, outcome: Outcome);
+    /// The collector went idle: is anything left that can run?
+    fn check_dead(&self);
+    /// Where cycle counts and times are recorded.
+    fn stats(&self) -> &Stats;
+}
 
 /// A goroutine parked until a cycle completes.
 #[derive(Debug)]
@@ -163,11 +195,11 @@ impl Collector {
 
     /// Starts the collector's thread (the runtime starts it with the
     /// program, for JIT code); it sleeps until a cycle is requested.
-    pub fn start(rt: &Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let rt = rt.clone();
+    pub fn start<H: Host>(host: &Arc<H>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let rt = host.clone();
         std::thread::Builder::new()
             .name("preempt-gc".into())
-            .spawn(move || run(&rt))
+            .spawn(move || run(&*rt))
     }
 
     fn request(&self, s: &mut CycleState) {
@@ -217,7 +249,7 @@ impl Collector {
     }
 
     /// Wakes the goroutines whose cycle has swept.
-    fn wake_waiters(&self, rt: &Runtime) {
+    fn wake_waiters<H: Host>(&self, rt: &H) {
         let ready: Vec<Waiter> = {
             let mut s = self.lock();
             let done = s.completed;
@@ -229,7 +261,7 @@ impl Collector {
         };
         for w in ready {
             match w {
-                Waiter::Cycle { g, .. } => rt.ready(g, None),
+                Waiter::Cycle { g, .. } => rt.ready(g),
                 Waiter::Alloc { g, slots, .. } => {
                     let r = match self.heap().alloc(slots) {
                         Ok(addr) => Resume {
@@ -242,7 +274,7 @@ impl Collector {
                         },
                     };
                     g.deliver(r);
-                    rt.ready(g, None);
+                    rt.ready(g);
                 }
             }
         }
@@ -258,15 +290,15 @@ impl Collector {
 
 /// The collector's thread: runs a cycle whenever one is requested, until
 /// the program ends.
-fn run(rt: &Runtime) {
-    let c = &rt.gc;
+fn run<H: Host>(rt: &H) {
+    let c = rt.collector();
     loop {
         let n = {
             let mut s = c.lock();
-            while !s.requested && !rt.shutdown.load(Ordering::Acquire) {
+            while !s.requested && !rt.ended() {
                 s = c.wake.wait(s).unwrap_or_else(|e| e.into_inner());
             }
-            if rt.shutdown.load(Ordering::Acquire) {
+            if rt.ended() {
                 return;
             }
             s.requested = false;
@@ -295,30 +327,32 @@ fn run(rt: &Runtime) {
 
 /// One whole cycle, number `n`; false if the program ended meanwhile (or
 /// verification ended it).
-fn cycle(rt: &Runtime, n: u64) -> bool {
-    let c = &rt.gc;
+fn cycle<H: Host>(rt: &H, n: u64) -> bool {
+    let c = rt.collector();
     let m = &*c.mark;
-    let stats = &rt.obs.stats.sched;
+    let stats = rt.stats();
     let start = monotonic_nanos();
-    let stop = || rt.shutdown.load(Ordering::Acquire);
+    let stop = || rt.ended();
 
     // Mark start.
     let epoch = Arc::new(AtomicU64::new(0));
     let start_epoch = epoch.clone();
-    let mark_start: StopWork = Arc::new(move |rt: &Runtime| {
-        let c = &rt.gc;
+    let mark_start: StoppedWork<H> = Arc::new(move |rt: &H| {
+        let c = rt.collector();
         let m = &*c.mark;
         start_epoch.store(m.heap.begin_cycle(), Ordering::Release);
         let classes = roots::Classes {
             globals: c.inject != Some(GcFault::SkipGlobalRoots),
         };
-        roots::scan(rt, classes, |_, v| {
-            m.shade(v);
-        });
+        if let Some(roots) = rt.roots() {
+            roots::scan(&roots, classes, |_, v| {
+                m.shade(v);
+            });
+        }
         m.set_marking(true);
         true
     });
-    if !rt.with_world_stopped(Phase::MarkStart, mark_start) {
+    if !rt.with_world_stopped(MARK_START, mark_start) {
         return false;
     }
     let epoch = epoch.load(Ordering::Acquire);
@@ -333,12 +367,16 @@ fn cycle(rt: &Runtime, n: u64) -> bool {
     }
 
     // Mark termination.
-    let mark_termination: StopWork = Arc::new(move |rt: &Runtime| {
-        let c = &rt.gc;
+    let mark_termination: StoppedWork<H> = Arc::new(move |rt: &H| {
+        let c = rt.collector();
         let m = &*c.mark;
         m.drain(|| false);
         if c.verify {
-            if let Err(report) = verify::check(rt, m, epoch, n) {
+            let report = match rt.roots() {
+                Some(roots) => verify::check(&roots, m, epoch, n),
+                None => Ok(()),
+            };
+            if let Err(report) = report {
                 rt.finish(Outcome {
                     status: 1,
                     stderr: report,
@@ -349,7 +387,7 @@ fn cycle(rt: &Runtime, n: u64) -> bool {
         m.set_marking(false);
         true
     });
-    if !rt.with_world_stopped(Phase::MarkTermination, mark_termination) {
+    if !rt.with_world_stopped(MARK_TERMINATION, mark_termination) {
         return false;
     }
 

@@ -38,9 +38,20 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::g::{Exec, Status};
-use crate::sched::Runtime;
+use std::sync::Arc;
+
+use preempt_jit::module::Module;
+
+use crate::g::{Exec, Status, G};
 use crate::traceback::StackMemory;
+
+/// What a scan walks: the module's globals and every goroutine's stack,
+/// registers and delivered value.
+#[derive(Debug)]
+pub struct Roots<'a> {
+    pub module: &'a Module,
+    pub goroutines: Vec<Arc<G>>,
+}
 
 /// Where a root was found, for the verifier's reports.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,22 +69,18 @@ impl Root {
         matches!(self, Root::Global(_))
     }
 
-    pub fn describe(self, rt: &Runtime) -> String {
+    pub fn describe(self, module: &Module) -> String {
         match self {
             Root::Global(i) => {
-                let name = rt
-                    .module()
-                    .and_then(|m| m.names.globals.get(i).cloned())
-                    .unwrap_or_else(|| format!("#{i}"));
+                let name =
+                    (module.names.globals.get(i).cloned()).unwrap_or_else(|| format!("#{i}"));
                 format!("global @{name}")
             }
             Root::Stack { goroutine, addr } => {
                 format!("the stack of goroutine {goroutine} (word at {addr:#x})")
             }
             Root::Register { goroutine, reg } => {
-                let name = rt
-                    .module()
-                    .map_or("?", |m| preempt_jit::isa::reg_name(m.arch, reg as u8));
+                let name = preempt_jit::isa::reg_name(module.arch, reg as u8);
                 format!("register {name} of goroutine {goroutine}")
             }
             Root::Delivered { goroutine } => {
@@ -96,10 +103,8 @@ impl Default for Classes {
 }
 
 /// Calls `f` with every root word. The world must be stopped.
-pub fn scan(rt: &Runtime, classes: Classes, mut f: impl FnMut(Root, u64)) {
-    let Some(module) = rt.module() else {
-        return;
-    };
+pub fn scan(roots: &Roots<'_>, classes: Classes, mut f: impl FnMut(Root, u64)) {
+    let module = roots.module;
     if classes.globals {
         for (i, w) in module.globals.words().iter().enumerate() {
             if module.names.global_is_ref.get(i).copied().unwrap_or(false) {
@@ -107,8 +112,7 @@ pub fn scan(rt: &Runtime, classes: Classes, mut f: impl FnMut(Root, u64)) {
             }
         }
     }
-    let gs: Vec<_> = crate::sched::lock(&rt.allgs).values().cloned().collect();
-    for g in gs {
+    for g in &roots.goroutines {
         if g.status() == Status::Dead {
             continue;
         }

@@ -20,8 +20,7 @@ use std::fmt::Write;
 use preempt_jit::abi::TAG_REF;
 
 use super::mark::MarkState;
-use super::roots::{self, Root};
-use crate::sched::Runtime;
+use super::roots::{self, Root, Roots};
 
 /// How many problems a report lists.
 const SHOWN: usize = 5;
@@ -40,7 +39,7 @@ enum Problem {
 
 /// Checks cycle `cycle` (heap epoch `epoch`); the report of what is wrong
 /// otherwise. The world must be stopped.
-pub fn check(rt: &Runtime, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(), String> {
+pub fn check(roots: &Roots<'_>, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(), String> {
     let heap = &mark.heap;
     let mut seen: HashSet<usize> = HashSet::new();
     let mut stack: Vec<(usize, Root, u32)> = Vec::new();
@@ -51,7 +50,7 @@ pub fn check(rt: &Runtime, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(
     // is a ref the program holds for certain, a conservative word may be
     // a dead one.
     let mut conservative: Vec<(usize, Root)> = Vec::new();
-    roots::scan(rt, roots::Classes::default(), |root, v| {
+    roots::scan(roots, roots::Classes::default(), |root, v| {
         if let Some(o) = heap.find_object(v as usize) {
             if !root.is_precise() {
                 conservative.push((o, root));
@@ -107,7 +106,7 @@ pub fn check(rt: &Runtime, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(
             Problem::Unmarked { obj, root, depth } => format!(
                 "object {obj:#x} ({} slots) is reachable but was not marked in GC cycle {cycle}: the sweep would free it\n\treached from {}{}",
                 heap.slots(*obj),
-                root.describe(rt),
+                root.describe(roots.module),
                 match depth {
                     0 => String::new(),
                     1 => " through 1 ref".to_string(),
@@ -122,8 +121,8 @@ pub fn check(rt: &Runtime, mark: &MarkState, epoch: u64, cycle: u64) -> Result<(
             } => {
                 let what = if *freed { "a freed object" } else { "no object" };
                 let holder = match from {
-                    Some(o) => format!("object {o:#x} (reached from {})", root.describe(rt)),
-                    None => root.describe(rt),
+                    Some(o) => format!("object {o:#x} (reached from {})", root.describe(roots.module)),
+                    None => root.describe(roots.module),
                 };
                 format!("{holder} holds a ref to {target:#x}, which is {what}")
             }

@@ -390,7 +390,7 @@ impl Runtime {
         self.obs.stats.sched.foreign_call();
         let blocking = matches!(f, ForeignFn::Sleep | ForeignFn::Spin);
         if !blocking {
-            crate::ffi::signal_call(self, f);
+            crate::ffi::signal_call(self.cfg.mode, self.cfg.preempt_signal, f);
             return self.continue_or_preempt(g, Resume::default());
         }
         let p = m.p().expect("a running M holds a P");

@@ -67,3 +67,46 @@ impl Runtime {
         self.continue_or_preempt(g, Resume::default())
     }
 }
+
+/// The collector's view of the run: the scheduler stops the world for it,
+/// hands it the roots and readies whom it woke.
+impl crate::gc::cycle::Host for Runtime {
+    fn collector(&self) -> &crate::gc::Collector {
+        &self.gc
+    }
+
+    fn ended(&self) -> bool {
+        self.shutdown.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn with_world_stopped(
+        &self,
+        why: &'static str,
+        work: crate::gc::cycle::StoppedWork<Self>,
+    ) -> bool {
+        Runtime::with_world_stopped(self, why, work)
+    }
+
+    fn roots(&self) -> Option<crate::gc::roots::Roots<'_>> {
+        Some(crate::gc::roots::Roots {
+            module: self.module()?,
+            goroutines: super::lock(&self.allgs).values().cloned().collect(),
+        })
+    }
+
+    fn ready(&self, g: Arc<G>) {
+        Runtime::ready(self, g, None)
+    }
+
+    fn finish(&self, outcome: crate::Outcome) {
+        Runtime::finish(self, outcome)
+    }
+
+    fn check_dead(&self) {
+        Runtime::check_dead(self)
+    }
+
+    fn stats(&self) -> &crate::stats::Stats {
+        &self.obs.stats.sched
+    }
+}

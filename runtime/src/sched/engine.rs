@@ -15,8 +15,8 @@ use preempt_jit::interp::{self, Interp, Request, Value};
 use preempt_jit::ir::{ForeignFn, FuncId};
 use preempt_jit::module::{Module, SelectArmDesc};
 
+use super::harness::{Harness, SwitchTo};
 use crate::g::{Exec, Resume, G};
-use crate::harness::{Harness, SwitchTo};
 use crate::stack::Stack;
 use crate::traceback::{walk, StackMemory};
 

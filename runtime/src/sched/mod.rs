@@ -41,7 +41,9 @@
 
 mod calls;
 mod collect;
+pub mod diagnose;
 pub mod engine;
+pub mod harness;
 pub mod idle;
 mod procs;
 mod queues;
@@ -73,7 +75,6 @@ use crate::preempt::{asynchronous, coop, Again, Requester};
 use crate::stats::PreemptKind;
 
 use crate::chan::{self, Case, ChanTable, SelectStep, Step, Wake};
-use crate::diagnose;
 use crate::g::{Exec, Resume, Status, WaitReason, G, NO_M};
 use crate::gc::Collector;
 use crate::preempt::request::Request;

@@ -52,7 +52,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::{lock, monotonic_nanos, PStatus, Runtime, M};
-use crate::gc::cycle::STW_PAUSE;
 use crate::preempt::request::{self, Asked};
 use crate::preempt::{self, Again};
 use crate::stats::{PreemptKind, STW_LATENCY, STW_OWN_P};
@@ -66,21 +65,13 @@ const SPIN: u64 = 50_000;
 /// How soon the watching stopper first asks again, in ns.
 const RECHECK: u64 = 5_000;
 
-/// What the world is stopped for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Phase {
-    MarkStart,
-    MarkTermination,
-}
+/// The figure each stop's pause is recorded under.
+pub const STW_PAUSE: &str = "stop-the-world pause";
 
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::MarkStart => "GC mark start",
-            Phase::MarkTermination => "GC mark termination",
-        }
-    }
-}
+/// What the world is stopped for, as reports name it (the collector's
+/// [`MARK_START`](crate::gc::cycle::MARK_START) and
+/// [`MARK_TERMINATION`](crate::gc::cycle::MARK_TERMINATION)).
+pub type Why = &'static str;
 
 /// The state of stopping the world.
 #[derive(Debug, Default)]
@@ -107,7 +98,7 @@ pub struct World {
 struct Stop {
     generation: u64,
     /// What the world is being stopped (or is stopped) for, since when.
-    current: Option<(Phase, u64)>,
+    current: Option<(Why, u64)>,
     job: Job,
 }
 
@@ -133,7 +124,7 @@ enum Job {
     /// Waiting for a P: the first M at a scheduling point takes the job
     /// (and runs it), or a P that goes idle is given to the stopper.
     Posted {
-        phase: Phase,
+        why: Why,
         wanted_at: u64,
         work: StopWork,
     },
@@ -167,7 +158,7 @@ impl World {
     }
 
     /// The stop in progress or in effect, and since when (monotonic ns).
-    pub fn current(&self) -> Option<(Phase, u64)> {
+    pub fn current(&self) -> Option<(Why, u64)> {
         lock(&self.stopped).current
     }
 }
@@ -179,16 +170,16 @@ impl Runtime {
     /// holds the stopper's P (this one, or the M that gave that P up).
     /// False if the program ended meanwhile or `work` returned false (the
     /// world is then left as it is: the program is ending).
-    pub fn with_world_stopped(&self, phase: Phase, work: StopWork) -> bool {
+    pub fn with_world_stopped(&self, why: Why, work: StopWork) -> bool {
         let wanted_at = monotonic_nanos();
         let own = {
             let mut s = lock(&self.sched);
             let mut st = lock(&self.world.stopped);
-            st.current = Some((phase, wanted_at));
+            st.current = Some((why, wanted_at));
             let own = self.take_p_for_stopper(&mut s);
             if !own {
                 st.job = Job::Posted {
-                    phase,
+                    why,
                     wanted_at,
                     work: work.clone(),
                 };
@@ -197,9 +188,9 @@ impl Runtime {
             own
         };
         if own {
-            return self.run_stopped(phase, wanted_at, &work);
+            return self.run_stopped(why, wanted_at, &work);
         }
-        let got = self.wait_for_ps(phase, wanted_at, Wait::OneP);
+        let got = self.wait_for_ps(why, wanted_at, Wait::OneP);
         let mut st = lock(&self.world.stopped);
         loop {
             match std::mem::replace(&mut st.job, Job::None) {
@@ -217,7 +208,7 @@ impl Runtime {
                 Job::Done(ok) => return ok,
                 Job::Given => {
                     drop(st);
-                    return self.run_stopped(phase, wanted_at, &work);
+                    return self.run_stopped(why, wanted_at, &work);
                 }
                 // Still posted: the program ended before any P came.
                 Job::Posted { .. } | Job::None => {
@@ -232,7 +223,7 @@ impl Runtime {
     /// The rest of a stop, on the thread that holds the stopper's P
     /// (stopped, counted as such): stops the other Ps, runs `work`,
     /// starts the world.
-    fn run_stopped(&self, phase: Phase, wanted_at: u64, work: &StopWork) -> bool {
+    fn run_stopped(&self, why: Why, wanted_at: u64, work: &StopWork) -> bool {
         let requested_at = monotonic_nanos();
         self.obs
             .stats
@@ -246,7 +237,7 @@ impl Runtime {
                 self.ps[p].set_status(PStatus::Stopped);
             }
         }
-        if self.wait_for_ps(phase, requested_at, Wait::AllPs).is_none() {
+        if self.wait_for_ps(why, requested_at, Wait::AllPs).is_none() {
             return false;
         }
         let latency = monotonic_nanos().saturating_sub(requested_at);
@@ -274,7 +265,7 @@ impl Runtime {
     /// Waits until one P has been given to the stopper, or until every P
     /// has stopped, asking the goroutines that run to stop (again every
     /// [`RETRY`] while the wait lasts). False if the program ended.
-    fn wait_for_ps(&self, phase: Phase, since: u64, wait: Wait) -> Option<()> {
+    fn wait_for_ps(&self, why: Why, since: u64, wait: Wait) -> Option<()> {
         let hang = self.cfg.hang_threshold.as_nanos() as u64;
         let mut reported = false;
         let mut asked = 0u64;
@@ -352,7 +343,7 @@ impl Runtime {
                 if hang > 0 && age >= hang {
                     reported = true;
                     let m = self.ps[*p].m.load(Ordering::Acquire);
-                    if let Some(text) = crate::diagnose::stw_stuck(self, phase, *p, m, g, age) {
+                    if let Some(text) = super::diagnose::stw_stuck(self, why, *p, m, g, age) {
                         crate::output::diagnose(&text);
                     }
                 }
@@ -467,7 +458,7 @@ impl Runtime {
 
     /// [`Runtime::stop_p_if_wanted`] for P `p` of an M that can run the
     /// stop itself (`can_run`): the job, if it takes the stopper's.
-    fn stop_p_for(&self, p: usize, can_run: bool) -> Option<Option<(Phase, u64, StopWork)>> {
+    fn stop_p_for(&self, p: usize, can_run: bool) -> Option<Option<(Why, u64, StopWork)>> {
         if self.world.is_stopping() {
             self.stop_p(p);
             return Some(None);
@@ -484,12 +475,12 @@ impl Runtime {
             self.world.want_p.store(false, Ordering::Release);
             match std::mem::replace(&mut st.job, Job::Given) {
                 Job::Posted {
-                    phase,
+                    why,
                     wanted_at,
                     work,
                 } if can_run => {
                     st.job = Job::Taken;
-                    Some((phase, wanted_at, work))
+                    Some((why, wanted_at, work))
                 }
                 _ => None,
             }
@@ -525,8 +516,8 @@ impl Runtime {
             s.midle.push(m.clone());
         }
         drop(s);
-        if let Some((phase, wanted_at, work)) = job {
-            let ok = self.run_stopped(phase, wanted_at, &work);
+        if let Some((why, wanted_at, work)) = job {
+            let ok = self.run_stopped(why, wanted_at, &work);
             lock(&self.world.stopped).job = Job::Done(ok);
             self.world.job_cv.notify_all();
         }

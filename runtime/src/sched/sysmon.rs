@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use preempt_jit::ir::PreemptMode;
 
+use super::diagnose;
 use super::{lock, monotonic_nanos, PStatus, Runtime};
+use crate::preempt;
 use crate::preempt::request::Asked;
 use crate::preempt::Again;
 use crate::stats::PreemptKind;
-use crate::{diagnose, preempt};
 
 /// The monitor's sleep, which running goroutines may cut short.
 #[derive(Debug, Default)]

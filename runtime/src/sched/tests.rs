@@ -263,7 +263,7 @@ fn stopping_the_world_stops_every_p_and_starting_it_idles_those_without_work() {
         *lock(&s2) = Some((statuses(rt), rt.world.is_stopping()));
         true
     });
-    assert!(rt.with_world_stopped(stw::Phase::MarkStart, work));
+    assert!(rt.with_world_stopped("test stop (mark start)", work));
     assert_eq!(
         lock(&seen).clone(),
         Some((vec![PStatus::Stopped; 2], true)),
@@ -289,7 +289,7 @@ fn a_p_in_foreign_code_stops_at_once_and_restarts_on_an_idle_m_if_it_has_work() 
     let spare = idle_m(&rt);
     let work: stw::StopWork =
         Arc::new(|rt: &Runtime| statuses(rt) == [PStatus::Stopped, PStatus::Stopped]);
-    assert!(rt.with_world_stopped(stw::Phase::MarkTermination, work));
+    assert!(rt.with_world_stopped("test stop (mark termination)", work));
     assert_eq!(rt.ps[p].status(), PStatus::Running);
     assert_eq!(rt.ps[other].status(), PStatus::Idle);
     assert_eq!(rt.ps[p].m.load(Ordering::Acquire), spare.id);

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use preempt_jit::abi::GoroutineContext;
 
+use super::Runtime;
 pub use crate::preempt::worker::Watcher;
-use crate::sched::Runtime;
 
 /// The `switch_to` stub: resumes a goroutine until its next runtime call.
 pub type SwitchTo = extern "C" fn(*mut GoroutineContext) -> u64;

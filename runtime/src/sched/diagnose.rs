@@ -35,10 +35,9 @@ use preempt_jit::code::place::Place;
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::Module;
 
+use super::{lock, monotonic_nanos, Runtime, M};
 use crate::g::{Status, G};
 use crate::preempt::asynchronous;
-use crate::sched::stw::Phase;
-use crate::sched::{lock, monotonic_nanos, Runtime, M};
 use crate::Outcome;
 
 fn ms(ns: u64) -> String {
@@ -61,24 +60,17 @@ pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> Option<String> {
     ))
 }
 
-/// A stop-the-world for `phase` has waited `age` ns for goroutine `g`,
+/// A stop-the-world for `why` has waited `age` ns for goroutine `g`,
 /// running on P `p` and M `m`: the report, or None when its thread is in
 /// the runtime serving it (it stops when the runtime is done).
-pub fn stw_stuck(
-    rt: &Runtime,
-    phase: Phase,
-    p: usize,
-    m: usize,
-    g: &G,
-    age: u64,
-) -> Option<String> {
+pub fn stw_stuck(rt: &Runtime, why: &str, p: usize, m: usize, g: &G, age: u64) -> Option<String> {
     let where_ = running(rt, m);
     if where_.starts_with("\tin the runtime") {
         return None;
     }
     Some(format!(
         "preempt: stop-the-world for {} has waited {} for goroutine {} on P {p} ({} mode); the collector and every other goroutine wait with it:\n{where_}",
-        phase.name(),
+        why,
         ms(age),
         g.id,
         rt.cfg.mode
@@ -392,7 +384,7 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
     };
     let mut msg =
         format!("preempt: watchdog: the program did not finish within {secs} (--timeout)\n");
-    if let Some((phase, since)) = rt.world.current() {
+    if let Some((why, since)) = rt.world.current() {
         let waiting: Vec<String> = rt
             .ps
             .iter()
@@ -404,7 +396,7 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
         writeln!(
             msg,
             "the stop-the-world for {} has waited {} for: {}",
-            phase.name(),
+            why,
             ms(monotonic_nanos().saturating_sub(since)),
             if waiting.is_empty() {
                 "nothing (it is stopped)".to_string()
