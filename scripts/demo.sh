@@ -18,11 +18,11 @@ show "$BIN" demo examples/hoist.pir || exit 1
 
 show "$BIN" run --stats examples/spin-preempted.pir || exit 1
 
-show "$BIN" run --timeout 2 examples/bugs/01-classic-hang-waiting-main.pir
+show "$BIN" run --timeout 2 examples/bugs/01-classic-hang/waiting-main.pir
 status=$?
 if [ "$status" -ne 3 ]; then
   printf 'demo: expected the watchdog to end the hoisted-load hang (exit 3), got %d\n' "$status" >&2
   exit 1
 fi
 printf '\n(exit 3: the watchdog ended the hang, as intended. With load.atomic the same program ends:\n'
-printf ' preempt run examples/bugs/01-classic-hang-atomic.pir)\n'
+printf ' preempt run examples/bugs/01-classic-hang/atomic.pir)\n'

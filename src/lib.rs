@@ -20,6 +20,7 @@ use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 use console::{errln, out, outln};
 
 pub mod alloc;
+pub mod bugs;
 pub mod console;
 mod demo;
 pub mod expect;
@@ -37,6 +38,7 @@ Examples:
   preempt disasm examples/hoist.pir -O1        annotated machine code: the load left the loop
   preempt stress examples/stress/calls.pir     preempt at every instruction boundary, compare
   preempt soak                                 every checked program under every mechanism, many times
+  preempt bugs 1                               the seed's bug 1 on preempt and Go, claim by claim
 
 Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
 parse or verify, 3 the watchdog ended the program.";
@@ -415,6 +417,10 @@ pub enum Command {
     /// configuration. Exit 1 on any failure.
     #[command(after_help = soak::HELP)]
     Soak(soak::SoakArgs),
+    /// The seed's sixteen bugs, run on preempt and on Go side by side: each
+    /// claim of the seed's diagnosis with what both measured and a verdict.
+    /// With no bug named, list them.
+    Bugs(bugs::BugsArgs),
     /// Show the annotated machine code of a PIR program.
     Disasm {
         file: PathBuf,
@@ -753,6 +759,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
         Command::Stress(args) => stress::main(&args),
         Command::Soak(args) => soak::main(&args),
+        Command::Bugs(args) => bugs::main(&args),
         Command::Run {
             file,
             opt,

@@ -61,19 +61,41 @@ pub struct GoPeer {
 /// The environment for an offline, self-contained build: no toolchain
 /// switching, no module proxy (the peers use only the standard library),
 /// caches under the target directory.
-fn go_env(cmd: &mut Command, peers: &Path) {
+fn go_env(cmd: &mut Command, peers: &Path, cgo: bool) {
     cmd.env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off")
         .env("GOTELEMETRY", "off")
-        .env("CGO_ENABLED", "0")
+        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
         .env("GOCACHE", peers.join("gocache"))
         .env("GOPATH", peers.join("gopath"));
 }
 
+/// A `go` command with that environment (cgo on or off), caches under
+/// `peers`.
+pub fn go_command(go: &Path, peers: &Path, cgo: bool) -> Command {
+    let mut cmd = Command::new(go);
+    go_env(&mut cmd, peers, cgo);
+    cmd
+}
+
+/// `go version`'s version word (`go1.27.3`), or why there is none.
+pub fn go_version(go: &Path) -> Result<String, String> {
+    let out = Command::new(go)
+        .arg("version")
+        .output()
+        .map_err(|e| format!("{} does not run: {e}", go.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .filter(|_| out.status.success())
+        .map(str::to_string)
+        .ok_or_else(|| format!("`{} version` said: {}", go.display(), text.trim()))
+}
+
 /// The toolchain: `$PREEMPT_GO`, else what the set-up recorded, else `go`
 /// on the PATH. Returns (go, source) or why there is none.
-fn find_toolchain(paths: &Paths) -> Result<(PathBuf, String), String> {
+pub fn find_toolchain(paths: &Paths) -> Result<(PathBuf, String), String> {
     if let Some(go) = std::env::var_os("PREEMPT_GO") {
         return Ok((PathBuf::from(go), "PREEMPT_GO".to_string()));
     }
@@ -111,25 +133,14 @@ impl GoPeer {
     pub fn prepare(paths: &Paths) -> Result<GoPeer, String> {
         let (go, source) = find_toolchain(paths)?;
         let peers = paths.peers_dir();
-        let out = Command::new(&go)
-            .arg("version")
-            .output()
-            .map_err(|e| format!("{} does not run: {e}", go.display()))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let version = text
-            .split_whitespace()
-            .nth(2)
-            .filter(|_| out.status.success())
-            .ok_or_else(|| format!("`{} version` said: {}", go.display(), text.trim()))?
-            .to_string();
+        let version = go_version(&go)?;
         let exe = peers.join("bin").join("peers");
-        let mut build = Command::new(&go);
+        let mut build = go_command(&go, &peers, false);
         build
             .args(["build", "-o"])
             .arg(&exe)
             .arg(".")
             .current_dir(paths.root.join("bench/peers/go"));
-        go_env(&mut build, &peers);
         let built = process::run(&mut build, Duration::from_secs(600))
             .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
         if !built.ok() {

@@ -373,11 +373,11 @@ fn the_signals_limits_are_not_the_back_edge_mechanisms() {
     // named, and the way out) and prints "hi" under the others; bug 5's
     // loop runs to its end under async ("done" first), and is stopped for
     // @other under the others ("other ran" first).
-    let bug13 = "examples/bugs/13-sig-ign-clobbers-sigurg.pir";
+    let bug13 = "examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir";
     let (status, _, stderr) = run_example("async", bug13, &["--timeout", "2"]);
     assert_eq!(status, Some(3), "{stderr}");
     assert!(stderr.contains("--preempt poll, trap and patch stop loops without the signal"));
-    let bug5 = "examples/bugs/05-locked-thread-masks-signal.pir";
+    let bug5 = "examples/bugs/05-locked-thread-masks-signal/locked-thread-masks-signal.pir";
     let first = |mode: &str| {
         let r = preempt_tests::run_cli(
             CLI,

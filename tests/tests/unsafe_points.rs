@@ -74,13 +74,21 @@ func @main() {
 fn programs() -> Vec<(String, String)> {
     let root = repo_root();
     let mut out = vec![("barrier".to_string(), BARRIER_PROGRAM.to_string())];
-    for dir in [
-        "examples/stress",
-        "examples",
-        "examples/bugs",
-        "jit/tests/encoding",
-    ] {
-        let mut paths: Vec<_> = std::fs::read_dir(root.join(dir))
+    // The seed's bugs: one directory each.
+    let mut bugs: Vec<String> = std::fs::read_dir(root.join("examples/bugs"))
+        .expect("read examples/bugs")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    bugs.sort();
+    assert_eq!(bugs.len(), 16, "the seed's sixteen bugs: {bugs:?}");
+    let dirs = ["examples/stress", "examples", "jit/tests/encoding"]
+        .map(String::from)
+        .into_iter()
+        .chain(bugs);
+    for dir in dirs {
+        let mut paths: Vec<_> = std::fs::read_dir(root.join(&dir))
             .expect("read the directory")
             .map(|e| e.expect("a directory entry").path())
             .filter(|p| p.extension().is_some_and(|e| e == "pir"))

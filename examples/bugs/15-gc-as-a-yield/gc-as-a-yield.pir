@@ -9,7 +9,7 @@
 ; live heap of 20,000 small objects; @main prints how long each took.
 ;
 ; Run:
-;   preempt run examples/bugs/15-gc-as-a-yield.pir --stats
+;   preempt run examples/bugs/15-gc-as-a-yield/gc-as-a-yield.pir --stats
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM, 3 runs): with
 ; `yield` the 200 rounds take 22-23 ms; with `gc`, 82-86 ms: each call

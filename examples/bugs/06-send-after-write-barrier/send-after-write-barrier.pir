@@ -6,8 +6,8 @@
 ; unsafe region around one pointer store, and it is over before the send
 ; begins. That is what the compiler here emits too, on both architectures:
 ;
-;   preempt disasm examples/bugs/06-send-after-write-barrier.pir
-;   preempt disasm --arch aarch64 examples/bugs/06-send-after-write-barrier.pir
+;   preempt disasm examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir
+;   preempt disasm --arch aarch64 examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir
 ;
 ; In @update, the `[wb]` marks run from the load of the collector's
 ; marking flag through the store of the ref and its tag (plus the barrier's
@@ -15,8 +15,8 @@
 ; follows, and its runtime call, carry no mark: a signal there is honoured.
 ;
 ; Run:
-;   preempt run examples/bugs/06-send-after-write-barrier.pir --gc-verify --stats
-;   preempt stress examples/bugs/06-send-after-write-barrier.pir --procs 1 --limit 500
+;   preempt run examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir --gc-verify --stats
+;   preempt stress examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir --procs 1 --limit 500
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM): "sum 840000 last
 ; 19999", exit 0, 20 collections (one `gc` every 1000 updates), each

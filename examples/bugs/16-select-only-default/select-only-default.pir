@@ -13,8 +13,8 @@
 ;                 small work()), so the loop body is the select and the work.
 ;
 ; Run:
-;   preempt disasm examples/bugs/16-select-only-default.pir
-;   preempt run --preempt coop examples/bugs/16-select-only-default.pir --timeout 2 --stats
+;   preempt disasm examples/bugs/16-select-only-default/select-only-default.pir
+;   preempt run --preempt coop examples/bugs/16-select-only-default/select-only-default.pir --timeout 2 --stats
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM; in coop, --preempt coop, unless said otherwise; 10 runs):

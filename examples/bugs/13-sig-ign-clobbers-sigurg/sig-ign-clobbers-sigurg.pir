@@ -8,8 +8,8 @@
 ; gives is to reinstall the runtime's handler.
 ;
 ; Run:
-;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg.pir --timeout 2
-;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg.pir --reinstall-preempt-handler
+;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --timeout 2
+;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --reinstall-preempt-handler
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM):
 ;   - As the seed says: no output; the watchdog ends the program (exit 3).

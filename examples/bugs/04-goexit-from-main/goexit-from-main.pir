@@ -7,8 +7,8 @@
 ; "fatal error: no goroutines (main called runtime.Goexit) - deadlock!".
 ;
 ; Run:
-;   preempt run examples/bugs/04-goexit-from-main.pir
-;   preempt run examples/bugs/04-goexit-from-main.pir --engine interp
+;   preempt run examples/bugs/04-goexit-from-main/goexit-from-main.pir
+;   preempt run examples/bugs/04-goexit-from-main/goexit-from-main.pir --engine interp
 ;
 ; What really happens (measured, release build, on the JIT and on the
 ; interpreter): stdout "about to Goexit"; stderr exactly

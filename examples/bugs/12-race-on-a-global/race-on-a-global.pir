@@ -14,10 +14,10 @@
 ; iteration reads and writes memory (check with `preempt disasm`).
 ;
 ; Run:
-;   preempt run --preempt coop examples/bugs/12-race-on-a-global.pir               (4 Ps)
-;   preempt run --preempt coop examples/bugs/12-race-on-a-global.pir -O0
-;   preempt run --preempt coop examples/bugs/12-race-on-a-global.pir --procs 1
-;   preempt disasm examples/bugs/12-race-on-a-global.pir
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir               (4 Ps)
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir -O0
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir --procs 1
+;   preempt disasm examples/bugs/12-race-on-a-global/race-on-a-global.pir
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM, 10 runs each):

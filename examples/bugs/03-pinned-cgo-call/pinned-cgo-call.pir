@@ -15,9 +15,9 @@
 ;            between the two spawns; `start` is taken before both).
 ;
 ; Run:
-;   preempt run examples/bugs/03-pinned-cgo-call.pir --stats
-;   preempt run examples/bugs/03-pinned-cgo-call.pir --trace /tmp/bug3.json
-;   preempt run examples/bugs/03-pinned-cgo-call.pir --sysmon-max-tick 20us
+;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --stats
+;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --trace /tmp/bug3.json
+;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --sysmon-max-tick 20us
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM, 10 runs each unless said):

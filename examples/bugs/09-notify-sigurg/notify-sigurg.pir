@@ -9,7 +9,7 @@
 ; %c` is signal.Notify; @spin gives the monitor something to preempt.
 ;
 ; Run:
-;   preempt run examples/bugs/09-notify-sigurg.pir --stats
+;   preempt run examples/bugs/09-notify-sigurg/notify-sigurg.pir --stats
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM): exit 0 after
 ; about 100 ms; "got SIGURG! (23)" about ten times (one per 10 ms quantum

@@ -12,10 +12,10 @@
 ; indefinitely".
 ;
 ; Run:
-;   preempt run examples/bugs/02-gc-stalled-by-counter-loop.pir --preempt coop --timeout 2
-;   preempt run examples/bugs/02-gc-stalled-by-counter-loop.pir --preempt coop --timeout 2 --stats
-;   preempt run examples/bugs/02-gc-stalled-by-counter-loop.pir --preempt coop --procs 1 --timeout 2
-;   preempt run examples/bugs/02-gc-stalled-by-counter-loop.pir --stats     (async, the default)
+;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --preempt coop --timeout 2
+;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --preempt coop --timeout 2 --stats
+;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --preempt coop --procs 1 --timeout 2
+;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --stats     (async, the default)
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM shared with other
 ; work):

@@ -10,7 +10,7 @@
 ; it is spawned before the loop and can only run once @main blocks.
 ;
 ; Run:
-;   preempt run examples/bugs/05-locked-thread-masks-signal.pir --stats
+;   preempt run examples/bugs/05-locked-thread-masks-signal/locked-thread-masks-signal.pir --stats
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM):
 ;   - "done" then "other ran", exit 0, in about 0.3 s. The loop is never

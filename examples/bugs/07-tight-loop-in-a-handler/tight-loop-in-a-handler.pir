@@ -11,9 +11,9 @@
 ; answer. One P.
 ;
 ; Run:
-;   preempt run examples/bugs/07-tight-loop-in-a-handler.pir
-;   preempt run examples/bugs/07-tight-loop-in-a-handler.pir --quantum 1ms
-;   preempt run examples/bugs/07-tight-loop-in-a-handler.pir --procs 2
+;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir
+;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir --quantum 1ms
+;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir --procs 2
 ;
 ; What really happens (release build, 2-vCPU x86-64 VM, 3 runs each):
 ;   - 1 P, 10 ms quantum: every request is answered while the loop runs
@@ -25,7 +25,7 @@
 ;     us, worst 1.9-7.6 ms (the monitor still preempts @slow every quantum
 ;     when requests queue behind it).
 ;   - The seed's fix, chunks that check for cancellation and yield, is
-;     14-forgotten-cancellation.pir's pattern.
+;     14-forgotten-cancellation/forgotten-cancellation.pir's pattern.
 
 set procs = 1
 

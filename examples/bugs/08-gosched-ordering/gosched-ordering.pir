@@ -11,9 +11,9 @@
 ; seed, the file does not set procs: the default is the number of CPUs.
 ;
 ; Run:
-;   preempt run examples/bugs/08-gosched-ordering.pir               (2 Ps here)
-;   preempt run examples/bugs/08-gosched-ordering.pir --procs 1
-;   preempt run examples/bugs/08-gosched-ordering.pir --procs 4
+;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir               (2 Ps here)
+;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir --procs 1
+;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir --procs 4
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM, 200 runs each): the seed is right that nothing promises A1 B1 A2 B2,

@@ -16,8 +16,8 @@
 ; default, the number of CPUs, as in the seed.
 ;
 ; Run:
-;   preempt run --preempt coop examples/bugs/14-forgotten-cancellation.pir --stats            (2 Ps here)
-;   preempt run --preempt coop examples/bugs/14-forgotten-cancellation.pir --procs 1 --stats
+;   preempt run --preempt coop examples/bugs/14-forgotten-cancellation/forgotten-cancellation.pir --stats            (2 Ps here)
+;   preempt run --preempt coop examples/bugs/14-forgotten-cancellation/forgotten-cancellation.pir --procs 1 --stats
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM; the first three items in coop, --preempt coop; 10 runs each):

@@ -17,9 +17,9 @@
 ;            sleeps 1 ms: what the select does not protect.
 ;
 ; Run:
-;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield.pir --stats
-;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield.pir --hang-threshold 10ms
-;   preempt disasm examples/bugs/10-select-default-not-a-yield.pir    (the select calls rt_call)
+;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir --stats
+;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir --hang-threshold 10ms
+;   preempt disasm examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir    (the select calls rt_call)
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM, coop, the only mode today; 10 runs):

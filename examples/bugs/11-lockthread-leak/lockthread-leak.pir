@@ -14,8 +14,8 @@
 ; peak. No `set procs`: like the seed, the default (the number of CPUs).
 ;
 ; Run:
-;   preempt run examples/bugs/11-lockthread-leak.pir --stats
-;   /usr/bin/time -f '%M KB max RSS' preempt run examples/bugs/11-lockthread-leak.pir
+;   preempt run examples/bugs/11-lockthread-leak/lockthread-leak.pir --stats
+;   /usr/bin/time -f '%M KB max RSS' preempt run examples/bugs/11-lockthread-leak/lockthread-leak.pir
 ;
 ; What really happens (measured with the release build on a 2-vCPU x86-64
 ; VM, 10 runs on a quiet machine):

@@ -1,0 +1,3 @@
+module preempt.example/bugs
+
+go 1.22
