@@ -63,6 +63,13 @@ pub enum EngineArg {
     Interp,
 }
 
+/// `--sched`: how the monitor times slices.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum SchedArg {
+    Precise,
+    Go,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
 pub enum ArchArg {
     #[value(name = "x86_64")]
@@ -101,6 +108,13 @@ pub struct RuntimeArgs {
     pub sysmon_tick: Duration,
     #[arg(long, default_value = "10ms", value_parser = parse_duration)]
     pub sysmon_max_tick: Duration,
+    /// How the monitor times slices and foreign calls: `precise` (a
+    /// request within 1.1 quanta; entering foreign code wakes it) or `go`
+    /// (as Go's sysmon and retake: slices seen on a backed-off tick, 10-20
+    /// ms under a busy goroutine; only a deep-sleeping monitor is woken by
+    /// foreign code).
+    #[arg(long, value_enum, default_value_t = SchedArg::Precise)]
+    pub sched: SchedArg,
     /// Report a goroutine still running this long after a preemption
     /// request, with why it does not stop (0 turns it off).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
@@ -341,6 +355,10 @@ impl RuntimeArgs {
                     .unwrap_or(Duration::from_millis(10)),
                 sysmon_min_tick: self.sysmon_tick,
                 sysmon_max_tick: self.sysmon_max_tick.max(self.sysmon_tick),
+                sched: match self.sched {
+                    SchedArg::Precise => preempt_runtime::sched::sysmon::Model::Precise,
+                    SchedArg::Go => preempt_runtime::sched::sysmon::Model::Go,
+                },
                 hang_threshold: self.hang_threshold,
                 gc_percent: s.gc_percent.unwrap_or(100),
                 reinstall_handler: self.reinstall_preempt_handler,
@@ -380,6 +398,12 @@ pub enum Command {
         /// What runs the program.
         #[arg(long, value_enum, default_value_t = EngineArg::Jit)]
         engine: EngineArg,
+        /// As Go's compiler: small leaf functions (no calls, no runtime
+        /// operations, a frame under 128 bytes) get no stack check, so
+        /// their entry is no cooperative preemption point (the file's `set
+        /// nosplit_leaves = 1` does the same; JIT only).
+        #[arg(long)]
+        nosplit_leaves: bool,
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
@@ -437,6 +461,12 @@ pub enum Command {
         /// file's `set preempt`, else async.
         #[arg(long, value_enum)]
         preempt: Option<ModeArg>,
+        /// As Go's compiler: small leaf functions (no calls, no runtime
+        /// operations, a frame under 128 bytes) get no stack check, so
+        /// their entry is no cooperative preemption point (the file's `set
+        /// nosplit_leaves = 1` does the same; JIT only).
+        #[arg(long)]
+        nosplit_leaves: bool,
     },
 }
 
@@ -735,6 +765,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             arch,
             stubs,
             preempt,
+            nosplit_leaves,
         } => {
             let mut prog = match load(&file) {
                 Ok(p) => p,
@@ -744,6 +775,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             preempt_jit::opt::optimize(&mut prog, level);
             if let Some(m) = preempt {
                 prog.settings.preempt = Some(m.into());
+            }
+            if nosplit_leaves {
+                prog.settings.nosplit_leaves = Some(1);
             }
             let arch = arch
                 .map(Arch::from)
@@ -764,6 +798,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             file,
             opt,
             engine,
+            nosplit_leaves,
             runtime,
         } => {
             let watch = CompileWatch::start(&file, Duration::from_secs_f64(runtime.limits.timeout));
@@ -784,6 +819,9 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     preempt_jit::opt::optimize(&mut prog, level);
                     // The mode decides what loop back-edges carry.
                     prog.settings.preempt = Some(cfg.mode);
+                    if nosplit_leaves {
+                        prog.settings.nosplit_leaves = Some(1);
+                    }
                     watch.phase("compiling", None);
                     match Module::compile(&prog) {
                         Ok(m) => {

@@ -85,6 +85,7 @@ impl Coverage {
             ("gc_percent", s.gc_percent.is_some()),
             ("opt", s.opt.is_some()),
             ("quantum_us", s.quantum_us.is_some()),
+            ("nosplit_leaves", s.nosplit_leaves.is_some()),
         ] {
             if set {
                 self.settings.insert(key);

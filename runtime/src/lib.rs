@@ -56,6 +56,9 @@ pub struct RunConfig {
     /// The monitor's tick: its shortest, and longest after backing off.
     pub sysmon_min_tick: Duration,
     pub sysmon_max_tick: Duration,
+    /// How the monitor times slices and foreign calls: precisely, or as
+    /// Go's sysmon does (`--sched go`).
+    pub sched: sched::sysmon::Model,
     /// A goroutine still running this long after a preemption request is
     /// reported on stderr, with why it does not stop (0: never).
     pub hang_threshold: Duration,
@@ -138,6 +141,7 @@ impl Default for RunConfig {
             quantum: Duration::from_millis(10),
             sysmon_min_tick: Duration::from_micros(20),
             sysmon_max_tick: Duration::from_millis(10),
+            sched: sched::sysmon::Model::Precise,
             hang_threshold: Duration::from_millis(100),
             preempt_signal: libc::SIGURG,
             unsafe_points: preempt::decide::UnsafePoints::Honour,

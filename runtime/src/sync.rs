@@ -47,6 +47,9 @@ pub trait Atomics: 'static {
     /// Waits a moment for another party to make progress (a thread
     /// yield; in a model, a scheduling point).
     fn spin_wait();
+
+    /// A memory fence.
+    fn fence(order: Ordering);
 }
 
 /// The standard library's atomics: what the runtime runs on.
@@ -98,6 +101,10 @@ impl Atomics for Std {
 
     fn spin_wait() {
         std::thread::yield_now();
+    }
+
+    fn fence(order: Ordering) {
+        std::sync::atomic::fence(order);
     }
 }
 
@@ -160,6 +167,10 @@ pub mod model {
 
         fn spin_wait() {
             loom::thread::yield_now();
+        }
+
+        fn fence(order: Ordering) {
+            loom::sync::atomic::fence(order);
         }
     }
 

@@ -85,6 +85,12 @@ impl Timers {
         }
     }
 
+    /// When the earliest pending timer fires, if one is pending.
+    pub fn next(&self) -> Option<u64> {
+        let h = self.heap.lock().unwrap_or_else(|e| e.into_inner());
+        h.entries.peek().map(|e| e.0.when)
+    }
+
     /// Timers added and not yet fired (or firing).
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::SeqCst)

@@ -132,11 +132,20 @@ pub struct Settings {
     pub gc_percent: Option<i64>,
     pub opt: Option<i64>,
     pub quantum_us: Option<i64>,
+    /// 1: small leaf functions get no stack check at entry, as Go's
+    /// compiler does (they are then no cooperative preemption point).
+    pub nosplit_leaves: Option<i64>,
 }
 
 impl Settings {
-    pub const KEYS: &'static [&'static str] =
-        &["procs", "preempt", "gc_percent", "opt", "quantum_us"];
+    pub const KEYS: &'static [&'static str] = &[
+        "procs",
+        "preempt",
+        "gc_percent",
+        "opt",
+        "quantum_us",
+        "nosplit_leaves",
+    ];
 }
 
 /// A global variable: i64 (with an initialiser) or ref (starts nil).

@@ -302,6 +302,9 @@ impl<'a> Parser<'a> {
                     Some(int("an integer (negative turns the GC off)", &|_| true)?)
             }
             "opt" => prog.settings.opt = Some(int("0 or 1", &|v| v == 0 || v == 1)?),
+            "nosplit_leaves" => {
+                prog.settings.nosplit_leaves = Some(int("0 or 1", &|v| v == 0 || v == 1)?)
+            }
             "quantum_us" => {
                 prog.settings.quantum_us =
                     Some(int("a positive number of microseconds", &|v| v > 0)?)

@@ -28,6 +28,9 @@ pub fn print(prog: &Program) -> String {
     if let Some(v) = s.quantum_us {
         writeln!(out, "set quantum_us = {v}").unwrap();
     }
+    if let Some(v) = s.nosplit_leaves {
+        writeln!(out, "set nosplit_leaves = {v}").unwrap();
+    }
     if !out.is_empty() {
         out.push('\n');
     }

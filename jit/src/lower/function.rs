@@ -33,6 +33,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize]) -> Assembled {
     let preempt_stub = ops.new_dynamic_label();
     let stub_offsets = M::emit_stubs(&mut ops, &mut meta, rt_call, preempt_stub);
     let mode = prog.settings.preempt.unwrap_or(PreemptMode::Async);
+    let nosplit_leaves = prog.settings.nosplit_leaves == Some(1);
     let func_labels: Vec<DynamicLabel> =
         prog.funcs.iter().map(|_| ops.new_dynamic_label()).collect();
     let mut pool = ConstantPool::default();
@@ -55,6 +56,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize]) -> Assembled {
             rt_call,
             preempt_stub,
             mode,
+            nosplit_leaves,
             block_labels: Vec::new(),
             cold: Vec::new(),
         };
@@ -96,6 +98,8 @@ pub struct Lower<'a, M: Machine> {
     pub(super) preempt_stub: DynamicLabel,
     /// What loop back-edges carry (see `control.rs`).
     pub(super) mode: PreemptMode,
+    /// `set nosplit_leaves = 1`: small leaves get no stack check.
+    pub(super) nosplit_leaves: bool,
     pub(super) block_labels: Vec<DynamicLabel>,
     pub(super) cold: Vec<Cold>,
 }
@@ -210,14 +214,18 @@ impl<M: Machine> Lower<'_, M> {
         let label = self.func_labels[self.fid.index()];
         self.ops.dynamic_label(label);
         self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
-        let (check, overflow) = (self.label(), self.label());
-        M::prologue(self, check, overflow);
-        self.cold.push(Cold {
-            label: overflow,
-            block: BlockId::new(0),
-            span: func.span,
-            kind: ColdKind::StackCheck { resume: check },
-        });
+        if self.nosplit_leaves && is_small_leaf(func, self.frame.size) {
+            M::prologue(self, None);
+        } else {
+            let (check, overflow) = (self.label(), self.label());
+            M::prologue(self, Some((check, overflow)));
+            self.cold.push(Cold {
+                label: overflow,
+                block: BlockId::new(0),
+                span: func.span,
+                kind: ColdKind::StackCheck { resume: check },
+            });
+        }
         for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
             let slot = self.frame.saved.at(j);
             M::store_slot(self, slot, r);
@@ -638,10 +646,66 @@ pub(crate) fn emit_alone<M: Machine>(
         rt_call: target,
         preempt_stub: target,
         mode: PreemptMode::Async,
+        nosplit_leaves: false,
         block_labels: Vec::new(),
         cold: Vec::new(),
     };
     emit(&mut cx, target);
     ops.finalize()
         .expect("every label the hooks use is defined")
+}
+
+/// Frames smaller than this may skip the stack check in a leaf (Go's
+/// `abi.StackSmall`): the guard sits `STACK_RESERVE` (16 KiB) above the
+/// stack's end, so a leaf's frame below it still leaves the preemption
+/// stub its room.
+pub const NOSPLIT_FRAME_MAX: i32 = 128;
+
+/// A function that calls nothing and enters the runtime only to fault (as
+/// Go's panic helpers), with a small frame: what Go's compiler marks
+/// NOSPLIT by itself, so that it has no stack check at entry.
+pub fn is_small_leaf(func: &Function, frame_size: i32) -> bool {
+    frame_size < NOSPLIT_FRAME_MAX
+        && func.blocks.iter().all(|b| {
+            b.insts.iter().all(|i| {
+                let op = i.kind.opcode();
+                !op.is_call() && !op.is_runtime_op()
+            }) && b.term.as_ref().is_none_or(|t| !t.kind.is_runtime_op())
+        })
+}
+
+#[cfg(test)]
+mod leaf_tests {
+    use super::*;
+
+    fn func(src: &str) -> Function {
+        let src = format!("{src}\nfunc @main() {{\n    ret\n}}\n");
+        let mut p = crate::ir::parse(&src).expect("parses");
+        crate::ir::verify(&mut p).expect("verifies");
+        p.funcs.remove(0)
+    }
+
+    #[test]
+    fn only_small_functions_that_call_nothing_are_nosplit_leaves() {
+        let leaf = func(
+            "func @f(%n: i64) -> i64 {\n    %m = add %n, 1\n    %q = div %m, %n\n    ret %q\n}\n",
+        );
+        assert!(
+            is_small_leaf(&leaf, 16),
+            "a division may fault: still a leaf, as Go's panic helpers"
+        );
+        assert!(
+            !is_small_leaf(&leaf, NOSPLIT_FRAME_MAX),
+            "a frame of 128 bytes or more"
+        );
+        let calls = func("func @f() {\n    call @f()\n    ret\n}\n");
+        assert!(!is_small_leaf(&calls, 16));
+        let yields = func("func @f() {\n    yield\n    ret\n}\n");
+        assert!(!is_small_leaf(&yields, 16));
+        let selects = func("func @f() {\nl:\n    select default -> l\n}\n");
+        assert!(
+            is_small_leaf(&selects, 16),
+            "a select with only default is a jump"
+        );
+    }
 }

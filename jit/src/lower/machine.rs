@@ -229,10 +229,11 @@ pub trait Machine: Backend + Sized {
 
     // ---- frames ---------------------------------------------------------------
 
-    /// Sets up the frame record, allocates `cx.frame.size` bytes, binds
-    /// `check` and compares the stack pointer with the stack guard,
-    /// branching to `overflow` below it.
-    fn prologue(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel);
+    /// Sets up the frame record, allocates `cx.frame.size` bytes and, with
+    /// `check = Some((check, overflow))`, binds `check` and compares the
+    /// stack pointer with the stack guard, branching to `overflow` below
+    /// it (None: a nosplit leaf, no check).
+    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>);
 
     /// Frees the frame, restores the frame pointer and returns (the saved
     /// registers are back already).

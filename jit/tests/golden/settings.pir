@@ -1,5 +1,6 @@
 ; Every setting key, in an order other than the printer's.
 set quantum_us = 2_500
+set nosplit_leaves = 1
 set opt = 0
 set preempt = patch
 set gc_percent = -1     ; negative turns the GC off

@@ -399,9 +399,9 @@ impl Runtime {
         self.ps[p].foreign_since.store(start, Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
         self.end_slice(p, g);
-        // As Go's entersyscall: a monitor asleep on a backed-off tick must
-        // wake in time to hand the P on.
-        self.sysmon.deadline(start + sysmon::RETAKE_AFTER);
+        // The monitor must see the call in time to hand the P on (Go's
+        // entersyscall wakes only a monitor in its deep sleep: `--sched go`).
+        self.sysmon.foreign_entered(start + sysmon::RETAKE_AFTER);
         crate::ffi::run(f, arg);
         self.obs
             .tracer
@@ -421,6 +421,7 @@ impl Runtime {
                 self.ps[q].set_status(PStatus::Running);
                 self.ps[q].m.store(m.id, Ordering::Release);
                 m.set_p(Some(q));
+                self.sysmon.foreign_left();
                 self.begin_slice(q, g);
                 self.continue_or_preempt(g, Resume::default())
             }

@@ -216,7 +216,7 @@ impl Runtime {
             shutdown: AtomicBool::new(false),
             main_goexit: AtomicBool::new(false),
             notify: Mutex::default(),
-            sysmon: sysmon::Monitor::default(),
+            sysmon: sysmon::Monitor::new(cfg.sched),
             arming,
             signals: match &engine {
                 // Async: the preemption signal's handler; trap: the
@@ -382,7 +382,7 @@ impl Runtime {
         self.ps[p].spinning.store(true, Ordering::Release);
         self.start_m(p, m);
         // A worker starts running: the monitor must not be on a long sleep.
-        self.sysmon.wake();
+        self.sysmon.worker_started();
     }
 
     /// The M on P `p` stops looking for work (it found some, or parks).

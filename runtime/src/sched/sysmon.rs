@@ -8,12 +8,25 @@
 //!   request, with what the compiler's tables say about why.
 //!
 //! Its tick is Go's: 20 µs, doubling after 1 ms (50 ticks) without
-//! anything to do, up to 10 ms (both bounds configurable). Go samples the
-//! running goroutine on that backed-off tick, which is why a sleeper
-//! behind a spinner wakes up to a whole tick late there. Here the monitor
-//! never backs off past a tenth of a quantum while a goroutine runs, and
-//! sleeps exactly to the end of the slice it has seen, so the request goes
-//! out within 1.1 quanta whatever the tick had backed off to.
+//! anything to do, up to 10 ms (both bounds configurable). It times slices
+//! in one of two ways ([`Model`]):
+//!
+//! - **precise** (the default): the monitor never backs off past a tenth
+//!   of a quantum while a goroutine runs, and sleeps exactly to the end of
+//!   the slice it has seen, so the request goes out within 1.1 quanta
+//!   whatever the tick had backed off to; entering foreign code wakes it
+//!   in time to hand the P on one minimum tick later.
+//! - **go** (`--sched go`), Go 1.27's `sysmon` and `retake` (proc.go): a
+//!   slice is first seen on a tick and preempted on the first tick at
+//!   least a quantum later; preempting a goroutine does not count as work,
+//!   so under a busy goroutine the tick backs off to 10 ms and slices last
+//!   10 to 20 ms; a P in foreign code is retaken on the first tick after
+//!   the one that saw it there (when its queue has work or no P is idle),
+//!   or after 10 ms; with every P idle the monitor sleeps deeply (until the
+//!   next timer), and only entering foreign code then wakes it, resetting
+//!   its tick to the minimum (Go's `entersyscall` -> `sysmonwait`).
+
+mod deep;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -28,21 +41,75 @@ use crate::preempt::request::Asked;
 use crate::preempt::Again;
 use crate::stats::PreemptKind;
 
+/// How the monitor times slices and foreign calls (see the module's
+/// documentation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Model {
+    #[default]
+    Precise,
+    Go,
+}
+
 /// The monitor's sleep, which running goroutines may cut short.
 #[derive(Debug, Default)]
 pub struct Monitor {
+    model: Model,
     /// When the monitor will wake (monotonic ns; 0 while awake).
     sleeping_until: AtomicU64,
+    /// Its deep sleep (`--sched go`, every P idle), and the handshake with
+    /// the Ps that wake it ([`deep`]).
+    deep: deep::DeepSleep,
     woken: Mutex<bool>,
     cv: Condvar,
 }
 
 impl Monitor {
-    /// Something needs the monitor at `deadline` (a foreign call becomes
-    /// retakable): wake it if it would sleep past it.
-    pub fn deadline(&self, deadline: u64) {
-        let until = self.sleeping_until.load(Ordering::Acquire);
-        if until != 0 && deadline < until {
+    pub fn new(model: Model) -> Monitor {
+        Monitor {
+            model,
+            ..Monitor::default()
+        }
+    }
+
+    /// A goroutine entered foreign code, retakable at `deadline`. Precise:
+    /// wake the monitor if it would sleep past that. Go: wake it only from
+    /// its deep sleep.
+    pub fn foreign_entered(&self, deadline: u64) {
+        match self.model {
+            Model::Precise => {
+                let until = self.sleeping_until.load(Ordering::Acquire);
+                if until != 0 && deadline < until {
+                    self.wake();
+                }
+            }
+            Model::Go => self.wake_if_deep(),
+        }
+    }
+
+    /// A worker starts running, or a goroutine leaves foreign code.
+    /// Precise: the monitor must not be on a long sleep. Go: only a
+    /// monitor in its deep sleep is woken (Go's `exitsyscall` and
+    /// `startTheWorld` wake it when a P becomes active; `startm` alone does
+    /// not wake a monitor on a backed-off tick).
+    pub fn worker_started(&self) {
+        match self.model {
+            Model::Precise => self.wake(),
+            Model::Go => self.wake_if_deep(),
+        }
+    }
+
+    /// A goroutine back from foreign code took an idle P. Go: a monitor
+    /// in its deep sleep wakes (`exitsyscall`); precise: nothing to do.
+    pub fn foreign_left(&self) {
+        if self.model == Model::Go {
+            self.wake_if_deep();
+        }
+    }
+
+    /// The waker's half of the deep sleep's handshake (its P is already
+    /// marked active).
+    fn wake_if_deep(&self) {
+        if self.deep.must_wake() {
             self.wake();
         }
     }
@@ -52,7 +119,8 @@ impl Monitor {
         self.cv.notify_one();
     }
 
-    fn sleep(&self, d: Duration) {
+    /// Sleeps for `d` unless woken; whether it was woken.
+    fn sleep(&self, d: Duration) -> bool {
         let mut w = lock(&self.woken);
         if !*w {
             self.sleeping_until
@@ -63,8 +131,22 @@ impl Monitor {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        *w = false;
+        let woken = std::mem::replace(&mut *w, false);
         self.sleeping_until.store(0, Ordering::Release);
+        woken
+    }
+
+    /// `--sched go`: if `all_idle` still holds once `deep` is published,
+    /// sleeps until `d` has passed (the next timer) or a P becomes active,
+    /// and says whether the latter woke it (Go's `syscallWake`: the tick
+    /// starts again at its minimum); None if a P was active after all.
+    fn deep_sleep_if(&self, all_idle: impl Fn() -> bool, d: Duration) -> Option<bool> {
+        if !self.deep.enter(all_idle) {
+            return None;
+        }
+        let woken = self.sleep(d);
+        self.deep.leave();
+        Some(woken)
     }
 }
 
@@ -120,6 +202,16 @@ impl Resend {
     /// shallow stack, the goroutine in a runtime call). Returns when to
     /// look again.
     fn step(&mut self, rt: &Runtime, p: &super::P, at: u64, now: u64) -> Option<u64> {
+        if rt.cfg.sched == Model::Go {
+            // Go's preemptM: a signal on every look while the previous one
+            // has reached the handler; none while one is pending, ever (a
+            // discarded or blocked signal is never followed by another).
+            let m = rt.m_of(p)?;
+            if !m.sig.pending.load(Ordering::Acquire) {
+                rt.signal_p(p);
+            }
+            return None;
+        }
         if self.at != at {
             *self = Resend {
                 at,
@@ -162,11 +254,16 @@ pub fn run(rt: &Runtime) {
     let mut seen = vec![SliceSeen::default(); rt.ps.len()];
     let mut delay = min;
     let mut idle = 0u32;
+    let go = rt.cfg.sched == Model::Go;
+    // When the previous pass looked (Go mode: a foreign call that began
+    // before it was seen by it).
+    let mut last_look = 0u64;
     while !rt.shutdown.load(Ordering::Acquire) {
         let now = monotonic_nanos();
         let mut acted = false;
         let mut requested = false;
         let mut running = false;
+        let mut in_foreign = false;
         let mut next_deadline = u64::MAX;
         for (p, seen) in rt.ps.iter().zip(seen.iter_mut()) {
             // Time slices.
@@ -184,7 +281,9 @@ pub fn run(rt: &Runtime) {
                     };
                 }
                 if now.saturating_sub(seen.since) < quantum {
-                    next_deadline = next_deadline.min(seen.since + quantum);
+                    if !go {
+                        next_deadline = next_deadline.min(seen.since + quantum);
+                    }
                 } else if let Some(g) = rt.g_by_id(id) {
                     requested |= matches!(
                         rt.preempt(p, &g, seq, PreemptKind::Quantum, now),
@@ -234,8 +333,26 @@ pub fn run(rt: &Runtime) {
             }
             // Foreign calls.
             if p.status() == PStatus::InForeign {
+                in_foreign = true;
                 let since = p.foreign_since.load(Ordering::Acquire);
                 let waited = now.saturating_sub(since);
+                if go {
+                    // Go's retake: a P seen in its syscall by the previous
+                    // look is taken if it has work or no P is idle or
+                    // spinning to pick work up; any after 10 ms.
+                    let seen_before = since <= last_look;
+                    let work = p.queued() > 0 || {
+                        let s = lock(&rt.sched);
+                        !s.runq.is_empty() || s.pidle.is_empty()
+                    } && !rt
+                        .ps
+                        .iter()
+                        .any(|q| q.spinning.load(Ordering::Acquire));
+                    if (seen_before && work) || waited >= RETAKE_IDLE_AFTER {
+                        acted |= rt.retake(p.id);
+                    }
+                    continue;
+                }
                 let work = p.queued() > 0 || !lock(&rt.sched).runq.is_empty();
                 if (waited >= RETAKE_AFTER && work) || waited >= RETAKE_IDLE_AFTER {
                     acted |= rt.retake(p.id);
@@ -263,7 +380,7 @@ pub fn run(rt: &Runtime) {
         if acted {
             idle = 0;
             delay = min;
-        } else if requested {
+        } else if requested && !go {
             // A quantum request: look again at the shortest tick for a few
             // passes, long enough to see the next slice start (the stop
             // takes tens of microseconds), then back off as usual. (Go's
@@ -278,6 +395,33 @@ pub fn run(rt: &Runtime) {
                 delay = (delay * 2).min(max);
             }
         }
+        last_look = now;
+        if go {
+            if !running && !in_foreign && !rt.world.is_stopping() {
+                // Every P idle: Go's sysmon sleeps until the next timer
+                // (at most half the forced-GC period, 60 s), and a
+                // goroutine entering a syscall wakes it to a fresh tick.
+                let until = rt.timers.next().unwrap_or(u64::MAX);
+                let d = until
+                    .saturating_sub(monotonic_nanos())
+                    .clamp(min, 60_000_000_000);
+                let all_idle =
+                    || !rt.world.is_stopping() && rt.ps.iter().all(|p| p.status() == PStatus::Idle);
+                if rt.sysmon.deep_sleep_if(all_idle, Duration::from_nanos(d)) == Some(true) {
+                    idle = 0;
+                    delay = min;
+                }
+            } else {
+                let mut sleep = delay;
+                if next_deadline != u64::MAX {
+                    // Only the monitor's own duties (re-signals, hang
+                    // reports, notify), never a slice's end.
+                    sleep = sleep.min(next_deadline.saturating_sub(monotonic_nanos()).max(1_000));
+                }
+                let _ = rt.sysmon.sleep(Duration::from_nanos(sleep));
+            }
+            continue;
+        }
         let mut sleep = delay;
         if running {
             sleep = sleep.min(running_tick);
@@ -285,7 +429,7 @@ pub fn run(rt: &Runtime) {
         if next_deadline != u64::MAX {
             sleep = sleep.min(next_deadline.saturating_sub(monotonic_nanos()).max(1_000));
         }
-        rt.sysmon.sleep(Duration::from_nanos(sleep));
+        let _ = rt.sysmon.sleep(Duration::from_nanos(sleep));
     }
 }
 

@@ -158,7 +158,7 @@ impl Machine for Aarch64 {
 
     // ---- frames -------------------------------------------------------------------
 
-    fn prologue(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel) {
+    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>) {
         dynasm!(cx.ops
             ; .arch aarch64
             ; stp x29, x30, [sp, #-16]!
@@ -166,6 +166,9 @@ impl Machine for Aarch64 {
         );
         let size = cx.frame.size;
         adjust_sp(cx, -size);
+        let Some((check, overflow)) = check else {
+            return;
+        };
         let guard = CTX_STACK_GUARD as u32;
         dynasm!(cx.ops
             ; .arch aarch64

@@ -35,7 +35,7 @@ fn extra() -> Vec<Case<Aarch64>> {
             move |cx, l| {
                 cx.frame.size = size;
                 let check = cx.label();
-                Aarch64::prologue(cx, check, l);
+                Aarch64::prologue(cx, Some((check, l)));
             },
         ));
     }

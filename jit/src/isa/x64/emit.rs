@@ -147,17 +147,22 @@ impl Machine for X64 {
 
     // ---- frames -------------------------------------------------------------------
 
-    fn prologue(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel) {
+    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>) {
         let frame = cx.frame.size;
         dynasm!(cx.ops
             ; .arch x64
             ; push rbp
             ; mov rbp, rsp
             ; sub rsp, frame
-            ; =>check
-            ; cmp rsp, [Rq(CTX) + CTX_STACK_GUARD]
-            ; jb =>overflow
         );
+        if let Some((check, overflow)) = check {
+            dynasm!(cx.ops
+                ; .arch x64
+                ; =>check
+                ; cmp rsp, [Rq(CTX) + CTX_STACK_GUARD]
+                ; jb =>overflow
+            );
+        }
     }
 
     fn epilogue(cx: &mut Lower<'_, Self>) {
