@@ -11,48 +11,20 @@
 ; GODEBUG=asyncpreemptoff=1 "the spinner runs forever and STW waits
 ; indefinitely".
 ;
+; What to look at: --stats (collections, stops of the world, preemptions
+; by kind, signals sent); in coop mode (asyncpreemptoff=1), whether the
+; collector's mark start ever gets the counter to stop, and what the stop
+; and the watchdog say on stderr; in async mode, with a low hang threshold
+; (--hang-threshold 1ms), whether any stop waits that long for a goroutine
+; (the stop reports it on stderr); and the machine code of @counter.
+;
 ; Run:
-;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --preempt coop --timeout 2
+;   preempt bugs 2
+;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --stats     (async, the default)
+;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --hang-threshold 1ms --stats
 ;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --preempt coop --timeout 2 --stats
 ;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --preempt coop --procs 1 --timeout 2
-;   preempt run examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir --stats     (async, the default)
-;
-; What really happens (release build, 2-vCPU x86-64 VM shared with other
-; work):
-;   - coop (asyncpreemptoff=1): @counter takes the second P and never calls
-;     anything. @main allocates 1 MiB objects; at 4 MiB (the collector's
-;     minimum trigger, as Go's minimum heap goal) the collector starts a
-;     cycle, and its mark start stops the world: it gets a P of its own
-;     (@main's, when @main sleeps or allocates), asks @counter to stop, and
-;     waits. @counter never reaches a preemption point. Nothing runs
-;     again: @main, woken by its timer, sits in the run queue with no P to
-;     run it (or waits for the cycle, if its next allocation came first).
-;   - It is not a silent deadlock. After the hang threshold (100 ms) the
-;     stop says on stderr which goroutine it waits for and why:
-;       preempt: stop-the-world for GC mark start has waited 100.1ms for
-;       goroutine 2 on P 0 (coop mode); the collector and every other
-;       goroutine wait with it:
-;       @counter in block loop (pc ... = @counter+0x...)
-;       reason: loop @counter:loop has no preemption point in coop mode
-;     and at --timeout the watchdog ends the program (exit 3) with the same
-;     diagnosis, a line naming the stop that is waiting, and @main's stack
-;     ("goroutine 1 [runnable]", or "[garbage collection]").
-;   - --stats in coop shows one stop-the-world preemption request (for
-;     @counter; @main was asleep), no preemption, and no stop-the-world
-;     latency at all: no stop ever completed. (The monitor's own report,
-;     "goroutine 2 has not stopped 100.3ms after a preemption request",
-;     follows the stop's: the request it made for the quantum found one
-;     pending.)
-;   - With --procs 1 the program hangs before any collection: @counter
-;     takes the only P when @main first sleeps, and never gives it back
-;     (the seed's Bug 1 again); the watchdog names the same loop.
-;   - async (the default): "done", exit 0, as the seed says. About 52
-;     cycles (GOGC=1 over a live heap of at most one 1 MiB object: a cycle
-;     every few MiB), each with two stops; stop-the-world latency p50 44-48
-;     us, p99 119-139 us, max 120-222 us over 3 runs of 104-108 stops, of
-;     the order of Go 1.27's 35-65 us p50 on this machine. @counter is
-;     stopped by the signal (about 55 asynchronous preemptions per run,
-;     1.1-1.3 signals each); @main stops at its runtime calls.
+;   preempt disasm examples/bugs/02-gc-stalled-by-counter-loop/gc-stalled-by-counter-loop.pir
 
 set procs = 2
 

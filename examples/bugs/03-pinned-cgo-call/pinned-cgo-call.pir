@@ -14,39 +14,19 @@
 ;            is already in C when goroutine 2 is created (@main yields once
 ;            between the two spawns; `start` is taken before both).
 ;
+; What to look at: when goroutine 2 prints in each round, and whether it
+; needed the monitor at all (did goroutine 1 enter C before goroutine 2
+; ran?); --stats (P hand-offs, threads created); --trace (the hand-off
+; instant inside round 2's "ccall sleep" span); and the monitor's timing,
+; precise or as Go's sysmon (--sched go). cgo-rounds.pir runs these
+; rounds and a third (after a busy spell) with figures.
+;
 ; Run:
+;   preempt bugs 3
 ;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --stats
+;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --sched go --stats
 ;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --trace /tmp/bug3.json
 ;   preempt run examples/bugs/03-pinned-cgo-call/pinned-cgo-call.pir --sysmon-max-tick 20us
-;
-; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM, 10 runs each unless said):
-;   - Round 1: "hi from goroutine 2 at 9..165 us" (median 13 us, 16
-;     runs), before goroutine 1 has even entered C. `spawn` puts the new goroutine in the
-;     P's runnext slot, so when @main blocks in wg.Wait the P runs goroutine
-;     2 first; nothing waits for the monitor. The seed's question does not
-;     arise for its own program: Go 1.27 on this machine prints "hi from
-;     goroutine 2 at 8.2..9.7 us" (5 runs), for the same reason.
-;   - Round 2: goroutine 1 enters C holding the only P while @main is
-;     runnable. The monitor retakes the P and starts a new M (--stats: "P
-;     hand-offs 1", "threads created (Ms) 2"), which runs @main and then
-;     goroutine 2: "hi from goroutine 2 at 1.1..10.3 ms" (median 8.6 ms,
-;     16 runs).
-;     So the seed's "up to 10 ms" is what this runtime does: after round 1
-;     the monitor has had nothing to do for 200 ms, its tick has backed off
-;     to its 10 ms maximum, and entering foreign code does not wake it
-;     (--trace: the "hand-off P0: M0 -> M1" instant comes 8.5..10.0 ms into
-;     round 2's "ccall sleep" span).
-;   - With --sysmon-max-tick 20us (no back-off) round 2 prints at
-;     227..423 us: the hand-off comes 46..123 us into the foreign call, and
-;     the new thread then takes 175..265 us to start running ("M1 created";
-;     a bare pthread_create takes 14..53 us here).
-;   - Go 1.27 does better than the seed says: with the same two rounds it
-;     printed round 2 at 23 us..1.1 ms (median 57 us, 5 runs). Go wakes its
-;     sysmon from its idle sleep when a goroutine enters a cgo call or a
-;     syscall, so the retake does not wait for a backed-off tick.
-;   - Either way goroutine 2 prints long before goroutine 1's 200 ms in C
-;     end, and the program exits 0 after about 400 ms.
 
 set procs = 1
 

@@ -7,29 +7,18 @@
 ; on the masked thread and the handler never runs; "with GOMAXPROCS=1 the
 ; program may hang STW for the duration of the loop". Here, at one P, a
 ; second goroutine (@other) stands for everything else that wants to run;
-; it is spawned before the loop and can only run once @main blocks.
+; it is spawned before the loop.
+;
+; What to look at: the order of "done" and "other ran" (at one P, @other
+; can run before the loop ends only if @main is preempted), --stats (preemption
+; requests, signals sent, asynchronous preemptions), and stderr: after the
+; hang threshold the monitor says why @main does not stop. masked-gc.pir
+; adds a collection requested while the loop runs, with figures;
+; unmasked-gc.pir is the seed's fix.
 ;
 ; Run:
+;   preempt bugs 5
 ;   preempt run examples/bugs/05-locked-thread-masks-signal/locked-thread-masks-signal.pir --stats
-;
-; What really happens (release build, 2-vCPU x86-64 VM):
-;   - "done" then "other ran", exit 0, in about 0.3 s. The loop is never
-;     preempted: the monitor asks @main to stop at the end of its quantum
-;     and signals its thread, the kernel keeps SIGURG pending (masked), and
-;     the handler never runs ("signals sent 27", no asynchronous
-;     preemption; the one request is honoured when @main blocks in `recv`,
-;     285 ms after it was made).
-;   - The monitor says so within a few quanta: after 100 ms (the hang
-;     threshold) stderr reads
-;       preempt: goroutine 1 has not stopped 100.0ms after a preemption
-;       request (async mode): @main in block loop ...
-;       reason: SIGURG is blocked on this thread (ccall
-;       block_preempt_signal?): 10 sent, the handler ran for 0; the signal
-;       stays pending until it is unblocked
-;   - Unblock it (`ccall unblock_preempt_signal` right after the block)
-;     and the order flips: "other ran" comes first, once the monitor's
-;     first signal stops @main at the end of its quantum (--stats: 60
-;     asynchronous preemptions in one run).
 
 set procs = 1
 

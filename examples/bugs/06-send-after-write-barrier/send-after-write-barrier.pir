@@ -2,26 +2,27 @@
 ;
 ; Go:  func (h *Holder) Update(p *int) { h.ptr = p; h.ch <- 42 }
 ;
-; The seed says nothing is wrong: the barrier of `h.ptr = p` is one short
-; unsafe region around one pointer store, and it is over before the send
-; begins. That is what the compiler here emits too, on both architectures:
+; The seed says nothing is wrong: the barrier of `h.ptr = p` runs and
+; completes before the send begins; the barrier is not asynchronously
+; preemptible, but it is "a single, brief atomic-ish event around one
+; pointer store", not a multi-statement region.
 ;
-;   preempt disasm examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir
-;   preempt disasm --arch aarch64 examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir
-;
-; In @update, the `[wb]` marks run from the load of the collector's
-; marking flag through the store of the ref and its tag (plus the barrier's
-; out-of-line slow path, which shades the old ref); the send's code that
-; follows, and its runtime call, carry no mark: a signal there is honoured.
+; What to look at: the program's result with collections running while
+; the barrier is in use (`gc` every 1000 updates; --gc-verify checks each
+; collection: no object the holder or the channel's receiver still reaches
+; may be freed; --gc-interleave lands stores between the marker's scans),
+; and the machine code of @update: the `[wb]` marks (unsafe regions, where
+; an asynchronous preemption retries instead of stopping) against the
+; send's code and its runtime call. barrier-shapes.pir sets @update beside
+; its store alone and two stores in a row.
 ;
 ; Run:
+;   preempt bugs 6
 ;   preempt run examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir --gc-verify --stats
+;   preempt run examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir --gc-verify --gc-interleave
+;   preempt disasm examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir
+;   preempt disasm --arch aarch64 examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir
 ;   preempt stress examples/bugs/06-send-after-write-barrier/send-after-write-barrier.pir --procs 1 --limit 500
-;
-; What really happens (release build, 2-vCPU x86-64 VM): "sum 840000 last
-; 19999", exit 0, 20 collections (one `gc` every 1000 updates), each
-; verified by --gc-verify: no object the holder or the channel's receiver
-; still reaches was freed.
 
 set procs = 2
 
