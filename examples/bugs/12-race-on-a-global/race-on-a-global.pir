@@ -7,45 +7,29 @@
 ; produce some number, but not 10,000,000". The race happens whether or not
 ; preemption fires: two goroutines on two cores race without any
 ; preemption, and blaming "preemption between the read and the write" is
-; wrong.
+; wrong. Preemption "merely increases the likelihood that two goroutines
+; observe each other's incomplete updates"; it is "unrelated to the
+; correctness of unsynchronised shared state". The fix: atomic.Int64.Add,
+; a mutex, or a channel.
 ;
 ; `counter++` is a plain load, add and store of @counter. The loop stores
 ; to @counter, so LICM does not hoist the load: at -O0 and -O1 every
-; iteration reads and writes memory (check with `preempt disasm`).
+; iteration reads and writes memory (check with `preempt disasm`), and a
+; goroutine stopped between its load and its store writes back a stale
+; value when it resumes.
+;
+; What to look at: the count at 4 Ps and at 1 P, in async and in coop
+; mode; overlap.pir prints the same program's lost increments and how many
+; loops ran interleaved, long-loops.pir runs loops long enough to be
+; preempted at one P, atomic.pir and chan-lock.pir are the fixes.
 ;
 ; Run:
-;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir               (4 Ps)
+;   preempt bugs 12
+;   preempt run examples/bugs/12-race-on-a-global/race-on-a-global.pir               (4 Ps)
+;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir
 ;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir -O0
-;   preempt run --preempt coop examples/bugs/12-race-on-a-global/race-on-a-global.pir --procs 1
+;   preempt run examples/bugs/12-race-on-a-global/race-on-a-global.pir --procs 1
 ;   preempt disasm examples/bugs/12-race-on-a-global/race-on-a-global.pir
-;
-; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM, 10 runs each):
-;   - 4 Ps: "counter: 4583245..7163893" at -O1 and 1871179..6135698 at -O0
-;     on a quiet machine, never 10000000: increments are lost whenever two
-;     goroutines run at once on the two cores. Go 1.27: 8402709..9457414
-;     (5 runs).
-;   - On a busy machine (another process using the cores) some runs lost
-;     exactly whole millions ("counter: 7000000", "5000000", "4000000"):
-;     a worker's thread was descheduled by the kernel between its load and
-;     its store while another goroutine ran all its million increments, and
-;     the late store wiped them out. So "preemption between the read and
-;     the write" does happen, but it is the kernel preempting an OS thread,
-;     which no Go-level setting turns off.
-;   - 1 P: "counter: 10000000", always. The seed is right that preemption
-;     is not the cause, and this shows the converse: in coop mode
-;     (--preempt coop) the loop has no preemption point, so on one P each
-;     goroutine runs its million increments without interruption and
-;     nothing is lost. Go 1.27 at GOMAXPROCS=1 also printed 10000000 (5
-;     runs of 5): the whole run takes 10 ms, about 1 ms per goroutine,
-;     well under the 10 ms quantum, so async preemption rarely lands
-;     inside a loop. Asynchronous preemption (the default) here: also
-;     10000000 at 1 P (5 runs of 5), for the same reason: each goroutine's
-;     million increments take well under a quantum, so no signal is sent
-;     while a loop runs. A goroutine stopped between its load and its store
-;     would lose updates even on one P: preemption changes how often the
-;     race shows, never whether the program is correct.
-;   - The fix is `add.atomic @counter, 1` (atomic.Int64.Add).
 
 set procs = 4
 

@@ -3,29 +3,31 @@
 ; Go:  runtime.GOMAXPROCS(1); C.install_handler() /* signal(SIGURG, SIG_IGN) */
 ;      go func() { for {} }(); time.Sleep(2 * time.Second); fmt.Println("hi")
 ;
-; The seed says: the kernel discards the ignored signal, asynchronous
-; preemption fails, the loop runs forever and "hi" never prints. The fix it
-; gives is to reinstall the runtime's handler.
+; The seed says: the C code overrides the runtime's SIGURG handler with
+; SIG_IGN; when sysmon sends SIGURG the kernel ignores it, asynchronous
+; preemption fails, the loop runs forever and the main goroutine never
+; resumes ("hi" never prints). Its fix: do not install handlers for SIGURG
+; from C; if a library does, reinstall the runtime's handler afterwards
+; (os/signal.Reset(syscall.SIGURG)), or load the library before the runtime
+; initialises.
+;
+; `ccall ignore_preempt_signal` is the C call: it sets SIGURG to SIG_IGN.
+; The monitor asks the spinner to stop after its time slice and sends the
+; signal (--stats counts the signals sent); the monitor's hang report and
+; the watchdog's name the replaced handler as the reason. reinstalled.pir puts the handler back right after
+; the C call (`ccall restore_preempt_signal`); --reinstall-preempt-handler
+; has the monitor put it back once it reports the hang;
+; no-foreign-handler.pir is the program without the C call.
+;
+; What to look at: whether "hi" prints, the signals sent and the
+; preemptions in --stats, the diagnosis on stderr; with --sched go, the
+; signals sent when the monitor times slices as Go's sysmon does.
 ;
 ; Run:
-;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --timeout 2
-;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --reinstall-preempt-handler
-;
-; What really happens (release build, 2-vCPU x86-64 VM):
-;   - As the seed says: no output; the watchdog ends the program (exit 3).
-;     The monitor sends SIGURG to the spinner's thread every millisecond
-;     (444 in 5 s) and none arrives. After 100 ms stderr reads
-;       preempt: goroutine 2 has not stopped 100.4ms after a preemption
-;       request (async mode): @spin in block loop ...
-;       reason: the runtime's handler for SIGURG was replaced by SIG_IGN
-;       (ccall ignore_preempt_signal?): the kernel discards it; asynchronous
-;       preemption cannot reach any goroutine
-;     and the watchdog's report names the loop and @main, runnable.
-;   - With --reinstall-preempt-handler the monitor puts the handler back
-;     when it reports the hang ("preempt: reinstalled the runtime's handler
-;     for SIGURG"); its next signal stops the spinner and "hi" prints, exit
-;     0. (`ccall restore_preempt_signal` in the program does the same from
-;     inside.)
+;   preempt bugs 13
+;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --timeout 2 --stats
+;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --timeout 2 --stats --sched go
+;   preempt run examples/bugs/13-sig-ign-clobbers-sigurg/sig-ign-clobbers-sigurg.pir --reinstall-preempt-handler --stats
 
 set procs = 1
 

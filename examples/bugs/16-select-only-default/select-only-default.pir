@@ -12,33 +12,25 @@
 ;   @spin_inline: work() inlined into the loop (what Go's inliner does to a
 ;                 small work()), so the loop body is the select and the work.
 ;
+; `select default -> body` is a plain jump: `preempt disasm` shows no
+; instruction for it and no runtime call in either loop. What stops a loop
+; in coop mode is an instruction the runtime sees: a call's stack-bound
+; check at the callee's entry (`cmp rsp, [r15]` / `cmp sp, x1`), `yield`, a
+; select with a channel arm. --nosplit-leaves leaves the check out of
+; small leaf functions such as @work, as Go's compiler does. call.pir,
+; inlined.pir and nonleaf.pir run each form of the loop alone;
+; gosched.pir and channel-arm.pir are the seed's two fixes.
+;
+; What to look at: the disassembly; in coop mode, whether @main wakes
+; behind each spinner, with and without --nosplit-leaves; the watchdog's
+; diagnosis when it does not.
+;
 ; Run:
+;   preempt bugs 16
 ;   preempt disasm examples/bugs/16-select-only-default/select-only-default.pir
 ;   preempt run --preempt coop examples/bugs/16-select-only-default/select-only-default.pir --timeout 2 --stats
-;
-; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM; in coop, --preempt coop, unless said otherwise; 10 runs):
-;   - The seed is right about the select: `select default -> body` emits no
-;     instruction at all. In the disassembly (both architectures) the block
-;     `loop` has vanished, the back-edge jumps straight into `body`, and no
-;     runtime call appears in either spinner's loop.
-;   - @spin_call is preempted all the same, at the stack-bound check in
-;     @work's prologue (`cmp rsp, [r15]` / `cmp sp, x1`), the cooperative
-;     preemption point of every function entry, 1.4..11 us after the
-;     request: @main's 1 ms sleep ended 9.13..9.24 ms late, the rest of the
-;     spinner's 10 ms quantum. So the seed's loop, with work() a real call,
-;     is preemptible; the select contributes nothing to that.
-;   - @spin_inline never stops: @main stays runnable, nothing more is
-;     printed, the monitor reports "goroutine 3 has not stopped" about
-;     106 ms after its request, and the watchdog ends the program at 2 s
-;     with exit 3: "goroutine 3 [running]: @spin_inline in block body",
-;     "reason: loop @spin_inline:loop has no preemption point in coop
-;     mode", then "goroutine 1 [runnable]" and @spin_call runnable in @work.
-;   - Asynchronous preemption (the default) stops @spin_inline too: "work()
-;     inlined: main woke", exit 0 (3 runs); @main's sleep behind
-;     @spin_call ended 10.1..14.6 ms late, a quantum, since the signal now
-;     stops it before its next call would. In coop only an instruction the
-;     runtime sees (a call, `yield`, a select with a channel arm) can.
+;   preempt run --preempt coop --nosplit-leaves examples/bugs/16-select-only-default/select-only-default.pir --timeout 2
+;   preempt run examples/bugs/16-select-only-default/select-only-default.pir --stats
 
 set procs = 1
 
