@@ -5,27 +5,27 @@
 ;
 ; The seed says: the loop is preemptible (Go 1.14+), so other handlers get
 ; the CPU, but at the 10 ms granularity of the scheduler's quantum: with a
-; small GOMAXPROCS their p99 latency spikes. Here @slow is the handler with
-; the loop; @main sends a request every millisecond to @fast, which
-; answers at once, and measures each request from its arrival to its
-; answer. One P.
+; small GOMAXPROCS their p99 latency spikes, and p999 may be worse. Fix:
+; a background worker pool, or chunks that yield, with a select on
+; ctx.Done() once per chunk. Here @slow is the handler with the loop;
+; @main sends a request every millisecond to @fast, which answers at once,
+; and measures each request from its arrival to its answer. One P.
+;
+; What to look at: whether the requests are answered while the loop runs
+; ("slow: sum ..." printed last), and how long each waits: the loop has no
+; call, so only the preemption signal stops it, at the end of its slice;
+; under --preempt coop (Go's asyncpreemptoff=1) nothing does, and the
+; requests wait for the loop to end. latency.pir measures percentiles over
+; 500 requests; chunks-select.pir and chunks-yield.pir are the seed's
+; fixes.
 ;
 ; Run:
+;   preempt bugs 7
 ;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir
+;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir --sched go
 ;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir --quantum 1ms
 ;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir --procs 2
-;
-; What really happens (release build, 2-vCPU x86-64 VM, 3 runs each):
-;   - 1 P, 10 ms quantum: every request is answered while the loop runs
-;     ("slow: sum ..." prints last), but each waits for the loop's slice to
-;     end: mean 4.9-5.2 ms, worst 9.5-9.9 ms, as the seed says: one quantum.
-;     The loop itself is stopped only by the signal (it has no call).
-;   - --quantum 1ms: mean 0.56-0.66 ms, worst 2.1-3.5 ms.
-;   - --procs 2: @slow keeps one P and the requests the other: mean 165-733
-;     us, worst 1.9-7.6 ms (the monitor still preempts @slow every quantum
-;     when requests queue behind it).
-;   - The seed's fix, chunks that check for cancellation and yield, is
-;     14-forgotten-cancellation/forgotten-cancellation.pir's pattern.
+;   preempt run examples/bugs/07-tight-loop-in-a-handler/tight-loop-in-a-handler.pir --preempt coop
 
 set procs = 1
 

@@ -5,31 +5,28 @@
 ;
 ; The seed asks whether the output is exactly A1 B1 A2 B2 and answers no:
 ; Gosched is a hint, not a barrier; A1 A2 B1 B2, B1 A1 B2 A2 and others
-; are possible, and with several Ps the prints may interleave arbitrarily.
+; are possible, and with several Ps the prints may interleave arbitrarily;
+; Gosched does not promise that other goroutines have made progress. Fix:
+; if you need ordering, use channels (one buffered channel, A sends, B
+; receives).
 ;
 ; `yield` is runtime.Gosched; the WaitGroup is a buffered channel. Like the
 ; seed, the file does not set procs: the default is the number of CPUs.
 ;
+; What to look at: the orders the program prints at one P, where the
+; scheduler's rules decide them (`spawn` puts the new goroutine in the P's
+; runnext slot, as Go's `go` does, so B runs first; `yield` sends the
+; goroutine to the back of the global queue), and at several Ps, where
+; another P may take A first. What is guaranteed, and all a program may
+; rely on: each goroutine prints its "1" line before its "2" line, and
+; each line appears once and whole (print is line-atomic). seed-fix.pir is
+; the seed's fix; ping-pong.pir a fix for the whole order.
+;
 ; Run:
-;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir               (2 Ps here)
+;   preempt bugs 8                      every scenario, on preempt and on Go, with verdicts
+;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir               (one P per CPU)
 ;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir --procs 1
 ;   preempt run examples/bugs/08-gosched-ordering/gosched-ordering.pir --procs 4
-;
-; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM, 200 runs each): the seed is right that nothing promises A1 B1 A2 B2,
-; and in fact that order hardly ever appears.
-;   - 1 P: B1 A1 B2 A2, 200 of 200, and 50 of 50 on the interpreter. That
-;     is the scheduler's rule, not luck: `spawn` puts the new goroutine in
-;     the P's runnext slot, so B (spawned last) runs first and A waits in
-;     the local queue; `yield` sends the goroutine to the back of the
-;     global queue. Go 1.27 with GOMAXPROCS=1: B1 A1 B2 A2, 200 of 200.
-;   - 2 Ps: B1 A1 B2 A2 194, A1 A2 B1 B2 6 (the second P took A and ran
-;     it first). Go 1.27: B1 A1 B2 A2 148, B1 B2 A1 A2 28, A1 A2 B1 B2 16,
-;     B1 A1 A2 B2 7, A1 B1 A2 B2 1.
-;   - 4 Ps: B1 A1 B2 A2 185, A1 A2 B1 B2 9, B1 B2 A1 A2 5, B1 A1 A2 B2 1.
-;   - What is guaranteed, and all a program may rely on: each goroutine
-;     prints its "1" line before its "2" line, and each line appears once
-;     and whole (print is line-atomic).
 
 func @a(%wg: chan) {
     print "A1"

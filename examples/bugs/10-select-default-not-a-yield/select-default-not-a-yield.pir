@@ -16,41 +16,32 @@
 ;   phase 2: an inner loop of 300,000,000 iterations (about 0.3 s), @main
 ;            sleeps 1 ms: what the select does not protect.
 ;
-; Run:
-;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir --stats
-;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir --hang-threshold 10ms
-;   preempt disasm examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir    (the select calls rt_call)
-;
-; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM, coop, the only mode today; 10 runs):
-;   - The seed is right. The select is a runtime call (disasm: `call
-;     rt_call` right after the select in block `loop`), so every outer
-;     iteration is a preemption point; the inner loop is bare: `cmp`, `jl`,
-;     two `add`s and a `jmp` marked BACK-EDGE, nothing the runtime sees.
-;   - Phase 1: the monitor asks the worker to stop at the end of each 10 ms
-;     quantum and it stops at the next select 1..18 us later (--trace:
-;     "preempted G2 (1.37us)"). @main's 15 ms sleep ended 5.2..5.5 ms late:
-;     it waited for the end of the worker's second quantum, at 20 ms. That
-;     lateness is the quantum's doing, not the loop's.
-;   - Phase 2: the request at 10 ms waits for the inner loop to end: @main's
-;     1 ms sleep ended 246..359 ms late; --stats shows time-to-preempt max
-;     236..349 ms against microseconds in phase 1 (one histogram for the
-;     whole run; --trace lists each preemption). With
-;     --hang-threshold 10ms the monitor reports it while the loop runs:
-;     "goroutine 3 has not stopped 10.0ms after a preemption request",
-;     "@worker in block body" (or "inner"), "reason: loop @worker:inner has
-;     no preemption point in coop mode". It names the inner loop, not the
-;     outer one that holds the select.
-;   - Also Go's semantics, and easy to miss: the cancel does not stop the
+; What to look at:
+;   - the machine code (`preempt disasm`): the select is a runtime call
+;     (`call rt_call` right after it in block `loop`), so every outer
+;     iteration is a preemption point; the inner loop is bare (`cmp`, `jl`,
+;     two `add`s and a `jmp` marked BACK-EDGE), nothing the runtime sees;
+;   - under --preempt coop (Go's asyncpreemptoff=1), how late @main's sleep
+;     ends in each phase: in phase 1 the worker stops at its next select
+;     once asked (--trace shows each preemption), so @main waits for a
+;     preemption request, which comes at the end of a quantum; in phase 2
+;     the request waits for the inner loop to end, and with
+;     --hang-threshold 10ms the monitor reports it while the loop runs,
+;     naming the inner loop, not the outer one that holds the select;
+;   - the same under asynchronous preemption (the default), which stops the
+;     inner loop;
+;   - also Go's semantics, and easy to miss: the cancel does not stop the
 ;     inner loop either. The select that the worker was preempted in had
 ;     already chosen `default`, so after @main closes ctx the worker runs
-;     one more whole inner loop (another 241..419 ms, and another quantum
-;     request) before its next select sees ctx.Done; the run takes 0.6 s.
-;   - Asynchronous preemption (the default) stops the inner loop within
-;     about a quantum, which is the seed's point: phase 2's 1 ms sleep
-;     ended 9.2..11.4 ms late (3 runs) instead of 279 ms. It does not make
-;     the worker notice the cancel any sooner: that still waits for its
-;     next select. (The figures above are coop: --preempt coop.)
+;     one more whole inner loop before its next select sees ctx.Done.
+; select-default-measured.pir is this program with `measure` lines.
+;
+; Run:
+;   preempt bugs 10
+;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir --stats
+;   preempt run --preempt coop examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir --hang-threshold 10ms
+;   preempt run examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir
+;   preempt disasm examples/bugs/10-select-default-not-a-yield/select-default-not-a-yield.pir    (the select calls rt_call)
 
 set procs = 1
 

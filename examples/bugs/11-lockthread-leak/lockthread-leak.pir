@@ -13,31 +13,25 @@
 ; many workers hold a locked thread at once, and the program prints the
 ; peak. No `set procs`: like the seed, the default (the number of CPUs).
 ;
+; What to look at: --stats, "threads created (Ms)" against the printed peak
+; of workers locked at once (a locked goroutine's M runs nothing else, and
+; when it sleeps the M hands its P to another M and waits, so the thread
+; count is never below that peak), "P hand-offs" (one per worker that
+; slept while locked), and "preemptions": each worker is a runtime call
+; after another (lockthread, sleep, unlockthread) and never runs a
+; quantum. Whether the peak reaches 1000 depends on how fast threads
+; start: handing a P to a new thread for every worker may take longer
+; than a worker's 10 ms, and the first workers may have unlocked and
+; ended, their Ms free for reuse, before the last ones start. The maximum
+; RSS of the process, over that of no-lock.pir, divided by the threads,
+; is what a thread costs. two-waves.pir runs a second wave after the
+; first; no-lock.pir is the seed's fix.
+;
 ; Run:
+;   preempt bugs 11
 ;   preempt run examples/bugs/11-lockthread-leak/lockthread-leak.pir --stats
 ;   /usr/bin/time -f '%M KB max RSS' preempt run examples/bugs/11-lockthread-leak/lockthread-leak.pir
-;
-; What really happens (measured with the release build on a 2-vCPU x86-64
-; VM, 10 runs on a quiet machine):
-;   - A locked goroutine does cost a thread: its M runs nothing else, and
-;     when it sleeps the M hands its P to another M and waits. --stats:
-;     "threads created (Ms)" 446..964, "P hand-offs" 997..1000 (one per
-;     worker that slept while locked), and the thread count is never below
-;     the printed peak of workers locked at once (guaranteed: each of them
-;     holds its own M); here it was the peak plus 1 to 3.
-;   - Not 1000 threads, though: handing a P to a new thread for every
-;     worker takes longer than a worker's 10 ms, so the first workers have
-;     unlocked and ended, and their Ms are reused, before the last ones
-;     start. The peak of workers locked at once was 444..962 (313..924 on a
-;     busy machine). Go 1.27 behaves the same: peak 517..549 locked at
-;     once, 521..553 threads (pprof "threadcreate"), 3 runs.
-;   - The footprint does not balloon: 13.5..18.7 MB maximum RSS for the
-;     whole process (4.4 MB for a program that starts no goroutine), about
-;     15 KB per thread, not 1-8 MB. A thread's stack is reserved address
-;     space; only the pages it touches count. Go 1.27: 13.3..14.0 MB
-;     maximum RSS (VmHWM) with ~530 threads. The run takes 0.06..0.15 s.
-;   - Preemption plays no part: each worker is a runtime call after
-;     another (lockthread, sleep, unlockthread) and never runs a quantum.
+;   /usr/bin/time -f '%M KB max RSS' preempt run examples/bugs/11-lockthread-leak/no-lock.pir
 
 global @alive: i64 = 0   ; workers holding a locked thread now
 global @peak: i64 = 0    ; the most there ever were at once
@@ -78,5 +72,6 @@ next:
 done:
     %peak = load.atomic @peak
     print "1000 workers done; peak workers locked at once: {}", %peak
+    print "measure peak_locked {}", %peak
     ret
 }
