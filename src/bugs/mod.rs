@@ -12,7 +12,7 @@ pub mod report;
 pub mod rules;
 pub mod run;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -225,8 +225,7 @@ fn remember(state: &Path, number: u32, line: &str) {
 
 /// Asks the reader for a prediction (Enter alone skips it).
 fn ask() -> Option<String> {
-    print!("Your prediction (Enter to run): ");
-    let _ = std::io::stdout().flush();
+    console::stdout("Your prediction (Enter to run): ");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).ok()?;
     let line = line.trim().to_string();

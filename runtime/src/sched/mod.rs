@@ -768,15 +768,14 @@ impl Runtime {
         match next {
             Next::Continue(_) | Next::Gone => {}
             Next::Yield => {
-                // Go's Gosched queues globally; the P's own queue keeps the
-                // same order at one P and spares the global lock, and other
-                // Ps steal from it. Either way a goroutine was made
-                // runnable: the wake-up protocol's W1.
+                // As Go's Gosched: the global queue, behind goroutines that
+                // a timer or foreign code readied there. (The P's own queue
+                // would keep them waiting for the 61st look: a goroutine
+                // yielding every millisecond delayed a timer's wake-up by
+                // 40 ms.) A goroutine was made runnable: the wake-up
+                // protocol's W1.
                 g.set_status(Status::Runnable);
-                match p_now {
-                    Some(p) => self.push_local(p, g),
-                    None => lock(&self.sched).runq.push_back(g),
-                }
+                lock(&self.sched).runq.push_back(g);
                 self.wakep();
             }
             Next::Preempted => {

@@ -258,18 +258,26 @@ pub fn run(rt: &Runtime) {
     // When the previous pass looked (Go mode: a foreign call that began
     // before it was seen by it).
     let mut last_look = 0u64;
+    // Go mode: when the next tick is due. The monitor also wakes between
+    // ticks for duties of its own (forwarding signals to `notify`
+    // channels, hang reports), which Go does elsewhere: those passes look
+    // at no slice and retake no P, so that slices are timed by the tick
+    // alone, as Go's are.
+    let mut next_tick = 0u64;
     while !rt.shutdown.load(Ordering::Acquire) {
         let now = monotonic_nanos();
+        let tick = !go || now >= next_tick;
         let mut acted = false;
         let mut requested = false;
         let mut running = false;
-        let mut in_foreign = false;
         let mut next_deadline = u64::MAX;
         for (p, seen) in rt.ps.iter().zip(seen.iter_mut()) {
             // Time slices.
             let seq = p.slice_seq.load(Ordering::Acquire);
             let id = p.current.load(Ordering::Acquire);
-            if id == 0 {
+            if !tick {
+                running |= id != 0;
+            } else if id == 0 {
                 seen.seq = seq;
             } else {
                 running = true;
@@ -301,7 +309,7 @@ pub fn run(rt: &Runtime) {
                     .g_by_id(id)
                     .and_then(|g| g.stop.armed().map(|r| (g, r.at)));
                 if let Some((g, at)) = pending {
-                    if async_mode {
+                    if async_mode && tick {
                         if let Some(when) = seen.retry.step(rt, p, at, now) {
                             next_deadline = next_deadline.min(when);
                         }
@@ -332,8 +340,7 @@ pub fn run(rt: &Runtime) {
                 }
             }
             // Foreign calls.
-            if p.status() == PStatus::InForeign {
-                in_foreign = true;
+            if p.status() == PStatus::InForeign && tick {
                 let since = p.foreign_since.load(Ordering::Acquire);
                 let waited = now.saturating_sub(since);
                 if go {
@@ -377,7 +384,9 @@ pub fn run(rt: &Runtime) {
                 next_deadline = next_deadline.min(now + NOTIFY_TICK);
             }
         }
-        if acted {
+        if !tick {
+            // Go mode between ticks: the tick's schedule stands.
+        } else if acted {
             idle = 0;
             delay = min;
         } else if requested && !go {
@@ -395,24 +404,31 @@ pub fn run(rt: &Runtime) {
                 delay = (delay * 2).min(max);
             }
         }
-        last_look = now;
+        if tick {
+            last_look = now;
+            next_tick = now + delay;
+        }
         if go {
-            if !running && !in_foreign && !rt.world.is_stopping() {
+            // Go's condition is `npidle == gomaxprocs`: the Ps' state, not
+            // whether a goroutine is on them (one in foreign code whose P
+            // was retaken still names it).
+            let all_idle =
+                || !rt.world.is_stopping() && rt.ps.iter().all(|p| p.status() == PStatus::Idle);
+            if all_idle() {
                 // Every P idle: Go's sysmon sleeps until the next timer
-                // (at most half the forced-GC period, 60 s), and a
-                // goroutine entering a syscall wakes it to a fresh tick.
+                // (at most half the forced-GC period, 60 s), and a P that
+                // becomes active wakes it to a fresh tick.
                 let until = rt.timers.next().unwrap_or(u64::MAX);
                 let d = until
                     .saturating_sub(monotonic_nanos())
                     .clamp(min, 60_000_000_000);
-                let all_idle =
-                    || !rt.world.is_stopping() && rt.ps.iter().all(|p| p.status() == PStatus::Idle);
                 if rt.sysmon.deep_sleep_if(all_idle, Duration::from_nanos(d)) == Some(true) {
                     idle = 0;
                     delay = min;
                 }
+                next_tick = 0;
             } else {
-                let mut sleep = delay;
+                let mut sleep = next_tick.saturating_sub(monotonic_nanos()).max(1_000);
                 if next_deadline != u64::MAX {
                     // Only the monitor's own duties (re-signals, hang
                     // reports, notify), never a slice's end.
