@@ -34,8 +34,7 @@ fn the_catalogue_lists_the_seeds_sixteen_bugs() {
         .stdout
         .lines()
         .filter(|l| {
-            l.trim_start()
-                .split_whitespace()
+            l.split_whitespace()
                 .next()
                 .is_some_and(|w| w.parse::<u32>().is_ok())
         })
