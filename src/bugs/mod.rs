@@ -90,6 +90,17 @@ pub fn main(args: &BugsArgs) -> ExitCode {
             return console::exit(2);
         }
     };
+    // Output paths are checked before minutes of runs, not after.
+    for path in [&args.json, &args.report].into_iter().flatten() {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            errln!("preempt bugs: cannot write {}: {e}", path.display());
+            return console::exit(2);
+        }
+    }
     let sides = match args.side {
         SideArg::Both => vec![Side::Preempt, Side::Go],
         SideArg::Preempt => vec![Side::Preempt],

@@ -66,6 +66,15 @@ fn a_broken_bug_file_is_reported_where_it_is_broken() {
     let r = bugs(&["99"]);
     assert_eq!(r.status, Some(2), "{r:?}");
     assert!(r.stderr.contains("no bug 99"), "{}", r.stderr);
+    // An output that cannot be written is found before any run.
+    let r = bugs(&["1", "--no-predict", "--report", "/nonexistent/report.md"]);
+    assert_eq!(r.status, Some(2), "{r:?}");
+    assert!(
+        r.stderr.contains("cannot write /nonexistent/report.md"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("run 1/"), "it ran first:\n{}", r.stdout);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
