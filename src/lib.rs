@@ -72,9 +72,9 @@ pub enum SchedArg {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
 pub enum ArchArg {
-    #[value(name = "x86_64")]
+    #[value(name = "x86_64", alias = "amd64")]
     X86_64,
-    #[value(name = "aarch64")]
+    #[value(name = "aarch64", alias = "arm64")]
     Aarch64,
 }
 
@@ -91,11 +91,12 @@ impl From<ArchArg> for Arch {
 #[derive(clap::Args, Debug, Clone)]
 pub struct RuntimeArgs {
     /// Ps (GOMAXPROCS): goroutines running at once. Default: the file's
-    /// `set procs`, else the number of CPUs.
+    /// `set procs`, else $GOMAXPROCS, else the number of CPUs.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub procs: Option<u64>,
     /// How running goroutines are stopped. Default: the file's `set
-    /// preempt`, else async; PREEMPTDEBUG=asyncpreemptoff=1 forces coop.
+    /// preempt`, else async; PREEMPTDEBUG=asyncpreemptoff=1 gives coop
+    /// unless this flag is given (the flag wins, and a line says so).
     #[arg(long, value_enum)]
     pub preempt: Option<ModeArg>,
     /// The time slice before the monitor asks a goroutine to stop (e.g.
@@ -141,9 +142,10 @@ pub struct RuntimeArgs {
 /// The run settings `run` and `stress` share.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunLimits {
-    /// End the program (exit 3, with a diagnosis) after this many seconds.
-    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
-    pub timeout: f64,
+    /// End the program (exit 3, with a diagnosis) after this long: seconds
+    /// (a bare number), a duration with its unit (2s, 500ms), or `none`.
+    #[arg(long, default_value = "10", value_parser = parse_timeout)]
+    pub timeout: Timeout,
     /// Usable bytes of each goroutine stack (suffixes k, m, g).
     #[arg(long, default_value = "64m", value_parser = parse_size)]
     pub stack_size: usize,
@@ -205,7 +207,7 @@ impl RunLimits {
         RunConfig {
             file: file.display().to_string(),
             stack_size: self.stack_size,
-            timeout: Some(Duration::from_secs_f64(self.timeout)),
+            timeout: self.timeout.0,
             preempt_signal: self.preempt_signal,
             unsafe_points: self.unsafe_points.into(),
             trap_arm: match self.trap_arm {
@@ -301,6 +303,27 @@ fn parse_signal(s: &str) -> Result<libc::c_int, String> {
 }
 
 /// `10ms`, `500us`, `2s`, `1500ns`, or a bare number of microseconds.
+/// `--timeout`: the watchdog's bound, or none.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct Timeout(pub Option<Duration>);
+
+/// `--timeout`: a bare number is seconds (the flag's old form); a unit
+/// says otherwise (`2s`, `500ms`); `none` (or `0`) turns the watchdog off.
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("none") {
+        return Ok(Timeout(None));
+    }
+    let d = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
+        Ok(_) => return Err(format!("'{s}' is out of range")),
+        Err(_) => parse_duration(t).map_err(|_| {
+            format!("'{s}' is not a timeout (seconds, a duration such as 2s or 500ms, or none)")
+        })?,
+    };
+    Ok(Timeout((!d.is_zero()).then_some(d)))
+}
+
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t
@@ -335,11 +358,30 @@ impl RuntimeArgs {
             .map(PreemptMode::from)
             .or(s.preempt)
             .unwrap_or(PreemptMode::Async);
-        if std::env::var("PREEMPTDEBUG")
-            .is_ok_and(|v| v.split(',').any(|kv| kv.trim() == "asyncpreemptoff=1"))
-        {
-            mode = PreemptMode::Coop;
+        let debug = std::env::var("PREEMPTDEBUG").unwrap_or_default();
+        for kv in debug.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
+            match kv {
+                "asyncpreemptoff=1" if self.preempt.is_some() => errln!(
+                    "preempt: PREEMPTDEBUG=asyncpreemptoff=1 ignored: --preempt {} was given, and the flag wins",
+                    mode
+                ),
+                "asyncpreemptoff=1" => mode = PreemptMode::Coop,
+                "asyncpreemptoff=0" => {}
+                other => errln!(
+                    "preempt: PREEMPTDEBUG: '{other}' is not supported and is ignored (known: asyncpreemptoff=0|1)"
+                ),
+            }
         }
+        // As Go: GOMAXPROCS from the environment when nothing else says;
+        // the program's own `set procs` is its runtime.GOMAXPROCS call.
+        let env_procs = std::env::var("GOMAXPROCS").ok().map(|v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| format!("GOMAXPROCS={v}: not a number of Ps from 1 to 1024"))
+        });
+        let env_procs = env_procs.transpose()?;
         Ok(self.limits.apply(
             file,
             RunConfig {
@@ -347,6 +389,7 @@ impl RuntimeArgs {
                     .procs
                     .map(|p| p as usize)
                     .or(s.procs.map(|p| p as usize))
+                    .or(env_procs)
                     .unwrap_or(cpus),
                 mode,
                 quantum: self
@@ -365,6 +408,21 @@ impl RuntimeArgs {
                 ..RunConfig::default()
             },
         ))
+    }
+
+    /// `--stats-json` and `--trace` can be written: checked before the run,
+    /// not after it.
+    pub fn check_outputs(&self) -> Result<(), String> {
+        for (flag, path) in [("--stats-json", &self.stats_json), ("--trace", &self.trace)] {
+            if let Some(p) = path {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(p)
+                    .map_err(|e| format!("preempt: {flag}: cannot write {}: {e}", p.display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Who watches a run of `prog`: fresh statistics, and the tracer if
@@ -470,13 +528,6 @@ pub enum Command {
     },
 }
 
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(v),
-        _ => Err(format!("'{s}' is not a positive number of seconds")),
-    }
-}
-
 fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim().to_ascii_lowercase();
     let (digits, mult) = match t.chars().last() {
@@ -568,7 +619,7 @@ struct Watched {
 impl CompileWatch {
     /// Starts the watch of `file`: past `timeout`, it reports the phase and
     /// ends the process with status 3.
-    fn start(file: &std::path::Path, timeout: Duration) -> CompileWatch {
+    fn start(file: &std::path::Path, timeout: Option<Duration>) -> CompileWatch {
         let state = Arc::new((
             std::sync::Mutex::new(Watched {
                 phase: "starting",
@@ -578,6 +629,10 @@ impl CompileWatch {
         ));
         let started = std::time::Instant::now();
         let (st, name) = (state.clone(), file.display().to_string());
+        // `--timeout none`: nothing watches.
+        let Some(timeout) = timeout else {
+            return CompileWatch { state, started };
+        };
         std::thread::spawn(move || {
             let (m, cv) = &*st;
             let mut w = m.lock().unwrap_or_else(|e| e.into_inner());
@@ -801,7 +856,10 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             nosplit_leaves,
             runtime,
         } => {
-            let watch = CompileWatch::start(&file, Duration::from_secs_f64(runtime.limits.timeout));
+            if let Err(msg) = runtime.check_outputs() {
+                return fail(msg);
+            }
+            let watch = CompileWatch::start(&file, runtime.limits.timeout.0);
             let mut prog = match load_watched(&file, &|phase| watch.phase(phase, None)) {
                 Ok(p) => p,
                 Err(msg) => return fail(msg),

@@ -105,12 +105,18 @@ pub fn thread_states(pid: u32) -> String {
 /// child is killed after `kill_after`: that bound only keeps a hung build
 /// from hanging the suite, and is far above any expected run time.
 pub fn run_cli(exe: &str, args: &[&str], kill_after: Duration) -> Run {
+    run_cli_env(exe, args, &[], kill_after)
+}
+
+/// [`run_cli`] with `env` added to the child's environment.
+pub fn run_cli_env(exe: &str, args: &[&str], env: &[(&str, &str)], kill_after: Duration) -> Run {
     let wrapper = std::env::var("PREEMPT_EXEC_WRAPPER").unwrap_or_default();
     let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
     words.push(exe.to_string());
     let mut cmd = Command::new(&words[0]);
     cmd.args(&words[1..])
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo_root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
