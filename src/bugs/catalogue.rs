@@ -147,7 +147,7 @@ struct RulesFile {
     figures: Option<Vec<FigureFile>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FigureFile {
     label: String,
@@ -386,16 +386,7 @@ pub fn load(file: &Path) -> Result<Bug, String> {
                 holds: rule(c.holds.clone())?,
                 part: rule(c.part.clone())?,
                 fails: rule(c.fails.clone())?,
-                figures: figures(
-                    c.figures
-                        .iter()
-                        .map(|f| FigureFile {
-                            label: f.label.clone(),
-                            of: f.of.clone(),
-                            unit: f.unit.clone(),
-                        })
-                        .collect(),
-                )?,
+                figures: figures(c.figures.clone())?,
             })
         };
         let side = |over: Option<RulesFile>| -> Result<Rules, String> {

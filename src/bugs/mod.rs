@@ -159,19 +159,16 @@ pub fn main(args: &BugsArgs) -> ExitCode {
     }
     if let Some(path) = &args.report {
         let header = format!(
-            "Measured on {} by `preempt bugs {which}{}` on {}, {}; Go: {go_line}. Every figure below comes from that run.",
+            "Measured on {} by `preempt bugs {which}{}` on {}; Go: {go_line}. Every figure below comes from that run.",
             today(),
             if args.quick { " --quick" } else { "" },
             preempt_bench::machine_description(),
-            std::env::consts::ARCH,
         );
-        let refs: Vec<(&Bug, run::Outcome, Vec<report::ClaimResult>)> = done;
-        if let Err(e) = std::fs::write(path, report::markdown(&header, &refs)) {
+        if let Err(e) = std::fs::write(path, report::markdown(&header, &done)) {
             errln!("preempt bugs: cannot write {}: {e}", path.display());
             return console::exit(1);
         }
         outln!("report written to {}", path.display());
-        return finish(args.check, unexpected);
     }
     finish(args.check, unexpected)
 }

@@ -285,11 +285,9 @@ pub fn stats_of(stderr: &str) -> BTreeMap<String, f64> {
 
 /// Builds the bug's Go twin (a cache hit when nothing changed).
 fn build_twin(bug: &Bug, flags: &[String], opts: &Options) -> Result<PathBuf, String> {
-    let Go::Ready { go, version, .. } = &opts.go else {
-        let Go::Unavailable(why) = &opts.go else {
-            unreachable!()
-        };
-        return Err(format!("Go was not run: {why}"));
+    let (go, version) = match &opts.go {
+        Go::Ready { go, version, .. } => (go, version),
+        Go::Unavailable(why) => return Err(format!("Go was not run: {why}")),
     };
     let name = bug
         .dir

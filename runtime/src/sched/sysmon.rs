@@ -21,10 +21,13 @@
 //!   least a quantum later; preempting a goroutine does not count as work,
 //!   so under a busy goroutine the tick backs off to 10 ms and slices last
 //!   10 to 20 ms; a P in foreign code is retaken on the first tick after
-//!   the one that saw it there (when its queue has work or no P is idle),
-//!   or after 10 ms; with every P idle the monitor sleeps deeply (until the
-//!   next timer), and only entering foreign code then wakes it, resetting
-//!   its tick to the minimum (Go's `entersyscall` -> `sysmonwait`).
+//!   the one that saw it there (when its own queue has work, or no P is
+//!   idle and no M spins to pick work up), or after 10 ms; with every P
+//!   idle the monitor sleeps deeply (until the next timer), and only a P
+//!   becoming active wakes it (a goroutine entering or leaving foreign
+//!   code, a worker started), resetting its tick to the minimum (Go's
+//!   `sysmonwait`, woken by `entersyscall`, `exitsyscall` and
+//!   `startTheWorld`).
 
 mod deep;
 
@@ -345,16 +348,14 @@ pub fn run(rt: &Runtime) {
                 let waited = now.saturating_sub(since);
                 if go {
                     // Go's retake: a P seen in its syscall by the previous
-                    // look is taken if it has work or no P is idle or
-                    // spinning to pick work up; any after 10 ms.
+                    // look is taken unless its own queue is empty and an
+                    // idle P or a spinning M could pick work up (Go reads
+                    // `runqempty(pp)` and `nmspinning + npidle`, not the
+                    // global queue); any P after 10 ms.
                     let seen_before = since <= last_look;
-                    let work = p.queued() > 0 || {
-                        let s = lock(&rt.sched);
-                        !s.runq.is_empty() || s.pidle.is_empty()
-                    } && !rt
-                        .ps
-                        .iter()
-                        .any(|q| q.spinning.load(Ordering::Acquire));
+                    let nobody_else = lock(&rt.sched).pidle.is_empty()
+                        && !rt.ps.iter().any(|q| q.spinning.load(Ordering::Acquire));
+                    let work = p.queued() > 0 || nobody_else;
                     if (seen_before && work) || waited >= RETAKE_IDLE_AFTER {
                         acted |= rt.retake(p.id);
                     }
