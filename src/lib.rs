@@ -23,6 +23,7 @@ pub mod alloc;
 pub mod bugs;
 pub mod console;
 mod demo;
+pub mod embedded;
 pub mod expect;
 mod soak;
 mod stats;
@@ -467,7 +468,9 @@ pub enum Command {
     },
     /// The showcase: the hoisted load of examples/hoist.pir at -O0 and -O1.
     Demo {
-        /// The program to show (its `@spinner`, or its first function).
+        /// The program to show (its `@spinner`, or its first function). An
+        /// `examples/...` path that is not on disk is read from the copy
+        /// built into preempt, so the default works from any directory.
         #[arg(default_value = "examples/hoist.pir")]
         file: PathBuf,
     },
@@ -559,12 +562,21 @@ pub(crate) fn fail(msg: String) -> ExitCode {
 /// until memory ran out).
 pub const MAX_SOURCE: u64 = 64 << 20;
 
-/// Reads a PIR source file, up to [`MAX_SOURCE`] bytes.
+/// Reads a PIR source file, up to [`MAX_SOURCE`] bytes; a relative
+/// `examples/...` path that is not on disk reads the copy built into
+/// preempt ([`embedded`]).
 pub fn read_source(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let name = path.display().to_string();
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("preempt: cannot read {name}: {e}"))?;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return embedded::example(path)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| format!("preempt: cannot read {name}: {e}"));
+        }
+        Err(e) => return Err(format!("preempt: cannot read {name}: {e}")),
+    };
     let mut bytes = Vec::new();
     file.take(MAX_SOURCE + 1)
         .read_to_end(&mut bytes)

@@ -52,7 +52,9 @@ pub struct BugsArgs {
     /// certain.
     #[arg(long)]
     pub check: bool,
-    /// The catalogue (default `examples/bugs` of this checkout).
+    /// The catalogue (default: `examples/bugs` in the current directory,
+    /// else the catalogue built into preempt, written out under
+    /// $XDG_CACHE_HOME/preempt or ~/.cache/preempt).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -66,11 +68,19 @@ pub enum SideArg {
 
 /// `preempt bugs ...`.
 pub fn main(args: &BugsArgs) -> ExitCode {
-    let paths = Paths::locate();
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| paths.root.join("examples/bugs"));
+    let mut paths = Paths::locate();
+    let (dir, built_in) = match catalogue_dir(args.dir.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            errln!("preempt bugs: {e}");
+            return console::exit(2);
+        }
+    };
+    // Built elsewhere, from a checkout since removed: the twins' builds
+    // and the last outcomes go to the cache instead.
+    if !paths.target.is_dir() {
+        paths.target = crate::embedded::cache_dir().join("target");
+    }
     let bugs = match catalogue::load_all(&dir) {
         Ok(b) => b,
         Err(e) => {
@@ -121,6 +131,12 @@ pub fn main(args: &BugsArgs) -> ExitCode {
         "preempt bugs on {}; Go: {go_line}",
         preempt_bench::machine_description()
     );
+    if built_in {
+        outln!(
+            "the catalogue built into preempt, written out to {}",
+            dir.display()
+        );
+    }
     let interactive =
         !args.no_predict && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let opts = Options {
@@ -171,6 +187,29 @@ pub fn main(args: &BugsArgs) -> ExitCode {
         outln!("report written to {}", path.display());
     }
     finish(args.check, unexpected)
+}
+
+/// `--dir`, else `examples/bugs` in the current directory (a checkout),
+/// else the catalogue built into preempt, written out to the cache
+/// directory (the Go twins build from files); true for the last.
+fn catalogue_dir(dir: Option<&Path>) -> Result<(PathBuf, bool), String> {
+    if let Some(d) = dir {
+        return Ok((d.to_path_buf(), false));
+    }
+    let here = std::env::current_dir()
+        .map(|d| d.join("examples/bugs"))
+        .unwrap_or_default();
+    if here.is_dir() {
+        return Ok((here, false));
+    }
+    crate::embedded::write_out("bugs")
+        .map(|d| (d, true))
+        .map_err(|e| {
+            format!(
+                "cannot write the built-in catalogue under {}: {e} (give one with --dir)",
+                crate::embedded::cache_dir().display()
+            )
+        })
 }
 
 fn finish(check: bool, unexpected: usize) -> ExitCode {

@@ -110,17 +110,30 @@ pub fn run_cli(exe: &str, args: &[&str], kill_after: Duration) -> Run {
 
 /// [`run_cli`] with `env` added to the child's environment.
 pub fn run_cli_env(exe: &str, args: &[&str], env: &[(&str, &str)], kill_after: Duration) -> Run {
+    let mut cmd = cli_command(exe, args);
+    cmd.envs(env.iter().copied());
+    run_command(cmd, kill_after)
+}
+
+/// The command [`run_cli`] runs: `exe` with `args` (after the words of
+/// `PREEMPT_EXEC_WRAPPER`), from the repository root, stdin closed,
+/// stdout and stderr piped.
+pub fn cli_command(exe: &str, args: &[&str]) -> Command {
     let wrapper = std::env::var("PREEMPT_EXEC_WRAPPER").unwrap_or_default();
     let mut words: Vec<String> = wrapper.split_whitespace().map(str::to_string).collect();
     words.push(exe.to_string());
     let mut cmd = Command::new(&words[0]);
     cmd.args(&words[1..])
         .args(args)
-        .envs(env.iter().copied())
         .current_dir(repo_root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` (from [`cli_command`]) as [`run_cli`] does.
+pub fn run_command(mut cmd: Command, kill_after: Duration) -> Run {
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn the CLI");
     let mut out = child.stdout.take().expect("piped");
