@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all setup build demo test soak soak-short bench peers lint fmt clean aarch64 aarch64-demo aarch64-compare
+.PHONY: all setup build demo test soak soak-short bench peers lint fmt clean aarch64 aarch64-demo aarch64-compare dist-docs
 
 all: build
 
@@ -74,6 +74,11 @@ bench: build peers
 # there is none.
 peers:
 	@scripts/peers-setup.sh
+
+# Shell completions (bash, zsh, fish) and man pages, generated from the
+# command-line definition: target/completions/, target/man/.
+dist-docs: build
+	./target/release/preempt dist-docs target
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -23,6 +23,7 @@ pub mod alloc;
 pub mod bugs;
 pub mod console;
 mod demo;
+mod dist_docs;
 pub mod embedded;
 pub mod expect;
 mod soak;
@@ -40,6 +41,7 @@ Examples:
   preempt stress examples/stress/calls.pir     preempt at every instruction boundary, compare
   preempt soak                                 every checked program under every mechanism, many times
   preempt bugs 1                               the seed's bug 1 on preempt and Go, claim by claim
+  preempt dist-docs ~/.local/share/preempt     shell completions and man pages
 
 Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
 parse or verify, 3 the watchdog ended the program.";
@@ -506,6 +508,14 @@ pub enum Command {
     /// claim of the seed's diagnosis with what both measured and a verdict.
     /// With no bug named, list them.
     Bugs(bugs::BugsArgs),
+    /// Write shell completions (bash, zsh, fish) and man pages, generated
+    /// from this command line, to DIR/completions/ and DIR/man/ (`make
+    /// dist-docs` writes them under target/).
+    DistDocs {
+        /// Where to write them.
+        #[arg(default_value = "target")]
+        dir: PathBuf,
+    },
     /// Show the annotated machine code of a PIR program.
     Disasm {
         file: PathBuf,
@@ -858,6 +868,18 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             console::exit(0)
         }
+        Command::DistDocs { dir } => match dist_docs::write(&dir) {
+            Ok(files) => {
+                for f in files {
+                    outln!("{}", f.display());
+                }
+                console::exit(0)
+            }
+            Err(e) => fail(format!(
+                "preempt dist-docs: cannot write under {}: {e}",
+                dir.display()
+            )),
+        },
         Command::Stress(args) => stress::main(&args),
         Command::Soak(args) => soak::main(&args),
         Command::Bugs(args) => bugs::main(&args),

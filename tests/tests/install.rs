@@ -131,3 +131,99 @@ fn the_catalogue_is_written_out_and_runs_outside_the_checkout() {
     assert_eq!(std::fs::read(&toml).unwrap(), original);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether `tool` runs here (`tool --version`).
+fn have(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `tool ARGS FILE` exits 0 with nothing on stderr; false if `tool` is not
+/// installed.
+fn checks_clean(tool: &str, args: &[&str], file: &std::path::Path) -> bool {
+    if !have(tool) {
+        eprintln!(
+            "{tool} is not installed: {} not checked with it",
+            file.display()
+        );
+        return false;
+    }
+    let o = std::process::Command::new(tool)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{tool} {args:?} {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    true
+}
+
+#[test]
+fn completions_and_man_pages_are_generated_for_every_subcommand() {
+    let dir = empty_dir("dist-docs");
+    let help = cli_in(&dir, &["--help"]);
+    let subcommands: Vec<String> = help
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|s| s != "help")
+        .collect();
+    for s in ["run", "demo", "bench", "bugs", "dist-docs", "disasm"] {
+        assert!(subcommands.iter().any(|c| c == s), "{s}: {}", help.stdout);
+    }
+    let out = dir.join("out");
+    let r = cli_in(&dir, &["dist-docs", out.to_str().unwrap()]);
+    assert_eq!(r.status, Some(0), "{r:?}");
+    let completions = out.join("completions");
+    let (bash, zsh, fish) = (
+        completions.join("preempt.bash"),
+        completions.join("_preempt"),
+        completions.join("preempt.fish"),
+    );
+    for f in [&bash, &zsh, &fish] {
+        assert!(r.stdout.contains(&*f.display().to_string()), "{}", r.stdout);
+    }
+    let read =
+        |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let (bash_text, zsh_text, fish_text) = (read(&bash), read(&zsh), read(&fish));
+    assert!(checks_clean("bash", &["-n"], &bash));
+    checks_clean("zsh", &["-n"], &zsh);
+    checks_clean("fish", &["-n"], &fish);
+    // Every subcommand is completed, and its options with it.
+    for s in &subcommands {
+        assert!(bash_text.contains(&format!("preempt,{s})")), "bash: {s}");
+        assert!(zsh_text.contains(&format!("'{s}:")), "zsh: {s}");
+        assert!(fish_text.contains(&format!("-a \"{s}\"")), "fish: {s}");
+    }
+    assert!(bash_text.contains("--no-predict"), "bash: bugs' options");
+    // A page for preempt and one per subcommand, each a man page.
+    let pages = ["preempt".to_string()]
+        .into_iter()
+        .chain(subcommands.iter().map(|s| format!("preempt-{s}")));
+    let groff = have("groff");
+    for page in pages {
+        let file = out.join("man").join(format!("{page}.1"));
+        let text = read(&file);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!(".TH {page} 1"))),
+            "{}: no .TH line:\n{text}",
+            file.display()
+        );
+        if groff {
+            checks_clean("groff", &["-man", "-Tutf8", "-ww", "-z"], &file);
+        }
+    }
+    let run_page = read(&out.join("man/preempt-run.1"));
+    assert!(run_page.contains("\\-\\-timeout"), "{run_page}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
