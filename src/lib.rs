@@ -13,11 +13,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
+use preempt_runtime::affinity::{self, CpuList};
 use preempt_runtime::gc::GcFault;
 use preempt_runtime::preempt::decide::UnsafePoints;
 use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 
 use console::{errln, out, outln};
+pub(crate) use values::parse_duration;
+pub use values::Timeout;
+use values::{parse_signal, parse_size, parse_timeout};
 
 pub mod alloc;
 pub mod bugs;
@@ -29,6 +33,7 @@ pub mod expect;
 mod soak;
 mod stats;
 mod stress;
+mod values;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -130,6 +135,12 @@ pub struct RuntimeArgs {
     /// runtime's handler back once the hang is reported.
     #[arg(long)]
     pub reinstall_preempt_handler: bool,
+    /// Pin the process and every thread of the run (the Ms, the monitor,
+    /// the timers, the collector) to these CPUs, as `taskset -c LIST`
+    /// would: a list such as 0, 0-1 or 0,2-3. The default number of Ps is
+    /// then the number of CPUs listed (as Go under taskset).
+    #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
+    pub cpus: Option<CpuList>,
     /// Print scheduler statistics to stderr at the end.
     #[arg(long)]
     pub stats: bool,
@@ -267,89 +278,6 @@ impl From<UnsafePointsArg> for UnsafePoints {
     }
 }
 
-/// Signals the runtime may use for preemption: not those the kernel
-/// sends for faults, not SIGKILL/SIGSTOP, not the profiler's SIGPROF.
-const SIGNALS: &[(&str, libc::c_int)] = &[
-    ("URG", libc::SIGURG),
-    ("USR1", libc::SIGUSR1),
-    ("USR2", libc::SIGUSR2),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("PWR", libc::SIGPWR),
-];
-
-/// `SIGURG`, `URG`, `usr1`, or a number (a real-time signal, or one of
-/// the names above).
-fn parse_signal(s: &str) -> Result<libc::c_int, String> {
-    let t = s.trim().to_ascii_uppercase();
-    let name = t.strip_prefix("SIG").unwrap_or(&t);
-    if let Some((_, n)) = SIGNALS.iter().find(|(k, _)| *k == name) {
-        return Ok(*n);
-    }
-    let allowed = || {
-        let names: Vec<String> = SIGNALS.iter().map(|(k, _)| format!("SIG{k}")).collect();
-        format!(
-            "{} or a real-time signal {}..{}",
-            names.join(", "),
-            libc::SIGRTMIN(),
-            libc::SIGRTMAX()
-        )
-    };
-    match name.parse::<libc::c_int>() {
-        Ok(n) if SIGNALS.iter().any(|(_, v)| *v == n) => Ok(n),
-        Ok(n) if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "'{s}' cannot be the preemption signal: use {}",
-            allowed()
-        )),
-    }
-}
-
-/// `10ms`, `500us`, `2s`, `1500ns`, or a bare number of microseconds.
-/// `--timeout`: the watchdog's bound, or none.
-#[derive(Clone, Copy, PartialEq, Debug)]
-pub struct Timeout(pub Option<Duration>);
-
-/// `--timeout`: a bare number is seconds (the flag's old form); a unit
-/// says otherwise (`2s`, `500ms`); `none` (or `0`) turns the watchdog off.
-fn parse_timeout(s: &str) -> Result<Timeout, String> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("none") {
-        return Ok(Timeout(None));
-    }
-    let d = match t.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && (0.0..1e9).contains(&secs) => Duration::from_secs_f64(secs),
-        Ok(_) => return Err(format!("'{s}' is out of range")),
-        Err(_) => parse_duration(t).map_err(|_| {
-            format!("'{s}' is not a timeout (seconds, a duration such as 2s or 500ms, or none)")
-        })?,
-    };
-    Ok(Timeout((!d.is_zero()).then_some(d)))
-}
-
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 10ms, 500us)"))?;
-    let scale = match unit {
-        "" | "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (ns, us, ms, s)")),
-    };
-    let secs = v * scale;
-    if !(0.0..1e6).contains(&secs) {
-        return Err(format!("'{s}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 impl RuntimeArgs {
     /// The run configuration for `prog` from these flags, the file's
     /// settings and the environment.
@@ -408,6 +336,7 @@ impl RuntimeArgs {
                 hang_threshold: self.hang_threshold,
                 gc_percent: s.gc_percent.unwrap_or(100),
                 reinstall_handler: self.reinstall_preempt_handler,
+                cpus: self.cpus.clone(),
                 ..RunConfig::default()
             },
         ))
@@ -490,6 +419,11 @@ pub enum Command {
         /// Leave out the Go side of the runtime suite.
         #[arg(long)]
         no_go: bool,
+        /// Pin the benchmarks to these CPUs (0, 0-1, 0,2-3), as `taskset
+        /// -c LIST` would: this process, and every child it starts
+        /// (`preempt run --cpus LIST`, Go's and the JVM's peers).
+        #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
+        cpus: Option<CpuList>,
     },
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
@@ -539,22 +473,6 @@ pub enum Command {
         #[arg(long)]
         nosplit_leaves: bool,
     },
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let (digits, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1usize << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (&t[..], 1),
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|&n| (64 << 10..=(64usize << 30)).contains(&n))
-        .ok_or_else(|| format!("'{s}' is not a stack size between 64k and 64g"))
 }
 
 /// A usage or input error: printed, exit status 2.
@@ -759,6 +677,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             quick,
             json,
             no_go,
+            cpus,
         } => {
             let budget = if quick {
                 preempt_bench::Budget::quick()
@@ -779,7 +698,14 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
                 ));
             }
-            outln!("preempt bench on {}", preempt_bench::machine_description());
+            if let Err(msg) = pin(cpus.as_ref()) {
+                return fail(msg.replacen("preempt:", "preempt bench:", 1));
+            }
+            outln!(
+                "preempt bench on {}{}",
+                preempt_bench::machine_description(),
+                cpus.map_or(String::new(), |c| format!(", pinned to CPUs {c} (--cpus)"))
+            );
             if suite == "all" || suite == "compile" {
                 outln!(
                     "\n$ preempt bench compile\n{}",
@@ -893,6 +819,11 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             if let Err(msg) = runtime.check_outputs() {
                 return fail(msg);
             }
+            // First, as taskset: the compile watch, the main thread and
+            // the default number of Ps follow.
+            if let Err(msg) = pin(runtime.cpus.as_ref()) {
+                return fail(msg);
+            }
             let watch = CompileWatch::start(&file, runtime.limits.timeout.0);
             let mut prog = match load_watched(&file, &|phase| watch.phase(phase, None)) {
                 Ok(p) => p,
@@ -948,6 +879,14 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             finish(outcome, &out)
         }
+    }
+}
+
+/// `--cpus LIST`: pins this process (its threads and children to come).
+fn pin(cpus: Option<&CpuList>) -> Result<(), String> {
+    match cpus {
+        Some(c) => affinity::pin_process(c).map_err(|e| format!("preempt: --cpus {c}: {e}")),
+        None => Ok(()),
     }
 }
 

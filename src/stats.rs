@@ -3,8 +3,11 @@
 use preempt_runtime::{Observers, RunConfig};
 
 pub fn report(cfg: &RunConfig, obs: &Observers) -> String {
+    let cpus = cfg.cpus.as_ref().map_or(String::new(), |c| {
+        format!("pinned to CPUs {c} (--cpus): every thread of the run\n")
+    });
     format!(
-        "\npreempt stats: {} Ps, {} preemption, quantum {:?}\n{}",
+        "\npreempt stats: {} Ps, {} preemption, quantum {:?}\n{cpus}{}",
         cfg.procs,
         cfg.mode,
         cfg.quantum,

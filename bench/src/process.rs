@@ -56,9 +56,21 @@ fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Strin
     })
 }
 
+/// `--cpus LIST` for a `preempt run` child when this process was pinned
+/// (`preempt bench --cpus`), so that it pins its threads and says so.
+pub fn cpus_args() -> Vec<String> {
+    preempt_runtime::affinity::pinned()
+        .map(|c| vec!["--cpus".to_string(), c.to_string()])
+        .unwrap_or_default()
+}
+
 /// Runs `cmd` to completion (stdin closed, stdout and stderr captured),
-/// killing it after `kill_after`.
+/// killing it after `kill_after`. When this process was pinned to CPUs
+/// (`preempt bench --cpus`), so is the child, as `taskset -c` would.
 pub fn run(cmd: &mut Command, kill_after: Duration) -> io::Result<Finished> {
+    if let Some(cpus) = preempt_runtime::affinity::pinned() {
+        cpus.pin_children(cmd);
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -305,6 +305,7 @@ impl Suite {
             .arg("run")
             .arg(&file)
             .args(["--timeout", "100"])
+            .args(process::cpus_args())
             .args(flags);
         let f = process::run(&mut cmd, KILL_AFTER)
             .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;

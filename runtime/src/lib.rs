@@ -8,8 +8,10 @@
 //! line-atomic stdout every `print` goes through; [`harness`] is the hook
 //! through which the every-instruction harness (crate `preempt-stress`)
 //! watches a run. [`g`] is the goroutine the scheduler, the channels and
-//! the preemption mechanisms share, [`stack`] its stack.
+//! the preemption mechanisms share, [`stack`] its stack. [`affinity`]
+//! pins a run's threads to chosen CPUs (`--cpus`).
 
+pub mod affinity;
 pub mod chan;
 pub mod ffi;
 pub mod g;
@@ -86,6 +88,9 @@ pub struct RunConfig {
     /// Live bytes of JIT heap beyond which `new` is out of memory (after
     /// a collection).
     pub heap_limit: u64,
+    /// The CPUs every thread of the run pins itself to as it starts
+    /// (`--cpus`); None: wherever the process may run.
+    pub cpus: Option<affinity::CpuList>,
 }
 
 /// Who watches a run: what its caller reads while and after it runs, and
@@ -152,6 +157,7 @@ impl Default for RunConfig {
             gc_interleave: false,
             gc_inject: None,
             heap_limit: preempt_jit::abi::DEFAULT_HEAP_LIMIT,
+            cpus: None,
         }
     }
 }

@@ -63,6 +63,7 @@ impl Runner<'_> {
             .arg("run")
             .arg(file)
             .args(["--timeout", &timeout.to_string()])
+            .args(process::cpus_args())
             .args(flags);
         let f = process::run(&mut cmd, Duration::from_secs(timeout + 30))
             .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;

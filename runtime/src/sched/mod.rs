@@ -476,6 +476,9 @@ impl Runtime {
     fn m_main(self: Arc<Runtime>, id: usize) {
         let m = lock(&self.ms)[id].clone();
         m.tid.store(gettid(), Ordering::Release);
+        if !self.pin_thread("an M") {
+            return;
+        }
         self.obs
             .tracer
             .thread_created(monotonic_nanos(), id as u32, gettid());

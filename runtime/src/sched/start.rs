@@ -4,6 +4,7 @@
 //! watchdog, and the end of the run.
 
 use super::*;
+use crate::affinity::CpuList;
 
 /// Runs a program to completion, a fault, or the timeout.
 pub fn run(module: Arc<Module>, cfg: &RunConfig, obs: &Observers, out: Output) -> Outcome {
@@ -44,6 +45,14 @@ pub fn run_interp(prog: &Program, cfg: &RunConfig, obs: &Observers, out: Output)
 }
 
 fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outcome {
+    if let Some(cpus) = &cfg.cpus {
+        if let Err(e) = cpus.check_allowed() {
+            return Outcome {
+                status: 2,
+                stderr: format!("preempt: --cpus {cpus}: {e}\n"),
+            };
+        }
+    }
     let main = match &engine {
         Engine::Jit { module, .. } => module.names.functions.iter().position(|n| n == "main"),
         Engine::Interp { interp, .. } => lock(interp).main_func().map(|f| f.index()),
@@ -106,6 +115,9 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
     let timer_thread = std::thread::Builder::new()
         .name("preempt-timers".into())
         .spawn(move || {
+            if !t_rt.pin_thread("the timers' thread") {
+                return;
+            }
             t_rt.timers.serve(
                 monotonic_nanos,
                 |a| match a {
@@ -121,7 +133,11 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
         });
     let sysmon_thread = std::thread::Builder::new()
         .name("preempt-sysmon".into())
-        .spawn(move || sysmon::run(&s_rt));
+        .spawn(move || {
+            if s_rt.pin_thread("the monitor") {
+                sysmon::run(&s_rt)
+            }
+        });
     let harness_threads = match &rt.obs.harness {
         Some(h) => h.start(&rt),
         None => Ok(()),
@@ -130,6 +146,11 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
         Engine::Jit { .. } => Collector::start(&rt).map(Some),
         Engine::Interp { .. } => Ok(None),
     };
+    if let (Some(cpus), Ok(Some(gc))) = (&cfg.cpus, &gc_thread) {
+        if let Err(e) = cpus.pin_started(gc) {
+            rt.pin_failed("the collector", cpus, &e);
+        }
+    }
     if timer_thread.is_err()
         || sysmon_thread.is_err()
         || harness_threads.is_err()
@@ -144,6 +165,7 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
     let (tx, rx) = mpsc::channel();
     let w_rt = rt.clone();
     std::thread::spawn(move || {
+        w_rt.pin_thread("the outcome's waiter");
         let mut o = lock(&w_rt.outcome);
         while o.is_none() {
             o = w_rt
@@ -178,4 +200,30 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
     // in a goroutine's code stops at its next preemption point.
     std::thread::sleep(Duration::from_millis(0));
     outcome
+}
+
+impl Runtime {
+    /// Pins the calling thread, one of the run's, to `--cpus` as it
+    /// starts; false if that failed, and the run is ending.
+    pub(super) fn pin_thread(&self, what: &str) -> bool {
+        let Some(cpus) = &self.cfg.cpus else {
+            return true;
+        };
+        match cpus.pin_thread() {
+            Ok(()) => true,
+            Err(e) => {
+                self.pin_failed(what, cpus, &e);
+                false
+            }
+        }
+    }
+
+    /// A thread could not be pinned (the list was checked at the start: a
+    /// CPU went offline since): the run ends with a fatal error.
+    fn pin_failed(&self, what: &str, cpus: &CpuList, e: &std::io::Error) {
+        self.finish(Outcome {
+            status: 1,
+            stderr: format!("fatal error: cannot pin {what} to CPUs {cpus} (--cpus): {e}\n"),
+        });
+    }
 }
