@@ -117,7 +117,7 @@ impl Arming {
             arming: Some(self),
             g,
             stats: Some(stats),
-            tracer: tracer.is_enabled().then_some(tracer),
+            tracer: Some(tracer),
         }
     }
 
@@ -204,7 +204,7 @@ pub struct Fx<'a> {
     g: &'a G,
     /// Where the costs go (None: not recorded).
     stats: Option<&'a Stats>,
-    /// Where arms and disarms are traced (None: not traced).
+    /// Where arms and disarms are traced (None: never).
     tracer: Option<&'a Tracer>,
 }
 
@@ -227,6 +227,9 @@ impl<'a> Fx<'a> {
         let (Some(t), Some(a)) = (self.tracer, self.arming) else {
             return;
         };
+        if !t.is_enabled() {
+            return;
+        }
         let patch = a.patcher().is_some() && did && arm;
         let function = patch
             .then(|| self.g.patched.load(Ordering::Acquire))

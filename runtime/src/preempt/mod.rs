@@ -136,8 +136,10 @@ impl Requester<'_> {
         self.tracer
             .preempt_requested(req.at, Some(p), g.id, kind, mode);
         if let Some(end) = withdrawn {
-            self.tracer
-                .request_ended(monotonic_ns(), g.id, req.at, kind, end);
+            if self.tracer.is_on() {
+                self.tracer
+                    .request_ended(monotonic_ns(), g.id, req.at, kind, end);
+            }
             return asked;
         }
         self.stats.preempt_requested(kind, mode);
@@ -163,9 +165,11 @@ impl Requester<'_> {
         if why == Again::Backoff {
             self.stats.re_requested();
         }
-        if let (true, (_, Some(req))) = (self.tracer.is_enabled(), g.stop.load()) {
-            self.tracer
-                .rerequested(monotonic_ns(), g.id, req.at, why.name());
+        if self.tracer.is_enabled() {
+            if let (_, Some(req)) = g.stop.load() {
+                self.tracer
+                    .rerequested(monotonic_ns(), g.id, req.at, why.name());
+            }
         }
         if self.arming.mode() == PreemptMode::Async {
             signal();

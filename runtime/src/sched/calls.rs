@@ -93,7 +93,7 @@ impl Runtime {
         g.set_reason(reason);
         g.set_status(Status::Waiting);
         if let (_, Some(p)) = SERVING.with(|s| s.get()) {
-            let req = self.end_slice(p, g, "blocked");
+            let req = self.end_slice(p, g, || "blocked");
             self.stopped_by_itself(req);
         }
     }
@@ -400,7 +400,7 @@ impl Runtime {
         let start = monotonic_nanos();
         self.ps[p].foreign_since.store(start, Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
-        self.end_slice(p, g, "foreign call");
+        self.end_slice(p, g, || "foreign call");
         // The monitor must see the call in time to hand the P on (Go's
         // entersyscall wakes only a monitor in its deep sleep: `--sched go`).
         self.sysmon.foreign_entered(start + sysmon::RETAKE_AFTER);

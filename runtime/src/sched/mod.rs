@@ -80,7 +80,7 @@ use crate::g::{Exec, Resume, Status, WaitReason, G, NO_M};
 use crate::gc::Collector;
 use crate::preempt::request::Request;
 use crate::timer::{Action, Timers};
-use crate::trace::{BlockReason, RunEnd};
+use crate::trace::BlockReason;
 use crate::{Observers, Outcome, Output, RunConfig};
 use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
 
@@ -742,39 +742,13 @@ impl Runtime {
         let p_now = m.p();
         // A parked goroutine's slice ended as it parked.
         if let (Some(p), false) = (p_now, matches!(next, Next::Park(_))) {
-            let how = match next {
-                Next::Yield => "yield",
-                Next::Dead => "exited",
-                Next::Preempted => "stopped for an earlier request",
-                _ => "slice end",
-            };
-            let req = self.end_slice(p, &g, how);
+            let req = self.end_slice(p, &g, || observe::slice_end(&next));
             if matches!(next, Next::Yield) {
                 self.stopped_by_itself(req);
             }
         }
         if self.obs.tracer.is_on() {
-            self.drain_decisions(m, false);
-        }
-        if self.obs.tracer.is_enabled() {
-            let how = match &next {
-                Next::Yield => RunEnd::Yield,
-                Next::Preempted => RunEnd::Preempted(self.cfg.mode),
-                Next::Dead => RunEnd::Exited,
-                Next::Gone if p_now.is_none() => RunEnd::Foreign,
-                Next::Park(reason) => RunEnd::Blocked(block_reason(*reason)),
-                Next::Continue(_) | Next::Gone => RunEnd::Blocked(block_reason(g.reason())),
-            };
-            let p = p_now.or(Some(p)).map(|p| p as u32);
-            self.obs.tracer.run(
-                m.id as u32,
-                p,
-                g.id,
-                g.func.0,
-                started,
-                monotonic_nanos(),
-                how,
-            );
+            self.observe_run(m, &g, &next, p_now.or(Some(p)), started);
         }
         match next {
             Next::Continue(_) | Next::Gone => {}
@@ -820,13 +794,16 @@ impl Runtime {
     /// stopped, exited, or went into foreign code: `how`). After the
     /// sequence number has moved on, any stop request of the slice is
     /// withdrawn (the protocol's E1): returned if it was in effect.
-    fn end_slice(&self, p: usize, g: &G, how: &'static str) -> Option<Request> {
+    #[inline]
+    fn end_slice(&self, p: usize, g: &G, how: impl FnOnce() -> &'static str) -> Option<Request> {
         self.ps[p].current.store(0, Ordering::Release);
         self.ps[p].next_slice();
         let fx = self.arming.fx(g, &self.obs.stats.sched, &self.obs.tracer);
         let req = g.stop.withdraw(&fx);
-        if let (Some(r), true) = (req, self.obs.tracer.is_on()) {
-            self.observe_withdrawn(g, r, how);
+        if let Some(r) = req {
+            if self.obs.tracer.is_on() {
+                self.observe_withdrawn(g, r, how());
+            }
         }
         req
     }

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use preempt_jit::ir::PreemptMode;
 
-use super::{lock, monotonic_nanos, PStatus, Runtime, M, P};
+use super::{block_reason, lock, monotonic_nanos, Next, PStatus, Runtime, M, P};
 use crate::g::{Status, G, NO_M};
 use crate::preempt::request::Request;
-use crate::trace::{CodeRange, RequestEnd, Stop};
+use crate::trace::{CodeRange, RequestEnd, RunEnd, Stop};
 
 /// How often the observer hands the stop log to stderr.
 const FLUSH_EVERY: Duration = Duration::from_millis(10);
@@ -81,7 +81,10 @@ impl Runtime {
         // SAFETY: this M owns g, in the runtime call of its stop.
         let pc = unsafe { self.engine.resume_pc(g, mech != PreemptMode::Coop) };
         self.obs.tracer.preempted(Stop {
-            at: now,
+            // A goroutine may reach the stub for another's request (a
+            // patched function, the global page) and find its own made
+            // just after it read the clock: it stopped as it was made.
+            at: now.max(req.at),
             m: m as u32,
             p: p.map(|p| p as u32),
             g: g.id,
@@ -90,6 +93,27 @@ impl Runtime {
             requested_at: req.at,
             pc,
         });
+    }
+
+    /// `g` ran on `m` (holding `p`) since `started` and stopped as
+    /// `next` says: its run span, and the decisions `m`'s handlers left
+    /// meanwhile.
+    pub(super) fn observe_run(&self, m: &M, g: &G, next: &Next, p: Option<usize>, started: u64) {
+        self.drain_decisions(m, false);
+        if !self.obs.tracer.is_enabled() {
+            return;
+        }
+        let how = match next {
+            Next::Yield => RunEnd::Yield,
+            Next::Preempted => RunEnd::Preempted(self.cfg.mode),
+            Next::Dead => RunEnd::Exited,
+            Next::Gone if m.p().is_none() => RunEnd::Foreign,
+            Next::Park(reason) => RunEnd::Blocked(block_reason(*reason)),
+            Next::Continue(_) | Next::Gone => RunEnd::Blocked(block_reason(g.reason())),
+        };
+        let p = p.map(|p| p as u32);
+        let end = monotonic_nanos();
+        (self.obs.tracer).run(m.id as u32, p, g.id, g.func.0, started, end, how);
     }
 
     /// `g`'s request `r` was in effect when its slice ended (`how`).
@@ -162,13 +186,15 @@ impl Runtime {
         );
         let nil = |v: Option<String>| v.unwrap_or_else(|| "nil".into());
         for p in &self.ps {
+            // Read as Go reads them, racily: the status, then the M.
+            let status = p.status();
             let m = p.m.load(Ordering::Acquire);
-            let m = (p.status() != PStatus::Idle && m != usize::MAX).then(|| m.to_string());
+            let m = (status != PStatus::Idle && m != usize::MAX).then(|| m.to_string());
             let _ = writeln!(
                 out,
                 "  P{}: status={} schedtick={} m={} runqsize={}",
                 p.id,
-                p.status() as u8,
+                status as u8,
                 p.schedtick.load(Ordering::Relaxed),
                 nil(m),
                 p.q.ring_len(),
@@ -227,6 +253,16 @@ impl Runtime {
             );
         }
         out
+    }
+}
+
+/// How a slice that did not park ended, for a request it withdrew.
+pub(super) fn slice_end(next: &Next) -> &'static str {
+    match next {
+        Next::Yield => "yield",
+        Next::Dead => "exited",
+        Next::Preempted => "stopped for an earlier request",
+        _ => "slice end",
     }
 }
 

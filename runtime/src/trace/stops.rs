@@ -2,6 +2,7 @@
 //! `-Xlog:safepoint`:
 //!
 //! ```text
+//! (illustrative figures)
 //! [0.215337s][stops] Stop "quantum", G2, async on M0 P0, Time since last: 10061322 ns, Requested->stopped: 41872 ns, At: @spin+0x2c, Signals: 1, Declines: 0
 //! [0.301002s][stops] Stop "stop-the-world", G3, withdrawn (yield), Time since last: 85664810 ns, Requested->withdrawn: 3011 ns, Signals: 1, Declines: 1 (not in JIT code: 1)
 //! [0.301098s][stops] Stop-the-world "GC mark start", Time since last: 4021177 ns, Own P: 2104 ns, Reaching safepoint: 15338 ns, At safepoint: 30121 ns, Total: 47563 ns

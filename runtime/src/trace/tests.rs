@@ -643,3 +643,57 @@ fn the_stop_log_has_a_line_per_stop_with_its_counts() {
     assert_eq!(log_text(&t), "", "printed once");
     assert_eq!(t.len(), 0, "no timeline kept");
 }
+
+#[test]
+fn a_stop_logged_after_the_next_request_keeps_its_own_counts() {
+    // The goroutine stops at 2000 for the request of 1000, but its stop
+    // reaches the log only after the monitor made the next request (3000)
+    // for the same slice: signals and declines go to the request that was
+    // in effect when they happened.
+    let t = Tracer::disabled().with_stop_log();
+    let t0 = t.start_ns();
+    let q = PreemptKind::Quantum;
+    let a = PreemptMode::Async;
+    t.preempt_requested(t0 + 1_000, Some(0), 2, q, a);
+    t.signal_sent(t0 + 1_100, 0, 0, 2, libc::SIGURG);
+    t.preempt_requested(t0 + 3_000, Some(0), 2, q, a);
+    t.signal_sent(t0 + 3_100, 0, 0, 2, libc::SIGURG);
+    t.handled(Decision {
+        at: t0 + 3_200,
+        m: 0,
+        g: 2,
+        trigger: HandlerTrigger::Signal,
+        handled: Handled::Decline("not in JIT code"),
+        pc: 0x10,
+    });
+    t.preempted(Stop {
+        at: t0 + 2_000,
+        m: 0,
+        p: Some(0),
+        g: 2,
+        mech: a,
+        kind: q,
+        requested_at: t0 + 1_000,
+        pc: None,
+    });
+    t.request_ended(
+        t0 + 3_500,
+        2,
+        t0 + 3_000,
+        q,
+        RequestEnd::SliceEnded("slice end"),
+    );
+    let text = log_text(&t);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].ends_with("At: unknown, Signals: 1, Declines: 0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("Signals: 1, Declines: 1 (not in JIT code: 1)"),
+        "{}",
+        lines[1]
+    );
+}
