@@ -26,6 +26,7 @@ use values::{parse_signal, parse_size, parse_timeout};
 pub mod alloc;
 pub mod bugs;
 pub mod console;
+mod debugvars;
 mod demo;
 mod dist_docs;
 pub mod embedded;
@@ -148,9 +149,16 @@ pub struct RuntimeArgs {
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
     /// Write the scheduling timeline as Chrome trace-event JSON (open it in
-    /// Perfetto or chrome://tracing): a track per M and per P.
+    /// Perfetto or chrome://tracing): a track per M, per P and per
+    /// goroutine, GC and stop-the-world spans, every request, signal,
+    /// handler decision and stop.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// A line on stderr per stop, as the JVM's -Xlog:safepoint: each
+    /// preemption (goroutine, mechanism, request-to-stop time, where it
+    /// stopped, signals and declines) and each stop of the world.
+    #[arg(long)]
+    pub log_stops: bool,
 }
 
 /// The run settings `run` and `stress` share.
@@ -284,25 +292,17 @@ impl RuntimeArgs {
     pub fn config(&self, prog: &Program, file: &std::path::Path) -> Result<RunConfig, String> {
         let s = &prog.settings;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut mode = self
-            .preempt
-            .map(PreemptMode::from)
-            .or(s.preempt)
-            .unwrap_or(PreemptMode::Async);
+        let flag = self.preempt.map(PreemptMode::from);
         let debug = std::env::var("PREEMPTDEBUG").unwrap_or_default();
-        for kv in debug.split(',').map(str::trim).filter(|kv| !kv.is_empty()) {
-            match kv {
-                "asyncpreemptoff=1" if self.preempt.is_some() => errln!(
-                    "preempt: PREEMPTDEBUG=asyncpreemptoff=1 ignored: --preempt {} was given, and the flag wins",
-                    mode
-                ),
-                "asyncpreemptoff=1" => mode = PreemptMode::Coop,
-                "asyncpreemptoff=0" => {}
-                other => errln!(
-                    "preempt: PREEMPTDEBUG: '{other}' is not supported and is ignored (known: asyncpreemptoff=0|1)"
-                ),
-            }
+        let (debug, said) = debugvars::parse(&debug, flag);
+        for line in said {
+            errln!("{line}");
         }
+        let mode = match (flag, debug.coop) {
+            (Some(m), _) => m,
+            (None, true) => PreemptMode::Coop,
+            (None, false) => s.preempt.unwrap_or(PreemptMode::Async),
+        };
         // As Go: GOMAXPROCS from the environment when nothing else says;
         // the program's own `set procs` is its runtime.GOMAXPROCS call.
         let env_procs = std::env::var("GOMAXPROCS").ok().map(|v| {
@@ -313,15 +313,20 @@ impl RuntimeArgs {
                 .ok_or_else(|| format!("GOMAXPROCS={v}: not a number of Ps from 1 to 1024"))
         });
         let env_procs = env_procs.transpose()?;
+        use preempt_runtime::ProcsFrom;
+        let (procs, procs_from) = match (self.procs, s.procs, env_procs) {
+            (Some(n), _, _) => (n as usize, ProcsFrom::Flag),
+            (None, Some(n), _) => (n as usize, ProcsFrom::File),
+            (None, None, Some(n)) => (n, ProcsFrom::Env),
+            (None, None, None) => (cpus, ProcsFrom::Default),
+        };
         Ok(self.limits.apply(
             file,
             RunConfig {
-                procs: self
-                    .procs
-                    .map(|p| p as usize)
-                    .or(s.procs.map(|p| p as usize))
-                    .or(env_procs)
-                    .unwrap_or(cpus),
+                procs,
+                procs_from,
+                schedtrace: debug.schedtrace,
+                scheddetail: debug.scheddetail,
                 mode,
                 quantum: self
                     .quantum
@@ -360,14 +365,17 @@ impl RuntimeArgs {
     /// Who watches a run of `prog`: fresh statistics, and the tracer if
     /// `--trace` asks for one.
     pub fn observers(&self, prog: &Program) -> Observers {
+        use preempt_runtime::trace::Tracer;
         let tracer = match self.trace {
-            Some(_) => {
-                let t = preempt_runtime::trace::Tracer::new();
-                t.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
-                t
-            }
-            None => preempt_runtime::trace::Tracer::disabled(),
+            Some(_) => Tracer::new(),
+            None => Tracer::disabled(),
         };
+        let tracer = if self.log_stops {
+            tracer.with_stop_log()
+        } else {
+            tracer
+        };
+        tracer.set_function_names(prog.funcs.iter().map(|f| f.name.clone()).collect());
         Observers {
             tracer: Arc::new(tracer),
             ..Observers::default()

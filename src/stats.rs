@@ -7,8 +7,9 @@ pub fn report(cfg: &RunConfig, obs: &Observers) -> String {
         format!("pinned to CPUs {c} (--cpus): every thread of the run\n")
     });
     format!(
-        "\npreempt stats: {} Ps, {} preemption, quantum {:?}\n{cpus}{}",
+        "\npreempt stats: {} Ps (from {}), {} preemption, quantum {:?}\n{cpus}{}",
         cfg.procs,
+        cfg.procs_from,
         cfg.mode,
         cfg.quantum,
         obs.stats.sched.report()

@@ -91,6 +91,38 @@ pub struct RunConfig {
     /// The CPUs every thread of the run pins itself to as it starts
     /// (`--cpus`); None: wherever the process may run.
     pub cpus: Option<affinity::CpuList>,
+    /// `PREEMPTDEBUG=schedtrace=MS`: Go's scheduler trace on stderr this
+    /// often; with `scheddetail` (`scheddetail=1`) its per-P, per-M and
+    /// per-G lines too.
+    pub schedtrace: Option<Duration>,
+    pub scheddetail: bool,
+    /// Where `procs` came from, for `--stats`.
+    pub procs_from: ProcsFrom,
+}
+
+/// Where the number of Ps came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum ProcsFrom {
+    /// `--procs`.
+    Flag,
+    /// The file's `set procs` (the program's `runtime.GOMAXPROCS` call).
+    File,
+    /// The `GOMAXPROCS` environment variable.
+    Env,
+    /// The default: the CPUs this process may run on.
+    #[default]
+    Default,
+}
+
+impl std::fmt::Display for ProcsFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProcsFrom::Flag => "--procs",
+            ProcsFrom::File => "the file's set procs",
+            ProcsFrom::Env => "GOMAXPROCS",
+            ProcsFrom::Default => "the CPU count",
+        })
+    }
 }
 
 /// Who watches a run: what its caller reads while and after it runs, and
@@ -100,7 +132,8 @@ pub struct RunConfig {
 pub struct Observers {
     /// Counters a caller may watch while the program runs.
     pub stats: Arc<RunStats>,
-    /// The scheduling timeline (`--trace`); disabled by default.
+    /// The scheduling timeline (`--trace`) and the stop log
+    /// (`--log-stops`); both off by default.
     pub tracer: Arc<trace::Tracer>,
     /// The harness watching the run (`preempt stress`), if any.
     pub harness: Option<Arc<dyn harness::Harness>>,
@@ -158,6 +191,9 @@ impl Default for RunConfig {
             gc_inject: None,
             heap_limit: preempt_jit::abi::DEFAULT_HEAP_LIMIT,
             cpus: None,
+            schedtrace: None,
+            scheddetail: false,
+            procs_from: ProcsFrom::Default,
         }
     }
 }

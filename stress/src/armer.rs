@@ -167,7 +167,8 @@ fn serve(rt: &Runtime) {
             // alone (the protocol's re-request, R4): the mechanism's part
             // applied, or moved to the function the goroutine runs now.
             let _ = op;
-            g.stop.rerequest(&rt.arming.fx(g, &rt.obs.stats.sched));
+            g.stop
+                .rerequest(&rt.arming.fx(g, &rt.obs.stats.sched, &rt.obs.tracer));
         }
         done = n;
         mb.answer(done);

@@ -179,6 +179,17 @@ pub fn patch_branch(arch: Arch, pc: usize, target: usize) -> BranchPatch {
     }
 }
 
+/// Where a goroutine stopped in the preemption stub resumes, whichever
+/// mechanism sent it there: the word at `ctx.sp` plus this many bytes
+/// while the stub's `PreemptStub` runtime call is served (each stub
+/// file draws the frame).
+pub fn preempt_stub_resume_slot(arch: Arch) -> usize {
+    match arch {
+        Arch::X86_64 => x64::RESUME_FROM_CTX_SP,
+        Arch::Aarch64 => aarch64::RESUME_FROM_CTX_SP,
+    }
+}
+
 /// The frame-pointer register of `arch`.
 pub fn frame_pointer(arch: Arch) -> u8 {
     match arch {

@@ -16,6 +16,7 @@ use super::roots::{self, Roots};
 use super::{verify, GcFault};
 use crate::g::{Resume, G};
 use crate::stats::{monotonic_ns as monotonic_nanos, Stats};
+use crate::trace::Tracer;
 use crate::{Outcome, RunConfig};
 
 /// The heap size below which no cycle starts by itself (Go's 4 MB minimum
@@ -57,6 +58,8 @@ pub trait Host: Send + Sync + Sized + 'static {
     fn check_dead(&self);
     /// Where cycle counts and times are recorded.
     fn stats(&self) -> &Stats;
+    /// Where cycles and their phases are traced.
+    fn tracer(&self) -> &Tracer;
 }
 
 /// A goroutine parked until a cycle completes.
@@ -356,9 +359,14 @@ fn cycle<H: Host>(rt: &H, n: u64) -> bool {
         return false;
     }
     let epoch = epoch.load(Ordering::Acquire);
+    let tracer = rt.tracer();
+    let marking = monotonic_nanos();
+    tracer.gc_phase(n, "mark start", start, marking);
 
     // Concurrent mark.
     let (done, timeouts) = m.drain_concurrent(stop);
+    let terminating = monotonic_nanos();
+    tracer.gc_phase(n, "concurrent mark", marking, terminating);
     if timeouts > 0 {
         stats.count(GC_INTERLEAVE_TIMEOUTS);
     }
@@ -390,6 +398,8 @@ fn cycle<H: Host>(rt: &H, n: u64) -> bool {
     if !rt.with_world_stopped(MARK_TERMINATION, mark_termination) {
         return false;
     }
+    let sweeping = monotonic_nanos();
+    tracer.gc_phase(n, "mark termination", terminating, sweeping);
 
     // Sweep.
     let mode = SweepMode {
@@ -413,6 +423,9 @@ fn cycle<H: Host>(rt: &H, n: u64) -> bool {
         }
     }
     c.set_trigger();
-    stats.record(GC_CYCLE_TIME, monotonic_nanos().saturating_sub(start));
+    let end = monotonic_nanos();
+    tracer.gc_phase(n, "sweep", sweeping, end);
+    tracer.gc_cycle(n, start, end);
+    stats.record(GC_CYCLE_TIME, end.saturating_sub(start));
     true
 }

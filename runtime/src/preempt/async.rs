@@ -70,7 +70,9 @@
 //! goroutine that spends all its time in unsafe regions or foreign code.
 //!
 //! The handler allocates nothing, takes no lock, cannot panic (no
-//! indexing, no unwrap) and formats nothing.
+//! indexing, no unwrap) and formats nothing. When the run is traced or its
+//! stops logged, it leaves its decision in its worker's ring of atomics
+//! for a normal thread to trace ([`super::record`]).
 
 use std::sync::atomic::Ordering;
 
@@ -80,6 +82,7 @@ use preempt_signals::MachineContext;
 
 use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, NO_TABLES};
 use super::worker::{current, declined, redirect, MSignal};
+use crate::trace::HandlerTrigger;
 
 static SIGNAL: Chained = Chained::new(on_signal);
 
@@ -171,11 +174,22 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
     let Some(shared) = shared else {
         return passes_on(trigger, d);
     };
+    let g = m.running();
+    let redirect_now = matches!(d, Decision::Redirect { .. });
+    // clock_gettime is async-signal-safe; one reading serves the redirect
+    // and the record.
+    let now = if redirect_now || shared.records() {
+        crate::stats::monotonic_ns()
+    } else {
+        0
+    };
+    if shared.records() {
+        let id = g.map_or(0, |g| g.id);
+        m.log.record(now, id, HandlerTrigger::Signal, d, pc);
+    }
     match d {
         Decision::Redirect { resume_pc } => {
-            if let Some(g) = m.running() {
-                // clock_gettime is async-signal-safe.
-                let now = crate::stats::monotonic_ns();
+            if let Some(g) = g {
                 g.redirected_at.store(now, Ordering::Release);
             }
             // SAFETY: decide said Redirect for this context.

@@ -34,6 +34,7 @@ use super::trap::{Trap, TrapArm};
 use crate::g::G;
 use crate::stats::monotonic_ns as monotonic_nanos;
 use crate::stats::{arm_names, Stats};
+use crate::trace::{EffectChange, Tracer};
 
 /// The run's mechanism: its mode and what the mode needs (the trap pages,
 /// the patcher). One variant per file of [`super`].
@@ -109,12 +110,25 @@ impl Arming {
         }
     }
 
-    /// The effect of a request on `g` in this run's mode.
-    pub fn fx<'a>(&'a self, g: &'a G, stats: &'a Stats) -> Fx<'a> {
+    /// The effect of a request on `g` in this run's mode, its costs
+    /// recorded in `stats` and each arm and disarm traced.
+    pub fn fx<'a>(&'a self, g: &'a G, stats: &'a Stats, tracer: &'a Tracer) -> Fx<'a> {
         Fx {
             arming: Some(self),
             g,
             stats: Some(stats),
+            tracer: Some(tracer),
+        }
+    }
+
+    /// What the mode's own part of the effect is, as the trace names it.
+    fn effect_name(&self) -> &'static str {
+        match self {
+            Arming::GuardOnly(_) => "guard",
+            Arming::Poll(_) => "poll word",
+            Arming::Trap(t) if t.arm == TrapArm::Page => "trap page",
+            Arming::Trap(_) => "global page",
+            Arming::Patch(_) => "patch",
         }
     }
 
@@ -190,6 +204,8 @@ pub struct Fx<'a> {
     g: &'a G,
     /// Where the costs go (None: not recorded).
     stats: Option<&'a Stats>,
+    /// Where arms and disarms are traced (None: never).
+    tracer: Option<&'a Tracer>,
 }
 
 impl<'a> Fx<'a> {
@@ -201,7 +217,34 @@ impl<'a> Fx<'a> {
             arming: None,
             g,
             stats: None,
+            tracer: None,
         }
+    }
+
+    /// Traces an arm or disarm that began at `since`; `did` says whether
+    /// the mode's own part was applied or undone (else the guard alone).
+    fn trace(&self, arm: bool, again: bool, did: bool, since: u64) {
+        let (Some(t), Some(a)) = (self.tracer, self.arming) else {
+            return;
+        };
+        if !t.is_enabled() {
+            return;
+        }
+        let patch = a.patcher().is_some() && did && arm;
+        let function = patch
+            .then(|| self.g.patched.load(Ordering::Acquire))
+            .filter(|&f| f != crate::g::NOT_PATCHED)
+            .map(|f| f as u32);
+        t.effect(EffectChange {
+            at: since,
+            g: self.g.id,
+            mech: a.mode(),
+            arm,
+            again,
+            effect: if did { a.effect_name() } else { "guard" },
+            function,
+            cost_ns: monotonic_nanos().saturating_sub(since),
+        });
     }
 
     fn record(&self, disarm: bool, since: u64) {
@@ -216,34 +259,32 @@ impl<'a> Fx<'a> {
 }
 
 impl Effect for Fx<'_> {
-    fn arm(&self, _: Request, _again: bool) {
+    fn arm(&self, _: Request, again: bool) {
         // The mechanism first, timed as the arm's cost (coop's and async's
         // guard alone is not timed, as before), then the guard.
+        let timed = self.stats.is_some() || self.tracer.is_some();
+        let t0 = if timed { monotonic_nanos() } else { 0 };
+        let mut did = false;
         if let Some(a) = self.arming {
-            let t0 = if self.stats.is_some() {
-                monotonic_nanos()
-            } else {
-                0
-            };
-            if a.apply(self.g) {
+            did = a.apply(self.g);
+            if did {
                 self.record(false, t0);
             }
         }
         note(self.g, GUARD, true);
         self.g.poison_guard();
+        self.trace(true, again, did, t0);
     }
 
     fn disarm(&self, _: Request) {
-        let t0 = if self.stats.is_some() {
-            monotonic_nanos()
-        } else {
-            0
-        };
+        let timed = self.stats.is_some() || self.tracer.is_some();
+        let t0 = if timed { monotonic_nanos() } else { 0 };
         let undone = self.arming.is_some_and(|a| a.unapply(self.g));
         if undone {
             self.record(true, t0);
         }
         self.g.restore_guard();
         note(self.g, GUARD, false);
+        self.trace(false, false, undone, t0);
     }
 }

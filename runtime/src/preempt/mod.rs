@@ -77,6 +77,7 @@ pub mod decide;
 pub mod effect;
 pub mod patch;
 pub mod poll;
+pub mod record;
 pub mod request;
 pub mod trap;
 pub mod worker;
@@ -85,7 +86,7 @@ use preempt_jit::ir::PreemptMode;
 
 use crate::g::G;
 use crate::stats::{monotonic_ns, PreemptKind, Stats};
-use crate::trace::Tracer;
+use crate::trace::{RequestEnd, Tracer};
 use effect::Arming;
 use request::{Asked, Request};
 
@@ -123,17 +124,30 @@ impl Requester<'_> {
             at: monotonic_ns().max(now),
         };
         let mode = self.arming.mode();
-        let asked = g.stop.request(req, current, &self.arming.fx(g, self.stats));
-        if let Asked::Armed(_) = asked {
-            self.stats.preempt_requested(kind, mode);
-            self.tracer
-                .preempt_requested(req.at, Some(p), g.id, kind, mode);
-            if mode == PreemptMode::Async {
-                // If the handler declines, the requester signals again:
-                // the monitor for its quantum requests (with back-off), a
-                // stop of the world from its own wait loop.
-                signal();
+        let asked = g
+            .stop
+            .request(req, current, &self.arming.fx(g, self.stats, self.tracer));
+        let withdrawn = match asked {
+            Asked::Armed(_) => None,
+            Asked::Busy(_) => return asked,
+            Asked::Stale => Some(RequestEnd::Stale),
+            Asked::Cancelled => Some(RequestEnd::Cancelled),
+        };
+        self.tracer
+            .preempt_requested(req.at, Some(p), g.id, kind, mode);
+        if let Some(end) = withdrawn {
+            if self.tracer.is_on() {
+                self.tracer
+                    .request_ended(monotonic_ns(), g.id, req.at, kind, end);
             }
+            return asked;
+        }
+        self.stats.preempt_requested(kind, mode);
+        if mode == PreemptMode::Async {
+            // If the handler declines, the requester signals again:
+            // the monitor for its quantum requests (with back-off), a
+            // stop of the world from its own wait loop.
+            signal();
         }
         asked
     }
@@ -142,11 +156,20 @@ impl Requester<'_> {
     /// protocol's R4), and under `async` signals again. False if the
     /// request is no longer in effect.
     pub fn rerequest(&self, g: &G, why: Again, signal: impl FnOnce()) -> bool {
-        if !g.stop.rerequest(&self.arming.fx(g, self.stats)) {
+        if !g
+            .stop
+            .rerequest(&self.arming.fx(g, self.stats, self.tracer))
+        {
             return false;
         }
         if why == Again::Backoff {
             self.stats.re_requested();
+        }
+        if self.tracer.is_enabled() {
+            if let (_, Some(req)) = g.stop.load() {
+                self.tracer
+                    .rerequested(monotonic_ns(), g.id, req.at, why.name());
+            }
         }
         if self.arming.mode() == PreemptMode::Async {
             signal();
@@ -165,6 +188,16 @@ pub enum Again {
     /// Under `patch`: it runs another function than the one patched for
     /// it, and the patch follows it.
     Follow,
+}
+
+impl Again {
+    /// How the trace names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Again::Backoff => "back-off",
+            Again::Follow => "follow",
+        }
+    }
 }
 
 /// A request in effect is applied again this long after it was made if

@@ -47,6 +47,7 @@ use preempt_signals::MachineContext;
 use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, NO_TABLES};
 use super::worker::{current, redirect};
 use crate::sync::lock;
+use crate::trace::HandlerTrigger;
 
 /// How `--preempt trap` arms a goroutine.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -286,14 +287,22 @@ unsafe fn handle(info: *mut libc::siginfo_t, uc: *mut libc::c_void) -> bool {
     let shared = m.and_then(|m| m.shared());
     // SAFETY: uc is the kernel's ucontext_t for this delivery.
     let mut mc = unsafe { MachineContext::from_raw(uc) };
+    let pc = mc.pc();
     let d = decide(
         trigger,
-        mc.pc(),
+        pc,
         mc.sp(),
         shared.map_or(&NO_TABLES, |s| s.tables()),
         m.map_or(Thread::NotAnM, |m| m.thread()),
         shared.map_or(UnsafePoints::Honour, |s| s.points()),
     );
+    if let (Some(m), Some(shared)) = (m, shared) {
+        if shared.records() {
+            let g = m.running().map_or(0, |g| g.id);
+            let now = crate::stats::monotonic_ns();
+            m.log.record(now, g, HandlerTrigger::Fault, d, pc);
+        }
+    }
     if let (Decision::Redirect { resume_pc }, Some(m), Some(shared)) = (d, m, shared) {
         if let Some(g) = m.running() {
             g.redirected_at

@@ -20,6 +20,7 @@ use preempt_signals::handler;
 use preempt_signals::MachineContext;
 
 use super::decide::{Goroutine, RetryReason, Thread, UnsafePoints};
+use super::record::HandlerLog;
 use crate::g::G;
 use crate::stats::Stats;
 
@@ -53,6 +54,9 @@ pub struct Shared {
     pub arrived: AtomicU64,
     /// Redirects into the stub.
     pub redirects: AtomicU64,
+    /// The handlers leave their decisions in their worker's
+    /// [`MSignal::log`] (the run is traced or its stops logged).
+    records: bool,
     stats: *const Stats,
     /// The harness watching this run, if any.
     watcher: Option<*const dyn Watcher>,
@@ -74,6 +78,7 @@ impl Shared {
         tables: &CodeTables,
         stub: usize,
         points: UnsafePoints,
+        records: bool,
         stats: &Stats,
         watcher: Option<&dyn Watcher>,
     ) -> Shared {
@@ -81,6 +86,7 @@ impl Shared {
             tables,
             stub,
             points,
+            records,
             arrived: AtomicU64::new(0),
             redirects: AtomicU64::new(0),
             stats,
@@ -104,6 +110,14 @@ impl Shared {
     /// Whether unsafe regions are honoured in this run.
     pub fn points(&self) -> UnsafePoints {
         self.points
+    }
+
+    /// Whether the handlers record their decisions (see
+    /// [`super::record`]): a plain flag, the one test a handler makes
+    /// when nothing observes the run.
+    #[inline]
+    pub fn records(&self) -> bool {
+        self.records
     }
 
     /// The stress harness watching this run, if any.
@@ -136,6 +150,8 @@ pub struct MSignal {
     last_retry: AtomicU8,
     /// The PC at which the handler last declined.
     last_retry_pc: AtomicUsize,
+    /// The handlers' decisions, for the tracer (see [`super::record`]).
+    pub log: HandlerLog,
 }
 
 impl MSignal {

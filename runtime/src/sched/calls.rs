@@ -40,7 +40,9 @@ impl Runtime {
         // The goroutine has stopped: time-to-preempt ends here, before the
         // undo (a cost of its own, recorded as such).
         let now = monotonic_nanos();
-        let req = g.stop.stop(&self.arming.fx(g, &self.obs.stats.sched))?;
+        let req = g
+            .stop
+            .stop(&self.arming.fx(g, &self.obs.stats.sched, &self.obs.tracer))?;
         let (kind, at) = (req.kind, req.at);
         let ttp = now.saturating_sub(at);
         self.obs.stats.sched.preempted(kind, mech, ttp);
@@ -54,9 +56,9 @@ impl Runtime {
                 s.record(crate::stats::TTP_STUB, now - h);
             }
         }
-        self.obs
-            .tracer
-            .preempted(now, m as u32, p.map(|p| p as u32), g.id, mech, ttp);
+        if self.obs.tracer.is_on() {
+            self.observe_stop(m, p, g, mech, req, now);
+        }
         Some(Next::Preempted)
     }
 
@@ -91,7 +93,7 @@ impl Runtime {
         g.set_reason(reason);
         g.set_status(Status::Waiting);
         if let (_, Some(p)) = SERVING.with(|s| s.get()) {
-            let req = self.end_slice(p, g);
+            let req = self.end_slice(p, g, || "blocked");
             self.stopped_by_itself(req);
         }
     }
@@ -398,7 +400,7 @@ impl Runtime {
         let start = monotonic_nanos();
         self.ps[p].foreign_since.store(start, Ordering::Release);
         self.ps[p].set_status(PStatus::InForeign);
-        self.end_slice(p, g);
+        self.end_slice(p, g, || "foreign call");
         // The monitor must see the call in time to hand the P on (Go's
         // entersyscall wakes only a monitor in its deep sleep: `--sched go`).
         self.sysmon.foreign_entered(start + sysmon::RETAKE_AFTER);

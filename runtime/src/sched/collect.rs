@@ -109,4 +109,8 @@ impl crate::gc::cycle::Host for Runtime {
     fn stats(&self) -> &crate::stats::Stats {
         &self.obs.stats.sched
     }
+
+    fn tracer(&self) -> &crate::trace::Tracer {
+        &self.obs.tracer
+    }
 }

@@ -319,6 +319,31 @@ impl Engine {
         }
     }
 
+    /// Where `g`, in a runtime call, resumes: the preemption stub's resume
+    /// address (`in_stub`: the stub's `PreemptStub` call, whichever
+    /// mechanism sent it there) or the runtime call's return address.
+    /// None for an interpreted goroutine, or a word outside its stack.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`, which is in a runtime call.
+    pub unsafe fn resume_pc(&self, g: &G, in_stub: bool) -> Option<usize> {
+        let Engine::Jit { module, .. } = self else {
+            return None;
+        };
+        // SAFETY: the caller owns g.
+        let Exec::Jit { ctx, stack } = (unsafe { g.exec() }) else {
+            return None;
+        };
+        let slot = if in_stub {
+            preempt_jit::isa::preempt_stub_resume_slot(module.arch)
+        } else {
+            0
+        };
+        let word = (ctx.sp as usize).checked_add(slot)?;
+        stack.read(word).map(|w| w as usize)
+    }
+
     /// The JIT context of `g`, for the signal handler (null for an
     /// interpreted goroutine).
     ///

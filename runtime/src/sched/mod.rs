@@ -45,6 +45,7 @@ pub mod diagnose;
 pub mod engine;
 pub mod harness;
 pub mod idle;
+mod observe;
 mod procs;
 mod queues;
 mod runq;
@@ -79,7 +80,7 @@ use crate::g::{Exec, Resume, Status, WaitReason, G, NO_M};
 use crate::gc::Collector;
 use crate::preempt::request::Request;
 use crate::timer::{Action, Timers};
-use crate::trace::{BlockReason, RunEnd};
+use crate::trace::BlockReason;
 use crate::{Observers, Outcome, Output, RunConfig};
 use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
 
@@ -234,6 +235,7 @@ impl Runtime {
                             &module.tables,
                             module.stubs.preempt_stub,
                             cfg.unsafe_points,
+                            obs.tracer.is_on(),
                             &obs.stats.sched,
                             obs.harness.as_deref().map(|h| h.as_watcher()),
                         )
@@ -301,7 +303,7 @@ impl Runtime {
         let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
         let stats = &self.obs.stats.sched;
         for g in &gs {
-            g.stop.close(&self.arming.fx(g, stats));
+            g.stop.close(&self.arming.fx(g, stats, &self.obs.tracer));
             g.poison_guard();
         }
     }
@@ -743,30 +745,13 @@ impl Runtime {
         let p_now = m.p();
         // A parked goroutine's slice ended as it parked.
         if let (Some(p), false) = (p_now, matches!(next, Next::Park(_))) {
-            let req = self.end_slice(p, &g);
+            let req = self.end_slice(p, &g, || observe::slice_end(&next));
             if matches!(next, Next::Yield) {
                 self.stopped_by_itself(req);
             }
         }
-        if self.obs.tracer.is_enabled() {
-            let how = match &next {
-                Next::Yield => RunEnd::Yield,
-                Next::Preempted => RunEnd::Preempted(self.cfg.mode),
-                Next::Dead => RunEnd::Exited,
-                Next::Gone if p_now.is_none() => RunEnd::Foreign,
-                Next::Park(reason) => RunEnd::Blocked(block_reason(*reason)),
-                Next::Continue(_) | Next::Gone => RunEnd::Blocked(block_reason(g.reason())),
-            };
-            let p = p_now.or(Some(p)).map(|p| p as u32);
-            self.obs.tracer.run(
-                m.id as u32,
-                p,
-                g.id,
-                g.func.0,
-                started,
-                monotonic_nanos(),
-                how,
-            );
+        if self.obs.tracer.is_on() {
+            self.observe_run(m, &g, &next, p_now.or(Some(p)), started);
         }
         match next {
             Next::Continue(_) | Next::Gone => {}
@@ -809,13 +794,21 @@ impl Runtime {
     }
 
     /// `g`'s slice on P `p` ends (once per slice: it parked, yielded,
-    /// stopped, exited, or went into foreign code). After the sequence
-    /// number has moved on, any stop request of the slice is withdrawn
-    /// (the protocol's E1): returned if it was in effect.
-    fn end_slice(&self, p: usize, g: &G) -> Option<Request> {
+    /// stopped, exited, or went into foreign code: `how`). After the
+    /// sequence number has moved on, any stop request of the slice is
+    /// withdrawn (the protocol's E1): returned if it was in effect.
+    #[inline]
+    fn end_slice(&self, p: usize, g: &G, how: impl FnOnce() -> &'static str) -> Option<Request> {
         self.ps[p].current.store(0, Ordering::Release);
         self.ps[p].next_slice();
-        g.stop.withdraw(&self.arming.fx(g, &self.obs.stats.sched))
+        let fx = self.arming.fx(g, &self.obs.stats.sched, &self.obs.tracer);
+        let req = g.stop.withdraw(&fx);
+        if let Some(r) = req {
+            if self.obs.tracer.is_on() {
+                self.observe_withdrawn(g, r, how());
+            }
+        }
+        req
     }
 
     /// A goroutine with a request in effect stopped at a point of its own
@@ -885,6 +878,9 @@ impl Runtime {
             .send(m.tid.load(Ordering::Acquire), self.cfg.preempt_signal);
         if sent {
             self.obs.stats.sched.signal_sent();
+            if self.obs.tracer.is_on() {
+                self.observe_signal(p, &m);
+            }
         }
         sent
     }

@@ -79,6 +79,11 @@ impl LocalQueue {
         self.ring.len() + usize::from(!self.next.load(Ordering::Acquire).is_null())
     }
 
+    /// Goroutines in the ring alone (Go's `runqtail - runqhead`).
+    pub fn ring_len(&self) -> usize {
+        self.ring.len()
+    }
+
     /// The next goroutine of this P's own: `runnext`, else the ring's
     /// oldest.
     pub fn pop(&self) -> Option<Arc<G>> {

@@ -138,6 +138,17 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
                 sysmon::run(&s_rt)
             }
         });
+    rt.describe_code_to_tracer();
+    let o_rt = rt.clone();
+    let observer = (cfg.schedtrace.is_some() || rt.obs.tracer.logs_stops()).then(|| {
+        std::thread::Builder::new()
+            .name("preempt-observe".into())
+            .spawn(move || {
+                if o_rt.pin_thread("the observer") {
+                    observe::run(&o_rt)
+                }
+            })
+    });
     let harness_threads = match &rt.obs.harness {
         Some(h) => h.start(&rt),
         None => Ok(()),
@@ -153,6 +164,7 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
     }
     if timer_thread.is_err()
         || sysmon_thread.is_err()
+        || observer.as_ref().is_some_and(|o| o.is_err())
         || harness_threads.is_err()
         || gc_thread.is_err()
     {
@@ -190,6 +202,15 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
     // this process would find a function patched, or the global poll page
     // protected).
     rt.close_requests();
+    // The observer ends within its period; then the rest of what the
+    // handlers and the stops left goes out.
+    if let Some(Ok(o)) = observer {
+        let _ = o.join();
+    }
+    if rt.obs.tracer.is_on() {
+        rt.drain_all_decisions();
+        rt.obs.tracer.flush_stops(&mut std::io::stderr().lock());
+    }
     let switches = lock(&rt.ms)
         .iter()
         .map(|m| m.switches.load(Ordering::Relaxed))

@@ -55,6 +55,7 @@ use super::{lock, monotonic_nanos, PStatus, Runtime, M};
 use crate::preempt::request::{self, Asked};
 use crate::preempt::{self, Again};
 use crate::stats::{PreemptKind, STW_LATENCY, STW_OWN_P};
+use crate::trace::WorldStop;
 
 /// How often a waiting stop asks the running goroutines again.
 const RETRY: Duration = Duration::from_micros(100);
@@ -240,12 +241,20 @@ impl Runtime {
         if self.wait_for_ps(why, requested_at, Wait::AllPs).is_none() {
             return false;
         }
-        let latency = monotonic_nanos().saturating_sub(requested_at);
+        let stopped_at = monotonic_nanos();
+        let latency = stopped_at.saturating_sub(requested_at);
         self.obs.stats.sched.record(STW_LATENCY, latency);
         if !work(self) {
             return false;
         }
         self.start_the_world(requested_at);
+        self.obs.tracer.stopped_the_world(WorldStop {
+            why,
+            wanted_at,
+            requested_at,
+            stopped_at,
+            restarted_at: monotonic_nanos(),
+        });
         true
     }
 

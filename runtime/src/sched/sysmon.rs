@@ -109,6 +109,12 @@ impl Monitor {
         }
     }
 
+    /// Whether the monitor is in (or entering) its deep sleep: Go's
+    /// `sysmonwait`, for `scheddetail`.
+    pub fn sleeps_deeply(&self) -> bool {
+        self.deep.must_wake()
+    }
+
     /// The waker's half of the deep sleep's handshake (its P is already
     /// marked active).
     fn wake_if_deep(&self) {
@@ -373,6 +379,11 @@ pub fn run(rt: &Runtime) {
                     next_deadline = next_deadline.min(since + at);
                 }
             }
+        }
+        // The handlers' decisions, to the tracer while they are fresh (a
+        // goroutine that does not stop fills its M's ring otherwise).
+        if rt.obs.tracer.is_on() {
+            rt.drain_all_decisions();
         }
         // Preemption signals that arrived, offered to `notify` channels.
         if let Some(sh) = &rt.signals {

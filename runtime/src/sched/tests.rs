@@ -217,7 +217,7 @@ fn a_slice_numbers_itself_and_its_end_withdraws_its_request() {
     let asked = rt.preempt(p, &g, seq, PreemptKind::Quantum, 0);
     assert!(matches!(asked, Asked::Armed(_)), "{asked:?}");
     assert_eq!(g.stop.load().0, Phase::Armed);
-    let withdrawn = rt.end_slice(0, &g);
+    let withdrawn = rt.end_slice(0, &g, || "yield");
     assert!(withdrawn.is_some(), "the slice's request is withdrawn (E1)");
     assert_eq!(g.stop.load().0, Phase::Idle);
     assert_eq!(p.slice_seq.load(Ordering::Acquire), before + 2);

@@ -240,6 +240,10 @@ const NZCV: u32 = 0x5a10;
 /// The async stub's frame: x0-x29, x30 (the resume pc), the flags, then
 /// q0-q31.
 const RESUME: u32 = 240;
+/// Bytes from `ctx.sp` to the resume pc while a goroutine is in the
+/// stub's `PreemptStub` runtime call: `rt_call` pushed 16 bytes below the
+/// stub's frame and left `ctx.sp` at the second word (its x30).
+pub(crate) const RESUME_FROM_CTX_SP: usize = 8 + RESUME as usize;
 const FLAGS: u32 = 248;
 const VECTORS: u32 = 256;
 const FRAME: u32 = VECTORS + 32 * 16;

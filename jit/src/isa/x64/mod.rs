@@ -44,6 +44,7 @@ mod emit;
 #[cfg(test)]
 mod emit_tests;
 mod stubs;
+pub(crate) use stubs::RESUME_FROM_CTX_SP;
 
 use super::BranchPatch;
 use crate::code::disasm::DecodedInst;

@@ -205,3 +205,10 @@ pub(super) fn emit(
 
 /// Bytes of xmm0-xmm15.
 const VECTOR_BYTES: i32 = 256;
+
+/// Bytes from `ctx.sp` to the resume pc while a goroutine is in the
+/// stub's `PreemptStub` runtime call (the frame drawn above): the return
+/// address into the stub, the vector registers, the general registers and
+/// rflags lie in between.
+pub(crate) const RESUME_FROM_CTX_SP: usize =
+    8 + VECTOR_BYTES as usize + 8 * PREEMPT_STUB_SAVED.len() + 8;
