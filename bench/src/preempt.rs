@@ -127,12 +127,10 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
     // One P: the kernel is one goroutine, and a second P would only let
     // another thread take it over after each preemption.
     let cfg = |mode, quantum| RunConfig {
-        file: format!("{kernel}.pir"),
-        timeout: None,
         procs: 1,
         mode,
         quantum,
-        ..RunConfig::default()
+        ..kernels::bench_config(format!("{kernel}.pir"))
     };
     // No preemption at all: a cooperative request never reaches a
     // call-free loop, and an hour-long quantum makes none.

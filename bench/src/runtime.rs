@@ -260,6 +260,11 @@ pub(crate) struct Suite {
 
 const KILL_AFTER: Duration = Duration::from_secs(120);
 
+/// The diagnosis settings of every `preempt run` a benchmark starts: no
+/// report of a goroutine slow to stop (see [`crate::kernels::bench_config`]);
+/// the watchdog stays, with each runner's own timeout.
+pub const BENCH_RUN_FLAGS: [&str; 2] = ["--hang-threshold", "0"];
+
 impl Suite {
     /// A suite over `opts`, with Go's toolchain prepared if it is asked for.
     pub(crate) fn new(opts: Options) -> Suite {
@@ -305,6 +310,7 @@ impl Suite {
             .arg("run")
             .arg(&file)
             .args(["--timeout", "100"])
+            .args(BENCH_RUN_FLAGS)
             .args(flags);
         let f = process::run(&mut cmd, KILL_AFTER)
             .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;

@@ -296,7 +296,6 @@ pub fn run(opts: Options, quick: bool) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use preempt_runtime::RunConfig;
 
     #[test]
     fn kernels_verify_and_agree_with_their_references() {
@@ -312,10 +311,7 @@ mod tests {
                 _ => &[0, 1, 2, 3000],
             };
             for &n in sizes {
-                let cfg = RunConfig {
-                    timeout: None,
-                    ..RunConfig::default()
-                };
+                let cfg = kernels::bench_config(format!("{}.pir", k.name));
                 let (r, _) = kernels::run_with(&k, kernels::Engine::Jit, n, &cfg);
                 assert_eq!(r, (k.rust)(n), "{} at {n}", k.name);
             }

@@ -118,6 +118,7 @@ fn flags(v: Option<&Variant>, quantum: &str) -> Vec<String> {
         quantum,
     ]
     .iter()
+    .chain(&rt::BENCH_RUN_FLAGS)
     .map(|s| s.to_string())
     .collect();
     if let Some(v) = v {
@@ -314,6 +315,8 @@ mod tests {
                 "1",
                 "--quantum",
                 "10ms",
+                "--hang-threshold",
+                "0",
                 "--trap-arm",
                 "mprotect"
             ]
