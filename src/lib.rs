@@ -711,6 +711,11 @@ fn program_size(p: &Program) -> String {
 /// Runs the command line `args` (without the program name at index 0
 /// removed: `args[0]` is the program name, as `std::env::args`).
 pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let args: Vec<String> = args.into_iter().collect();
+    // The benchmarks' spawner (preempt_bench::process::run_measured).
+    if args.get(1).map(String::as_str) == Some(preempt_bench::process::SPAWNER) {
+        return preempt_bench::process::spawner_main(&args[2..]);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -757,18 +762,17 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
                 ));
             }
+            use preempt_bench::progress;
             outln!("preempt bench on {}", preempt_bench::machine_description());
             if suite == "all" || suite == "compile" {
-                outln!(
-                    "\n$ preempt bench compile\n{}",
+                let text = progress::suite("compile", || {
                     preempt_bench::compile::report(budget.repetitions)
-                );
+                });
+                outln!("\n$ preempt bench compile\n{text}");
             }
             if suite == "all" || suite == "kernels" {
-                outln!(
-                    "$ preempt bench kernels\n{}",
-                    preempt_bench::kernels::report(budget)
-                );
+                let text = progress::suite("kernels", || preempt_bench::kernels::report(budget));
+                outln!("$ preempt bench kernels\n{text}");
             }
             if suite == "all" || suite == "runtime" {
                 // The PIR side runs as `preempt run` child processes of this
@@ -776,7 +780,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 let mut opts =
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
                 opts.go = !no_go;
-                let report = preempt_bench::runtime::run(opts);
+                let report = progress::suite("runtime", || preempt_bench::runtime::run(opts));
                 outln!("$ preempt bench runtime\n{}", report.text);
                 if let Some(path) = &json {
                     let text = format!("{:#}\n", report.json);
@@ -792,7 +796,8 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 let mut opts =
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
                 opts.go = !no_go;
-                let report = preempt_bench::preempt::run(opts, quick);
+                let report =
+                    progress::suite("preempt", || preempt_bench::preempt::run(opts, quick));
                 if let Err(msg) = print_report("preempt", &report.text, &report.json, &json) {
                     return fail(msg);
                 }
@@ -800,7 +805,8 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             if suite == "all" || suite == "mechanisms" {
                 let opts =
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                let report = preempt_bench::mechanisms::run(opts, quick);
+                let report =
+                    progress::suite("mechanisms", || preempt_bench::mechanisms::run(opts, quick));
                 if let Err(msg) = print_report("mechanisms", &report.text, &report.json, &json) {
                     return fail(msg);
                 }

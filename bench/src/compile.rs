@@ -114,7 +114,13 @@ pub fn measure(source: &str) -> Phases {
 pub fn report(repetitions: usize) -> String {
     let source = generate(2000, 500);
     let mut best: Option<Phases> = None;
-    for _ in 0..repetitions.max(1) {
+    for r in 0..repetitions.max(1) {
+        crate::progress::step(&format!(
+            "compiling {} bytes of PIR, {} of {}",
+            source.len(),
+            r + 1,
+            repetitions.max(1)
+        ));
         let p = measure(&source);
         if best.as_ref().is_none_or(|b| p.total() < b.total()) {
             best = Some(p);

@@ -177,6 +177,7 @@ pub struct Measurement {
 /// Grows `n` until one run takes a quarter of the target, then measures
 /// at a size scaled to the target.
 pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
+    crate::progress::step(&format!("{} on {}", k.name, engine.name()));
     let target = budget.target.as_nanos() as f64;
     let mut n = k.start;
     loop {

@@ -27,6 +27,7 @@ pub mod peers;
 pub mod plot;
 pub mod preempt;
 pub mod process;
+pub mod progress;
 pub mod runtime;
 pub mod rust_ref;
 

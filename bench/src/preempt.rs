@@ -175,6 +175,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
     // whole 10 ms quantum since the last signal: the runtime's case, and
     // the floor its goals compare with) and once back to back (200 us
     // apart). On a VM the two differ by tens of microseconds.
+    crate::progress::step("signal floor");
     let floor = crate::floor::measure(libc::SIGURG, floor_n / 5, Duration::from_millis(10));
     let hot = crate::floor::measure(libc::SIGURG, floor_n, Duration::from_micros(200));
     let pct_of = |r: &Result<Vec<u64>, String>, p| -> Figure {
@@ -344,6 +345,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
 
     // Overhead of asynchronous preemption on tight loops.
     for kernel in ["sum", "nested"] {
+        crate::progress::step(&format!("async overhead, {kernel} kernel"));
         let r = overhead(kernel, target, reps);
         let fig: Figure = r.clone().map(|(a, n)| (a / n - 1.0) * 100.0);
         rows.push(
@@ -410,6 +412,7 @@ fn stw(s: &mut Suite, k: usize, n: u64) -> Result<(f64, f64, f64, f64), String> 
 /// version) for the GC safepoints of `bench/peers/jvm/Stw.java` with `k`
 /// spinning threads and `n` `System.gc()` calls, on 2 CPUs.
 fn jvm_stw(s: &Suite, k: usize, n: u64) -> Result<(f64, f64, usize, String), String> {
+    crate::progress::step(&format!("JVM stop-the-world, {k} spinner(s)"));
     let src = s.opts.paths.root.join("bench/peers/jvm/Stw.java");
     let mut cmd = std::process::Command::new("java");
     cmd.args(["-Xlog:safepoint", "-XX:ActiveProcessorCount=2"])

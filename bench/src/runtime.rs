@@ -22,6 +22,7 @@
 //! Nothing here asserts a timing; the goals of issue 4 are printed next to
 //! the figures, met or missed.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
@@ -292,19 +293,38 @@ impl Suite {
         text: &str,
         flags: &[&str],
     ) -> Result<Finished, String> {
+        self.run_pir_as(name, text, flags, false)
+    }
+
+    /// The `preempt` executable's command line (after any emulator words):
+    /// what runs the PIR side, and the spawner of measured runs.
+    fn preempt_words(&self) -> Result<Vec<OsString>, String> {
         let exe = self
             .opts
             .preempt_exe
             .clone()
             .ok_or_else(|| "no preempt executable to run the PIR side".to_string())?;
+        let mut words: Vec<OsString> = self.opts.exec_wrapper.iter().map(Into::into).collect();
+        words.push(exe.into_os_string());
+        Ok(words)
+    }
+
+    /// Runs one PIR program, its peak RSS measured when `measured` (through
+    /// [`process::run_measured`]).
+    fn run_pir_as(
+        &mut self,
+        name: &str,
+        text: &str,
+        flags: &[&str],
+        measured: bool,
+    ) -> Result<Finished, String> {
+        crate::progress::step(&format!("preempt run {name}"));
+        let words = self.preempt_words()?;
         let dir = self.opts.paths.peers_dir().join("pir");
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = dir.join(format!("{name}.pir"));
         std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        let mut words: Vec<std::ffi::OsString> =
-            self.opts.exec_wrapper.iter().map(Into::into).collect();
-        words.push(exe.into_os_string());
         let mut cmd = Command::new(&words[0]);
         cmd.args(&words[1..])
             .arg("run")
@@ -312,8 +332,12 @@ impl Suite {
             .args(["--timeout", "100"])
             .args(BENCH_RUN_FLAGS)
             .args(flags);
-        let f = process::run(&mut cmd, KILL_AFTER)
-            .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;
+        let f = if measured {
+            process::run_measured(&cmd, KILL_AFTER, &words)
+        } else {
+            process::run(&mut cmd, KILL_AFTER)
+        }
+        .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;
         if !f.ok() {
             return Err(format!("preempt run {}: {}", file.display(), f.describe()));
         }
@@ -367,9 +391,30 @@ impl Suite {
         procs: usize,
         godebug: &str,
     ) -> Result<(Value, Finished), String> {
-        let (v, f) = self
-            .go_peer()?
-            .run_with(bench, flags, n, procs, godebug, KILL_AFTER)?;
+        self.go_run_as(bench, flags, n, procs, godebug, false)
+    }
+
+    /// Runs Go's `bench`, its peak RSS measured when `measured`.
+    fn go_run_as(
+        &mut self,
+        bench: &str,
+        flags: &[&str],
+        n: u64,
+        procs: usize,
+        godebug: &str,
+        measured: bool,
+    ) -> Result<(Value, Finished), String> {
+        crate::progress::step(&format!("Go {bench}"));
+        let peer = self.go_peer()?;
+        let cmd = peer.command(bench, flags, n, procs, godebug);
+        let f = if measured {
+            let spawner = self.preempt_words()?;
+            process::run_measured(&cmd, KILL_AFTER, &spawner)
+        } else {
+            process::run(&mut { cmd }, KILL_AFTER)
+        }
+        .map_err(|e| format!("cannot run {}: {e}", peer.exe.display()))?;
+        let (v, f) = GoPeer::result(bench, f)?;
         let mut logged = v.clone();
         if let Some(o) = logged.as_object_mut() {
             o.insert("side".into(), json!("go"));
@@ -393,20 +438,34 @@ impl Suite {
 
     /// Peak RSS (KiB) of the idle program with n goroutines, and with none.
     fn preempt_idle(&mut self, n: u64) -> Result<(i64, i64), String> {
-        let empty = self.run_pir("idle-0", &with_sizes(IDLE, 0, None))?;
-        let full = self.run_pir("idle", &with_sizes(IDLE, n, None))?;
+        let empty = self.preempt_idle_once(0)?;
+        let full = self.preempt_idle_once(n)?;
         self.json_runs.push(json!({
             "side": "preempt", "bench": "idle", "n": n,
-            "max_rss_kib": full.max_rss_kib, "max_rss_kib_without": empty.max_rss_kib,
+            "max_rss_kib": full, "max_rss_kib_without": empty,
         }));
-        Ok((full.max_rss_kib, empty.max_rss_kib))
+        Ok((full, empty))
     }
 
+    /// Peak RSS (KiB) of one run of the idle program with n goroutines.
+    fn preempt_idle_once(&mut self, n: u64) -> Result<i64, String> {
+        let name = if n == 0 { "idle-0" } else { "idle" };
+        let f = self.run_pir_as(name, &with_sizes(IDLE, n, None), &[], true)?;
+        f.max_rss_kib
+            .ok_or_else(|| format!("{name}: no peak RSS measured"))
+    }
+
+    /// Go's peak RSS (KiB) with n goroutines and with none, and its own
+    /// bytes per goroutine (from its VmRSS before and after).
     fn go_idle(&mut self, n: u64) -> Result<(i64, i64, f64), String> {
-        let (_, empty) = self.go_run("idle", 0, 1, "")?;
-        let (v, full) = self.go_run("idle", n, 1, "")?;
+        let rss = |f: &Finished| {
+            f.max_rss_kib
+                .ok_or_else(|| "Go idle: no peak RSS measured".to_string())
+        };
+        let (_, empty) = self.go_run_as("idle", &[], 0, 1, "", true)?;
+        let (v, full) = self.go_run_as("idle", &[], n, 1, "", true)?;
         let own = v["bytes_per_goroutine"].as_f64().unwrap_or(f64::NAN);
-        Ok((full.max_rss_kib, empty.max_rss_kib, own))
+        Ok((rss(&full)?, rss(&empty)?, own))
     }
 
     fn preempt_sleeper(&mut self, n: u64) -> Result<Vec<i64>, String> {
@@ -457,6 +516,14 @@ impl Suite {
         late.sort_unstable();
         Ok(late)
     }
+}
+
+/// Peak RSS (KiB) of the idle program with `n` goroutines parked, in a
+/// fresh `preempt run` process measured as the suite measures it (the
+/// program's own peak, whatever this process's: see [`process`]).
+pub fn idle_peak_rss_kib(mut opts: Options, n: u64) -> Result<i64, String> {
+    opts.go = false;
+    Suite::new(opts).preempt_idle_once(n)
 }
 
 fn kib_to_mib(k: i64) -> f64 {
@@ -590,8 +657,10 @@ pub fn run(opts: Options) -> Report {
         for (side, fig) in [("preempt", &row.preempt), ("Go", &row.go)] {
             if let Err(e) = fig {
                 let note = format!("{side}: {e}");
-                let expected =
-                    e == "not run" || e.starts_with("not available") || e.starts_with("async:");
+                let expected = e == "not run"
+                    || e.starts_with("not available")
+                    || e.starts_with("async:")
+                    || e.starts_with("n/a");
                 if !expected && !notes.contains(&note) {
                     notes.push(note);
                 }
@@ -686,9 +755,17 @@ fn idle_rows(
         growth(p).map(|k| k as f64 * 1024.0 / n.max(1) as f64),
         growth(&g2).map(|k| k as f64 * 1024.0 / n.max(1) as f64),
     ));
-    if let Ok((_, _, own)) = g {
+    rows.push(Row::new(
+        "  per goroutine, Go's own count (VmRSS, GC'd)",
+        "bytes",
+        Err("n/a: Go's figure".to_string()),
+        g.clone().map(|(_, _, own)| own),
+    ));
+    if g.is_ok() {
         notes.push(format!(
-            "Go at {n} idle goroutines, its own VmRSS before/after (in process, after runtime.GC): {own:.0} bytes per goroutine"
+            "Go's own count at {n} idle goroutines: its VmRSS before and after starting them, in \
+             process, after runtime.GC; the peak RSS rows are each program's own peak, from a \
+             spawner that forks it (as /usr/bin/time does)"
         ));
     }
 }
@@ -701,7 +778,7 @@ fn cell(f: &Figure, unit: &str) -> String {
             "bytes" => format!("{v:.0}"),
             _ => format!("{v:.1}"),
         },
-        Err(e) if e.starts_with("async:") => "n/a".to_string(),
+        Err(e) if e.starts_with("async:") || e.starts_with("n/a") => "n/a".to_string(),
         Err(_) => "-".to_string(),
     }
 }

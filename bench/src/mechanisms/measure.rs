@@ -242,6 +242,7 @@ pub(super) fn measure(opts: &Options, plan: Plan) -> Measured {
     let mut runs = Vec::new();
     // At the monitor's cadence (the case the runtime is in), and back to
     // back.
+    crate::progress::step("signal floor");
     let floor = crate::floor::measure(libc::SIGURG, plan.floor, QUANTUM);
     let floor_hot = crate::floor::measure(libc::SIGURG, plan.floor_hot, Duration::from_micros(200));
 

@@ -55,6 +55,12 @@ impl Runner<'_> {
             .preempt_exe
             .clone()
             .ok_or("no preempt executable to run")?;
+        crate::progress::step(&format!(
+            "{}preempt run {} {}",
+            prefix.first().map_or(String::new(), |p| format!("{p} ")),
+            file.file_stem().unwrap_or_default().to_string_lossy(),
+            flags.get(1).map_or("", String::as_str)
+        ));
         let mut words: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
         words.extend(self.opts.exec_wrapper.iter().map(Into::into));
         words.push(exe.into_os_string());
