@@ -157,35 +157,6 @@ impl GoPeer {
         })
     }
 
-    /// Runs `peers <bench> -n <n>` at GOMAXPROCS=`procs` with `GODEBUG`,
-    /// and returns its JSON result and the finished process.
-    pub fn run(
-        &self,
-        bench: &str,
-        n: u64,
-        procs: usize,
-        godebug: &str,
-        kill_after: Duration,
-    ) -> Result<(serde_json::Value, process::Finished), String> {
-        self.run_with(bench, &[], n, procs, godebug, kill_after)
-    }
-
-    /// [`GoPeer::run`] with extra flags for the benchmark.
-    pub fn run_with(
-        &self,
-        bench: &str,
-        flags: &[&str],
-        n: u64,
-        procs: usize,
-        godebug: &str,
-        kill_after: Duration,
-    ) -> Result<(serde_json::Value, process::Finished), String> {
-        let mut cmd = self.command(bench, flags, n, procs, godebug);
-        let f = process::run(&mut cmd, kill_after)
-            .map_err(|e| format!("cannot run {}: {e}", self.exe.display()))?;
-        Self::result(bench, f)
-    }
-
     /// The command line of `peers <bench> FLAGS -n <n>` at
     /// GOMAXPROCS=`procs` with `GODEBUG`.
     pub fn command(

@@ -277,7 +277,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
     // Stop-the-world stopping time, 2 Ps, 1 and 4 call-free spinners.
     for k in [1usize, 4] {
         let go = s
-            .go_run_with("stw", &["-spinners", &k.to_string()], stw_n, 2, "")
+            .go_run_with("stw", &["-spinners", &k.to_string()], stw_n, 2, "", false)
             .and_then(|(v, _)| Ok((go_histogram_pct(&v, 50.0)?, go_histogram_pct(&v, 99.0)?)));
         let p = stw(&mut s, k, stw_n);
         for (i, label) in ["p50", "p99"].iter().enumerate() {

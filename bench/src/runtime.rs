@@ -379,23 +379,12 @@ impl Suite {
         procs: usize,
         godebug: &str,
     ) -> Result<(Value, Finished), String> {
-        self.go_run_with(bench, &[], n, procs, godebug)
+        self.go_run_with(bench, &[], n, procs, godebug, false)
     }
 
-    /// Runs Go's `bench` with extra flags, logging its result.
+    /// Runs Go's `bench` with extra flags, logging its result; its peak
+    /// RSS measured when `measured`.
     pub(crate) fn go_run_with(
-        &mut self,
-        bench: &str,
-        flags: &[&str],
-        n: u64,
-        procs: usize,
-        godebug: &str,
-    ) -> Result<(Value, Finished), String> {
-        self.go_run_as(bench, flags, n, procs, godebug, false)
-    }
-
-    /// Runs Go's `bench`, its peak RSS measured when `measured`.
-    fn go_run_as(
         &mut self,
         bench: &str,
         flags: &[&str],
@@ -462,8 +451,8 @@ impl Suite {
             f.max_rss_kib
                 .ok_or_else(|| "Go idle: no peak RSS measured".to_string())
         };
-        let (_, empty) = self.go_run_as("idle", &[], 0, 1, "", true)?;
-        let (v, full) = self.go_run_as("idle", &[], n, 1, "", true)?;
+        let (_, empty) = self.go_run_with("idle", &[], 0, 1, "", true)?;
+        let (v, full) = self.go_run_with("idle", &[], n, 1, "", true)?;
         let own = v["bytes_per_goroutine"].as_f64().unwrap_or(f64::NAN);
         Ok((rss(&full)?, rss(&empty)?, own))
     }
@@ -506,7 +495,7 @@ impl Suite {
         godebug: &str,
         flags: &[&str],
     ) -> Result<Vec<i64>, String> {
-        let (v, _) = self.go_run_with("sleeper", flags, n, 1, godebug)?;
+        let (v, _) = self.go_run_with("sleeper", flags, n, 1, godebug, false)?;
         let mut late: Vec<i64> = v["late_ns"]
             .as_array()
             .ok_or_else(|| format!("Go sleeper: no late_ns in {v}"))?
