@@ -20,6 +20,7 @@ use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 use console::{errln, out, outln};
 
 pub mod alloc;
+mod bench;
 pub mod bugs;
 pub mod console;
 mod demo;
@@ -471,21 +472,9 @@ pub enum Command {
         #[arg(default_value = "examples/hoist.pir")]
         file: PathBuf,
     },
-    /// Measure and print figures (compile throughput, kernels, runtime vs Go).
-    Bench {
-        /// Which suite: all, compile, kernels, runtime, preempt, mechanisms.
-        #[arg(default_value = "all")]
-        suite: String,
-        /// Short runs, to check the harness rather than measure.
-        #[arg(long)]
-        quick: bool,
-        /// Also write the runtime suite's figures to FILE as JSON.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Leave out the Go side of the runtime suite.
-        #[arg(long)]
-        no_go: bool,
-    },
+    /// Measure and print figures (compile throughput, kernels, runtime vs
+    /// Go, preemption, the mechanisms side by side).
+    Bench(bench::BenchArgs),
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
     /// Preempt a program at every instruction boundary (x86-64: single
@@ -737,82 +726,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             Err(msg) => fail(msg),
         },
-        Command::Bench {
-            suite,
-            quick,
-            json,
-            no_go,
-        } => {
-            let budget = if quick {
-                preempt_bench::Budget::quick()
-            } else {
-                preempt_bench::Budget::default()
-            };
-            if ![
-                "all",
-                "compile",
-                "kernels",
-                "runtime",
-                "preempt",
-                "mechanisms",
-            ]
-            .contains(&suite.as_str())
-            {
-                return fail(format!(
-                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
-                ));
-            }
-            use preempt_bench::progress;
-            outln!("preempt bench on {}", preempt_bench::machine_description());
-            if suite == "all" || suite == "compile" {
-                let text = progress::suite("compile", || {
-                    preempt_bench::compile::report(budget.repetitions)
-                });
-                outln!("\n$ preempt bench compile\n{text}");
-            }
-            if suite == "all" || suite == "kernels" {
-                let text = progress::suite("kernels", || preempt_bench::kernels::report(budget));
-                outln!("$ preempt bench kernels\n{text}");
-            }
-            if suite == "all" || suite == "runtime" {
-                // The PIR side runs as `preempt run` child processes of this
-                // very executable.
-                let mut opts =
-                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                opts.go = !no_go;
-                let report = progress::suite("runtime", || preempt_bench::runtime::run(opts));
-                outln!("$ preempt bench runtime\n{}", report.text);
-                if let Some(path) = &json {
-                    let text = format!("{:#}\n", report.json);
-                    if let Err(e) = std::fs::write(path, text) {
-                        return fail(format!(
-                            "preempt bench: cannot write {}: {e}",
-                            path.display()
-                        ));
-                    }
-                }
-            }
-            if suite == "all" || suite == "preempt" {
-                let mut opts =
-                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                opts.go = !no_go;
-                let report =
-                    progress::suite("preempt", || preempt_bench::preempt::run(opts, quick));
-                if let Err(msg) = print_report("preempt", &report.text, &report.json, &json) {
-                    return fail(msg);
-                }
-            }
-            if suite == "all" || suite == "mechanisms" {
-                let opts =
-                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                let report =
-                    progress::suite("mechanisms", || preempt_bench::mechanisms::run(opts, quick));
-                if let Err(msg) = print_report("mechanisms", &report.text, &report.json, &json) {
-                    return fail(msg);
-                }
-            }
-            console::exit(0)
-        }
+        Command::Bench(args) => bench::main(&args),
         Command::Demo { file } => match load(&file) {
             Ok(p) => {
                 out!("{}", demo::hoisting(&p, &file.display().to_string()));
@@ -944,21 +858,4 @@ fn finish(outcome: Outcome, out: &Output) -> ExitCode {
         std::process::exit(if console::stdout_lost() { 1 } else { 3 });
     }
     code
-}
-
-/// Prints suite `name`'s report and, with `--json FILE`, writes its
-/// figures next to FILE as `FILE.<name>.json`.
-fn print_report(
-    name: &str,
-    text: &str,
-    figures: &impl std::fmt::Display,
-    json: &Option<PathBuf>,
-) -> Result<(), String> {
-    outln!("$ preempt bench {name}\n{text}");
-    if let Some(path) = json {
-        let path = path.with_extension(format!("{name}.json"));
-        std::fs::write(&path, format!("{figures:#}\n"))
-            .map_err(|e| format!("preempt bench: cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
 }

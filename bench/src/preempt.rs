@@ -26,6 +26,7 @@ use preempt_jit::ir::PreemptMode;
 use preempt_runtime::{stats, RunConfig};
 use serde_json::{json, Value};
 
+use crate::doc::Doc;
 use crate::kernels::{self, Engine};
 use crate::runtime::{self, percentile, Figure, Goal, Options, Row, Suite};
 
@@ -38,6 +39,8 @@ pub const STW: &str = include_str!("preempt/stw.pir");
 pub struct Report {
     pub text: String,
     pub json: Value,
+    /// The text's blocks, for the HTML page.
+    pub doc: Doc,
 }
 
 fn us(ns: f64) -> f64 {
@@ -118,8 +121,9 @@ fn run_with_stats(
 }
 
 /// Async-preemption overhead on `kernel`: (async ns/unit, none ns/unit),
-/// each the best of `reps` interleaved runs of about `target`.
-fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), String> {
+/// each the best of `reps` interleaved runs of about `target`, and every
+/// run's ns/unit of the baseline (none), for its spread.
+fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64, Vec<f64>), String> {
     let k = kernels::all()
         .into_iter()
         .find(|k| k.name == kernel)
@@ -146,6 +150,7 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
         n = (k.grow)(n);
     }
     let (mut best_a, mut best_n) = (f64::INFINITY, f64::INFINITY);
+    let mut baseline = Vec::new();
     for _ in 0..reps.max(1) {
         let (ra, a) = kernels::run_with(&k, Engine::Jit, n, &async_);
         let (rn, b) = kernels::run_with(&k, Engine::Jit, n, &none);
@@ -154,8 +159,9 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
         }
         best_a = best_a.min(a / (k.work)(n));
         best_n = best_n.min(b / (k.work)(n));
+        baseline.push(b / (k.work)(n));
     }
-    Ok((best_a, best_n))
+    Ok((best_a, best_n, baseline))
 }
 
 /// Measures everything and builds the report.
@@ -163,6 +169,10 @@ pub fn run(opts: Options, quick: bool) -> Report {
     let mut s = Suite::new(opts);
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let mut seen = crate::noise::Seen {
+        load: crate::noise::load_at_start(),
+        ..Default::default()
+    };
     let (floor_n, sleeps, stw_n, target, reps) = if quick {
         (50, 5, 5, Duration::from_millis(30), 1)
     } else {
@@ -185,6 +195,9 @@ pub fn run(opts: Options, quick: bool) -> Report {
             .map(us)
     };
     let floor_p = |p| pct_of(&floor, p);
+    if let (Ok(p50), Ok(p99)) = (floor_p(50.0), floor_p(99.0)) {
+        seen.floor = Some((p50 * 1e3, p99 * 1e3));
+    }
     for (name, r) in [
         (
             "signal floor, 10 ms apart (the monitor's cadence): p50",
@@ -196,13 +209,13 @@ pub fn run(opts: Options, quick: bool) -> Report {
             name,
             "us",
             pct_of(r, 50.0),
-            Err("async: n/a".into()),
+            Err(runtime::no_twin("Go has no such figure")),
         ));
         rows.push(Row::new(
             "  p99",
             "us",
             pct_of(r, 99.0),
-            Err("async: n/a".into()),
+            Err(runtime::no_twin("Go has no such figure")),
         ));
     }
 
@@ -223,13 +236,18 @@ pub fn run(opts: Options, quick: bool) -> Report {
             "time-to-preempt, async, call-free loop: p50",
             "us",
             t50,
-            Err("async: n/a".into()),
+            Err(runtime::no_twin("Go has no such figure")),
         )
         .goal(Goal::AtMost(limit(&floor_p(50.0), 1.5), "<= 1.5x floor")),
     );
     rows.push(
-        Row::new("  p99", "us", t99, Err("async: n/a".into()))
-            .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
+        Row::new(
+            "  p99",
+            "us",
+            t99,
+            Err(runtime::no_twin("Go has no such figure")),
+        )
+        .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
     );
     for (label, name) in [
         ("  of which request to handler, p50", stats::TTP_DELIVERY),
@@ -240,7 +258,12 @@ pub fn run(opts: Options, quick: bool) -> Report {
             .map_err(Clone::clone)
             .and_then(|st| stats_pct(st, name, "p50_ns"))
             .map(us);
-        rows.push(Row::new(label, "us", f, Err("async: n/a".into())));
+        rows.push(Row::new(
+            label,
+            "us",
+            f,
+            Err(runtime::no_twin("Go has no such figure")),
+        ));
     }
     if let Ok(st) = &stats {
         notes.push(format!(
@@ -304,13 +327,13 @@ pub fn run(opts: Options, quick: bool) -> Report {
                 "  before it: the stopper's own P, p50".to_string(),
                 "us",
                 Ok(us(own50)),
-                Err("n/a".into()),
+                Err(runtime::no_twin("Go has no such figure")),
             ));
             rows.push(Row::new(
                 "  p99".to_string(),
                 "us",
                 Ok(us(own99)),
-                Err("n/a".into()),
+                Err(runtime::no_twin("Go has no such figure")),
             ));
         }
     }
@@ -347,17 +370,21 @@ pub fn run(opts: Options, quick: bool) -> Report {
     for kernel in ["sum", "nested"] {
         crate::progress::step(&format!("async overhead, {kernel} kernel"));
         let r = overhead(kernel, target, reps);
-        let fig: Figure = r.clone().map(|(a, n)| (a / n - 1.0) * 100.0);
+        let fig: Figure = r.clone().map(|(a, n, _)| (a / n - 1.0) * 100.0);
         rows.push(
             Row::new(
                 format!("async overhead, {kernel} kernel (quantum 10 ms)"),
                 "%",
                 fig,
-                Err("async: n/a".into()),
+                Err(runtime::no_twin("Go has no such figure")),
             )
             .goal(Goal::Below(1.0, "< 1%")),
         );
-        if let Ok((a, n)) = r {
+        if let Ok((a, n, baseline)) = r {
+            seen.baselines.push((
+                format!("the no-preemption baseline of the {kernel} kernel"),
+                baseline,
+            ));
             s.json_runs.push(
                 json!({"side": "preempt", "bench": "overhead", "kernel": kernel,
                 "async_ns_per_unit": a, "none_ns_per_unit": n}),
@@ -365,17 +392,28 @@ pub fn run(opts: Options, quick: bool) -> Report {
         }
     }
 
-    let mut text = format!(
-        "preemption: preempt (jit, --preempt async) vs Go {}, same run\nmachine: {}\n",
-        s.go.as_ref()
-            .map(|g| g.version.clone())
-            .unwrap_or_else(|e| format!("(not available: {e})")),
-        crate::machine_description()
+    let mut doc = Doc::new("preempt");
+    doc.title(
+        format!(
+            "preemption: preempt (jit, --preempt async) vs {}, same run",
+            s.go_name()
+        ),
+        s.opts.quick,
     );
-    text.push_str(&runtime::table_with(&rows, "issue 5 goal"));
-    for n in &notes {
-        text.push_str(&format!("note: {n}\n"));
+    doc.line(format!("machine: {}", crate::machine_description()));
+    if let (Err(e), true) = (&s.go, s.opts.go) {
+        doc.warning(format!("Go is not measured: {e}"));
     }
+    let busy = crate::noise::warnings(&seen);
+    for w in &busy {
+        doc.warning(w.clone());
+    }
+    doc.table(runtime::table(&rows, !busy.is_empty()));
+    runtime::absent_notes(&rows, &mut notes);
+    for n in &notes {
+        doc.note(n.clone());
+    }
+    let text = doc.text();
     let json = json!({
         "machine": crate::machine_description(),
         "floor_ns": floor.as_ref().ok(),
@@ -384,7 +422,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
         "notes": notes,
         "runs": s.json_runs,
     });
-    Report { text, json }
+    Report { text, json, doc }
 }
 
 /// preempt's stop-the-world stopping time (p50, p99 in ns), and the time
@@ -418,8 +456,13 @@ fn jvm_stw(s: &Suite, k: usize, n: u64) -> Result<(f64, f64, usize, String), Str
     cmd.args(["-Xlog:safepoint", "-XX:ActiveProcessorCount=2"])
         .arg(&src)
         .args([k.to_string(), n.to_string()]);
-    let f = crate::process::run(&mut cmd, Duration::from_secs(300))
-        .map_err(|e| format!("cannot run java: {e}"))?;
+    let f = crate::process::run(&mut cmd, Duration::from_secs(300)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "the JVM is absent (no java on the PATH)".to_string()
+        } else {
+            format!("cannot run java: {e}")
+        }
+    })?;
     if f.status != Some(0) {
         return Err(format!(
             "java exited with {:?}: {}",

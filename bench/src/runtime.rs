@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::doc::{Doc, Table};
 use crate::peers::{GoPeer, Paths};
 use crate::process::{self, Finished};
 
@@ -92,6 +93,9 @@ pub struct Options {
     /// Run the Go side (else its column says it was not asked for).
     pub go: bool,
     pub paths: Paths,
+    /// Tiny sizes (`--quick`): every title says the figures are not a
+    /// measurement.
+    pub quick: bool,
 }
 
 impl Options {
@@ -106,12 +110,28 @@ impl Options {
                 .collect(),
             go: true,
             paths: Paths::locate(),
+            quick,
         }
     }
 }
 
-/// A figure, or why there is none.
+/// A figure, or why there is none: [`no_twin`] when the other side has
+/// no such figure (shown `n/a`), else why it was not measured (shown `not
+/// measured`, the reason in a note).
 pub type Figure = Result<f64, String>;
+
+/// Why the Go side is not measured when `--no-go` says so.
+pub const NO_GO: &str = "--no-go";
+
+/// The reason of a figure the other side has no twin of.
+pub fn no_twin(why: &str) -> String {
+    format!("n/a: {why}")
+}
+
+/// Whether a figure's absence is [`no_twin`]'s.
+pub fn is_no_twin(why: &str) -> bool {
+    why.starts_with("n/a")
+}
 
 /// What a row is measured against.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -163,17 +183,20 @@ impl Row {
         }
     }
 
-    /// Whether preempt met the row's goal (None: no goal, or not measured).
+    /// Whether preempt met the row's goal (None: no goal, or not measured:
+    /// a limit made from a figure that was not measured is NaN).
     pub fn met(&self) -> Option<bool> {
         let p = *self.preempt.as_ref().ok()?;
         match self.goal? {
             Goal::NoWorseThanGo => Some(p <= *self.go.as_ref().ok()?),
-            Goal::Below(limit, _) => Some(p < limit),
-            Goal::AtMost(limit, _) => Some(p <= limit),
+            Goal::Below(limit, _) => limit.is_finite().then_some(p < limit),
+            Goal::AtMost(limit, _) => limit.is_finite().then_some(p <= limit),
         }
     }
 
-    fn goal_text(&self) -> String {
+    /// The goal and its verdict; `busy`: the run drew a warning that the
+    /// machine was too busy to trust it, and the verdict says so.
+    fn goal_text(&self, busy: bool) -> String {
         let Some(goal) = self.goal else {
             return String::new();
         };
@@ -181,9 +204,14 @@ impl Row {
             Goal::NoWorseThanGo => "<= Go".to_string(),
             Goal::Below(_, text) | Goal::AtMost(_, text) => text.to_string(),
         };
+        let mark = if busy {
+            " (busy machine: see WARNING)"
+        } else {
+            ""
+        };
         match self.met() {
-            Some(true) => format!("{what}: met"),
-            Some(false) => format!("{what}: MISSED"),
+            Some(true) => format!("{what}: met{mark}"),
+            Some(false) => format!("{what}: MISSED{mark}"),
             None => format!("{what}: not measured"),
         }
     }
@@ -199,6 +227,8 @@ pub struct Report {
     pub json: Value,
     /// The text for people.
     pub text: String,
+    /// The same, for the text and the HTML page.
+    pub doc: Doc,
 }
 
 /// `src` with its `global @n` set to `n` and, when given, `set procs` set
@@ -270,9 +300,10 @@ impl Suite {
     /// A suite over `opts`, with Go's toolchain prepared if it is asked for.
     pub(crate) fn new(opts: Options) -> Suite {
         let go = if opts.go {
-            GoPeer::prepare(&opts.paths)
+            crate::progress::step("building the Go peers");
+            GoPeer::prepare(&opts.paths).map_err(|e| format!("Go is not available: {e}"))
         } else {
-            Err("not run".to_string())
+            Err(NO_GO.to_string())
         };
         Suite {
             opts,
@@ -366,10 +397,15 @@ impl Suite {
     }
 
     pub(crate) fn go_peer(&self) -> Result<&GoPeer, String> {
-        if !self.opts.go {
-            return Err("not run".to_string());
+        self.go.as_ref().map_err(Clone::clone)
+    }
+
+    /// "Go go1.27.3 (source)", or why Go is not measured.
+    pub(crate) fn go_name(&self) -> String {
+        match &self.go {
+            Ok(g) => format!("Go {} ({})", g.version, g.source),
+            Err(e) => format!("Go (not measured: {e})"),
         }
-        self.go.as_ref().map_err(|e| format!("not available: {e}"))
     }
 
     fn go_run(
@@ -611,54 +647,43 @@ pub fn run(opts: Options) -> Report {
         rows.push(Row::new(
             format!("  Go, default GODEBUG (async): late {label}"),
             "ms",
-            Err("async: next issue".to_string()),
+            Err(no_twin(
+                "preempt's sleeper under async is in the preempt suite",
+            )),
             pct(&async_, q),
         ));
     }
 
-    let go_version = match &s.go {
-        Ok(g) => format!("Go {} ({})", g.version, g.source),
-        Err(e) if e == "not run" => "Go (not run: --no-go)".to_string(),
-        Err(_) => "Go (NOT AVAILABLE, see above)".to_string(),
-    };
     let machine = crate::machine_description();
-    let mut text = String::new();
-    if let Err(e) = &s.go {
-        if s.opts.go {
-            writeln!(text, "\n*** Go: not available: {e} ***\n").unwrap();
-        }
+    let mut doc = Doc::new("runtime");
+    doc.title(
+        format!(
+            "runtime: preempt (jit) vs {}, same run, each figure a fresh process",
+            s.go_name()
+        ),
+        s.opts.quick,
+    );
+    doc.line(format!("machine: {machine}"));
+    doc.line(format!(
+        "sleeper: procs 1; preempt `set preempt = coop`, quantum 10 ms; Go GOMAXPROCS=1 \
+         GODEBUG=asyncpreemptoff=1 (default GODEBUG below); {n} sleeps"
+    ));
+    if let (Err(e), true) = (&s.go, s.opts.go) {
+        doc.warning(format!("Go is not measured: {e}"));
     }
-    writeln!(
-        text,
-        "runtime: preempt (jit) vs {go_version}, same run, each figure a fresh process"
-    )
-    .unwrap();
-    writeln!(text, "machine: {machine}").unwrap();
-    writeln!(
-        text,
-        "sleeper: procs 1; preempt `set preempt = coop`, quantum 10 ms; Go GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 (default GODEBUG below); {} sleeps",
-        n
-    )
-    .unwrap();
-    text.push_str(&table(&rows));
-    // Why figures are missing, once per cause.
-    for row in &rows {
-        for (side, fig) in [("preempt", &row.preempt), ("Go", &row.go)] {
-            if let Err(e) = fig {
-                let note = format!("{side}: {e}");
-                let expected = e == "not run"
-                    || e.starts_with("not available")
-                    || e.starts_with("async:")
-                    || e.starts_with("n/a");
-                if !expected && !notes.contains(&note) {
-                    notes.push(note);
-                }
-            }
-        }
+    let busy = crate::noise::warnings(&crate::noise::Seen {
+        load: crate::noise::load_at_start(),
+        ..Default::default()
+    });
+    for w in &busy {
+        doc.warning(w.clone());
     }
+    doc.table(table(&rows, !busy.is_empty()));
+    absent_notes(&rows, &mut notes);
     for n in &notes {
-        writeln!(text, "note: {n}").unwrap();
+        doc.note(n.clone());
     }
+    let text = doc.text();
 
     let json = json!({
         "suite": "runtime",
@@ -681,6 +706,22 @@ pub fn run(opts: Options) -> Report {
         notes,
         json,
         text,
+        doc,
+    }
+}
+
+/// A note per side and reason for the figures that were not measured,
+/// once each (a figure with no twin is not missing).
+pub(crate) fn absent_notes(rows: &[Row], notes: &mut Vec<String>) {
+    for row in rows {
+        for (side, fig) in [("preempt", &row.preempt), ("Go", &row.go)] {
+            if let Err(e) = fig {
+                let note = format!("{side}: not measured: {e}");
+                if !is_no_twin(e) && !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
     }
 }
 
@@ -747,7 +788,7 @@ fn idle_rows(
     rows.push(Row::new(
         "  per goroutine, Go's own count (VmRSS, GC'd)",
         "bytes",
-        Err("n/a: Go's figure".to_string()),
+        Err(no_twin("Go's own count")),
         g.clone().map(|(_, _, own)| own),
     ));
     if g.is_ok() {
@@ -767,40 +808,32 @@ fn cell(f: &Figure, unit: &str) -> String {
             "bytes" => format!("{v:.0}"),
             _ => format!("{v:.1}"),
         },
-        Err(e) if e.starts_with("async:") || e.starts_with("n/a") => "n/a".to_string(),
-        Err(_) => "-".to_string(),
+        Err(e) if is_no_twin(e) => "n/a".to_string(),
+        Err(_) => "not measured".to_string(),
     }
 }
 
-/// The table: benchmark, unit, preempt, Go, preempt/Go, goal.
-pub fn table(rows: &[Row]) -> String {
-    table_with(rows, "issue 4 goal")
-}
-
-/// The table, with its goal column headed `goals`.
-pub fn table_with(rows: &[Row], goals: &str) -> String {
-    let mut out = format!(
-        "{:<48} {:<14} {:>10} {:>10} {:>11}  {}\n",
-        "benchmark", "unit", "preempt", "Go", "preempt/Go", goals
-    );
+/// The table: benchmark, unit, preempt, Go, preempt/Go (when both were
+/// measured), goal; `busy`: the run drew a busy-machine warning, and
+/// every verdict says so.
+pub fn table(rows: &[Row], busy: bool) -> Table {
+    let mut t =
+        Table::new(&["benchmark", "unit", "preempt", "Go", "preempt/Go", "goal"]).left(&[1, 5]);
     for r in rows {
         let ratio = r
             .ratio()
             .map(|x| format!("{x:.2}x"))
             .unwrap_or_else(|| "-".to_string());
-        writeln!(
-            out,
-            "{:<48} {:<14} {:>10} {:>10} {:>11}  {}",
-            r.name,
-            r.unit,
+        t.row(&[
+            r.name.clone(),
+            r.unit.to_string(),
             cell(&r.preempt, r.unit),
             cell(&r.go, r.unit),
             ratio,
-            r.goal_text()
-        )
-        .unwrap();
+            r.goal_text(busy),
+        ]);
     }
-    out
+    t
 }
 
 #[cfg(test)]
@@ -851,7 +884,17 @@ mod tests {
         let r = Row::new("b", "ms", Ok(12.0), Err("x".into())).goal(Goal::AtMost(11.0, "<= 11 ms"));
         assert_eq!(r.met(), Some(false));
         assert_eq!(r.ratio(), None);
-        assert!(r.goal_text().ends_with("MISSED"));
+        assert!(r.goal_text(false).ends_with("MISSED"));
+        assert!(r
+            .goal_text(true)
+            .ends_with("MISSED (busy machine: see WARNING)"));
+        // A limit made from a figure that was not measured.
+        let r =
+            Row::new("d", "us", Ok(1.0), Err(NO_GO.into())).goal(Goal::AtMost(f64::NAN, "<= Go/2"));
+        assert_eq!(r.met(), None);
+        assert_eq!(r.goal_text(true), "<= Go/2: not measured");
+        let t = table(&[r], false).text();
+        assert!(t.contains("not measured") && !t.contains("MISSED"), "{t}");
         let r = Row::new("c", "ns", Err("x".into()), Ok(1.0)).goal(Goal::NoWorseThanGo);
         assert_eq!(r.met(), None);
     }
