@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_busy_machine_is_named_with_what_was_seen() {
-        // The run the table of the issue came from: a 3.7 ms floor.
+        // A loaded machine, as once seen: a 3.7 ms floor.
         let seen = Seen {
             load: Some((3.1, 2)),
             floor: Some((3_700_000.0, 9_000_000.0)),

@@ -1,4 +1,4 @@
-//! The asynchronous-preemption benchmarks of issue 5, in one run:
+//! The asynchronous-preemption benchmarks, in one run:
 //!
 //! - **the signal floor** ([`crate::floor`]): `tgkill` to handler entry on
 //!   a thread spinning in user code, in this process;
@@ -312,7 +312,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
                 format!("  {label}")
             };
             let row = Row::new(name, "us", pf, gf.clone());
-            // The goal is read at p50, where the issue frames it (Go's
+            // The goal is read at p50, where it is framed (Go's
             // stopping time against the signal floor); p99 is shown with
             // its ratio.
             rows.push(if i == 0 {

@@ -1,5 +1,4 @@
-//! The runtime benchmarks of issue 4, preempt and Go side by side in one
-//! run: spawn, context switch, channel ping-pong, 100,000 idle goroutines
+//! The runtime benchmarks, preempt and Go side by side in one run: spawn, context switch, channel ping-pong, 100,000 idle goroutines
 //! and a sleeper behind a spinner.
 //!
 //! Both sides run the same programs the same way: each measurement is a
@@ -13,14 +12,15 @@
 //! stealing CPU from the next, as they would inside one process.
 //!
 //! - time per operation: the best of a few runs, for both sides;
-//! - idle goroutines: the child's peak RSS (`ru_maxrss` from `wait4`) with
-//!   N goroutines parked minus the same program's with none, for both
-//!   sides (Go also reports its own VmRSS before and after, in the JSON);
+//! - idle goroutines: the program's own peak RSS with N goroutines parked
+//!   minus the same program's with none, for both sides, measured by
+//!   [`process::run_measured`] (Go also reports its own VmRSS before and
+//!   after: a row of its own);
 //! - sleeper: every sleep's lateness (actual - 1 ms), percentiles computed
 //!   here with the same code for both sides.
 //!
-//! Nothing here asserts a timing; the goals of issue 4 are printed next to
-//! the figures, met or missed.
+//! Nothing here asserts a timing; the goals are printed next to the
+//! figures: met, missed, or not measured.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -599,7 +599,7 @@ pub fn run(opts: Options) -> Report {
         });
     }
 
-    // Idle goroutines at the issue's size; when preempt cannot hold that
+    // Idle goroutines at the full size; when preempt cannot hold that
     // many, once more at a quarter of it so there is still a per-goroutine
     // figure (both sides at the smaller size, like for like).
     let mut n = sizes.idle;

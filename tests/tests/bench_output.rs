@@ -36,7 +36,12 @@ fn kernel_runs_print_no_hang_diagnosis() {
             n = (k.grow)(n);
         }
     }
-    let out = Command::new(std::env::current_exe().expect("the test binary"))
+    // Under emulation, through the emulator (PREEMPT_EXEC_WRAPPER).
+    let wrapper = std::env::var("PREEMPT_EXEC_WRAPPER").unwrap_or_default();
+    let mut words: Vec<std::ffi::OsString> = wrapper.split_whitespace().map(Into::into).collect();
+    words.push(std::env::current_exe().expect("the test binary").into());
+    let out = Command::new(&words[0])
+        .args(&words[1..])
         .args([
             "--exact",
             "kernel_runs_print_no_hang_diagnosis",
