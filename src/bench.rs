@@ -99,13 +99,14 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         if suite != "all" && suite != name {
             continue;
         }
+        let label = format!("bench {name}");
         let doc = match name {
-            "compile" => progress::suite(name, || preempt_bench::compile::report(budget)),
-            "kernels" => progress::suite(name, || preempt_bench::kernels::report(budget)),
+            "compile" => progress::suite(&label, || preempt_bench::compile::report(budget)),
+            "kernels" => progress::suite(&label, || preempt_bench::kernels::report(budget)),
             "runtime" => {
                 // The PIR side runs as `preempt run` child processes of this
                 // very executable.
-                let report = progress::suite(name, || preempt_bench::runtime::run(options()));
+                let report = progress::suite(&label, || preempt_bench::runtime::run(options()));
                 if let Some(path) = json {
                     let text = format!("{:#}\n", report.json);
                     if let Err(e) = std::fs::write(path, text) {
@@ -119,7 +120,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             }
             "preempt" => {
                 let report =
-                    progress::suite(name, || preempt_bench::preempt::run(options(), quick));
+                    progress::suite(&label, || preempt_bench::preempt::run(options(), quick));
                 if let Err(msg) = write_json(name, &report.json, json) {
                     return fail(msg);
                 }
@@ -127,7 +128,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             }
             _ => {
                 let report =
-                    progress::suite(name, || preempt_bench::mechanisms::run(options(), quick));
+                    progress::suite(&label, || preempt_bench::mechanisms::run(options(), quick));
                 if let Err(msg) = write_json(name, &report.json, json) {
                     return fail(msg);
                 }

@@ -1,6 +1,7 @@
-//! Progress on stderr while a suite runs: a spinner naming the suite, the
-//! time it has taken and the step it is on (`preempt run sleeper`, `Go
-//! idle`, `sum on jit`), redrawn in place. Only a terminal gets it: when
+//! Progress on stderr while a suite runs (a `preempt bench` suite, a
+//! `preempt stress` run): a spinner naming it, the time it has taken and
+//! the step it is on (`preempt run sleeper`, `Go idle`, `sum on jit`,
+//! `boundary 812 of 1..=2000`), redrawn in place. Only a terminal gets it: when
 //! stderr is a pipe or a file the draw target is hidden, so logs and
 //! captured output hold the figures alone.
 //!
@@ -26,15 +27,16 @@ pub fn draw_target() -> ProgressDrawTarget {
     }
 }
 
-/// Runs `f` (suite `name`) with its spinner on stderr; the spinner is
-/// cleared before `f`'s result is returned (and printed).
-pub fn suite<T>(name: &str, f: impl FnOnce() -> T) -> T {
+/// Runs `f` (`label`: `bench kernels`, `stress FILE`) with its spinner
+/// on stderr; the spinner is cleared before `f`'s result is returned (and
+/// printed).
+pub fn suite<T>(label: &str, f: impl FnOnce() -> T) -> T {
     let bar = ProgressBar::with_draw_target(None, draw_target());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} bench {prefix} [{elapsed}] step {pos}: {wide_msg}")
+        ProgressStyle::with_template("{spinner} {prefix} [{elapsed}] step {pos}: {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    bar.set_prefix(name.to_string());
+    bar.set_prefix(label.to_string());
     bar.set_message("starting");
     bar.enable_steady_tick(Duration::from_millis(120));
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());

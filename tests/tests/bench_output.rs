@@ -209,9 +209,9 @@ fn no_output_string_mentions_an_issue() {
     assert!(!out.to_ascii_lowercase().contains("issue"), "{out}");
 }
 
-/// On a terminal, each suite shows a spinner naming its step on stderr
-/// (`script` gives the run a pseudo-terminal; without it, the test says
-/// so and checks nothing more).
+/// On a terminal, each bench suite, and `preempt stress`, shows a spinner
+/// naming its step on stderr (`script` gives the run a pseudo-terminal;
+/// without it, the test says so and checks nothing more).
 #[test]
 fn progress_shows_on_a_terminal() {
     if !std::path::Path::new("/usr/bin/script").exists() || preempt_tests::emulated() {
@@ -233,5 +233,23 @@ fn progress_shows_on_a_terminal() {
     assert!(
         text.contains('\x1b') || text.contains('\r'),
         "drawn in place: {text:?}"
+    );
+    // `preempt stress` too, naming the boundary it is at.
+    let cmd = format!(
+        "{CLI} stress {} --limit 50",
+        preempt_tests::repo_root()
+            .join("examples/stress/calls.pir")
+            .display()
+    );
+    let out = Command::new("/usr/bin/script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("stress calls.pir") && text.contains("boundary 1 of 1..=50"),
+        "{text:?}"
     );
 }
