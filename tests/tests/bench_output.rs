@@ -209,23 +209,33 @@ fn no_output_string_mentions_an_issue() {
     assert!(!out.to_ascii_lowercase().contains("issue"), "{out}");
 }
 
+/// What `preempt ARGS` writes to a pseudo-terminal (`script`), checked to
+/// have ended well.
+fn on_a_terminal(args: &str) -> String {
+    let out = Command::new("/usr/bin/script")
+        .args(["-qec", &format!("{CLI} {args}"), "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 /// On a terminal, each bench suite, and `preempt stress`, shows a spinner
 /// naming its step on stderr (`script` gives the run a pseudo-terminal;
 /// without it, the test says so and checks nothing more).
 #[test]
 fn progress_shows_on_a_terminal() {
-    if !std::path::Path::new("/usr/bin/script").exists() || preempt_tests::emulated() {
+    if preempt_tests::emulated() {
+        eprintln!("SKIPPED under emulation: the terminal is the host's");
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/script").exists() {
         eprintln!("SKIPPED: no /usr/bin/script (util-linux) to give the run a terminal");
         return;
     }
-    let cmd = format!("{CLI} bench --quick kernels");
-    let out = Command::new("/usr/bin/script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .expect("run script");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = on_a_terminal("bench --quick kernels");
     assert!(
         text.contains("bench kernels") && text.contains(" on jit"),
         "a spinner naming the suite and the step: {text:?}"
@@ -235,19 +245,8 @@ fn progress_shows_on_a_terminal() {
         "drawn in place: {text:?}"
     );
     // `preempt stress` too, naming the boundary it is at.
-    let cmd = format!(
-        "{CLI} stress {} --limit 50",
-        preempt_tests::repo_root()
-            .join("examples/stress/calls.pir")
-            .display()
-    );
-    let out = Command::new("/usr/bin/script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("TERM", "xterm")
-        .output()
-        .expect("run script");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let file = preempt_tests::repo_root().join("examples/stress/calls.pir");
+    let text = on_a_terminal(&format!("stress {} --limit 50", file.display()));
     assert!(
         text.contains("stress calls.pir") && text.contains("boundary 1 of 1..=50"),
         "{text:?}"
