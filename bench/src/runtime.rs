@@ -760,7 +760,22 @@ fn idle_rows(
     p: &Result<(i64, i64), String>,
     g: &Result<(i64, i64, f64), String>,
 ) {
-    let g2 = g.clone().map(|(f, e, _)| (f, e));
+    // Parked goroutines cost memory: a program with them that peaked no
+    // higher than without is a broken measurement, not a figure.
+    let checked = |r: Result<(i64, i64), String>| {
+        r.and_then(|(full, empty)| {
+            if full > empty {
+                Ok((full, empty))
+            } else {
+                Err(format!(
+                    "{n} idle goroutines peaked at {full} KiB, no higher than none ({empty} KiB): \
+                     a broken measurement"
+                ))
+            }
+        })
+    };
+    let p = &checked(p.clone());
+    let g2 = checked(g.clone().map(|(f, e, _)| (f, e)));
     let growth = |r: &Result<(i64, i64), String>| r.clone().map(|(full, empty)| full - empty);
     let row = Row::new(
         format!("{n} idle goroutines (recv): peak RSS"),
@@ -895,6 +910,22 @@ mod tests {
         assert_eq!(r.goal_text(true), "<= Go/2: not measured");
         let t = table(&[r], false).text();
         assert!(t.contains("not measured") && !t.contains("MISSED"), "{t}");
+        let mut rows = Vec::new();
+        idle_rows(
+            &mut rows,
+            &mut Vec::new(),
+            1000,
+            &Ok((524_390, 524_390)),
+            &Err(NO_GO.into()),
+        );
+        assert!(
+            rows[1]
+                .preempt
+                .as_ref()
+                .is_err_and(|e| e.contains("broken")),
+            "{rows:?}"
+        );
+        assert!(rows[2].preempt.is_err(), "no bytes per goroutine from it");
         let r = Row::new("c", "ns", Err("x".into()), Ok(1.0)).goal(Goal::NoWorseThanGo);
         assert_eq!(r.met(), None);
     }
