@@ -56,7 +56,7 @@ h3{font-size:1.05em;margin:1.4em 0 .4em}\
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}\
 th,td{border:1px solid #ddd;padding:.25em .6em;white-space:nowrap}\
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}\
-td.reason{color:#666;font-style:italic;white-space:normal}\
+td.reason{color:#666;font-style:italic;white-space:normal}td.sub{padding-left:2em}\
 p.provenance{color:#555;margin:.2em 0}p.note{color:#555;font-size:.9em;margin:.3em 0}\
 p.warning{background:#fff3cd;border-left:4px solid #d39e00;padding:.5em .8em}\
 p.quick{background:#f8d7da;border-left:4px solid #c82333;padding:.5em .8em;font-weight:bold}\
@@ -75,8 +75,16 @@ fn table(t: &Table, out: &mut String) {
         out.push_str("<tr>");
         if r.len() == cols {
             for (i, c) in r.iter().enumerate() {
-                let class = if t.is_left(i) { "" } else { " class=\"num\"" };
-                let _ = write!(out, "<td{class}>{}</td>", escape(c));
+                // A name indented in the text is a row under the one above
+                // (`  p99`): indented here too.
+                let class = if !t.is_left(i) {
+                    " class=\"num\""
+                } else if c.starts_with(' ') {
+                    " class=\"sub\""
+                } else {
+                    ""
+                };
+                let _ = write!(out, "<td{class}>{}</td>", escape(c.trim_start()));
             }
         } else {
             // A name and a reason: the reason spans the other columns.
@@ -223,6 +231,7 @@ mod tests {
         d.warning("busy");
         let mut t = Table::new(&["kernel", "ns", "x"]);
         t.row(&["sum", "0.27", "1x"]);
+        t.row(&["  p99", "0.5", "2x"]);
         t.row(&["poll", "not measured: why"]);
         d.table(t);
         d.plot("a plot", svg.clone());
@@ -231,6 +240,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(html.contains("<h3>kernels &lt;fast&gt; &amp; slow [--quick"));
         assert!(html.contains("<td>sum</td><td class=\"num\">0.27</td>"));
+        assert!(html.contains("<td class=\"sub\">p99</td>"));
         assert!(html.contains("<td class=\"reason\" colspan=\"2\">not measured: why</td>"));
         assert!(html.contains("<strong>WARNING:</strong> busy"));
         assert!(html.contains("src=\"data:image/svg+xml;base64,PHN2Zy"));

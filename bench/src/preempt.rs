@@ -43,6 +43,11 @@ pub struct Report {
     pub doc: Doc,
 }
 
+/// Go's side of a row Go has no such figure for.
+fn go_has_none() -> Figure {
+    Err(runtime::no_twin("Go has no such figure"))
+}
+
 fn us(ns: f64) -> f64 {
     ns / 1e3
 }
@@ -205,18 +210,8 @@ pub fn run(opts: Options, quick: bool) -> Report {
         ),
         ("signal floor, 200 us apart: p50", &hot),
     ] {
-        rows.push(Row::new(
-            name,
-            "us",
-            pct_of(r, 50.0),
-            Err(runtime::no_twin("Go has no such figure")),
-        ));
-        rows.push(Row::new(
-            "  p99",
-            "us",
-            pct_of(r, 99.0),
-            Err(runtime::no_twin("Go has no such figure")),
-        ));
+        rows.push(Row::new(name, "us", pct_of(r, 50.0), go_has_none()));
+        rows.push(Row::new("  p99", "us", pct_of(r, 99.0), go_has_none()));
     }
 
     // Time-to-preempt and the sleeper, from one run of the call-free
@@ -236,18 +231,13 @@ pub fn run(opts: Options, quick: bool) -> Report {
             "time-to-preempt, async, call-free loop: p50",
             "us",
             t50,
-            Err(runtime::no_twin("Go has no such figure")),
+            go_has_none(),
         )
         .goal(Goal::AtMost(limit(&floor_p(50.0), 1.5), "<= 1.5x floor")),
     );
     rows.push(
-        Row::new(
-            "  p99",
-            "us",
-            t99,
-            Err(runtime::no_twin("Go has no such figure")),
-        )
-        .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
+        Row::new("  p99", "us", t99, go_has_none())
+            .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
     );
     for (label, name) in [
         ("  of which request to handler, p50", stats::TTP_DELIVERY),
@@ -258,12 +248,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
             .map_err(Clone::clone)
             .and_then(|st| stats_pct(st, name, "p50_ns"))
             .map(us);
-        rows.push(Row::new(
-            label,
-            "us",
-            f,
-            Err(runtime::no_twin("Go has no such figure")),
-        ));
+        rows.push(Row::new(label, "us", f, go_has_none()));
     }
     if let Ok(st) = &stats {
         notes.push(format!(
@@ -327,13 +312,13 @@ pub fn run(opts: Options, quick: bool) -> Report {
                 "  before it: the stopper's own P, p50".to_string(),
                 "us",
                 Ok(us(own50)),
-                Err(runtime::no_twin("Go has no such figure")),
+                go_has_none(),
             ));
             rows.push(Row::new(
                 "  p99".to_string(),
                 "us",
                 Ok(us(own99)),
-                Err(runtime::no_twin("Go has no such figure")),
+                go_has_none(),
             ));
         }
     }
@@ -376,7 +361,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
                 format!("async overhead, {kernel} kernel (quantum 10 ms)"),
                 "%",
                 fig,
-                Err(runtime::no_twin("Go has no such figure")),
+                go_has_none(),
             )
             .goal(Goal::Below(1.0, "< 1%")),
         );
