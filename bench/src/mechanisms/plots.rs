@@ -43,8 +43,9 @@ impl Measured {
         marked(format!("{} | {counts}", crate::run_line()), self.plan.quick)
     }
 
-    /// The two SVG plots.
-    pub(super) fn plots(&self, latency: &Path, overhead: &Path) -> Result<(), String> {
+    /// The latency plot's lines (each mechanism's, then the floor's, all
+    /// at the same percentiles) and their sample counts.
+    pub(super) fn latency_lines(&self) -> (Vec<plot::Line>, Vec<String>) {
         let mut counts = Vec::new();
         let mut lines: Vec<plot::Line> = self
             .ttp_hist()
@@ -67,6 +68,12 @@ impl Measured {
                 reference: true,
             });
         }
+        (lines, counts)
+    }
+
+    /// The two SVG plots.
+    pub(super) fn plots(&self, latency: &Path, overhead: &Path) -> Result<(), String> {
+        let (lines, counts) = self.latency_lines();
         plot::percentiles(
             latency,
             "time-to-preempt by mechanism (procs 1, quantum 10 ms), and the signal floor",

@@ -478,6 +478,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("preempt-mech-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         m.plots(&dir.join("l.svg"), &dir.join("o.svg")).unwrap();
+        // The floor at the mechanisms' percentiles.
+        let (lines, counts) = m.latency_lines();
+        let at = |l: &crate::plot::Line| l.points.iter().map(|p| p.0).collect::<Vec<_>>();
+        let floor = lines
+            .iter()
+            .find(|l| l.reference)
+            .expect("the floor's line");
+        assert!(lines.iter().all(|l| at(l) == at(floor)), "{lines:?}");
+        assert_eq!(at(floor), [0.0, 50.0, 90.0, 99.0, 99.9, 100.0]);
+        assert_eq!(counts, ["coop 5", "async 5", "floor 20"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
