@@ -9,7 +9,8 @@ export CARGO_TERM_COLOR ?= never
 all: build
 
 # Everything preempt needs beyond the Rust toolchain (installed if missing),
-# including the aarch64 lane's cross toolchain and qemu-user.
+# including the aarch64 lane's cross toolchain and qemu-user, and Chromium for
+# the HTML report's test (tests/tests/bench_report.rs).
 setup:
 	@scripts/setup.sh
 

@@ -23,6 +23,43 @@ if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then
 fi
 ok "rust $(rustc --version | cut -d' ' -f2) ready"
 
+# ---- Chromium, for the HTML report's test ----------------------------------
+#
+# tests/tests/bench_report.rs renders `preempt bench --report`'s page in
+# headless Chromium, from Debian's package. When it cannot be installed,
+# this says so loudly and goes on: the test then skips, loudly (and fails
+# when PREEMPT_REQUIRE_CHROMIUM=1).
+
+install_chromium() {
+  local log=${CARGO_TARGET_DIR:-target}/chromium-setup.log sudo=()
+  mkdir -p "$(dirname "$log")"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    loud "Chromium is not installed and there is no apt-get: the HTML report's rendering test will be skipped"
+    return
+  fi
+  if [[ $(id -u) != 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then sudo=(sudo -n); else
+      loud "Chromium is not installed, and installing it needs root: the HTML report's rendering test will be skipped"
+      return
+    fi
+  fi
+  ok "installing chromium (apt-get; log: $log)"
+  local get=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+  if ! timeout 900 "${get[@]}" >"$log" 2>&1; then
+    if ! { timeout 600 "${sudo[@]}" apt-get update -q >>"$log" 2>&1 && timeout 900 "${get[@]}" >>"$log" 2>&1; }; then
+      loud "apt-get install chromium failed ($(tail -n 1 "$log")): the HTML report's rendering test will be skipped (log: $log)"
+      return
+    fi
+  fi
+  command -v chromium >/dev/null 2>&1 || loud "chromium installed but not on the PATH (log: $log)"
+}
+
+if command -v chromium >/dev/null 2>&1; then
+  ok "chromium ready: $(chromium --version 2>/dev/null | head -n 1)"
+else
+  install_chromium
+fi
+
 # ---- the aarch64 lane -------------------------------------------------------
 
 LANE_TARGET=aarch64-unknown-linux-gnu

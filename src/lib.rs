@@ -24,6 +24,7 @@ pub use values::Timeout;
 use values::{parse_signal, parse_size, parse_timeout};
 
 pub mod alloc;
+mod bench;
 pub mod bugs;
 pub mod console;
 mod debugvars;
@@ -413,26 +414,9 @@ pub enum Command {
         #[arg(default_value = "examples/hoist.pir")]
         file: PathBuf,
     },
-    /// Measure and print figures (compile throughput, kernels, runtime vs Go).
-    Bench {
-        /// Which suite: all, compile, kernels, runtime, preempt, mechanisms.
-        #[arg(default_value = "all")]
-        suite: String,
-        /// Short runs, to check the harness rather than measure.
-        #[arg(long)]
-        quick: bool,
-        /// Also write the runtime suite's figures to FILE as JSON.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Leave out the Go side of the runtime suite.
-        #[arg(long)]
-        no_go: bool,
-        /// Pin the benchmarks to these CPUs (0, 0-1, 0,2-3), as `taskset
-        /// -c LIST` would: this process, and every child it starts
-        /// (`preempt run --cpus LIST`, Go's and the JVM's peers).
-        #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
-        cpus: Option<CpuList>,
-    },
+    /// Measure and print figures (compile throughput, kernels, runtime vs
+    /// Go, preemption, the mechanisms side by side).
+    Bench(bench::BenchArgs),
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
     /// Preempt a program at every instruction boundary (x86-64: single
@@ -659,6 +643,11 @@ fn program_size(p: &Program) -> String {
 /// Runs the command line `args` (without the program name at index 0
 /// removed: `args[0]` is the program name, as `std::env::args`).
 pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let args: Vec<String> = args.into_iter().collect();
+    // The benchmarks' spawner (preempt_bench::process::run_measured).
+    if args.get(1).map(String::as_str) == Some(preempt_bench::process::SPAWNER) {
+        return preempt_bench::process::spawner_main(&args[2..]);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -680,89 +669,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             }
             Err(msg) => fail(msg),
         },
-        Command::Bench {
-            suite,
-            quick,
-            json,
-            no_go,
-            cpus,
-        } => {
-            let budget = if quick {
-                preempt_bench::Budget::quick()
-            } else {
-                preempt_bench::Budget::default()
-            };
-            if ![
-                "all",
-                "compile",
-                "kernels",
-                "runtime",
-                "preempt",
-                "mechanisms",
-            ]
-            .contains(&suite.as_str())
-            {
-                return fail(format!(
-                    "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
-                ));
-            }
-            if let Err(msg) = pin(cpus.as_ref()) {
-                return fail(msg.replacen("preempt:", "preempt bench:", 1));
-            }
-            outln!(
-                "preempt bench on {}{}",
-                preempt_bench::machine_description(),
-                cpus.map_or(String::new(), |c| format!(", pinned to CPUs {c} (--cpus)"))
-            );
-            if suite == "all" || suite == "compile" {
-                outln!(
-                    "\n$ preempt bench compile\n{}",
-                    preempt_bench::compile::report(budget.repetitions)
-                );
-            }
-            if suite == "all" || suite == "kernels" {
-                outln!(
-                    "$ preempt bench kernels\n{}",
-                    preempt_bench::kernels::report(budget)
-                );
-            }
-            if suite == "all" || suite == "runtime" {
-                // The PIR side runs as `preempt run` child processes of this
-                // very executable.
-                let mut opts =
-                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                opts.go = !no_go;
-                let report = preempt_bench::runtime::run(opts);
-                outln!("$ preempt bench runtime\n{}", report.text);
-                if let Some(path) = &json {
-                    let text = format!("{:#}\n", report.json);
-                    if let Err(e) = std::fs::write(path, text) {
-                        return fail(format!(
-                            "preempt bench: cannot write {}: {e}",
-                            path.display()
-                        ));
-                    }
-                }
-            }
-            if suite == "all" || suite == "preempt" {
-                let mut opts =
-                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                opts.go = !no_go;
-                let report = preempt_bench::preempt::run(opts, quick);
-                if let Err(msg) = print_report("preempt", &report.text, &report.json, &json) {
-                    return fail(msg);
-                }
-            }
-            if suite == "all" || suite == "mechanisms" {
-                let opts =
-                    preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
-                let report = preempt_bench::mechanisms::run(opts, quick);
-                if let Err(msg) = print_report("mechanisms", &report.text, &report.json, &json) {
-                    return fail(msg);
-                }
-            }
-            console::exit(0)
-        }
+        Command::Bench(args) => bench::main(&args),
         Command::Demo { file } => match load(&file) {
             Ok(p) => {
                 out!("{}", demo::hoisting(&p, &file.display().to_string()));
@@ -891,7 +798,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
 }
 
 /// `--cpus LIST`: pins this process (its threads and children to come).
-fn pin(cpus: Option<&CpuList>) -> Result<(), String> {
+pub(crate) fn pin(cpus: Option<&CpuList>) -> Result<(), String> {
     match cpus {
         Some(c) => affinity::pin_process(c).map_err(|e| format!("preempt: --cpus {c}: {e}")),
         None => Ok(()),
@@ -919,21 +826,4 @@ fn finish(outcome: Outcome, out: &Output) -> ExitCode {
         std::process::exit(if console::stdout_lost() { 1 } else { 3 });
     }
     code
-}
-
-/// Prints suite `name`'s report and, with `--json FILE`, writes its
-/// figures next to FILE as `FILE.<name>.json`.
-fn print_report(
-    name: &str,
-    text: &str,
-    figures: &impl std::fmt::Display,
-    json: &Option<PathBuf>,
-) -> Result<(), String> {
-    outln!("$ preempt bench {name}\n{text}");
-    if let Some(path) = json {
-        let path = path.with_extension(format!("{name}.json"));
-        std::fs::write(&path, format!("{figures:#}\n"))
-            .map_err(|e| format!("preempt bench: cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
 }

@@ -185,8 +185,11 @@ pub fn main(a: &StressArgs) -> ExitCode {
         fault,
         max_mismatches: a.max_mismatches as usize,
         title,
+        progress: |what| preempt_bench::progress::step(what),
     };
-    match stress::run(&module, &inits, &cfg, &opts) {
+    let name = a.file.file_name().unwrap_or(a.file.as_os_str());
+    let label = format!("stress {}", name.to_string_lossy());
+    match preempt_bench::progress::suite(&label, || stress::run(&module, &inits, &cfg, &opts)) {
         Ok(report) => {
             crate::console::stdout(&report.text());
             crate::console::exit(u8::from(report.mismatch_count() > 0))

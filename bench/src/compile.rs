@@ -9,6 +9,9 @@ use std::time::Instant;
 use preempt_jit::ir;
 use preempt_jit::module::{Arch, Globals, Module, Names};
 
+use crate::doc::{Doc, Table};
+use crate::Budget;
+
 /// A program of `funcs` functions of about `per_func` instructions each:
 /// arithmetic chains with some long-lived values, counted loops, global
 /// and heap accesses, and calls.
@@ -110,11 +113,18 @@ pub fn measure(source: &str) -> Phases {
     }
 }
 
-/// The best of `repetitions` compilations of a ~1M-instruction program.
-pub fn report(repetitions: usize) -> String {
+/// The best of the budget's repetitions of compiling a ~1M-instruction
+/// program, per phase.
+pub fn report(budget: Budget) -> Doc {
+    let repetitions = budget.repetitions.max(1);
     let source = generate(2000, 500);
     let mut best: Option<Phases> = None;
-    for _ in 0..repetitions.max(1) {
+    for r in 0..repetitions {
+        crate::progress::step(&format!(
+            "compiling {} bytes of PIR, {} of {repetitions}",
+            source.len(),
+            r + 1,
+        ));
         let p = measure(&source);
         if best.as_ref().is_none_or(|b| p.total() < b.total()) {
             best = Some(p);
@@ -122,13 +132,25 @@ pub fn report(repetitions: usize) -> String {
     }
     let p = best.unwrap_or_default();
     let rate = |secs: f64| p.instructions as f64 / secs / 1e6;
-    let mut out = format!(
-        "compile: {} PIR instructions ({} bytes of source, {} bytes of {} code)\n",
-        p.instructions,
-        source.len(),
-        p.code_bytes,
-        Arch::host().unwrap_or(Arch::X86_64).name()
+    let mut doc = Doc::new("compile");
+    doc.title(
+        format!(
+            "compile: {} PIR instructions ({} bytes of source, {} bytes of {} code), fastest of {}",
+            p.instructions,
+            source.len(),
+            p.code_bytes,
+            Arch::host().unwrap_or(Arch::X86_64).name(),
+            crate::runs(repetitions)
+        ),
+        budget.quick,
     );
+    for w in crate::noise::warnings(&crate::noise::Seen {
+        load: crate::noise::load_at_start(),
+        ..Default::default()
+    }) {
+        doc.warning(w);
+    }
+    let mut t = Table::new(&["phase", "ms", "M instructions/s"]);
     for (name, secs) in [
         ("parse", p.parse),
         ("verify", p.verify),
@@ -137,15 +159,14 @@ pub fn report(repetitions: usize) -> String {
         ("publish", p.publish),
         ("total", p.total()),
     ] {
-        writeln!(
-            out,
-            "  {name:<9} {:>8.1} ms  {:>7.2} M instructions/s",
-            secs * 1e3,
-            rate(secs)
-        )
-        .unwrap();
+        t.row(&[
+            name.to_string(),
+            format!("{:.1}", secs * 1e3),
+            format!("{:.2}", rate(secs)),
+        ]);
     }
-    out
+    doc.table(t);
+    doc
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use preempt_jit::ir::{self, Program};
 use preempt_jit::module::Module;
 use preempt_runtime::{Observers, Output, RunConfig};
 
+use crate::doc::{Doc, Table};
 use crate::{rust_ref, Budget};
 
 /// A kernel: its PIR source, its Rust twin, and how much work `n` means.
@@ -113,17 +114,28 @@ impl Engine {
     }
 }
 
-/// Runs `k` once on `engine` with size `n`: (result, nanoseconds).
-pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
-    let cfg = RunConfig {
-        file: format!("{}.pir", k.name),
+/// The run configuration of a benchmark's kernel run of `file`: no
+/// watchdog and no hang report. A benchmark chooses its diagnosis
+/// settings: a call-free kernel under `coop` never stops for the monitor's
+/// requests, by design, and the runtime's report of a goroutine that has
+/// not stopped (100 ms after a request, by default) would otherwise print
+/// between the figures and cost the monitor time during the measurement.
+pub fn bench_config(file: impl Into<String>) -> RunConfig {
+    RunConfig {
+        file: file.into(),
         timeout: None,
+        hang_threshold: std::time::Duration::ZERO,
         ..RunConfig::default()
-    };
-    run_with(k, engine, n, &cfg)
+    }
 }
 
-/// [`run_once`] with a given run configuration (preemption mode, quantum).
+/// Runs `k` once on `engine` with size `n`: (result, nanoseconds).
+pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
+    run_with(k, engine, n, &bench_config(format!("{}.pir", k.name)))
+}
+
+/// [`run_once`] with a given run configuration (preemption mode, quantum;
+/// start from [`bench_config`]).
 pub fn run_with(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig) -> (i64, f64) {
     if engine == Engine::Rust {
         let t = Instant::now();
@@ -160,12 +172,16 @@ pub struct Measurement {
     pub engine: Engine,
     pub n: i64,
     pub result: i64,
+    /// The fastest repetition.
     pub ns_per_unit: f64,
+    /// Every repetition, for the spread.
+    pub runs: Vec<f64>,
 }
 
 /// Grows `n` until one run takes a quarter of the target, then measures
 /// at a size scaled to the target.
 pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
+    crate::progress::step(&format!("{} on {}", k.name, engine.name()));
     let target = budget.target.as_nanos() as f64;
     let mut n = k.start;
     loop {
@@ -181,43 +197,68 @@ pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
             next
         };
     }
-    let mut best = f64::INFINITY;
+    let mut runs = Vec::new();
     let mut result = 0;
     for _ in 0..budget.repetitions.max(1) {
         let (r, ns) = run_once(k, engine, n);
         result = r;
-        best = best.min(ns / (k.work)(n));
+        runs.push(ns / (k.work)(n));
     }
     Measurement {
         engine,
         n,
         result,
-        ns_per_unit: best,
+        ns_per_unit: runs.iter().copied().fold(f64::INFINITY, f64::min),
+        runs,
     }
 }
 
-/// Measures every kernel on every engine and prints the table.
-pub fn report(budget: Budget) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:<10} {:<16} {:>12} {:>14} {:>12} {:>10} {:>11}\n",
-        "kernel", "unit", "jit ns/unit", "interp ns/unit", "rust ns/unit", "jit/rust", "interp/jit"
-    ));
+/// Measures every kernel on every engine: the table.
+pub fn report(budget: Budget) -> Doc {
+    let mut doc = Doc::new("kernels");
+    doc.title(
+        format!(
+            "kernels: nanoseconds per unit of work, fastest of {} per engine",
+            crate::runs(budget.repetitions)
+        ),
+        budget.quick,
+    );
+    let mut t = Table::new(&[
+        "kernel",
+        "unit",
+        "jit ns/unit",
+        "interp ns/unit",
+        "rust ns/unit",
+        "jit/rust",
+        "interp/jit",
+    ])
+    .left(&[1]);
+    let mut seen = crate::noise::Seen {
+        load: crate::noise::load_at_start(),
+        ..Default::default()
+    };
     for k in all() {
         let [jit, interp, rust] =
             [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(&k, e, budget));
-        out.push_str(&format!(
-            "{:<10} {:<16} {:>12.3} {:>14.2} {:>12.3} {:>9.2}x {:>10.1}x\n",
-            k.name,
-            k.unit,
-            jit.ns_per_unit,
-            interp.ns_per_unit,
-            rust.ns_per_unit,
-            jit.ns_per_unit / rust.ns_per_unit,
-            interp.ns_per_unit / jit.ns_per_unit,
-        ));
+        t.row(&[
+            k.name.to_string(),
+            k.unit.to_string(),
+            format!("{:.3}", jit.ns_per_unit),
+            format!("{:.2}", interp.ns_per_unit),
+            format!("{:.3}", rust.ns_per_unit),
+            format!("{:.2}x", jit.ns_per_unit / rust.ns_per_unit),
+            format!("{:.1}x", interp.ns_per_unit / jit.ns_per_unit),
+        ]);
+        for m in [jit, interp, rust] {
+            seen.baselines
+                .push((format!("{} on {}", k.name, m.engine.name()), m.runs));
+        }
     }
-    out
+    for w in crate::noise::warnings(&seen) {
+        doc.warning(w);
+    }
+    doc.table(t);
+    doc
 }
 
 #[cfg(test)]

@@ -20,13 +20,17 @@
 //!   floor, code size, arming cost; SVG plots through [`plot`].
 
 pub mod compile;
+pub mod doc;
 pub mod floor;
+pub mod html;
 pub mod kernels;
 pub mod mechanisms;
+pub mod noise;
 pub mod peers;
 pub mod plot;
 pub mod preempt;
 pub mod process;
+pub mod progress;
 pub mod runtime;
 pub mod rust_ref;
 
@@ -38,6 +42,8 @@ use std::time::Duration;
 pub struct Budget {
     pub target: Duration,
     pub repetitions: usize,
+    /// `--quick`: the figures check the harness and are marked so.
+    pub quick: bool,
 }
 
 impl Default for Budget {
@@ -45,6 +51,7 @@ impl Default for Budget {
         Budget {
             target: Duration::from_millis(300),
             repetitions: 5,
+            quick: false,
         }
     }
 }
@@ -55,6 +62,7 @@ impl Budget {
         Budget {
             target: Duration::from_millis(20),
             repetitions: 1,
+            quick: true,
         }
     }
 }
@@ -74,4 +82,61 @@ pub fn machine_description() -> String {
         .map(|n| n.get())
         .unwrap_or(1);
     format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
+}
+
+/// When, with what and where a run was made, for the header of every
+/// suite's output, page and plot: `preempt 0.1.0, 2026-11-28 21:55 UTC,
+/// AMD EPYC, 2 cores, x86_64`.
+pub fn run_line() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "preempt {}, {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        utc(now),
+        machine_description()
+    )
+}
+
+/// "1 run", "5 runs".
+pub fn runs(n: usize) -> String {
+    if n == 1 {
+        "1 run".to_string()
+    } else {
+        format!("{n} runs")
+    }
+}
+
+/// `secs` after the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_798_761_599), "2026-12-31 23:59 UTC");
+        assert!(run_line().starts_with(&format!("preempt {}, ", env!("CARGO_PKG_VERSION"))));
+    }
 }

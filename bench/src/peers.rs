@@ -157,29 +157,16 @@ impl GoPeer {
         })
     }
 
-    /// Runs `peers <bench> -n <n>` at GOMAXPROCS=`procs` with `GODEBUG`,
-    /// and returns its JSON result and the finished process.
-    pub fn run(
-        &self,
-        bench: &str,
-        n: u64,
-        procs: usize,
-        godebug: &str,
-        kill_after: Duration,
-    ) -> Result<(serde_json::Value, process::Finished), String> {
-        self.run_with(bench, &[], n, procs, godebug, kill_after)
-    }
-
-    /// [`GoPeer::run`] with extra flags for the benchmark.
-    pub fn run_with(
+    /// The command line of `peers <bench> FLAGS -n <n>` at
+    /// GOMAXPROCS=`procs` with `GODEBUG`.
+    pub fn command(
         &self,
         bench: &str,
         flags: &[&str],
         n: u64,
         procs: usize,
         godebug: &str,
-        kill_after: Duration,
-    ) -> Result<(serde_json::Value, process::Finished), String> {
+    ) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.arg(bench)
             .args(flags)
@@ -187,8 +174,14 @@ impl GoPeer {
             .arg(n.to_string())
             .env("GOMAXPROCS", procs.to_string())
             .env("GODEBUG", godebug);
-        let f = process::run(&mut cmd, kill_after)
-            .map_err(|e| format!("cannot run {}: {e}", self.exe.display()))?;
+        cmd
+    }
+
+    /// The JSON result a finished run of `bench` printed, with the run.
+    pub fn result(
+        bench: &str,
+        f: process::Finished,
+    ) -> Result<(serde_json::Value, process::Finished), String> {
         if !f.ok() {
             return Err(format!("Go {bench}: {}", f.describe()));
         }

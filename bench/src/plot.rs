@@ -8,7 +8,12 @@
 //!   the shape HdrHistogram's percentile plots have, where the tail is as
 //!   wide as the body.
 //! - [`grouped_bars`]: one or more panels of bars grouped by category
-//!   (one bar per series in each group), values may be negative.
+//!   (one bar per series in each group), values may be negative, with a
+//!   grey band per group where the panel has one (the baseline's noise).
+//!
+//! Every plot carries a footer (`subtitle`): the run's provenance (preempt's
+//! version, the date, the machine), its sample counts, and the `--quick`
+//! mark when the run was one.
 
 use std::path::Path;
 
@@ -95,8 +100,39 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Draws latency percentiles of each line to an SVG at `path`.
-pub fn percentiles(path: &Path, title: &str, lines: &[Line]) -> Result<(), String> {
+/// The height of the footer under each plot.
+const FOOTER: u32 = 44;
+
+/// Splits `root` into the plot's area and its footer, and writes
+/// `subtitle` there (at most two lines, split at " | " when long).
+fn footer<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    subtitle: &str,
+) -> Result<DrawingArea<DB, plotters::coord::Shift>, String>
+where
+    DB::ErrorType: 'static,
+{
+    let (_, h) = root.dim_in_pixel();
+    let (main, foot) = root.split_vertically(h.saturating_sub(FOOTER));
+    let style = ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90));
+    let lines: Vec<String> = match subtitle.split_once(" | ") {
+        Some((a, b)) if subtitle.len() > 130 => vec![a.to_string(), b.to_string()],
+        _ => vec![subtitle.to_string()],
+    };
+    for (i, l) in lines.iter().enumerate() {
+        foot.draw(&Text::new(
+            l.clone(),
+            (12, 6 + 17 * i as i32),
+            style.clone(),
+        ))
+        .map_err(err)?;
+    }
+    Ok(main)
+}
+
+/// Draws latency percentiles of each line to an SVG at `path`, with
+/// `subtitle` (provenance, counts) under it.
+pub fn percentiles(path: &Path, title: &str, subtitle: &str, lines: &[Line]) -> Result<(), String> {
     let ys: Vec<f64> = lines
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
@@ -109,8 +145,9 @@ pub fn percentiles(path: &Path, title: &str, lines: &[Line]) -> Result<(), Strin
     } else {
         (lo / 1.5, hi * 1.5)
     };
-    let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+    let svg = SVGBackend::new(path, (1000, 560 + FOOTER)).into_drawing_area();
+    svg.fill(&WHITE).map_err(err)?;
+    let root = footer(&svg, subtitle)?;
     let entries: Vec<(String, RGBColor, Swatch)> = lines
         .iter()
         .filter(|l| !l.points.is_empty())
@@ -171,7 +208,7 @@ pub fn percentiles(path: &Path, title: &str, lines: &[Line]) -> Result<(), Strin
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
             .map_err(err)?;
     }
-    root.present().map_err(err)?;
+    svg.present().map_err(err)?;
     Ok(())
 }
 
@@ -180,6 +217,8 @@ pub fn percentiles(path: &Path, title: &str, lines: &[Line]) -> Result<(), Strin
 enum Swatch {
     Line,
     Block,
+    /// A light block: a band behind the data.
+    Band,
 }
 
 /// Draws a legend in a column at the right of `area`, where no data can
@@ -200,6 +239,7 @@ where
                 legend.draw(&PathElement::new(vec![(8, y), (32, y)], c.stroke_width(2)))
             }
             Swatch::Block => legend.draw(&Rectangle::new([(14, y - 6), (26, y + 6)], c.filled())),
+            Swatch::Band => legend.draw(&Rectangle::new([(8, y - 6), (32, y + 6)], c.filled())),
         }
         .map_err(err)?;
         legend
@@ -222,18 +262,29 @@ pub struct Bars {
     pub groups: Vec<String>,
     /// (series name, one value per group; None: not measured).
     pub series: Vec<(String, Vec<Option<f64>>)>,
+    /// A band per group drawn behind its bars, (low, high), and what it
+    /// is for the legend (e.g. the baseline's run-to-run spread).
+    pub band: Option<(String, Vec<Option<Span>>)>,
 }
 
-/// Draws the panels one above the other to an SVG at `path`.
-pub fn grouped_bars(path: &Path, panels: &[Bars]) -> Result<(), String> {
-    let height = 420 * panels.len().max(1) as u32;
-    let root = SVGBackend::new(path, (1060, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
+/// A band's low and high ends.
+pub type Span = (f64, f64);
+
+/// The colour of a [`Bars::band`].
+const BAND: RGBColor = RGBColor(215, 215, 215);
+
+/// Draws the panels one above the other to an SVG at `path`, with
+/// `subtitle` (provenance, counts) under them.
+pub fn grouped_bars(path: &Path, subtitle: &str, panels: &[Bars]) -> Result<(), String> {
+    let height = 420 * panels.len().max(1) as u32 + FOOTER;
+    let svg = SVGBackend::new(path, (1060, height)).into_drawing_area();
+    svg.fill(&WHITE).map_err(err)?;
+    let root = footer(&svg, subtitle)?;
     let areas = root.split_evenly((panels.len().max(1), 1));
     for (panel, area) in panels.iter().zip(areas.iter()) {
         bar_panel(area, panel)?;
     }
-    root.present().map_err(err)?;
+    svg.present().map_err(err)?;
     Ok(())
 }
 
@@ -244,22 +295,33 @@ fn bar_panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    let bands: Vec<Option<(f64, f64)>> =
+        p.band.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
     let values: Vec<f64> = p
         .series
         .iter()
         .flat_map(|(_, v)| v.iter().flatten().copied())
         .filter(|v| v.is_finite())
         .collect();
-    let lo = values.iter().copied().fold(0.0f64, f64::min);
-    let hi = values.iter().copied().fold(0.0f64, f64::max);
+    let extent: Vec<f64> = values
+        .iter()
+        .copied()
+        .chain(bands.iter().flatten().flat_map(|&(lo, hi)| [lo, hi]))
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = extent.iter().copied().fold(0.0f64, f64::min);
+    let hi = extent.iter().copied().fold(0.0f64, f64::max);
     let span = (hi - lo).max(1.0);
     let (lo, hi) = (lo - span * 0.08, hi + span * 0.12);
     let n = p.groups.len().max(1);
-    let entries: Vec<(String, RGBColor, Swatch)> = p
+    let mut entries: Vec<(String, RGBColor, Swatch)> = p
         .series
         .iter()
         .map(|(name, _)| (name.clone(), colour(name), Swatch::Block))
         .collect();
+    if let Some((what, _)) = &p.band {
+        entries.push((what.clone(), BAND, Swatch::Band));
+    }
     let area = with_legend(area, &entries)?;
     let mut chart = ChartBuilder::on(&area)
         .caption(&p.title, ("sans-serif", 18))
@@ -284,6 +346,17 @@ where
         })
         .y_desc(p.y_desc.as_str())
         .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(bands.iter().enumerate().filter_map(|(g, b)| {
+            let (lo, hi) = (*b)?;
+            (lo.is_finite() && hi.is_finite()).then(|| {
+                Rectangle::new(
+                    [(g as f64 - 0.45, hi), (g as f64 + 0.45, lo)],
+                    BAND.filled(),
+                )
+            })
+        }))
         .map_err(err)?;
     chart
         .draw_series(std::iter::once(PathElement::new(
@@ -358,6 +431,7 @@ mod tests {
         percentiles(
             &lat,
             "time-to-preempt",
+            "preempt 0.1.0, 2026-01-01 00:00 UTC, a machine | async 201 stops",
             &[
                 Line {
                     name: "async".into(),
@@ -379,9 +453,11 @@ mod tests {
         .unwrap();
         let svg = std::fs::read_to_string(&lat).unwrap();
         assert!(svg.contains("<text") && svg.contains("99.9%") && svg.contains("async"));
+        assert!(svg.contains("2026-01-01 00:00 UTC"), "the footer is drawn");
         let bars = dir.join("bars.svg");
         grouped_bars(
             &bars,
+            "footer text",
             &[Bars {
                 title: "overhead".into(),
                 y_desc: "%".into(),
@@ -390,11 +466,15 @@ mod tests {
                     ("async".into(), vec![Some(1.0), Some(-0.5)]),
                     ("poll".into(), vec![None, Some(12.0)]),
                 ],
+                band: Some(("baseline noise".into(), vec![Some((-2.0, 3.0)), None])),
             }],
         )
         .unwrap();
         let svg = std::fs::read_to_string(&bars).unwrap();
         assert!(svg.contains("nested") && svg.contains("<rect"));
+        assert!(svg.contains("footer text") && svg.contains("baseline noise"));
+        // The band: the grey of BAND, once (the legend's swatch too).
+        assert_eq!(svg.matches("#D7D7D7").count(), 2, "{svg}");
         assert!(!svg.contains("width=\"-"), "no rectangle of negative width");
         assert!(
             !svg.contains("height=\"-"),

@@ -1,4 +1,4 @@
-//! The asynchronous-preemption benchmarks of issue 5, in one run:
+//! The asynchronous-preemption benchmarks, in one run:
 //!
 //! - **the signal floor** ([`crate::floor`]): `tgkill` to handler entry on
 //!   a thread spinning in user code, in this process;
@@ -26,6 +26,7 @@ use preempt_jit::ir::PreemptMode;
 use preempt_runtime::{stats, RunConfig};
 use serde_json::{json, Value};
 
+use crate::doc::Doc;
 use crate::kernels::{self, Engine};
 use crate::runtime::{self, percentile, Figure, Goal, Options, Row, Suite};
 
@@ -38,6 +39,13 @@ pub const STW: &str = include_str!("preempt/stw.pir");
 pub struct Report {
     pub text: String,
     pub json: Value,
+    /// The text's blocks, for the HTML page.
+    pub doc: Doc,
+}
+
+/// Go's side of a row Go has no such figure for.
+fn go_has_none() -> Figure {
+    Err(runtime::no_twin("Go has no such figure"))
 }
 
 fn us(ns: f64) -> f64 {
@@ -118,8 +126,9 @@ fn run_with_stats(
 }
 
 /// Async-preemption overhead on `kernel`: (async ns/unit, none ns/unit),
-/// each the best of `reps` interleaved runs of about `target`.
-fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), String> {
+/// each the best of `reps` interleaved runs of about `target`, and every
+/// run's ns/unit of the baseline (none), for its spread.
+fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64, Vec<f64>), String> {
     let k = kernels::all()
         .into_iter()
         .find(|k| k.name == kernel)
@@ -127,12 +136,10 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
     // One P: the kernel is one goroutine, and a second P would only let
     // another thread take it over after each preemption.
     let cfg = |mode, quantum| RunConfig {
-        file: format!("{kernel}.pir"),
-        timeout: None,
         procs: 1,
         mode,
         quantum,
-        ..RunConfig::default()
+        ..kernels::bench_config(format!("{kernel}.pir"))
     };
     // No preemption at all: a cooperative request never reaches a
     // call-free loop, and an hour-long quantum makes none.
@@ -148,6 +155,7 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
         n = (k.grow)(n);
     }
     let (mut best_a, mut best_n) = (f64::INFINITY, f64::INFINITY);
+    let mut baseline = Vec::new();
     for _ in 0..reps.max(1) {
         let (ra, a) = kernels::run_with(&k, Engine::Jit, n, &async_);
         let (rn, b) = kernels::run_with(&k, Engine::Jit, n, &none);
@@ -156,8 +164,9 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64), S
         }
         best_a = best_a.min(a / (k.work)(n));
         best_n = best_n.min(b / (k.work)(n));
+        baseline.push(b / (k.work)(n));
     }
-    Ok((best_a, best_n))
+    Ok((best_a, best_n, baseline))
 }
 
 /// Measures everything and builds the report.
@@ -165,6 +174,10 @@ pub fn run(opts: Options, quick: bool) -> Report {
     let mut s = Suite::new(opts);
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    let mut seen = crate::noise::Seen {
+        load: crate::noise::load_at_start(),
+        ..Default::default()
+    };
     let (floor_n, sleeps, stw_n, target, reps) = if quick {
         (50, 5, 5, Duration::from_millis(30), 1)
     } else {
@@ -177,6 +190,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
     // whole 10 ms quantum since the last signal: the runtime's case, and
     // the floor its goals compare with) and once back to back (200 us
     // apart). On a VM the two differ by tens of microseconds.
+    crate::progress::step("signal floor");
     let floor = crate::floor::measure(libc::SIGURG, floor_n / 5, Duration::from_millis(10));
     let hot = crate::floor::measure(libc::SIGURG, floor_n, Duration::from_micros(200));
     let pct_of = |r: &Result<Vec<u64>, String>, p| -> Figure {
@@ -186,6 +200,9 @@ pub fn run(opts: Options, quick: bool) -> Report {
             .map(us)
     };
     let floor_p = |p| pct_of(&floor, p);
+    if let (Ok(p50), Ok(p99)) = (floor_p(50.0), floor_p(99.0)) {
+        seen.floor = Some((p50 * 1e3, p99 * 1e3));
+    }
     for (name, r) in [
         (
             "signal floor, 10 ms apart (the monitor's cadence): p50",
@@ -193,18 +210,8 @@ pub fn run(opts: Options, quick: bool) -> Report {
         ),
         ("signal floor, 200 us apart: p50", &hot),
     ] {
-        rows.push(Row::new(
-            name,
-            "us",
-            pct_of(r, 50.0),
-            Err("async: n/a".into()),
-        ));
-        rows.push(Row::new(
-            "  p99",
-            "us",
-            pct_of(r, 99.0),
-            Err("async: n/a".into()),
-        ));
+        rows.push(Row::new(name, "us", pct_of(r, 50.0), go_has_none()));
+        rows.push(Row::new("  p99", "us", pct_of(r, 99.0), go_has_none()));
     }
 
     // Time-to-preempt and the sleeper, from one run of the call-free
@@ -224,12 +231,12 @@ pub fn run(opts: Options, quick: bool) -> Report {
             "time-to-preempt, async, call-free loop: p50",
             "us",
             t50,
-            Err("async: n/a".into()),
+            go_has_none(),
         )
         .goal(Goal::AtMost(limit(&floor_p(50.0), 1.5), "<= 1.5x floor")),
     );
     rows.push(
-        Row::new("  p99", "us", t99, Err("async: n/a".into()))
+        Row::new("  p99", "us", t99, go_has_none())
             .goal(Goal::AtMost(limit(&floor_p(99.0), 3.0), "<= 3x floor")),
     );
     for (label, name) in [
@@ -241,7 +248,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
             .map_err(Clone::clone)
             .and_then(|st| stats_pct(st, name, "p50_ns"))
             .map(us);
-        rows.push(Row::new(label, "us", f, Err("async: n/a".into())));
+        rows.push(Row::new(label, "us", f, go_has_none()));
     }
     if let Ok(st) = &stats {
         notes.push(format!(
@@ -278,7 +285,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
     // Stop-the-world stopping time, 2 Ps, 1 and 4 call-free spinners.
     for k in [1usize, 4] {
         let go = s
-            .go_run_with("stw", &["-spinners", &k.to_string()], stw_n, 2, "")
+            .go_run_with("stw", &["-spinners", &k.to_string()], stw_n, 2, "", false)
             .and_then(|(v, _)| Ok((go_histogram_pct(&v, 50.0)?, go_histogram_pct(&v, 99.0)?)));
         let p = stw(&mut s, k, stw_n);
         for (i, label) in ["p50", "p99"].iter().enumerate() {
@@ -290,7 +297,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
                 format!("  {label}")
             };
             let row = Row::new(name, "us", pf, gf.clone());
-            // The goal is read at p50, where the issue frames it (Go's
+            // The goal is read at p50, where it is framed (Go's
             // stopping time against the signal floor); p99 is shown with
             // its ratio.
             rows.push(if i == 0 {
@@ -305,13 +312,13 @@ pub fn run(opts: Options, quick: bool) -> Report {
                 "  before it: the stopper's own P, p50".to_string(),
                 "us",
                 Ok(us(own50)),
-                Err("n/a".into()),
+                go_has_none(),
             ));
             rows.push(Row::new(
                 "  p99".to_string(),
                 "us",
                 Ok(us(own99)),
-                Err("n/a".into()),
+                go_has_none(),
             ));
         }
     }
@@ -346,18 +353,23 @@ pub fn run(opts: Options, quick: bool) -> Report {
 
     // Overhead of asynchronous preemption on tight loops.
     for kernel in ["sum", "nested"] {
+        crate::progress::step(&format!("async overhead, {kernel} kernel"));
         let r = overhead(kernel, target, reps);
-        let fig: Figure = r.clone().map(|(a, n)| (a / n - 1.0) * 100.0);
+        let fig: Figure = r.clone().map(|(a, n, _)| (a / n - 1.0) * 100.0);
         rows.push(
             Row::new(
                 format!("async overhead, {kernel} kernel (quantum 10 ms)"),
                 "%",
                 fig,
-                Err("async: n/a".into()),
+                go_has_none(),
             )
             .goal(Goal::Below(1.0, "< 1%")),
         );
-        if let Ok((a, n)) = r {
+        if let Ok((a, n, baseline)) = r {
+            seen.baselines.push((
+                format!("the no-preemption baseline of the {kernel} kernel"),
+                baseline,
+            ));
             s.json_runs.push(
                 json!({"side": "preempt", "bench": "overhead", "kernel": kernel,
                 "async_ns_per_unit": a, "none_ns_per_unit": n}),
@@ -365,17 +377,28 @@ pub fn run(opts: Options, quick: bool) -> Report {
         }
     }
 
-    let mut text = format!(
-        "preemption: preempt (jit, --preempt async) vs Go {}, same run\nmachine: {}\n",
-        s.go.as_ref()
-            .map(|g| g.version.clone())
-            .unwrap_or_else(|e| format!("(not available: {e})")),
-        crate::machine_description()
+    let mut doc = Doc::new("preempt");
+    doc.title(
+        format!(
+            "preemption: preempt (jit, --preempt async) vs {}, same run",
+            s.go_name()
+        ),
+        s.opts.quick,
     );
-    text.push_str(&runtime::table_with(&rows, "issue 5 goal"));
-    for n in &notes {
-        text.push_str(&format!("note: {n}\n"));
+    doc.line(format!("machine: {}", crate::machine_description()));
+    if let (Err(e), true) = (&s.go, s.opts.go) {
+        doc.warning(format!("Go is not measured: {e}"));
     }
+    let busy = crate::noise::warnings(&seen);
+    for w in &busy {
+        doc.warning(w.clone());
+    }
+    doc.table(runtime::table(&rows, !busy.is_empty()));
+    runtime::absent_notes(&rows, &mut notes);
+    for n in &notes {
+        doc.note(n.clone());
+    }
+    let text = doc.text();
     let json = json!({
         "machine": crate::machine_description(),
         "floor_ns": floor.as_ref().ok(),
@@ -384,7 +407,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
         "notes": notes,
         "runs": s.json_runs,
     });
-    Report { text, json }
+    Report { text, json, doc }
 }
 
 /// preempt's stop-the-world stopping time (p50, p99 in ns), and the time
@@ -412,13 +435,19 @@ fn stw(s: &mut Suite, k: usize, n: u64) -> Result<(f64, f64, f64, f64), String> 
 /// version) for the GC safepoints of `bench/peers/jvm/Stw.java` with `k`
 /// spinning threads and `n` `System.gc()` calls, on 2 CPUs.
 fn jvm_stw(s: &Suite, k: usize, n: u64) -> Result<(f64, f64, usize, String), String> {
+    crate::progress::step(&format!("JVM stop-the-world, {k} spinner(s)"));
     let src = s.opts.paths.root.join("bench/peers/jvm/Stw.java");
     let mut cmd = std::process::Command::new("java");
     cmd.args(["-Xlog:safepoint", "-XX:ActiveProcessorCount=2"])
         .arg(&src)
         .args([k.to_string(), n.to_string()]);
-    let f = crate::process::run(&mut cmd, Duration::from_secs(300))
-        .map_err(|e| format!("cannot run java: {e}"))?;
+    let f = crate::process::run(&mut cmd, Duration::from_secs(300)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            "the JVM is absent (no java on the PATH)".to_string()
+        } else {
+            format!("cannot run java: {e}")
+        }
+    })?;
     if f.status != Some(0) {
         return Err(format!(
             "java exited with {:?}: {}",

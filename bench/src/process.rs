@@ -1,9 +1,27 @@
 //! Running a benchmark program as a child process: its output, its exit
-//! status and its peak resident set size (`ru_maxrss` from `wait4`), with a
-//! kill timer so a hung program ends the measurement instead of the run.
+//! status and, when asked, its peak resident set size, with a kill timer
+//! so a hung program ends the measurement instead of the run.
+//!
+//! A child's peak RSS is not the `ru_maxrss` that `wait4` reports for a
+//! child of this process: the kernel counts, into the child's figure, the
+//! peak RSS of the address space it was started from (`exec` folds the old
+//! memory map's high-water mark into `ru_maxrss`), and `std::process`
+//! starts children with `posix_spawn`, whose child runs in the parent's
+//! address space until it execs. Every child of a `preempt bench` that had
+//! compiled a million instructions (512 MiB) reported at least 512 MiB,
+//! whatever it did. [`run_measured`] therefore starts the program from a
+//! small, freshly started process, the spawner ([`spawner_main`], the
+//! `preempt` executable started with [`SPAWNER`]), which forks it, waits
+//! for it with `wait4` and reports that one child's `ru_maxrss`, as
+//! `/usr/bin/time` does: the figure is the program's own peak, above a
+//! floor of the spawner's few MiB.
 
+use std::ffi::OsString;
 use std::io::{self, Read};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a finished child left behind.
@@ -15,8 +33,9 @@ pub struct Finished {
     pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
-    /// Peak resident set size of the child, in KiB (`ru_maxrss`).
-    pub max_rss_kib: i64,
+    /// Peak resident set size of the program, in KiB: measured by
+    /// [`run_measured`] only (None from [`run`]; see the module's comment).
+    pub max_rss_kib: Option<i64>,
     /// True when the kill timer ended it.
     pub timed_out: bool,
     pub wall: Duration,
@@ -109,10 +128,129 @@ pub fn run(cmd: &mut Command, kill_after: Duration) -> io::Result<Finished> {
     } else if libc::WIFSIGNALED(status) {
         f.signal = Some(libc::WTERMSIG(status));
     }
-    f.max_rss_kib = usage.ru_maxrss;
     f.stdout = out.join().unwrap_or_default();
     f.stderr = err.join().unwrap_or_default();
     Ok(f)
+}
+
+/// The first argument that makes the `preempt` executable the spawner of
+/// [`run_measured`] (a word no user types; not a subcommand).
+pub const SPAWNER: &str = "__spawn-measured";
+
+/// Runs `cmd` as [`run`] does, started by the spawner whose command line is
+/// `spawner` (the `preempt` executable, after any emulator words), and
+/// records the program's own peak RSS in [`Finished::max_rss_kib`].
+pub fn run_measured(
+    cmd: &Command,
+    kill_after: Duration,
+    spawner: &[OsString],
+) -> io::Result<Finished> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let (first, rest) = spawner
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no spawner"))?;
+    let report = std::env::temp_dir().join(format!(
+        "preempt-rss-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut outer = Command::new(first);
+    outer
+        .args(rest)
+        .arg(SPAWNER)
+        .arg(&report)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        outer.current_dir(dir);
+    }
+    let mut f = run(&mut outer, kill_after)?;
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = std::fs::remove_file(&report);
+    f.max_rss_kib = text
+        .trim()
+        .strip_prefix("max_rss_kib=")
+        .and_then(|v| v.parse().ok());
+    if f.max_rss_kib.is_none() && !f.timed_out {
+        return Err(io::Error::other(format!(
+            "the spawner reported no peak RSS ({})",
+            f.describe()
+        )));
+    }
+    Ok(f)
+}
+
+/// The spawner: `preempt __spawn-measured REPORT PROGRAM ARGS...` runs
+/// PROGRAM as its child (stdio, environment and directory inherited),
+/// waits for it with `wait4`, writes `max_rss_kib=N` (that child's
+/// `ru_maxrss`) to REPORT and ends as the child ended: its exit status, or
+/// the signal that killed it. The child is killed if the spawner dies (so
+/// [`run`]'s kill timer ends both).
+pub fn spawner_main(args: &[String]) -> ExitCode {
+    let [report, program, rest @ ..] = args else {
+        eprintln!("preempt {SPAWNER}: usage: REPORT PROGRAM [ARGS...]");
+        return ExitCode::from(2);
+    };
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            // The spawner may have died before the prctl.
+            if libc::getppid() != me {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("preempt {SPAWNER}: cannot run {program}: {e}");
+            return ExitCode::from(127);
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not yet reaped (std's Child is
+        // never waited on); status and usage point to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            eprintln!("preempt {SPAWNER}: wait4: {}", io::Error::last_os_error());
+            return ExitCode::from(127);
+        }
+    }
+    let _ = std::fs::write(
+        PathBuf::from(report),
+        format!("max_rss_kib={}\n", usage.ru_maxrss),
+    );
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        // SAFETY: restoring the default action of a signal and raising it
+        // in this process, which has nothing left to do.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+        return ExitCode::from((128 + sig).clamp(0, 255) as u8);
+    }
+    ExitCode::from(libc::WEXITSTATUS(status).clamp(0, 255) as u8)
 }
 
 #[cfg(test)]
@@ -129,7 +267,7 @@ mod tests {
         assert_eq!(f.status, Some(3));
         assert_eq!(f.stdout, "out\n");
         assert_eq!(f.stderr, "err\n");
-        assert!(f.max_rss_kib > 0);
+        assert_eq!(f.max_rss_kib, None, "only run_measured measures RSS");
         assert!(!f.ok());
         assert!(f.describe().contains("exit status 3"), "{}", f.describe());
     }

@@ -1,5 +1,4 @@
-//! The runtime benchmarks of issue 4, preempt and Go side by side in one
-//! run: spawn, context switch, channel ping-pong, 100,000 idle goroutines
+//! The runtime benchmarks, preempt and Go side by side in one run: spawn, context switch, channel ping-pong, 100,000 idle goroutines
 //! and a sleeper behind a spinner.
 //!
 //! Both sides run the same programs the same way: each measurement is a
@@ -13,15 +12,17 @@
 //! stealing CPU from the next, as they would inside one process.
 //!
 //! - time per operation: the best of a few runs, for both sides;
-//! - idle goroutines: the child's peak RSS (`ru_maxrss` from `wait4`) with
-//!   N goroutines parked minus the same program's with none, for both
-//!   sides (Go also reports its own VmRSS before and after, in the JSON);
+//! - idle goroutines: the program's own peak RSS with N goroutines parked
+//!   minus the same program's with none, for both sides, measured by
+//!   [`process::run_measured`] (Go also reports its own VmRSS before and
+//!   after: a row of its own);
 //! - sleeper: every sleep's lateness (actual - 1 ms), percentiles computed
 //!   here with the same code for both sides.
 //!
-//! Nothing here asserts a timing; the goals of issue 4 are printed next to
-//! the figures, met or missed.
+//! Nothing here asserts a timing; the goals are printed next to the
+//! figures: met, missed, or not measured.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::doc::{Doc, Table};
 use crate::peers::{GoPeer, Paths};
 use crate::process::{self, Finished};
 
@@ -91,6 +93,9 @@ pub struct Options {
     /// Run the Go side (else its column says it was not asked for).
     pub go: bool,
     pub paths: Paths,
+    /// Tiny sizes (`--quick`): every title says the figures are not a
+    /// measurement.
+    pub quick: bool,
 }
 
 impl Options {
@@ -105,12 +110,28 @@ impl Options {
                 .collect(),
             go: true,
             paths: Paths::locate(),
+            quick,
         }
     }
 }
 
-/// A figure, or why there is none.
+/// A figure, or why there is none: [`no_twin`] when the other side has
+/// no such figure (shown `n/a`), else why it was not measured (shown `not
+/// measured`, the reason in a note).
 pub type Figure = Result<f64, String>;
+
+/// Why the Go side is not measured when `--no-go` says so.
+pub const NO_GO: &str = "--no-go";
+
+/// The reason of a figure the other side has no twin of.
+pub fn no_twin(why: &str) -> String {
+    format!("n/a: {why}")
+}
+
+/// Whether a figure's absence is [`no_twin`]'s.
+pub fn is_no_twin(why: &str) -> bool {
+    why.starts_with("n/a")
+}
 
 /// What a row is measured against.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,17 +183,20 @@ impl Row {
         }
     }
 
-    /// Whether preempt met the row's goal (None: no goal, or not measured).
+    /// Whether preempt met the row's goal (None: no goal, or not measured:
+    /// a limit made from a figure that was not measured is NaN).
     pub fn met(&self) -> Option<bool> {
         let p = *self.preempt.as_ref().ok()?;
         match self.goal? {
             Goal::NoWorseThanGo => Some(p <= *self.go.as_ref().ok()?),
-            Goal::Below(limit, _) => Some(p < limit),
-            Goal::AtMost(limit, _) => Some(p <= limit),
+            Goal::Below(limit, _) => limit.is_finite().then_some(p < limit),
+            Goal::AtMost(limit, _) => limit.is_finite().then_some(p <= limit),
         }
     }
 
-    fn goal_text(&self) -> String {
+    /// The goal and its verdict; `busy`: the run drew a warning that the
+    /// machine was too busy to trust it, and the verdict says so.
+    fn goal_text(&self, busy: bool) -> String {
         let Some(goal) = self.goal else {
             return String::new();
         };
@@ -180,9 +204,14 @@ impl Row {
             Goal::NoWorseThanGo => "<= Go".to_string(),
             Goal::Below(_, text) | Goal::AtMost(_, text) => text.to_string(),
         };
+        let mark = if busy {
+            " (busy machine: see WARNING)"
+        } else {
+            ""
+        };
         match self.met() {
-            Some(true) => format!("{what}: met"),
-            Some(false) => format!("{what}: MISSED"),
+            Some(true) => format!("{what}: met{mark}"),
+            Some(false) => format!("{what}: MISSED{mark}"),
             None => format!("{what}: not measured"),
         }
     }
@@ -198,6 +227,8 @@ pub struct Report {
     pub json: Value,
     /// The text for people.
     pub text: String,
+    /// The same, for the text and the HTML page.
+    pub doc: Doc,
 }
 
 /// `src` with its `global @n` set to `n` and, when given, `set procs` set
@@ -260,13 +291,19 @@ pub(crate) struct Suite {
 
 const KILL_AFTER: Duration = Duration::from_secs(120);
 
+/// The diagnosis settings of every `preempt run` a benchmark starts: no
+/// report of a goroutine slow to stop (see [`crate::kernels::bench_config`]);
+/// the watchdog stays, with each runner's own timeout.
+pub const BENCH_RUN_FLAGS: [&str; 2] = ["--hang-threshold", "0"];
+
 impl Suite {
     /// A suite over `opts`, with Go's toolchain prepared if it is asked for.
     pub(crate) fn new(opts: Options) -> Suite {
         let go = if opts.go {
-            GoPeer::prepare(&opts.paths)
+            crate::progress::step("building the Go peers");
+            GoPeer::prepare(&opts.paths).map_err(|e| format!("Go is not available: {e}"))
         } else {
-            Err("not run".to_string())
+            Err(NO_GO.to_string())
         };
         Suite {
             opts,
@@ -287,28 +324,52 @@ impl Suite {
         text: &str,
         flags: &[&str],
     ) -> Result<Finished, String> {
+        self.run_pir_as(name, text, flags, false)
+    }
+
+    /// The `preempt` executable's command line (after any emulator words):
+    /// what runs the PIR side, and the spawner of measured runs.
+    fn preempt_words(&self) -> Result<Vec<OsString>, String> {
         let exe = self
             .opts
             .preempt_exe
             .clone()
             .ok_or_else(|| "no preempt executable to run the PIR side".to_string())?;
+        let mut words: Vec<OsString> = self.opts.exec_wrapper.iter().map(Into::into).collect();
+        words.push(exe.into_os_string());
+        Ok(words)
+    }
+
+    /// Runs one PIR program, its peak RSS measured when `measured` (through
+    /// [`process::run_measured`]).
+    fn run_pir_as(
+        &mut self,
+        name: &str,
+        text: &str,
+        flags: &[&str],
+        measured: bool,
+    ) -> Result<Finished, String> {
+        crate::progress::step(&format!("preempt run {name}"));
+        let words = self.preempt_words()?;
         let dir = self.opts.paths.peers_dir().join("pir");
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let file = dir.join(format!("{name}.pir"));
         std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        let mut words: Vec<std::ffi::OsString> =
-            self.opts.exec_wrapper.iter().map(Into::into).collect();
-        words.push(exe.into_os_string());
         let mut cmd = Command::new(&words[0]);
         cmd.args(&words[1..])
             .arg("run")
             .arg(&file)
             .args(["--timeout", "100"])
             .args(process::cpus_args())
+            .args(BENCH_RUN_FLAGS)
             .args(flags);
-        let f = process::run(&mut cmd, KILL_AFTER)
-            .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;
+        let f = if measured {
+            process::run_measured(&cmd, KILL_AFTER, &words)
+        } else {
+            process::run(&mut cmd, KILL_AFTER)
+        }
+        .map_err(|e| format!("cannot run {}: {e}", words[0].to_string_lossy()))?;
         if !f.ok() {
             return Err(format!("preempt run {}: {}", file.display(), f.describe()));
         }
@@ -337,10 +398,15 @@ impl Suite {
     }
 
     pub(crate) fn go_peer(&self) -> Result<&GoPeer, String> {
-        if !self.opts.go {
-            return Err("not run".to_string());
+        self.go.as_ref().map_err(Clone::clone)
+    }
+
+    /// "Go go1.27.3 (source)", or why Go is not measured.
+    pub(crate) fn go_name(&self) -> String {
+        match &self.go {
+            Ok(g) => format!("Go {} ({})", g.version, g.source),
+            Err(e) => format!("Go (not measured: {e})"),
         }
-        self.go.as_ref().map_err(|e| format!("not available: {e}"))
     }
 
     fn go_run(
@@ -350,10 +416,11 @@ impl Suite {
         procs: usize,
         godebug: &str,
     ) -> Result<(Value, Finished), String> {
-        self.go_run_with(bench, &[], n, procs, godebug)
+        self.go_run_with(bench, &[], n, procs, godebug, false)
     }
 
-    /// Runs Go's `bench` with extra flags, logging its result.
+    /// Runs Go's `bench` with extra flags, logging its result; its peak
+    /// RSS measured when `measured`.
     pub(crate) fn go_run_with(
         &mut self,
         bench: &str,
@@ -361,10 +428,19 @@ impl Suite {
         n: u64,
         procs: usize,
         godebug: &str,
+        measured: bool,
     ) -> Result<(Value, Finished), String> {
-        let (v, f) = self
-            .go_peer()?
-            .run_with(bench, flags, n, procs, godebug, KILL_AFTER)?;
+        crate::progress::step(&format!("Go {bench}"));
+        let peer = self.go_peer()?;
+        let cmd = peer.command(bench, flags, n, procs, godebug);
+        let f = if measured {
+            let spawner = self.preempt_words()?;
+            process::run_measured(&cmd, KILL_AFTER, &spawner)
+        } else {
+            process::run(&mut { cmd }, KILL_AFTER)
+        }
+        .map_err(|e| format!("cannot run {}: {e}", peer.exe.display()))?;
+        let (v, f) = GoPeer::result(bench, f)?;
         let mut logged = v.clone();
         if let Some(o) = logged.as_object_mut() {
             o.insert("side".into(), json!("go"));
@@ -388,20 +464,34 @@ impl Suite {
 
     /// Peak RSS (KiB) of the idle program with n goroutines, and with none.
     fn preempt_idle(&mut self, n: u64) -> Result<(i64, i64), String> {
-        let empty = self.run_pir("idle-0", &with_sizes(IDLE, 0, None))?;
-        let full = self.run_pir("idle", &with_sizes(IDLE, n, None))?;
+        let empty = self.preempt_idle_once(0)?;
+        let full = self.preempt_idle_once(n)?;
         self.json_runs.push(json!({
             "side": "preempt", "bench": "idle", "n": n,
-            "max_rss_kib": full.max_rss_kib, "max_rss_kib_without": empty.max_rss_kib,
+            "max_rss_kib": full, "max_rss_kib_without": empty,
         }));
-        Ok((full.max_rss_kib, empty.max_rss_kib))
+        Ok((full, empty))
     }
 
+    /// Peak RSS (KiB) of one run of the idle program with n goroutines.
+    fn preempt_idle_once(&mut self, n: u64) -> Result<i64, String> {
+        let name = if n == 0 { "idle-0" } else { "idle" };
+        let f = self.run_pir_as(name, &with_sizes(IDLE, n, None), &[], true)?;
+        f.max_rss_kib
+            .ok_or_else(|| format!("{name}: no peak RSS measured"))
+    }
+
+    /// Go's peak RSS (KiB) with n goroutines and with none, and its own
+    /// bytes per goroutine (from its VmRSS before and after).
     fn go_idle(&mut self, n: u64) -> Result<(i64, i64, f64), String> {
-        let (_, empty) = self.go_run("idle", 0, 1, "")?;
-        let (v, full) = self.go_run("idle", n, 1, "")?;
+        let rss = |f: &Finished| {
+            f.max_rss_kib
+                .ok_or_else(|| "Go idle: no peak RSS measured".to_string())
+        };
+        let (_, empty) = self.go_run_with("idle", &[], 0, 1, "", true)?;
+        let (v, full) = self.go_run_with("idle", &[], n, 1, "", true)?;
         let own = v["bytes_per_goroutine"].as_f64().unwrap_or(f64::NAN);
-        Ok((full.max_rss_kib, empty.max_rss_kib, own))
+        Ok((rss(&full)?, rss(&empty)?, own))
     }
 
     fn preempt_sleeper(&mut self, n: u64) -> Result<Vec<i64>, String> {
@@ -442,7 +532,7 @@ impl Suite {
         godebug: &str,
         flags: &[&str],
     ) -> Result<Vec<i64>, String> {
-        let (v, _) = self.go_run_with("sleeper", flags, n, 1, godebug)?;
+        let (v, _) = self.go_run_with("sleeper", flags, n, 1, godebug, false)?;
         let mut late: Vec<i64> = v["late_ns"]
             .as_array()
             .ok_or_else(|| format!("Go sleeper: no late_ns in {v}"))?
@@ -452,6 +542,14 @@ impl Suite {
         late.sort_unstable();
         Ok(late)
     }
+}
+
+/// Peak RSS (KiB) of the idle program with `n` goroutines parked, in a
+/// fresh `preempt run` process measured as the suite measures it (the
+/// program's own peak, whatever this process's: see [`process`]).
+pub fn idle_peak_rss_kib(mut opts: Options, n: u64) -> Result<i64, String> {
+    opts.go = false;
+    Suite::new(opts).preempt_idle_once(n)
 }
 
 fn kib_to_mib(k: i64) -> f64 {
@@ -502,7 +600,7 @@ pub fn run(opts: Options) -> Report {
         });
     }
 
-    // Idle goroutines at the issue's size; when preempt cannot hold that
+    // Idle goroutines at the full size; when preempt cannot hold that
     // many, once more at a quarter of it so there is still a per-goroutine
     // figure (both sides at the smaller size, like for like).
     let mut n = sizes.idle;
@@ -550,52 +648,43 @@ pub fn run(opts: Options) -> Report {
         rows.push(Row::new(
             format!("  Go, default GODEBUG (async): late {label}"),
             "ms",
-            Err("async: next issue".to_string()),
+            Err(no_twin(
+                "preempt's sleeper under async is in the preempt suite",
+            )),
             pct(&async_, q),
         ));
     }
 
-    let go_version = match &s.go {
-        Ok(g) => format!("Go {} ({})", g.version, g.source),
-        Err(e) if e == "not run" => "Go (not run: --no-go)".to_string(),
-        Err(_) => "Go (NOT AVAILABLE, see above)".to_string(),
-    };
     let machine = crate::machine_description();
-    let mut text = String::new();
-    if let Err(e) = &s.go {
-        if s.opts.go {
-            writeln!(text, "\n*** Go: not available: {e} ***\n").unwrap();
-        }
+    let mut doc = Doc::new("runtime");
+    doc.title(
+        format!(
+            "runtime: preempt (jit) vs {}, same run, each figure a fresh process",
+            s.go_name()
+        ),
+        s.opts.quick,
+    );
+    doc.line(format!("machine: {machine}"));
+    doc.line(format!(
+        "sleeper: procs 1; preempt `set preempt = coop`, quantum 10 ms; Go GOMAXPROCS=1 \
+         GODEBUG=asyncpreemptoff=1 (default GODEBUG below); {n} sleeps"
+    ));
+    if let (Err(e), true) = (&s.go, s.opts.go) {
+        doc.warning(format!("Go is not measured: {e}"));
     }
-    writeln!(
-        text,
-        "runtime: preempt (jit) vs {go_version}, same run, each figure a fresh process"
-    )
-    .unwrap();
-    writeln!(text, "machine: {machine}").unwrap();
-    writeln!(
-        text,
-        "sleeper: procs 1; preempt `set preempt = coop`, quantum 10 ms; Go GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 (default GODEBUG below); {} sleeps",
-        n
-    )
-    .unwrap();
-    text.push_str(&table(&rows));
-    // Why figures are missing, once per cause.
-    for row in &rows {
-        for (side, fig) in [("preempt", &row.preempt), ("Go", &row.go)] {
-            if let Err(e) = fig {
-                let note = format!("{side}: {e}");
-                let expected =
-                    e == "not run" || e.starts_with("not available") || e.starts_with("async:");
-                if !expected && !notes.contains(&note) {
-                    notes.push(note);
-                }
-            }
-        }
+    let busy = crate::noise::warnings(&crate::noise::Seen {
+        load: crate::noise::load_at_start(),
+        ..Default::default()
+    });
+    for w in &busy {
+        doc.warning(w.clone());
     }
+    doc.table(table(&rows, !busy.is_empty()));
+    absent_notes(&rows, &mut notes);
     for n in &notes {
-        writeln!(text, "note: {n}").unwrap();
+        doc.note(n.clone());
     }
+    let text = doc.text();
 
     let json = json!({
         "suite": "runtime",
@@ -618,6 +707,22 @@ pub fn run(opts: Options) -> Report {
         notes,
         json,
         text,
+        doc,
+    }
+}
+
+/// A note per side and reason for the figures that were not measured,
+/// once each (a figure with no twin is not missing).
+pub(crate) fn absent_notes(rows: &[Row], notes: &mut Vec<String>) {
+    for row in rows {
+        for (side, fig) in [("preempt", &row.preempt), ("Go", &row.go)] {
+            if let Err(e) = fig {
+                let note = format!("{side}: not measured: {e}");
+                if !is_no_twin(e) && !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
     }
 }
 
@@ -656,7 +761,22 @@ fn idle_rows(
     p: &Result<(i64, i64), String>,
     g: &Result<(i64, i64, f64), String>,
 ) {
-    let g2 = g.clone().map(|(f, e, _)| (f, e));
+    // Parked goroutines cost memory: a program with them that peaked no
+    // higher than without is a broken measurement, not a figure.
+    let checked = |r: Result<(i64, i64), String>| {
+        r.and_then(|(full, empty)| {
+            if full > empty {
+                Ok((full, empty))
+            } else {
+                Err(format!(
+                    "{n} idle goroutines peaked at {full} KiB, no higher than none ({empty} KiB): \
+                     a broken measurement"
+                ))
+            }
+        })
+    };
+    let p = &checked(p.clone());
+    let g2 = checked(g.clone().map(|(f, e, _)| (f, e)));
     let growth = |r: &Result<(i64, i64), String>| r.clone().map(|(full, empty)| full - empty);
     let row = Row::new(
         format!("{n} idle goroutines (recv): peak RSS"),
@@ -681,9 +801,17 @@ fn idle_rows(
         growth(p).map(|k| k as f64 * 1024.0 / n.max(1) as f64),
         growth(&g2).map(|k| k as f64 * 1024.0 / n.max(1) as f64),
     ));
-    if let Ok((_, _, own)) = g {
+    rows.push(Row::new(
+        "  per goroutine, Go's own count (VmRSS, GC'd)",
+        "bytes",
+        Err(no_twin("Go's own count")),
+        g.clone().map(|(_, _, own)| own),
+    ));
+    if g.is_ok() {
         notes.push(format!(
-            "Go at {n} idle goroutines, its own VmRSS before/after (in process, after runtime.GC): {own:.0} bytes per goroutine"
+            "Go's own count at {n} idle goroutines: its VmRSS before and after starting them, in \
+             process, after runtime.GC; the peak RSS rows are each program's own peak, from a \
+             spawner that forks it (as /usr/bin/time does)"
         ));
     }
 }
@@ -696,40 +824,32 @@ fn cell(f: &Figure, unit: &str) -> String {
             "bytes" => format!("{v:.0}"),
             _ => format!("{v:.1}"),
         },
-        Err(e) if e.starts_with("async:") => "n/a".to_string(),
-        Err(_) => "-".to_string(),
+        Err(e) if is_no_twin(e) => "n/a".to_string(),
+        Err(_) => "not measured".to_string(),
     }
 }
 
-/// The table: benchmark, unit, preempt, Go, preempt/Go, goal.
-pub fn table(rows: &[Row]) -> String {
-    table_with(rows, "issue 4 goal")
-}
-
-/// The table, with its goal column headed `goals`.
-pub fn table_with(rows: &[Row], goals: &str) -> String {
-    let mut out = format!(
-        "{:<48} {:<14} {:>10} {:>10} {:>11}  {}\n",
-        "benchmark", "unit", "preempt", "Go", "preempt/Go", goals
-    );
+/// The table: benchmark, unit, preempt, Go, preempt/Go (when both were
+/// measured), goal; `busy`: the run drew a busy-machine warning, and
+/// every verdict says so.
+pub fn table(rows: &[Row], busy: bool) -> Table {
+    let mut t =
+        Table::new(&["benchmark", "unit", "preempt", "Go", "preempt/Go", "goal"]).left(&[1, 5]);
     for r in rows {
         let ratio = r
             .ratio()
             .map(|x| format!("{x:.2}x"))
             .unwrap_or_else(|| "-".to_string());
-        writeln!(
-            out,
-            "{:<48} {:<14} {:>10} {:>10} {:>11}  {}",
-            r.name,
-            r.unit,
+        t.row(&[
+            r.name.clone(),
+            r.unit.to_string(),
             cell(&r.preempt, r.unit),
             cell(&r.go, r.unit),
             ratio,
-            r.goal_text()
-        )
-        .unwrap();
+            r.goal_text(busy),
+        ]);
     }
-    out
+    t
 }
 
 #[cfg(test)]
@@ -780,7 +900,33 @@ mod tests {
         let r = Row::new("b", "ms", Ok(12.0), Err("x".into())).goal(Goal::AtMost(11.0, "<= 11 ms"));
         assert_eq!(r.met(), Some(false));
         assert_eq!(r.ratio(), None);
-        assert!(r.goal_text().ends_with("MISSED"));
+        assert!(r.goal_text(false).ends_with("MISSED"));
+        assert!(r
+            .goal_text(true)
+            .ends_with("MISSED (busy machine: see WARNING)"));
+        // A limit made from a figure that was not measured.
+        let r =
+            Row::new("d", "us", Ok(1.0), Err(NO_GO.into())).goal(Goal::AtMost(f64::NAN, "<= Go/2"));
+        assert_eq!(r.met(), None);
+        assert_eq!(r.goal_text(true), "<= Go/2: not measured");
+        let t = table(&[r], false).text();
+        assert!(t.contains("not measured") && !t.contains("MISSED"), "{t}");
+        let mut rows = Vec::new();
+        idle_rows(
+            &mut rows,
+            &mut Vec::new(),
+            1000,
+            &Ok((524_390, 524_390)),
+            &Err(NO_GO.into()),
+        );
+        assert!(
+            rows[1]
+                .preempt
+                .as_ref()
+                .is_err_and(|e| e.contains("broken")),
+            "{rows:?}"
+        );
+        assert!(rows[2].preempt.is_err(), "no bytes per goroutine from it");
         let r = Row::new("c", "ns", Err("x".into()), Ok(1.0)).goal(Goal::NoWorseThanGo);
         assert_eq!(r.met(), None);
     }

@@ -198,6 +198,10 @@ pub struct Options {
     pub max_mismatches: usize,
     /// The report's first line.
     pub title: String,
+    /// Told what the harness is doing before each run (the boundary or
+    /// the storm run, of how many): `preempt stress` shows it on a
+    /// terminal.
+    pub progress: fn(&str),
 }
 
 impl Default for Options {
@@ -212,6 +216,7 @@ impl Default for Options {
             fault: Fault::None,
             max_mismatches: 10,
             title: String::from("preempt stress"),
+            progress: |_| {},
         }
     }
 }
@@ -473,6 +478,7 @@ impl Trials<'_> {
                 report.stopped_early = true;
                 break;
             }
+            (opts.progress)(&format!("boundary {k} of {first}..={}", s.last));
             let probe = Arc::new(
                 Probe::new(
                     ProbeMode::Step {
@@ -589,6 +595,7 @@ impl Trials<'_> {
                 report.stopped_early = true;
                 break;
             }
+            (opts.progress)(&format!("storm run {i} of {}", opts.runs.max(1)));
             let probe = Arc::new(
                 Probe::new(
                     ProbeMode::Storm { interval_ns },

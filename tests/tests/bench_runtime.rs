@@ -15,7 +15,7 @@ fn the_runtime_suite_measures_every_preempt_figure_at_tiny_sizes() {
     let report = run(opts);
     for row in &report.rows {
         let fig = &row.preempt;
-        if matches!(fig, Err(e) if e.starts_with("async:")) {
+        if matches!(fig, Err(e) if preempt_bench::runtime::is_no_twin(e)) {
             continue;
         }
         assert!(
@@ -26,7 +26,7 @@ fn the_runtime_suite_measures_every_preempt_figure_at_tiny_sizes() {
         );
         assert_eq!(
             row.go.as_ref().err().map(String::as_str),
-            Some("not run"),
+            Some(preempt_bench::runtime::NO_GO),
             "{}",
             row.name
         );

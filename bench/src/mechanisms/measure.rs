@@ -30,6 +30,8 @@ pub(super) struct Plan {
     /// The kernels counted under valgrind, and the work of the smaller size.
     pub(super) counted: Vec<&'static str>,
     pub(super) counted_units: f64,
+    /// `--quick`: every title says the figures are not a measurement.
+    pub(super) quick: bool,
 }
 
 impl Plan {
@@ -43,6 +45,7 @@ impl Plan {
                 rounds: 1,
                 counted: vec!["empty"],
                 counted_units: 20_000.0,
+                quick,
             }
         } else {
             Plan {
@@ -57,6 +60,7 @@ impl Plan {
                 rounds: 10,
                 counted: KERNELS.to_vec(),
                 counted_units: 500_000.0,
+                quick,
             }
         }
     }
@@ -242,6 +246,7 @@ pub(super) fn measure(opts: &Options, plan: Plan) -> Measured {
     let mut runs = Vec::new();
     // At the monitor's cadence (the case the runtime is in), and back to
     // back.
+    crate::progress::step("signal floor");
     let floor = crate::floor::measure(libc::SIGURG, plan.floor, QUANTUM);
     let floor_hot = crate::floor::measure(libc::SIGURG, plan.floor_hot, Duration::from_micros(200));
 
@@ -383,6 +388,27 @@ impl Measured {
             .find(|(l, _)| *l == label)
             .map(|(_, r)| r.clone())
             .unwrap_or_else(|| Err("not compiled".into()))
+    }
+
+    /// What the run saw of the machine: the load at the start, the floor,
+    /// and each kernel's baseline runs.
+    pub(super) fn seen(&self) -> crate::noise::Seen {
+        crate::noise::Seen {
+            load: crate::noise::load_at_start(),
+            floor: self.floor_hist().ok().map(|h| (h.p50, h.p99)),
+            baselines: self
+                .kernels
+                .iter()
+                .zip(&self.timed)
+                .filter_map(|(k, o)| {
+                    let t = o.none.as_ref().ok()?;
+                    Some((
+                        format!("the no-preemption baseline of {}", k.name),
+                        t.ns.clone(),
+                    ))
+                })
+                .collect(),
+        }
     }
 
     pub(super) fn floor_hist(&self) -> Result<Hist, String> {

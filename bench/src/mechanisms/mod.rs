@@ -81,6 +81,7 @@ use std::time::{Duration, Instant};
 use preempt_jit::ir::PreemptMode;
 use serde_json::{json, Value};
 
+use crate::doc::Doc;
 use crate::kernels::{self, Kernel};
 use crate::runtime::Options;
 use measure::{measure, Plan};
@@ -101,11 +102,11 @@ const NO_STOP_FLAG: &str = "3600s";
 pub const ANCHORS: &[&str] = &[
     "JEP 312 (Thread-Local Handshakes, JDK 10), success metric: the per-thread poll \"does not \
      incur performance overheads larger than 1% in standard benchmarks\"",
-    "Go, design doc 24543 (non-cooperative preemption, 2018), on the loop preemption of issue \
-     10958: fault-based preemption (one load per back-edge, no branch; CL 43050) slowed a large \
+    "Go, design doc 24543 (non-cooperative preemption, 2018), on the loop preemption of \
+     golang/go#10958: fault-based preemption (one load per back-edge, no branch; CL 43050) slowed a large \
      benchmark suite by 7.8% geomean against the same tree without it (1% against Go 1.9), with \
      significantly worse outliers",
-    "wasmtime, PR 12990 (MMU-based epoch interruption; benchmarks in issue 1749, SpiderMonkey): \
+    "wasmtime, PR 12990 (MMU-based epoch interruption; benchmarks in wasmtime#1749, SpiderMonkey): \
      epoch interruption's compare-against-a-deadline check costs 14.4% against no check; dead \
      loads from a page unmapped on interrupt, in function prologues and loop headers, 2.8%",
 ];
@@ -153,6 +154,8 @@ pub struct Report {
     pub json: Value,
     /// The files written (JSON, plots).
     pub files: Vec<PathBuf>,
+    /// The text's blocks, for the HTML page.
+    pub doc: Doc,
 }
 
 /// The suite's kernels, in table order.
@@ -233,27 +236,36 @@ fn round_pad(r: usize) -> usize {
 pub fn run(opts: Options, quick: bool) -> Report {
     let started = Instant::now();
     let m = measure(&opts, Plan::new(quick));
-    let mut out = Out::default();
-    let _ = writeln!(
-        out.text,
-        "mechanisms: {} on the JIT, procs 1, quantum 10 ms, same run",
-        VARIANTS
-            .iter()
-            .map(|v| v.label)
-            .collect::<Vec<_>>()
-            .join(", ")
+    let mut out = Out {
+        doc: Doc::new("mechanisms"),
+        ..Out::default()
+    };
+    out.doc.title(
+        format!(
+            "mechanisms: {} on the JIT, procs 1, quantum 10 ms, same run",
+            VARIANTS
+                .iter()
+                .map(|v| v.label)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        quick,
     );
-    let _ = writeln!(out.text, "machine: {}", crate::machine_description());
+    out.doc
+        .line(format!("machine: {}", crate::machine_description()));
+    for w in crate::noise::warnings(&m.seen()) {
+        out.doc.warning(w);
+    }
     m.timed_table(&mut out);
     m.counted_table(&mut out);
     m.ttp_table(&mut out);
     let arming = m.code_table(&mut out);
-    let _ = writeln!(
-        out.text,
-        "\npublished figures, for orientation (measured elsewhere, not here):"
+    out.doc.title(
+        "published figures, for orientation (measured elsewhere, not here):",
+        false,
     );
     for a in ANCHORS {
-        let _ = writeln!(out.text, "  - {a}");
+        out.doc.line(format!("  - {a}"));
     }
 
     let dir = opts.paths.target.join("bench");
@@ -274,29 +286,42 @@ pub fn run(opts: Options, quick: bool) -> Report {
     notes.extend(out.failures.iter().map(|f| format!("not measured: {f}")));
     let mut json = m.json(arming, &notes);
     json["elapsed_s"] = json!(started.elapsed().as_secs_f64());
-    match std::fs::write(&json_path, format!("{json:#}\n")) {
-        Ok(()) => files.push(json_path),
-        Err(e) => notes.push(format!("cannot write {}: {e}", json_path.display())),
+    let json_written = std::fs::write(&json_path, format!("{json:#}\n"));
+    if let Err(e) = &json_written {
+        notes.push(format!("cannot write {}: {e}", json_path.display()));
     }
-    let mut text = out.text;
+    let mut doc = out.doc;
     for n in &notes {
-        let _ = writeln!(text, "note: {n}");
+        doc.note(n.clone());
     }
-    for f in &files {
-        let _ = writeln!(text, "wrote {}", f.display());
+    for (f, caption) in files.iter().zip(PLOT_CAPTIONS) {
+        doc.plot(caption, f.clone());
     }
-    let _ = writeln!(
-        text,
+    if json_written.is_ok() {
+        doc.line(format!("wrote {}", json_path.display()));
+        files.push(json_path);
+    }
+    doc.line(format!(
         "(suite time {:.0} s)",
         started.elapsed().as_secs_f64()
-    );
-    Report { text, json, files }
+    ));
+    Report {
+        text: doc.text(),
+        json,
+        files,
+        doc,
+    }
 }
+
+/// What the two plots show, in the order they are written.
+const PLOT_CAPTIONS: [&str; 2] = [
+    "time-to-preempt by mechanism, against the signal floor",
+    "overhead per kernel and mechanism, against no preemption",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use preempt_runtime::RunConfig;
 
     #[test]
     fn kernels_verify_and_agree_with_their_references() {
@@ -312,10 +337,7 @@ mod tests {
                 _ => &[0, 1, 2, 3000],
             };
             for &n in sizes {
-                let cfg = RunConfig {
-                    timeout: None,
-                    ..RunConfig::default()
-                };
+                let cfg = kernels::bench_config(format!("{}.pir", k.name));
                 let (r, _) = kernels::run_with(&k, kernels::Engine::Jit, n, &cfg);
                 assert_eq!(r, (k.rust)(n), "{} at {n}", k.name);
             }

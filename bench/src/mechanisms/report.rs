@@ -1,8 +1,6 @@
 //! The report: the four tables as text, the notes and failures beside
 //! them, and every figure and raw run as JSON.
 
-use std::fmt::Write as _;
-
 use preempt_jit::ir::PreemptMode;
 use preempt_runtime::stats;
 use serde_json::{json, Map, Value};
@@ -10,37 +8,14 @@ use serde_json::{json, Map, Value};
 use super::measure::{own_code, Measured};
 use super::stats::{overhead_pct, Hist};
 use super::{ANCHORS, QUANTUM, VARIANTS};
+use crate::doc::{Doc, Table};
 
-/// A table with a left-aligned first column and right-aligned others; a
-/// row of two cells (a name and a reason) is printed as one line.
-fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let cols = head.len();
-    let mut width: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        // A reason row sets the first column's width only.
-        let n = if r.len() == cols { cols } else { 1 };
-        for (w, c) in width.iter_mut().zip(r).take(n) {
-            *w = (*w).max(c.chars().count());
-        }
+/// A table of `head` and `rows` (see [`Table`]).
+fn table(head: &[&str], rows: Vec<Vec<String>>) -> Table {
+    Table {
+        rows,
+        ..Table::new(head)
     }
-    let line = |cells: &[String]| -> String {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i == 0 {
-                let _ = write!(s, "{c:<w$}", w = width[0]);
-            } else if cells.len() == cols {
-                let _ = write!(s, "  {c:>w$}", w = width[i]);
-            } else {
-                let _ = write!(s, "  {c}");
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(&head.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    for r in rows {
-        out.push_str(&line(r));
-    }
-    out
 }
 
 fn signed_pct(v: f64) -> String {
@@ -74,7 +49,7 @@ fn fig_json<T: Clone + Into<Value>>(r: &Result<T, String>) -> Value {
 /// The printed report under construction.
 #[derive(Default)]
 pub(super) struct Out {
-    pub(super) text: String,
+    pub(super) doc: Doc,
     pub(super) notes: Vec<String>,
     /// Figures that were asked for and not obtained, with why.
     pub(super) failures: Vec<String>,
@@ -84,12 +59,14 @@ impl Measured {
     /// 1. Overhead, timed.
     pub(super) fn timed_table(&self, out: &mut Out) {
         let names = self.kernel_names();
-        let _ = writeln!(
-            out.text,
-            "\noverhead against no preemption at all (coop code, no stop), timed: fastest of {} \
-             interleaved runs of ~{} ms each, a fresh process per run",
-            self.plan.rounds,
-            self.plan.target.as_millis()
+        out.doc.title(
+            format!(
+                "overhead against no preemption at all (coop code, no stop), timed: fastest of \
+                 {} (interleaved) of ~{} ms each, a fresh process per run",
+                crate::runs(self.plan.rounds),
+                self.plan.target.as_millis()
+            ),
+            self.plan.quick,
         );
         let mut head = vec!["mode"];
         head.extend(&names);
@@ -118,7 +95,7 @@ impl Measured {
             }
             rows.push(r);
         }
-        out.text.push_str(&table(&head, &rows));
+        out.doc.table(table(&head, rows));
         for (k, o) in names.iter().zip(&self.timed) {
             if let Err(e) = &o.none {
                 out.failures.push(format!("{k}: {e}"));
@@ -161,16 +138,19 @@ impl Measured {
         let version = match &self.valgrind {
             Ok(v) => v,
             Err(e) => {
-                let _ = writeln!(out.text, "\ninstruction counts: not measured: {e}");
+                out.doc
+                    .title(format!("instruction counts: not measured: {e}"), false);
                 out.notes.push(format!("instruction counts skipped: {e}"));
                 return;
             }
         };
         let names = self.counted_names();
-        let _ = writeln!(
-            out.text,
-            "\noverhead against no preemption at all, counted: instructions per unit of work \
-             ({version} callgrind, whole process, two sizes; no stop requested)"
+        out.doc.title(
+            format!(
+                "overhead against no preemption at all, counted: instructions per unit of work \
+                 ({version} callgrind, whole process, two sizes; no stop requested)"
+            ),
+            self.plan.quick,
         );
         let mut head = vec!["mode"];
         head.extend(&names);
@@ -199,7 +179,7 @@ impl Measured {
             }
             rows.push(r);
         }
-        out.text.push_str(&table(&head, &rows));
+        out.doc.table(table(&head, rows));
         out.notes.push(
             "instruction counts request no stop (one-hour quantum): under valgrind a 10 ms \
              quantum would stop a loop every few thousand iterations instead of every few \
@@ -212,11 +192,14 @@ impl Measured {
 
     /// 3. Time-to-preempt, against the floor.
     pub(super) fn ttp_table(&self, out: &mut Out) {
-        let _ = writeln!(
-            out.text,
-            "\ntime-to-preempt: a spinner at procs 1 stopped by the monitor's quantum, {} stops \
-             per mechanism, request to arrival in the scheduler; the signal floor measured here",
-            self.plan.sleeps
+        out.doc.title(
+            format!(
+                "time-to-preempt: a spinner at procs 1 stopped by the monitor's quantum, {} stops \
+                 per mechanism, request to arrival in the scheduler; the signal floor measured \
+                 here",
+                self.plan.sleeps
+            ),
+            self.plan.quick,
         );
         let floor = self.floor_hist().ok();
         let head = [
@@ -266,7 +249,7 @@ impl Measured {
                 Err(e) => vec![label, format!("not measured: {e}")],
             });
         }
-        out.text.push_str(&table(&head, &rows));
+        out.doc.table(table(&head, rows));
         out.notes.push(
             "coop cannot stop a loop without a call or a runtime operation: its time-to-preempt \
              is measured on the same spinner calling a function (@step), stopped at that \
@@ -277,11 +260,14 @@ impl Measured {
 
     /// 4. Code size and arming; returns the arming figures for the JSON.
     pub(super) fn code_table(&self, out: &mut Out) -> Value {
-        let _ = writeln!(
-            out.text,
-            "\ncode and arming: bytes of the {} kernel programs' functions and of their whole \
-             modules; what arming a goroutine for a stop, and disarming it, cost the requester",
-            self.kernels.len()
+        out.doc.title(
+            format!(
+                "code and arming: bytes of the {} kernel programs' functions and of their whole \
+                 modules; what arming a goroutine for a stop, and disarming it, cost the \
+                 requester",
+                self.kernels.len()
+            ),
+            self.plan.quick,
         );
         let head = [
             "mode",
@@ -342,7 +328,7 @@ impl Measured {
             }
             rows.push(r);
         }
-        out.text.push_str(&table(&head, &rows));
+        out.doc.table(table(&head, rows));
         out.notes.push(
             "coop and async arm nothing but the goroutine's request flag (async then signals \
              its thread: the signal is in time-to-preempt), so they have no arm/disarm figures; \
@@ -407,21 +393,6 @@ mod tests {
     use crate::mechanisms::stats::Timing;
     use crate::mechanisms::suite_kernels;
 
-    #[test]
-    fn tables_align_and_keep_reasons_whole() {
-        let t = table(
-            &["mode", "a", "bb"],
-            &[
-                vec!["none".into(), "1.0".into(), "22.0".into()],
-                vec!["poll/mprotect".into(), "not measured: why".into()],
-            ],
-        );
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[0], format!("mode{}a    bb", " ".repeat(13)));
-        assert_eq!(lines[1], format!("none{}1.0  22.0", " ".repeat(11)));
-        assert_eq!(lines[2], "poll/mprotect  not measured: why");
-    }
-
     /// A build that runs coop and async only, and no valgrind: every
     /// section prints, the others are "not measured" with the reason, and
     /// the JSON and plots are written.
@@ -483,7 +454,7 @@ mod tests {
         m.counted_table(&mut out);
         m.ttp_table(&mut out);
         let arming = m.code_table(&mut out);
-        let t = &out.text;
+        let t = &out.doc.text();
         assert!(
             t.lines()
                 .any(|l| l.starts_with("async ") && l.ends_with("+1.00%")),
@@ -507,6 +478,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("preempt-mech-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         m.plots(&dir.join("l.svg"), &dir.join("o.svg")).unwrap();
+        // The floor at the mechanisms' percentiles.
+        let (lines, counts) = m.latency_lines();
+        let at = |l: &crate::plot::Line| l.points.iter().map(|p| p.0).collect::<Vec<_>>();
+        let floor = lines
+            .iter()
+            .find(|l| l.reference)
+            .expect("the floor's line");
+        assert!(lines.iter().all(|l| at(l) == at(floor)), "{lines:?}");
+        assert_eq!(at(floor), [0.0, 50.0, 90.0, 99.0, 99.9, 100.0]);
+        assert_eq!(counts, ["coop 5", "async 5", "floor 20"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -55,6 +55,12 @@ impl Runner<'_> {
             .preempt_exe
             .clone()
             .ok_or("no preempt executable to run")?;
+        crate::progress::step(&format!(
+            "{}preempt run {} {}",
+            prefix.first().map_or(String::new(), |p| format!("{p} ")),
+            file.file_stem().unwrap_or_default().to_string_lossy(),
+            flags.get(1).map_or("", String::as_str)
+        ));
         let mut words: Vec<std::ffi::OsString> = prefix.iter().map(Into::into).collect();
         words.extend(self.opts.exec_wrapper.iter().map(Into::into));
         words.push(exe.into_os_string());
@@ -119,6 +125,7 @@ fn flags(v: Option<&Variant>, quantum: &str) -> Vec<String> {
         quantum,
     ]
     .iter()
+    .chain(&rt::BENCH_RUN_FLAGS)
     .map(|s| s.to_string())
     .collect();
     if let Some(v) = v {
@@ -315,6 +322,8 @@ mod tests {
                 "1",
                 "--quantum",
                 "10ms",
+                "--hang-threshold",
+                "0",
                 "--trap-arm",
                 "mprotect"
             ]
