@@ -24,6 +24,7 @@ pub mod bugs;
 pub mod console;
 mod demo;
 pub mod expect;
+mod outputs;
 mod soak;
 mod stats;
 mod stress;
@@ -479,9 +480,23 @@ pub enum Command {
         /// Short runs, to check the harness rather than measure.
         #[arg(long)]
         quick: bool,
-        /// Also write the runtime suite's figures to FILE as JSON.
+        /// Write every figure, with its samples and the run's provenance,
+        /// to FILE as JSON (docs/results-format.md): the suite's, or for
+        /// `all` one file holding every suite.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Write each suite's JSON to DIR/SUITE.json.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Write the figures in Go's benchmark format to FILE, for
+        /// `benchstat`.
+        #[arg(long, value_name = "FILE")]
+        go_bench: Option<PathBuf>,
+        /// Repetitions of each measurement of the compile and kernels
+        /// suites (default 5, 1 with --quick): more samples let `preempt
+        /// compare` tell smaller differences from noise.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        reps: Option<u64>,
         /// Leave out the Go side of the runtime suite.
         #[arg(long)]
         no_go: bool,
@@ -736,13 +751,19 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             suite,
             quick,
             json,
+            out_dir,
+            go_bench,
+            reps,
             no_go,
         } => {
-            let budget = if quick {
+            let mut budget = if quick {
                 preempt_bench::Budget::quick()
             } else {
                 preempt_bench::Budget::default()
             };
+            if let Some(r) = reps {
+                budget.repetitions = r as usize;
+            }
             if ![
                 "all",
                 "compile",
@@ -757,18 +778,29 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                     "preempt bench: unknown suite '{suite}' (all, compile, kernels, runtime, preempt, mechanisms)"
                 ));
             }
+            let files = outputs::BenchFiles {
+                json,
+                out_dir,
+                go_bench,
+            };
+            let suites: Vec<&str> = ["compile", "kernels", "runtime", "preempt", "mechanisms"]
+                .into_iter()
+                .filter(|s| suite == "all" || suite == *s)
+                .collect();
+            if let Err(msg) = files.check(&suites) {
+                return fail(msg);
+            }
+            let mut sections = Vec::new();
             outln!("preempt bench on {}", preempt_bench::machine_description());
             if suite == "all" || suite == "compile" {
-                outln!(
-                    "\n$ preempt bench compile\n{}",
-                    preempt_bench::compile::report(budget.repetitions)
-                );
+                let report = preempt_bench::compile::run(budget.repetitions);
+                outln!("\n$ preempt bench compile\n{}", report.text);
+                sections.push(outputs::section("compile", report.json));
             }
             if suite == "all" || suite == "kernels" {
-                outln!(
-                    "$ preempt bench kernels\n{}",
-                    preempt_bench::kernels::report(budget)
-                );
+                let report = preempt_bench::kernels::run(budget);
+                outln!("$ preempt bench kernels\n{}", report.text);
+                sections.push(outputs::section("kernels", report.json));
             }
             if suite == "all" || suite == "runtime" {
                 // The PIR side runs as `preempt run` child processes of this
@@ -778,32 +810,26 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 opts.go = !no_go;
                 let report = preempt_bench::runtime::run(opts);
                 outln!("$ preempt bench runtime\n{}", report.text);
-                if let Some(path) = &json {
-                    let text = format!("{:#}\n", report.json);
-                    if let Err(e) = std::fs::write(path, text) {
-                        return fail(format!(
-                            "preempt bench: cannot write {}: {e}",
-                            path.display()
-                        ));
-                    }
-                }
+                sections.push(outputs::section("runtime", report.json));
             }
             if suite == "all" || suite == "preempt" {
                 let mut opts =
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
                 opts.go = !no_go;
                 let report = preempt_bench::preempt::run(opts, quick);
-                if let Err(msg) = print_report("preempt", &report.text, &report.json, &json) {
-                    return fail(msg);
-                }
+                outln!("$ preempt bench preempt\n{}", report.text);
+                sections.push(outputs::section("preempt", report.json));
             }
             if suite == "all" || suite == "mechanisms" {
                 let opts =
                     preempt_bench::runtime::Options::new(quick, std::env::current_exe().ok());
                 let report = preempt_bench::mechanisms::run(opts, quick);
-                if let Err(msg) = print_report("mechanisms", &report.text, &report.json, &json) {
-                    return fail(msg);
-                }
+                outln!("$ preempt bench mechanisms\n{}", report.text);
+                sections.push(outputs::section("mechanisms", report.json));
+            }
+            if let Err(msg) = files.write(&suite, quick, sections) {
+                errln!("{msg}");
+                return console::exit(1);
             }
             console::exit(0)
         }
@@ -870,6 +896,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 Ok(c) => c,
                 Err(msg) => return fail(msg),
             };
+            let procs_from = outputs::procs_source(&runtime, &prog);
             let obs = runtime.observers(&prog);
             let out = Output::stdout();
             let outcome = match engine {
@@ -902,9 +929,14 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 console::stderr(&stats::report(&cfg, &obs));
             }
             if let Some(path) = &runtime.stats_json {
-                let text = format!("{:#}\n", obs.stats.sched.to_json());
-                if let Err(e) = std::fs::write(path, text) {
-                    errln!("preempt: cannot write the stats to {}: {e}", path.display());
+                let settings = outputs::RunSettings {
+                    cfg: &cfg,
+                    procs_from,
+                    engine,
+                    opt: level,
+                };
+                if let Err(e) = outputs::run_document(&settings, &obs).write(path) {
+                    errln!("preempt: the stats: {e}");
                 }
             }
             if let Some(path) = &runtime.trace {
@@ -938,21 +970,4 @@ fn finish(outcome: Outcome, out: &Output) -> ExitCode {
         std::process::exit(if console::stdout_lost() { 1 } else { 3 });
     }
     code
-}
-
-/// Prints suite `name`'s report and, with `--json FILE`, writes its
-/// figures next to FILE as `FILE.<name>.json`.
-fn print_report(
-    name: &str,
-    text: &str,
-    figures: &impl std::fmt::Display,
-    json: &Option<PathBuf>,
-) -> Result<(), String> {
-    outln!("$ preempt bench {name}\n{text}");
-    if let Some(path) = json {
-        let path = path.with_extension(format!("{name}.json"));
-        std::fs::write(&path, format!("{figures:#}\n"))
-            .map_err(|e| format!("preempt bench: cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
 }

@@ -110,15 +110,46 @@ pub fn measure(source: &str) -> Phases {
     }
 }
 
+/// The suite's result: the table, and every repetition for tools.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
 /// The best of `repetitions` compilations of a ~1M-instruction program.
 pub fn report(repetitions: usize) -> String {
+    run(repetitions).text
+}
+
+/// Every repetition's phases in seconds, as JSON.
+fn details(source: &str, all: &[Phases]) -> serde_json::Value {
+    let phase = |f: fn(&Phases) -> f64| all.iter().map(f).collect::<Vec<f64>>();
+    serde_json::json!({
+        "instructions": all.first().map_or(0, |p| p.instructions),
+        "source_bytes": source.len(),
+        "code_bytes": all.first().map_or(0, |p| p.code_bytes),
+        "arch": Arch::host().unwrap_or(Arch::X86_64).name(),
+        "repetitions": all.len(),
+        "seconds": {
+            "parse": phase(|p| p.parse), "verify": phase(|p| p.verify),
+            "optimize": phase(|p| p.optimize), "assemble": phase(|p| p.assemble),
+            "publish": phase(|p| p.publish), "total": phase(Phases::total),
+        },
+    })
+}
+
+/// [`report`], with every repetition as JSON.
+pub fn run(repetitions: usize) -> Report {
     let source = generate(2000, 500);
+    let mut all = Vec::new();
     let mut best: Option<Phases> = None;
     for _ in 0..repetitions.max(1) {
         let p = measure(&source);
         if best.as_ref().is_none_or(|b| p.total() < b.total()) {
-            best = Some(p);
+            best = Some(p.clone());
         }
+        all.push(p);
     }
     let p = best.unwrap_or_default();
     let rate = |secs: f64| p.instructions as f64 / secs / 1e6;
@@ -145,7 +176,10 @@ pub fn report(repetitions: usize) -> String {
         )
         .unwrap();
     }
-    out
+    Report {
+        json: details(&source, &all),
+        text: out,
+    }
 }
 
 #[cfg(test)]

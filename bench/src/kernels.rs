@@ -85,9 +85,17 @@ pub fn all() -> Vec<Kernel> {
 
 /// The kernel with a `@main` that times one call of `@kernel(n)`.
 pub fn program(k: &Kernel, n: i64) -> Program {
+    program_calling(k, n, 1)
+}
+
+/// [`program`] with `calls` calls of `@kernel(n)` in the timed region (more
+/// than one only for the planted slowdown of [`planted_slowdown`]).
+fn program_calling(k: &Kernel, n: i64, calls: usize) -> Program {
+    let timed = format!("    %r = call @kernel({n})\n");
     let src = format!(
-        "{}\nfunc @main() {{\n    %t0 = now\n    %r = call @kernel({n})\n    %t1 = now\n    %dt = sub %t1, %t0\n    print \"{{}} {{}}\", %r, %dt\n    ret\n}}\n",
-        k.source
+        "{}\nfunc @main() {{\n    %t0 = now\n{}    %t1 = now\n    %dt = sub %t1, %t0\n    print \"{{}} {{}}\", %r, %dt\n    ret\n}}\n",
+        k.source,
+        timed.repeat(calls.max(1))
     );
     let mut p =
         ir::parse(&src).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
@@ -115,22 +123,34 @@ impl Engine {
 
 /// Runs `k` once on `engine` with size `n`: (result, nanoseconds).
 pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
-    let cfg = RunConfig {
+    run_with(k, engine, n, &config(k))
+}
+
+/// How the suite runs `k`: the defaults, no watchdog.
+fn config(k: &Kernel) -> RunConfig {
+    RunConfig {
         file: format!("{}.pir", k.name),
         timeout: None,
         ..RunConfig::default()
-    };
-    run_with(k, engine, n, &cfg)
+    }
 }
 
 /// [`run_once`] with a given run configuration (preemption mode, quantum).
 pub fn run_with(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig) -> (i64, f64) {
+    run_calling(k, engine, n, cfg, 1)
+}
+
+/// [`run_with`], the kernel called `calls` times in the timed region.
+fn run_calling(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig, calls: usize) -> (i64, f64) {
     if engine == Engine::Rust {
         let t = Instant::now();
-        let r = (k.rust)(n);
+        let mut r = 0;
+        for _ in 0..calls.max(1) {
+            r = (k.rust)(std::hint::black_box(n));
+        }
         return (r, t.elapsed().as_nanos() as f64);
     }
-    let mut prog = program(k, n);
+    let mut prog = program_calling(k, n, calls);
     let (out, captured) = Output::capture();
     let outcome = match engine {
         Engine::Jit => {
@@ -161,12 +181,35 @@ pub struct Measurement {
     pub n: i64,
     pub result: i64,
     pub ns_per_unit: f64,
+    /// Every repetition's ns per unit (`ns_per_unit` is the smallest).
+    pub samples: Vec<f64>,
+}
+
+/// The kernels the test hook `PREEMPT_BENCH_SLOWDOWN` (a comma-separated
+/// list of kernel names) slows down: each of their timed runs calls the
+/// kernel twice while the work counted is one call's, so their ns/unit
+/// doubles on every engine. For testing `preempt compare`; a result made
+/// with it says so in its provenance.
+pub fn planted_slowdown() -> Vec<String> {
+    std::env::var(crate::results::provenance::SLOWDOWN_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Grows `n` until one run takes a quarter of the target, then measures
 /// at a size scaled to the target.
 pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
     let target = budget.target.as_nanos() as f64;
+    let calls = if planted_slowdown().iter().any(|s| s == k.name) {
+        2
+    } else {
+        1
+    };
+    let cfg = config(k);
+    let run_once = |k: &Kernel, engine, n| run_calling(k, engine, n, &cfg, calls);
     let mut n = k.start;
     loop {
         let (_, ns) = run_once(k, engine, n);
@@ -181,31 +224,73 @@ pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
             next
         };
     }
-    let mut best = f64::INFINITY;
+    let mut samples = Vec::new();
     let mut result = 0;
     for _ in 0..budget.repetitions.max(1) {
         let (r, ns) = run_once(k, engine, n);
         result = r;
-        best = best.min(ns / (k.work)(n));
+        samples.push(ns / (k.work)(n));
     }
     Measurement {
         engine,
         n,
         result,
-        ns_per_unit: best,
+        ns_per_unit: samples.iter().copied().fold(f64::INFINITY, f64::min),
+        samples,
     }
+}
+
+/// The suite's result: the table, and every measurement for tools.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub text: String,
+    pub json: serde_json::Value,
 }
 
 /// Measures every kernel on every engine and prints the table.
 pub fn report(budget: Budget) -> String {
+    run(budget).text
+}
+
+/// Every measurement as JSON: per kernel its unit and, per engine, the
+/// size, the result and every repetition's ns per unit.
+fn details(budget: Budget, measured: &[(&Kernel, Vec<Measurement>)]) -> serde_json::Value {
+    let kernels: Vec<serde_json::Value> = measured
+        .iter()
+        .map(|(k, ms)| {
+            let engines: serde_json::Map<String, serde_json::Value> = ms
+                .iter()
+                .map(|m| {
+                    (
+                        m.engine.name().to_string(),
+                        serde_json::json!({"n": m.n, "result": m.result,
+                            "ns_per_unit": m.ns_per_unit, "samples": m.samples}),
+                    )
+                })
+                .collect();
+            serde_json::json!({"kernel": k.name, "unit": k.unit, "engines": engines})
+        })
+        .collect();
+    serde_json::json!({
+        "target_ms": budget.target.as_millis() as u64,
+        "repetitions": budget.repetitions,
+        "planted_slowdown": planted_slowdown(),
+        "kernels": kernels,
+    })
+}
+
+/// Measures every kernel on every engine: the table and the JSON.
+pub fn run(budget: Budget) -> Report {
+    let mut measured = Vec::new();
     let mut out = String::new();
     out.push_str(&format!(
         "{:<10} {:<16} {:>12} {:>14} {:>12} {:>10} {:>11}\n",
         "kernel", "unit", "jit ns/unit", "interp ns/unit", "rust ns/unit", "jit/rust", "interp/jit"
     ));
-    for k in all() {
+    let kernels = all();
+    for k in &kernels {
         let [jit, interp, rust] =
-            [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(&k, e, budget));
+            [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(k, e, budget));
         out.push_str(&format!(
             "{:<10} {:<16} {:>12.3} {:>14.2} {:>12.3} {:>9.2}x {:>10.1}x\n",
             k.name,
@@ -216,8 +301,12 @@ pub fn report(budget: Budget) -> String {
             jit.ns_per_unit / rust.ns_per_unit,
             interp.ns_per_unit / jit.ns_per_unit,
         ));
+        measured.push((k, vec![jit, interp, rust]));
     }
-    out
+    Report {
+        json: details(budget, &measured),
+        text: out,
+    }
 }
 
 #[cfg(test)]

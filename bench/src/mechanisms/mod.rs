@@ -274,9 +274,17 @@ pub fn run(opts: Options, quick: bool) -> Report {
     notes.extend(out.failures.iter().map(|f| format!("not measured: {f}")));
     let mut json = m.json(arming, &notes);
     json["elapsed_s"] = json!(started.elapsed().as_secs_f64());
-    match std::fs::write(&json_path, format!("{json:#}\n")) {
+    let doc = crate::results::Document::one(
+        &crate::results::Provenance::here(quick),
+        crate::results::Section {
+            suite: "mechanisms".into(),
+            figures: crate::results::figures::mechanisms(&json),
+            details: json.clone(),
+        },
+    );
+    match doc.write(&json_path) {
         Ok(()) => files.push(json_path),
-        Err(e) => notes.push(format!("cannot write {}: {e}", json_path.display())),
+        Err(e) => notes.push(e),
     }
     let mut text = out.text;
     for n in &notes {
