@@ -21,6 +21,7 @@ use console::{errln, out, outln};
 
 pub mod alloc;
 pub mod bugs;
+pub mod compare;
 pub mod console;
 mod demo;
 pub mod expect;
@@ -40,6 +41,7 @@ Examples:
   preempt stress examples/stress/calls.pir     preempt at every instruction boundary, compare
   preempt soak                                 every checked program under every mechanism, many times
   preempt bugs 1                               the seed's bug 1 on preempt and Go, claim by claim
+  preempt compare old.json new.json            two `bench --json` results, benchstat-style
 
 Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
 parse or verify, 3 the watchdog ended the program.";
@@ -503,6 +505,10 @@ pub enum Command {
     },
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
+    /// Two result files side by side, benchstat-style: every figure, the
+    /// change, and whether it is beyond the run-to-run noise
+    /// (Mann-Whitney U test on the samples, alpha 0.05).
+    Compare(compare::CompareArgs),
     /// Preempt a program at every instruction boundary (x86-64: single
     /// stepping; aarch64: a signal storm) and compare each run's stdout
     /// and exit status with an unpreempted run's. Exit 1 on any mismatch.
@@ -875,6 +881,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
         Command::Stress(args) => stress::main(&args),
         Command::Soak(args) => soak::main(&args),
         Command::Bugs(args) => bugs::main(&args),
+        Command::Compare(args) => compare::main(&args),
         Command::Run {
             file,
             opt,

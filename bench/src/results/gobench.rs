@@ -5,7 +5,9 @@
 //!
 //! A figure with samples gives one line per sample (each repetition is
 //! one of benchstat's runs); a figure kept as a histogram gives one line,
-//! its value.
+//! its value. What changes from run to run (date, commit) is written as
+//! `#` comments, which benchfmt ignores, so that benchstat puts two runs
+//! in one table.
 
 use std::fmt::Write as _;
 
@@ -63,18 +65,21 @@ pub fn write(doc: &Document) -> String {
     if !cpu.is_empty() {
         let _ = writeln!(out, "cpu: {cpu}");
     }
+    // What differs from run to run goes in comments, which benchfmt
+    // ignores: as configuration it would split benchstat's tables by
+    // date and commit instead of comparing the runs.
     for (k, v) in [
-        ("preempt-version", text("preempt_version")),
-        ("preempt-commit", text("git_commit")),
+        ("preempt", text("preempt_version")),
+        ("commit", text("git_commit")),
         ("date", text("date")),
         ("kernel", text("kernel")),
     ] {
         if !v.is_empty() {
-            let _ = writeln!(out, "{k}: {v}");
+            let _ = writeln!(out, "# {k} {v}");
         }
     }
     if doc.quick() {
-        let _ = writeln!(out, "quick: true (not a measurement)");
+        let _ = writeln!(out, "# --quick: not a measurement");
     }
     for s in &doc.sections {
         let _ = writeln!(out, "pkg: preempt/bench/{}", s.suite);
@@ -95,9 +100,12 @@ mod tests {
     /// line (a key that starts with a lower-case letter and has no space
     /// or upper-case letter, a colon, then a value after spaces), or a
     /// benchmark line ("Benchmark", a name, an integer iteration count,
-    /// then pairs of a number and a unit). Anything else benchfmt ignores,
-    /// and this writer never writes.
+    /// then pairs of a number and a unit), or a comment (`#`, which
+    /// benchfmt ignores). This writer writes nothing else.
     fn check_line(line: &str) -> Result<(), String> {
+        if line.starts_with("# ") {
+            return Ok(());
+        }
         if let Some(rest) = line.strip_prefix("Benchmark") {
             let mut f = rest.split_whitespace();
             let name = f.next().ok_or("no name")?;
@@ -163,7 +171,7 @@ mod tests {
             ]
         );
         assert!(text.starts_with("goos: linux\ngoarch: "));
-        assert!(text.contains("\nquick: true (not a measurement)\n"));
+        assert!(text.contains("\n# --quick: not a measurement\n"));
         assert!(text.contains("\npkg: preempt/bench/kernels\n"));
         // The checker itself refuses what benchfmt would not read.
         for bad in [

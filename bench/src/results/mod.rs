@@ -208,6 +208,62 @@ impl Figure {
         }
     }
 
+    /// This figure and `other` (the same key, from another run) as one:
+    /// their samples together, or their histograms added; the value made
+    /// again (`min` and `max` of all; a distribution's or several single
+    /// values' median, `p50`).
+    pub fn merge(&self, other: &Figure) -> Result<Figure, String> {
+        if self.unit != other.unit {
+            return Err(format!(
+                "{}: units {} and {}",
+                self.key, self.unit, other.unit
+            ));
+        }
+        if self.histogram.is_some() || other.histogram.is_some() {
+            let mut h = hist::of_samples(&[]);
+            for f in [self, other] {
+                match &f.histogram {
+                    Some(t) => h
+                        .add(hist::decode(t)?)
+                        .map_err(|e| format!("{}: {e:?}", f.key))?,
+                    None => f.samples.iter().for_each(|&v| {
+                        let _ = h.record(v.max(0.0) as u64);
+                    }),
+                }
+            }
+            let mut m = Figure::from_histogram(&self.key, &self.unit, &h)
+                .ok_or_else(|| format!("{}: empty", self.key))?;
+            m.key = self.key.clone();
+            return Ok(m);
+        }
+        let samples: Vec<f64> = self.samples.iter().chain(&other.samples).copied().collect();
+        if self.stat == stat::MIN || self.stat == stat::MAX {
+            let mut m = Figure::repeated(&self.key, &self.unit, &self.stat, samples)
+                .ok_or_else(|| format!("{}: no samples", self.key))?;
+            m.key = self.key.clone();
+            return Ok(m);
+        }
+        let mut sorted = samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Err(format!("{}: no samples", self.key));
+        }
+        let percentiles: Vec<(String, f64)> = PERCENTILES
+            .iter()
+            .map(|(name, p)| (name.to_string(), nearest_rank(&sorted, *p)))
+            .collect();
+        Ok(Figure {
+            key: self.key.clone(),
+            unit: self.unit.clone(),
+            value: percentiles[0].1,
+            stat: stat::P50.to_string(),
+            n: samples.len() as u64,
+            samples,
+            histogram: None,
+            percentiles,
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         let num = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
         let mut o = Map::new();
@@ -408,6 +464,36 @@ impl Document {
         })
     }
 
+    /// Several runs of the same suite as one (`preempt compare` takes a
+    /// side's files together): every figure's samples merged
+    /// ([`Figure::merge`]), the first file's provenance. A figure missing
+    /// from a run is kept from the others.
+    pub fn merge(docs: &[Document]) -> Result<Document, String> {
+        let (first, rest) = docs.split_first().ok_or("no document")?;
+        let mut out = first.clone();
+        for d in rest {
+            if d.suite != out.suite {
+                return Err(format!(
+                    "runs of different suites ({} and {}) cannot be merged",
+                    out.suite, d.suite
+                ));
+            }
+            for s in &d.sections {
+                let Some(mine) = out.sections.iter_mut().find(|m| m.suite == s.suite) else {
+                    out.sections.push(s.clone());
+                    continue;
+                };
+                for f in &s.figures {
+                    match mine.figures.iter_mut().find(|m| m.key == f.key) {
+                        Some(m) => *m = m.merge(f)?,
+                        None => mine.figures.push(f.clone()),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads the document in `path`.
     pub fn read(path: &Path) -> Result<Document, String> {
         let text = std::fs::read_to_string(path)
@@ -507,6 +593,42 @@ mod tests {
         assert_eq!(back.sections.len(), 2);
         assert_eq!(back.sections[1].suite, "compile");
         assert!(!back.quick());
+    }
+
+    #[test]
+    fn runs_merge_their_samples() {
+        let prov = Provenance::here(false);
+        let doc = |jit: Vec<f64>, ratio: f64, late: &[u64]| {
+            Document::one(
+                &prov,
+                Section {
+                    suite: "kernels".into(),
+                    figures: vec![
+                        Figure::repeated("sum/jit", "ns", stat::MIN, jit).unwrap(),
+                        Figure::single("ratio", "x", ratio),
+                        Figure::distribution("late", "ns", late).unwrap(),
+                    ],
+                    details: Value::Null,
+                },
+            )
+        };
+        let big: Vec<u64> = (1..=5000).collect();
+        let m = Document::merge(&[
+            doc(vec![3.0, 2.0], 1.0, &[1, 2, 3]),
+            doc(vec![1.5], 3.0, &[4]),
+            doc(vec![4.0], 2.0, &big),
+        ])
+        .unwrap();
+        let f = &m.sections[0].figures;
+        assert_eq!((f[0].value, f[0].n), (1.5, 4));
+        assert_eq!(f[0].samples, [3.0, 2.0, 1.5, 4.0]);
+        assert_eq!(
+            (f[1].value, f[1].n, f[1].stat.as_str()),
+            (2.0, 3, stat::P50)
+        );
+        assert_eq!(f[2].n, 5004);
+        assert!(f[2].histogram.is_some());
+        assert!(Document::merge(&[]).is_err());
     }
 
     #[test]
