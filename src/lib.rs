@@ -789,11 +789,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 out_dir,
                 go_bench,
             };
-            let suites: Vec<&str> = ["compile", "kernels", "runtime", "preempt", "mechanisms"]
-                .into_iter()
-                .filter(|s| suite == "all" || suite == *s)
-                .collect();
-            if let Err(msg) = files.check(&suites) {
+            if let Err(msg) = files.check(&suite) {
                 return fail(msg);
             }
             let mut sections = Vec::new();

@@ -102,9 +102,13 @@ pub struct BenchFiles {
 }
 
 impl BenchFiles {
-    /// Checks every file can be written before the suites run (the
-    /// directory is made if need be).
-    pub fn check(&self, suites: &[&str]) -> Result<(), String> {
+    /// Checks every file that `preempt bench SUITE` (or `all`) will write
+    /// can be written, before the suites run (the directory is made if
+    /// need be).
+    pub fn check(&self, suite: &str) -> Result<(), String> {
+        let suites = ["compile", "kernels", "runtime", "preempt", "mechanisms"]
+            .into_iter()
+            .filter(|s| suite == "all" || suite == *s);
         let fail = |e: String| format!("preempt bench: {e}");
         for p in [&self.json, &self.go_bench].into_iter().flatten() {
             results::check_writable(p).map_err(fail)?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use preempt::compare::{tables, Table};
 use preempt_bench::results::{Document, FORMAT};
-use preempt_tests::{run_cli, run_cli_env};
+use preempt_tests::{emulated, run_cli, run_cli_env};
 use serde_json::{json, Value};
 
 const CLI: &str = env!("CARGO_BIN_EXE_preempt-cli");
@@ -98,49 +98,58 @@ fn every_suite_writes_one_format_and_checks_its_paths_first() {
     let _machine = machine();
     let d = dir("all");
     let (one, out, go) = (d.join("all.json"), d.join("out"), d.join("go.txt"));
-    let r = run_cli(
-        CLI,
-        &[
-            "bench",
+    // Under qemu-user (the aarch64 lane) every suite would take minutes
+    // and the catalogue's children are not emulated: the kernels suite,
+    // which runs in this process, stands for the others there.
+    let (which, suites): (&str, &[&str]) = if emulated() {
+        ("kernels", &["kernels"])
+    } else {
+        (
             "all",
-            "--quick",
-            "--no-go",
-            "--json",
-            s(&one),
-            "--out-dir",
-            s(&out),
-            "--go-bench",
-            s(&go),
-        ],
-        GENEROUS,
-    );
+            &["compile", "kernels", "runtime", "preempt", "mechanisms"],
+        )
+    };
+    let args = [
+        "bench",
+        which,
+        "--quick",
+        "--no-go",
+        "--json",
+        s(&one),
+        "--out-dir",
+        s(&out),
+        "--go-bench",
+        s(&go),
+    ];
+    let r = run_cli(CLI, &args, GENEROUS);
     assert_eq!(r.status, Some(0), "{r:?}");
     let all = json_of(&one);
-    assert_eq!(all["suite"], json!("all"));
-    let suites = ["compile", "kernels", "runtime", "preempt", "mechanisms"];
-    let inside: Vec<&str> = all["suites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["suite"].as_str().unwrap())
-        .collect();
-    assert_eq!(inside, suites);
+    assert_eq!(all["suite"], json!(which));
+    if which == "all" {
+        let inside: Vec<&str> = all["suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["suite"].as_str().unwrap())
+            .collect();
+        assert_eq!(inside, suites);
+        let preempt = json_of(&out.join("preempt.json"));
+        let floor = preempt["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == "floor/200us_apart")
+            .expect("the floor's samples");
+        assert_eq!(floor["samples"].as_array().unwrap().len(), 50, "{floor}");
+    }
     for suite in suites {
         check_document(&json_of(&out.join(format!("{suite}.json"))), suite, true);
     }
-    // Repetitions are kept as samples; distributions whole.
+    // Repetitions are kept as samples.
     let kernels = json_of(&out.join("kernels.json"));
     let jit = &kernels["figures"][0];
     assert_eq!(jit["key"], json!("sum/jit"));
     assert_eq!(jit["n"], json!(1), "--quick runs each kernel once: {jit}");
-    let preempt = json_of(&out.join("preempt.json"));
-    let floor = preempt["figures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["key"] == "floor/200us_apart")
-        .expect("the floor's samples");
-    assert_eq!(floor["samples"].as_array().unwrap().len(), 50, "{floor}");
     let go = std::fs::read_to_string(&go).unwrap();
     assert!(go.contains("\nBenchmarkKernels/sum/jit-"), "{go}");
 
@@ -206,10 +215,9 @@ fn every_suite_writes_one_format_and_checks_its_paths_first() {
         "{v}"
     );
 
-    let bugs = d.join("bugs.json");
-    let r = run_cli(
-        CLI,
-        &[
+    if !emulated() {
+        let bugs = d.join("bugs.json");
+        let args = [
             "bugs",
             "1",
             "--quick",
@@ -218,16 +226,16 @@ fn every_suite_writes_one_format_and_checks_its_paths_first() {
             "--no-predict",
             "--json",
             s(&bugs),
-        ],
-        GENEROUS,
-    );
-    assert_eq!(r.status, Some(0), "{r:?}");
-    let v = json_of(&bugs);
-    assert_eq!(
-        (&v["format"], &v["suite"]),
-        (&json!(FORMAT), &json!("bugs"))
-    );
-    assert!(v["details"]["bugs"][0]["claims"].is_array(), "{v}");
+        ];
+        let r = run_cli(CLI, &args, GENEROUS);
+        assert_eq!(r.status, Some(0), "{r:?}");
+        let v = json_of(&bugs);
+        assert_eq!(
+            (&v["format"], &v["suite"]),
+            (&json!(FORMAT), &json!("bugs"))
+        );
+        assert!(v["details"]["bugs"][0]["claims"].is_array(), "{v}");
+    }
 
     // Unwritable paths end the command before it runs anything.
     for args in [
@@ -249,7 +257,7 @@ fn every_suite_writes_one_format_and_checks_its_paths_first() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// `bench kernels --quick --reps 6`, with `env`, to `path`.
+/// `bench kernels --quick --reps 8`, with `env`, to `path`.
 fn kernels(path: &Path, env: &[(&str, &str)]) {
     let r = run_cli_env(
         CLI,
@@ -258,7 +266,7 @@ fn kernels(path: &Path, env: &[(&str, &str)]) {
             "kernels",
             "--quick",
             "--reps",
-            "6",
+            "8",
             "--json",
             s(path),
         ],
@@ -308,15 +316,27 @@ fn flagged(t: &[Table], except: &str) -> (usize, Vec<String>) {
 /// "Most", not "all": at alpha 0.05 one figure in twenty differs by chance
 /// alone, and a process is fast or slow as a whole (code and heap
 /// placement), which samples from one process share. So the bound is a
-/// third of the tested figures, and when it is passed the runs are made
-/// once more before failing: a machine busy at the wrong moments once is
-/// not a fault of `compare`, twice in a row is reported.
+/// third of the tested figures. These are wall-clock timings of 5-20 ms
+/// runs: on a 2-CPU machine running ten other jobs (load average 12, as
+/// while this was written), a run's time is mostly its wait for a CPU, and
+/// even a 2x slowdown can drown in one set of runs (the Rust reference
+/// loop, one cycle an iteration, was seen to run 2x slower through a whole
+/// side's 24 runs). So when either check fails, the runs are made again,
+/// up to three times in all: a machine that busy once is not a fault of
+/// `compare`; three times in a row is reported. On a quiet machine one
+/// attempt takes about 20 s.
 #[test]
 fn compare_finds_a_planted_slowdown_and_little_else() {
+    if emulated() {
+        // Twelve suite runs under qemu-user take minutes, and its timings
+        // are the emulator's; `compare` itself is the same code there.
+        eprintln!("SKIPPED under qemu-user: timings under emulation measure the emulator");
+        return;
+    }
     let _machine = machine();
     let d = dir("compare");
     let mut last = String::new();
-    for attempt in 0..2 {
+    for attempt in 0..3 {
         let mut runs: [Vec<PathBuf>; 3] = Default::default();
         for round in 0..4 {
             for k in 0..3 {
@@ -334,15 +354,19 @@ fn compare_finds_a_planted_slowdown_and_little_else() {
         let [a, b, slow] = &runs;
         let (da, db, dslow) = (side(a), side(b), side(slow));
 
-        // The planted slowdown: every engine's sum is slower, significantly,
-        // whatever else the machine did.
+        // The planted slowdown: every engine's sum is slower, significantly.
         let t = tables(&da, &dslow).unwrap();
-        for engine in ["jit", "interp", "rust"] {
-            let key = format!("sum/{engine}");
-            let row = t[0].rows.iter().find(|r| r.key == key).unwrap();
-            assert!(row.significant(), "{key}: {row:?}");
-            assert!(row.delta_pct().unwrap() > 30.0, "{key}: {row:?}");
-        }
+        let missed: Vec<String> = ["jit", "interp", "rust"]
+            .iter()
+            .map(|e| {
+                t[0].rows
+                    .iter()
+                    .find(|r| r.key == format!("sum/{e}"))
+                    .unwrap()
+            })
+            .filter(|r| !r.significant() || r.delta_pct().unwrap() < 30.0)
+            .map(|r| format!("{r:?}"))
+            .collect();
         assert_eq!(
             json_of(&slow[0])["provenance"]["test_hooks"]["PREEMPT_BENCH_SLOWDOWN"],
             json!("sum"),
@@ -351,13 +375,16 @@ fn compare_finds_a_planted_slowdown_and_little_else() {
 
         let (same_tested, same_flagged) = flagged(&tables(&da, &db).unwrap(), "");
         let (rest_tested, rest_flagged) = flagged(&t, "sum");
-        // 4 kernels x 3 engines, and the 8 ratios, which are single values
-        // in one run and 4 samples merged; the planted kernel's 5 aside.
+        // 4 kernels x 3 engines (32 samples a side), and the 8 ratios,
+        // single values in one run and 4 merged; the planted kernel's 5
+        // aside.
         assert_eq!(same_tested, 20, "{:?}", tables(&da, &db).unwrap());
         assert_eq!(rest_tested, 15);
-        let ok = same_flagged.len() * 3 <= same_tested && rest_flagged.len() * 3 <= rest_tested;
+        let ok = missed.is_empty()
+            && same_flagged.len() * 3 <= same_tested
+            && rest_flagged.len() * 3 <= rest_tested;
         last = format!(
-            "attempt {attempt}: same build: {same_flagged:?} of {same_tested}; planted, other kernels: {rest_flagged:?} of {rest_tested}"
+            "attempt {attempt}: planted slowdown missed: {missed:?}; same build: {same_flagged:?} of {same_tested}; planted, other kernels: {rest_flagged:?} of {rest_tested}"
         );
         eprintln!("{last}");
         if ok {
@@ -367,7 +394,7 @@ fn compare_finds_a_planted_slowdown_and_little_else() {
             assert!(r.stdout.contains("Mann-Whitney U") && r.stdout.contains("alpha = 0.05"));
             let line = row_line(&r.stdout, "sum/jit");
             assert!(
-                line.contains("%  (p=0.0") && line.contains("n=24+24"),
+                line.contains("%  (p=0.0") && line.contains("n=32+32"),
                 "{line}"
             );
             assert!(r
@@ -377,7 +404,7 @@ fn compare_finds_a_planted_slowdown_and_little_else() {
             return;
         }
     }
-    panic!("too many figures differ between runs of the same build: {last}");
+    panic!("three times in a row: {last}");
 }
 
 #[test]
