@@ -328,7 +328,9 @@ fn num(v: f64) -> String {
         return "-".into();
     }
     let a = v.abs();
-    if a == 0.0 || (1e-3..1e15).contains(&a) {
+    if a == 0.0 {
+        "0".into()
+    } else if (1e-3..1e15).contains(&a) {
         let digits = (3 - a.log10().floor().max(-3.0) as i32).clamp(0, 6) as usize;
         format!("{v:.digits$}")
     } else {
@@ -428,4 +430,52 @@ pub fn compare(old: &Document, new: &Document, a: &Path, b: &Path) -> Result<Str
         "\n{flagged} of {tested} tested rows differ significantly (alpha {ALPHA}); {untested} rows could not be tested (one value each, or too few samples)"
     );
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preempt_bench::results::{Provenance, Section};
+
+    #[test]
+    fn numbers_keep_four_significant_digits() {
+        assert_eq!(num(0.5488394858), "0.5488");
+        assert_eq!(num(10.342831289), "10.34");
+        assert_eq!(num(52383.0), "52383");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(2e-5), "2.000e-5");
+        assert_eq!(num(f64::NAN), "-");
+    }
+
+    fn doc(suite: &str, sections: &[(&str, f64)]) -> Document {
+        Document {
+            suite: suite.into(),
+            provenance: Provenance::here(false).to_json(),
+            settings: Value::Null,
+            sections: sections
+                .iter()
+                .map(|(s, v)| Section {
+                    suite: s.to_string(),
+                    figures: vec![Figure::single("total", "ns", *v)],
+                    details: Value::Null,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_all_file_is_compared_suite_by_suite() {
+        let all = doc("all", &[("compile", 1.0), ("kernels", 2.0)]);
+        let kernels = doc("kernels", &[("kernels", 4.0)]);
+        let t = tables(&all, &kernels).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].suite, "kernels");
+        assert_eq!(t[0].rows[0].delta_pct(), Some(100.0));
+        assert!(!t[0].rows[0].tested(), "one value each");
+        assert_eq!(tables(&all, &all).unwrap().len(), 2);
+        let compile = doc("compile", &[("compile", 1.0)]);
+        assert!(tables(&kernels, &compile)
+            .unwrap_err()
+            .contains("different suites"));
+    }
 }
