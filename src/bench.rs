@@ -10,7 +10,7 @@ use preempt_bench::progress;
 use preempt_bench::runtime::Options;
 use preempt_runtime::affinity::CpuList;
 
-use crate::console::{self, outln};
+use crate::console::{self, errln, outln};
 use crate::fail;
 
 /// The suites, in the order `all` runs them.
@@ -25,9 +25,23 @@ pub struct BenchArgs {
     /// says so).
     #[arg(long)]
     pub quick: bool,
-    /// Also write the runtime suite's figures to FILE as JSON.
+    /// Write every figure, with its samples and the run's provenance,
+    /// to FILE as JSON (docs/results-format.md): the suite's, or for
+    /// `all` one file holding every suite.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write each suite's JSON to DIR/SUITE.json.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Write the figures in Go's benchmark format to FILE, for
+    /// `benchstat`.
+    #[arg(long, value_name = "FILE")]
+    pub go_bench: Option<PathBuf>,
+    /// Repetitions of each measurement of the compile and kernels
+    /// suites (default 5, 1 with --quick): more samples let `preempt
+    /// compare` tell smaller differences from noise.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub reps: Option<u64>,
     /// Leave out the Go side of the runtime suite.
     #[arg(long)]
     pub no_go: bool,
@@ -61,6 +75,9 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         suite,
         quick,
         json,
+        out_dir,
+        go_bench,
+        reps,
         no_go,
         report,
         cpus,
@@ -71,6 +88,14 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             "preempt bench: unknown suite '{suite}' (all, {})",
             SUITES.join(", ")
         ));
+    }
+    let files = crate::outputs::BenchFiles {
+        json: json.clone(),
+        out_dir: out_dir.clone(),
+        go_bench: go_bench.clone(),
+    };
+    if let Err(msg) = files.check(suite) {
+        return fail(msg);
     }
     if let Some(dir) = report {
         if let Err(msg) = check_report_dir(dir) {
@@ -97,59 +122,58 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     if quick {
         outln!("{QUICK_MARK}: --quick runs tiny sizes to check the harness; no figure below is a measurement");
     }
-    let budget = if quick {
+    let mut budget = if quick {
         preempt_bench::Budget::quick()
     } else {
         preempt_bench::Budget::default()
     };
+    if let Some(r) = reps {
+        budget.repetitions = *r as usize;
+    }
     let options = || {
         let mut opts = Options::new(quick, std::env::current_exe().ok());
         opts.go = !no_go;
         opts
     };
     let mut docs: Vec<Doc> = Vec::new();
+    let mut sections = Vec::new();
     for name in SUITES {
         if suite != "all" && suite != name {
             continue;
         }
         let label = format!("bench {name}");
-        let doc = match name {
-            "compile" => progress::suite(&label, || preempt_bench::compile::report(budget)),
-            "kernels" => progress::suite(&label, || preempt_bench::kernels::report(budget)),
+        let (doc, details) = match name {
+            "compile" => {
+                let r = progress::suite(&label, || preempt_bench::compile::run(budget));
+                (r.doc, r.json)
+            }
+            "kernels" => {
+                let r = progress::suite(&label, || preempt_bench::kernels::run(budget));
+                (r.doc, r.json)
+            }
+            // The PIR side of these runs as `preempt run` child processes
+            // of this very executable.
             "runtime" => {
-                // The PIR side runs as `preempt run` child processes of this
-                // very executable.
-                let report = progress::suite(&label, || preempt_bench::runtime::run(options()));
-                if let Some(path) = json {
-                    let text = format!("{:#}\n", report.json);
-                    if let Err(e) = std::fs::write(path, text) {
-                        return fail(format!(
-                            "preempt bench: cannot write {}: {e}",
-                            path.display()
-                        ));
-                    }
-                }
-                report.doc
+                let r = progress::suite(&label, || preempt_bench::runtime::run(options()));
+                (r.doc, r.json)
             }
             "preempt" => {
-                let report =
-                    progress::suite(&label, || preempt_bench::preempt::run(options(), quick));
-                if let Err(msg) = write_json(name, &report.json, json) {
-                    return fail(msg);
-                }
-                report.doc
+                let r = progress::suite(&label, || preempt_bench::preempt::run(options(), quick));
+                (r.doc, r.json)
             }
             _ => {
-                let report =
+                let r =
                     progress::suite(&label, || preempt_bench::mechanisms::run(options(), quick));
-                if let Err(msg) = write_json(name, &report.json, json) {
-                    return fail(msg);
-                }
-                report.doc
+                (r.doc, r.json)
             }
         };
         outln!("\n$ preempt bench {name}\n{}", doc.text().trim_end());
         docs.push(doc);
+        sections.push(crate::outputs::section(name, details));
+    }
+    if let Err(msg) = files.write(suite, quick, sections) {
+        errln!("{msg}");
+        return console::exit(1);
     }
     if let Some(dir) = report {
         let path = preempt_bench::html::page_path(dir, started);
@@ -163,19 +187,4 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         outln!("\nwrote {}", path.display());
     }
     console::exit(0)
-}
-
-/// With `--json FILE`, writes suite `name`'s figures next to FILE as
-/// `FILE.<name>.json`.
-fn write_json(
-    name: &str,
-    figures: &impl std::fmt::Display,
-    json: &Option<PathBuf>,
-) -> Result<(), String> {
-    if let Some(path) = json {
-        let path = path.with_extension(format!("{name}.json"));
-        std::fs::write(&path, format!("{figures:#}\n"))
-            .map_err(|e| format!("preempt bench: cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
 }

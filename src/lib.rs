@@ -26,12 +26,14 @@ use values::{parse_signal, parse_size, parse_timeout};
 pub mod alloc;
 mod bench;
 pub mod bugs;
+pub mod compare;
 pub mod console;
 mod debugvars;
 mod demo;
 mod dist_docs;
 pub mod embedded;
 pub mod expect;
+mod outputs;
 mod soak;
 mod stats;
 mod stress;
@@ -49,6 +51,7 @@ Examples:
   preempt soak                                 every checked program under every mechanism, many times
   preempt bugs 1                               the seed's bug 1 on preempt and Go, claim by claim
   preempt dist-docs ~/.local/share/preempt     shell completions and man pages
+  preempt compare old.json new.json            two `bench --json` results, benchstat-style
 
 Exit status: 0 ok, 1 panic or fatal error, 2 bad usage or a file that does not
 parse or verify, 3 the watchdog ended the program.";
@@ -419,6 +422,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Parse and verify a PIR program.
     Check { file: PathBuf },
+    /// Two result files side by side, benchstat-style: every figure, the
+    /// change, and whether it is beyond the run-to-run noise
+    /// (Mann-Whitney U test on the samples, alpha 0.05).
+    Compare(compare::CompareArgs),
     /// Preempt a program at every instruction boundary (x86-64: single
     /// stepping; aarch64: a signal storm) and compare each run's stdout
     /// and exit status with an unpreempted run's. Exit 1 on any mismatch.
@@ -724,6 +731,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
         Command::Stress(args) => stress::main(&args),
         Command::Soak(args) => soak::main(&args),
         Command::Bugs(args) => bugs::main(&args),
+        Command::Compare(args) => compare::main(&args),
         Command::Run {
             file,
             opt,
@@ -782,9 +790,13 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
                 console::stderr(&stats::report(&cfg, &obs));
             }
             if let Some(path) = &runtime.stats_json {
-                let text = format!("{:#}\n", obs.stats.sched.to_json());
-                if let Err(e) = std::fs::write(path, text) {
-                    errln!("preempt: cannot write the stats to {}: {e}", path.display());
+                let settings = outputs::RunSettings {
+                    cfg: &cfg,
+                    engine,
+                    opt: level,
+                };
+                if let Err(e) = outputs::run_document(&settings, &obs).write(path) {
+                    errln!("preempt: the stats: {e}");
                 }
             }
             if let Some(path) = &runtime.trace {

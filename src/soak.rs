@@ -545,7 +545,7 @@ fn run_one(
     let re_requests = std::fs::read_to_string(stats)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("re_requests")?.as_u64())
+        .and_then(|v| v.get("details")?.get("re_requests")?.as_u64())
         .unwrap_or(0);
     let hang = f.timed_out || (f.status == Some(3) && e.status != 3);
     let verdict = if f.timed_out {

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use preempt_bench::results::{self, Document, Figure, Provenance, Section};
 use preempt_jit::module::Module;
 use preempt_runtime::RunConfig;
 use preempt_stress::{self as stress, Fault, Mode, Options};
+use serde_json::json;
 
 use crate::{fail, load, opt_level, parse_duration, RunLimits, UnsafePointsArg};
 
@@ -90,6 +92,9 @@ pub struct StressArgs {
     /// Per run (a run the watchdog ends is a mismatch).
     #[command(flatten)]
     pub limits: RunLimits,
+    /// Also write the findings to FILE as JSON (docs/results-format.md).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
@@ -113,6 +118,11 @@ fn parse_global(s: &str) -> Result<(String, i64), String> {
 }
 
 pub fn main(a: &StressArgs) -> ExitCode {
+    if let Some(p) = &a.json {
+        if let Err(e) = results::check_writable(p) {
+            return fail(format!("preempt stress: {e}"));
+        }
+    }
     let mut prog = match load(&a.file) {
         Ok(p) => p,
         Err(msg) => return fail(msg),
@@ -192,8 +202,94 @@ pub fn main(a: &StressArgs) -> ExitCode {
     match preempt_bench::progress::suite(&label, || stress::run(&module, &inits, &cfg, &opts)) {
         Ok(report) => {
             crate::console::stdout(&report.text());
+            if let Some(p) = &a.json {
+                if let Err(e) = document(a, &report).write(p) {
+                    crate::console::errln!("preempt stress: {e}");
+                    return crate::console::exit(1);
+                }
+            }
             crate::console::exit(u8::from(report.mismatch_count() > 0))
         }
         Err(msg) => fail(msg),
     }
+}
+
+/// `--json`: the findings as figures (counts, and the time taken), the
+/// summary and every mismatch in `details`.
+fn document(a: &StressArgs, r: &stress::Report) -> Document {
+    let mut figures = vec![
+        Figure::single("mismatches", "count", r.mismatch_count() as f64),
+        Figure::single("static_boundaries", "count", r.static_boundaries as f64),
+        Figure::single(
+            "boundaries_redirected_at",
+            "count",
+            r.redirected_at.len() as f64,
+        ),
+        Figure::single(
+            "boundaries_declined_at",
+            "count",
+            r.declined_at.len() as f64,
+        ),
+        Figure::single("elapsed", "ns", r.elapsed.as_nanos() as f64),
+    ];
+    let mut details = json!({
+        "file": a.file.display().to_string(),
+        "title": r.title,
+        "mode": r.mode,
+        "reference": {"status": r.reference.status, "stdout_lines": r.reference.stdout.lines().count()},
+        "stopped_early": r.stopped_early,
+        "mismatches": r.mismatches.iter().map(|m| json!({
+            "label": m.label, "place": m.place, "status": m.got.status,
+            "stdout": m.got.stdout, "stderr": m.got.stderr,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(s) = &r.step {
+        figures.extend(Figure::counts(
+            "step/",
+            [
+                ("tried", s.tried),
+                ("redirected", s.redirected),
+                ("unsafe", s.unsafe_total()),
+                ("later_redirect", s.later_redirect),
+                ("later_cooperative", s.later_cooperative),
+                ("never_stopped", s.never_stopped),
+                ("armed", s.armed),
+                ("armed_yield", s.armed_yield),
+                ("armed_cooperative", s.armed_cooperative),
+                ("armed_never", s.armed_never),
+                ("arm_timeouts", s.arm_timeouts),
+                ("diverged", s.diverged),
+            ],
+        ));
+        figures.extend(Figure::counts("step/unsafe/", s.unsafe_by_reason.clone()));
+        details["step"] = json!({
+            "first": s.first, "last": s.last, "boundaries": s.boundaries, "more": s.more,
+            "mechanism": s.mechanism.name(), "lead": s.lead,
+        });
+    }
+    if let Some(s) = &r.storm {
+        figures.extend(Figure::counts(
+            "storm/",
+            [
+                ("runs", s.runs),
+                ("signals_sent", s.signals_sent),
+                ("arms", s.arms),
+                ("redirected", s.redirected),
+                ("cooperative", s.cooperative),
+            ],
+        ));
+        figures.extend(Figure::counts("storm/declined/", s.declined.clone()));
+        details["storm"] = json!({
+            "interval_ns": s.interval.as_nanos() as u64, "mechanism": s.mechanism.name(),
+            "qemu_singlestep": s.qemu_singlestep,
+        });
+    }
+    Document::one(
+        &Provenance::here(false),
+        Section {
+            suite: "stress".into(),
+            figures,
+            details,
+        },
+    )
 }

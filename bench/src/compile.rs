@@ -113,11 +113,41 @@ pub fn measure(source: &str) -> Phases {
     }
 }
 
+/// The suite's result: the table, and every repetition for tools.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub doc: Doc,
+    pub json: serde_json::Value,
+}
+
 /// The best of the budget's repetitions of compiling a ~1M-instruction
-/// program, per phase.
+/// program, per phase: the table.
 pub fn report(budget: Budget) -> Doc {
+    run(budget).doc
+}
+
+/// Every repetition's phases in seconds, as JSON.
+fn details(source: &str, all: &[Phases]) -> serde_json::Value {
+    let phase = |f: fn(&Phases) -> f64| all.iter().map(f).collect::<Vec<f64>>();
+    serde_json::json!({
+        "instructions": all.first().map_or(0, |p| p.instructions),
+        "source_bytes": source.len(),
+        "code_bytes": all.first().map_or(0, |p| p.code_bytes),
+        "arch": Arch::host().unwrap_or(Arch::X86_64).name(),
+        "repetitions": all.len(),
+        "seconds": {
+            "parse": phase(|p| p.parse), "verify": phase(|p| p.verify),
+            "optimize": phase(|p| p.optimize), "assemble": phase(|p| p.assemble),
+            "publish": phase(|p| p.publish), "total": phase(Phases::total),
+        },
+    })
+}
+
+/// [`report`], with every repetition as JSON.
+pub fn run(budget: Budget) -> Report {
     let repetitions = budget.repetitions.max(1);
     let source = generate(2000, 500);
+    let mut all = Vec::new();
     let mut best: Option<Phases> = None;
     for r in 0..repetitions {
         crate::progress::step(&format!(
@@ -127,8 +157,9 @@ pub fn report(budget: Budget) -> Doc {
         ));
         let p = measure(&source);
         if best.as_ref().is_none_or(|b| p.total() < b.total()) {
-            best = Some(p);
+            best = Some(p.clone());
         }
+        all.push(p);
     }
     let p = best.unwrap_or_default();
     let rate = |secs: f64| p.instructions as f64 / secs / 1e6;
@@ -166,7 +197,10 @@ pub fn report(budget: Budget) -> Doc {
         ]);
     }
     doc.table(t);
-    doc
+    Report {
+        json: details(&source, &all),
+        doc,
+    }
 }
 
 #[cfg(test)]

@@ -86,9 +86,17 @@ pub fn all() -> Vec<Kernel> {
 
 /// The kernel with a `@main` that times one call of `@kernel(n)`.
 pub fn program(k: &Kernel, n: i64) -> Program {
+    program_calling(k, n, 1)
+}
+
+/// [`program`] with `calls` calls of `@kernel(n)` in the timed region (more
+/// than one only for the planted slowdown of [`planted_slowdown`]).
+fn program_calling(k: &Kernel, n: i64, calls: usize) -> Program {
+    let timed = format!("    %r = call @kernel({n})\n");
     let src = format!(
-        "{}\nfunc @main() {{\n    %t0 = now\n    %r = call @kernel({n})\n    %t1 = now\n    %dt = sub %t1, %t0\n    print \"{{}} {{}}\", %r, %dt\n    ret\n}}\n",
-        k.source
+        "{}\nfunc @main() {{\n    %t0 = now\n{}    %t1 = now\n    %dt = sub %t1, %t0\n    print \"{{}} {{}}\", %r, %dt\n    ret\n}}\n",
+        k.source,
+        timed.repeat(calls.max(1))
     );
     let mut p =
         ir::parse(&src).unwrap_or_else(|e| panic!("kernel {}: {}", k.name, e.render(k.name, &src)));
@@ -137,12 +145,20 @@ pub fn run_once(k: &Kernel, engine: Engine, n: i64) -> (i64, f64) {
 /// [`run_once`] with a given run configuration (preemption mode, quantum;
 /// start from [`bench_config`]).
 pub fn run_with(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig) -> (i64, f64) {
+    run_calling(k, engine, n, cfg, 1)
+}
+
+/// [`run_with`], the kernel called `calls` times in the timed region.
+fn run_calling(k: &Kernel, engine: Engine, n: i64, cfg: &RunConfig, calls: usize) -> (i64, f64) {
     if engine == Engine::Rust {
         let t = Instant::now();
-        let r = (k.rust)(n);
+        let mut r = 0;
+        for _ in 0..calls.max(1) {
+            r = (k.rust)(std::hint::black_box(n));
+        }
         return (r, t.elapsed().as_nanos() as f64);
     }
-    let mut prog = program(k, n);
+    let mut prog = program_calling(k, n, calls);
     let (out, captured) = Output::capture();
     let outcome = match engine {
         Engine::Jit => {
@@ -174,8 +190,22 @@ pub struct Measurement {
     pub result: i64,
     /// The fastest repetition.
     pub ns_per_unit: f64,
-    /// Every repetition, for the spread.
-    pub runs: Vec<f64>,
+    /// Every repetition's ns per unit (`ns_per_unit` is the smallest).
+    pub samples: Vec<f64>,
+}
+
+/// The kernels the test hook `PREEMPT_BENCH_SLOWDOWN` (a comma-separated
+/// list of kernel names) slows down: each of their timed runs calls the
+/// kernel twice while the work counted is one call's, so their ns/unit
+/// doubles on every engine. For testing `preempt compare`; a result made
+/// with it says so in its provenance.
+pub fn planted_slowdown() -> Vec<String> {
+    std::env::var(crate::results::provenance::SLOWDOWN_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Grows `n` until one run takes a quarter of the target, then measures
@@ -183,6 +213,13 @@ pub struct Measurement {
 pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
     crate::progress::step(&format!("{} on {}", k.name, engine.name()));
     let target = budget.target.as_nanos() as f64;
+    let calls = if planted_slowdown().iter().any(|s| s == k.name) {
+        2
+    } else {
+        1
+    };
+    let cfg = bench_config(format!("{}.pir", k.name));
+    let run_once = |k: &Kernel, engine, n| run_calling(k, engine, n, &cfg, calls);
     let mut n = k.start;
     loop {
         let (_, ns) = run_once(k, engine, n);
@@ -197,24 +234,30 @@ pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
             next
         };
     }
-    let mut runs = Vec::new();
+    let mut samples = Vec::new();
     let mut result = 0;
     for _ in 0..budget.repetitions.max(1) {
         let (r, ns) = run_once(k, engine, n);
         result = r;
-        runs.push(ns / (k.work)(n));
+        samples.push(ns / (k.work)(n));
     }
     Measurement {
         engine,
         n,
         result,
-        ns_per_unit: runs.iter().copied().fold(f64::INFINITY, f64::min),
-        runs,
+        ns_per_unit: samples.iter().copied().fold(f64::INFINITY, f64::min),
+        samples,
     }
 }
 
 /// Measures every kernel on every engine: the table.
 pub fn report(budget: Budget) -> Doc {
+    run(budget).doc
+}
+
+/// Measures every kernel on every engine: the table and the JSON.
+pub fn run(budget: Budget) -> Report {
+    let mut measured = Vec::new();
     let mut doc = Doc::new("kernels");
     doc.title(
         format!(
@@ -237,9 +280,10 @@ pub fn report(budget: Budget) -> Doc {
         load: crate::noise::load_at_start(),
         ..Default::default()
     };
-    for k in all() {
+    let kernels = all();
+    for k in &kernels {
         let [jit, interp, rust] =
-            [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(&k, e, budget));
+            [Engine::Jit, Engine::Interp, Engine::Rust].map(|e| measure(k, e, budget));
         t.row(&[
             k.name.to_string(),
             k.unit.to_string(),
@@ -249,16 +293,54 @@ pub fn report(budget: Budget) -> Doc {
             format!("{:.2}x", jit.ns_per_unit / rust.ns_per_unit),
             format!("{:.1}x", interp.ns_per_unit / jit.ns_per_unit),
         ]);
-        for m in [jit, interp, rust] {
+        for m in [&jit, &interp, &rust] {
             seen.baselines
-                .push((format!("{} on {}", k.name, m.engine.name()), m.runs));
+                .push((format!("{} on {}", k.name, m.engine.name()), m.samples.clone()));
         }
+        measured.push((k, vec![jit, interp, rust]));
     }
     for w in crate::noise::warnings(&seen) {
         doc.warning(w);
     }
     doc.table(t);
-    doc
+    Report {
+        json: details(budget, &measured),
+        doc,
+    }
+}
+
+/// The suite's result: the table, and every measurement for tools.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub doc: Doc,
+    pub json: serde_json::Value,
+}
+
+/// Every measurement as JSON: per kernel its unit and, per engine, the
+/// size, the result and every repetition's ns per unit.
+fn details(budget: Budget, measured: &[(&Kernel, Vec<Measurement>)]) -> serde_json::Value {
+    let kernels: Vec<serde_json::Value> = measured
+        .iter()
+        .map(|(k, ms)| {
+            let engines: serde_json::Map<String, serde_json::Value> = ms
+                .iter()
+                .map(|m| {
+                    (
+                        m.engine.name().to_string(),
+                        serde_json::json!({"n": m.n, "result": m.result,
+                            "ns_per_unit": m.ns_per_unit, "samples": m.samples}),
+                    )
+                })
+                .collect();
+            serde_json::json!({"kernel": k.name, "unit": k.unit, "engines": engines})
+        })
+        .collect();
+    serde_json::json!({
+        "target_ms": budget.target.as_millis() as u64,
+        "repetitions": budget.repetitions,
+        "planted_slowdown": planted_slowdown(),
+        "kernels": kernels,
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@
 //! - [`mechanisms`]: the five preemption mechanisms side by side: overhead
 //!   on tight loops (timed and counted), time-to-preempt against the
 //!   floor, code size, arming cost; SVG plots through [`plot`].
+//!
+//! Every suite's figures are also written in one JSON format with their
+//! provenance and samples ([`results`]).
 
 pub mod compile;
 pub mod doc;
@@ -31,6 +34,7 @@ pub mod plot;
 pub mod preempt;
 pub mod process;
 pub mod progress;
+pub mod results;
 pub mod runtime;
 pub mod rust_ref;
 

@@ -64,7 +64,7 @@ fn pct(samples: &[u64], p: f64) -> Option<f64> {
 /// within its bucket. Go's time histograms keep four buckets per power of
 /// two, so a bucket spans up to a fifth of its upper bound; taking the
 /// bound itself would round Go's figure up by as much.
-fn go_histogram_pct(v: &Value, p: f64) -> Result<f64, String> {
+pub(crate) fn go_histogram_pct(v: &Value, p: f64) -> Result<f64, String> {
     let bounds: Vec<f64> = v["stop_bounds_s"]
         .as_array()
         .ok_or("no stop_bounds_s")?
@@ -100,7 +100,7 @@ fn go_histogram_pct(v: &Value, p: f64) -> Result<f64, String> {
 
 /// A histogram's percentile from `preempt run --stats-json` output, in ns.
 fn stats_pct(stats: &Value, name: &str, key: &str) -> Result<f64, String> {
-    stats["histograms"][name][key]
+    stats["details"]["histograms"][stats::json_key(name)][key]
         .as_f64()
         .ok_or_else(|| format!("no {name} {key} in the run's stats"))
 }
@@ -125,10 +125,14 @@ fn run_with_stats(
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Async-preemption overhead on `kernel`: (async ns/unit, none ns/unit),
-/// each the best of `reps` interleaved runs of about `target`, and every
-/// run's ns/unit of the baseline (none), for its spread.
-fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64, Vec<f64>), String> {
+/// Async-preemption overhead on `kernel`: every run's (async ns/unit,
+/// none ns/unit), `reps` interleaved runs of about `target` each (the
+/// figure is the best of each), and the kernel's unit of work.
+fn overhead(
+    kernel: &str,
+    target: Duration,
+    reps: usize,
+) -> Result<(Vec<f64>, Vec<f64>, &'static str), String> {
     let k = kernels::all()
         .into_iter()
         .find(|k| k.name == kernel)
@@ -154,19 +158,21 @@ fn overhead(kernel: &str, target: Duration, reps: usize) -> Result<(f64, f64, Ve
         }
         n = (k.grow)(n);
     }
-    let (mut best_a, mut best_n) = (f64::INFINITY, f64::INFINITY);
-    let mut baseline = Vec::new();
+    let (mut all_a, mut all_n) = (Vec::new(), Vec::new());
     for _ in 0..reps.max(1) {
         let (ra, a) = kernels::run_with(&k, Engine::Jit, n, &async_);
         let (rn, b) = kernels::run_with(&k, Engine::Jit, n, &none);
         if ra != rn {
             return Err(format!("{kernel}: async computed {ra}, none {rn}"));
         }
-        best_a = best_a.min(a / (k.work)(n));
-        best_n = best_n.min(b / (k.work)(n));
-        baseline.push(b / (k.work)(n));
+        all_a.push(a / (k.work)(n));
+        all_n.push(b / (k.work)(n));
     }
-    Ok((best_a, best_n, baseline))
+    Ok((all_a, all_n, k.unit))
+}
+
+fn best(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 /// Measures everything and builds the report.
@@ -253,7 +259,9 @@ pub fn run(opts: Options, quick: bool) -> Report {
     if let Ok(st) = &stats {
         notes.push(format!(
             "time-to-preempt over {} asynchronous preemptions; {} signals sent",
-            st["histograms"]["time-to-preempt (async)"]["count"], st["signals_sent"]
+            st["details"]["histograms"][stats::json_key(stats::ttp_name(PreemptMode::Async))]
+                ["count"],
+            st["details"]["signals_sent"]
         ));
         s.json_runs
             .push(json!({"side": "preempt", "bench": "sleeper-nocall", "stats": st}));
@@ -355,7 +363,10 @@ pub fn run(opts: Options, quick: bool) -> Report {
     for kernel in ["sum", "nested"] {
         crate::progress::step(&format!("async overhead, {kernel} kernel"));
         let r = overhead(kernel, target, reps);
-        let fig: Figure = r.clone().map(|(a, n, _)| (a / n - 1.0) * 100.0);
+        let fig: Figure = r
+            .as_ref()
+            .map(|(a, n, _)| (best(a) / best(n) - 1.0) * 100.0)
+            .map_err(Clone::clone);
         rows.push(
             Row::new(
                 format!("async overhead, {kernel} kernel (quantum 10 ms)"),
@@ -365,14 +376,15 @@ pub fn run(opts: Options, quick: bool) -> Report {
             )
             .goal(Goal::Below(1.0, "< 1%")),
         );
-        if let Ok((a, n, baseline)) = r {
+        if let Ok((a, n, unit)) = r {
             seen.baselines.push((
                 format!("the no-preemption baseline of the {kernel} kernel"),
-                baseline,
+                n.clone(),
             ));
             s.json_runs.push(
-                json!({"side": "preempt", "bench": "overhead", "kernel": kernel,
-                "async_ns_per_unit": a, "none_ns_per_unit": n}),
+                json!({"side": "preempt", "bench": "overhead", "kernel": kernel, "unit": unit,
+                "async_ns_per_unit": best(&a), "none_ns_per_unit": best(&n),
+                "async_samples": a, "none_samples": n}),
             );
         }
     }

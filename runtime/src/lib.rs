@@ -114,6 +114,19 @@ pub enum ProcsFrom {
     Default,
 }
 
+impl ProcsFrom {
+    /// A stable key for result files: `--procs`, `set procs`,
+    /// `GOMAXPROCS` or `cpu_count`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ProcsFrom::Flag => "--procs",
+            ProcsFrom::File => "set procs",
+            ProcsFrom::Env => "GOMAXPROCS",
+            ProcsFrom::Default => "cpu_count",
+        }
+    }
+}
+
 impl std::fmt::Display for ProcsFrom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -67,7 +67,9 @@ use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
 use preempt_jit::ir::PreemptMode;
-use serde_json::{json, Map, Value};
+
+mod json;
+pub use json::json_key;
 
 /// The overall time-to-preempt histogram.
 pub const TIME_TO_PREEMPT: &str = "time-to-preempt";
@@ -226,21 +228,6 @@ impl Matrix {
             .map(|(name, n)| format!("{name} {n}"))
             .collect();
         format!("{}; {}", kinds.join(", "), mechs.join(", "))
-    }
-    fn to_json(&self) -> Value {
-        let by_kind: Map<String, Value> = PreemptKind::ALL
-            .iter()
-            .map(|&k| (k.name().to_string(), json!(self.by_kind(k))))
-            .collect();
-        let by_mech: Map<String, Value> = PreemptMode::ALL
-            .iter()
-            .map(|&m| (m.name().to_string(), json!(self.by_mech(m))))
-            .collect();
-        json!({
-            "total": self.total(),
-            "by_kind": by_kind,
-            "by_mechanism": by_mech,
-        })
     }
 }
 
@@ -662,50 +649,6 @@ impl Stats {
         }
         out
     }
-
-    /// The same figures for tools; durations in nanoseconds.
-    pub fn to_json(&self) -> Value {
-        let c = self.counters();
-        let histograms: Map<String, Value> = self
-            .lock()
-            .iter()
-            .filter(|(_, h)| !h.is_empty())
-            .map(|(name, h)| {
-                (
-                    name.to_string(),
-                    json!({
-                        "count": h.len(),
-                        "min_ns": h.min(),
-                        "mean_ns": h.mean(),
-                        "p50_ns": h.value_at_percentile(50.0),
-                        "p90_ns": h.value_at_percentile(90.0),
-                        "p99_ns": h.value_at_percentile(99.0),
-                        "p99_9_ns": h.value_at_percentile(99.9),
-                        "max_ns": h.max(),
-                    }),
-                )
-            })
-            .collect();
-        let to_map = |m: BTreeMap<&'static str, u64>| -> Map<String, Value> {
-            m.into_iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect()
-        };
-        json!({
-            "context_switches": c.context_switches,
-            "goroutines_created": c.goroutines_created,
-            "threads_created": c.threads_created,
-            "handoffs": c.handoffs,
-            "foreign_calls": c.foreign_calls,
-            "signals_sent": c.signals_sent,
-            "re_requests": c.re_requests,
-            "preempt_requests": self.requests.to_json(),
-            "preemptions": self.preemptions.to_json(),
-            "retries": to_map(self.retries()),
-            "counts": to_map(self.counts()),
-            "histograms": histograms,
-        })
-    }
 }
 
 fn breakdown(m: &Matrix) -> String {
@@ -1021,19 +964,22 @@ mod tests {
         let j = s.to_json();
         assert_eq!(j["context_switches"], 1);
         assert_eq!(j["preempt_requests"]["total"], 1);
-        assert_eq!(j["preempt_requests"]["by_kind"]["stop-the-world"], 1);
+        assert_eq!(j["preempt_requests"]["by_kind"]["stop_the_world"], 1);
         assert_eq!(j["preempt_requests"]["by_kind"]["quantum"], 0);
         assert_eq!(j["preemptions"]["by_mechanism"]["async"], 1);
-        assert_eq!(j["retries"]["not JIT code"], 1);
+        assert_eq!(j["retries"]["not_jit_code"], 1);
         assert_eq!(j["counts"]["steals"], 1);
-        let ttp = &j["histograms"][TIME_TO_PREEMPT];
+        let ttp = &j["histograms"]["time_to_preempt"];
         assert_eq!(ttp["count"], 1);
         let p50 = ttp["p50_ns"].as_u64().unwrap();
         assert!((29_970..=30_030).contains(&p50), "{p50}");
-        assert!(j["histograms"].get(STW_LATENCY).is_none());
+        assert!(j["histograms"].get(json_key(STW_LATENCY)).is_none());
+        assert!(j["histograms"]
+            .get(json_key(ttp_name(PreemptMode::Async)))
+            .is_some());
         // It round-trips through text.
         let text = serde_json::to_string(&j).unwrap();
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), j);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), j);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use preempt_bench::peers::Paths;
+use preempt_bench::results::{Document, Figure, Provenance, Section};
 
 use crate::console::{self, errln, outln};
 use catalogue::{Bug, Side};
@@ -162,14 +163,22 @@ pub fn main(args: &BugsArgs) -> ExitCode {
     }
     let unexpected: usize = done.iter().map(|(_, o, _)| o.unexpected.len()).sum();
     if let Some(path) = &args.json {
-        let v = serde_json::json!({
+        let details = serde_json::json!({
             "machine": preempt_bench::machine_description(),
             "go": go.version(),
             "quick": args.quick,
             "bugs": done.iter().map(|(b, o, r)| report::json(b, o, r)).collect::<Vec<_>>(),
         });
-        if let Err(e) = std::fs::write(path, format!("{v:#}\n")) {
-            errln!("preempt bugs: cannot write {}: {e}", path.display());
+        let doc = Document::one(
+            &Provenance::here(args.quick),
+            Section {
+                suite: "bugs".into(),
+                figures: figures(&done),
+                details,
+            },
+        );
+        if let Err(e) = doc.write(path) {
+            errln!("preempt bugs: {e}");
             return console::exit(1);
         }
     }
@@ -324,6 +333,31 @@ pub(crate) fn shown_path(p: &Path) -> String {
         .unwrap_or_else(|| p.to_path_buf())
         .display()
         .to_string()
+}
+
+/// Every numeric figure of every claim, on each side:
+/// `bugN/CLAIM/SIDE/LABEL`, for `preempt compare`.
+fn figures(done: &[(&Bug, run::Outcome, Vec<report::ClaimResult>)]) -> Vec<Figure> {
+    let mut out = Vec::new();
+    for (bug, _, results) in done {
+        for r in results {
+            for (side, d) in [("preempt", &r.preempt), ("go", &r.go)] {
+                for f in &d.figures {
+                    if let Some(v) = f.value.as_ref().ok().and_then(|v| v.parse::<f64>().ok()) {
+                        let k = format!("bug{}/{}/{side}/{}", bug.number, r.id, f.label);
+                        let unit = preempt_bench::results::key(&f.unit);
+                        let unit = if unit.is_empty() {
+                            "count".into()
+                        } else {
+                            unit
+                        };
+                        out.push(Figure::single(&k, &unit, v));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Today's date (UTC), YYYY-MM-DD.

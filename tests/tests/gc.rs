@@ -487,23 +487,20 @@ fn the_stopper_gets_a_p_of_its_own_from_call_free_spinners() {
             file.to_str().unwrap(),
         ]);
         assert_eq!(r.status, Some(0), "procs {procs}: {r:?}");
-        let stats: serde_json::Value =
+        let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).expect("stats json"))
                 .expect("stats json parses");
+        let stats = &doc["details"];
         let count = |h: &str| stats["histograms"][h]["count"].as_u64().unwrap_or(0);
         let stops = 2 * n as u64;
         assert_eq!(
-            stats["counts"]["gc cycles"].as_u64(),
+            stats["counts"]["gc_cycles"].as_u64(),
             Some(n as u64),
             "{stats}"
         );
-        assert_eq!(
-            count("stop-the-world: the stopper's own P"),
-            stops,
-            "{stats}"
-        );
-        assert_eq!(count("stop-the-world latency"), stops, "{stats}");
-        let asked = stats["preempt_requests"]["by_kind"]["stop-the-world"]
+        assert_eq!(count("stop_the_world_the_stoppers_own_p"), stops, "{stats}");
+        assert_eq!(count("stop_the_world_latency"), stops, "{stats}");
+        let asked = stats["preempt_requests"]["by_kind"]["stop_the_world"]
             .as_u64()
             .unwrap_or(0);
         // A stop posted while the P passes a scheduling point takes it

@@ -286,9 +286,17 @@ pub fn run(opts: Options, quick: bool) -> Report {
     notes.extend(out.failures.iter().map(|f| format!("not measured: {f}")));
     let mut json = m.json(arming, &notes);
     json["elapsed_s"] = json!(started.elapsed().as_secs_f64());
-    let json_written = std::fs::write(&json_path, format!("{json:#}\n"));
+    let result = crate::results::Document::one(
+        &crate::results::Provenance::here(quick),
+        crate::results::Section {
+            suite: "mechanisms".into(),
+            figures: crate::results::figures::mechanisms(&json),
+            details: json.clone(),
+        },
+    );
+    let json_written = result.write(&json_path);
     if let Err(e) = &json_written {
-        notes.push(format!("cannot write {}: {e}", json_path.display()));
+        notes.push(e.clone());
     }
     let mut doc = out.doc;
     for n in &notes {

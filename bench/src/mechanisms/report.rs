@@ -357,6 +357,7 @@ impl Measured {
                 "10ms_apart": hist(self.floor_hist()),
                 "200us_apart": hist(self.floor_hot_hist()),
                 "samples_10ms_apart_ns": self.floor.as_ref().ok(),
+                "samples_200us_apart_ns": self.floor_hot.as_ref().ok(),
             },
             "time_to_preempt": json_map(self.ttp_hist().into_iter()
                 .map(|(v, h)| (v.label, fig_json(&h.map(|h| h.json()))))),
@@ -400,9 +401,9 @@ mod tests {
     fn unavailable_mechanisms_are_reported_not_measured() {
         let why = "preempt: --preempt poll is not available in this build yet";
         let stats = |mode: PreemptMode| {
-            json!({"histograms": {stats::ttp_name(mode): {
+            json!({"details": {"histograms": {stats::json_key(stats::ttp_name(mode)): {
                 "count": 5, "min_ns": 1000, "p50_ns": 2000, "p90_ns": 3000, "p99_ns": 4000,
-                "p99_9_ns": 5000, "max_ns": 6000}}})
+                "p99_9_ns": 5000, "max_ns": 6000}}}})
         };
         let ok = |label: &str| label == "coop" || label == "async";
         let kernels = suite_kernels();

@@ -260,7 +260,7 @@ pub(super) fn time_kernel(
     Ok(KernelRun {
         result,
         ns,
-        stops: st["preemptions"]["total"].as_u64().unwrap_or(0),
+        stops: st["details"]["preemptions"]["total"].as_u64().unwrap_or(0),
     })
 }
 

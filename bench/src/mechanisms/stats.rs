@@ -55,7 +55,7 @@ pub struct Hist {
 impl Hist {
     /// Histogram `name` of a run's stats.
     pub fn from_stats(stats: &Value, name: &str) -> Result<Hist, String> {
-        let h = &stats["histograms"][name];
+        let h = &stats["details"]["histograms"][preempt_runtime::stats::json_key(name)];
         if h.is_null() {
             return Err(format!("the run recorded no \"{name}\""));
         }
@@ -172,9 +172,9 @@ mod tests {
 
     #[test]
     fn histograms_are_read_from_stats_and_samples() {
-        let st = json!({"histograms": {"time-to-preempt (poll)": {
+        let st = json!({"details": {"histograms": {"time_to_preempt_poll": {
             "count": 3, "min_ns": 100, "mean_ns": 2.0, "p50_ns": 200, "p90_ns": 300,
-            "p99_ns": 400, "p99_9_ns": 500, "max_ns": 600}}});
+            "p99_ns": 400, "p99_9_ns": 500, "max_ns": 600}}}});
         let h = Hist::from_stats(&st, "time-to-preempt (poll)").unwrap();
         assert_eq!((h.count, h.p50, h.p99_9, h.max), (3, 200.0, 500.0, 600.0));
         assert_eq!(h.points().len(), 6);
