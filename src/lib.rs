@@ -499,6 +499,11 @@ pub enum Command {
         /// compare` tell smaller differences from noise.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
         reps: Option<u64>,
+        /// How long each timed run of the kernels suite lasts, as Go's
+        /// -benchtime (default 300ms, 20ms with --quick); short runs are
+        /// less often interrupted on a busy machine.
+        #[arg(long, value_parser = parse_duration)]
+        benchtime: Option<Duration>,
         /// Leave out the Go side of the runtime suite.
         #[arg(long)]
         no_go: bool,
@@ -760,6 +765,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             out_dir,
             go_bench,
             reps,
+            benchtime,
             no_go,
         } => {
             let mut budget = if quick {
@@ -770,6 +776,7 @@ pub fn main_with(args: impl IntoIterator<Item = String>) -> ExitCode {
             if let Some(r) = reps {
                 budget.repetitions = r as usize;
             }
+            budget.target = benchtime.unwrap_or(budget.target);
             if ![
                 "all",
                 "compile",
