@@ -142,8 +142,60 @@ fn every_suite_writes_one_format_and_checks_its_paths_first() {
             .expect("the floor's samples");
         assert_eq!(floor["samples"].as_array().unwrap().len(), 50, "{floor}");
     }
+    // A figure of each kind per suite: a change to a suite's details that
+    // loses its figures shows here.
+    let expected: &[(&str, &[&str])] = &[
+        ("compile", &["total", "throughput"]),
+        (
+            "kernels",
+            &[
+                "sum/jit",
+                "fib/interp",
+                "heapwalk/rust",
+                "sum/jit_over_rust",
+            ],
+        ),
+        (
+            "runtime",
+            &[
+                "spawn/preempt",
+                "pingpong/procs2/preempt",
+                "idle/preempt/bytes_per_goroutine",
+                "sleeper/preempt/late",
+            ],
+        ),
+        (
+            "preempt",
+            &[
+                "floor/10ms_apart",
+                "time_to_preempt/async",
+                "stw/spinners4/preempt",
+                "overhead/sum/none",
+            ],
+        ),
+        (
+            "mechanisms",
+            &[
+                "time_to_preempt/async",
+                "arm/patch",
+                "overhead/sum/poll",
+                "code_size/trap/module",
+            ],
+        ),
+    ];
     for suite in suites {
-        check_document(&json_of(&out.join(format!("{suite}.json"))), suite, true);
+        let v = json_of(&out.join(format!("{suite}.json")));
+        check_document(&v, suite, true);
+        let keys: Vec<&str> = v["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap())
+            .collect();
+        let (_, want) = expected.iter().find(|(s, _)| s == suite).unwrap();
+        for k in *want {
+            assert!(keys.contains(k), "{suite}: no {k} in {keys:?}");
+        }
     }
     // Repetitions are kept as samples.
     let kernels = json_of(&out.join("kernels.json"));
