@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// compare` tell smaller differences from noise.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub reps: Option<u64>,
+    /// How long each timed run of the kernels suite lasts, as Go's
+    /// -benchtime (default 300ms, 20ms with --quick); short runs are
+    /// less often interrupted on a busy machine.
+    #[arg(long, value_parser = crate::parse_duration)]
+    pub benchtime: Option<std::time::Duration>,
     /// Leave out the Go side of the runtime suite.
     #[arg(long)]
     pub no_go: bool,
@@ -78,6 +83,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         out_dir,
         go_bench,
         reps,
+        benchtime,
         no_go,
         report,
         cpus,
@@ -130,6 +136,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     if let Some(r) = reps {
         budget.repetitions = *r as usize;
     }
+    budget.target = benchtime.unwrap_or(budget.target);
     let options = || {
         let mut opts = Options::new(quick, std::env::current_exe().ok());
         opts.go = !no_go;
