@@ -38,7 +38,10 @@ pub fn suite<T>(label: &str, f: impl FnOnce() -> T) -> T {
     );
     bar.set_prefix(label.to_string());
     bar.set_message("starting");
-    bar.enable_steady_tick(Duration::from_millis(120));
+    // Off a terminal, no ticker thread either.
+    if !bar.is_hidden() {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
     let r = f();
     *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
