@@ -294,8 +294,10 @@ pub fn run(budget: Budget) -> Report {
             format!("{:.1}x", interp.ns_per_unit / jit.ns_per_unit),
         ]);
         for m in [&jit, &interp, &rust] {
-            seen.baselines
-                .push((format!("{} on {}", k.name, m.engine.name()), m.samples.clone()));
+            seen.baselines.push((
+                format!("{} on {}", k.name, m.engine.name()),
+                m.samples.clone(),
+            ));
         }
         measured.push((k, vec![jit, interp, rust]));
     }
