@@ -248,13 +248,15 @@ impl Runtime {
             return false;
         }
         self.start_the_world(requested_at);
-        self.obs.tracer.stopped_the_world(WorldStop {
-            why,
-            wanted_at,
-            requested_at,
-            stopped_at,
-            restarted_at: monotonic_nanos(),
-        });
+        if self.obs.tracer.is_on() {
+            self.obs.tracer.stopped_the_world(WorldStop {
+                why,
+                wanted_at,
+                requested_at,
+                stopped_at,
+                restarted_at: monotonic_nanos(),
+            });
+        }
         true
     }
 

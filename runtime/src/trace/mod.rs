@@ -71,7 +71,7 @@
 //! (names and args are formatted only when writing) to one of [`SHARDS`]
 //! mutex-guarded buffers chosen by the calling thread, so threads rarely
 //! contend and share no counter per event. At most
-//! [`DEFAULT_EVENT_LIMIT`] events are kept (2 million, about 200 MB in
+//! [`DEFAULT_EVENT_LIMIT`] events are kept (2 million, a few hundred MB in
 //! memory; [`Tracer::with_limit`] sets another); later ones are counted as
 //! dropped (`otherData.dropped_events`). None of this is
 //! async-signal-safe: record from ordinary code, never from a handler.
