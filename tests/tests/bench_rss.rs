@@ -40,6 +40,9 @@ fn reference_kib(file: &std::path::Path) -> i64 {
     // SAFETY: an empty pre_exec hook (it makes std fork rather than
     // posix_spawn, so the child does not start in this process's memory).
     unsafe { cmd.pre_exec(|| Ok(())) };
+    // The child is reaped by wait4 below, which also reads its rusage
+    // (Child::wait would reap it without).
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().expect("spawn");
     let (mut status, pid) = (0, child.id() as libc::pid_t);
     // SAFETY: an all-zero rusage is valid for wait4 to fill.

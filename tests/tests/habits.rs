@@ -150,7 +150,9 @@ fn an_output_that_cannot_be_written_is_found_before_the_run() {
 #[test]
 fn stats_say_where_the_number_of_ps_came_from() {
     // sum.pir has no `set procs`; spin-preempted.pir sets 1.
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    // (flags, environment, what the stats' first line says)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 4] = [
         (
             &["--procs", "2"],
             &[("GOMAXPROCS", "1")],
@@ -412,7 +414,7 @@ fn log_stops_prints_a_line_per_stop_and_per_stop_of_the_world() {
     assert_eq!(r.status, Some(0), "{r:?}");
     let lines = stop_lines(&r.stderr);
     // Forty `gc` calls, two stops of the world each.
-    let world: Vec<&StopLine> = lines
+    let world: Vec<&StopLine<'_>> = lines
         .iter()
         .filter(|l| l.kind == "Stop-the-world")
         .collect();
@@ -433,7 +435,7 @@ fn log_stops_prints_a_line_per_stop_and_per_stop_of_the_world() {
         ns(field(w, "Time since last"));
     }
     // The spinners' stops: who, how, how long, where, signals and declines.
-    let stops: Vec<&StopLine> = lines
+    let stops: Vec<&StopLine<'_>> = lines
         .iter()
         .filter(|l| l.kind == "Stop" && l.text.contains(" on M"))
         .collect();

@@ -117,7 +117,7 @@ mod tests {
                 .parse::<u64>()
                 .map_err(|e| format!("iteration count: {e}"))?;
             let rest: Vec<&str> = f.collect();
-            if rest.is_empty() || rest.len() % 2 != 0 {
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
                 return Err("values and units do not pair".into());
             }
             for pair in rest.chunks(2) {
