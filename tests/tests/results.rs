@@ -537,15 +537,23 @@ fn compare_refuses_other_suites_and_formats_and_warns_of_other_machines() {
 /// `preempt_bench::results::gobench`.
 #[test]
 fn benchstat_reads_the_go_format_when_installed() {
-    let benchstat = std::env::var("BENCHSTAT").unwrap_or_else(|_| "benchstat".into());
-    if std::process::Command::new(&benchstat)
-        .arg("-h")
-        .output()
-        .is_err()
-    {
-        eprintln!("benchstat not found ({benchstat}): Go format checked by the unit test only");
+    // BENCHSTAT, else `benchstat` on the PATH, looked up as a file: under
+    // qemu-user a spawn of a missing program does not fail, so a failed
+    // spawn cannot be the test of whether it is installed.
+    let found = std::env::var_os("BENCHSTAT")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|d| d.join("benchstat"))
+                .find(|p| p.is_file())
+        })
+        .filter(|p| p.is_file());
+    let Some(benchstat) = found else {
+        eprintln!(
+            "benchstat not found ($BENCHSTAT or the PATH): Go format checked by the unit test only"
+        );
         return;
-    }
+    };
     let d = dir("benchstat");
     let doc = json!({
         "format": FORMAT, "suite": "kernels",
