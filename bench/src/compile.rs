@@ -120,12 +120,6 @@ pub struct Report {
     pub json: serde_json::Value,
 }
 
-/// The best of the budget's repetitions of compiling a ~1M-instruction
-/// program, per phase: the table.
-pub fn report(budget: Budget) -> Doc {
-    run(budget).doc
-}
-
 /// Every repetition's phases in seconds, as JSON.
 fn details(source: &str, all: &[Phases]) -> serde_json::Value {
     let phase = |f: fn(&Phases) -> f64| all.iter().map(f).collect::<Vec<f64>>();
@@ -143,7 +137,8 @@ fn details(source: &str, all: &[Phases]) -> serde_json::Value {
     })
 }
 
-/// [`report`], with every repetition as JSON.
+/// The best of the budget's repetitions of compiling a ~1M-instruction
+/// program, per phase: the table, and every repetition as JSON.
 pub fn run(budget: Budget) -> Report {
     let repetitions = budget.repetitions.max(1);
     let source = generate(2000, 500);

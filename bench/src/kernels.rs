@@ -250,11 +250,6 @@ pub fn measure(k: &Kernel, engine: Engine, budget: Budget) -> Measurement {
     }
 }
 
-/// Measures every kernel on every engine: the table.
-pub fn report(budget: Budget) -> Doc {
-    run(budget).doc
-}
-
 /// Measures every kernel on every engine: the table and the JSON.
 pub fn run(budget: Budget) -> Report {
     let mut measured = Vec::new();

@@ -112,10 +112,11 @@ pub fn runs(n: usize) -> String {
     }
 }
 
-/// `secs` after the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
-pub fn utc(secs: u64) -> String {
+/// `secs` after the Unix epoch as a civil date and time (UTC):
+/// (year, month, day, hour, minute, second), by Howard Hinnant's
+/// days-to-civil algorithm.
+pub fn civil(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Days to a civil date (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -125,11 +126,13 @@ pub fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// `secs` after the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc(secs: u64) -> String {
+    let (y, m, d, h, mi, _) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02} UTC")
 }
 
 #[cfg(test)]
