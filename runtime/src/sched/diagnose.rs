@@ -375,6 +375,38 @@ pub fn goroutine_dump(rt: &Runtime) -> String {
     out
 }
 
+/// How long the watchdog waits for goroutines between states to settle.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Waits (up to [`SETTLE`]) until every goroutine marked running is some
+/// P's or some M's current goroutine. A goroutine whose slice has just ended
+/// is still marked running, on no P, until its M queues or parks it: a
+/// report taken in that window, and dumped after its M has run it again,
+/// would show it nowhere. The window is a few instructions on hardware and
+/// far wider under an emulator.
+fn settle(rt: &Runtime) {
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let mut placed: Vec<u64> = rt
+            .ps
+            .iter()
+            .map(|p| p.current.load(Ordering::Acquire))
+            .collect();
+        placed.extend(
+            lock(&rt.ms)
+                .iter()
+                .map(|m| m.current.load(Ordering::Acquire)),
+        );
+        let between = lock(&rt.allgs)
+            .values()
+            .any(|g| g.status() == Status::Running && !placed.contains(&g.id));
+        if !between || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 /// The watchdog ends a program that ran past its timeout.
 pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
     let secs = if timeout.subsec_nanos() == 0 {
@@ -406,7 +438,9 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
         )
         .unwrap();
     }
-    // Running goroutines first, sampled before anything stops.
+    // Running goroutines first, sampled before anything stops, once none
+    // is between a P and a run queue.
+    settle(rt);
     for p in &rt.ps {
         let Some(g) = rt.g_by_id(p.current.load(Ordering::Acquire)) else {
             continue;
