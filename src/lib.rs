@@ -15,6 +15,7 @@ use preempt_jit::ir::{self, Program};
 use preempt_jit::module::{Arch, Module};
 use preempt_runtime::affinity::{self, CpuList};
 use preempt_runtime::gc::GcFault;
+use preempt_runtime::preempt::asynchronous::AsyncStop;
 use preempt_runtime::preempt::decide::UnsafePoints;
 use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 
@@ -190,6 +191,13 @@ pub struct RunLimits {
     /// from (every looping goroutine faults; the others go on).
     #[arg(long, value_enum, default_value = "page")]
     pub trap_arm: TrapArmArg,
+    /// How `--preempt async`'s signal handler stops a goroutine: `handoff`
+    /// writes the preemption stub's frame itself and leaves for the
+    /// scheduler without returning (x86-64; aarch64 redirects);
+    /// `redirect` sends the thread into the stub and returns, as Go's
+    /// handler does (a `sigreturn`, then the stub's saves).
+    #[arg(long, value_enum, default_value = "handoff")]
+    pub async_stop: AsyncStopArg,
     /// Check every garbage collection: every object reachable from the
     /// roots must be marked, and freed objects are poisoned so that a later
     /// use is a fatal error (JIT engine).
@@ -240,6 +248,10 @@ impl RunLimits {
                 TrapArmArg::Page => preempt_runtime::preempt::trap::TrapArm::Page,
                 TrapArmArg::Mprotect => preempt_runtime::preempt::trap::TrapArm::Mprotect,
             },
+            async_stop: match self.async_stop {
+                AsyncStopArg::Handoff => AsyncStop::Handoff,
+                AsyncStopArg::Redirect => AsyncStop::Redirect,
+            },
             gc_verify: self.gc_verify,
             gc_interleave: self.gc_interleave,
             gc_inject: self.gc_inject.map(GcFault::from),
@@ -267,6 +279,12 @@ impl From<ModeArg> for PreemptMode {
             ModeArg::Patch => PreemptMode::Patch,
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum AsyncStopArg {
+    Handoff,
+    Redirect,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]

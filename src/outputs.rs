@@ -47,6 +47,7 @@ impl RunSettings<'_> {
                 preempt_runtime::preempt::decide::UnsafePoints::Ignore => "ignore",
             },
             "trap_arm": c.trap_arm.name(),
+            "async_stop": c.async_stop.name(),
             "stack_size": c.stack_size,
             "gc_percent": c.gc_percent,
             "gc_verify": c.gc_verify,

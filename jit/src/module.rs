@@ -144,6 +144,26 @@ pub struct StubAddresses {
     /// register, makes an `PreemptStub` runtime call, restores everything
     /// and resumes at `pc`.
     pub preempt_stub: usize,
+    /// How the preemption signal's handler hands an interrupted goroutine
+    /// straight to the scheduler, without returning (x86-64; `None` where
+    /// the handler redirects into `preempt_stub` and returns).
+    pub handoff: Option<Handoff>,
+}
+
+/// The two addresses of the handler's hand-off (see
+/// [`crate::isa::x64::handoff`]): the handler writes the frame
+/// `preempt_stub` would have written, with `stub_return` as the return
+/// address of its runtime call, and jumps to `leave`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    /// `extern "C" fn(*mut GoroutineContext) -> !`: leaves for the
+    /// scheduler's stack as `rt_call` does, with the request in the
+    /// context.
+    pub leave: usize,
+    /// The instruction after `preempt_stub`'s call of `rt_call`: where the
+    /// goroutine resumes, to restore its registers and return to the
+    /// interrupted instruction.
+    pub stub_return: usize,
 }
 
 /// The target architectures.
@@ -289,6 +309,10 @@ impl Module {
                 rt_call: s.rt_call + base,
                 goroutine_entry: s.goroutine_entry + base,
                 preempt_stub: s.preempt_stub + base,
+                handoff: s.handoff.map(|h| Handoff {
+                    leave: h.leave + base,
+                    stub_return: h.stub_return + base,
+                }),
             },
             code,
             tables,

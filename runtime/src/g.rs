@@ -150,6 +150,9 @@ pub struct G {
     /// When the preemption signal's handler last redirected this goroutine
     /// into the stub (monotonic ns; written by the handler).
     pub redirected_at: AtomicU64,
+    /// When that handler left (by its hand-off, or returning after the
+    /// redirect).
+    pub left_handler_at: AtomicU64,
     /// The preemption-request generation the hang diagnosis last reported.
     pub diagnosed_request: AtomicU64,
     /// `lockthread` depth (0: not locked) and the worker it is locked to.
@@ -218,6 +221,7 @@ impl G {
             guard_value,
             stop: StopRequest::default(),
             redirected_at: AtomicU64::new(0),
+            left_handler_at: AtomicU64::new(0),
             diagnosed_request: AtomicU64::new(0),
             lock_depth: AtomicU64::new(0),
             locked_m: AtomicU64::new(NO_M),

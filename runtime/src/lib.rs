@@ -74,6 +74,9 @@ pub struct RunConfig {
     pub unsafe_points: preempt::decide::UnsafePoints,
     /// How `--preempt trap` arms a goroutine (`--trap-arm`).
     pub trap_arm: preempt::trap::TrapArm,
+    /// How the preemption signal's handler stops a goroutine
+    /// (`--async-stop`).
+    pub async_stop: preempt::asynchronous::AsyncStop,
     /// GOGC: the next collection starts when the heap has grown by this
     /// many percent over the live heap; negative turns automatic
     /// collections off (`set gc_percent`, `setgcpercent`).
@@ -197,6 +200,7 @@ impl Default for RunConfig {
             preempt_signal: libc::SIGURG,
             unsafe_points: preempt::decide::UnsafePoints::Honour,
             trap_arm: preempt::trap::TrapArm::Page,
+            async_stop: preempt::asynchronous::AsyncStop::Handoff,
             reinstall_handler: false,
             gc_percent: 100,
             gc_verify: false,

@@ -79,6 +79,28 @@ pub const TTP_DELIVERY: &str = "time-to-preempt (async): request to handler";
 /// Second half: from the handler's redirect to the runtime (sigreturn,
 /// the stub's saves, the switch to the scheduler).
 pub const TTP_STUB: &str = "time-to-preempt (async): handler to scheduler";
+/// Of the second half, the handler's own part: from its decision to
+/// leaving (by the hand-off, or by returning after a redirect).
+pub const TTP_HANDLER: &str = "time-to-preempt (async): handler, decision to leaving";
+/// Of the second half, the rest: from leaving the handler to the
+/// scheduler (the hand-off's jump; or sigreturn, the stub's saves and its
+/// runtime call after a redirect).
+pub const TTP_LEAVE: &str = "time-to-preempt (async): leaving the handler to scheduler";
+/// The counter of requests withdrawn because their slice ended `how`
+/// (the slice-end names the scheduler gives: a request withdrawn as its
+/// goroutine "stopped for an earlier request" was made after that stop,
+/// and is a requester's mistake).
+pub fn withdrawn_key(how: &'static str) -> &'static str {
+    match how {
+        "blocked" => "requests withdrawn: blocked",
+        "foreign call" => "requests withdrawn: foreign call",
+        "yield" => "requests withdrawn: yield",
+        "exited" => "requests withdrawn: exited",
+        "stopped for an earlier request" => "requests withdrawn: stopped for an earlier request",
+        _ => "requests withdrawn: slice end",
+    }
+}
+
 /// The conventional name for stop-the-world latency (request to all stopped).
 pub const STW_LATENCY: &str = "stop-the-world latency";
 /// Before it stops the world, the stopper gets a P of its own (as Go's

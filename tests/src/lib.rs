@@ -3,6 +3,7 @@
 //! of hanging CI) and locating the repository's files.
 
 pub mod gen;
+pub mod registers;
 
 use std::io::Read;
 use std::path::PathBuf;

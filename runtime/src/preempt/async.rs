@@ -84,7 +84,11 @@ use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, 
 use super::worker::{current, declined, redirect, MSignal};
 use crate::trace::HandlerTrigger;
 
-static SIGNAL: Chained = Chained::new(on_signal);
+/// Installed with `SA_NODEFER`, so that the hand-off, which never
+/// returns from the handler, leaves the preemption signal unblocked. The
+/// handler tolerates its own signal arriving while it runs: that one
+/// finds the thread in the handler, not in JIT code, and declines.
+static SIGNAL: Chained = Chained::reentrant(on_signal);
 
 /// Installs the handler for `signo` (idempotent: the disposition found
 /// the first time is the one signals that are not ours are passed to).
@@ -192,10 +196,23 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
             if let Some(g) = g {
                 g.redirected_at.store(now, Ordering::Release);
             }
+            #[cfg(target_arch = "x86_64")]
+            if let (Some(h), Some(g)) = (shared.handoff(), g) {
+                let ctx = m.context();
+                if !ctx.is_null() && !mc.single_stepping() {
+                    // SAFETY: decide said Redirect for this context; ctx is
+                    // the context of g, which this thread runs.
+                    unsafe { hand_off(shared, m, g, &mut mc, resume_pc, h, ctx) }
+                }
+            }
             // SAFETY: decide said Redirect for this context.
             unsafe { redirect(shared, m, &mut mc, resume_pc) };
             if let Some(w) = shared.watcher() {
                 w.redirected_at(pc);
+            }
+            if let Some(g) = g {
+                g.left_handler_at
+                    .store(crate::stats::monotonic_ns(), Ordering::Release);
             }
         }
         Decision::Retry(r) => {
@@ -208,4 +225,86 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
         Decision::Stale | Decision::NotOurs => {}
     }
     passes_on(trigger, d)
+}
+
+/// How the preemption signal's handler stops a goroutine it may stop
+/// (`--async-stop`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum AsyncStop {
+    /// It writes the preemption stub's frame itself and leaves for the
+    /// scheduler without returning (x86-64; elsewhere, as `Redirect`).
+    #[default]
+    Handoff,
+    /// It redirects the thread into the preemption stub and returns, as
+    /// Go's handler does: `sigreturn`, then the stub's saves and its
+    /// runtime call.
+    Redirect,
+}
+
+impl AsyncStop {
+    pub fn name(self) -> &'static str {
+        match self {
+            AsyncStop::Handoff => "handoff",
+            AsyncStop::Redirect => "redirect",
+        }
+    }
+}
+
+/// Counted once per stop the handler handed to the scheduler itself.
+pub const HANDED_OFF: &str = "async stops handed off by the handler";
+
+/// Stops `g` from the handler: writes the preemption stub's frame and the
+/// context as the stub and its runtime call would (see
+/// `preempt_jit::isa::x64::handoff`), and leaves for the scheduler. Never
+/// returns: the signal frame is abandoned on the alternate stack.
+///
+/// # Safety
+///
+/// Called from the preemption signal's handler on `m`'s thread, with the
+/// kernel's context `mc`, after `decide` answered `Redirect { resume_pc }`
+/// for it; `ctx` is the context of `g`, the goroutine `m` runs; `h` is the
+/// module's hand-off.
+#[cfg(target_arch = "x86_64")]
+unsafe fn hand_off(
+    shared: &super::worker::Shared,
+    m: &MSignal,
+    g: &crate::g::G,
+    mc: &mut MachineContext<'_>,
+    resume_pc: usize,
+    h: preempt_jit::module::Handoff,
+    ctx: *mut preempt_jit::abi::GoroutineContext,
+) -> ! {
+    use preempt_jit::isa::x64::handoff::{write_frame, Interrupted};
+    let pc = mc.pc();
+    super::worker::redirected(shared, m);
+    if let Some(w) = shared.watcher() {
+        // The harness's fault injection changes the context, which the
+        // frame is then written from.
+        w.after_redirect(mc);
+        w.redirected_at(pc);
+    }
+    shared.stats().count(HANDED_OFF);
+    let mut regs = Interrupted {
+        rflags: mc.flags(),
+        ..Interrupted::default()
+    };
+    for (n, r) in (0u8..).zip(regs.gpr.iter_mut()) {
+        *r = mc.gpr(n);
+    }
+    for (i, x) in regs.xmm.iter_mut().enumerate() {
+        *x = mc.xmm(i);
+    }
+    // SAFETY: decide checked PREEMPT_STUB_STACK (at least the frame's
+    // bytes) of free goroutine stack below the interrupted SP; ctx is g's
+    // context, which nothing else touches while g runs on this thread.
+    unsafe { write_frame(&mut *ctx, &regs, resume_pc as u64, h.stub_return as u64) };
+    g.left_handler_at
+        .store(crate::stats::monotonic_ns(), Ordering::Release);
+    // SAFETY: `leave` is the module's `leave_handler` stub, which takes the
+    // context in rdi and never returns; the context now holds what
+    // `rt_call` would have left in it, and its scheduler SP is the one
+    // `switch_to` saved when this thread entered g.
+    let leave: extern "C" fn(*mut preempt_jit::abi::GoroutineContext) -> ! =
+        unsafe { std::mem::transmute::<usize, _>(h.leave) };
+    leave(ctx)
 }

@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
 
 use preempt_jit::abi::{GoroutineContext, STACK_GUARD_POISON};
 use preempt_jit::code::CodeTables;
+use preempt_jit::module::{Handoff, StubAddresses};
 use preempt_signals::handler;
 use preempt_signals::MachineContext;
 
+use super::asynchronous::AsyncStop;
 use super::decide::{Goroutine, RetryReason, Thread, UnsafePoints};
 use super::record::HandlerLog;
 use crate::g::G;
@@ -48,6 +50,8 @@ pub struct Shared {
     tables: *const CodeTables,
     /// The `preempt_stub` stub.
     stub: usize,
+    /// The handler's hand-off to the scheduler, where the module has one.
+    handoff: Option<Handoff>,
     points: UnsafePoints,
     /// Every preemption signal that arrived at a worker, sent by the
     /// runtime or not (what `notify` forwards).
@@ -76,7 +80,8 @@ impl Shared {
     /// points to this state.
     pub unsafe fn new(
         tables: &CodeTables,
-        stub: usize,
+        stubs: &StubAddresses,
+        stop: AsyncStop,
         points: UnsafePoints,
         records: bool,
         stats: &Stats,
@@ -84,7 +89,8 @@ impl Shared {
     ) -> Shared {
         Shared {
             tables,
-            stub,
+            stub: stubs.preempt_stub,
+            handoff: stubs.handoff.filter(|_| stop == AsyncStop::Handoff),
             points,
             records,
             arrived: AtomicU64::new(0),
@@ -105,6 +111,17 @@ impl Shared {
         // SAFETY: they outlive the workers (see `new`), and so every
         // reference to this state.
         unsafe { &*self.tables }
+    }
+
+    /// The run's statistics.
+    pub fn stats(&self) -> &Stats {
+        // SAFETY: they outlive the workers (see `new`).
+        unsafe { &*self.stats }
+    }
+
+    /// The handler's hand-off, if the module has one.
+    pub fn handoff(&self) -> Option<Handoff> {
+        self.handoff
     }
 
     /// Whether unsafe regions are honoured in this run.
@@ -167,6 +184,13 @@ impl MSignal {
         self.ctx.store(ctx, Ordering::Release);
     }
 
+    /// The context of the JIT goroutine this worker runs (null between
+    /// goroutines). Only the worker's own thread (or a handler
+    /// interrupting it) may use it.
+    pub fn context(&self) -> *mut GoroutineContext {
+        self.ctx.load(Ordering::Acquire)
+    }
+
     /// The run's state, if this worker has one.
     pub fn shared(&self) -> Option<&Shared> {
         // SAFETY: set from a Shared that outlives the worker.
@@ -213,6 +237,14 @@ impl MSignal {
         let i = self.last_retry.load(Ordering::Acquire) as usize;
         let r = RetryReason::ALL.get(i.checked_sub(1)?).copied()?;
         Some((r, self.last_retry_pc.load(Ordering::Acquire)))
+    }
+
+    /// Whether the handler has run since the last signal sent here and
+    /// stopped the goroutine it interrupted (it did not decline).
+    pub fn stopped_by_handler(&self) -> bool {
+        !self.pending.load(Ordering::Acquire)
+            && self.seen.load(Ordering::Acquire) == self.sent.load(Ordering::Acquire)
+            && self.last_retry.load(Ordering::Acquire) == 0
     }
 
     /// Sends the preemption signal to thread `tid`, unless one is pending
@@ -281,6 +313,12 @@ pub unsafe fn redirect(
     if let Some(w) = shared.watcher() {
         w.after_redirect(mc);
     }
+    redirected(shared, m);
+}
+
+/// A handler on `m`'s thread stopped its goroutine (by a redirect or a
+/// hand-off). Async-signal-safe.
+pub fn redirected(shared: &Shared, m: &MSignal) {
     m.last_retry.store(0, Ordering::Release);
     shared.redirects.fetch_add(1, Ordering::Relaxed);
 }
@@ -289,6 +327,5 @@ pub unsafe fn redirect(
 /// Async-signal-safe.
 pub fn declined(shared: &Shared, m: &MSignal, r: RetryReason) {
     m.last_retry.store(r.index() as u8 + 1, Ordering::Release);
-    // SAFETY: the stats outlive the worker (see `Shared::new`).
-    unsafe { &*shared.stats }.retry(r.name());
+    shared.stats().retry(r.name());
 }

@@ -54,6 +54,11 @@ impl Runtime {
                 let s = &self.obs.stats.sched;
                 s.record(crate::stats::TTP_DELIVERY, h - at);
                 s.record(crate::stats::TTP_STUB, now - h);
+                let left = g.left_handler_at.load(Ordering::Acquire);
+                if left >= h && left <= now {
+                    s.record(crate::stats::TTP_HANDLER, left - h);
+                    s.record(crate::stats::TTP_LEAVE, now - left);
+                }
             }
         }
         if self.obs.tracer.is_on() {

@@ -233,7 +233,8 @@ impl Runtime {
                     Some(Box::new(unsafe {
                         worker::Shared::new(
                             &module.tables,
-                            module.stubs.preempt_stub,
+                            &module.stubs,
+                            cfg.async_stop,
                             cfg.unsafe_points,
                             obs.tracer.is_on(),
                             &obs.stats.sched,
@@ -804,8 +805,10 @@ impl Runtime {
         let fx = self.arming.fx(g, &self.obs.stats.sched, &self.obs.tracer);
         let req = g.stop.withdraw(&fx);
         if let Some(r) = req {
+            let how = how();
+            self.obs.stats.sched.count(crate::stats::withdrawn_key(how));
             if self.obs.tracer.is_on() {
-                self.observe_withdrawn(g, r, how());
+                self.observe_withdrawn(g, r, how);
             }
         }
         req

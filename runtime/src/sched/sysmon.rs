@@ -182,6 +182,11 @@ const NOTIFY_TICK: u64 = 1_000_000;
 struct SliceSeen {
     seq: u64,
     since: u64,
+    /// A quantum request of this slice was armed: the slice is not asked
+    /// again. (Between a goroutine's stop and the end of its slice the
+    /// P still shows the slice; a second request there found the
+    /// goroutine in the scheduler, and its signals were all declined.)
+    asked: bool,
     retry: Resend,
     again: preempt::Backoff,
 }
@@ -237,6 +242,14 @@ impl Resend {
                 return Some(self.next + RESEND_STUCK);
             }
             m.sig.pending.store(false, Ordering::Release);
+        } else if m.sig.stopped_by_handler() {
+            // The handler ran after the last signal and stopped the
+            // goroutine (a redirect or its hand-off): it is on its way to
+            // the scheduler, and another signal would only find it there.
+            // The request's own back-off (`Again::Backoff`) stays the
+            // defence against a stop that never arrives.
+            self.next = now + self.backoff;
+            return Some(self.next);
         }
         rt.signal_p(p);
         self.backoff = (self.backoff * 2).min(RESEND_MAX);
@@ -301,11 +314,15 @@ pub fn run(rt: &Runtime) {
                     if !go {
                         next_deadline = next_deadline.min(seen.since + quantum);
                     }
+                } else if seen.asked {
+                    // Asked once: it stops, or the request's back-off
+                    // applies it again.
                 } else if let Some(g) = rt.g_by_id(id) {
-                    requested |= matches!(
+                    seen.asked = matches!(
                         rt.preempt(p, &g, seq, PreemptKind::Quantum, now),
                         Asked::Armed(_)
                     );
+                    requested |= seen.asked;
                 }
             }
             // A request in effect (for the quantum or the GC) is of this

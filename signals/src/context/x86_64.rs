@@ -54,6 +54,46 @@ impl<'a> MachineContext<'a> {
         self.greg(libc::REG_RBP) as usize
     }
 
+    /// General register `n` by its hardware number (rax = 0, rcx, rdx,
+    /// rbx, rsp, rbp, rsi, rdi, r8 ... r15 = 15).
+    pub fn gpr(&self, n: u8) -> u64 {
+        const BY_NUMBER: [libc::c_int; 16] = [
+            libc::REG_RAX,
+            libc::REG_RCX,
+            libc::REG_RDX,
+            libc::REG_RBX,
+            libc::REG_RSP,
+            libc::REG_RBP,
+            libc::REG_RSI,
+            libc::REG_RDI,
+            libc::REG_R8,
+            libc::REG_R9,
+            libc::REG_R10,
+            libc::REG_R11,
+            libc::REG_R12,
+            libc::REG_R13,
+            libc::REG_R14,
+            libc::REG_R15,
+        ];
+        BY_NUMBER.get(usize::from(n)).map_or(0, |&i| self.greg(i))
+    }
+
+    /// xmm register `i` (0-15) as its low and high 64 bits, from the
+    /// frame's saved FPU state (all zero if the frame has none).
+    pub fn xmm(&self, i: usize) -> [u64; 2] {
+        let fp = self.uc.uc_mcontext.fpregs;
+        if fp.is_null() {
+            return [0, 0];
+        }
+        // SAFETY: the kernel points fpregs at the FPU state it saved in
+        // this signal frame, valid while the handler runs.
+        let Some(x) = (unsafe { &*fp })._xmm.get(i) else {
+            return [0, 0];
+        };
+        let e = x.element.map(u64::from);
+        [e[0] | e[1] << 32, e[2] | e[3] << 32]
+    }
+
     pub fn set_pc(&mut self, pc: usize) {
         self.set_greg(libc::REG_RIP, pc as u64);
     }

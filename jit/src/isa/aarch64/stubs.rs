@@ -227,6 +227,9 @@ pub(super) fn emit(
         rt_call: rt_call_offset,
         goroutine_entry,
         preempt_stub,
+        // The handler redirects into preempt_stub and returns: no hand-off
+        // is written for aarch64 yet (see the x86-64 handoff module).
+        handoff: None,
     }
 }
 

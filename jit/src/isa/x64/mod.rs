@@ -43,6 +43,7 @@
 mod emit;
 #[cfg(test)]
 mod emit_tests;
+pub mod handoff;
 mod stubs;
 pub(crate) use stubs::RESUME_FROM_CTX_SP;
 

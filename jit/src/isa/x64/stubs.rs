@@ -44,7 +44,7 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 use super::{CLEARED_ON_SWITCH, CTX, PREEMPT_STUB_SAVED, RUNTIME_SAVED, SCHEDULER_SAVED};
 use crate::abi::{RuntimeOp, CTX_REQUEST, CTX_RESULT, CTX_SAVED, CTX_SCHED_SP, CTX_SP};
 use crate::code::{MetadataBuilder, UnsafeKind};
-use crate::module::StubAddresses;
+use crate::module::{Handoff, StubAddresses};
 
 fn saved_slot(r: u8) -> i32 {
     CTX_SAVED + 8 * i32::from(r)
@@ -181,6 +181,7 @@ pub(super) fn emit(
         ; mov eax, request
         ; call =>rt_call
     );
+    let stub_return = ops.offset().0;
     for x in 0..16u8 {
         let off = 16 * i32::from(x);
         dynasm!(ops ; .arch x64 ; movdqu Rx(x), [rsp + off]);
@@ -195,16 +196,36 @@ pub(super) fn emit(
         ; ret
     );
     meta.end_stub(ops.offset().0);
+
+    // leave_handler(ctx: rdi) -> !: the second half of rt_call, for the
+    // preemption signal's handler once it has written the stub's frame
+    // and the context (see handoff.rs): onto the scheduler's stack, and
+    // back into switch_to's caller with the request.
+    let leave = ops.offset().0;
+    meta.begin_stub("leave_handler", leave);
+    meta.begin_unsafe(UnsafeKind::RuntimeTransition, ops.offset().0);
+    dynasm!(ops
+        ; .arch x64
+        ; mov rsp, [rdi + CTX_SCHED_SP]
+        ; mov rax, [rdi + CTX_REQUEST]
+    );
+    for r in SCHEDULER_SAVED.iter().rev() {
+        pop(ops, r);
+    }
+    dynasm!(ops ; .arch x64 ; ret);
+    meta.end_unsafe(ops.offset().0);
+    meta.end_stub(ops.offset().0);
     StubAddresses {
         switch_to,
         rt_call: rt_call_offset,
         goroutine_entry,
         preempt_stub,
+        handoff: Some(Handoff { leave, stub_return }),
     }
 }
 
 /// Bytes of xmm0-xmm15.
-const VECTOR_BYTES: i32 = 256;
+pub(super) const VECTOR_BYTES: i32 = 256;
 
 /// Bytes from `ctx.sp` to the resume pc while a goroutine is in the
 /// stub's `PreemptStub` runtime call (the frame drawn above): the return
