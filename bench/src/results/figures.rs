@@ -243,9 +243,33 @@ pub fn preempt(d: &Value) -> Vec<Figure> {
                         "time-to-preempt (async): handler to scheduler",
                         "time_to_preempt/async/handler_to_scheduler",
                     ),
+                    (
+                        "time-to-preempt (async): handler, decision to leaving",
+                        "time_to_preempt/async/handler_decision_to_leaving",
+                    ),
+                    (
+                        "time-to-preempt (async): leaving the handler to scheduler",
+                        "time_to_preempt/async/leaving_handler_to_scheduler",
+                    ),
                 ] {
                     out.extend(from_stats(st, name, k));
                 }
+                let sent = st["details"]["signals_sent"].as_f64();
+                let stops = st["details"]["histograms"]["time_to_preempt_async"]["count"].as_f64();
+                if let (Some(n), Some(k)) = (sent, stops.filter(|k| *k > 0.0)) {
+                    out.push(Figure::single(
+                        "signals_per_async_preemption",
+                        "signals",
+                        n / k,
+                    ));
+                }
+            }
+            (Some("preempt"), Some("sleeper-nocall-redirect")) if !st.is_null() => {
+                out.extend(from_stats(
+                    st,
+                    "time-to-preempt (async): handler to scheduler",
+                    "time_to_preempt/async/handler_to_scheduler/redirect",
+                ));
             }
             (Some("preempt"), Some("sleeper-nocall")) => out.extend(Figure::distribution(
                 "sleeper_nocall/preempt/late",
