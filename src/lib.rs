@@ -17,6 +17,7 @@ use preempt_runtime::affinity::{self, CpuList};
 use preempt_runtime::gc::GcFault;
 use preempt_runtime::preempt::asynchronous::AsyncStop;
 use preempt_runtime::preempt::decide::UnsafePoints;
+use preempt_runtime::preempt::qtimer::QuantumTimer;
 use preempt_runtime::{Observers, Outcome, Output, RunConfig};
 
 use console::{errln, out, outln};
@@ -198,6 +199,12 @@ pub struct RunLimits {
     /// handler does (a `sigreturn`, then the stub's saves).
     #[arg(long, value_enum, default_value = "handoff")]
     pub async_stop: AsyncStopArg,
+    /// Who ends time slices under `--preempt async`: `monitor` (its look
+    /// at every P, as Go's sysmon) or `thread` (each worker's own POSIX
+    /// timer raises the preemption signal on its own CPU at the quantum's
+    /// end; the monitor then asks only after two quanta, as a backstop)
+    #[arg(long, value_enum, default_value = "monitor")]
+    pub quantum_timer: QuantumTimerArg,
     /// Check every garbage collection: every object reachable from the
     /// roots must be marked, and freed objects are poisoned so that a later
     /// use is a fatal error (JIT engine).
@@ -248,6 +255,10 @@ impl RunLimits {
                 TrapArmArg::Page => preempt_runtime::preempt::trap::TrapArm::Page,
                 TrapArmArg::Mprotect => preempt_runtime::preempt::trap::TrapArm::Mprotect,
             },
+            quantum_timer: match self.quantum_timer {
+                QuantumTimerArg::Monitor => QuantumTimer::Monitor,
+                QuantumTimerArg::Thread => QuantumTimer::Thread,
+            },
             async_stop: match self.async_stop {
                 AsyncStopArg::Handoff => AsyncStop::Handoff,
                 AsyncStopArg::Redirect => AsyncStop::Redirect,
@@ -279,6 +290,12 @@ impl From<ModeArg> for PreemptMode {
             ModeArg::Patch => PreemptMode::Patch,
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum QuantumTimerArg {
+    Monitor,
+    Thread,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]

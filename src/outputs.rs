@@ -48,6 +48,7 @@ impl RunSettings<'_> {
             },
             "trap_arm": c.trap_arm.name(),
             "async_stop": c.async_stop.name(),
+            "quantum_timer": c.quantum_timer.name(),
             "stack_size": c.stack_size,
             "gc_percent": c.gc_percent,
             "gc_verify": c.gc_verify,

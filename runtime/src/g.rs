@@ -153,6 +153,9 @@ pub struct G {
     /// When that handler left (by its hand-off, or returning after the
     /// redirect).
     pub left_handler_at: AtomicU64,
+    /// The deadline of the quantum its worker's timer stopped it for (0:
+    /// none); the scheduler takes it at the stop.
+    pub timer_stop_at: AtomicU64,
     /// The preemption-request generation the hang diagnosis last reported.
     pub diagnosed_request: AtomicU64,
     /// `lockthread` depth (0: not locked) and the worker it is locked to.
@@ -222,6 +225,7 @@ impl G {
             stop: StopRequest::default(),
             redirected_at: AtomicU64::new(0),
             left_handler_at: AtomicU64::new(0),
+            timer_stop_at: AtomicU64::new(0),
             diagnosed_request: AtomicU64::new(0),
             lock_depth: AtomicU64::new(0),
             locked_m: AtomicU64::new(NO_M),

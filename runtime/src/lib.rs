@@ -77,6 +77,9 @@ pub struct RunConfig {
     /// How the preemption signal's handler stops a goroutine
     /// (`--async-stop`).
     pub async_stop: preempt::asynchronous::AsyncStop,
+    /// Who ends time slices: the monitor, or each worker's own timer
+    /// (`--quantum-timer`).
+    pub quantum_timer: preempt::qtimer::QuantumTimer,
     /// GOGC: the next collection starts when the heap has grown by this
     /// many percent over the live heap; negative turns automatic
     /// collections off (`set gc_percent`, `setgcpercent`).
@@ -201,6 +204,7 @@ impl Default for RunConfig {
             unsafe_points: preempt::decide::UnsafePoints::Honour,
             trap_arm: preempt::trap::TrapArm::Page,
             async_stop: preempt::asynchronous::AsyncStop::Handoff,
+            quantum_timer: preempt::qtimer::QuantumTimer::Monitor,
             reinstall_handler: false,
             gc_percent: 100,
             gc_verify: false,

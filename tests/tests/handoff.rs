@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use preempt_jit::ir::{self, PreemptMode};
 use preempt_jit::module::Module;
 use preempt_runtime::preempt::asynchronous::{AsyncStop, HANDED_OFF};
+use preempt_runtime::preempt::qtimer::{self, QuantumTimer};
 use preempt_runtime::stats::PreemptKind;
 use preempt_runtime::{Observers, Output, RunConfig, RunStats};
 use preempt_tests::registers::{expected, program};
@@ -26,6 +27,15 @@ use preempt_tests::registers::{expected, program};
 const STOPS: u64 = 300;
 
 fn loop_under(stop: AsyncStop) -> Arc<RunStats> {
+    loop_with(stop, QuantumTimer::Monitor)
+}
+
+/// One run at a time: a run that ends puts the preemption signal's
+/// previous disposition back, under any other run of the process.
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn loop_with(stop: AsyncStop, timer: QuantumTimer) -> Arc<RunStats> {
+    let _one = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let mut prog = ir::parse(&program()).unwrap();
     ir::verify(&mut prog).unwrap();
     preempt_jit::opt::optimize(&mut prog, 1);
@@ -36,6 +46,7 @@ fn loop_under(stop: AsyncStop) -> Arc<RunStats> {
         procs: 1,
         quantum: Duration::from_micros(20),
         async_stop: stop,
+        quantum_timer: timer,
         // The test ends the loop itself; the runtime's watchdog and hang
         // report stay out of it.
         timeout: None,
@@ -115,4 +126,24 @@ fn a_stopped_slice_is_not_asked_again() {
     let key = preempt_runtime::stats::withdrawn_key("stopped for an earlier request");
     let counts = stats.sched.counts();
     assert_eq!(counts.get(key), None, "{}", stats.sched.report());
+}
+
+#[test]
+fn the_workers_own_timer_ends_slices_and_keeps_every_register() {
+    for stop in [AsyncStop::Handoff, AsyncStop::Redirect] {
+        let stats = loop_with(stop, QuantumTimer::Thread);
+        let c = stats.sched.counts();
+        let fired = c.get(qtimer::FIRED).copied().unwrap_or(0);
+        let by_timer = stats
+            .sched
+            .histogram(qtimer::DEADLINE_TO_STOP)
+            .map_or(0, |h| h.len());
+        // The monitor asks only after two quanta: nearly every stop is
+        // the timer's (the monitor's backstop may take a few when the
+        // machine is busy), and each took at least one timer signal.
+        let all = stats.sched.counters().preemptions;
+        assert!(by_timer * 2 > all, "{stop:?}: {}", stats.sched.report());
+        assert!(fired >= by_timer, "{stop:?}: {}", stats.sched.report());
+        assert!(c.get(qtimer::ARMS).copied().unwrap_or(0) > 0);
+    }
 }

@@ -120,6 +120,14 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
     Chained::enter(|| {
         // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
         let from_runtime = unsafe { sent_by_us(info) };
+        // SAFETY: as above.
+        if unsafe { from_own_timer(info) } {
+            if let Some(m) = current().filter(|m| !uc.is_null() && m.qtimer.exists()) {
+                // SAFETY: on the worker's thread, with the kernel's uc.
+                unsafe { timer_fired(m, uc) };
+                return;
+            }
+        }
         let trigger = Trigger::Signal { from_runtime };
         let pass_on = match current() {
             // SAFETY: on the worker's thread, with the kernel's uc.
@@ -142,6 +150,116 @@ unsafe fn sent_by_us(info: *mut libc::siginfo_t) -> bool {
     }
     // SAFETY: valid per the caller; si_pid is meaningful for SI_TKILL.
     unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() }
+}
+
+/// Whether the signal is a POSIX timer's expiry (`SI_TIMER`) from this
+/// process: a worker's quantum timer.
+///
+/// # Safety
+///
+/// `info` is the kernel's siginfo_t for this delivery.
+unsafe fn from_own_timer(info: *mut libc::siginfo_t) -> bool {
+    // SAFETY: valid per the caller.
+    !info.is_null() && unsafe { (*info).si_code } == libc::SI_TIMER
+}
+
+/// Worker `m`'s quantum timer fired (see [`super::qtimer`]): re-arms it
+/// for the current slice's deadline if that is still ahead, else stops the
+/// goroutine where it may, else re-arms a short retry.
+///
+/// # Safety
+///
+/// Called from the handler on the thread `m` belongs to, with the kernel's
+/// `uc`.
+unsafe fn timer_fired(m: &MSignal, uc: *mut libc::c_void) {
+    let Some(shared) = m.shared() else {
+        return;
+    };
+    let start = m.qtimer.fired();
+    let (Some(quantum), Some(g)) = (shared.quantum_timer(), m.running()) else {
+        // Between goroutines: the timer lapses until the next slice.
+        return;
+    };
+    shared.stats().count(super::qtimer::FIRED);
+    let now = crate::stats::monotonic_ns();
+    let deadline = start.saturating_add(quantum);
+    if now < deadline {
+        if m.qtimer.arm_at(deadline) {
+            shared.stats().count(super::qtimer::ARMS);
+        }
+        return;
+    }
+    // SAFETY: uc is the kernel's ucontext_t for this delivery.
+    let mut mc = unsafe { MachineContext::from_raw(uc) };
+    let pc = mc.pc();
+    // The quantum is over: a stop is wanted, request or not.
+    let thread = match m.thread() {
+        Thread::Running(mut t) => {
+            t.requested = true;
+            Thread::Running(t)
+        }
+        other => other,
+    };
+    let d = decide(
+        Trigger::Signal { from_runtime: true },
+        pc,
+        mc.sp(),
+        shared.tables(),
+        thread,
+        shared.points(),
+    );
+    if shared.records() {
+        m.log.record(now, g.id, HandlerTrigger::Signal, d, pc);
+    }
+    match d {
+        Decision::Redirect { resume_pc } => {
+            g.timer_stop_at.store(deadline, Ordering::Release);
+            g.redirected_at.store(now, Ordering::Release);
+            // SAFETY: decide said Redirect for this context, on m's thread.
+            unsafe { stop(shared, m, g, &mut mc, resume_pc) };
+        }
+        Decision::Retry(r) => {
+            m.note_retry_pc(pc);
+            declined(shared, m, r);
+            if m.qtimer.arm_at(now + super::qtimer::RETRY_NS) {
+                shared.stats().count(super::qtimer::ARMS);
+            }
+        }
+        Decision::Stale | Decision::NotOurs => {}
+    }
+}
+
+/// Stops `g`, which `m` runs, at `resume_pc`: by the hand-off where the
+/// run has one (never returning), else by a redirect into the stub.
+///
+/// # Safety
+///
+/// Called from a handler on `m`'s thread with its kernel context `mc`,
+/// after `decide` answered `Redirect { resume_pc }` for it.
+unsafe fn stop(
+    shared: &super::worker::Shared,
+    m: &MSignal,
+    g: &crate::g::G,
+    mc: &mut MachineContext<'_>,
+    resume_pc: usize,
+) {
+    let pc = mc.pc();
+    #[cfg(target_arch = "x86_64")]
+    if let Some(h) = shared.handoff() {
+        let ctx = m.context();
+        if !ctx.is_null() && !mc.single_stepping() {
+            // SAFETY: decide said Redirect for this context; ctx is the
+            // context of g, which this thread runs.
+            unsafe { hand_off(shared, m, g, mc, resume_pc, h, ctx) }
+        }
+    }
+    // SAFETY: decide said Redirect for this context.
+    unsafe { redirect(shared, m, mc, resume_pc) };
+    if let Some(w) = shared.watcher() {
+        w.redirected_at(pc);
+    }
+    g.left_handler_at
+        .store(crate::stats::monotonic_ns(), Ordering::Release);
 }
 
 /// Acts on the signal on worker `m`; returns whether it passes on.
@@ -192,29 +310,20 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
         m.log.record(now, id, HandlerTrigger::Signal, d, pc);
     }
     match d {
-        Decision::Redirect { resume_pc } => {
-            if let Some(g) = g {
+        Decision::Redirect { resume_pc } => match g {
+            Some(g) => {
                 g.redirected_at.store(now, Ordering::Release);
+                // SAFETY: decide said Redirect for this context.
+                unsafe { stop(shared, m, g, &mut mc, resume_pc) };
             }
-            #[cfg(target_arch = "x86_64")]
-            if let (Some(h), Some(g)) = (shared.handoff(), g) {
-                let ctx = m.context();
-                if !ctx.is_null() && !mc.single_stepping() {
-                    // SAFETY: decide said Redirect for this context; ctx is
-                    // the context of g, which this thread runs.
-                    unsafe { hand_off(shared, m, g, &mut mc, resume_pc, h, ctx) }
+            None => {
+                // SAFETY: decide said Redirect for this context.
+                unsafe { redirect(shared, m, &mut mc, resume_pc) };
+                if let Some(w) = shared.watcher() {
+                    w.redirected_at(pc);
                 }
             }
-            // SAFETY: decide said Redirect for this context.
-            unsafe { redirect(shared, m, &mut mc, resume_pc) };
-            if let Some(w) = shared.watcher() {
-                w.redirected_at(pc);
-            }
-            if let Some(g) = g {
-                g.left_handler_at
-                    .store(crate::stats::monotonic_ns(), Ordering::Release);
-            }
-        }
+        },
         Decision::Retry(r) => {
             m.note_retry_pc(pc);
             declined(shared, m, r);

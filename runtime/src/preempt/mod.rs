@@ -77,6 +77,7 @@ pub mod decide;
 pub mod effect;
 pub mod patch;
 pub mod poll;
+pub mod qtimer;
 pub mod record;
 pub mod request;
 pub mod trap;

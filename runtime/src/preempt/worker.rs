@@ -22,6 +22,7 @@ use preempt_signals::MachineContext;
 
 use super::asynchronous::AsyncStop;
 use super::decide::{Goroutine, RetryReason, Thread, UnsafePoints};
+use super::qtimer::ThreadTimer;
 use super::record::HandlerLog;
 use crate::g::G;
 use crate::stats::Stats;
@@ -52,6 +53,8 @@ pub struct Shared {
     stub: usize,
     /// The handler's hand-off to the scheduler, where the module has one.
     handoff: Option<Handoff>,
+    /// The quantum (ns) when each worker's own timer ends its slices.
+    quantum_timer: Option<u64>,
     points: UnsafePoints,
     /// Every preemption signal that arrived at a worker, sent by the
     /// runtime or not (what `notify` forwards).
@@ -73,6 +76,18 @@ unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
 
+/// The run's settings the handlers follow.
+#[derive(Clone, Copy, Debug)]
+pub struct HandlerSettings {
+    /// How a stop leaves the handler (`--async-stop`).
+    pub stop: AsyncStop,
+    /// The quantum (ns) when each worker's own timer ends its slices.
+    pub quantum_timer: Option<u64>,
+    pub points: UnsafePoints,
+    /// The handlers record their decisions (see [`Shared::records`]).
+    pub records: bool,
+}
+
 impl Shared {
     /// # Safety
     ///
@@ -81,18 +96,17 @@ impl Shared {
     pub unsafe fn new(
         tables: &CodeTables,
         stubs: &StubAddresses,
-        stop: AsyncStop,
-        points: UnsafePoints,
-        records: bool,
+        how: HandlerSettings,
         stats: &Stats,
         watcher: Option<&dyn Watcher>,
     ) -> Shared {
         Shared {
             tables,
             stub: stubs.preempt_stub,
-            handoff: stubs.handoff.filter(|_| stop == AsyncStop::Handoff),
-            points,
-            records,
+            handoff: stubs.handoff.filter(|_| how.stop == AsyncStop::Handoff),
+            quantum_timer: how.quantum_timer,
+            points: how.points,
+            records: how.records,
             arrived: AtomicU64::new(0),
             redirects: AtomicU64::new(0),
             stats,
@@ -122,6 +136,11 @@ impl Shared {
     /// The handler's hand-off, if the module has one.
     pub fn handoff(&self) -> Option<Handoff> {
         self.handoff
+    }
+
+    /// The quantum (ns), when each worker's own timer ends its slices.
+    pub fn quantum_timer(&self) -> Option<u64> {
+        self.quantum_timer
     }
 
     /// Whether unsafe regions are honoured in this run.
@@ -169,6 +188,8 @@ pub struct MSignal {
     last_retry_pc: AtomicUsize,
     /// The handlers' decisions, for the tracer (see [`super::record`]).
     pub log: HandlerLog,
+    /// This worker's quantum timer (`--quantum-timer thread`).
+    pub qtimer: ThreadTimer,
 }
 
 impl MSignal {

@@ -40,9 +40,13 @@ impl Runtime {
         // The goroutine has stopped: time-to-preempt ends here, before the
         // undo (a cost of its own, recorded as such).
         let now = monotonic_nanos();
-        let req = g
+        let Some(req) = g
             .stop
-            .stop(&self.arming.fx(g, &self.obs.stats.sched, &self.obs.tracer))?;
+            .stop(&self.arming.fx(g, &self.obs.stats.sched, &self.obs.tracer))
+        else {
+            return self.stopped_by_timer(g, now);
+        };
+        g.timer_stop_at.store(0, Ordering::Release);
         let (kind, at) = (req.kind, req.at);
         let ttp = now.saturating_sub(at);
         self.obs.stats.sched.preempted(kind, mech, ttp);
@@ -63,6 +67,28 @@ impl Runtime {
         }
         if self.obs.tracer.is_on() {
             self.observe_stop(m, p, g, mech, req, now);
+        }
+        Some(Next::Preempted)
+    }
+
+    /// `g` reached the scheduler with no request: its worker's quantum
+    /// timer stopped it (see [`crate::preempt::qtimer`]), or nothing did.
+    fn stopped_by_timer(&self, g: &G, now: u64) -> Option<Next> {
+        let deadline = g.timer_stop_at.swap(0, Ordering::AcqRel);
+        if deadline == 0 {
+            return None;
+        }
+        let s = &self.obs.stats.sched;
+        s.preempted(
+            PreemptKind::Quantum,
+            PreemptMode::Async,
+            now.saturating_sub(deadline),
+        );
+        s.record(qtimer::DEADLINE_TO_STOP, now.saturating_sub(deadline));
+        let h = g.redirected_at.load(Ordering::Acquire);
+        if h >= deadline && h <= now {
+            s.record(qtimer::DEADLINE_TO_HANDLER, h - deadline);
+            s.record(crate::stats::TTP_STUB, now - h);
         }
         Some(Next::Preempted)
     }

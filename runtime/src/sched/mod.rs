@@ -70,6 +70,7 @@ use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
 use preempt_jit::module::Module;
 use preempt_signals::handler::{gettid, AltStack};
 
+use crate::preempt::qtimer::{self, QuantumTimer};
 use crate::preempt::request::Asked;
 use crate::preempt::worker;
 use crate::preempt::{asynchronous, coop, Again, Requester};
@@ -234,9 +235,14 @@ impl Runtime {
                         worker::Shared::new(
                             &module.tables,
                             &module.stubs,
-                            cfg.async_stop,
-                            cfg.unsafe_points,
-                            obs.tracer.is_on(),
+                            worker::HandlerSettings {
+                                stop: cfg.async_stop,
+                                quantum_timer: (cfg.mode == PreemptMode::Async
+                                    && cfg.quantum_timer == QuantumTimer::Thread)
+                                    .then_some(cfg.quantum.as_nanos() as u64),
+                                points: cfg.unsafe_points,
+                                records: obs.tracer.is_on(),
+                            },
                             &obs.stats.sched,
                             obs.harness.as_deref().map(|h| h.as_watcher()),
                         )
@@ -501,6 +507,16 @@ impl Runtime {
             Err(_) => None,
         };
         let _worker = worker::enter_worker(&m.sig);
+        let qtimer = self.signals.as_ref().and_then(|s| s.quantum_timer());
+        if qtimer.is_some() {
+            if let Err(e) = m.sig.qtimer.create(self.cfg.preempt_signal) {
+                self.finish(Outcome {
+                    status: 1,
+                    stderr: format!("fatal error: timer_create (--quantum-timer thread): {e}\n"),
+                });
+                return;
+            }
+        }
         // Goroutines to wake after a channel operation, reused so that the
         // operations allocate nothing.
         let mut wakes = Vec::with_capacity(8);
@@ -723,10 +739,15 @@ impl Runtime {
         };
         let mut resume = g.take_delivery();
         self.forget_select(&g);
-        if self.signals.is_some() {
+        if let Some(s) = &self.signals {
             // SAFETY: this M owns g (see below).
             m.sig
                 .set_running(unsafe { Engine::jit_context(&g) }, Arc::as_ptr(&g));
+            if let Some(q) = s.quantum_timer() {
+                if m.sig.qtimer.slice_started(monotonic_nanos(), q) {
+                    self.obs.stats.sched.count(qtimer::ARMS);
+                }
+            }
         }
         let next = loop {
             // SAFETY: this M owns g: it took it from a run queue or was

@@ -262,7 +262,19 @@ impl Resend {
 pub fn run(rt: &Runtime) {
     let min = rt.cfg.sysmon_min_tick.as_nanos().max(1) as u64;
     let max = rt.cfg.sysmon_max_tick.as_nanos().max(min as u128) as u64;
-    let quantum = rt.cfg.quantum.as_nanos() as u64;
+    // With each worker's own quantum timer, the monitor is the backstop:
+    // it asks a slice to stop after two quanta (see preempt::qtimer).
+    let quantum = rt.cfg.quantum.as_nanos() as u64
+        * if rt
+            .signals
+            .as_ref()
+            .and_then(|s| s.quantum_timer())
+            .is_some()
+        {
+            2
+        } else {
+            1
+        };
     // While a goroutine runs, look at least this often: a slice that began
     // just after a look is then seen within a tenth of a quantum, so no
     // slice runs longer than 1.1 quanta before its request.
