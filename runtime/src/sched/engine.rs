@@ -17,7 +17,7 @@ use preempt_jit::module::{Module, SelectArmDesc};
 
 use super::harness::{Harness, SwitchTo};
 use crate::g::{Exec, Resume, G};
-use crate::stack::Stack;
+use crate::stack::{Stack, StackPool};
 use crate::traceback::{walk, StackMemory};
 
 /// A channel, by its index in the program's channel table.
@@ -176,14 +176,13 @@ impl Engine {
     }
 
     /// A fresh goroutine's execution state, running `func` with `args`, on
-    /// `stack` if given (a dead goroutine's) or a new one.
+    /// a stack from `stacks` (JIT).
     pub fn new_exec(
         &self,
         id: u64,
         func: FuncId,
         args: &SpawnArgs,
-        stack_size: usize,
-        stack: Option<Stack>,
+        stacks: &StackPool,
     ) -> std::io::Result<Exec> {
         match self {
             Engine::Jit { module, .. } => {
@@ -191,10 +190,7 @@ impl Engine {
                     SpawnArgs::Words(w) => w,
                     SpawnArgs::Values(_) => &[],
                 };
-                let stack = match stack {
-                    Some(s) => s,
-                    None => Stack::new(stack_size)?,
-                };
+                let stack = stacks.get()?;
                 let mut ctx = Box::new(GoroutineContext::new());
                 ctx.stack_lo = stack.lo() as u64;
                 ctx.stack_hi = stack.hi() as u64;

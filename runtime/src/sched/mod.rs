@@ -84,9 +84,8 @@ use crate::trace::BlockReason;
 use crate::{Observers, Outcome, Output, RunConfig};
 use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
 
-/// Dead goroutines' stacks kept for reuse.
-const MAX_FREE_STACKS: usize = 1024;
 pub use crate::stack::Stack;
+use crate::stack::StackPool;
 
 thread_local! {
     /// The M (and its P) serving the current operation, for the paths
@@ -149,9 +148,9 @@ pub struct Runtime {
     idle: idle::Idle,
     pub ps: Vec<P>,
     pub ms: Mutex<Vec<Arc<M>>>,
-    /// Stacks of dead goroutines, kept for new ones (mapping, guard and
-    /// first pages already set up).
-    free_stacks: Mutex<Vec<Stack>>,
+    /// Goroutines' stacks: dead goroutines' kept for new ones (mapping,
+    /// guard and first pages already set up).
+    stacks: StackPool,
     /// Every goroutine not yet dead.
     pub allgs: Mutex<std::collections::HashMap<u64, Arc<G>>>,
     next_gid: AtomicU64,
@@ -210,7 +209,7 @@ impl Runtime {
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
-            free_stacks: Mutex::default(),
+            stacks: StackPool::new(cfg.stack_size),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
             outcome_ready: Condvar::new(),
@@ -316,10 +315,7 @@ impl Runtime {
         p: Option<usize>,
     ) -> std::io::Result<Arc<G>> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let recycled = lock(&self.free_stacks).pop();
-        let mut exec = self
-            .engine
-            .new_exec(id, func, args, self.cfg.stack_size, recycled)?;
+        let mut exec = self.engine.new_exec(id, func, args, &self.stacks)?;
         if let Exec::Jit { ctx, .. } = &mut exec {
             ctx.gc = self.gc.barrier_address();
             ctx.poll_page
@@ -777,10 +773,7 @@ impl Runtime {
                 lock(&self.allgs).remove(&g.id);
                 // SAFETY: this M owns g, which is dead: nothing will run it.
                 if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
-                    let mut free = lock(&self.free_stacks);
-                    if free.len() < MAX_FREE_STACKS {
-                        free.push(stack.take());
-                    }
+                    self.stacks.put(stack.take());
                 }
             }
         }
