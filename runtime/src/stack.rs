@@ -84,17 +84,20 @@ impl Stack {
         Ok(stack)
     }
 
+    /// A stack that owns nothing (size 0): a goroutine's before it first
+    /// runs.
+    pub fn none() -> Stack {
+        Stack {
+            map: NonNull::dangling(),
+            map_len: 0,
+            guard_len: 0,
+        }
+    }
+
     /// Moves the mapping out, leaving a stack that owns nothing (for
     /// recycling a dead goroutine's stack).
     pub fn take(&mut self) -> Stack {
-        std::mem::replace(
-            self,
-            Stack {
-                map: NonNull::dangling(),
-                map_len: 0,
-                guard_len: 0,
-            },
-        )
+        std::mem::replace(self, Stack::none())
     }
 
     /// Usable bytes.

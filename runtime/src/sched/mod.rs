@@ -308,14 +308,9 @@ impl Runtime {
     }
 
     /// Creates a goroutine and makes it runnable on `p` (or globally).
-    fn spawn(
-        &self,
-        func: preempt_jit::ir::FuncId,
-        args: &SpawnArgs,
-        p: Option<usize>,
-    ) -> std::io::Result<Arc<G>> {
+    fn spawn(&self, func: preempt_jit::ir::FuncId, args: SpawnArgs, p: Option<usize>) -> Arc<G> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let mut exec = self.engine.new_exec(id, func, args, &self.stacks)?;
+        let mut exec = self.engine.new_exec(id, func, args);
         if let Exec::Jit { ctx, .. } = &mut exec {
             ctx.gc = self.gc.barrier_address();
             ctx.poll_page
@@ -325,7 +320,7 @@ impl Runtime {
         lock(&self.allgs).insert(id, g.clone());
         self.obs.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
-        Ok(g)
+        g
     }
 
     /// Makes a parked (or new) goroutine runnable: into `p`'s `runnext`
@@ -705,6 +700,14 @@ impl Runtime {
 
     /// Runs `g` on `m` until it stops running.
     fn execute(&self, m: &Arc<M>, g: Arc<G>, wakes: &mut Vec<Wake>) {
+        // SAFETY: this M owns g (see below), not yet published as running.
+        if let Err(e) = unsafe { self.engine.bind_stack(&g, &self.stacks) } {
+            self.finish(Outcome {
+                status: 1,
+                stderr: format!("fatal error: cannot allocate a goroutine stack: {e}\n"),
+            });
+            return;
+        }
         g.set_status(Status::Running);
         let p = m.p().expect("an M runs goroutines with a P");
         m.current.store(g.id, Ordering::Release);
