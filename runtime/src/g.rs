@@ -116,9 +116,14 @@ pub struct WaitState {
 /// How a goroutine runs.
 #[derive(Debug)]
 pub enum Exec {
+    /// `stack` owns nothing until the goroutine first runs: then it gets
+    /// one (a dead goroutine's, usually) and `args`, its arguments until
+    /// then, are written on it. A goroutine that waits in a run queue
+    /// costs no stack.
     Jit {
         ctx: Box<GoroutineContext>,
         stack: Stack,
+        args: Vec<u64>,
     },
     /// `pending`: the goroutine stopped at a runtime request that has not
     /// been completed yet (the interpreter completes it on resume).
@@ -142,8 +147,9 @@ pub struct G {
     /// for the monitor to poison from another thread; null for
     /// interpreted goroutines.
     guard: *const AtomicU64,
-    /// The value `guard` holds when not poisoned.
-    guard_value: u64,
+    /// The value `guard` holds when not poisoned (0 until the goroutine
+    /// has a stack: see [`G::bind_guard`]).
+    guard_value: AtomicU64,
     /// Its stop request: one word, the protocol of
     /// [`crate::preempt::request`].
     pub stop: StopRequest,
@@ -207,9 +213,13 @@ pub const NO_M: u64 = u64::MAX;
 impl G {
     pub fn new(id: u64, func: FuncId, exec: Exec) -> G {
         let (guard, guard_value, ctx) = match &exec {
-            Exec::Jit { ctx, stack } => (
+            Exec::Jit { ctx, stack, .. } => (
                 &ctx.stack_guard as *const AtomicU64,
-                stack.guard() as u64,
+                if stack.size() == 0 {
+                    0
+                } else {
+                    stack.guard() as u64
+                },
                 &**ctx as *const GoroutineContext,
             ),
             Exec::Interp { .. } => (std::ptr::null(), 0, std::ptr::null()),
@@ -221,7 +231,7 @@ impl G {
             reason: AtomicU8::new(WaitReason::None as u8),
             exec: UnsafeCell::new(exec),
             guard,
-            guard_value,
+            guard_value: AtomicU64::new(guard_value),
             stop: StopRequest::default(),
             redirected_at: AtomicU64::new(0),
             left_handler_at: AtomicU64::new(0),
@@ -356,7 +366,24 @@ impl G {
     pub fn restore_guard(&self) {
         if !self.guard.is_null() {
             // SAFETY: as in `poison_guard`.
-            unsafe { (*self.guard).store(self.guard_value, Ordering::Release) };
+            unsafe {
+                (*self.guard).store(self.guard_value.load(Ordering::Acquire), Ordering::Release)
+            };
+        }
+    }
+
+    /// The goroutine got its stack, whose guard word is `value`: it
+    /// becomes the guard, unless the guard was poisoned meanwhile (the
+    /// run ended: see `close_requests`), which stays. Called by the owner
+    /// before the goroutine first runs, when no stop request can be in
+    /// effect for it (requests are for a running slice).
+    pub fn bind_guard(&self, value: u64) {
+        self.guard_value.store(value, Ordering::Release);
+        if !self.guard.is_null() {
+            // SAFETY: as in `poison_guard`.
+            let _ = unsafe {
+                (*self.guard).compare_exchange(0, value, Ordering::AcqRel, Ordering::Acquire)
+            };
         }
     }
 

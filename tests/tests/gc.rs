@@ -97,6 +97,66 @@ func @main() {
     s
 }
 
+/// [`only_a_global_keeps_it`] with the list held only by the argument of
+/// a goroutine that has not run yet: such a goroutine has no stack, its
+/// arguments wait in its record, and the collector must find them there.
+/// On one P, @main spawns the walker, then a spinner (which takes the
+/// `runnext` slot, pushing the walker into the queue), and parks in `gc`:
+/// the spinner holds the P until the world stops, so the roots are taken
+/// while the walker waits unstarted (it could only start first if the
+/// spinner's quantum ran out before the stop request came).
+fn only_an_unstarted_goroutine_keeps_it() -> String {
+    only_a_global_keeps_it()
+        .replace("global @keep: ref\n", "global @sum: i64 = -1\n")
+        .replace(
+            "    store @keep, %head\n",
+            "    spawn @walk(%head)\n    spawn @spin()\n",
+        )
+        .replace(
+            "    %l = load @keep\n    %v = get %l, 0\n    print \"head {}\", %v\n",
+            "wait:\n    %v = load.atomic @sum\n    %ready = ge %v, 0\n    br %ready, done, again\nagain:\n    yield\n    jmp wait\ndone:\n    print \"sum {}\", %v\n",
+        )
+        + "
+func @walk(%n: ref) {
+    %s = const 0
+loop:
+    %nil = eq %n, nil
+    br %nil, done, next
+next:
+    %v = get %n, 0
+    %s = add %s, %v
+    %n = getref %n, 1
+    jmp loop
+done:
+    store.atomic @sum, %s
+    ret
+}
+
+func @spin() {
+loop:
+    %v = load.atomic @sum
+    %done = ge %v, 0
+    br %done, out, loop
+out:
+    ret
+}
+"
+}
+
+#[test]
+fn an_unstarted_goroutines_arguments_are_roots() {
+    let src = only_an_unstarted_goroutine_keeps_it();
+    let file = temp_pir("gc-argument-root", &src);
+    // Several runs: with the argument roots left out, two runs in three
+    // failed ("use of freed object"), the others started the walker
+    // before the collection.
+    for _ in 0..6 {
+        let r = run(&["run", "--gc-verify", "--procs", "1", file.to_str().unwrap()]);
+        assert_eq!(r.status, Some(0), "{src}\n{r:?}");
+        assert_eq!(r.stdout, "sum 4950\n");
+    }
+}
+
 #[test]
 fn correct_collections_pass_gc_verify() {
     let global = temp_pir("gc-global-root", &only_a_global_keeps_it());

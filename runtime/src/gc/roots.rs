@@ -57,9 +57,22 @@ pub struct Roots<'a> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Root {
     Global(usize),
-    Stack { goroutine: u64, addr: usize },
-    Register { goroutine: u64, reg: usize },
-    Delivered { goroutine: u64 },
+    Stack {
+        goroutine: u64,
+        addr: usize,
+    },
+    Register {
+        goroutine: u64,
+        reg: usize,
+    },
+    /// An argument of a goroutine that has not run yet (it has no stack).
+    Argument {
+        goroutine: u64,
+        index: usize,
+    },
+    Delivered {
+        goroutine: u64,
+    },
 }
 
 impl Root {
@@ -82,6 +95,9 @@ impl Root {
             Root::Register { goroutine, reg } => {
                 let name = preempt_jit::isa::reg_name(module.arch, reg as u8);
                 format!("register {name} of goroutine {goroutine}")
+            }
+            Root::Argument { goroutine, index } => {
+                format!("argument {index} of goroutine {goroutine}, not yet started")
             }
             Root::Delivered { goroutine } => {
                 format!("the result waiting for goroutine {goroutine}")
@@ -122,9 +138,18 @@ pub fn scan(roots: &Roots<'_>, classes: Classes, mut f: impl FnMut(Root, u64)) {
         }
         // SAFETY: the world is stopped (the caller's contract): no thread
         // runs this goroutine or changes its execution state meanwhile.
-        let Exec::Jit { ctx, stack } = (unsafe { g.exec_stopped() }) else {
+        let Exec::Jit { ctx, stack, args } = (unsafe { g.exec_stopped() }) else {
             continue;
         };
+        for (index, &v) in args.iter().enumerate() {
+            f(
+                Root::Argument {
+                    goroutine: id,
+                    index,
+                },
+                v,
+            );
+        }
         for (reg, &v) in ctx.saved.iter().enumerate() {
             f(Root::Register { goroutine: id, reg }, v);
         }

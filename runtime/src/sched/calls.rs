@@ -207,16 +207,10 @@ impl Runtime {
                 self.continue_or_preempt(g, Resume::default())
             }
             Op::New(n) => self.serve_new(g, n),
-            Op::Spawn { func, args } => match self.spawn(func, &args, p) {
-                Ok(_) => self.continue_or_preempt(g, Resume::default()),
-                Err(e) => {
-                    self.finish(Outcome {
-                        status: 1,
-                        stderr: format!("fatal error: cannot allocate a goroutine stack: {e}\n"),
-                    });
-                    Next::Gone
-                }
-            },
+            Op::Spawn { func, args } => {
+                self.spawn(func, args, p);
+                self.continue_or_preempt(g, Resume::default())
+            }
             Op::Yield => Next::Yield,
             Op::Gc => self.serve_gc(g),
             Op::SetGcPercent(percent) => self.serve_set_gc_percent(g, percent),

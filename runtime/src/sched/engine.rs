@@ -17,7 +17,7 @@ use preempt_jit::module::{Module, SelectArmDesc};
 
 use super::harness::{Harness, SwitchTo};
 use crate::g::{Exec, Resume, G};
-use crate::stack::Stack;
+use crate::stack::{Stack, StackPool};
 use crate::traceback::{walk, StackMemory};
 
 /// A channel, by its index in the program's channel table.
@@ -175,59 +175,75 @@ impl Engine {
         }
     }
 
-    /// A fresh goroutine's execution state, running `func` with `args`, on
-    /// `stack` if given (a dead goroutine's) or a new one.
-    pub fn new_exec(
-        &self,
-        id: u64,
-        func: FuncId,
-        args: &SpawnArgs,
-        stack_size: usize,
-        stack: Option<Stack>,
-    ) -> std::io::Result<Exec> {
+    /// A fresh goroutine's execution state, running `func` with `args`
+    /// (under the JIT, with no stack yet: [`Engine::bind_stack`] gives it
+    /// one when it first runs).
+    pub fn new_exec(&self, id: u64, func: FuncId, args: SpawnArgs) -> Exec {
         match self {
             Engine::Jit { module, .. } => {
-                let args: &[u64] = match args {
+                let args = match args {
                     SpawnArgs::Words(w) => w,
-                    SpawnArgs::Values(_) => &[],
-                };
-                let stack = match stack {
-                    Some(s) => s,
-                    None => Stack::new(stack_size)?,
+                    SpawnArgs::Values(_) => Vec::new(),
                 };
                 let mut ctx = Box::new(GoroutineContext::new());
-                ctx.stack_lo = stack.lo() as u64;
-                ctx.stack_hi = stack.hi() as u64;
-                ctx.stack_guard
-                    .store(stack.guard() as u64, Ordering::Relaxed);
-                // Arguments at a 16-byte aligned sp0 and the entry stub's
-                // address below them: switch_to "returns" into the entry
-                // stub with the function's address (ctx.result) in the
-                // result register.
-                let sp0 = (stack.hi() - 8 * args.len() - 64) & !15;
-                // SAFETY: all written words lie in the fresh stack below its top.
-                unsafe {
-                    for (i, &a) in args.iter().enumerate() {
-                        ((sp0 + 8 * i) as *mut u64).write(a);
-                    }
-                    ((sp0 - 8) as *mut u64).write(module.stubs.goroutine_entry as u64);
-                }
-                ctx.sp = (sp0 - 8) as u64;
                 ctx.result = module.functions[func.index()] as u64;
-                Ok(Exec::Jit { ctx, stack })
+                Exec::Jit {
+                    ctx,
+                    stack: Stack::none(),
+                    args,
+                }
             }
             Engine::Interp { interp, .. } => {
                 let i = interp.lock().unwrap_or_else(|e| e.into_inner());
-                let values: &[Value] = match args {
+                let values = match args {
                     SpawnArgs::Values(v) => v,
-                    SpawnArgs::Words(_) => &[],
+                    SpawnArgs::Words(_) => Vec::new(),
                 };
-                Ok(Exec::Interp {
-                    g: Box::new(i.goroutine(id, func, values)),
+                Exec::Interp {
+                    g: Box::new(i.goroutine(id, func, &values)),
                     pending: false,
-                })
+                }
             }
         }
+    }
+
+    /// Gives `g`, about to run for the first time, a stack from `stacks`,
+    /// with its arguments at a 16-byte aligned sp0 and the entry stub's
+    /// address below them: `switch_to` "returns" into the entry stub with
+    /// the function's address (`ctx.result`) in the result register.
+    /// Nothing to do for a goroutine that has one, or an interpreted one.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g` (see [`G::exec`]), and has not yet published it
+    /// as running (the signal handler reads `ctx.stack_lo`).
+    pub unsafe fn bind_stack(&self, g: &G, stacks: &StackPool) -> std::io::Result<()> {
+        let Engine::Jit { module, .. } = self else {
+            return Ok(());
+        };
+        // SAFETY: the caller owns g.
+        let Exec::Jit { ctx, stack, args } = (unsafe { g.exec() }) else {
+            return Ok(());
+        };
+        if stack.size() != 0 {
+            return Ok(());
+        }
+        *stack = stacks.get()?;
+        ctx.stack_lo = stack.lo() as u64;
+        ctx.stack_hi = stack.hi() as u64;
+        let sp0 = (stack.hi() - 8 * args.len() - 64) & !15;
+        // SAFETY: all written words lie in the stack below its top, which
+        // no goroutine uses (a fresh stack, or a dead goroutine's).
+        unsafe {
+            for (i, &a) in args.iter().enumerate() {
+                ((sp0 + 8 * i) as *mut u64).write(a);
+            }
+            ((sp0 - 8) as *mut u64).write(module.stubs.goroutine_entry as u64);
+        }
+        ctx.sp = (sp0 - 8) as u64;
+        *args = Vec::new();
+        g.bind_guard(stack.guard() as u64);
+        Ok(())
     }
 
     /// Runs `g` (owned by the caller) until it needs the scheduler,
@@ -246,7 +262,7 @@ impl Engine {
                     switch_to,
                     harness,
                 },
-                Exec::Jit { ctx, stack },
+                Exec::Jit { ctx, stack, .. },
             ) => {
                 if let Some(f) = resume.fault {
                     return Op::Fault(f);
@@ -314,7 +330,7 @@ impl Engine {
     pub unsafe fn stack_exhausted(&self, g: &G) -> bool {
         // SAFETY: the caller owns g.
         match unsafe { g.exec() } {
-            Exec::Jit { ctx, stack } => (ctx.sp as usize).saturating_add(8) < stack.guard(),
+            Exec::Jit { ctx, stack, .. } => (ctx.sp as usize).saturating_add(8) < stack.guard(),
             Exec::Interp { .. } => true,
         }
     }
@@ -332,7 +348,7 @@ impl Engine {
             return None;
         };
         // SAFETY: the caller owns g.
-        let Exec::Jit { ctx, stack } = (unsafe { g.exec() }) else {
+        let Exec::Jit { ctx, stack, .. } = (unsafe { g.exec() }) else {
             return None;
         };
         let slot = if in_stub {
@@ -392,7 +408,7 @@ impl Engine {
     pub unsafe fn traceback(&self, g: &G) -> Vec<Frame> {
         // SAFETY: per the contract above.
         match (self, unsafe { g.exec() }) {
-            (Engine::Jit { module, .. }, Exec::Jit { ctx, stack }) => {
+            (Engine::Jit { module, .. }, Exec::Jit { ctx, stack, .. }) => {
                 let fp = ctx.saved[preempt_jit::isa::frame_pointer(module.arch) as usize] as usize;
                 let ret = stack.read(ctx.sp as usize).unwrap_or(0) as usize;
                 walk(module, stack, ret, fp)

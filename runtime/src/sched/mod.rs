@@ -85,9 +85,8 @@ use crate::trace::BlockReason;
 use crate::{Observers, Outcome, Output, RunConfig};
 use engine::{ChanRef, Engine, Op, SelectCase, SpawnArgs};
 
-/// Dead goroutines' stacks kept for reuse.
-const MAX_FREE_STACKS: usize = 1024;
 pub use crate::stack::Stack;
+use crate::stack::StackPool;
 
 thread_local! {
     /// The M (and its P) serving the current operation, for the paths
@@ -150,9 +149,9 @@ pub struct Runtime {
     idle: idle::Idle,
     pub ps: Vec<P>,
     pub ms: Mutex<Vec<Arc<M>>>,
-    /// Stacks of dead goroutines, kept for new ones (mapping, guard and
-    /// first pages already set up).
-    free_stacks: Mutex<Vec<Stack>>,
+    /// Goroutines' stacks: dead goroutines' kept for new ones (mapping,
+    /// guard and first pages already set up).
+    stacks: StackPool,
     /// Every goroutine not yet dead.
     pub allgs: Mutex<std::collections::HashMap<u64, Arc<G>>>,
     next_gid: AtomicU64,
@@ -211,7 +210,7 @@ impl Runtime {
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
-            free_stacks: Mutex::default(),
+            stacks: StackPool::new(cfg.stack_size),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
             outcome_ready: Condvar::new(),
@@ -316,17 +315,9 @@ impl Runtime {
     }
 
     /// Creates a goroutine and makes it runnable on `p` (or globally).
-    fn spawn(
-        &self,
-        func: preempt_jit::ir::FuncId,
-        args: &SpawnArgs,
-        p: Option<usize>,
-    ) -> std::io::Result<Arc<G>> {
+    fn spawn(&self, func: preempt_jit::ir::FuncId, args: SpawnArgs, p: Option<usize>) -> Arc<G> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let recycled = lock(&self.free_stacks).pop();
-        let mut exec = self
-            .engine
-            .new_exec(id, func, args, self.cfg.stack_size, recycled)?;
+        let mut exec = self.engine.new_exec(id, func, args);
         if let Exec::Jit { ctx, .. } = &mut exec {
             ctx.gc = self.gc.barrier_address();
             ctx.poll_page
@@ -336,7 +327,7 @@ impl Runtime {
         lock(&self.allgs).insert(id, g.clone());
         self.obs.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
-        Ok(g)
+        g
     }
 
     /// Makes a parked (or new) goroutine runnable: into `p`'s `runnext`
@@ -726,6 +717,14 @@ impl Runtime {
 
     /// Runs `g` on `m` until it stops running.
     fn execute(&self, m: &Arc<M>, g: Arc<G>, wakes: &mut Vec<Wake>) {
+        // SAFETY: this M owns g (see below), not yet published as running.
+        if let Err(e) = unsafe { self.engine.bind_stack(&g, &self.stacks) } {
+            self.finish(Outcome {
+                status: 1,
+                stderr: format!("fatal error: cannot allocate a goroutine stack: {e}\n"),
+            });
+            return;
+        }
         g.set_status(Status::Running);
         let p = m.p().expect("an M runs goroutines with a P");
         m.current.store(g.id, Ordering::Release);
@@ -799,10 +798,7 @@ impl Runtime {
                 lock(&self.allgs).remove(&g.id);
                 // SAFETY: this M owns g, which is dead: nothing will run it.
                 if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
-                    let mut free = lock(&self.free_stacks);
-                    if free.len() < MAX_FREE_STACKS {
-                        free.push(stack.take());
-                    }
+                    self.stacks.put(stack.take());
                 }
             }
         }

@@ -103,12 +103,7 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
         Engine::Jit { .. } => SpawnArgs::Words(Vec::new()),
         Engine::Interp { .. } => SpawnArgs::Values(Vec::new()),
     };
-    if let Err(e) = rt.spawn(preempt_jit::ir::FuncId::new(main), &args, None) {
-        return Outcome {
-            status: 1,
-            stderr: format!("fatal error: cannot map a goroutine stack: {e}\n"),
-        };
-    }
+    rt.spawn(preempt_jit::ir::FuncId::new(main), args, None);
     rt.new_m(None);
     // Timer and monitor threads.
     let (t_rt, s_rt) = (rt.clone(), rt.clone());
