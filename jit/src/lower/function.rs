@@ -113,7 +113,7 @@ impl<M: Machine> std::fmt::Debug for Lower<'_, M> {
     }
 }
 
-impl<M: Machine> Lower<'_, M> {
+impl<'a, M: Machine> Lower<'a, M> {
     /// The current offset in the code.
     pub fn off(&self) -> usize {
         self.ops.offset().0
@@ -141,6 +141,13 @@ impl<M: Machine> Lower<'_, M> {
             Location::Param(i) => Some(self.frame.params.at(i as usize)),
             _ => None,
         }
+    }
+
+    /// The callee-saved registers this function writes, in the order of
+    /// `frame.saved`.
+    pub fn callee_saved(&self) -> &'a [u8] {
+        let plan: &'a FunctionPlan = self.plan;
+        &plan.alloc.used_callee_saved
     }
 
     /// The frame slot of PIR register `d`, which is not in a register.
@@ -226,9 +233,11 @@ impl<M: Machine> Lower<'_, M> {
                 kind: ColdKind::StackCheck { resume: check },
             });
         }
-        for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
-            let slot = self.frame.saved.at(j);
-            M::store_slot(self, slot, r);
+        if !M::FRAME_SAVES_REGISTERS {
+            for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
+                let slot = self.frame.saved.at(j);
+                M::store_slot(self, slot, r);
+            }
         }
         self.set_current_func();
         for (i, &p) in func.params.iter().enumerate() {
@@ -261,9 +270,11 @@ impl<M: Machine> Lower<'_, M> {
     fn epilogue(&mut self) {
         self.meta
             .begin_unsafe(UnsafeKind::FrameTeardown, self.off());
-        for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
-            let slot = self.frame.saved.at(j);
-            M::load_slot(self, r, slot);
+        if !M::FRAME_SAVES_REGISTERS {
+            for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
+                let slot = self.frame.saved.at(j);
+                M::load_slot(self, r, slot);
+            }
         }
         M::epilogue(self);
         self.meta.end_unsafe(self.off());

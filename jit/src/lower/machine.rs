@@ -179,6 +179,11 @@ pub trait Machine: Backend + Sized {
     /// Between them the stack pointer and link register are half way into
     /// the stub's frame: the walk records them as a runtime transition.
     const STUB_ENTRY_IS_A_SEQUENCE: bool;
+    /// Whether [`Machine::prologue`] saves the used callee-saved registers
+    /// in `cx.frame.saved` itself and [`Machine::epilogue`] restores them
+    /// (x86-64 pushes and pops them); otherwise the walk stores them after
+    /// the prologue and loads them back before the epilogue.
+    const FRAME_SAVES_REGISTERS: bool = false;
 
     /// Emits the runtime stubs at the start of the code; `rt_call` and
     /// `preempt` are the labels functions call.
@@ -229,14 +234,18 @@ pub trait Machine: Backend + Sized {
 
     // ---- frames ---------------------------------------------------------------
 
-    /// Sets up the frame record, allocates `cx.frame.size` bytes and, with
+    /// Sets up the frame record, allocates `cx.frame.size` bytes (saving
+    /// the callee-saved registers where [`Machine::FRAME_SAVES_REGISTERS`]
+    /// says so) and, with
     /// `check = Some((check, overflow))`, binds `check` and compares the
     /// stack pointer with the stack guard, branching to `overflow` below
     /// it (None: a nosplit leaf, no check).
     fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>);
 
     /// Frees the frame, restores the frame pointer and returns (the saved
-    /// registers are back already).
+    /// registers are back already, unless [`Machine::FRAME_SAVES_REGISTERS`]
+    /// leaves them to this hook). The stack pointer is where the prologue
+    /// left it.
     fn epilogue(cx: &mut Lower<'_, Self>);
 
     // ---- control --------------------------------------------------------------
