@@ -218,14 +218,33 @@ impl<'a, M: Machine> Lower<'a, M> {
         let entry = self.off();
         self.meta
             .begin_function(self.fid, &func.name, func.span, entry);
+        self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
+        // The function's address, which the runtime's goroutine entry
+        // calls with every argument on the stack, takes the register
+        // arguments from there; a PIR `call` enters right after.
+        const { assert!(M::ARG_REGS.is_empty() || M::FRAME_SAVES_REGISTERS) };
+        let in_regs = func.params.len().min(M::ARG_REGS.len());
+        for (i, &r) in M::ARG_REGS[..in_regs].iter().enumerate() {
+            M::load_stack_argument(self, r, i);
+        }
         let label = self.func_labels[self.fid.index()];
         self.ops.dynamic_label(label);
-        self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
-        if self.nosplit_leaves && is_small_leaf(func, self.frame.size) {
-            M::prologue(self, None);
-        } else {
+        M::prologue(self);
+        // The register arguments' homes, before the check: its runtime
+        // call keeps only allocatable registers.
+        for (i, &a) in M::ARG_REGS[..in_regs].iter().enumerate() {
+            match self.plan.alloc.location(func.params[i]) {
+                Location::Reg(r) => M::mov_reg(self, r, a),
+                Location::Unused => {}
+                _ => {
+                    let slot = self.slot(func.params[i]);
+                    M::store_slot(self, slot, a);
+                }
+            }
+        }
+        if !(self.nosplit_leaves && is_small_leaf(func, self.frame.size)) {
             let (check, overflow) = (self.label(), self.label());
-            M::prologue(self, Some((check, overflow)));
+            M::stack_check(self, check, overflow);
             self.cold.push(Cold {
                 label: overflow,
                 block: BlockId::new(0),
@@ -240,7 +259,7 @@ impl<'a, M: Machine> Lower<'a, M> {
             }
         }
         self.set_current_func();
-        for (i, &p) in func.params.iter().enumerate() {
+        for (i, &p) in func.params.iter().enumerate().skip(in_regs) {
             if let Location::Reg(r) = self.plan.alloc.location(p) {
                 let slot = self.frame.params.at(i);
                 M::load_slot(self, r, slot);
@@ -384,7 +403,17 @@ impl<'a, M: Machine> Lower<'a, M> {
                 self.store(*dst, r);
             }
             InstKind::Call { dst, func, args } => {
-                self.operands(args);
+                // The first arguments in registers; argument `i` after
+                // them in outgoing word `i`, where the callee finds it as
+                // the runtime's goroutine entry lays arguments out.
+                for (&a, &r) in args.iter().zip(M::ARG_REGS) {
+                    let v = self.val(a);
+                    self.load(r, v);
+                }
+                for (i, &a) in args.iter().enumerate().skip(M::ARG_REGS.len()) {
+                    let v = self.val(a);
+                    M::outgoing(self, i, v);
+                }
                 let callee = self.func_labels[func.index()];
                 M::call(self, callee);
                 self.meta

@@ -5,7 +5,7 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{BARRIER_SAVED, CTX, RAX, RBP, RCX, RDX, REGISTERS, TABLE, X64};
+use super::{ARG_REGS, BARRIER_SAVED, CTX, RAX, RBP, RCX, RDX, REGISTERS, TABLE, X64};
 use crate::abi::{
     CTX_FUNC, CTX_GC, CTX_POLL, CTX_POLL_PAGE, CTX_STACK_GUARD, GC_MARKING, GC_SHADE, OBJ_LEN,
     OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
@@ -54,6 +54,7 @@ impl Machine for X64 {
     /// handler's `push_call` does: there is no instant in between.
     const STUB_ENTRY_IS_A_SEQUENCE: bool = false;
     const FRAME_SAVES_REGISTERS: bool = true;
+    const ARG_REGS: &'static [u8] = &ARG_REGS;
 
     fn emit_stubs(
         ops: &mut VecAssembler<X64Relocation>,
@@ -172,21 +173,28 @@ impl Machine for X64 {
     /// `push rbp; mov rbp, rsp`, the used callee-saved registers pushed
     /// (so they land in `frame.saved`, right under the frame record), the
     /// rest of the frame allocated, then the check.
-    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>) {
+    fn prologue(cx: &mut Lower<'_, Self>) {
         dynasm!(cx.ops ; .arch x64 ; push rbp ; mov rbp, rsp);
         let saved = cx.callee_saved();
         for &r in saved {
             dynasm!(cx.ops ; .arch x64 ; push Rq(r));
         }
         adjust_rsp(cx, cx.frame.size - 8 * saved.len() as i32, true);
-        if let Some((check, overflow)) = check {
-            dynasm!(cx.ops
-                ; .arch x64
-                ; =>check
-                ; cmp rsp, [Rq(CTX) + CTX_STACK_GUARD]
-                ; jb =>overflow
-            );
-        }
+    }
+
+    fn stack_check(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel) {
+        dynasm!(cx.ops
+            ; .arch x64
+            ; =>check
+            ; cmp rsp, [Rq(CTX) + CTX_STACK_GUARD]
+            ; jb =>overflow
+        );
+    }
+
+    /// Above the return address.
+    fn load_stack_argument(cx: &mut Lower<'_, Self>, dst: u8, i: usize) {
+        let off = 8 + 8 * i as i32;
+        dynasm!(cx.ops ; .arch x64 ; mov Rq(dst), [rsp + off]);
     }
 
     /// Frees the frame from `rsp` (not `mov rsp, rbp`, whose `rbp` was
