@@ -113,7 +113,7 @@ impl<M: Machine> std::fmt::Debug for Lower<'_, M> {
     }
 }
 
-impl<M: Machine> Lower<'_, M> {
+impl<'a, M: Machine> Lower<'a, M> {
     /// The current offset in the code.
     pub fn off(&self) -> usize {
         self.ops.offset().0
@@ -141,6 +141,13 @@ impl<M: Machine> Lower<'_, M> {
             Location::Param(i) => Some(self.frame.params.at(i as usize)),
             _ => None,
         }
+    }
+
+    /// The callee-saved registers this function writes, in the order of
+    /// `frame.saved`.
+    pub fn callee_saved(&self) -> &'a [u8] {
+        let plan: &'a FunctionPlan = self.plan;
+        &plan.alloc.used_callee_saved
     }
 
     /// The frame slot of PIR register `d`, which is not in a register.
@@ -211,14 +218,33 @@ impl<M: Machine> Lower<'_, M> {
         let entry = self.off();
         self.meta
             .begin_function(self.fid, &func.name, func.span, entry);
+        self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
+        // The function's address, which the runtime's goroutine entry
+        // calls with every argument on the stack, takes the register
+        // arguments from there; a PIR `call` enters right after.
+        const { assert!(M::ARG_REGS.is_empty() || M::FRAME_SAVES_REGISTERS) };
+        let in_regs = func.params.len().min(M::ARG_REGS.len());
+        for (i, &r) in M::ARG_REGS[..in_regs].iter().enumerate() {
+            M::load_stack_argument(self, r, i);
+        }
         let label = self.func_labels[self.fid.index()];
         self.ops.dynamic_label(label);
-        self.meta.begin_unsafe(UnsafeKind::FrameSetup, entry);
-        if self.nosplit_leaves && is_small_leaf(func, self.frame.size) {
-            M::prologue(self, None);
-        } else {
+        M::prologue(self);
+        // The register arguments' homes, before the check: its runtime
+        // call keeps only allocatable registers.
+        for (i, &a) in M::ARG_REGS[..in_regs].iter().enumerate() {
+            match self.plan.alloc.location(func.params[i]) {
+                Location::Reg(r) => M::mov_reg(self, r, a),
+                Location::Unused => {}
+                _ => {
+                    let slot = self.slot(func.params[i]);
+                    M::store_slot(self, slot, a);
+                }
+            }
+        }
+        if !(self.nosplit_leaves && is_small_leaf(func, self.frame.size)) {
             let (check, overflow) = (self.label(), self.label());
-            M::prologue(self, Some((check, overflow)));
+            M::stack_check(self, check, overflow);
             self.cold.push(Cold {
                 label: overflow,
                 block: BlockId::new(0),
@@ -226,12 +252,14 @@ impl<M: Machine> Lower<'_, M> {
                 kind: ColdKind::StackCheck { resume: check },
             });
         }
-        for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
-            let slot = self.frame.saved.at(j);
-            M::store_slot(self, slot, r);
+        if !M::FRAME_SAVES_REGISTERS {
+            for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
+                let slot = self.frame.saved.at(j);
+                M::store_slot(self, slot, r);
+            }
         }
         self.set_current_func();
-        for (i, &p) in func.params.iter().enumerate() {
+        for (i, &p) in func.params.iter().enumerate().skip(in_regs) {
             if let Location::Reg(r) = self.plan.alloc.location(p) {
                 let slot = self.frame.params.at(i);
                 M::load_slot(self, r, slot);
@@ -261,9 +289,11 @@ impl<M: Machine> Lower<'_, M> {
     fn epilogue(&mut self) {
         self.meta
             .begin_unsafe(UnsafeKind::FrameTeardown, self.off());
-        for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
-            let slot = self.frame.saved.at(j);
-            M::load_slot(self, r, slot);
+        if !M::FRAME_SAVES_REGISTERS {
+            for (j, &r) in self.plan.alloc.used_callee_saved.iter().enumerate() {
+                let slot = self.frame.saved.at(j);
+                M::load_slot(self, r, slot);
+            }
         }
         M::epilogue(self);
         self.meta.end_unsafe(self.off());
@@ -373,7 +403,17 @@ impl<M: Machine> Lower<'_, M> {
                 self.store(*dst, r);
             }
             InstKind::Call { dst, func, args } => {
-                self.operands(args);
+                // The first arguments in registers; argument `i` after
+                // them in outgoing word `i`, where the callee finds it as
+                // the runtime's goroutine entry lays arguments out.
+                for (&a, &r) in args.iter().zip(M::ARG_REGS) {
+                    let v = self.val(a);
+                    self.load(r, v);
+                }
+                for (i, &a) in args.iter().enumerate().skip(M::ARG_REGS.len()) {
+                    let v = self.val(a);
+                    M::outgoing(self, i, v);
+                }
                 let callee = self.func_labels[func.index()];
                 M::call(self, callee);
                 self.meta

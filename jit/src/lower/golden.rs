@@ -171,7 +171,8 @@ fn shared<M: Machine>() -> Vec<Case<M>> {
     }));
     cases.push(Case::new("prologue", |cx, l| {
         let check = cx.label();
-        M::prologue(cx, Some((check, l)))
+        M::prologue(cx);
+        M::stack_check(cx, check, l)
     }));
     cases.push(Case::new("epilogue", |cx, _| M::epilogue(cx)));
     cases.push(Case::new("jump", |cx, l| M::jump(cx, l)));

@@ -179,6 +179,19 @@ pub trait Machine: Backend + Sized {
     /// Between them the stack pointer and link register are half way into
     /// the stub's frame: the walk records them as a runtime transition.
     const STUB_ENTRY_IS_A_SEQUENCE: bool;
+    /// Whether [`Machine::prologue`] saves the used callee-saved registers
+    /// in `cx.frame.saved` itself and [`Machine::epilogue`] restores them
+    /// (x86-64 pushes and pops them); otherwise the walk stores them after
+    /// the prologue and loads them back before the epilogue.
+    const FRAME_SAVES_REGISTERS: bool = false;
+    /// The registers a PIR `call` passes its first arguments in (scratch
+    /// registers, so that setting them up moves no allocated value; none:
+    /// every argument on the stack). A function's homes for them are set
+    /// before its stack check, whose runtime call keeps only allocatable
+    /// registers, and so after the prologue has saved the callee-saved
+    /// ones: a backend with register arguments has
+    /// [`Machine::FRAME_SAVES_REGISTERS`].
+    const ARG_REGS: &'static [u8] = &[];
 
     /// Emits the runtime stubs at the start of the code; `rt_call` and
     /// `preempt` are the labels functions call.
@@ -229,14 +242,28 @@ pub trait Machine: Backend + Sized {
 
     // ---- frames ---------------------------------------------------------------
 
-    /// Sets up the frame record, allocates `cx.frame.size` bytes and, with
-    /// `check = Some((check, overflow))`, binds `check` and compares the
-    /// stack pointer with the stack guard, branching to `overflow` below
-    /// it (None: a nosplit leaf, no check).
-    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>);
+    /// At a function's first instruction, which the runtime's goroutine
+    /// entry calls with every argument on the stack (a PIR `call` enters
+    /// after it): `dst = ` incoming argument `i`. Only for a backend with
+    /// [`Machine::ARG_REGS`].
+    fn load_stack_argument(cx: &mut Lower<'_, Self>, dst: u8, i: usize) {
+        let _ = (cx, dst, i);
+        unreachable!("a backend without register arguments")
+    }
+
+    /// Sets up the frame record and allocates `cx.frame.size` bytes
+    /// (saving the callee-saved registers where
+    /// [`Machine::FRAME_SAVES_REGISTERS`] says so).
+    fn prologue(cx: &mut Lower<'_, Self>);
+
+    /// Binds `check` and compares the stack pointer with the stack guard,
+    /// branching to `overflow` below it.
+    fn stack_check(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel);
 
     /// Frees the frame, restores the frame pointer and returns (the saved
-    /// registers are back already).
+    /// registers are back already, unless [`Machine::FRAME_SAVES_REGISTERS`]
+    /// leaves them to this hook). The stack pointer is where the prologue
+    /// left it.
     fn epilogue(cx: &mut Lower<'_, Self>);
 
     // ---- control --------------------------------------------------------------

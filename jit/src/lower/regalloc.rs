@@ -25,7 +25,7 @@
 //! backend's scratch registers or memory operands.
 
 use crate::ir::cfg::Cfg;
-use crate::ir::{BlockId, Function, InstKind, Reg, TermKind};
+use crate::ir::{BlockId, Function, InstKind, Opcode, Reg, TermKind};
 use crate::lower::RegisterFile;
 
 /// Where a PIR register lives for its whole life.
@@ -36,7 +36,7 @@ pub enum Location {
     /// Spill slot `k` of the frame.
     Spill(u32),
     /// The incoming stack slot of parameter `i` (a spilled parameter needs
-    /// no copy).
+    /// no copy); never one passed in a register.
     Param(u32),
     /// Never defined nor used in reachable code.
     Unused,
@@ -76,12 +76,50 @@ impl Allocation {
     }
 }
 
-/// Words of outgoing area an instruction needs: its operands, stored for
-/// the callee or the runtime.
-fn outgoing_words(kind: &InstKind) -> u32 {
+/// Words of outgoing area an instruction needs: the operands of a
+/// runtime operation, the stack arguments of a call (a call passing every
+/// argument in registers needs none; one passing more keeps the words of
+/// the register ones unused, so that argument `i` is at `8*i` as the
+/// runtime's goroutine entry lays them out), and the two words the fault
+/// paths of a heap slot access pass (slot tag and object, or index and
+/// length). Nothing else writes below the stack pointer's frame.
+fn outgoing_words(kind: &InstKind, register_params: u32) -> u32 {
     let mut n = 0;
     kind.for_each_operand(|_| n += 1);
-    n
+    // As the lowering (`lower::function`) spells each instruction.
+    match kind {
+        InstKind::Call { .. } if n <= register_params => 0,
+        InstKind::Call { .. } => n,
+        InstKind::Binary { op, .. } => {
+            if matches!(op, Opcode::Get | Opcode::GetRef) {
+                2
+            } else {
+                0
+            }
+        }
+        InstKind::Unary { op, .. } => {
+            if matches!(op, Opcode::Copy | Opcode::Neg | Opcode::Not | Opcode::Len) {
+                0
+            } else {
+                n
+            }
+        }
+        InstKind::Effect {
+            op: Opcode::Set | Opcode::SetRef,
+            ..
+        } => 2,
+        InstKind::Effect { .. }
+        | InstKind::Nullary { .. }
+        | InstKind::Spawn { .. }
+        | InstKind::Print { .. }
+        | InstKind::CCall { .. } => n,
+        InstKind::Const { .. }
+        | InstKind::Load { .. }
+        | InstKind::Store { .. }
+        | InstKind::AtomicAdd { .. }
+        | InstKind::Cas { .. }
+        | InstKind::Assert { .. } => 0,
+    }
 }
 
 /// Allocates every register of `func` (verified) to a location.
@@ -125,7 +163,7 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
         |r, p| touch(r.index(), p, &mut start, &mut end),
     );
     let mut call_points = Vec::new();
-    let mut outgoing = 2u32; // fault paths pass up to two words
+    let mut outgoing = 0u32;
     for (b, block) in func.blocks.iter().enumerate() {
         if !cfg.is_reachable(BlockId::new(b)) {
             continue;
@@ -146,7 +184,7 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
             if matches!(inst.kind, InstKind::Call { .. }) {
                 call_points.push(p);
             }
-            outgoing = outgoing.max(outgoing_words(&inst.kind));
+            outgoing = outgoing.max(outgoing_words(&inst.kind, regs.register_params));
             p += 2;
         }
         if let Some(t) = &block.term {
@@ -158,7 +196,9 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
                     weight[r.index()] += scale;
                 }
             });
-            outgoing = outgoing.max(n);
+            if t.kind.is_runtime_op() {
+                outgoing = outgoing.max(n);
+            }
             if let TermKind::Select { arms } = &t.kind {
                 for arm in arms {
                     if let crate::ir::ArmKind::Recv { into: Some(v), .. } = arm.kind {
@@ -194,7 +234,9 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
     let mut locations = vec![Location::Unused; nregs];
     let mut param_index: Vec<Option<u32>> = vec![None; nregs];
     for (i, &p) in func.params.iter().enumerate().rev() {
-        param_index[p.index()] = Some(i as u32);
+        if i as u32 >= regs.register_params {
+            param_index[p.index()] = Some(i as u32);
+        }
     }
     let mut spill_slots = 0u32;
     let mut spill = |r: Reg, locations: &mut [Location]| {
@@ -530,6 +572,7 @@ mod tests {
     const FILE: RegisterFile = RegisterFile {
         caller_saved: RegSet::of(&[1, 2]),
         callee_saved: RegSet::of(&[10]),
+        register_params: 0,
     };
 
     fn alloc(src: &str) -> (Function, Allocation) {
@@ -593,6 +636,46 @@ mod tests {
             .filter(|l| matches!(l, Location::Param(_)))
             .collect();
         assert!(!spilled.is_empty());
+    }
+
+    #[test]
+    fn parameters_passed_in_registers_spill_to_a_slot_of_their_own() {
+        let p = parse(
+            "func @f(%p: i64, %q: i64, %r: i64, %s: i64) -> i64 {\n %t = add %p, %q\n %t = add %t, %r\n %t = add %t, %s\n ret %t\n}\n",
+        )
+        .unwrap();
+        let f = p.funcs[0].clone();
+        let a = allocate(&f, &FILE.with_register_params(2));
+        let mut spilled = 0;
+        for (i, n) in ["p", "q", "r", "s"].iter().enumerate() {
+            match loc(&f, &a, n) {
+                Location::Param(k) => assert!(k as usize == i && i >= 2, "{n}: Param({k})"),
+                Location::Spill(_) => assert!(i < 2, "{n} has a stack slot"),
+                _ => continue,
+            }
+            spilled += 1;
+        }
+        assert!(spilled > 0, "four live at once in three registers");
+    }
+
+    #[test]
+    fn outgoing_words_are_those_of_stack_arguments_and_runtime_operands() {
+        let src = "func @g(%a: i64, %b: i64) -> i64 {\n %c = add %a, %b\n %x = call @g(%c, %a)\n ret %x\n}\n";
+        let p = parse(src).unwrap();
+        let f = p.funcs[0].clone();
+        assert_eq!(allocate(&f, &FILE).outgoing_words, 2, "both on the stack");
+        let regs = FILE.with_register_params(2);
+        assert_eq!(allocate(&f, &regs).outgoing_words, 0, "both in registers");
+        let regs = FILE.with_register_params(1);
+        assert_eq!(
+            allocate(&f, &regs).outgoing_words,
+            2,
+            "argument 1 at word 1, word 0 unused"
+        );
+        let src = "func @h(%o: ref, %i: i64) -> i64 {\n %v = get %o, %i\n print \"{} {} {}\", %v, %v, %i\n ret %v\n}\n";
+        let p = parse(src).unwrap();
+        let a = allocate(&p.funcs[0], &FILE.with_register_params(2));
+        assert_eq!(a.outgoing_words, 3, "the print's three operands");
     }
 
     /// A block of [`function`]: `(insts, end, a, b)`.

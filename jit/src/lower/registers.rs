@@ -159,6 +159,7 @@ impl RegisterTable {
         RegisterFile {
             caller_saved: self.with_role(Role::CallerSaved),
             callee_saved: self.with_role(Role::CalleeSaved),
+            register_params: 0,
         }
     }
 
@@ -188,6 +189,20 @@ pub struct RegisterFile {
     pub caller_saved: RegSet,
     /// Preserved by calls; saved in the prologue of a function using them.
     pub callee_saved: RegSet,
+    /// How many leading parameters a PIR `call` passes in registers
+    /// ([`Machine::ARG_REGS`](crate::lower::Machine::ARG_REGS)): they have
+    /// no incoming stack slot, so one spilled takes a spill slot.
+    pub register_params: u32,
+}
+
+impl RegisterFile {
+    /// This file, with the first `n` parameters passed in registers.
+    pub const fn with_register_params(self, n: usize) -> RegisterFile {
+        RegisterFile {
+            register_params: n as u32,
+            ..self
+        }
+    }
 }
 
 #[cfg(test)]

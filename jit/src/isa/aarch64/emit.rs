@@ -158,7 +158,7 @@ impl Machine for Aarch64 {
 
     // ---- frames -------------------------------------------------------------------
 
-    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>) {
+    fn prologue(cx: &mut Lower<'_, Self>) {
         dynasm!(cx.ops
             ; .arch aarch64
             ; stp x29, x30, [sp, #-16]!
@@ -166,9 +166,9 @@ impl Machine for Aarch64 {
         );
         let size = cx.frame.size;
         adjust_sp(cx, -size);
-        let Some((check, overflow)) = check else {
-            return;
-        };
+    }
+
+    fn stack_check(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel) {
         let guard = CTX_STACK_GUARD as u32;
         dynasm!(cx.ops
             ; .arch aarch64
@@ -179,10 +179,18 @@ impl Machine for Aarch64 {
         );
     }
 
+    /// Frees the frame from `sp` where one `add` does (not `mov sp, x29`,
+    /// whose x29 the callee's `ldp` had just loaded: that would chain
+    /// every return's stack pointer to a load).
     fn epilogue(cx: &mut Lower<'_, Self>) {
+        let size = cx.frame.size;
+        if size <= 0xfff {
+            adjust_sp(cx, size);
+        } else {
+            dynasm!(cx.ops ; .arch aarch64 ; mov sp, x29);
+        }
         dynasm!(cx.ops
             ; .arch aarch64
-            ; mov sp, x29
             ; ldp x29, x30, [sp], #16
             ; ret
         );

@@ -35,7 +35,8 @@ fn extra() -> Vec<Case<Aarch64>> {
             move |cx, l| {
                 cx.frame.size = size;
                 let check = cx.label();
-                Aarch64::prologue(cx, Some((check, l)));
+                Aarch64::prologue(cx);
+                Aarch64::stack_check(cx, check, l);
             },
         ));
     }

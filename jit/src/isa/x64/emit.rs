@@ -5,7 +5,7 @@
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
-use super::{BARRIER_SAVED, CTX, RAX, RBP, RCX, RDX, REGISTERS, TABLE, X64};
+use super::{ARG_REGS, BARRIER_SAVED, CTX, RAX, RBP, RCX, RDX, REGISTERS, TABLE, X64};
 use crate::abi::{
     CTX_FUNC, CTX_GC, CTX_POLL, CTX_POLL_PAGE, CTX_STACK_GUARD, GC_MARKING, GC_SHADE, OBJ_LEN,
     OBJ_SLOTS, SLOT_SHIFT, SLOT_TAG, SLOT_VALUE, TAG_INT, TAG_REF,
@@ -21,6 +21,18 @@ fn imm32(v: Val) -> Option<i32> {
     match v {
         Val::Imm(v) => i32::try_from(v).ok(),
         _ => None,
+    }
+}
+
+/// `rsp -= bytes` (`grow`) or `rsp += bytes`, in the short form where the
+/// amount fits a byte, nothing for 0.
+fn adjust_rsp(cx: &mut Lower<'_, X64>, bytes: i32, grow: bool) {
+    match (i8::try_from(bytes), grow) {
+        (Ok(0), _) => {}
+        (Ok(b), true) => dynasm!(cx.ops ; .arch x64 ; sub rsp, BYTE b),
+        (Ok(b), false) => dynasm!(cx.ops ; .arch x64 ; add rsp, BYTE b),
+        (Err(_), true) => dynasm!(cx.ops ; .arch x64 ; sub rsp, bytes),
+        (Err(_), false) => dynasm!(cx.ops ; .arch x64 ; add rsp, bytes),
     }
 }
 
@@ -41,6 +53,8 @@ impl Machine for X64 {
     /// One `call` pushes the resume address and enters the stub, as the
     /// handler's `push_call` does: there is no instant in between.
     const STUB_ENTRY_IS_A_SEQUENCE: bool = false;
+    const FRAME_SAVES_REGISTERS: bool = true;
+    const ARG_REGS: &'static [u8] = &ARG_REGS;
 
     fn emit_stubs(
         ops: &mut VecAssembler<X64Relocation>,
@@ -92,12 +106,18 @@ impl Machine for X64 {
 
     fn load_slot(cx: &mut Lower<'_, Self>, dst: u8, slot: Slot) {
         let off = rbp_offset(slot);
-        dynasm!(cx.ops ; .arch x64 ; mov Rq(dst), [rbp + off]);
+        match i8::try_from(off) {
+            Ok(d) => dynasm!(cx.ops ; .arch x64 ; mov Rq(dst), [BYTE rbp + d]),
+            Err(_) => dynasm!(cx.ops ; .arch x64 ; mov Rq(dst), [rbp + off]),
+        }
     }
 
     fn store_slot(cx: &mut Lower<'_, Self>, slot: Slot, src: u8) {
         let off = rbp_offset(slot);
-        dynasm!(cx.ops ; .arch x64 ; mov [rbp + off], Rq(src));
+        match i8::try_from(off) {
+            Ok(d) => dynasm!(cx.ops ; .arch x64 ; mov [BYTE rbp + d], Rq(src)),
+            Err(_) => dynasm!(cx.ops ; .arch x64 ; mov [rbp + off], Rq(src)),
+        }
     }
 
     /// A spilled destination takes a 32-bit immediate directly.
@@ -124,7 +144,10 @@ impl Machine for X64 {
     fn outgoing(cx: &mut Lower<'_, Self>, i: usize, v: Val) {
         let off = 8 * i as i32;
         match v {
-            Val::Reg(r) => dynasm!(cx.ops ; .arch x64 ; mov [rsp + off], Rq(r)),
+            Val::Reg(r) => match i8::try_from(off) {
+                Ok(d) => dynasm!(cx.ops ; .arch x64 ; mov [BYTE rsp + d], Rq(r)),
+                Err(_) => dynasm!(cx.ops ; .arch x64 ; mov [rsp + off], Rq(r)),
+            },
             v if imm32(v).is_some() => {
                 let imm = imm32(v).unwrap_or(0);
                 dynasm!(cx.ops ; .arch x64 ; mov QWORD [rsp + off], imm);
@@ -147,31 +170,44 @@ impl Machine for X64 {
 
     // ---- frames -------------------------------------------------------------------
 
-    fn prologue(cx: &mut Lower<'_, Self>, check: Option<(DynamicLabel, DynamicLabel)>) {
-        let frame = cx.frame.size;
-        dynasm!(cx.ops
-            ; .arch x64
-            ; push rbp
-            ; mov rbp, rsp
-            ; sub rsp, frame
-        );
-        if let Some((check, overflow)) = check {
-            dynasm!(cx.ops
-                ; .arch x64
-                ; =>check
-                ; cmp rsp, [Rq(CTX) + CTX_STACK_GUARD]
-                ; jb =>overflow
-            );
+    /// `push rbp; mov rbp, rsp`, the used callee-saved registers pushed
+    /// (so they land in `frame.saved`, right under the frame record), the
+    /// rest of the frame allocated, then the check.
+    fn prologue(cx: &mut Lower<'_, Self>) {
+        dynasm!(cx.ops ; .arch x64 ; push rbp ; mov rbp, rsp);
+        let saved = cx.callee_saved();
+        for &r in saved {
+            dynasm!(cx.ops ; .arch x64 ; push Rq(r));
         }
+        adjust_rsp(cx, cx.frame.size - 8 * saved.len() as i32, true);
     }
 
-    fn epilogue(cx: &mut Lower<'_, Self>) {
+    fn stack_check(cx: &mut Lower<'_, Self>, check: DynamicLabel, overflow: DynamicLabel) {
         dynasm!(cx.ops
             ; .arch x64
-            ; mov rsp, rbp
-            ; pop rbp
-            ; ret
+            ; =>check
+            ; cmp rsp, [Rq(CTX) + CTX_STACK_GUARD]
+            ; jb =>overflow
         );
+    }
+
+    /// Above the return address.
+    fn load_stack_argument(cx: &mut Lower<'_, Self>, dst: u8, i: usize) {
+        let off = 8 + 8 * i as i32;
+        dynasm!(cx.ops ; .arch x64 ; mov Rq(dst), [rsp + off]);
+    }
+
+    /// Frees the frame from `rsp` (not `mov rsp, rbp`, whose `rbp` was
+    /// loaded by the callee's `pop rbp` just before: that would chain
+    /// every return's stack pointer to a load) and pops what the prologue
+    /// pushed.
+    fn epilogue(cx: &mut Lower<'_, Self>) {
+        let saved = cx.callee_saved();
+        adjust_rsp(cx, cx.frame.size - 8 * saved.len() as i32, false);
+        for &r in saved.iter().rev() {
+            dynasm!(cx.ops ; .arch x64 ; pop Rq(r));
+        }
+        dynasm!(cx.ops ; .arch x64 ; pop rbp ; ret);
     }
 
     // ---- control ------------------------------------------------------------------

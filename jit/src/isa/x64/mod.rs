@@ -13,23 +13,36 @@
 //!
 //! # Internal calling convention
 //!
-//! Arguments go on the stack: the caller stores argument `i` at
-//! `[rsp + 8*i]` in its outgoing area and executes `call`; the callee finds
-//! it at `[rbp + 16 + 8*i]`. The result comes back in `rax`. Caller-saved
-//! registers do not survive a call; callee-saved ones do. Runtime calls
-//! preserve every allocatable register (see [`crate::abi`]).
+//! A PIR `call` passes its first three arguments in `rcx`, `rdx` and `r11`
+//! (scratch registers: setting them up moves no allocated value), and
+//! argument `i` after them at `[rsp + 8*i]` in its outgoing area (whose
+//! first three words then stay unused), and calls the callee just past
+//! its first instructions. The function's address itself, which the
+//! runtime's goroutine entry calls with every argument on the stack,
+//! starts by loading the first three from there. The callee moves the
+//! register arguments to their homes before its stack check (whose
+//! runtime call keeps only allocatable registers) and finds argument `i`
+//! after them at `[rbp + 16 + 8*i]`. The result comes back in `rax`.
+//! Caller-saved registers do not survive a call; callee-saved ones do.
+//! Runtime calls take every operand on the stack and preserve every
+//! allocatable register (see [`crate::abi`]).
 //!
 //! # Frame
 //!
 //! ```text
-//!   [rbp + 16 + 8*i]   incoming argument i          (caller's frame)
+//!   [rbp + 16 + 8*i]   incoming stack argument i     (caller's frame)
 //!   [rbp + 8]          return address
 //!   [rbp]              caller's rbp                  <- rbp
-//!   [rbp - 8*(j+1)]    saved callee-saved register j
+//!   [rbp - 8*(j+1)]    saved callee-saved register j (pushed)
 //!   [rbp - 8*(n+1+k)]  spill slot k                  (n saved registers)
 //!   ...
 //!   [rsp + 8*i]        outgoing argument i           <- rsp
 //! ```
+//!
+//! The prologue pushes `rbp` and the callee-saved registers it writes and
+//! allocates the rest; the epilogue frees it from `rsp` and pops them
+//! (never `mov rsp, rbp`: `rbp` comes from the callee's `pop`, and every
+//! return's stack pointer would wait on that load).
 //!
 //! The prologue compares the new `rsp` with the goroutine's stack guard
 //! (`[r15]`) and calls the runtime when below it: stack overflow, or a
@@ -138,8 +151,13 @@ pub const TABLE: RegisterTable = RegisterTable(&[
     Register::new("r15", Role::Context, true),
 ]);
 
+/// The registers a PIR `call` passes its first three arguments in:
+/// scratch ones, so that the caller sets them up without moving an
+/// allocated value out of the way.
+pub const ARG_REGS: [u8; 3] = [RCX, RDX, R11];
+
 /// What the register allocator may use.
-pub const REGISTERS: RegisterFile = TABLE.register_file();
+pub const REGISTERS: RegisterFile = TABLE.register_file().with_register_params(ARG_REGS.len());
 
 /// Registers `rt_call` saves in the context and `switch_to` restores:
 /// every allocatable register and the frame pointer.
