@@ -401,7 +401,7 @@ mod tests {
         let f = p.func(p.func_by_name(f).unwrap());
         f.regs
             .iter()
-            .map(|r| (r.name.clone(), r.ty.expect("typed")))
+            .map(|r| (r.name.to_string(), r.ty.expect("typed")))
             .collect()
     }
 
