@@ -24,18 +24,10 @@ use crate::ir::{
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Assembled, ConstantPool, PrintDesc};
 
-/// A generous estimate of the machine code of one PIR instruction (about
-/// 32 bytes on x86-64 for the compile benchmark's mix).
-const CODE_BYTES_PER_INSTRUCTION: usize = 48;
-
 /// Assembles a verified program for `M`; `globals[i]` is the address
 /// generated code uses for global `i`.
 pub fn assemble<M: Machine>(prog: &Program, globals: &[usize]) -> Assembled {
     let mut ops = VecAssembler::<M::Relocation>::new(0);
-    // Room for the whole program's code at once, rather than a buffer
-    // doubled (and copied) some twenty times on the way to a large
-    // program's size; pages never written are never touched.
-    ops.reserve_ops(CODE_BYTES_PER_INSTRUCTION * prog.inst_count() + 4096);
     let mut meta = MetadataBuilder::new();
     let rt_call = ops.new_dynamic_label();
     let preempt_stub = ops.new_dynamic_label();
