@@ -129,9 +129,31 @@ impl ExecutableMemory {
             map_len,
             fd,
         };
-        {
-            let mut w = mem.writable_view()?;
-            w.bytes_mut().copy_from_slice(code);
+        // The code goes in through the file, in one system call for the
+        // kernel to copy, rather than through a writable mapping faulted
+        // in a page at a time.
+        let mut written = 0;
+        while written < code.len() {
+            let rest = &code[written..];
+            // SAFETY: writes `rest` (valid for its length) to our memfd at
+            // offset `written`, inside the size set above.
+            let n = unsafe {
+                libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), written as libc::off_t)
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the code file took no bytes",
+                ));
+            }
+            written += n as usize;
         }
         mem.synchronize_icache(0, code.len());
         Ok(mem)

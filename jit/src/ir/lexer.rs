@@ -68,139 +68,228 @@ fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
 }
 
-/// One line being scanned: byte positions, reported as character columns.
-struct Line<'a> {
+/// Scans source text on demand, one token at a time: names borrow from the
+/// text and nothing is copied except string literals, whose escapes are
+/// resolved. Positions are reported as character columns; only a string
+/// literal or a comment can hold non-ASCII text before a token, so the
+/// column is the byte offset in the line unless one did.
+#[derive(Debug)]
+pub struct Lexer<'a> {
     text: &'a str,
-    number: u32,
-    ascii: bool,
+    pos: usize,
+    line: u32,
+    line_start: usize,
+    /// Whether the current line holds non-ASCII text before `pos`.
+    wide: bool,
+    /// The final newline has been given: only [`Tok::Eof`] follows.
+    ended: bool,
 }
 
-impl Line<'_> {
-    fn span(&self, byte: usize) -> Span {
-        let col = if self.ascii {
-            byte
-        } else {
-            self.text[..byte].chars().count()
-        };
-        Span::new(self.number, u32::try_from(col + 1).unwrap_or(u32::MAX))
-    }
-}
-
-/// Turns the source into tokens; the last token is always [`Tok::Eof`].
-pub fn lex(source: &str) -> Result<Vec<Token<'_>>, Error> {
-    // A UTF-8 byte-order mark some editors write is not part of the text.
-    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let mut tokens = Vec::with_capacity(source.len() / 4);
-    let mut number: u32 = 0;
-    for text in source.split('\n') {
-        number = number.saturating_add(1);
-        let line = Line {
+impl<'a> Lexer<'a> {
+    pub fn new(source: &'a str) -> Lexer<'a> {
+        // A UTF-8 byte-order mark some editors write is not part of the text.
+        let text = source.strip_prefix('\u{feff}').unwrap_or(source);
+        Lexer {
             text,
-            number,
-            ascii: text.is_ascii(),
-        };
-        lex_line(&line, &mut tokens)?;
-        tokens.push(Token {
-            tok: Tok::Newline,
-            span: line.span(text.len()),
-        });
-    }
-    let end = tokens.last().map_or(Span::new(1, 1), |t| t.span);
-    tokens.push(Token {
-        tok: Tok::Eof,
-        span: end,
-    });
-    Ok(tokens)
-}
-
-fn lex_line<'a>(line: &Line<'a>, tokens: &mut Vec<Token<'a>>) -> Result<(), Error> {
-    let text = line.text;
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        let start = i;
-        let punct = |t: Tok<'a>| Token {
-            tok: t,
-            span: line.span(start),
-        };
-        match c {
-            b' ' | b'\t' | b'\r' => i += 1,
-            b';' => break,
-            b'=' | b',' | b':' | b'(' | b')' | b'{' | b'}' => {
-                tokens.push(punct(match c {
-                    b'=' => Tok::Eq,
-                    b',' => Tok::Comma,
-                    b':' => Tok::Colon,
-                    b'(' => Tok::LParen,
-                    b')' => Tok::RParen,
-                    b'{' => Tok::LBrace,
-                    _ => Tok::RBrace,
-                }));
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'>') => {
-                tokens.push(punct(Tok::Arrow));
-                i += 2;
-            }
-            b'@' | b'%' => {
-                i += 1;
-                if i >= b.len() || !is_name_start(b[i]) {
-                    let what = if c == b'@' {
-                        "global or function"
-                    } else {
-                        "register"
-                    };
-                    return Err(Error::new(
-                        line.span(start),
-                        format!("expected a {what} name after '{}'", c as char),
-                    ));
-                }
-                while i < b.len() && is_name_char(b[i]) {
-                    i += 1;
-                }
-                let name = &text[start + 1..i];
-                tokens.push(punct(if c == b'@' {
-                    Tok::Global(name)
-                } else {
-                    Tok::Reg(name)
-                }));
-            }
-            b'"' => {
-                let (s, next) = lex_string(line, start)?;
-                tokens.push(punct(Tok::Str(s)));
-                i = next;
-            }
-            b'-' | b'0'..=b'9' => {
-                let (v, next) = lex_int(b, start, line.span(start))?;
-                tokens.push(punct(Tok::Int(v)));
-                i = next;
-            }
-            c if is_name_start(c) => {
-                while i < b.len() && is_name_char(b[i]) {
-                    i += 1;
-                }
-                tokens.push(punct(Tok::Ident(&text[start..i])));
-            }
-            _ => {
-                let ch = text[start..].chars().next().unwrap_or('?');
-                let shown = if ch.is_control() || ch == '\u{feff}' {
-                    format!("U+{:04X}", ch as u32)
-                } else {
-                    format!("'{ch}'")
-                };
-                return Err(Error::new(
-                    line.span(start),
-                    format!("unexpected character {shown}"),
-                ));
-            }
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            wide: false,
+            ended: false,
         }
     }
-    Ok(())
+
+    /// The position of byte `at` of the current line's text.
+    fn span(&self, at: usize) -> Span {
+        let col = if self.wide {
+            self.text[self.line_start..at].chars().count()
+        } else {
+            at - self.line_start
+        };
+        Span::new(self.line, u32::try_from(col + 1).unwrap_or(u32::MAX))
+    }
+
+    /// Moves to the start of the next line without looking at the rest of
+    /// this one (the parser's pre-scan reads only the start of each line).
+    pub fn skip_line(&mut self) {
+        match self.text[self.pos..].find('\n') {
+            Some(k) => self.new_line(self.pos + k + 1),
+            None => self.pos = self.text.len(),
+        }
+    }
+
+    fn new_line(&mut self, start: usize) {
+        self.pos = start;
+        self.line_start = start;
+        self.line = self.line.saturating_add(1);
+        self.wide = false;
+    }
+
+    /// The next token; after the last line's [`Tok::Newline`], [`Tok::Eof`]
+    /// for ever.
+    pub fn next_token(&mut self) -> Result<Token<'a>, Error> {
+        let text = self.text;
+        let b = text.as_bytes();
+        let mut i = self.pos;
+        loop {
+            let Some(&c) = b.get(i) else {
+                self.pos = i;
+                let span = self.span(i);
+                let tok = if self.ended { Tok::Eof } else { Tok::Newline };
+                self.ended = true;
+                return Ok(Token { tok, span });
+            };
+            let start = i;
+            let tok = match c {
+                b' ' | b'\t' | b'\r' => {
+                    i += 1;
+                    continue;
+                }
+                b'\n' => {
+                    let span = self.span(i);
+                    self.new_line(i + 1);
+                    return Ok(Token {
+                        tok: Tok::Newline,
+                        span,
+                    });
+                }
+                b';' => {
+                    let end = text[i..].find('\n').map_or(b.len(), |k| i + k);
+                    if !b[i..end].is_ascii() {
+                        self.wide = true;
+                    }
+                    i = end;
+                    continue;
+                }
+                b'=' => Tok::Eq,
+                b',' => Tok::Comma,
+                b':' => Tok::Colon,
+                b'(' => Tok::LParen,
+                b')' => Tok::RParen,
+                b'{' => Tok::LBrace,
+                b'}' => Tok::RBrace,
+                b'-' if b.get(i + 1) == Some(&b'>') => {
+                    i += 1;
+                    Tok::Arrow
+                }
+                b'@' | b'%' => {
+                    i += 1;
+                    if i >= b.len() || !is_name_start(b[i]) {
+                        let what = if c == b'@' {
+                            "global or function"
+                        } else {
+                            "register"
+                        };
+                        return Err(Error::new(
+                            self.span(start),
+                            format!("expected a {what} name after '{}'", c as char),
+                        ));
+                    }
+                    while i < b.len() && is_name_char(b[i]) {
+                        i += 1;
+                    }
+                    let name = &text[start + 1..i];
+                    self.pos = i;
+                    let tok = if c == b'@' {
+                        Tok::Global(name)
+                    } else {
+                        Tok::Reg(name)
+                    };
+                    return Ok(Token {
+                        tok,
+                        span: self.span(start),
+                    });
+                }
+                b'"' => {
+                    let span = self.span(start);
+                    let (s, next) = self.string(start)?;
+                    if !b[start..next].is_ascii() {
+                        self.wide = true;
+                    }
+                    self.pos = next;
+                    return Ok(Token {
+                        tok: Tok::Str(s),
+                        span,
+                    });
+                }
+                b'-' | b'0'..=b'9' => {
+                    let span = self.span(start);
+                    let (v, next) = lex_int(b, start, span)?;
+                    self.pos = next;
+                    return Ok(Token {
+                        tok: Tok::Int(v),
+                        span,
+                    });
+                }
+                c if is_name_start(c) => {
+                    while i < b.len() && is_name_char(b[i]) {
+                        i += 1;
+                    }
+                    self.pos = i;
+                    return Ok(Token {
+                        tok: Tok::Ident(&text[start..i]),
+                        span: self.span(start),
+                    });
+                }
+                _ => {
+                    let ch = text[start..].chars().next().unwrap_or('?');
+                    let shown = if ch.is_control() || ch == '\u{feff}' {
+                        format!("U+{:04X}", ch as u32)
+                    } else {
+                        format!("'{ch}'")
+                    };
+                    return Err(Error::new(
+                        self.span(start),
+                        format!("unexpected character {shown}"),
+                    ));
+                }
+            };
+            // One- and two-byte punctuation.
+            self.pos = i + 1;
+            return Ok(Token {
+                tok,
+                span: self.span(start),
+            });
+        }
+    }
+
+    /// The string literal opening at byte `open`, escapes resolved, and the
+    /// byte after its closing quote.
+    fn string(&self, open: usize) -> Result<(String, usize), Error> {
+        let line_end = self.text[open..]
+            .find('\n')
+            .map_or(self.text.len(), |k| open + k);
+        // Columns of errors inside the literal count characters from the
+        // start of the line.
+        let at = |byte: usize| {
+            let col = self.text[self.line_start..byte].chars().count();
+            Span::new(self.line, u32::try_from(col + 1).unwrap_or(u32::MAX))
+        };
+        lex_string(&self.text[..line_end], open, at)
+    }
 }
 
-fn lex_string(line: &Line<'_>, open: usize) -> Result<(String, usize), Error> {
-    let text = line.text;
+/// Turns the whole source into tokens; the last token is always
+/// [`Tok::Eof`]. The parser does not use this: it pulls tokens from a
+/// [`Lexer`] one at a time.
+pub fn lex(source: &str) -> Result<Vec<Token<'_>>, Error> {
+    let mut lexer = Lexer::new(source);
+    let mut tokens = Vec::new();
+    loop {
+        let t = lexer.next_token()?;
+        let eof = t.tok == Tok::Eof;
+        tokens.push(t);
+        if eof {
+            return Ok(tokens);
+        }
+    }
+}
+
+fn lex_string(
+    text: &str,
+    open: usize,
+    span: impl Fn(usize) -> Span,
+) -> Result<(String, usize), Error> {
     let mut s = String::new();
     let mut chars = text[open + 1..].char_indices();
     while let Some((k, c)) = chars.next() {
@@ -215,17 +304,17 @@ fn lex_string(line: &Line<'_>, open: usize) -> Result<(String, usize), Error> {
                     Some((_, '\\')) => '\\',
                     Some((_, c)) => {
                         return Err(Error::new(
-                            line.span(at),
+                            span(at),
                             format!("unknown escape '\\{c}' (PIR strings know \\n \\t \\\" \\\\)"),
                         ))
                     }
-                    None => return Err(Error::new(line.span(open), "unterminated string literal")),
+                    None => return Err(Error::new(span(open), "unterminated string literal")),
                 };
                 s.push(esc);
             }
             c if c.is_control() && c != '\t' => {
                 return Err(Error::new(
-                    line.span(at),
+                    span(at),
                     format!(
                         "control character U+{:04X} in a string literal (write \\n or \\t)",
                         c as u32
@@ -235,7 +324,7 @@ fn lex_string(line: &Line<'_>, open: usize) -> Result<(String, usize), Error> {
             c => s.push(c),
         }
     }
-    Err(Error::new(line.span(open), "unterminated string literal"))
+    Err(Error::new(span(open), "unterminated string literal"))
 }
 
 /// Lexes `-? (0x hex | decimal)` with `_` between digits.

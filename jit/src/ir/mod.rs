@@ -13,12 +13,14 @@ pub mod cfg;
 pub mod entities;
 pub mod error;
 pub mod lexer;
+mod name;
 pub mod opcode;
 pub mod parser;
 pub mod printer;
 pub mod verify;
 
 pub use error::Error;
+pub use name::Name;
 pub use parser::parse;
 pub use printer::print;
 pub use verify::verify;
@@ -163,7 +165,7 @@ pub struct Global {
 /// What the compiler knows of a register.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RegInfo {
-    pub name: String,
+    pub name: Name,
     /// Fixed by the register's first definition in the text; filled in by
     /// the verifier, `None` before it has run.
     pub ty: Option<Type>,
@@ -594,8 +596,11 @@ impl Function {
     }
 
     /// Adds a register and returns it.
-    pub fn add_reg(&mut self, name: String, ty: Option<Type>) -> Reg {
-        self.regs.push(RegInfo { name, ty });
+    pub fn add_reg(&mut self, name: impl Into<Name>, ty: Option<Type>) -> Reg {
+        self.regs.push(RegInfo {
+            name: name.into(),
+            ty,
+        });
         Reg::new(self.regs.len() - 1)
     }
 

@@ -8,11 +8,12 @@
 use std::collections::HashMap as StdHashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::lexer::{lex, Tok, Token};
+mod instruction;
+
+use super::lexer::{Lexer, Tok, Token};
 use super::{
-    ArmKind, Block, BlockId, Error, ForeignFn, Format, FuncId, Function, Global, GlobalId, Inst,
-    InstKind, Opcode, Operand, PreemptMode, Program, Reg, RegInfo, SelectArm, Span, TermKind,
-    Terminator, Type,
+    Block, BlockId, Error, FuncId, Function, Global, GlobalId, Inst, Operand, PreemptMode, Program,
+    Reg, RegInfo, Span, Terminator, Type,
 };
 
 /// The multiply-rotate hash rustc uses for its own tables (FxHash): names
@@ -22,11 +23,20 @@ struct NameHasher(u64);
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        // Eight bytes at a time, the tail zero-padded, without a call to
+        // copy a short chunk.
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let word = tail
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
     fn write_u8(&mut self, b: u8) {
@@ -61,20 +71,64 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Program, Error> {
 }
 
 /// Parses PIR source text.
+///
+/// Tokens are pulled from the lexer as the parser goes. A lexical error
+/// anywhere in the text is the error reported, even when a syntax error
+/// comes before it, as when the whole text was lexed first.
 pub fn parse(source: &str) -> Result<Program, Error> {
-    let tokens = lex(source)?;
-    let mut p = Parser::new(tokens);
-    p.prescan();
-    p.program()
+    let mut p = Parser::new(source);
+    p.prescan(source);
+    let result = p.program();
+    if let Some(e) = p.lex_error.take() {
+        return Err(e);
+    }
+    if result.is_err() {
+        // A lexical error further on still wins.
+        loop {
+            match p.lexer.next_token() {
+                Ok(Token { tok: Tok::Eof, .. }) => break,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    result
 }
 
 struct Parser<'a> {
-    toks: Vec<Token<'a>>,
-    pos: usize,
+    lexer: Lexer<'a>,
+    /// The current token and the one after it.
+    cur: Token<'a>,
+    ahead: Token<'a>,
+    /// The first lexical error, met while reading ahead; the token stream
+    /// ends there.
+    lex_error: Option<Error>,
     func_ids: HashMap<&'a str, (FuncId, Span)>,
     global_ids: HashMap<&'a str, (GlobalId, Span)>,
     n_funcs: usize,
     n_globals: usize,
+    /// Per-function tables, kept between functions for their capacity.
+    tables: Tables<'a>,
+}
+
+/// The tables of the function being parsed, empty between functions.
+#[derive(Default)]
+struct Tables<'a> {
+    reg_ids: HashMap<&'a str, Reg>,
+    labels: HashMap<&'a str, (BlockId, Span)>,
+    label_refs: Vec<LabelRef<'a>>,
+    /// The instructions of the last block, moved into it (in one
+    /// allocation of the right size) when the block is complete.
+    insts: Vec<Inst>,
+}
+
+impl Tables<'_> {
+    fn clear(&mut self) {
+        self.reg_ids.clear();
+        self.labels.clear();
+        self.label_refs.clear();
+        self.insts.clear();
+    }
 }
 
 /// A label reference waiting for the end of its function.
@@ -86,107 +140,182 @@ struct LabelRef<'a> {
 /// Per-function parsing state.
 struct FuncState<'a> {
     regs: Vec<RegInfo>,
-    reg_ids: HashMap<&'a str, Reg>,
     blocks: Vec<Block>,
-    labels: HashMap<&'a str, (BlockId, Span)>,
-    label_refs: Vec<LabelRef<'a>>,
+    /// The parser's tables, lent for the function.
+    t: Tables<'a>,
 }
 
 impl<'a> FuncState<'a> {
     fn reg(&mut self, name: &'a str) -> Reg {
-        if let Some(&r) = self.reg_ids.get(name) {
-            return r;
+        let next = Reg::new(self.regs.len());
+        let r = *self.t.reg_ids.entry(name).or_insert(next);
+        if r == next {
+            self.regs.push(RegInfo {
+                name: name.into(),
+                ty: None,
+            });
         }
-        let r = Reg::new(self.regs.len());
-        self.regs.push(RegInfo {
-            name: name.to_string(),
-            ty: None,
-        });
-        self.reg_ids.insert(name, r);
         r
     }
 
     /// A placeholder block id standing for label reference `i`, resolved at
     /// the end of the function.
     fn label_ref(&mut self, name: &'a str, span: Span) -> BlockId {
-        self.label_refs.push(LabelRef { name, span });
-        BlockId::new(self.label_refs.len() - 1)
+        self.t.label_refs.push(LabelRef { name, span });
+        BlockId::new(self.t.label_refs.len() - 1)
     }
 
-    /// The block instructions go to now, opening an unlabelled one at the
-    /// start of the body or after a terminator.
-    fn current_block(&mut self, span: Span) -> &mut Block {
-        if self.blocks.last().is_none_or(|b| b.term.is_some()) {
-            self.blocks.push(Block {
-                label: None,
-                span,
-                insts: Vec::new(),
-                term: None,
-            });
+    /// Gives the pending instructions to the last block.
+    fn close_block(&mut self) {
+        if let Some(last) = self.blocks.last_mut() {
+            if !self.t.insts.is_empty() {
+                last.insts.append(&mut self.t.insts);
+            }
         }
-        self.blocks.last_mut().expect("just pushed")
+    }
+
+    /// Opens a block (closing the one before).
+    fn open_block(&mut self, label: Option<String>, span: Span) {
+        self.close_block();
+        self.blocks.push(Block {
+            label,
+            span,
+            insts: Vec::new(),
+            term: None,
+        });
+    }
+
+    /// Opens an unlabelled block when instructions follow a terminator or
+    /// start the body.
+    fn ensure_open(&mut self, span: Span) {
+        if self.blocks.last().is_none_or(|b| b.term.is_some()) {
+            self.open_block(None, span);
+        }
+    }
+
+    fn push(&mut self, inst: Inst) {
+        self.ensure_open(inst.span);
+        self.t.insts.push(inst);
+    }
+
+    fn terminate(&mut self, term: Terminator) {
+        self.ensure_open(term.span);
+        self.close_block();
+        self.blocks.last_mut().expect("just opened").term = Some(term);
     }
 }
 
 impl<'a> Parser<'a> {
-    fn new(toks: Vec<Token<'a>>) -> Parser<'a> {
-        Parser {
-            toks,
-            pos: 0,
+    fn new(source: &'a str) -> Parser<'a> {
+        let placeholder = || Token {
+            tok: Tok::Eof,
+            span: Span::new(1, 1),
+        };
+        let mut p = Parser {
+            lexer: Lexer::new(source),
+            cur: placeholder(),
+            ahead: placeholder(),
+            lex_error: None,
             func_ids: HashMap::default(),
             global_ids: HashMap::default(),
             n_funcs: 0,
             n_globals: 0,
+            tables: Tables::default(),
+        };
+        p.cur = p.pull();
+        p.ahead = p.pull();
+        p
+    }
+
+    /// The lexer's next token; after a lexical error, end of file there.
+    fn pull(&mut self) -> Token<'a> {
+        if self.lex_error.is_some() {
+            return self.ahead.clone();
+        }
+        match self.lexer.next_token() {
+            Ok(t) => t,
+            Err(e) => {
+                let span = e.span;
+                self.lex_error = Some(e);
+                Token {
+                    tok: Tok::Eof,
+                    span,
+                }
+            }
         }
     }
 
     /// Assigns ids to every `func @f` and `global @g` at the start of a line,
     /// so references may precede definitions. Duplicates are reported when
-    /// the parser reaches them, keeping errors in text order.
-    fn prescan(&mut self) {
-        let mut line_start = true;
-        for i in 0..self.toks.len() {
-            let t = &self.toks[i];
-            if line_start {
-                if let (Tok::Ident(kw), Some(next)) = (&t.tok, self.toks.get(i + 1)) {
-                    if let Tok::Global(name) = next.tok {
-                        let (kw, span) = (*kw, next.span);
-                        let taken =
-                            self.func_ids.contains_key(name) || self.global_ids.contains_key(name);
-                        if kw == "func" && !taken {
-                            self.func_ids
-                                .insert(name, (FuncId::new(self.n_funcs), span));
-                            self.n_funcs += 1;
-                        } else if kw == "global" && !taken {
-                            self.global_ids
-                                .insert(name, (GlobalId::new(self.n_globals), span));
-                            self.n_globals += 1;
-                        }
-                    }
+    /// the parser reaches them, keeping errors in text order. Only the first
+    /// two tokens of each line are read; a lexical error there is the
+    /// parser's to report.
+    fn prescan(&mut self, source: &'a str) {
+        let mut lexer = Lexer::new(source);
+        loop {
+            let kw = match lexer.next_token() {
+                Ok(Token { tok: Tok::Eof, .. }) => break,
+                Ok(Token {
+                    tok: Tok::Newline, ..
+                }) => continue,
+                Ok(Token {
+                    tok: Tok::Ident(kw),
+                    ..
+                }) if kw == "func" || kw == "global" => kw,
+                _ => {
+                    lexer.skip_line();
+                    continue;
+                }
+            };
+            let next = lexer.next_token();
+            if let Ok(Token {
+                tok: Tok::Global(name),
+                span,
+            }) = next
+            {
+                let taken = self.func_ids.contains_key(name) || self.global_ids.contains_key(name);
+                if kw == "func" && !taken {
+                    self.func_ids
+                        .insert(name, (FuncId::new(self.n_funcs), span));
+                    self.n_funcs += 1;
+                } else if kw == "global" && !taken {
+                    self.global_ids
+                        .insert(name, (GlobalId::new(self.n_globals), span));
+                    self.n_globals += 1;
                 }
             }
-            line_start = t.tok == Tok::Newline;
+            if !matches!(
+                next,
+                Ok(Token {
+                    tok: Tok::Newline | Tok::Eof,
+                    ..
+                })
+            ) {
+                lexer.skip_line();
+            }
         }
     }
 
     fn peek(&self) -> &Tok<'a> {
-        &self.toks[self.pos].tok
+        &self.cur.tok
     }
 
-    fn peek_at(&self, k: usize) -> &Tok<'a> {
-        &self.toks[(self.pos + k).min(self.toks.len() - 1)].tok
+    /// The token after the current one.
+    fn peek_second(&self) -> &Tok<'a> {
+        &self.ahead.tok
     }
 
     fn span(&self) -> Span {
-        self.toks[self.pos].span
+        self.cur.span
     }
 
     fn bump(&mut self) -> Token<'a> {
-        let t = self.toks[self.pos].clone();
-        if self.pos + 1 < self.toks.len() {
-            self.pos += 1;
+        if matches!(self.cur.tok, Tok::Eof) {
+            return self.cur.clone();
         }
-        t
+        let next = self.pull();
+        let ahead = std::mem::replace(&mut self.ahead, next);
+        std::mem::replace(&mut self.cur, ahead)
     }
 
     fn unexpected(&self, expected: &str) -> Error {
@@ -196,8 +325,10 @@ impl<'a> Parser<'a> {
         )
     }
 
+    /// Takes punctuation `tok` (a token without a payload, so comparing
+    /// the kinds compares the tokens).
     fn expect(&mut self, tok: Tok<'a>, expected: &str) -> Result<Span, Error> {
-        if *self.peek() == tok {
+        if std::mem::discriminant(self.peek()) == std::mem::discriminant(&tok) {
             Ok(self.bump().span)
         } else {
             Err(self.unexpected(expected))
@@ -223,7 +354,7 @@ impl<'a> Parser<'a> {
     }
 
     fn skip_blank_lines(&mut self) {
-        while *self.peek() == Tok::Newline {
+        while matches!(self.peek(), Tok::Newline) {
             self.bump();
         }
     }
@@ -408,7 +539,7 @@ impl<'a> Parser<'a> {
         }
         let mut init = 0;
         let mut has_init = false;
-        if *self.peek() == Tok::Eq {
+        if matches!(self.peek(), Tok::Eq) {
             let eq_span = self.bump().span;
             if ty == Type::Ref {
                 return Err(Error::new(
@@ -459,15 +590,13 @@ impl<'a> Parser<'a> {
         self.check_first_definition(name, span, true)?;
         let mut st = FuncState {
             regs: Vec::new(),
-            reg_ids: HashMap::default(),
             blocks: Vec::new(),
-            labels: HashMap::default(),
-            label_refs: Vec::new(),
+            t: std::mem::take(&mut self.tables),
         };
         self.expect(Tok::LParen, "'('")?;
         let mut params = Vec::new();
         let mut param_types = Vec::new();
-        if *self.peek() != Tok::RParen {
+        if !matches!(self.peek(), Tok::RParen) {
             loop {
                 let p_span = self.span();
                 let p_name = match self.bump().tok {
@@ -482,7 +611,7 @@ impl<'a> Parser<'a> {
                         ))
                     }
                 };
-                if st.reg_ids.contains_key(&p_name) {
+                if st.t.reg_ids.contains_key(&p_name) {
                     return Err(Error::new(p_span, format!("duplicate parameter %{p_name}")));
                 }
                 self.expect(Tok::Colon, "':' and a type")?;
@@ -491,7 +620,7 @@ impl<'a> Parser<'a> {
                 st.regs[r.index()].ty = Some(ty);
                 params.push(r);
                 param_types.push(ty);
-                if *self.peek() == Tok::Comma {
+                if matches!(self.peek(), Tok::Comma) {
                     self.bump();
                     continue;
                 }
@@ -500,7 +629,7 @@ impl<'a> Parser<'a> {
         }
         self.expect(Tok::RParen, "')' or ','")?;
         let mut ret = None;
-        if *self.peek() == Tok::Arrow {
+        if matches!(self.peek(), Tok::Arrow) {
             self.bump();
             ret = Some(self.parse_type()?.0);
         }
@@ -525,14 +654,14 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Ident(kw)
                     if (kw == "func" || kw == "global")
-                        && matches!(self.peek_at(1), Tok::Global(_)) =>
+                        && matches!(self.peek_second(), Tok::Global(_)) =>
                 {
                     return Err(Error::new(
                         line_span,
                         format!("missing '}}' to close function @{name} (opened at {span})"),
                     ))
                 }
-                Tok::Ident(label) if *self.peek_at(1) == Tok::Colon => {
+                Tok::Ident(label) if matches!(self.peek_second(), Tok::Colon) => {
                     self.bump();
                     self.bump();
                     if !matches!(self.peek(), Tok::Newline | Tok::Eof) {
@@ -541,19 +670,14 @@ impl<'a> Parser<'a> {
                             format!("a label stands on its own line; put what follows '{label}:' on the next line"),
                         ));
                     }
-                    if let Some((_, first)) = st.labels.get(&label) {
+                    if let Some((_, first)) = st.t.labels.get(&label) {
                         return Err(Error::new(
                             line_span,
                             format!("duplicate label '{label}' (first at {first})"),
                         ));
                     }
-                    st.blocks.push(Block {
-                        label: Some(label.to_string()),
-                        span: line_span,
-                        insts: Vec::new(),
-                        term: None,
-                    });
-                    st.labels
+                    st.open_block(Some(label.to_string()), line_span);
+                    st.t.labels
                         .insert(label, (BlockId::new(st.blocks.len() - 1), line_span));
                     self.expect_line_end()?;
                 }
@@ -563,10 +687,11 @@ impl<'a> Parser<'a> {
                 }
             }
         };
+        st.close_block();
         // Resolve label references.
-        let mut resolved = Vec::with_capacity(st.label_refs.len());
-        for r in &st.label_refs {
-            match st.labels.get(&r.name) {
+        let mut resolved = Vec::with_capacity(st.t.label_refs.len());
+        for r in &st.t.label_refs {
+            match st.t.labels.get(&r.name) {
                 Some(&(b, _)) => resolved.push(b),
                 None => return Err(Error::new(r.span, format!("undefined label '{}'", r.name))),
             }
@@ -577,6 +702,8 @@ impl<'a> Parser<'a> {
                     .for_each_successor_mut(|b| *b = resolved[b.index()]);
             }
         }
+        st.t.clear();
+        self.tables = st.t;
         Ok(Function {
             name: name.to_string(),
             span,
@@ -657,10 +784,10 @@ impl<'a> Parser<'a> {
     fn call_args(&mut self, st: &mut FuncState<'a>) -> Result<Vec<Operand>, Error> {
         self.expect(Tok::LParen, "'('")?;
         let mut args = Vec::new();
-        if *self.peek() != Tok::RParen {
+        if !matches!(self.peek(), Tok::RParen) {
             loop {
                 args.push(self.operand(st)?);
-                if *self.peek() == Tok::Comma {
+                if matches!(self.peek(), Tok::Comma) {
                     self.bump();
                     continue;
                 }
@@ -685,294 +812,6 @@ impl<'a> Parser<'a> {
     fn label(&mut self, st: &mut FuncState<'a>) -> Result<BlockId, Error> {
         let (name, span) = self.expect_ident("a label")?;
         Ok(st.label_ref(name, span))
-    }
-
-    fn instruction(&mut self, st: &mut FuncState<'a>) -> Result<(), Error> {
-        let span = self.span();
-        let dst = if let Tok::Reg(name) = self.peek().clone() {
-            self.bump();
-            self.expect(Tok::Eq, "'='")?;
-            Some(st.reg(name))
-        } else {
-            None
-        };
-        let (mnemonic, m_span) = self.expect_ident("an instruction")?;
-        let Some(op) = Opcode::from_mnemonic(mnemonic) else {
-            return Err(Error::new(
-                m_span,
-                format!("unknown instruction '{mnemonic}'"),
-            ));
-        };
-        let format = op.format();
-        let has_result = matches!(
-            format,
-            Format::Const
-                | Format::Unary
-                | Format::Binary
-                | Format::Nullary
-                | Format::Load
-                | Format::AtomicAdd
-                | Format::Cas
-        );
-        match (dst, has_result) {
-            (None, true) => {
-                return Err(Error::new(
-                    m_span,
-                    format!("'{mnemonic}' produces a value: write '%x = {mnemonic} ...'"),
-                ))
-            }
-            (Some(_), false) if format != Format::Call => {
-                return Err(Error::new(
-                    span,
-                    format!("'{mnemonic}' produces no value and cannot be assigned to a register"),
-                ))
-            }
-            _ => {}
-        }
-        let inst = |kind| Inst::new(kind, span);
-        let kind = match format {
-            Format::Const => {
-                let v_span = self.span();
-                let value = match self.bump().tok {
-                    Tok::Int(v) => v,
-                    other => {
-                        return Err(Error::new(
-                            v_span,
-                            format!(
-                                "'const' takes an integer literal, found {}",
-                                other.describe()
-                            ),
-                        ))
-                    }
-                };
-                InstKind::Const {
-                    dst: dst.expect("checked"),
-                    value,
-                }
-            }
-            Format::Unary => InstKind::Unary {
-                op,
-                dst: dst.expect("checked"),
-                arg: self.operand(st)?,
-            },
-            Format::Binary => {
-                let a = self.operand(st)?;
-                self.comma()?;
-                let b = self.operand(st)?;
-                InstKind::Binary {
-                    op,
-                    dst: dst.expect("checked"),
-                    args: [a, b],
-                }
-            }
-            Format::Nullary => InstKind::Nullary {
-                op,
-                dst: dst.expect("checked"),
-            },
-            Format::Effect => {
-                let n = op.operand_types().len();
-                let mut args = Vec::with_capacity(n);
-                for i in 0..n {
-                    if i > 0 {
-                        self.comma()?;
-                    }
-                    args.push(self.operand(st)?);
-                }
-                InstKind::Effect { op, args }
-            }
-            Format::Load => InstKind::Load {
-                op,
-                dst: dst.expect("checked"),
-                global: self.global_ref()?,
-            },
-            Format::Store => {
-                let global = self.global_ref()?;
-                self.comma()?;
-                InstKind::Store {
-                    op,
-                    global,
-                    value: self.operand(st)?,
-                }
-            }
-            Format::AtomicAdd => {
-                let global = self.global_ref()?;
-                self.comma()?;
-                InstKind::AtomicAdd {
-                    dst: dst.expect("checked"),
-                    global,
-                    value: self.operand(st)?,
-                }
-            }
-            Format::Cas => {
-                let global = self.global_ref()?;
-                self.comma()?;
-                let old = self.operand(st)?;
-                self.comma()?;
-                InstKind::Cas {
-                    dst: dst.expect("checked"),
-                    global,
-                    old,
-                    new: self.operand(st)?,
-                }
-            }
-            Format::Call => {
-                let func = self.func_ref()?;
-                InstKind::Call {
-                    dst,
-                    func,
-                    args: self.call_args(st)?,
-                }
-            }
-            Format::Spawn => {
-                let func = self.func_ref()?;
-                InstKind::Spawn {
-                    func,
-                    args: self.call_args(st)?,
-                }
-            }
-            Format::Print => {
-                let format = self.string()?;
-                let mut args = Vec::new();
-                while *self.peek() == Tok::Comma {
-                    self.bump();
-                    args.push(self.operand(st)?);
-                }
-                InstKind::Print { format, args }
-            }
-            Format::Assert => {
-                let cond = self.operand(st)?;
-                self.comma()?;
-                InstKind::Assert {
-                    cond,
-                    message: self.string()?,
-                }
-            }
-            Format::CCall => {
-                let (name, n_span) = self.expect_ident("a foreign function name")?;
-                let Some(func) = ForeignFn::from_name(name) else {
-                    let known: Vec<_> = ForeignFn::ALL.iter().map(|f| f.name()).collect();
-                    return Err(Error::new(
-                        n_span,
-                        format!(
-                            "unknown foreign function '{name}' (known: {})",
-                            known.join(", ")
-                        ),
-                    ));
-                };
-                let arg = if func.takes_arg() {
-                    if *self.peek() != Tok::Comma {
-                        return Err(Error::new(
-                            self.span(),
-                            format!("'ccall {name}' takes a duration in microseconds: 'ccall {name}, X'"),
-                        ));
-                    }
-                    self.bump();
-                    Some(self.operand(st)?)
-                } else {
-                    None
-                };
-                InstKind::CCall { func, arg }
-            }
-            Format::Jmp
-            | Format::Br
-            | Format::Ret
-            | Format::Goexit
-            | Format::Panic
-            | Format::Select => {
-                let kind = self.terminator(op, st)?;
-                st.current_block(span).term = Some(Terminator { kind, span });
-                return Ok(());
-            }
-        };
-        st.current_block(span).insts.push(inst(kind));
-        Ok(())
-    }
-
-    fn terminator(&mut self, op: Opcode, st: &mut FuncState<'a>) -> Result<TermKind, Error> {
-        Ok(match op.format() {
-            Format::Jmp => TermKind::Jmp {
-                target: self.label(st)?,
-            },
-            Format::Br => {
-                let cond = self.operand(st)?;
-                self.comma()?;
-                let then_ = self.label(st)?;
-                self.comma()?;
-                let else_ = self.label(st)?;
-                TermKind::Br { cond, then_, else_ }
-            }
-            Format::Ret => {
-                let value = if matches!(self.peek(), Tok::Newline | Tok::Eof) {
-                    None
-                } else {
-                    Some(self.operand(st)?)
-                };
-                TermKind::Ret { value }
-            }
-            Format::Goexit => TermKind::Goexit,
-            Format::Panic => TermKind::Panic {
-                message: self.string()?,
-            },
-            Format::Select => {
-                let mut arms = Vec::new();
-                loop {
-                    arms.push(self.select_arm(st)?);
-                    if *self.peek() == Tok::Comma {
-                        self.bump();
-                        continue;
-                    }
-                    break;
-                }
-                TermKind::Select { arms }
-            }
-            _ => unreachable!("not a terminator format"),
-        })
-    }
-
-    fn select_arm(&mut self, st: &mut FuncState<'a>) -> Result<SelectArm, Error> {
-        let (kw, span) = self.expect_ident("a select arm ('recv', 'send' or 'default')")?;
-        let kind = match kw {
-            "recv" => {
-                let chan = self.operand(st)?;
-                let into = if matches!(self.peek(), Tok::Ident("into")) {
-                    self.bump();
-                    let r_span = self.span();
-                    match self.bump().tok {
-                        Tok::Reg(name) => Some(st.reg(name)),
-                        other => {
-                            return Err(Error::new(
-                                r_span,
-                                format!(
-                                    "expected a register after 'into', found {}",
-                                    other.describe()
-                                ),
-                            ))
-                        }
-                    }
-                } else {
-                    None
-                };
-                ArmKind::Recv { chan, into }
-            }
-            "send" => {
-                let chan = self.operand(st)?;
-                self.comma()?;
-                ArmKind::Send {
-                    chan,
-                    value: self.operand(st)?,
-                }
-            }
-            "default" => ArmKind::Default,
-            other => {
-                return Err(Error::new(
-                    span,
-                    format!("unknown select arm '{other}' (arms are 'recv', 'send' and 'default')"),
-                ))
-            }
-        };
-        self.expect(Tok::Arrow, "'->' and a label")?;
-        let target = self.label(st)?;
-        Ok(SelectArm { kind, target, span })
     }
 }
 
@@ -1045,6 +884,57 @@ func @spinner2(%a: i64, %b: i64, %p: ref) -> i64 {
         assert!(e.message.contains("duplicate function"), "{}", e.message);
         let e = parse("global @f: i64\nfunc @f() {\n}\n").unwrap_err();
         assert_eq!(e.span.key(), (2, 6));
+    }
+
+    /// One function of `n` instructions, each defining a new register from
+    /// earlier ones, with loads, stores, constants and comments among the
+    /// arithmetic.
+    fn straight_line(n: usize) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::from("global @g: i64 = 1\n\nfunc @main() {\n    %x0 = const 1\n");
+        for j in 1..n {
+            match j % 5 {
+                0 => writeln!(s, "    %x{j} = load @g").unwrap(),
+                1 => {
+                    writeln!(s, "    store @g, %x{}\n    %x{j} = copy %x{}", j - 1, j / 2).unwrap()
+                }
+                2 => writeln!(s, "    %x{j} = const {j} ; a comment").unwrap(),
+                _ => writeln!(s, "    %x{j} = add %x{}, %x{}", j - 1, j / 2).unwrap(),
+            }
+        }
+        s.push_str("    ret\n}\n");
+        s
+    }
+
+    /// Allocations made on this thread while parsing `src`, and the
+    /// program's instruction count.
+    fn allocations_to_parse(src: &str) -> (u64, usize) {
+        let before = crate::alloc_count::this_thread();
+        let prog = parse(src).expect("the program parses");
+        (
+            crate::alloc_count::this_thread() - before,
+            prog.inst_count(),
+        )
+    }
+
+    /// The parser allocates per function and per block, never per token or
+    /// per instruction: the allocations made while parsing a straight-line
+    /// function stay nearly flat as it grows sixteen-fold. The buffers that
+    /// grow with the text (the register table, the instruction list) grow
+    /// by doubling, a handful of allocations per doubling; a `String` per
+    /// register name or a vector of every token would add thousands.
+    #[test]
+    fn parsing_allocates_per_function_not_per_instruction() {
+        let (small, small_insts) = allocations_to_parse(&straight_line(1_000));
+        let (large, large_insts) = allocations_to_parse(&straight_line(16_000));
+        assert!(
+            large_insts >= 16 * small_insts - 16,
+            "{small_insts} {large_insts}"
+        );
+        assert!(
+            large <= small + 100,
+            "{small} allocations for {small_insts} instructions, {large} for {large_insts}"
+        );
     }
 
     #[test]

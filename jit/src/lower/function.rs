@@ -445,8 +445,7 @@ impl<'a, M: Machine> Lower<'a, M> {
                 }
             }
             InstKind::CCall { func, arg } => {
-                let args: Vec<Operand> = arg.iter().copied().collect();
-                self.runtime_call(b, span, Opcode::CCall, &args, *func as u32, None)
+                self.runtime_call(b, span, Opcode::CCall, arg.as_slice(), *func as u32, None)
             }
         }
     }

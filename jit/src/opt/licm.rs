@@ -346,7 +346,7 @@ fn hoist_loop(
         return None;
     }
 
-    let mut taken: HashSet<String> = func.regs.iter().map(|r| r.name.clone()).collect();
+    let mut taken: HashSet<String> = func.regs.iter().map(|r| r.name.to_string()).collect();
     let hoisted: Vec<(GlobalId, Span, Reg)> = loaded
         .into_iter()
         .map(|(g, span)| {
@@ -643,7 +643,7 @@ mod tests {
             Span::default(),
         );
         marked.hoisted = Hoisted(Some(BlockId::new(2)));
-        f.add_reg("x".into(), None);
+        f.add_reg("x", None);
         f.blocks[0].insts.push(marked);
         let new = Block {
             label: Some("n".into()),

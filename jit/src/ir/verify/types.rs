@@ -64,15 +64,23 @@ pub(super) fn register_types(
 ) -> Vec<Option<Type>> {
     let n = func.regs.len();
     let mut tys: Vec<Option<Type>> = vec![None; n];
-    // Every definition of every register, parameters first, in text order.
-    let mut defs: Vec<Vec<(Origin, DefType)>> = vec![Vec::new(); n];
+    // Each register's first definition, parameters first, in text order;
+    // the definitions after a first one, in text order, in one list.
+    let mut first: Vec<Option<(Origin, DefType)>> = vec![None; n];
+    let mut later: Vec<(Reg, Span, DefType)> = Vec::new();
+    let mut define = |r: Reg, origin: Origin, d: DefType| match (&first[r.index()], origin) {
+        (None, _) => first[r.index()] = Some((origin, d)),
+        (Some(_), Origin::At(span)) => later.push((r, span, d)),
+        // A parameter listed twice: phase 0 reports it.
+        (Some(_), Origin::Param) => {}
+    };
     for (&p, &t) in func.params.iter().zip(&func.param_types) {
-        defs[p.index()].push((Origin::Param, DefType::Known(t)));
+        define(p, Origin::Param, DefType::Known(t));
     }
     for block in &func.blocks {
         for inst in &block.insts {
             if let (Some(dst), Some(t)) = (inst.kind.def(), inst_def_type(prog, &inst.kind)) {
-                defs[dst.index()].push((Origin::At(inst.span), t));
+                define(dst, Origin::At(inst.span), t);
             }
         }
         // A select ends its block, so its arms follow the block's
@@ -80,7 +88,7 @@ pub(super) fn register_types(
         if let Some(TermKind::Select { arms }) = block.term.as_ref().map(|t| &t.kind) {
             for arm in arms {
                 if let ArmKind::Recv { into: Some(v), .. } = arm.kind {
-                    defs[v.index()].push((Origin::At(arm.span), DefType::Known(Type::I64)));
+                    define(v, Origin::At(arm.span), DefType::Known(Type::I64));
                 }
             }
         }
@@ -101,8 +109,8 @@ pub(super) fn register_types(
             }
             state[cur] = State::OnPath;
             path.push(cur);
-            match defs[cur].first() {
-                Some((_, DefType::Known(t))) => break Some(*t),
+            match first[cur] {
+                Some((_, DefType::Known(t))) => break Some(t),
                 Some((_, DefType::CopyOf(src))) => cur = src.index(),
                 // Only a register nothing defines, which phase 2 (or, for
                 // `%d = call` of a void function, phase 1) has rejected.
@@ -116,40 +124,35 @@ pub(super) fn register_types(
         path.clear();
     }
 
-    for (r, ds) in defs.iter().enumerate() {
-        let reg = Reg::new(r);
-        let Some(&(first_origin, _)) = ds.first() else {
+    for (r, f) in first.iter().enumerate() {
+        if let (Some((Origin::At(span), _)), None) = (f, tys[r]) {
+            sink.report(*span, 0, || unresolvable(func, &first, Reg::new(r)));
+        }
+    }
+    for &(reg, span, d) in &later {
+        let (Some(ty), Some((first_origin, _))) = (tys[reg.index()], first[reg.index()]) else {
             continue;
         };
-        let Some(ty) = tys[r] else {
-            if let Origin::At(span) = first_origin {
-                sink.report(span, 0, || unresolvable(func, &defs, reg));
-            }
-            continue;
+        let t = match d {
+            DefType::Known(t) => t,
+            DefType::CopyOf(src) => match tys[src.index()] {
+                Some(t) => t,
+                // Reported at the source's own first definition.
+                None => continue,
+            },
         };
-        for &(origin, d) in &ds[1..] {
-            let Origin::At(span) = origin else { continue };
-            let t = match d {
-                DefType::Known(t) => t,
-                DefType::CopyOf(src) => match tys[src.index()] {
-                    Some(t) => t,
-                    // Reported at the source's own first definition.
-                    None => continue,
-                },
-            };
-            if t != ty {
-                sink.report(span, 0, || {
-                    let first = match first_origin {
-                        Origin::Param => format!("it is a parameter of type {ty}"),
-                        Origin::At(at) => format!("its first definition at {at} made it {ty}"),
-                    };
-                    format!(
-                        "register %{} is defined here as {t}, but {first} \
-                         (a register has one type)",
-                        func.reg_name(reg)
-                    )
-                });
-            }
+        if t != ty {
+            sink.report(span, 0, || {
+                let first = match first_origin {
+                    Origin::Param => format!("it is a parameter of type {ty}"),
+                    Origin::At(at) => format!("its first definition at {at} made it {ty}"),
+                };
+                format!(
+                    "register %{} is defined here as {t}, but {first} \
+                     (a register has one type)",
+                    func.reg_name(reg)
+                )
+            });
         }
     }
     tys
@@ -157,16 +160,16 @@ pub(super) fn register_types(
 
 /// The message for a register whose first definition copies a register
 /// that, through first definitions, only ever copies again.
-fn unresolvable(func: &Function, defs: &[Vec<(Origin, DefType)>], reg: Reg) -> String {
+fn unresolvable(func: &Function, first: &[Option<(Origin, DefType)>], reg: Reg) -> String {
     let mut chain = vec![reg];
     let mut cur = reg;
-    while let Some((_, DefType::CopyOf(src))) = defs[cur.index()].first() {
-        let seen = chain.contains(src);
-        chain.push(*src);
+    while let Some((_, DefType::CopyOf(src))) = first[cur.index()] {
+        let seen = chain.contains(&src);
+        chain.push(src);
         if seen || chain.len() > 8 {
             break;
         }
-        cur = *src;
+        cur = src;
     }
     let names: Vec<String> = chain
         .iter()
@@ -401,7 +404,7 @@ mod tests {
         let f = p.func(p.func_by_name(f).unwrap());
         f.regs
             .iter()
-            .map(|r| (r.name.clone(), r.ty.expect("typed")))
+            .map(|r| (r.name.to_string(), r.ty.expect("typed")))
             .collect()
     }
 
