@@ -34,6 +34,7 @@ pub mod plot;
 pub mod preempt;
 pub mod process;
 pub mod progress;
+pub mod qtimer;
 pub mod results;
 pub mod runtime;
 pub mod rust_ref;

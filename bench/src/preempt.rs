@@ -312,7 +312,7 @@ pub fn run(opts: Options, quick: bool) -> Report {
     rows.push(
         Row::new(
             "signals sent per asynchronous preemption",
-            "",
+            "signals",
             per_stop(&stats),
             go_has_none(),
         )
@@ -351,6 +351,20 @@ pub fn run(opts: Options, quick: bool) -> Report {
             row
         });
     }
+
+    // The quantum's end: the monitor against each worker's own timer.
+    crate::progress::step("quantum timer");
+    let (qrows, qnotes) = crate::qtimer::compare(&mut s, SLEEPER_NOCALL, sleeps, &p, &stats, |s| {
+        run_with_stats(
+            s,
+            "sleeper-nocall-thread-timer-stats",
+            SLEEPER_NOCALL,
+            sleeps,
+            &["--quantum-timer", "thread"],
+        )
+    });
+    rows.extend(qrows);
+    notes.extend(qnotes);
 
     // Stop-the-world stopping time, 2 Ps, 1 and 4 call-free spinners.
     for k in [1usize, 4] {

@@ -13,4 +13,4 @@ pub mod context;
 pub mod handler;
 pub mod sampler;
 
-pub use context::MachineContext;
+pub use context::{MachineContext, X86State};

@@ -264,6 +264,20 @@ pub fn preempt(d: &Value) -> Vec<Figure> {
                     ));
                 }
             }
+            (Some("preempt"), Some("sleeper-nocall-thread-timer")) => {
+                out.extend(Figure::distribution(
+                    "sleeper_nocall/preempt/late/thread_timer",
+                    "ns",
+                    &ints(&r["late_ns"]),
+                ))
+            }
+            (Some("preempt"), Some("sleeper-nocall-thread-timer-stats")) if !st.is_null() => {
+                out.extend(from_stats(
+                    st,
+                    preempt_runtime::preempt::qtimer::DEADLINE_TO_STOP,
+                    "quantum_timer/thread/deadline_to_stop",
+                ));
+            }
             (Some("preempt"), Some("sleeper-nocall-redirect")) if !st.is_null() => {
                 out.extend(from_stats(
                     st,

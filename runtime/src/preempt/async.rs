@@ -244,13 +244,15 @@ unsafe fn stop(
     resume_pc: usize,
 ) {
     let pc = mc.pc();
-    #[cfg(target_arch = "x86_64")]
     if let Some(h) = shared.handoff() {
         let ctx = m.context();
-        if !ctx.is_null() && !mc.single_stepping() {
+        if let Some(st) = mc
+            .x86_64_state()
+            .filter(|_| !ctx.is_null() && !mc.single_stepping())
+        {
             // SAFETY: decide said Redirect for this context; ctx is the
             // context of g, which this thread runs.
-            unsafe { hand_off(shared, m, g, mc, resume_pc, h, ctx) }
+            unsafe { hand_off(shared, m, g, mc, st, resume_pc, h, ctx) }
         }
     }
     // SAFETY: decide said Redirect for this context.
@@ -372,13 +374,14 @@ pub const HANDED_OFF: &str = "async stops handed off by the handler";
 /// Called from the preemption signal's handler on `m`'s thread, with the
 /// kernel's context `mc`, after `decide` answered `Redirect { resume_pc }`
 /// for it; `ctx` is the context of `g`, the goroutine `m` runs; `h` is the
-/// module's hand-off.
-#[cfg(target_arch = "x86_64")]
+/// module's hand-off; `st` is `mc`'s registers.
+#[allow(clippy::too_many_arguments)]
 unsafe fn hand_off(
     shared: &super::worker::Shared,
     m: &MSignal,
     g: &crate::g::G,
     mc: &mut MachineContext<'_>,
+    mut st: preempt_signals::X86State,
     resume_pc: usize,
     h: preempt_jit::module::Handoff,
     ctx: *mut preempt_jit::abi::GoroutineContext,
@@ -393,16 +396,15 @@ unsafe fn hand_off(
         w.redirected_at(pc);
     }
     shared.stats().count(HANDED_OFF);
-    let mut regs = Interrupted {
-        rflags: mc.flags(),
-        ..Interrupted::default()
+    // What the watcher changed goes into the frame.
+    if let Some(after) = mc.x86_64_state() {
+        st = after;
+    }
+    let regs = Interrupted {
+        gpr: st.gpr,
+        rflags: st.rflags,
+        xmm: st.xmm,
     };
-    for (n, r) in (0u8..).zip(regs.gpr.iter_mut()) {
-        *r = mc.gpr(n);
-    }
-    for (i, x) in regs.xmm.iter_mut().enumerate() {
-        *x = mc.xmm(i);
-    }
     // SAFETY: decide checked PREEMPT_STUB_STACK (at least the frame's
     // bytes) of free goroutine stack below the interrupted SP; ctx is g's
     // context, which nothing else touches while g runs on this thread.

@@ -43,6 +43,11 @@ impl<'a> MachineContext<'a> {
         self.uc.uc_mcontext.regs[29] as usize
     }
 
+    /// An x86-64 thread's registers: none here.
+    pub fn x86_64_state(&self) -> Option<super::X86State> {
+        None
+    }
+
     pub fn set_pc(&mut self, pc: usize) {
         self.uc.uc_mcontext.pc = pc as u64;
     }

@@ -15,5 +15,17 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::{call_single_stepped, MachineContext, SINGLE_STEP};
 
+/// An interrupted x86-64 thread's registers, as a handler that stops the
+/// thread itself needs them ([`MachineContext::x86_64_state`]; `None` on
+/// other architectures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct X86State {
+    /// The general registers by hardware number (rax = 0 ... r15 = 15).
+    pub gpr: [u64; 16],
+    pub rflags: u64,
+    /// xmm0-xmm15, each as its low and high 64 bits.
+    pub xmm: [[u64; 2]; 16],
+}
+
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 compile_error!("preempt-signals supports x86_64 and aarch64 only");

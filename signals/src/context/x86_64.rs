@@ -56,7 +56,7 @@ impl<'a> MachineContext<'a> {
 
     /// General register `n` by its hardware number (rax = 0, rcx, rdx,
     /// rbx, rsp, rbp, rsi, rdi, r8 ... r15 = 15).
-    pub fn gpr(&self, n: u8) -> u64 {
+    fn gpr(&self, n: u8) -> u64 {
         const BY_NUMBER: [libc::c_int; 16] = [
             libc::REG_RAX,
             libc::REG_RCX,
@@ -80,7 +80,7 @@ impl<'a> MachineContext<'a> {
 
     /// xmm register `i` (0-15) as its low and high 64 bits, from the
     /// frame's saved FPU state (all zero if the frame has none).
-    pub fn xmm(&self, i: usize) -> [u64; 2] {
+    fn xmm(&self, i: usize) -> [u64; 2] {
         let fp = self.uc.uc_mcontext.fpregs;
         if fp.is_null() {
             return [0, 0];
@@ -92,6 +92,21 @@ impl<'a> MachineContext<'a> {
         };
         let e = x.element.map(u64::from);
         [e[0] | e[1] << 32, e[2] | e[3] << 32]
+    }
+
+    /// Every register a handler needs to stop the thread itself.
+    pub fn x86_64_state(&self) -> Option<super::X86State> {
+        let mut st = super::X86State {
+            rflags: self.flags(),
+            ..super::X86State::default()
+        };
+        for (n, r) in (0u8..).zip(st.gpr.iter_mut()) {
+            *r = self.gpr(n);
+        }
+        for (i, x) in st.xmm.iter_mut().enumerate() {
+            *x = self.xmm(i);
+        }
+        Some(st)
     }
 
     pub fn set_pc(&mut self, pc: usize) {
