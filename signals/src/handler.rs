@@ -92,16 +92,11 @@ impl Previous {
 
 /// Installs `handler` for `signo` and returns what was there before.
 pub fn install(signo: libc::c_int, handler: Handler) -> io::Result<Previous> {
-    install_with(signo, handler, 0)
-}
-
-/// As [`install`], with `extra` flags (`SA_NODEFER`) besides the three.
-fn install_with(signo: libc::c_int, handler: Handler, extra: libc::c_int) -> io::Result<Previous> {
     // SAFETY: a zeroed sigaction is a valid starting point; the mask is
     // emptied explicitly.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = handler as usize;
-    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART | extra;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
     // SAFETY: sa_mask is a valid sigset_t inside `action`.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
     let mut old = MaybeUninit::<libc::sigaction>::uninit();
@@ -161,8 +156,6 @@ pub const NSIG: usize = 65;
 /// Everything a handler calls here is async-signal-safe.
 pub struct Chained {
     handler: Handler,
-    /// Flags besides the three every handler gets.
-    extra: libc::c_int,
     previous: [OnceLock<Previous>; NSIG],
 }
 
@@ -179,20 +172,6 @@ impl Chained {
     pub const fn new(handler: Handler) -> Chained {
         Chained {
             handler,
-            extra: 0,
-            previous: [const { OnceLock::new() }; NSIG],
-        }
-    }
-
-    /// As [`Chained::new`], installed with `SA_NODEFER`: the signal is not
-    /// blocked while its handler runs, so a handler that never returns
-    /// (it switches the thread elsewhere, abandoning its frame) leaves the
-    /// thread's mask as the interrupted code had it. The handler must
-    /// tolerate being interrupted by its own signal.
-    pub const fn reentrant(handler: Handler) -> Chained {
-        Chained {
-            handler,
-            extra: libc::SA_NODEFER,
             previous: [const { OnceLock::new() }; NSIG],
         }
     }
@@ -208,7 +187,7 @@ impl Chained {
             }
             let _ = slot.set(before);
         }
-        install_with(signo, self.handler, self.extra)?;
+        install(signo, self.handler)?;
         Ok(())
     }
 

@@ -84,11 +84,7 @@ use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, 
 use super::worker::{current, declined, redirect, MSignal};
 use crate::trace::HandlerTrigger;
 
-/// Installed with `SA_NODEFER`, so that the hand-off, which never
-/// returns from the handler, leaves the preemption signal unblocked. The
-/// handler tolerates its own signal arriving while it runs: that one
-/// finds the thread in the handler, not in JIT code, and declines.
-static SIGNAL: Chained = Chained::reentrant(on_signal);
+static SIGNAL: Chained = Chained::new(on_signal);
 
 /// Installs the handler for `signo` (idempotent: the disposition found
 /// the first time is the one signals that are not ours are passed to).
@@ -409,6 +405,10 @@ unsafe fn hand_off(
     // bytes) of free goroutine stack below the interrupted SP; ctx is g's
     // context, which nothing else touches while g runs on this thread.
     unsafe { write_frame(&mut *ctx, &regs, resume_pc as u64, h.stub_return as u64) };
+    // What sigreturn would do for the mask: the preemption signal,
+    // blocked while its handler runs, is unblocked (one arriving meanwhile
+    // is delivered here, finds the thread in the handler and declines).
+    mc.restore_mask();
     g.left_handler_at
         .store(crate::stats::monotonic_ns(), Ordering::Release);
     // SAFETY: `leave` is the module's `leave_handler` stub, which takes the

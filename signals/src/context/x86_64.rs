@@ -109,6 +109,17 @@ impl<'a> MachineContext<'a> {
         Some(st)
     }
 
+    /// Sets the thread's signal mask to the interrupted code's, as
+    /// `sigreturn` would: for a handler that leaves without returning.
+    /// Async-signal-safe.
+    pub fn restore_mask(&self) {
+        // SAFETY: uc_sigmask is a valid sigset_t in the kernel's frame;
+        // pthread_sigmask is async-signal-safe.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.uc.uc_sigmask, std::ptr::null_mut());
+        }
+    }
+
     pub fn set_pc(&mut self, pc: usize) {
         self.set_greg(libc::REG_RIP, pc as u64);
     }

@@ -18,10 +18,8 @@
 //!
 //! What the hand-off leaves behind, and why each is harmless:
 //! - the signal mask: the kernel blocks the signal while its handler runs
-//!   and `sigreturn` unblocks it. The preemption signal's handler is
-//!   installed with `SA_NODEFER` (and an empty `sa_mask`), so the mask the
-//!   handler runs with is the interrupted code's, which the scheduler
-//!   keeps.
+//!   and `sigreturn` unblocks it; the handler sets the interrupted code's
+//!   mask back itself before it leaves.
 //! - the alternate stack: the kernel decides whether a thread is on it by
 //!   its SP at the next delivery; once `leave_handler` has switched stacks
 //!   the next signal starts at its top again.
