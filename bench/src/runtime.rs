@@ -567,14 +567,20 @@ pub fn run(opts: Options) -> Report {
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
-    let p = s.preempt_timed("spawn", SPAWN, sizes.spawn, 1);
-    let g = s.go_timed("spawn", sizes.spawn, 1);
-    rows.push(Row::new(
-        "spawn + run + exit (procs 1)",
-        "ns/goroutine",
-        p,
-        g,
-    ));
+    for procs in [1, 2] {
+        let name = if procs == 1 { "spawn" } else { "spawn-2" };
+        let p = s.preempt_timed(name, SPAWN, sizes.spawn, procs);
+        let g = s.go_timed("spawn", sizes.spawn, procs);
+        rows.push(
+            Row::new(
+                format!("spawn + run + exit (procs {procs})"),
+                "ns/goroutine",
+                p,
+                g,
+            )
+            .goal(Goal::NoWorseThanGo),
+        );
+    }
 
     let p = s.preempt_timed("switch", SWITCH, sizes.switch, 1);
     let g = s.go_timed("switch", sizes.switch, 1);
@@ -593,11 +599,7 @@ pub fn run(opts: Options) -> Report {
             p,
             g,
         );
-        rows.push(if procs == 1 {
-            row.goal(Goal::NoWorseThanGo)
-        } else {
-            row
-        });
+        rows.push(row.goal(Goal::NoWorseThanGo));
     }
 
     // Idle goroutines at the full size; when preempt cannot hold that

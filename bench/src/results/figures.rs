@@ -113,6 +113,7 @@ fn from_stats(st: &Value, name: &str, new_key: &str) -> Option<Figure> {
 fn timed(d: &Value, out: &mut Vec<Figure>) {
     let benches = [
         ("spawn", 1, "spawn", "ns/goroutine"),
+        ("spawn-2", 2, "spawn/procs2", "ns/goroutine"),
         ("switch", 1, "switch", "ns/switch"),
         ("pingpong", 1, "pingpong/procs1", "ns/round_trip"),
         ("pingpong-2", 2, "pingpong/procs2", "ns/round_trip"),
@@ -284,6 +285,20 @@ pub fn preempt(d: &Value) -> Vec<Figure> {
                     "time-to-preempt (async): handler to scheduler",
                     "time_to_preempt/async/handler_to_scheduler/redirect",
                 ));
+            }
+            (Some("preempt"), Some("sleeper-nocall-200us")) if !st.is_null() => {
+                for (name, k) in [
+                    (
+                        "time-to-preempt (async)",
+                        "time_to_preempt/async/quantum_200us",
+                    ),
+                    (
+                        "time-to-preempt (async): handler to scheduler",
+                        "time_to_preempt/async/handler_to_scheduler/quantum_200us",
+                    ),
+                ] {
+                    out.extend(from_stats(st, name, k));
+                }
             }
             (Some("preempt"), Some("sleeper-nocall")) => out.extend(Figure::distribution(
                 "sleeper_nocall/preempt/late",

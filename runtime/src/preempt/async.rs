@@ -384,7 +384,7 @@ unsafe fn hand_off(
 ) -> ! {
     use preempt_jit::isa::x64::handoff::{write_frame, Interrupted};
     let pc = mc.pc();
-    super::worker::redirected(shared, m);
+    super::worker::redirected(m);
     if let Some(w) = shared.watcher() {
         // The harness's fault injection changes the context, which the
         // frame is then written from.

@@ -59,8 +59,6 @@ pub struct Shared {
     /// Every preemption signal that arrived at a worker, sent by the
     /// runtime or not (what `notify` forwards).
     pub arrived: AtomicU64,
-    /// Redirects into the stub.
-    pub redirects: AtomicU64,
     /// The handlers leave their decisions in their worker's
     /// [`MSignal::log`] (the run is traced or its stops logged).
     records: bool,
@@ -108,7 +106,6 @@ impl Shared {
             points: how.points,
             records: how.records,
             arrived: AtomicU64::new(0),
-            redirects: AtomicU64::new(0),
             stats,
             watcher: watcher.map(|w| {
                 let w: *const (dyn Watcher + '_) = w;
@@ -334,14 +331,13 @@ pub unsafe fn redirect(
     if let Some(w) = shared.watcher() {
         w.after_redirect(mc);
     }
-    redirected(shared, m);
+    redirected(m);
 }
 
 /// A handler on `m`'s thread stopped its goroutine (by a redirect or a
 /// hand-off). Async-signal-safe.
-pub fn redirected(shared: &Shared, m: &MSignal) {
+pub fn redirected(m: &MSignal) {
     m.last_retry.store(0, Ordering::Release);
-    shared.redirects.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A handler on `m`'s thread declined to redirect, for `r`.
