@@ -51,12 +51,13 @@ pub struct SoakArgs {
     /// Runs of each program in each configuration.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub runs: u64,
-    /// Mechanisms and armings, comma-separated: coop, async, poll, trap
-    /// (its page swap), trap-mprotect, patch.
+    /// Mechanisms and armings, comma-separated: coop, async, async-timer
+    /// (the worker's own quantum timer), poll, trap (its page swap),
+    /// trap-mprotect, patch.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "coop,async,poll,trap,trap-mprotect,patch"
+        default_value = "coop,async,async-timer,poll,trap,trap-mprotect,patch"
     )]
     pub modes: Vec<String>,
     /// Ps, comma-separated.
@@ -93,9 +94,11 @@ pub struct SoakArgs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Config {
     engine: &'static str,
-    /// `--preempt` value, and `--trap-arm mprotect` for that arming.
+    /// `--preempt` value.
     mode: &'static str,
-    mprotect: bool,
+    /// The variant's name and flags (`trap/mprotect`: `--trap-arm
+    /// mprotect`; `async/timer`: `--quantum-timer thread`), or none.
+    variant: Option<(&'static str, [&'static str; 2])>,
     procs: u64,
     /// None: the default quantum.
     quantum: Option<String>,
@@ -104,11 +107,7 @@ struct Config {
 
 impl Config {
     fn label(&self) -> String {
-        let mode = if self.mprotect {
-            "trap/mprotect".to_string()
-        } else {
-            self.mode.to_string()
-        };
+        let mode = self.variant.map_or(self.mode, |(name, _)| name);
         let engine = if self.engine == "jit" { "" } else { " interp" };
         format!(
             "{mode:<13} procs {} quantum {:<7} -O{}{engine}",
@@ -130,7 +129,7 @@ impl Config {
         // A dimension the program fixes runs once, at the matrix's first
         // value, without the configuration's flag.
         if (e.fixes_procs && self.procs != first.procs)
-            || (e.fixes_mode && (self.mode, self.mprotect) != (first.mode, first.mprotect))
+            || (e.fixes_mode && (self.mode, self.variant) != (first.mode, first.variant))
             || (e.has_flag("--quantum") && self.quantum != first.quantum)
             || (e.has_flag("-O0") || e.has_flag("-O1")) && self.opt != first.opt
         {
@@ -139,8 +138,8 @@ impl Config {
         let mut a = vec!["run".to_string(), "--engine".into(), self.engine.into()];
         if !e.fixes_mode {
             a.extend(["--preempt".into(), self.mode.into()]);
-            if self.mprotect {
-                a.extend(["--trap-arm".into(), "mprotect".into()]);
+            if let Some((_, flags)) = self.variant {
+                a.extend(flags.map(String::from));
             }
         }
         if !e.fixes_procs {
@@ -171,15 +170,19 @@ fn configs(a: &SoakArgs) -> Result<Vec<Config>, String> {
     let mut modes = Vec::new();
     for m in &a.modes {
         modes.push(match m.as_str() {
-            "coop" => ("coop", false),
-            "async" => ("async", false),
-            "poll" => ("poll", false),
-            "trap" => ("trap", false),
-            "trap-mprotect" => ("trap", true),
-            "patch" => ("patch", false),
+            "coop" => ("coop", None),
+            "async" => ("async", None),
+            "async-timer" => (
+                "async",
+                Some(("async/timer", ["--quantum-timer", "thread"])),
+            ),
+            "poll" => ("poll", None),
+            "trap" => ("trap", None),
+            "trap-mprotect" => ("trap", Some(("trap/mprotect", ["--trap-arm", "mprotect"]))),
+            "patch" => ("patch", None),
             other => {
                 return Err(format!(
-                    "preempt soak: unknown mode '{other}' (coop, async, poll, trap, trap-mprotect, patch)"
+                    "preempt soak: unknown mode '{other}' (coop, async, async-timer, poll, trap, trap-mprotect, patch)"
                 ))
             }
         });
@@ -199,7 +202,7 @@ fn configs(a: &SoakArgs) -> Result<Vec<Config>, String> {
     }
     let mut v = Vec::new();
     for &engine in engines {
-        for &(mode, mprotect) in &modes {
+        for &(mode, variant) in &modes {
             // The interpreter honours a request at every boundary in every
             // mode but coop: poll, trap and patch would only repeat async.
             if engine == "interp" && !matches!(mode, "coop" | "async") {
@@ -211,7 +214,7 @@ fn configs(a: &SoakArgs) -> Result<Vec<Config>, String> {
                         v.push(Config {
                             engine,
                             mode,
-                            mprotect,
+                            variant,
                             procs,
                             quantum: quantum.clone(),
                             opt,
@@ -597,8 +600,16 @@ mod tests {
     #[test]
     fn the_default_matrix_is_every_mode_procs_quantum_and_level() {
         let c = configs(&args(&[])).unwrap();
-        assert_eq!(c.len(), 6 * 2 * 2 * 2);
-        assert!(c.iter().any(|c| c.mode == "trap" && c.mprotect));
+        assert_eq!(c.len(), 7 * 2 * 2 * 2);
+        assert!(c.iter().any(|c| c.label().starts_with("trap/mprotect")));
+        let timer = c
+            .iter()
+            .find(|c| c.label().starts_with("async/timer"))
+            .expect("the quantum timer is soaked");
+        let e = Expect::default();
+        let a = timer.args(&e, &c[0]).expect("runs");
+        assert!(a.windows(2).any(|w| w == ["--quantum-timer", "thread"]));
+        assert!(a.windows(2).any(|w| w == ["--preempt", "async"]));
         let both = configs(&args(&["--engine", "both", "--modes", "coop,patch"])).unwrap();
         // The interpreter runs coop only of these two.
         assert_eq!(both.len(), 2 * 8 + 8);

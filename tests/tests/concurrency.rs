@@ -144,6 +144,38 @@ fn jit_under_the_back_edge_mechanisms() {
 }
 
 #[test]
+fn jit_under_the_quantum_timer() {
+    // Each worker's own timer ends its slices (`--quantum-timer thread`):
+    // it fires at threads in foreign code (ccall-handoff.pir: a short
+    // retry there restarted the foreign sleep for ever), its signal is one
+    // `notify` must see (notify-preempt-signal.pir), and one may still
+    // arrive after its worker stopped (async-preempt-signal-usr1.pir:
+    // passed on to SIGUSR1's default, it ended the process).
+    run_matching(
+        &[
+            &["--quantum-timer", "thread", "--procs", "1"],
+            &[
+                "--quantum-timer",
+                "thread",
+                "--procs",
+                "1",
+                "--quantum",
+                "20us",
+            ],
+            &[
+                "--quantum-timer",
+                "thread",
+                "--procs",
+                "2",
+                "--quantum",
+                "20us",
+            ],
+        ],
+        |e| !e.fixes_mode,
+    );
+}
+
+#[test]
 fn jit_under_coop() {
     // Requests every 20 us, honoured only at function entries and runtime
     // calls: the programs whose loops all call or block end alike.

@@ -80,7 +80,9 @@ use preempt_jit::ir::PreemptMode;
 use preempt_signals::handler::Chained;
 use preempt_signals::MachineContext;
 
-use super::decide::{decide, passes_on, Decision, Thread, Trigger, UnsafePoints, NO_TABLES};
+use super::decide::{
+    decide, passes_on, Decision, RetryReason, Thread, Trigger, UnsafePoints, NO_TABLES,
+};
 use super::worker::{current, declined, redirect, MSignal};
 use crate::trace::HandlerTrigger;
 
@@ -117,12 +119,15 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
         // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
         let from_runtime = unsafe { sent_by_us(info) };
         // SAFETY: as above.
-        if unsafe { from_own_timer(info) } {
+        if unsafe { super::qtimer::is_quantum_timer(info) } {
             if let Some(m) = current().filter(|m| !uc.is_null() && m.qtimer.exists()) {
                 // SAFETY: on the worker's thread, with the kernel's uc.
                 unsafe { timer_fired(m, uc) };
-                return;
             }
+            // Else a timer that fired after its worker stopped running
+            // goroutines: nobody's to pass on (the disposition replaced
+            // may be SIGUSR1's default, which ends the process).
+            return;
         }
         let trigger = Trigger::Signal { from_runtime };
         let pass_on = match current() {
@@ -148,17 +153,6 @@ unsafe fn sent_by_us(info: *mut libc::siginfo_t) -> bool {
     unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() }
 }
 
-/// Whether the signal is a POSIX timer's expiry (`SI_TIMER`) from this
-/// process: a worker's quantum timer.
-///
-/// # Safety
-///
-/// `info` is the kernel's siginfo_t for this delivery.
-unsafe fn from_own_timer(info: *mut libc::siginfo_t) -> bool {
-    // SAFETY: valid per the caller.
-    !info.is_null() && unsafe { (*info).si_code } == libc::SI_TIMER
-}
-
 /// Worker `m`'s quantum timer fired (see [`super::qtimer`]): re-arms it
 /// for the current slice's deadline if that is still ahead, else stops the
 /// goroutine where it may, else re-arms a short retry.
@@ -171,6 +165,8 @@ unsafe fn timer_fired(m: &MSignal, uc: *mut libc::c_void) {
     let Some(shared) = m.shared() else {
         return;
     };
+    // A preemption signal like the monitor's: `notify` sees it too.
+    shared.arrived.fetch_add(1, Ordering::AcqRel);
     let start = m.qtimer.fired();
     let (Some(quantum), Some(g)) = (shared.quantum_timer(), m.running()) else {
         // Between goroutines: the timer lapses until the next slice.
@@ -217,7 +213,19 @@ unsafe fn timer_fired(m: &MSignal, uc: *mut libc::c_void) {
         Decision::Retry(r) => {
             m.note_retry_pc(pc);
             declined(shared, m, r);
-            if m.qtimer.arm_at(now + super::qtimer::RETRY_NS) {
+            // Inside JIT code the goroutine reaches a safe point within
+            // instructions: retry soon. Outside it (a runtime call, which
+            // ends or parks the slice by itself, or foreign code, which may
+            // run for seconds and which no signal can stop) a short retry
+            // would interrupt the thread every few microseconds for as
+            // long as it stays there, restarting a foreign `sleep` each
+            // time: look again a quantum later (the monitor's backstop
+            // asks after two quanta in any case).
+            let retry = match r {
+                RetryReason::NotJitCode => quantum,
+                _ => super::qtimer::RETRY_NS,
+            };
+            if m.qtimer.arm_at(now + retry) {
                 shared.stats().count(super::qtimer::ARMS);
             }
         }

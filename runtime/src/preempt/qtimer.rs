@@ -69,6 +69,27 @@ pub const DEADLINE_TO_HANDLER: &str = "quantum timer: deadline to handler";
 /// try.
 pub const RETRY_NS: u64 = 20_000;
 
+/// What every quantum timer's signal carries in `si_value`, so that the
+/// handler tells them from any other timer's (one could still arrive after
+/// its worker stopped running goroutines, on a thread that is no worker).
+static COOKIE: u8 = 0;
+
+fn cookie() -> *mut libc::c_void {
+    (&COOKIE as *const u8).cast_mut().cast()
+}
+
+/// Whether a signal's `siginfo_t` is a quantum timer's expiry.
+///
+/// # Safety
+///
+/// `info` is null or the kernel's `siginfo_t` for a delivery.
+pub unsafe fn is_quantum_timer(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: valid per the caller; si_value is meaningful for SI_TIMER.
+    !info.is_null()
+        && unsafe { (*info).si_code } == libc::SI_TIMER
+        && unsafe { (*info).si_value() }.sival_ptr == cookie()
+}
+
 /// One worker's timer (absent until [`ThreadTimer::create`]).
 #[derive(Debug, Default)]
 pub struct ThreadTimer {
@@ -91,6 +112,9 @@ impl ThreadTimer {
         sev.sigev_notify = libc::SIGEV_THREAD_ID;
         sev.sigev_signo = signo;
         sev.sigev_notify_thread_id = preempt_signals::handler::gettid();
+        sev.sigev_value = libc::sigval {
+            sival_ptr: cookie(),
+        };
         let mut id: libc::timer_t = std::ptr::null_mut();
         // SAFETY: both pointers are valid for the call.
         if unsafe { libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) } != 0 {
