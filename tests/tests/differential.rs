@@ -151,3 +151,171 @@ fn generated_programs_reach_every_outcome() {
         );
     }
 }
+
+/// A recursion of the shape accumulator recursion elimination rewrites
+/// (see `preempt_jit::opt::tailrec`): guard `CMP %n, K`, a kept call
+/// `f(n - dk)`, an eliminated call `f(n - de)` (`de >= dk`) whose result is
+/// combined with `op`, or returned as it is, and a second parameter passed
+/// through. Returns the program text; `main` prints `f(arg, 3)`.
+#[allow(clippy::too_many_arguments)]
+fn recursion(
+    cmp: &str,
+    k: i64,
+    dk: i64,
+    de: i64,
+    op: Option<(&str, bool)>,
+    base: &str,
+    arg: i64,
+    negated_add: bool,
+) -> String {
+    // lt/le take the base case when true, gt/ge when false.
+    let (then_, else_) = if cmp == "lt" || cmp == "le" {
+        ("base", "step")
+    } else {
+        ("step", "base")
+    };
+    let next = if negated_add {
+        format!("add %n, {}", -de)
+    } else {
+        format!("sub %n, {de}")
+    };
+    let tail = match op {
+        Some((op, swap)) => {
+            let args = if swap { "%y, %s" } else { "%s, %y" };
+            format!("    %r = {op} {args}\n    ret %r\n")
+        }
+        None => "    ret %y\n".to_string(),
+    };
+    format!(
+        "func @f(%n: i64, %k: i64) -> i64 {{
+    %g = {cmp} %n, {k}
+    br %g, {then_}, {else_}
+base:
+    %b = {base}
+    ret %b
+step:
+    %a = sub %n, {dk}
+    %e = {next}
+    %x = call @f(%a, %k)
+    %s = xor %x, %k
+    %y = call @f(%e, %k)
+{tail}}}
+
+func @main() {{
+    %r = call @f({arg}, 3)
+    print \"f = {{}}\", %r
+    ret
+}}
+"
+    )
+}
+
+/// The interpreter on the unoptimised text against the interpreter and
+/// the JIT on the optimised one (and the JIT at -O0), after checking that
+/// the pass did rewrite it.
+fn check_recursion(text: &str) {
+    let mut p = ir::parse(text).expect("parses");
+    ir::verify(&mut p).expect("verifies");
+    assert_eq!(
+        preempt_jit::opt::tailrec::run(&mut p),
+        1,
+        "not rewritten:\n{text}"
+    );
+    let reference = interp(text);
+    assert_eq!(reference.status, 0, "{reference:?}\n{text}");
+    for level in [0, 1] {
+        let got = jit(text, level);
+        assert_eq!(reference, got, "JIT at -O{level} differs\n{text}");
+    }
+    let mut p = ir::parse(text).expect("parses");
+    ir::verify(&mut p).expect("verifies");
+    let (out, captured) = Output::capture();
+    let o = preempt_runtime::interp::run(&p, 1, &cfg(), &Observers::default(), out);
+    let optimised = Result {
+        status: o.status,
+        stdout: captured.text(),
+        stderr: o.stderr,
+    };
+    assert_eq!(reference, optimised, "interpreter at -O1 differs\n{text}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: (200 / std::env::var("PREEMPT_PROPTEST_DIVISOR")
+            .map_or(1, |d| d.parse().expect("PREEMPT_PROPTEST_DIVISOR: a positive integer")))
+        .max(1),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn recursion_turned_loop_agrees_with_the_interpreter(
+        cmp in prop::sample::select(vec!["lt", "le", "gt", "ge"]),
+        k in -3i64..4,
+        dk in 1i64..3,
+        extra in 0i64..3,
+        op in prop::option::weighted(0.8, (prop::sample::select(vec!["add", "mul", "and", "or", "xor"]), any::<bool>())),
+        base in prop::sample::select(vec!["copy %n", "mul %n, 7", "add %n, %k", "const -2", "div %n, 3", "rem %n, -2", "shl %n, 61"]),
+        arg in -4i64..16,
+        negated_add in any::<bool>(),
+    ) {
+        check_recursion(&recursion(cmp, k, dk, dk + extra, op, base, arg, negated_add));
+    }
+}
+
+#[test]
+fn recursion_turned_loop_overflows_the_stack_as_the_recursion_did() {
+    // fib of a huge argument runs out of stack on its first descent,
+    // through the call the pass keeps: same status, same frames (the
+    // number that fit differs between engines and levels, since their
+    // frames differ in size, so the elision line is left out).
+    let text = recursion(
+        "lt",
+        2,
+        1,
+        2,
+        Some(("add", false)),
+        "copy %n",
+        1 << 40,
+        false,
+    );
+    let frames = |r: Result| -> (i32, String, Vec<String>) {
+        let lines = r
+            .stderr
+            .lines()
+            .filter(|l| !l.ends_with("frames elided..."))
+            .map(str::to_string)
+            .collect();
+        (r.status, r.stdout, lines)
+    };
+    let reference = frames(interp(&text));
+    assert_eq!(reference.0, 1);
+    assert_eq!(reference.2[0], "fatal error: stack overflow");
+    assert_eq!(reference.2[3], "@f in block entry");
+    assert_eq!(reference.2[5], "@f in block step");
+    for level in [0, 1] {
+        assert_eq!(reference, frames(jit(&text, level)), "-O{level}\n{text}");
+    }
+}
+
+#[test]
+fn recursion_turned_loop_agrees_under_every_mechanism() {
+    let text = recursion("lt", 2, 1, 2, Some(("add", false)), "copy %n", 24, false);
+    fn f(n: i64) -> i64 {
+        if n < 2 {
+            n
+        } else {
+            (f(n - 1) ^ 3).wrapping_add(f(n - 2))
+        }
+    }
+    let reference = interp(&text);
+    assert_eq!(reference.stdout, format!("f = {}\n", f(24)));
+    for (mode, trap_arm) in preempt_tests::MODES {
+        let c = RunConfig {
+            mode,
+            trap_arm,
+            quantum: std::time::Duration::from_micros(20),
+            ..cfg()
+        };
+        assert_eq!(reference, jit_with(&text, 1, &c), "{mode:?} ({trap_arm:?})");
+    }
+}

@@ -494,7 +494,7 @@ fn preheader(func: &mut Function, cfg: &Cfg, lp: &Loop) -> (BlockId, Option<usiz
 
 /// Inserts `block` at index `at`, renumbering every reference to the blocks
 /// from `at` on (edges, including the new block's own, and hoisted marks).
-fn insert_block(func: &mut Function, at: usize, block: Block) {
+pub(super) fn insert_block(func: &mut Function, at: usize, block: Block) {
     func.blocks.insert(at, block);
     let shift = |b: &mut BlockId| {
         if b.index() >= at {
@@ -515,7 +515,7 @@ fn insert_block(func: &mut Function, at: usize, block: Block) {
 
 /// Every name a block answers to when printed: labels, and the stand-ins of
 /// unlabelled blocks.
-fn block_names(func: &Function) -> HashSet<String> {
+pub(super) fn block_names(func: &Function) -> HashSet<String> {
     func.blocks
         .iter()
         .enumerate()
@@ -525,7 +525,7 @@ fn block_names(func: &Function) -> HashSet<String> {
 
 /// `base`, or `base.1`, `base.2`, ... : the first one not in `taken`. The
 /// result matches `[A-Za-z_][A-Za-z0-9_.]*` whenever `base` does.
-fn fresh_name(base: &str, taken: &HashSet<String>) -> String {
+pub(super) fn fresh_name(base: &str, taken: &HashSet<String>) -> String {
     if !taken.contains(base) {
         return base.to_string();
     }
@@ -581,7 +581,7 @@ fn for_each_reg_mut(func: &mut Function, mut f: impl FnMut(&mut Reg)) {
 /// Renumbers registers into the order of their first mention in the text,
 /// the numbering the parser produces, so `parse(print(f))` equals `f`.
 /// Registers the text never mentions keep their relative order at the end.
-fn renumber_registers_in_text_order(func: &mut Function) {
+pub(super) fn renumber_registers_in_text_order(func: &mut Function) {
     let n = func.regs.len();
     let mut order: Vec<usize> = Vec::with_capacity(n);
     let mut seen = vec![false; n];

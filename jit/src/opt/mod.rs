@@ -1,11 +1,14 @@
 //! Optimisation passes over verified PIR.
 //!
-//! There is one optimisation level that does something, and it exists to
-//! build a hazard, not to win benchmarks: at level 1 (the default)
-//! [`licm`] moves plain global loads out of loops that cannot change them,
-//! which is exactly what a Go compiler may do to `for !done {}` (seed
-//! Bug 1). The program then spins on a stale register until something
-//! outside the loop ends it. Level 0 leaves the program untouched, so the
+//! There is one optimisation level that does something. Its first pass
+//! exists to build a hazard, not to win benchmarks: at level 1 (the
+//! default) [`licm`] moves plain global loads out of loops that cannot
+//! change them, which is exactly what a Go compiler may do to `for !done
+//! {}` (seed Bug 1). The program then spins on a stale register until
+//! something outside the loop ends it. Its second, [`tailrec`], turns the
+//! last self-call of a recursion into a loop (accumulator recursion
+//! elimination, as LLVM does), only where no traceback, stack overflow or
+//! preemption point can tell. Level 0 leaves the program untouched, so the
 //! same source can be run both ways and compared.
 //!
 //! Contract with the rest of the pipeline:
@@ -19,6 +22,7 @@
 //!   disassembly and the hang diagnosis use to find them.
 
 pub mod licm;
+pub mod tailrec;
 
 pub use licm::{
     hoisted_loads, loads_hoisted_out_of, loop_barrier, Barrier, HoistedLoad, LicmStats,
@@ -34,11 +38,13 @@ pub const DEFAULT_LEVEL: u8 = 1;
 ///
 /// - `0`: nothing at all; the program is left exactly as it was.
 /// - `1` and above: loop-invariant code motion of plain global loads
-///   ([`licm::run`]). Levels above 1 are accepted and mean 1, so a newer
+///   ([`licm::run`]), then accumulator recursion elimination
+///   ([`tailrec::run`]). Levels above 1 are accepted and mean 1, so a newer
 ///   program asking for more still gets the hazard it is about.
 pub fn optimize(prog: &mut Program, level: u8) {
     if level == 0 {
         return;
     }
     licm::run(prog);
+    tailrec::run(prog);
 }

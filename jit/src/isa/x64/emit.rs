@@ -453,8 +453,28 @@ impl Machine for X64 {
             }
             _ => RAX,
         };
-        cx.load(w, vx);
         let imm = imm32(vy);
+        // Three-address forms when the left operand stays in another
+        // register: `lea w, [x + k]` for add and sub of a literal, `imul w,
+        // x, k`, instead of a copy then the operation.
+        if let (Some(i), Val::Reg(rx)) = (imm, vx) {
+            if rx != w {
+                let disp = match op {
+                    Opcode::Add => Some(i),
+                    Opcode::Sub => i.checked_neg(),
+                    _ => None,
+                };
+                if let Some(d) = disp {
+                    dynasm!(cx.ops ; .arch x64 ; lea Rq(w), [Rq(rx) + d]);
+                    return cx.store(dst, w);
+                }
+                if op == Opcode::Mul {
+                    dynasm!(cx.ops ; .arch x64 ; imul Rq(w), Rq(rx), i);
+                    return cx.store(dst, w);
+                }
+            }
+        }
+        cx.load(w, vx);
         match (op, vy) {
             (Opcode::Mul, _) if imm.is_some() => {
                 let i = imm.unwrap_or(0);
