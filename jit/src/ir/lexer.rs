@@ -7,8 +7,9 @@
 
 use super::{Error, Span};
 
-/// A token; names borrow from the source text.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// A token; names and string literals borrow from the source text, so a
+/// token is copied, never cloned.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Tok<'a> {
     /// `@name`
     Global(&'a str),
@@ -17,8 +18,9 @@ pub enum Tok<'a> {
     /// A bare name: mnemonic, keyword, label, type.
     Ident(&'a str),
     Int(i64),
-    /// A string literal, escapes resolved.
-    Str(String),
+    /// A string literal's text between its quotes, escapes checked but
+    /// not resolved ([`unescape`] resolves them).
+    Str(&'a str),
     Eq,
     Comma,
     Colon,
@@ -54,18 +56,51 @@ impl Tok<'_> {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Token<'a> {
     pub tok: Tok<'a>,
     pub span: Span,
 }
 
+/// [`CLASS`] bits: a byte that may start a name, one that may continue it.
+const NAME_START: u8 = 1;
+const NAME_CHAR: u8 = 2;
+
+/// Each byte's classes, so that scanning a name costs a load and a test
+/// per byte.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphabetic() || b == b'_' {
+            t[c] |= NAME_START;
+        }
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'.' {
+            t[c] |= NAME_CHAR;
+        }
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
+    CLASS[c as usize] & NAME_START != 0
 }
 
+#[inline]
 fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'.'
+    CLASS[c as usize] & NAME_CHAR != 0
+}
+
+/// The byte after the name continuing from `i`.
+#[inline]
+fn name_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_name_char(b[i]) {
+        i += 1;
+    }
+    i
 }
 
 /// Scans source text on demand, one token at a time: names borrow from the
@@ -100,6 +135,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The position of byte `at` of the current line's text.
+    #[inline]
     fn span(&self, at: usize) -> Span {
         let col = if self.wide {
             self.text[self.line_start..at].chars().count()
@@ -112,10 +148,31 @@ impl<'a> Lexer<'a> {
     /// Moves to the start of the next line without looking at the rest of
     /// this one (the parser's pre-scan reads only the start of each line).
     pub fn skip_line(&mut self) {
-        match self.text[self.pos..].find('\n') {
+        // Lines are short: a byte loop beats a call to a vectorised search.
+        match self.text.as_bytes()[self.pos..]
+            .iter()
+            .position(|&c| c == b'\n')
+        {
             Some(k) => self.new_line(self.pos + k + 1),
             None => self.pos = self.text.len(),
         }
+    }
+
+    /// For the pre-scan: skips the blanks at the start of a line and, unless
+    /// the first byte of what follows is one of `first`, the rest of the
+    /// line too. Whether a token that may start with one of `first` is
+    /// next; `None` at the end of the text.
+    pub fn line_starts_with_one_of(&mut self, first: &[u8]) -> Option<bool> {
+        let b = self.text.as_bytes();
+        while matches!(b.get(self.pos), Some(b' ' | b'\t' | b'\r')) {
+            self.pos += 1;
+        }
+        let &c = b.get(self.pos)?;
+        if first.contains(&c) {
+            return Some(true);
+        }
+        self.skip_line();
+        Some(false)
     }
 
     fn new_line(&mut self, start: usize) {
@@ -131,131 +188,131 @@ impl<'a> Lexer<'a> {
         let text = self.text;
         let b = text.as_bytes();
         let mut i = self.pos;
+        // Blanks and comments; the common case, one space, costs a test.
         loop {
-            let Some(&c) = b.get(i) else {
-                self.pos = i;
-                let span = self.span(i);
-                let tok = if self.ended { Tok::Eof } else { Tok::Newline };
-                self.ended = true;
-                return Ok(Token { tok, span });
-            };
-            let start = i;
-            let tok = match c {
-                b' ' | b'\t' | b'\r' => {
-                    i += 1;
-                    continue;
-                }
-                b'\n' => {
-                    let span = self.span(i);
-                    self.new_line(i + 1);
-                    return Ok(Token {
-                        tok: Tok::Newline,
-                        span,
-                    });
-                }
-                b';' => {
-                    let end = text[i..].find('\n').map_or(b.len(), |k| i + k);
-                    if !b[i..end].is_ascii() {
-                        self.wide = true;
-                    }
-                    i = end;
-                    continue;
-                }
-                b'=' => Tok::Eq,
-                b',' => Tok::Comma,
-                b':' => Tok::Colon,
-                b'(' => Tok::LParen,
-                b')' => Tok::RParen,
-                b'{' => Tok::LBrace,
-                b'}' => Tok::RBrace,
-                b'-' if b.get(i + 1) == Some(&b'>') => {
-                    i += 1;
-                    Tok::Arrow
-                }
-                b'@' | b'%' => {
-                    i += 1;
-                    if i >= b.len() || !is_name_start(b[i]) {
-                        let what = if c == b'@' {
-                            "global or function"
-                        } else {
-                            "register"
-                        };
-                        return Err(Error::new(
-                            self.span(start),
-                            format!("expected a {what} name after '{}'", c as char),
-                        ));
-                    }
-                    while i < b.len() && is_name_char(b[i]) {
-                        i += 1;
-                    }
-                    let name = &text[start + 1..i];
-                    self.pos = i;
-                    let tok = if c == b'@' {
-                        Tok::Global(name)
-                    } else {
-                        Tok::Reg(name)
-                    };
-                    return Ok(Token {
-                        tok,
-                        span: self.span(start),
-                    });
-                }
-                b'"' => {
-                    let span = self.span(start);
-                    let (s, next) = self.string(start)?;
-                    if !b[start..next].is_ascii() {
-                        self.wide = true;
-                    }
-                    self.pos = next;
-                    return Ok(Token {
-                        tok: Tok::Str(s),
-                        span,
-                    });
-                }
-                b'-' | b'0'..=b'9' => {
-                    let span = self.span(start);
-                    let (v, next) = lex_int(b, start, span)?;
-                    self.pos = next;
-                    return Ok(Token {
-                        tok: Tok::Int(v),
-                        span,
-                    });
-                }
-                c if is_name_start(c) => {
-                    while i < b.len() && is_name_char(b[i]) {
-                        i += 1;
-                    }
-                    self.pos = i;
-                    return Ok(Token {
-                        tok: Tok::Ident(&text[start..i]),
-                        span: self.span(start),
-                    });
-                }
-                _ => {
-                    let ch = text[start..].chars().next().unwrap_or('?');
-                    let shown = if ch.is_control() || ch == '\u{feff}' {
-                        format!("U+{:04X}", ch as u32)
-                    } else {
-                        format!("'{ch}'")
-                    };
-                    return Err(Error::new(
-                        self.span(start),
-                        format!("unexpected character {shown}"),
-                    ));
-                }
-            };
-            // One- and two-byte punctuation.
-            self.pos = i + 1;
-            return Ok(Token {
-                tok,
-                span: self.span(start),
-            });
+            match b.get(i) {
+                Some(b' ' | b'\t' | b'\r') => i += 1,
+                Some(b';') => i = self.comment(i),
+                _ => break,
+            }
         }
+        let start = i;
+        let Some(&c) = b.get(i) else {
+            self.pos = i;
+            let span = self.span(i);
+            let tok = if self.ended { Tok::Eof } else { Tok::Newline };
+            self.ended = true;
+            return Ok(Token { tok, span });
+        };
+        let tok = match c {
+            b'%' | b'@' => {
+                i += 1;
+                if !b.get(i).is_some_and(|&c| is_name_start(c)) {
+                    return Err(self.no_name(start, c));
+                }
+                i = name_end(b, i);
+                let name = &text[start + 1..i];
+                if c == b'@' {
+                    Tok::Global(name)
+                } else {
+                    Tok::Reg(name)
+                }
+            }
+            c if is_name_start(c) => {
+                i = name_end(b, i);
+                Tok::Ident(&text[start..i])
+            }
+            b'\n' => {
+                let span = self.span(i);
+                self.new_line(i + 1);
+                return Ok(Token {
+                    tok: Tok::Newline,
+                    span,
+                });
+            }
+            b'=' | b',' | b':' | b'(' | b')' | b'{' | b'}' => {
+                i += 1;
+                match c {
+                    b'=' => Tok::Eq,
+                    b',' => Tok::Comma,
+                    b':' => Tok::Colon,
+                    b'(' => Tok::LParen,
+                    b')' => Tok::RParen,
+                    b'{' => Tok::LBrace,
+                    _ => Tok::RBrace,
+                }
+            }
+            b'-' if b.get(i + 1) == Some(&b'>') => {
+                i += 2;
+                Tok::Arrow
+            }
+            b'-' | b'0'..=b'9' => {
+                let (v, next) = lex_int(b, start, || self.span(start))?;
+                i = next;
+                Tok::Int(v)
+            }
+            b'"' => {
+                let span = self.span(start);
+                let next = self.string(start)?;
+                if !b[start..next].is_ascii() {
+                    self.wide = true;
+                }
+                self.pos = next;
+                return Ok(Token {
+                    tok: Tok::Str(&text[start + 1..next - 1]),
+                    span,
+                });
+            }
+            _ => return Err(self.unexpected_character(start)),
+        };
+        self.pos = i;
+        Ok(Token {
+            tok,
+            span: self.span(start),
+        })
     }
 
-    /// The string literal opening at byte `open`, escapes resolved, and the
-    /// byte after its closing quote.
-    fn string(&self, open: usize) -> Result<(String, usize), Error> {
+    /// Skips the comment at byte `i`: the byte of the newline that ends it.
+    #[cold]
+    fn comment(&mut self, i: usize) -> usize {
+        let b = self.text.as_bytes();
+        let end = b[i..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(b.len(), |k| i + k);
+        if !b[i..end].is_ascii() {
+            self.wide = true;
+        }
+        end
+    }
+
+    #[cold]
+    fn no_name(&self, start: usize, sigil: u8) -> Error {
+        let what = if sigil == b'@' {
+            "global or function"
+        } else {
+            "register"
+        };
+        Error::new(
+            self.span(start),
+            format!("expected a {what} name after '{}'", sigil as char),
+        )
+    }
+
+    #[cold]
+    fn unexpected_character(&self, start: usize) -> Error {
+        let ch = self.text[start..].chars().next().unwrap_or('?');
+        let shown = if ch.is_control() || ch == '\u{feff}' {
+            format!("U+{:04X}", ch as u32)
+        } else {
+            format!("'{ch}'")
+        };
+        Error::new(self.span(start), format!("unexpected character {shown}"))
+    }
+
+    /// Checks the string literal opening at byte `open`; the byte after its
+    /// closing quote.
+    fn string(&self, open: usize) -> Result<usize, Error> {
         let line_end = self.text[open..]
             .find('\n')
             .map_or(self.text.len(), |k| open + k);
@@ -265,7 +322,7 @@ impl<'a> Lexer<'a> {
             let col = self.text[self.line_start..byte].chars().count();
             Span::new(self.line, u32::try_from(col + 1).unwrap_or(u32::MAX))
         };
-        lex_string(&self.text[..line_end], open, at)
+        check_string(&self.text[..line_end], open, at)
     }
 }
 
@@ -285,33 +342,45 @@ pub fn lex(source: &str) -> Result<Vec<Token<'_>>, Error> {
     }
 }
 
-fn lex_string(
-    text: &str,
-    open: usize,
-    span: impl Fn(usize) -> Span,
-) -> Result<(String, usize), Error> {
-    let mut s = String::new();
+/// A string literal's text (as [`Tok::Str`] holds it) with its escapes
+/// resolved.
+pub fn unescape(raw: &str) -> String {
+    let mut s = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            s.push(c);
+            continue;
+        }
+        // The lexer let through only these four escapes.
+        s.push(match chars.next() {
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some(other) => other,
+            None => break,
+        });
+    }
+    s
+}
+
+/// Checks the escapes and characters of the string literal opening at
+/// byte `open`; the byte after its closing quote.
+fn check_string(text: &str, open: usize, span: impl Fn(usize) -> Span) -> Result<usize, Error> {
     let mut chars = text[open + 1..].char_indices();
     while let Some((k, c)) = chars.next() {
         let at = open + 1 + k;
         match c {
-            '"' => return Ok((s, at + 1)),
-            '\\' => {
-                let esc = match chars.next() {
-                    Some((_, 'n')) => '\n',
-                    Some((_, 't')) => '\t',
-                    Some((_, '"')) => '"',
-                    Some((_, '\\')) => '\\',
-                    Some((_, c)) => {
-                        return Err(Error::new(
-                            span(at),
-                            format!("unknown escape '\\{c}' (PIR strings know \\n \\t \\\" \\\\)"),
-                        ))
-                    }
-                    None => return Err(Error::new(span(open), "unterminated string literal")),
-                };
-                s.push(esc);
-            }
+            '"' => return Ok(at + 1),
+            '\\' => match chars.next() {
+                Some((_, 'n' | 't' | '"' | '\\')) => {}
+                Some((_, c)) => {
+                    return Err(Error::new(
+                        span(at),
+                        format!("unknown escape '\\{c}' (PIR strings know \\n \\t \\\" \\\\)"),
+                    ))
+                }
+                None => return Err(Error::new(span(open), "unterminated string literal")),
+            },
             c if c.is_control() && c != '\t' => {
                 return Err(Error::new(
                     span(at),
@@ -321,20 +390,20 @@ fn lex_string(
                     ),
                 ))
             }
-            c => s.push(c),
+            _ => {}
         }
     }
     Err(Error::new(span(open), "unterminated string literal"))
 }
 
 /// Lexes `-? (0x hex | decimal)` with `_` between digits.
-fn lex_int(b: &[u8], start: usize, span: Span) -> Result<(i64, usize), Error> {
+fn lex_int(b: &[u8], start: usize, at: impl Fn() -> Span) -> Result<(i64, usize), Error> {
     let mut i = start;
     let negative = b[i] == b'-';
     if negative {
         i += 1;
         if !b.get(i).is_some_and(|c| c.is_ascii_digit()) {
-            return Err(Error::new(span, "unexpected character '-'"));
+            return Err(Error::new(at(), "unexpected character '-'"));
         }
     }
     let hex = b.get(i) == Some(&b'0') && matches!(b.get(i + 1), Some(b'x') | Some(b'X'));
@@ -359,14 +428,14 @@ fn lex_int(b: &[u8], start: usize, span: Span) -> Result<(i64, usize), Error> {
         } else if c == b'_' {
             if !last_was_digit {
                 return Err(Error::new(
-                    span,
+                    at(),
                     "'_' in an integer literal must stand between digits",
                 ));
             }
             last_was_digit = false;
         } else if is_name_char(c) {
             return Err(Error::new(
-                span,
+                at(),
                 format!("invalid character '{}' in integer literal", c as char),
             ));
         } else {
@@ -375,11 +444,11 @@ fn lex_int(b: &[u8], start: usize, span: Span) -> Result<(i64, usize), Error> {
         i += 1;
     }
     if i == digits_start {
-        return Err(Error::new(span, "integer literal has no digits"));
+        return Err(Error::new(at(), "integer literal has no digits"));
     }
     if !last_was_digit {
         return Err(Error::new(
-            span,
+            at(),
             "'_' in an integer literal must stand between digits",
         ));
     }
@@ -391,7 +460,7 @@ fn lex_int(b: &[u8], start: usize, span: Span) -> Result<(i64, usize), Error> {
     if overflow || value < i64::MIN as i128 || value > i64::MAX as i128 {
         let text = String::from_utf8_lossy(&b[start..i]);
         return Err(Error::new(
-            span,
+            at(),
             format!("integer literal {text} does not fit in i64 (-9223372036854775808 ..= 9223372036854775807)"),
         ));
     }
@@ -442,7 +511,8 @@ mod tests {
                 Tok::Eof
             ]
         );
-        assert_eq!(toks(r#""a\n\t\"\\""#)[0], Tok::Str("a\n\t\"\\".into()));
+        assert_eq!(toks(r#""a\n\t\"\\""#)[0], Tok::Str(r#"a\n\t\"\\"#));
+        assert_eq!(unescape(r#"a\n\t\"\\ é"#), "a\n\t\"\\ é");
         assert_eq!(toks("->")[0], Tok::Arrow);
     }
 

@@ -332,6 +332,7 @@ impl InstKind {
     }
 
     /// Calls `f` on every operand read, in text order, without allocating.
+    #[inline(always)]
     pub fn for_each_operand(&self, mut f: impl FnMut(Operand)) {
         match self {
             InstKind::Const { .. } | InstKind::Nullary { .. } | InstKind::Load { .. } => {}

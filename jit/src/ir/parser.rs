@@ -10,7 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 mod instruction;
 
-use super::lexer::{Lexer, Tok, Token};
+use super::lexer::{unescape, Lexer, Tok, Token};
 use super::{
     Block, BlockId, Error, FuncId, Function, Global, GlobalId, Inst, Operand, PreemptMode, Program,
     Reg, RegInfo, Span, Terminator, Type,
@@ -230,7 +230,7 @@ impl<'a> Parser<'a> {
     /// The lexer's next token; after a lexical error, end of file there.
     fn pull(&mut self) -> Token<'a> {
         if self.lex_error.is_some() {
-            return self.ahead.clone();
+            return self.ahead;
         }
         match self.lexer.next_token() {
             Ok(t) => t,
@@ -253,6 +253,13 @@ impl<'a> Parser<'a> {
     fn prescan(&mut self, source: &'a str) {
         let mut lexer = Lexer::new(source);
         loop {
+            // Most lines are instructions: they are passed over byte by
+            // byte, not lexed.
+            match lexer.line_starts_with_one_of(b"fg") {
+                None => break,
+                Some(false) => continue,
+                Some(true) => {}
+            }
             let kw = match lexer.next_token() {
                 Ok(Token { tok: Tok::Eof, .. }) => break,
                 Ok(Token {
@@ -310,12 +317,12 @@ impl<'a> Parser<'a> {
     }
 
     fn bump(&mut self) -> Token<'a> {
-        if matches!(self.cur.tok, Tok::Eof) {
-            return self.cur.clone();
+        let taken = self.cur;
+        if !matches!(taken.tok, Tok::Eof) {
+            self.cur = self.ahead;
+            self.ahead = self.pull();
         }
-        let next = self.pull();
-        let ahead = std::mem::replace(&mut self.ahead, next);
-        std::mem::replace(&mut self.cur, ahead)
+        taken
     }
 
     fn unexpected(&self, expected: &str) -> Error {
@@ -366,7 +373,7 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_blank_lines();
             let span = self.span();
-            match self.peek().clone() {
+            match *self.peek() {
                 Tok::Eof => break,
                 Tok::Ident("set") => {
                     if past_header {
@@ -471,7 +478,7 @@ impl<'a> Parser<'a> {
 
     fn parse_type(&mut self) -> Result<(Type, Span), Error> {
         let span = self.span();
-        match self.peek().clone() {
+        match *self.peek() {
             Tok::Ident(name) => match Type::from_name(name) {
                 Some(t) => {
                     self.bump();
@@ -637,7 +644,7 @@ impl<'a> Parser<'a> {
         self.expect_line_end()?;
         let end = loop {
             let line_span = self.span();
-            match self.peek().clone() {
+            match *self.peek() {
                 Tok::Newline => {
                     self.bump();
                 }
@@ -718,7 +725,7 @@ impl<'a> Parser<'a> {
 
     fn operand(&mut self, st: &mut FuncState<'a>) -> Result<Operand, Error> {
         let span = self.span();
-        match self.peek().clone() {
+        match *self.peek() {
             Tok::Reg(name) => {
                 self.bump();
                 Ok(Operand::Reg(st.reg(name)))
@@ -801,7 +808,7 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<String, Error> {
         let span = self.span();
         match self.bump().tok {
-            Tok::Str(s) => Ok(s),
+            Tok::Str(raw) => Ok(unescape(raw)),
             other => Err(Error::new(
                 span,
                 format!("expected a string, found {}", other.describe()),

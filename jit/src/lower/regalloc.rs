@@ -26,7 +26,7 @@
 
 use crate::ir::cfg::Cfg;
 use crate::ir::{BlockId, Function, InstKind, Opcode, Reg, TermKind};
-use crate::lower::RegisterFile;
+use crate::lower::{RegSet, RegisterFile};
 
 /// Where a PIR register lives for its whole life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -248,34 +248,40 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
             }
         };
     };
-    let mut free: Vec<u8> = regs
-        .caller_saved
-        .iter()
-        .chain(regs.callee_saved.iter())
-        .collect();
+    let mut free = regs.caller_saved.union(regs.callee_saved);
     let mut active: Vec<(Interval, u8)> = Vec::new();
-    let mut used_callee_saved: Vec<u8> = Vec::new();
+    // The earliest end among the active intervals: none expires before
+    // an interval starting no later.
+    let mut first_end = u32::MAX;
+    let mut used_callee_saved = RegSet::EMPTY;
     for iv in intervals {
         // Expire intervals that ended before this one starts.
-        active.retain(|(a, r)| {
-            if a.end < iv.start {
-                free.push(*r);
-                false
-            } else {
-                true
-            }
-        });
+        if first_end < iv.start {
+            first_end = u32::MAX;
+            active.retain(|(a, r)| {
+                if a.end < iv.start {
+                    free = free.with(*r);
+                    false
+                } else {
+                    first_end = first_end.min(a.end);
+                    true
+                }
+            });
+        }
         let allowed = |r: u8| !iv.crosses_call || regs.callee_saved.contains(r);
         // Prefer caller-saved registers for values that do not cross calls,
-        // so callee-saved ones stay available (and unsaved) where possible.
-        let pick = free
-            .iter()
-            .enumerate()
-            .filter(|&(_, &r)| allowed(r))
-            .min_by_key(|&(_, &r)| (regs.callee_saved.contains(r), r))
-            .map(|(i, _)| i);
+        // so callee-saved ones stay available (and unsaved) where possible;
+        // the lowest-numbered of those.
+        let caller = free.minus(regs.callee_saved);
+        let pick = match caller.first() {
+            Some(r) if !iv.crosses_call => Some(r),
+            _ => free.intersection(regs.callee_saved).first(),
+        };
         let reg = match pick {
-            Some(i) => Some(free.swap_remove(i)),
+            Some(r) => {
+                free = free.without(r);
+                Some(r)
+            }
             None => {
                 // Spill the lightest of the current interval and the active
                 // ones whose register it could take.
@@ -289,6 +295,9 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
                     Some(i) if active[i].0.weight < iv.weight => {
                         let (v, r) = active.swap_remove(i);
                         spill(v.reg, &mut locations);
+                        // The end of the interval taken out may have been
+                        // the earliest: an estimate too early only costs a
+                        // scan that expires nothing.
                         Some(r)
                     }
                     _ => None,
@@ -298,19 +307,19 @@ pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
         match reg {
             Some(r) => {
                 locations[iv.reg.index()] = Location::Reg(r);
-                if regs.callee_saved.contains(r) && !used_callee_saved.contains(&r) {
-                    used_callee_saved.push(r);
+                if regs.callee_saved.contains(r) {
+                    used_callee_saved = used_callee_saved.with(r);
                 }
+                first_end = first_end.min(iv.end);
                 active.push((iv, r));
             }
             None => spill(iv.reg, &mut locations),
         }
     }
-    used_callee_saved.sort_unstable();
     Allocation {
         locations,
         spill_slots,
-        used_callee_saved,
+        used_callee_saved: used_callee_saved.iter().collect(),
         outgoing_words: outgoing,
         last_def_live_out,
         cfg,
@@ -565,7 +574,6 @@ fn group_by_register(nregs: usize, pairs: &[(u32, BlockId)]) -> (Vec<BlockId>, V
 mod tests {
     use super::*;
     use crate::ir::parse;
-    use crate::lower::RegSet;
     use proptest::prelude::*;
     use std::fmt::Write;
 

@@ -31,6 +31,23 @@ impl RegSet {
         RegSet(self.0 | 1 << r)
     }
 
+    pub const fn without(self, r: u8) -> RegSet {
+        RegSet(self.0 & !(1 << r))
+    }
+
+    /// The lowest-numbered register of the set.
+    pub const fn first(self) -> Option<u8> {
+        if self.0 == 0 {
+            None
+        } else {
+            Some(self.0.trailing_zeros() as u8)
+        }
+    }
+
+    pub const fn intersection(self, other: RegSet) -> RegSet {
+        RegSet(self.0 & other.0)
+    }
+
     pub const fn union(self, other: RegSet) -> RegSet {
         RegSet(self.0 | other.0)
     }

@@ -10,7 +10,7 @@ use crate::ir::{
 impl<'a> Parser<'a> {
     pub(super) fn instruction(&mut self, st: &mut FuncState<'a>) -> Result<(), Error> {
         let span = self.span();
-        let dst = if let Tok::Reg(name) = self.peek().clone() {
+        let dst = if let Tok::Reg(name) = *self.peek() {
             self.bump();
             self.expect(Tok::Eq, "'='")?;
             Some(st.reg(name))
