@@ -156,6 +156,10 @@ pub struct G {
     /// When the preemption signal's handler last redirected this goroutine
     /// into the stub (monotonic ns; written by the handler).
     pub redirected_at: AtomicU64,
+    /// Where it was then (the interrupted PC): where a hang report says
+    /// it last stopped when every sample of its thread lands in the
+    /// runtime.
+    pub redirected_pc: AtomicU64,
     /// When that handler left (by its hand-off, or returning after the
     /// redirect).
     pub left_handler_at: AtomicU64,
@@ -234,6 +238,7 @@ impl G {
             guard_value: AtomicU64::new(guard_value),
             stop: StopRequest::default(),
             redirected_at: AtomicU64::new(0),
+            redirected_pc: AtomicU64::new(0),
             left_handler_at: AtomicU64::new(0),
             timer_stop_at: AtomicU64::new(0),
             diagnosed_request: AtomicU64::new(0),

@@ -207,6 +207,7 @@ unsafe fn timer_fired(m: &MSignal, uc: *mut libc::c_void) {
         Decision::Redirect { resume_pc } => {
             g.timer_stop_at.store(deadline, Ordering::Release);
             g.redirected_at.store(now, Ordering::Release);
+            g.redirected_pc.store(pc as u64, Ordering::Relaxed);
             // SAFETY: decide said Redirect for this context, on m's thread.
             unsafe { stop(shared, m, g, &mut mc, resume_pc) };
         }
@@ -319,6 +320,7 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
         Decision::Redirect { resume_pc } => match g {
             Some(g) => {
                 g.redirected_at.store(now, Ordering::Release);
+                g.redirected_pc.store(pc as u64, Ordering::Relaxed);
                 // SAFETY: decide said Redirect for this context.
                 unsafe { stop(shared, m, g, &mut mc, resume_pc) };
             }

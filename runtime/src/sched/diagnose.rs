@@ -124,10 +124,22 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         Some(pc) => describe_pc(module, &rt.cfg.file, pc, rt.cfg.mode),
         None => "\t(its thread did not answer the sampling signal)\n".into(),
     };
+    // Every sample in the runtime (a loaded machine can keep the thread
+    // off a CPU for all of them): where the handler last stopped it.
+    let g = rt.g_by_id(m.current.load(Ordering::Acquire));
+    let stopped = g
+        .as_ref()
+        .map_or(0, |g| g.redirected_pc.load(Ordering::Relaxed)) as usize;
+    if last.is_none_or(|pc| module.tables.function_at(pc).is_none())
+        && module.tables.function_at(stopped).is_some()
+    {
+        s.push_str("\tlast stopped by the preemption signal at ");
+        s.push_str(describe_pc(module, &rt.cfg.file, stopped, rt.cfg.mode).trim_start());
+    }
     if rt.signals_preempt() {
         s.push_str(&signal_reasons(rt, &m, tid));
     }
-    if let Some(g) = rt.g_by_id(m.current.load(Ordering::Acquire)) {
+    if let Some(g) = g {
         s.push_str(&arming_reasons(rt, module, &g, last));
     }
     s
