@@ -51,11 +51,15 @@ fn stacks_double_up_to_the_limit_and_no_further() {
     }
     assert_eq!(
         sizes,
-        [2, 4, 8, 16, 32, 64, 100].map(|k| k * 1024).to_vec(),
+        [1, 2, 4, 8, 16, 32]
+            .map(|k| k * STACK_MIN)
+            .into_iter()
+            .chain([100 * 1024])
+            .collect::<Vec<_>>(),
         "doubling, the last step capped at the limit"
     );
     assert_eq!(pool.first_size(0), STACK_MIN);
-    assert_eq!(pool.first_size(STACK_MIN), 4096);
+    assert_eq!(pool.first_size(STACK_MIN), 2 * STACK_MIN);
 }
 
 #[test]
