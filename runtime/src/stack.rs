@@ -200,12 +200,13 @@ pub unsafe fn copy_to(old: &Stack, new: &Stack, sp: usize, fp: usize) -> (usize,
     let from = (sp & !15).max(old.lo());
     let used = old.hi() - from;
     assert!(
-        used <= new.size() && new.hi() % 16 == 0 && old.hi() % 16 == 0,
+        used <= new.size() && new.hi().is_multiple_of(16) && old.hi().is_multiple_of(16),
         "a grown stack holds the old one's used part"
     );
     let moved = |a: usize| a.wrapping_sub(old.hi()).wrapping_add(new.hi());
-    let in_use =
-        |a: usize| a >= from && a % 8 == 0 && a.checked_add(16).is_some_and(|e| e <= old.hi());
+    let in_use = |a: usize| {
+        a >= from && a.is_multiple_of(8) && a.checked_add(16).is_some_and(|e| e <= old.hi())
+    };
     // SAFETY: both ranges lie in their stacks (checked above), which are
     // distinct and which nothing else touches (the caller's contract).
     unsafe { std::ptr::copy_nonoverlapping(from as *const u8, moved(from) as *mut u8, used) };

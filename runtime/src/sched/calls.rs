@@ -158,9 +158,10 @@ impl Runtime {
                         .preemption_point(m.id, p, g, PreemptMode::Coop)
                         // A request already cleared: just go on.
                         .unwrap_or(Next::Continue(Resume::default())),
-                    // SAFETY: this M owns g, in its StackCheck call.
                     coop::StackCheck::Grow => {
-                        match unsafe { self.engine.grow_stack(g, &self.stacks) } {
+                        // SAFETY: this M owns g, in its StackCheck call.
+                        let grown = unsafe { self.engine.grow_stack(g, &self.stacks) };
+                        match grown {
                             // The prologue checks again, on the new stack.
                             Ok(()) => Next::Continue(Resume::default()),
                             Err(f) => self.fault(g, f),
