@@ -210,6 +210,15 @@ pub unsafe fn copy_to(old: &Stack, new: &Stack, sp: usize, fp: usize) -> (usize,
     // SAFETY: both ranges lie in their stacks (checked above), which are
     // distinct and which nothing else touches (the caller's contract).
     unsafe { std::ptr::copy_nonoverlapping(from as *const u8, moved(from) as *mut u8, used) };
+    if !new.mapped {
+        // A recycled stack holds its last owner's frames below the copy:
+        // the collector scans frames conservatively, and a slot the
+        // goroutine's deeper frames leave unwritten (alignment padding)
+        // would otherwise show it a dead object as live. A fresh mapping
+        // reads as zero already.
+        // SAFETY: the part of `new` below the copy, which nothing uses.
+        unsafe { std::ptr::write_bytes(new.lo() as *mut u8, 0, moved(from) - new.lo()) };
+    }
     let mut frame = fp;
     // Each saved frame pointer lies higher than the frame that saved it;
     // the goroutine entry stub's 0 (or anything outside) ends the chain.
