@@ -35,6 +35,10 @@ fn deep_recursion_grows_and_keeps_its_objects_under_every_mechanism() {
                 "--quantum",
                 "20us",
                 "--gc-verify",
+                // The watchdog's default 10 s is too short under qemu with
+                // every instruction stepped; it only bounds a hang here.
+                "--timeout",
+                "120",
                 program,
             ];
             let r = run_cli(CLI, &args, KILL_AFTER);
