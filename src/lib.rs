@@ -174,7 +174,7 @@ pub struct RunLimits {
     /// (a bare number), a duration with its unit (2s, 500ms), or `none`.
     #[arg(long, default_value = "10", value_parser = parse_timeout)]
     pub timeout: Timeout,
-    /// Usable bytes of each goroutine stack (suffixes k, m, g).
+    /// How far a goroutine stack may grow (suffixes k, m, g): stacks start at 1,920 bytes and double by copying up to this size; past it, `fatal error: stack overflow`.
     #[arg(long, default_value = "64m", value_parser = parse_size)]
     pub stack_size: usize,
     /// The signal asynchronous preemption sends (a name such as SIGURG or

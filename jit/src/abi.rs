@@ -286,6 +286,12 @@ pub static NO_GC: GcBarrier = GcBarrier {
 /// not happen with less room above the stack's lowest usable address.
 pub const PREEMPT_STUB_STACK: usize = 1024;
 
+/// Frames smaller than this may skip the stack check in a leaf (Go's
+/// `abi.StackSmall`): the runtime's stack reserve below the guard holds
+/// such a leaf's frame and, below it, the preemption stub's
+/// ([`PREEMPT_STUB_STACK`]), which the runtime asserts.
+pub const NOSPLIT_FRAME_MAX: i32 = 128;
+
 /// A guard no SP is above: every function entry calls the runtime.
 pub const STACK_GUARD_POISON: u64 = u64::MAX;
 

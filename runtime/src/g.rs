@@ -367,12 +367,35 @@ impl G {
         }
     }
 
-    /// Puts the stack guard back.
+    /// Puts the stack guard back. The goroutine may be growing its stack
+    /// meanwhile ([`G::rebind_guard`]): a guard value read before the
+    /// grown stack's was published is stored again with the new one.
     pub fn restore_guard(&self) {
+        if self.guard.is_null() {
+            return;
+        }
+        let mut value = self.guard_value.load(Ordering::SeqCst);
+        loop {
+            // SAFETY: as in `poison_guard`.
+            unsafe { (*self.guard).store(value, Ordering::SeqCst) };
+            let now = self.guard_value.load(Ordering::SeqCst);
+            if now == value {
+                return;
+            }
+            value = now;
+        }
+    }
+
+    /// The goroutine's stack grew: its guard word is `new` instead of
+    /// `old`. Called by the owner in the goroutine's `StackCheck` runtime
+    /// call. A poisoned guard stays poisoned (its undo, in
+    /// [`G::restore_guard`], then puts `new` back).
+    pub fn rebind_guard(&self, old: u64, new: u64) {
+        self.guard_value.store(new, Ordering::SeqCst);
         if !self.guard.is_null() {
             // SAFETY: as in `poison_guard`.
-            unsafe {
-                (*self.guard).store(self.guard_value.load(Ordering::Acquire), Ordering::Release)
+            let _ = unsafe {
+                (*self.guard).compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
             };
         }
     }

@@ -216,6 +216,10 @@ pub struct CodeTables {
     pub loops: Vec<LoopInfo>,
     /// The blocks inside loops, sorted by function and block.
     pub block_loops: Vec<BlockLoop>,
+    /// The largest frame a function allocates below its entry SP before
+    /// its stack check, in bytes: the runtime keeps its stack guard at
+    /// least that far above the stack's lowest address.
+    pub max_frame: usize,
 }
 
 /// The entry of `items` (sorted by `start`, non-overlapping) containing `pc`.
@@ -371,6 +375,11 @@ impl MetadataBuilder {
         assert!(self.open_func.is_none(), "functions do not nest");
         self.open_func = Some((func, name.to_string(), span, offset));
         self.first_loop = self.tables.loops.len();
+    }
+
+    /// The open function allocates a frame of `bytes`.
+    pub fn frame_size(&mut self, bytes: usize) {
+        self.tables.max_frame = self.tables.max_frame.max(bytes);
     }
 
     pub fn end_function(&mut self, offset: usize) {

@@ -230,6 +230,7 @@ impl<'a, M: Machine> Lower<'a, M> {
         let label = self.func_labels[self.fid.index()];
         self.ops.dynamic_label(label);
         M::prologue(self);
+        self.meta.frame_size(self.frame.size.max(0) as usize);
         // The register arguments' homes, before the check: its runtime
         // call keeps only allocatable registers.
         for (i, &a) in M::ARG_REGS[..in_regs].iter().enumerate() {
@@ -694,11 +695,7 @@ pub(crate) fn emit_alone<M: Machine>(
         .expect("every label the hooks use is defined")
 }
 
-/// Frames smaller than this may skip the stack check in a leaf (Go's
-/// `abi.StackSmall`): the guard sits `STACK_RESERVE` (16 KiB) above the
-/// stack's end, so a leaf's frame below it still leaves the preemption
-/// stub its room.
-pub const NOSPLIT_FRAME_MAX: i32 = 128;
+use crate::abi::NOSPLIT_FRAME_MAX;
 
 /// A function that calls nothing and enters the runtime only to fault (as
 /// Go's panic helpers), with a small frame: what Go's compiler marks

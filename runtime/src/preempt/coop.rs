@@ -4,7 +4,7 @@
 //!
 //! **What it is.** Every JIT function starts by comparing SP (after
 //! allocating its frame) with the guard in the goroutine's context
-//! (`ctx.stack_guard`), the check that grows or reports the stack. A
+//! (`ctx.stack_guard`), the check that grows the stack. A
 //! request stores a value above every SP in that word
 //! ([`STACK_GUARD_POISON`](preempt_jit::abi::STACK_GUARD_POISON)), so the next entry's check fails and calls the
 //! runtime (`StackCheck`), which finds the request ([`stack_check`]) and
@@ -29,8 +29,9 @@ pub enum StackCheck {
     /// The guard is poisoned: a stop request; stop here if it is still
     /// pending.
     Preempt,
-    /// SP is below the real guard: the stack is exhausted.
-    Overflow,
+    /// SP is below the real guard: the stack grows (by copying, see
+    /// [`crate::stack`]), or overflows at its limit.
+    Grow,
     /// The check saw a poisoned guard, and the request was withdrawn (or
     /// honoured) before this call: no stop, no overflow.
     Spurious,
@@ -43,7 +44,7 @@ pub fn stack_check(guard_poisoned: bool, exhausted: impl FnOnce() -> bool) -> St
     if guard_poisoned {
         StackCheck::Preempt
     } else if exhausted() {
-        StackCheck::Overflow
+        StackCheck::Grow
     } else {
         StackCheck::Spurious
     }
@@ -63,8 +64,8 @@ mod tests {
     }
 
     #[test]
-    fn an_unpoisoned_guard_is_an_overflow_or_a_request_gone() {
-        assert_eq!(stack_check(false, || true), StackCheck::Overflow);
+    fn an_unpoisoned_guard_is_a_growth_or_a_request_gone() {
+        assert_eq!(stack_check(false, || true), StackCheck::Grow);
         assert_eq!(stack_check(false, || false), StackCheck::Spurious);
     }
 }

@@ -35,6 +35,7 @@ pub static NO_TABLES: CodeTables = CodeTables {
     stubs: Vec::new(),
     loops: Vec::new(),
     block_loops: Vec::new(),
+    max_frame: 0,
 };
 
 /// What the handler knows about the thread it interrupted.

@@ -158,7 +158,15 @@ impl Runtime {
                         .preemption_point(m.id, p, g, PreemptMode::Coop)
                         // A request already cleared: just go on.
                         .unwrap_or(Next::Continue(Resume::default())),
-                    coop::StackCheck::Overflow => self.fault(g, Fault::StackOverflow),
+                    coop::StackCheck::Grow => {
+                        // SAFETY: this M owns g, in its StackCheck call.
+                        let grown = unsafe { self.engine.grow_stack(g, &self.stacks) };
+                        match grown {
+                            // The prologue checks again, on the new stack.
+                            Ok(()) => Next::Continue(Resume::default()),
+                            Err(f) => self.fault(g, f),
+                        }
+                    }
                     coop::StackCheck::Spurious => Next::Continue(Resume::default()),
                 }
             }

@@ -207,6 +207,15 @@ impl Engine {
         }
     }
 
+    /// The largest frame of the program's JIT functions (0 when
+    /// interpreted).
+    pub fn max_frame(&self) -> usize {
+        match self {
+            Engine::Jit { module, .. } => module.tables.max_frame,
+            Engine::Interp { .. } => 0,
+        }
+    }
+
     /// Gives `g`, about to run for the first time, a stack from `stacks`,
     /// with its arguments at a 16-byte aligned sp0 and the entry stub's
     /// address below them: `switch_to` "returns" into the entry stub with
@@ -228,7 +237,7 @@ impl Engine {
         if stack.size() != 0 {
             return Ok(());
         }
-        *stack = stacks.get()?;
+        *stack = stacks.get(stacks.first_size(8 * args.len() + 128))?;
         ctx.stack_lo = stack.lo() as u64;
         ctx.stack_hi = stack.hi() as u64;
         let sp0 = (stack.hi() - 8 * args.len() - 64) & !15;
@@ -333,6 +342,44 @@ impl Engine {
             Exec::Jit { ctx, stack, .. } => (ctx.sp as usize).saturating_add(8) < stack.guard(),
             Exec::Interp { .. } => true,
         }
+    }
+
+    /// Gives `g`, in the runtime call its prologue's failed stack check
+    /// made with its stack exhausted, a stack twice the size with the
+    /// used part copied to it (see [`crate::stack`]); the old one goes
+    /// back to `stacks`. The goroutine resumes in its prologue's check,
+    /// on the new stack. At the limit, the stack overflows.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `g`, which is in its `StackCheck` runtime call.
+    pub unsafe fn grow_stack(&self, g: &G, stacks: &StackPool) -> Result<(), Fault> {
+        let Engine::Jit { module, .. } = self else {
+            return Err(Fault::StackOverflow);
+        };
+        // SAFETY: the caller owns g.
+        let Exec::Jit { ctx, stack, .. } = (unsafe { g.exec() }) else {
+            return Err(Fault::StackOverflow);
+        };
+        let size = stacks
+            .grown_size(stack.size())
+            .ok_or(Fault::StackOverflow)?;
+        let new = stacks.get(size).map_err(|_| Fault::OutOfMemory)?;
+        let fp = preempt_jit::isa::frame_pointer(module.arch) as usize;
+        // SAFETY: ctx.sp is the saved SP of a goroutine in a runtime call
+        // on `stack`; `new` is larger and fresh from the pool; this M owns
+        // the goroutine, and nothing else reads its stack during the call
+        // (the module docs of `stack` say why).
+        let (sp, frame) =
+            unsafe { crate::stack::copy_to(stack, &new, ctx.sp as usize, ctx.saved[fp] as usize) };
+        ctx.sp = sp as u64;
+        ctx.saved[fp] = frame as u64;
+        ctx.stack_lo = new.lo() as u64;
+        ctx.stack_hi = new.hi() as u64;
+        let old = std::mem::replace(stack, new);
+        g.rebind_guard(old.guard() as u64, stack.guard() as u64);
+        stacks.put(old);
+        Ok(())
     }
 
     /// Where `g`, in a runtime call, resumes: the preemption stub's resume

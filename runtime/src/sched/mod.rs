@@ -210,7 +210,7 @@ impl Runtime {
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
             allgs: Mutex::default(),
-            stacks: StackPool::new(cfg.stack_size),
+            stacks: StackPool::new(cfg.stack_size, engine.max_frame()),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
             outcome_ready: Condvar::new(),
