@@ -339,7 +339,8 @@ unsafe fn handle(m: &MSignal, trigger: Trigger, uc: *mut libc::c_void) -> bool {
                 w.declined_at(pc);
             }
         }
-        Decision::Stale | Decision::NotOurs => {}
+        Decision::Stale => super::worker::found_nothing(m),
+        Decision::NotOurs => {}
     }
     passes_on(trigger, d)
 }

@@ -179,7 +179,8 @@ pub struct MSignal {
     pub sent: AtomicU64,
     pub seen: AtomicU64,
     /// Why the handler last declined to redirect (`RetryReason::index`
-    /// plus one; 0: it did not decline).
+    /// plus one; 0: it stopped the goroutine; `FOUND_NOTHING`: there was
+    /// nothing to stop).
     last_retry: AtomicU8,
     /// The PC at which the handler last declined.
     last_retry_pc: AtomicUsize,
@@ -340,9 +341,68 @@ pub fn redirected(m: &MSignal) {
     m.last_retry.store(0, Ordering::Release);
 }
 
+/// What `last_retry` holds after a handler found nothing to stop (the
+/// worker between goroutines, or its goroutine without a request): no
+/// reason of [`RetryReason::ALL`], and not "stopped".
+const FOUND_NOTHING: u8 = u8::MAX;
+
+/// A handler on `m`'s thread found nothing to stop. The request it was
+/// sent for may still be in effect (the signal can reach a worker that
+/// has not yet marked the goroutine it is starting as running): the
+/// monitor must not take this for a stop and wait for ever.
+/// Async-signal-safe.
+pub fn found_nothing(m: &MSignal) {
+    m.last_retry.store(FOUND_NOTHING, Ordering::Release);
+}
+
 /// A handler on `m`'s thread declined to redirect, for `r`.
 /// Async-signal-safe.
 pub fn declined(shared: &Shared, m: &MSignal, r: RetryReason) {
     m.last_retry.store(r.index() as u8 + 1, Ordering::Release);
     shared.stats().retry(r.name());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the handler leaves for the monitor after a signal it was sent
+    /// (as `handle` does at entry: the signal is no longer pending and was
+    /// seen).
+    fn delivered(m: &MSignal) {
+        m.pending.store(false, Ordering::Release);
+        m.sent.fetch_add(1, Ordering::AcqRel);
+        m.seen
+            .store(m.sent.load(Ordering::Acquire), Ordering::Release);
+    }
+
+    #[test]
+    fn only_a_stop_holds_the_next_signal_back() {
+        let m = MSignal::default();
+        delivered(&m);
+        redirected(&m);
+        assert!(
+            m.stopped_by_handler(),
+            "stopped: on its way to the scheduler"
+        );
+        // The next signal found the worker between goroutines: its
+        // request may still be in effect, and the one before it stopped
+        // a goroutine. The monitor must send again.
+        delivered(&m);
+        found_nothing(&m);
+        assert!(!m.stopped_by_handler());
+        assert_eq!(m.last_retry(), None, "nothing to stop is no retry reason");
+        delivered(&m);
+        m.last_retry
+            .store(RetryReason::NotJitCode.index() as u8 + 1, Ordering::Release);
+        assert!(!m.stopped_by_handler());
+        assert_eq!(
+            m.last_retry().map(|(r, _)| r),
+            Some(RetryReason::NotJitCode)
+        );
+        // A signal still pending is no stop either.
+        redirected(&m);
+        m.pending.store(true, Ordering::Release);
+        assert!(!m.stopped_by_handler());
+    }
 }
