@@ -217,16 +217,13 @@ unsafe fn timer_fired(m: &MSignal, uc: *mut libc::c_void) {
             // Inside JIT code the goroutine reaches a safe point within
             // instructions: retry soon. Outside it (a runtime call, which
             // ends or parks the slice by itself, or foreign code, which may
-            // run for seconds and which no signal can stop) a short retry
-            // would interrupt the thread every few microseconds for as
-            // long as it stays there, restarting a foreign `sleep` each
-            // time: look again a quantum later (the monitor's backstop
-            // asks after two quanta in any case).
-            let retry = match r {
-                RetryReason::NotJitCode => quantum,
-                _ => super::qtimer::RETRY_NS,
-            };
-            if m.qtimer.arm_at(now + retry) {
+            // run for seconds and which no signal can stop) the timer is
+            // left unarmed: re-armed there, each expiry's handler could
+            // end after the next expiry was due, so that the thread never
+            // ran its own code again (a foreign `sleep` under a 20 us
+            // quantum never ended). The monitor's backstop asks a slice
+            // that runs on for two quanta.
+            if r != RetryReason::NotJitCode && m.qtimer.arm_at(now + super::qtimer::RETRY_NS) {
                 shared.stats().count(super::qtimer::ARMS);
             }
         }
