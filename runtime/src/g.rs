@@ -370,6 +370,15 @@ impl G {
     /// Puts the stack guard back. The goroutine may be growing its stack
     /// meanwhile ([`G::rebind_guard`]): a guard value read before the
     /// grown stack's was published is stored again with the new one.
+    ///
+    /// The two sides are a store-buffering pair (here: store the guard,
+    /// then load the value; there: store the value, then update the
+    /// guard), so every access is `SeqCst`: in the single order of the
+    /// four, either this load sees the new value or the grower's CAS sees
+    /// this store and replaces it. Under acquire/release both could miss
+    /// each other and leave the old stack's guard. (That is also why it is
+    /// argued here rather than checked with loom, which models `SeqCst` as
+    /// acquire/release and would report that outcome; see `crate::sync`.)
     pub fn restore_guard(&self) {
         if self.guard.is_null() {
             return;
