@@ -344,6 +344,7 @@ fn cycle<H: Host>(rt: &H, n: u64) -> bool {
         let c = rt.collector();
         let m = &*c.mark;
         start_epoch.store(m.heap.begin_cycle(), Ordering::Release);
+        m.reserve_for_cycle();
         let classes = roots::Classes {
             globals: c.inject != Some(GcFault::SkipGlobalRoots),
         };
@@ -381,6 +382,10 @@ fn cycle<H: Host>(rt: &H, n: u64) -> bool {
         m.drain(|| false);
         if c.verify {
             let report = match rt.roots() {
+                Some(_) if m.barrier_grew() > 0 => Err(format!(
+                    "fatal error: gc-verify: the write barrier grew the grey queue on a goroutine's stack {} times by GC cycle {n} (the queue's room is the heap's object count at mark start)\n",
+                    m.barrier_grew()
+                )),
                 Some(roots) => verify::check(&roots, m, epoch, n),
                 None => Ok(()),
             };

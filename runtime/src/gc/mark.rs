@@ -15,6 +15,18 @@
 //! object is already marked, which is the common case once marking is
 //! under way.
 //!
+//! The barrier never allocates. It runs on whatever is left of a
+//! goroutine's small stack below the guard (`stack::STACK_RESERVE`), and
+//! small stacks share a mapping with no guard page between them, so a
+//! call into the allocator there (whose stack use nothing bounds) could
+//! write into a neighbour's stack unnoticed. The bound that makes this
+//! possible: an object is greyed at most once a cycle (the GC word's
+//! compare-and-swap), objects allocated during the cycle are born black,
+//! so no more objects are ever queued at once than the heap held at mark
+//! start. [`MarkState::reserve_for_cycle`] gives the shared vector that
+//! much room while the world is stopped, and the marker's own vector,
+//! which it swaps in, gets as much, so a push into either never grows it.
+//!
 //! Termination: marking is done when both queues are empty and no barrier
 //! is halfway through greying an object. The last condition is what the
 //! mark-termination stop-the-world gives: a goroutine stops only at a safe
@@ -65,6 +77,13 @@ pub struct MarkState {
     interleave: AtomicBool,
     /// Calls of the barrier's slow path, counted while interleaving.
     barrier_calls: AtomicU64,
+    /// Objects in the heap at this cycle's mark start: the most that can
+    /// be grey at once, and the room both grey vectors keep.
+    cycle_objects: AtomicU64,
+    /// Barrier pushes that found the shared vector full and had to grow
+    /// it on the goroutine's stack: never, by the bound in the module's
+    /// header (the tests hold it to that).
+    barrier_grew: AtomicU64,
 }
 
 /// How long an interleaving marker waits for the program's next store
@@ -89,7 +108,14 @@ extern "C" fn shade_from_barrier(barrier: *const GcBarrier, old: u64) {
     if m.skip_barrier.load(Ordering::Relaxed) {
         return;
     }
-    if m.shade(old) {
+    if m.shade_with(old, |q| {
+        if q.len() == q.capacity() {
+            // Not reached while `reserve_for_cycle` holds its bound; if it
+            // ever is, the object must still be queued, and the count says
+            // the bound failed.
+            m.barrier_grew.fetch_add(1, Ordering::Relaxed);
+        }
+    }) {
         m.barrier_greyed.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -107,7 +133,26 @@ impl MarkState {
             barrier_greyed: AtomicU64::new(0),
             interleave: AtomicBool::new(false),
             barrier_calls: AtomicU64::new(0),
+            cycle_objects: AtomicU64::new(0),
+            barrier_grew: AtomicU64::new(0),
         }
+    }
+
+    /// Gives the shared grey vector room for every object the heap holds,
+    /// so that the barrier's pushes this cycle never allocate (see the
+    /// module's header). At mark start, while the world is stopped, after
+    /// [`Heap::begin_cycle`]: from then on new objects are black.
+    pub fn reserve_for_cycle(&self) {
+        let n = self.heap.objects();
+        self.cycle_objects.store(n, Ordering::Relaxed);
+        let mut q = self.queue();
+        let room = (n as usize).saturating_sub(q.len());
+        q.reserve(room);
+    }
+
+    /// Pushes that had to grow the shared vector on a goroutine's stack.
+    pub fn barrier_grew(&self) -> u64 {
+        self.barrier_grew.load(Ordering::Relaxed)
     }
 
     fn queue(&self) -> MutexGuard<'_, Vec<usize>> {
@@ -149,13 +194,21 @@ impl MarkState {
     /// stale pointer to a free slot) is ignored, so a conservative root
     /// may pass any word.
     pub fn shade(&self, v: u64) -> bool {
+        self.shade_with(v, |_| {})
+    }
+
+    /// [`shade`](Self::shade), showing the shared vector to `before_push`
+    /// before it pushes.
+    fn shade_with(&self, v: u64, before_push: impl FnOnce(&Vec<usize>)) -> bool {
         let Some(obj) = self.heap.find_object(v as usize) else {
             return false;
         };
         if !self.heap.try_mark(obj, self.heap.epoch()) {
             return false;
         }
-        self.queue().push(obj);
+        let mut q = self.queue();
+        before_push(&q);
+        q.push(obj);
         true
     }
 
@@ -221,7 +274,10 @@ impl MarkState {
 
     fn drain_paced(&self, stop: &impl Fn() -> bool, mut scanned_one: impl FnMut(u64)) -> bool {
         let epoch = self.heap.epoch();
-        let mut local: Vec<usize> = Vec::new();
+        // As much room as the shared vector keeps: this one is swapped in
+        // for it (see the module's header).
+        let room = self.cycle_objects.load(Ordering::Relaxed) as usize;
+        let mut local: Vec<usize> = Vec::with_capacity(room);
         let mut scanned = 0u64;
         loop {
             if local.is_empty() {
@@ -380,6 +436,43 @@ mod tests {
         assert_eq!(m.drain_concurrent(|| false), (true, 0));
         assert_eq!(m.barrier_calls.load(Ordering::Relaxed), 0);
         assert!(nodes.iter().all(|&o| m.heap.is_marked(o, e)));
+    }
+
+    #[test]
+    fn the_barrier_never_grows_the_grey_queue() {
+        // Every object of the heap greyed by the barrier while the marker
+        // takes batches, stops early (putting its work back) and goes on:
+        // no push finds the shared vector full, and its buffer stays put.
+        let m = MarkState::new(Heap::with_limit(1 << 30));
+        let nodes = list(&m, 3000);
+        let e = m.heap.begin_cycle();
+        m.reserve_for_cycle();
+        m.set_marking(true);
+        for (i, &o) in nodes.iter().enumerate().rev() {
+            (m.barrier.shade)(&m.barrier, o as u64);
+            if i % 700 == 0 {
+                assert!(!m.drain(|| true) || m.queue_is_empty());
+            }
+        }
+        // Allocated during the cycle: black, never queued.
+        let born = m.heap.alloc(1).unwrap();
+        (m.barrier.shade)(&m.barrier, born as u64);
+        assert!(m.drain(|| false));
+        assert_eq!(m.barrier_greyed(), 3000);
+        assert_eq!(m.barrier_grew(), 0);
+        assert!(nodes.iter().all(|&o| m.heap.is_marked(o, e)));
+        // The marker swapped vectors of the same room in and out; the
+        // one left behind is one of them, with room for the whole cycle.
+        assert!(m.queue().capacity() >= 3000);
+
+        // Without the reservation the first push finds no room, and the
+        // count says so.
+        let m = MarkState::new(Heap::with_limit(1 << 30));
+        let nodes = list(&m, 10);
+        m.heap.begin_cycle();
+        m.set_marking(true);
+        (m.barrier.shade)(&m.barrier, nodes[5] as u64);
+        assert_eq!(m.barrier_grew(), 1);
     }
 
     #[test]
