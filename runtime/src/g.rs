@@ -255,6 +255,92 @@ impl G {
         }
     }
 
+    /// Makes a dead JIT goroutine's record, which nothing else holds (the
+    /// `&mut` says so: `Arc::get_mut`), goroutine `id` running `func`
+    /// from `entry` with `args` (swapped with the record's, which are
+    /// none), exactly as [`G::new`] would have made it, keeping the
+    /// record's and the context's memory; `init` finishes the context as
+    /// the spawner finishes a new one. False (nothing
+    /// changed) for an interpreted goroutine's or one that still has a
+    /// stack. The destructuring names every field, so a field added to
+    /// `G` without a fresh value here does not compile.
+    pub fn renew(
+        &mut self,
+        id: u64,
+        func: FuncId,
+        entry: u64,
+        args: &mut Vec<u64>,
+        init: impl FnOnce(&mut GoroutineContext),
+    ) -> bool {
+        let G {
+            id: g_id,
+            func: g_func,
+            status,
+            reason,
+            exec,
+            guard,
+            guard_value,
+            stop,
+            redirected_at,
+            redirected_pc,
+            left_handler_at,
+            timer_stop_at,
+            diagnosed_request,
+            lock_depth,
+            locked_m,
+            wait,
+            delivered,
+            delivered_value,
+            delivered_arm,
+            in_select,
+            ctx,
+            applied,
+            patched,
+        } = self;
+        let Exec::Jit {
+            ctx: context,
+            stack,
+            args: g_args,
+        } = exec.get_mut()
+        else {
+            return false;
+        };
+        if stack.size() != 0 {
+            return false;
+        }
+        **context = GoroutineContext::new();
+        context.result = entry;
+        init(context);
+        std::mem::swap(g_args, args);
+        *guard = &context.stack_guard as *const AtomicU64;
+        *ctx = &**context as *const GoroutineContext;
+        *g_id = id;
+        *g_func = func;
+        *status.get_mut() = Status::Runnable as u8;
+        *reason.get_mut() = WaitReason::None as u8;
+        *guard_value.get_mut() = 0;
+        *stop = StopRequest::default();
+        for word in [
+            redirected_at,
+            redirected_pc,
+            left_handler_at,
+            timer_stop_at,
+            diagnosed_request,
+            lock_depth,
+            delivered_value,
+            delivered_arm,
+        ] {
+            *word.get_mut() = 0;
+        }
+        *locked_m.get_mut() = NO_M;
+        *wait.get_mut().unwrap_or_else(|e| e.into_inner()) = WaitState::default();
+        *delivered.get_mut() = 0;
+        *in_select.get_mut() = false;
+        *applied.get_mut() = 0;
+        *patched.get_mut() = NOT_PATCHED;
+        true
+    }
+
     /// Leaves what the goroutine finds when it resumes (a waker's value,
     /// or a result held back by a preemption).
     pub fn deliver(&self, r: Resume) {

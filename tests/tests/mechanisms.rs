@@ -329,6 +329,51 @@ fn the_examples_end_alike_under_every_mechanism_that_stops_their_loops() {
     }
 }
 
+/// Two spinners on one P, behind a receive that never completes: at the
+/// watchdog one spins and the other waits in the run queue.
+const TWO_SPINNERS: &str = "set procs = 1\nglobal @done: i64 = 0\n\
+func @spin() {\nloop:\n    %v = load @done\n    br %v, out, loop\nout:\n    ret\n}\n\
+func @main() {\n    spawn @spin()\n    spawn @spin()\n    %c = chan 0\n    %x = recv %c\n    ret\n}\n";
+
+#[test]
+fn the_hang_report_shows_where_a_waiting_goroutine_stopped() {
+    // The goroutine that waits for its turn was stopped by the mode's
+    // mechanism in the preemption stub (async anywhere in its loop, trap
+    // after the poll load, poll and patch in their out-of-line paths), or,
+    // under coop, which cannot stop either spinner, never started. Its
+    // section in the dump says where, and for a stop in the loop why the
+    // loop cannot end, as a running goroutine's does.
+    let file = preempt_tests::temp_pir("two-spinners", TWO_SPINNERS);
+    let file = file.to_str().unwrap();
+    for (mode, place) in [
+        ("async", "@spin in block loop (pc "),
+        ("trap", "@spin in block loop (pc "),
+        ("poll", "@spin in its prologue or out-of-line code (pc "),
+        ("patch", "@spin in its prologue or out-of-line code (pc "),
+        ("coop", "@spin in block loop.preheader (not started)"),
+    ] {
+        let (status, _, stderr) = run_example(mode, file, &["--timeout", "1"]);
+        assert_eq!(status, Some(3), "{mode}: {stderr}");
+        let waiting = stderr
+            .split("\ngoroutine ")
+            .find(|s| s.contains("[runnable]:"))
+            .unwrap_or_else(|| panic!("{mode}: no runnable goroutine in {stderr}"));
+        let mut lines = waiting.lines().skip(1);
+        let first = lines.next().unwrap_or_default();
+        assert!(first.starts_with(place), "{mode}: {waiting}");
+        assert!(
+            lines.next().is_some_and(|l| l.contains("two-spinners")),
+            "{mode}: the source position follows: {waiting}"
+        );
+        let hoisted = waiting.contains("was hoisted into a register");
+        assert_eq!(
+            hoisted,
+            place.contains("block loop (pc"),
+            "{mode}: {waiting}"
+        );
+    }
+}
+
 #[test]
 fn the_hang_diagnosis_names_each_modes_reach() {
     // A goroutine in foreign code cannot be stopped by any mechanism; the

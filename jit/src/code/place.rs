@@ -37,13 +37,16 @@ impl Module {
         let Some(func) = t.function_at(pc) else {
             return t.stub_at(pc).map_or(Place::Outside, Place::Stub);
         };
+        let block = t.block_at(pc);
         Place::Function {
             func,
             offset: pc - func.start,
-            block: t.block_at(pc),
+            block,
             unsafe_region: t.unsafe_region_at(pc),
-            span: t
-                .inst_at(pc)
+            // Out-of-line code follows the function's last block: the
+            // instruction before it in the code is not the one it serves.
+            span: block
+                .and(t.inst_at(pc))
                 .and_then(|i| self.names.inst_span(i))
                 .unwrap_or(func.span),
         }

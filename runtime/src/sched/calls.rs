@@ -194,7 +194,7 @@ impl Runtime {
             }
             Op::Budget => Next::Continue(Resume::default()),
             Op::Collect => {
-                let all: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
+                let all: Vec<Arc<G>> = self.allgs.all();
                 // SAFETY: this M owns g, an interpreted goroutine.
                 unsafe { self.engine.collect(&all) };
                 Next::Continue(Resume::default())

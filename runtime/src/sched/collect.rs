@@ -90,7 +90,7 @@ impl crate::gc::cycle::Host for Runtime {
     fn roots(&self) -> Option<crate::gc::roots::Roots<'_>> {
         Some(crate::gc::roots::Roots {
             module: self.module()?,
-            goroutines: super::lock(&self.allgs).values().cloned().collect(),
+            goroutines: self.allgs.all(),
         })
     }
 

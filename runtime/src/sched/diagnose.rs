@@ -48,7 +48,7 @@ fn ms(ns: u64) -> String {
 /// report, or None when its thread is in the runtime serving it (it stops
 /// when the runtime is done, which is not a hang of the program).
 pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> Option<String> {
-    let where_ = running(rt, m);
+    let where_ = running(rt, m, Some(g));
     if where_.starts_with("\tin the runtime") {
         return None;
     }
@@ -64,7 +64,7 @@ pub fn stuck(rt: &Runtime, m: usize, g: &G, age: u64) -> Option<String> {
 /// running on P `p` and M `m`: the report, or None when its thread is in
 /// the runtime serving it (it stops when the runtime is done).
 pub fn stw_stuck(rt: &Runtime, why: &str, p: usize, m: usize, g: &G, age: u64) -> Option<String> {
-    let where_ = running(rt, m);
+    let where_ = running(rt, m, Some(g));
     if where_.starts_with("\tin the runtime") {
         return None;
     }
@@ -81,8 +81,10 @@ pub fn stw_stuck(rt: &Runtime, why: &str, p: usize, m: usize, g: &G, age: u64) -
 /// code.
 const SAMPLES: usize = 5;
 
-/// What the goroutine on M `m` is doing, with the reasons it may not stop.
-pub fn running(rt: &Runtime, m: usize) -> String {
+/// What the goroutine on M `m` is doing, with the reasons it may not stop:
+/// `g` when the caller knows which goroutine it is (the M may be between
+/// two of its slices, its own `current` cleared), else the M's current.
+pub fn running(rt: &Runtime, m: usize, g: Option<&G>) -> String {
     let Some(m) = lock(&rt.ms).get(m).cloned() else {
         return "\t(no thread)\n".into();
     };
@@ -126,7 +128,8 @@ pub fn running(rt: &Runtime, m: usize) -> String {
     };
     // Every sample in the runtime (a loaded machine can keep the thread
     // off a CPU for all of them): where the handler last stopped it.
-    let g = rt.g_by_id(m.current.load(Ordering::Acquire));
+    let current = rt.g_by_id(m.current.load(Ordering::Acquire));
+    let g = g.or(current.as_deref());
     let stopped = g
         .as_ref()
         .map_or(0, |g| g.redirected_pc.load(Ordering::Relaxed)) as usize;
@@ -140,7 +143,7 @@ pub fn running(rt: &Runtime, m: usize) -> String {
         s.push_str(&signal_reasons(rt, &m, tid));
     }
     if let Some(g) = g {
-        s.push_str(&arming_reasons(rt, module, &g, last));
+        s.push_str(&arming_reasons(rt, module, g, last));
     }
     s
 }
@@ -351,11 +354,9 @@ pub const DUMP_MAX: usize = 100;
 /// first [`DUMP_MAX`] by id, and how many more there are.
 pub fn goroutine_dump(rt: &Runtime) -> String {
     let mut out = String::new();
-    let mut gs: Vec<_> = lock(&rt.allgs)
-        .values()
-        .filter(|g| !matches!(g.status(), Status::Running | Status::Dead))
-        .cloned()
-        .collect();
+    let mut gs = rt
+        .allgs
+        .filter(|g| !matches!(g.status(), Status::Running | Status::Dead));
     gs.sort_unstable_by_key(|g| g.id);
     let left_out = gs.len().saturating_sub(DUMP_MAX);
     gs.truncate(DUMP_MAX);
@@ -368,7 +369,16 @@ pub fn goroutine_dump(rt: &Runtime) -> String {
         write!(out, "\ngoroutine {} [{state}]:\n", g.id).unwrap();
         // SAFETY: the program is ending: parked goroutines are not resumed
         // any more (shutdown is set before dumps are taken).
-        for fr in unsafe { rt.engine.traceback(&g) } {
+        let (stopped, frames) = unsafe { (rt.engine.stopped_in_stub(&g), rt.engine.traceback(&g)) };
+        let mut frames = frames.into_iter();
+        // One stopped by a mechanism: where, and why it may not go on
+        // there, as for a running one (a hang report taken while the
+        // goroutine waits between two of its slices says as much).
+        if let (Some((pc, _)), Some(module)) = (stopped, rt.module()) {
+            out.push_str(&describe_pc(module, &rt.cfg.file, pc, rt.cfg.mode));
+            frames.next();
+        }
+        for fr in frames {
             write!(
                 out,
                 "@{} in block {}\n\t{}:{}:{}\n",
@@ -391,11 +401,15 @@ pub fn goroutine_dump(rt: &Runtime) -> String {
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// Waits (up to [`SETTLE`]) until every goroutine marked running is some
-/// P's or some M's current goroutine. A goroutine whose slice has just ended
+/// P's or some M's current goroutine, and no goroutine waits in a run
+/// queue while a P runs nothing. A goroutine whose slice has just ended
 /// is still marked running, on no P, until its M queues or parks it: a
 /// report taken in that window, and dumped after its M has run it again,
 /// would show it nowhere. The window is a few instructions on hardware and
-/// far wider under an emulator.
+/// far wider under an emulator. And a goroutine stopped at the end of its
+/// slice waits in a queue until a P takes it, a window a loaded machine
+/// widens too: the report would show a spinning goroutine as runnable,
+/// not sampled where it spins.
 fn settle(rt: &Runtime) {
     let deadline = std::time::Instant::now() + SETTLE;
     loop {
@@ -409,9 +423,12 @@ fn settle(rt: &Runtime) {
                 .iter()
                 .map(|m| m.current.load(Ordering::Acquire)),
         );
-        let between = lock(&rt.allgs)
-            .values()
-            .any(|g| g.status() == Status::Running && !placed.contains(&g.id));
+        let p_free = rt.ps.iter().any(|p| p.current.load(Ordering::Acquire) == 0);
+        let between = rt.allgs.any(|g| match g.status() {
+            Status::Running => !placed.contains(&g.id),
+            Status::Runnable => p_free,
+            _ => false,
+        });
         if !between || std::time::Instant::now() >= deadline {
             return;
         }
@@ -458,7 +475,7 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
             continue;
         };
         write!(msg, "\ngoroutine {} [running]:\n", g.id).unwrap();
-        msg.push_str(&running(rt, p.m.load(Ordering::Acquire)));
+        msg.push_str(&running(rt, p.m.load(Ordering::Acquire), Some(&g)));
     }
     for m in lock(&rt.ms).iter() {
         let g = m.current.load(Ordering::Acquire);

@@ -10,9 +10,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use preempt_jit::abi::{decode_fault, FaultCode, GoroutineContext, RuntimeOp, TAG_FREED};
+use preempt_jit::code::place::Place;
 use preempt_jit::fault::{Fault, Frame};
 use preempt_jit::interp::{self, Interp, Request, Value};
-use preempt_jit::ir::{ForeignFn, FuncId};
+use preempt_jit::ir::{BlockId, ForeignFn, FuncId};
 use preempt_jit::module::{Module, SelectArmDesc};
 
 use super::harness::{Harness, SwitchTo};
@@ -204,6 +205,25 @@ impl Engine {
                     pending: false,
                 }
             }
+        }
+    }
+
+    /// Makes `g`, a dead goroutine's record that nothing else holds,
+    /// goroutine `id` (see [`G::renew`]); false if it cannot be (an
+    /// interpreted program), and then `args` are untouched.
+    pub fn renew(
+        &self,
+        g: &mut G,
+        id: u64,
+        func: FuncId,
+        args: &mut SpawnArgs,
+        init: impl FnOnce(&mut GoroutineContext),
+    ) -> bool {
+        match (self, args) {
+            (Engine::Jit { module, .. }, SpawnArgs::Words(w)) => {
+                g.renew(id, func, module.functions[func.index()] as u64, w, init)
+            }
+            _ => false,
         }
     }
 
@@ -454,7 +474,24 @@ impl Engine {
     /// meanwhile (the program is ending).
     pub unsafe fn traceback(&self, g: &G) -> Vec<Frame> {
         // SAFETY: per the contract above.
+        if let Some((pc, fp)) = unsafe { self.stopped_in_stub(g) } {
+            return self.walk_stopped(g, pc, fp);
+        }
+        // SAFETY: per the contract above.
         match (self, unsafe { g.exec() }) {
+            (Engine::Jit { module, .. }, Exec::Jit { stack, .. }) if stack.size() == 0 => {
+                // Not started: where it will (its first block), at its
+                // header, as Go shows a new goroutine at its function.
+                let f = module.tables.functions.iter().find(|f| f.func == g.func);
+                f.map(|f| Frame {
+                    func: f.name.clone(),
+                    block: format!("{} (not started)", module.names.block(f.func, BlockId(0))),
+                    line: f.span.line,
+                    col: f.span.col,
+                })
+                .into_iter()
+                .collect()
+            }
             (Engine::Jit { module, .. }, Exec::Jit { ctx, stack, .. }) => {
                 let fp = ctx.saved[preempt_jit::isa::frame_pointer(module.arch) as usize] as usize;
                 let ret = stack.read(ctx.sp as usize).unwrap_or(0) as usize;
@@ -466,6 +503,67 @@ impl Engine {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Where `g`, stopped in the preemption stub (by any mechanism but
+    /// `coop`, and now waiting to run again), was interrupted: the PC it
+    /// resumes at and its frame pointer there. None for a goroutine
+    /// stopped anywhere else.
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::traceback`]'s.
+    pub unsafe fn stopped_in_stub(&self, g: &G) -> Option<(usize, usize)> {
+        let Engine::Jit { module, .. } = self else {
+            return None;
+        };
+        // SAFETY: per the contract above.
+        let Exec::Jit { ctx, stack, .. } = (unsafe { g.exec() }) else {
+            return None;
+        };
+        let ret = stack.read(ctx.sp as usize)? as usize;
+        match module.place(ret) {
+            Place::Stub(s) if s.name == "preempt_stub" => {}
+            _ => return None,
+        }
+        let slot = preempt_jit::isa::preempt_stub_resume_slot(module.arch);
+        let pc = stack.read((ctx.sp as usize).checked_add(slot)?)? as usize;
+        // The stub keeps the interrupted code's frame pointer, which the
+        // runtime call saved in the context.
+        let fp = ctx.saved[preempt_jit::isa::frame_pointer(module.arch) as usize] as usize;
+        Some((pc, fp))
+    }
+
+    /// The frames of `g`, interrupted at `pc` with frame pointer `fp`:
+    /// the interrupted instruction's, then its callers'. Only the first
+    /// when the PC is in a prologue, epilogue or out-of-line path, where
+    /// the frame record may not be the function's own.
+    fn walk_stopped(&self, g: &G, pc: usize, fp: usize) -> Vec<Frame> {
+        let Engine::Jit { module, .. } = self else {
+            return Vec::new();
+        };
+        let Place::Function {
+            func, block, span, ..
+        } = module.place(pc)
+        else {
+            return Vec::new();
+        };
+        let mut frames = vec![Frame {
+            func: func.name.clone(),
+            block: block.map_or_else(
+                || "(prologue or out-of-line code)".to_string(),
+                |b| module.names.block(b.func, b.block).to_string(),
+            ),
+            line: span.line,
+            col: span.col,
+        }];
+        // SAFETY: the caller's contract (see `traceback`).
+        if let (Some(_), Exec::Jit { stack, .. }) = (block, unsafe { g.exec() }) {
+            if let (Some(up), Some(ret)) = (stack.read(fp), stack.read(fp.wrapping_add(8))) {
+                frames.extend(walk(module, stack, ret as usize, up as usize));
+            }
+        }
+        frames
     }
 
     /// Collects the interpreter's heap with every goroutine's roots.

@@ -39,6 +39,7 @@
 //! run-queue exchanges; everything the monitor and diagnoses read there is
 //! a plain store by the one thread that owns it.
 
+mod allgs;
 mod calls;
 mod collect;
 pub mod diagnose;
@@ -55,6 +56,7 @@ pub mod sysmon;
 #[cfg(test)]
 mod tests;
 
+use allgs::{AllGs, GFree};
 use procs::Handoff;
 pub use procs::{PStatus, M, P};
 pub use start::{run, run_interp};
@@ -64,6 +66,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use preempt_jit::abi::GoroutineContext;
 use preempt_jit::fault::{report, Fault};
 use preempt_jit::interp::Interp;
 use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
@@ -153,7 +156,9 @@ pub struct Runtime {
     /// guard and first pages already set up).
     stacks: StackPool,
     /// Every goroutine not yet dead.
-    pub allgs: Mutex<std::collections::HashMap<u64, Arc<G>>>,
+    pub allgs: AllGs,
+    /// Dead goroutines' records, for new goroutines.
+    gfree: GFree,
     next_gid: AtomicU64,
     /// The program's outcome, once it has one.
     outcome: Mutex<Option<Outcome>>,
@@ -209,7 +214,8 @@ impl Runtime {
             idle: idle::Idle::new(procs),
             ps: (0..procs).map(P::new).collect(),
             ms: Mutex::default(),
-            allgs: Mutex::default(),
+            allgs: AllGs::default(),
+            gfree: GFree::new(procs),
             stacks: StackPool::new(cfg.stack_size, engine.max_frame()),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
@@ -269,7 +275,7 @@ impl Runtime {
 
     /// The live goroutine with id `id`.
     pub fn g_by_id(&self, id: u64) -> Option<Arc<G>> {
-        lock(&self.allgs).get(&id).cloned()
+        self.allgs.get(id)
     }
 
     /// Ends the program with `outcome` (the first outcome wins).
@@ -306,7 +312,7 @@ impl Runtime {
     /// function entry and find the run over. Idempotent; once it returns,
     /// nothing is armed.
     fn close_requests(&self) {
-        let gs: Vec<Arc<G>> = lock(&self.allgs).values().cloned().collect();
+        let gs = self.allgs.all();
         let stats = &self.obs.stats.sched;
         for g in &gs {
             g.stop.close(&self.arming.fx(g, stats, &self.obs.tracer));
@@ -315,16 +321,34 @@ impl Runtime {
     }
 
     /// Creates a goroutine and makes it runnable on `p` (or globally).
-    fn spawn(&self, func: preempt_jit::ir::FuncId, args: SpawnArgs, p: Option<usize>) -> Arc<G> {
+    /// A dead goroutine's record is reused when its P has one (see
+    /// [`allgs`]).
+    fn spawn(
+        &self,
+        func: preempt_jit::ir::FuncId,
+        mut args: SpawnArgs,
+        p: Option<usize>,
+    ) -> Arc<G> {
         let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let mut exec = self.engine.new_exec(id, func, args);
-        if let Exec::Jit { ctx, .. } = &mut exec {
+        let init = |ctx: &mut GoroutineContext| {
             ctx.gc = self.gc.barrier_address();
             ctx.poll_page
                 .store(self.arming.initial_poll_page(), Ordering::Relaxed);
-        }
-        let g = Arc::new(G::new(id, func, exec));
-        lock(&self.allgs).insert(id, g.clone());
+        };
+        let reused = p.and_then(|p| self.gfree.get(p)).and_then(|mut g| {
+            let record = Arc::get_mut(&mut g)?;
+            self.engine
+                .renew(record, id, func, &mut args, init)
+                .then_some(g)
+        });
+        let g = reused.unwrap_or_else(|| {
+            let mut exec = self.engine.new_exec(id, func, args);
+            if let Exec::Jit { ctx, .. } = &mut exec {
+                init(ctx);
+            }
+            Arc::new(G::new(id, func, exec))
+        });
+        self.allgs.insert(g.clone());
         self.obs.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
         g
@@ -795,10 +819,13 @@ impl Runtime {
             Next::Park(_) => {}
             Next::Dead => {
                 g.set_status(Status::Dead);
-                lock(&self.allgs).remove(&g.id);
+                self.allgs.remove(g.id);
                 // SAFETY: this M owns g, which is dead: nothing will run it.
                 if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
                     self.stacks.put(stack.take());
+                }
+                if let Some(p) = p_now {
+                    self.gfree.put(p, g);
                 }
             }
         }
@@ -865,8 +892,8 @@ impl Runtime {
         if lock(&self.ms).iter().any(|m| lock(&m.in_foreign).is_some()) {
             return;
         }
-        let stirring = lock(&self.allgs)
-            .values()
+        let stirring = self
+            .allgs
             .any(|g| matches!(g.status(), Status::Runnable | Status::Running));
         if stirring || self.timers.pending() != 0 || !all_idle() {
             return;

@@ -201,7 +201,7 @@ impl Runtime {
             );
         }
         let gs: Vec<_> = {
-            let mut v: Vec<_> = lock(&self.allgs).values().cloned().collect();
+            let mut v: Vec<_> = self.allgs.all();
             v.sort_by_key(|g| g.id);
             v
         };

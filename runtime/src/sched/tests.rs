@@ -79,7 +79,7 @@ fn m_on(rt: &Runtime, p: usize) -> Arc<M> {
 fn goroutine(rt: &Runtime, id: u64) -> Arc<G> {
     let g = G::detached(id);
     g.set_status(Status::Waiting);
-    lock(&rt.allgs).insert(id, g.clone());
+    rt.allgs.insert(g.clone());
     g
 }
 
