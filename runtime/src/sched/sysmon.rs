@@ -31,7 +31,7 @@
 
 mod deep;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -59,6 +59,10 @@ pub struct Monitor {
     model: Model,
     /// When the monitor will wake (monotonic ns; 0 while awake).
     sleeping_until: AtomicU64,
+    /// How long it sleeps at most while a goroutine runs (ns; 0 until its
+    /// loop starts): a worker that starts while it sleeps no longer than
+    /// that need not wake it.
+    running_tick: AtomicU64,
     /// Its deep sleep (`--sched go`, every P idle), and the handshake with
     /// the Ps that wake it ([`deep`]).
     deep: deep::DeepSleep,
@@ -96,7 +100,25 @@ impl Monitor {
     /// not wake a monitor on a backed-off tick).
     pub fn worker_started(&self) {
         match self.model {
-            Model::Precise => self.wake(),
+            Model::Precise => {
+                // What the wake is for: a pass of the monitor within a
+                // running tick of the worker's start, so that its slice is
+                // seen in time. A monitor that sleeps no longer than that
+                // makes the pass anyway; one that sleeps longer, or is
+                // awake (0: it may be about to choose a long sleep), is
+                // woken as before. Waking it every time cost a futex call
+                // on every start of an idle P (a channel hand-over between
+                // Ps starts one each time) and a pass of the monitor. The
+                // fence pairs with the monitor's after it stores 0 on
+                // waking: a deadline read here belongs to a sleep that had
+                // not ended when the P was marked running.
+                fence(Ordering::SeqCst);
+                let until = self.sleeping_until.load(Ordering::SeqCst);
+                let tick = self.running_tick.load(Ordering::Relaxed);
+                if until == 0 || tick == 0 || until > monotonic_nanos().saturating_add(tick) {
+                    self.wake();
+                }
+            }
             Model::Go => self.wake_if_deep(),
         }
     }
@@ -141,7 +163,10 @@ impl Monitor {
                 .0;
         }
         let woken = std::mem::replace(&mut *w, false);
-        self.sleeping_until.store(0, Ordering::Release);
+        self.sleeping_until.store(0, Ordering::SeqCst);
+        // Pairs with `worker_started`'s fence: the pass that follows reads
+        // the Ps after this store.
+        fence(Ordering::SeqCst);
         woken
     }
 
@@ -279,6 +304,7 @@ pub fn run(rt: &Runtime) {
     // just after a look is then seen within a tenth of a quantum, so no
     // slice runs longer than 1.1 quanta before its request.
     let running_tick = (quantum / 10).max(min);
+    rt.sysmon.running_tick.store(running_tick, Ordering::Relaxed);
     let hang = rt.cfg.hang_threshold.as_nanos() as u64;
     let async_mode = rt.signals_preempt();
     // Sleeps here are short and must be on time: no timer slack.
