@@ -9,6 +9,9 @@ use std::collections::HashMap as StdHashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 mod instruction;
+mod regs;
+
+use regs::RegIds;
 
 use super::lexer::{unescape, Lexer, Tok, Token};
 use super::{
@@ -114,7 +117,7 @@ struct Parser<'a> {
 /// The tables of the function being parsed, empty between functions.
 #[derive(Default)]
 struct Tables<'a> {
-    reg_ids: HashMap<&'a str, Reg>,
+    reg_ids: RegIds<'a>,
     labels: HashMap<&'a str, (BlockId, Span)>,
     label_refs: Vec<LabelRef<'a>>,
     /// The instructions of the last block, moved into it (in one
@@ -148,8 +151,8 @@ struct FuncState<'a> {
 impl<'a> FuncState<'a> {
     fn reg(&mut self, name: &'a str) -> Reg {
         let next = Reg::new(self.regs.len());
-        let r = *self.t.reg_ids.entry(name).or_insert(next);
-        if r == next {
+        let (r, new) = self.t.reg_ids.get_or_insert(name, next);
+        if new {
             self.regs.push(RegInfo {
                 name: name.into(),
                 ty: None,
@@ -220,7 +223,10 @@ impl<'a> Parser<'a> {
             global_ids: HashMap::default(),
             n_funcs: 0,
             n_globals: 0,
-            tables: Tables::default(),
+            tables: Tables {
+                reg_ids: RegIds::new(source),
+                ..Tables::default()
+            },
         };
         p.cur = p.pull();
         p.ahead = p.pull();
@@ -618,7 +624,7 @@ impl<'a> Parser<'a> {
                         ))
                     }
                 };
-                if st.t.reg_ids.contains_key(&p_name) {
+                if st.t.reg_ids.contains(p_name) {
                     return Err(Error::new(p_span, format!("duplicate parameter %{p_name}")));
                 }
                 self.expect(Tok::Colon, "':' and a type")?;
