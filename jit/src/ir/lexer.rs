@@ -94,6 +94,16 @@ fn is_name_char(c: u8) -> bool {
     CLASS[c as usize] & NAME_CHAR != 0
 }
 
+/// A name's bytes as text, without the check that a slice of the source
+/// starts and ends on character boundaries.
+#[inline]
+fn ascii(name: &[u8]) -> &str {
+    debug_assert!(name.iter().all(|&c| is_name_char(c)));
+    // SAFETY: the lexer takes into a name only bytes of [`CLASS`]'s name
+    // classes, all ASCII, and ASCII bytes are UTF-8 on their own.
+    unsafe { std::str::from_utf8_unchecked(name) }
+}
+
 /// The byte after the name continuing from `i`.
 #[inline]
 fn name_end(b: &[u8], mut i: usize) -> usize {
@@ -227,7 +237,7 @@ impl<'a> Lexer<'a> {
                     return Err(self.no_name(start, c));
                 }
                 i = name_end(b, i);
-                let name = &text[start + 1..i];
+                let name = ascii(&b[start + 1..i]);
                 if c == b'@' {
                     Tok::Global(name)
                 } else {
@@ -236,7 +246,7 @@ impl<'a> Lexer<'a> {
             }
             c if is_name_start(c) => {
                 i = name_end(b, i);
-                Tok::Ident(&text[start..i])
+                Tok::Ident(ascii(&b[start..i]))
             }
             b'\n' => {
                 let span = self.span(i);
