@@ -38,11 +38,16 @@ impl<'a> RegIds<'a> {
         }
     }
 
+    /// Empties the table. A table sized for a large function is dropped
+    /// once a function fills only a small part of it, so that each of many
+    /// small functions after a large one does not clear the large table.
     pub(super) fn clear(&mut self) {
-        if self.len > 0 {
+        if self.slots.len() > 1024 && self.len * 8 < self.slots.len() {
+            self.slots = Vec::new();
+        } else if self.len > 0 {
             self.slots.fill((0, 0));
-            self.len = 0;
         }
+        self.len = 0;
         self.long.clear();
     }
 
@@ -174,5 +179,28 @@ mod tests {
             }
             ids.clear();
         }
+    }
+
+    /// After a large function the table keeps its size for the next one
+    /// only while that one fills a fair part of it.
+    #[test]
+    fn a_large_table_is_dropped_after_a_small_function() {
+        let owned: Vec<&'static str> = (0..5000)
+            .map(|k| &*Box::leak(format!("r{k}").into_boxed_str()))
+            .collect();
+        let mut ids = RegIds::new("");
+        for (k, &n) in owned.iter().enumerate() {
+            ids.get_or_insert(n, Reg::new(k));
+        }
+        let large = ids.slots.len();
+        assert!(large >= 10_000, "{large}");
+        ids.clear();
+        assert_eq!(ids.slots.len(), large);
+        assert!(!ids.contains("r1"));
+        ids.get_or_insert("x", Reg::new(0));
+        ids.clear();
+        assert!(ids.slots.is_empty());
+        assert_eq!(ids.get_or_insert("x", Reg::new(3)), (Reg::new(3), true));
+        assert!(ids.contains("x") && !ids.contains("r1"));
     }
 }
