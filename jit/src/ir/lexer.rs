@@ -94,6 +94,16 @@ fn is_name_char(c: u8) -> bool {
     CLASS[c as usize] & NAME_CHAR != 0
 }
 
+/// A name's bytes as text, without the check that a slice of the source
+/// starts and ends on character boundaries.
+#[inline]
+fn ascii(name: &[u8]) -> &str {
+    debug_assert!(name.iter().all(|&c| is_name_char(c)));
+    // SAFETY: the lexer takes into a name only bytes of [`CLASS`]'s name
+    // classes, all ASCII, and ASCII bytes are UTF-8 on their own.
+    unsafe { std::str::from_utf8_unchecked(name) }
+}
+
 /// The byte after the name continuing from `i`.
 #[inline]
 fn name_end(b: &[u8], mut i: usize) -> usize {
@@ -102,6 +112,12 @@ fn name_end(b: &[u8], mut i: usize) -> usize {
     }
     i
 }
+
+/// `b'\n'`, `1` and the top bit in every byte of a word, for
+/// [`Lexer::skip_line`].
+const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// Scans source text on demand, one token at a time: names borrow from the
 /// text and nothing is copied except string literals, whose escapes are
@@ -148,12 +164,22 @@ impl<'a> Lexer<'a> {
     /// Moves to the start of the next line without looking at the rest of
     /// this one (the parser's pre-scan reads only the start of each line).
     pub fn skip_line(&mut self) {
-        // Lines are short: a byte loop beats a call to a vectorised search.
-        match self.text.as_bytes()[self.pos..]
-            .iter()
-            .position(|&c| c == b'\n')
-        {
-            Some(k) => self.new_line(self.pos + k + 1),
+        // Lines are short: eight bytes a step in a register beat both a
+        // byte loop and a call to a vectorised search.
+        let b = self.text.as_bytes();
+        let mut i = self.pos;
+        while let Some(eight) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(eight.try_into().expect("eight bytes")) ^ NEWLINES;
+            // A zero byte of `w` is a newline. The lowest bit this sets is
+            // exact (a false mark needs the borrow of a true zero below it).
+            let zero = w.wrapping_sub(ONES) & !w & HIGH_BITS;
+            if zero != 0 {
+                return self.new_line(i + (zero.trailing_zeros() / 8) as usize + 1);
+            }
+            i += 8;
+        }
+        match b[i..].iter().position(|&c| c == b'\n') {
+            Some(k) => self.new_line(i + k + 1),
             None => self.pos = self.text.len(),
         }
     }
@@ -211,7 +237,7 @@ impl<'a> Lexer<'a> {
                     return Err(self.no_name(start, c));
                 }
                 i = name_end(b, i);
-                let name = &text[start + 1..i];
+                let name = ascii(&b[start + 1..i]);
                 if c == b'@' {
                     Tok::Global(name)
                 } else {
@@ -220,7 +246,7 @@ impl<'a> Lexer<'a> {
             }
             c if is_name_start(c) => {
                 i = name_end(b, i);
-                Tok::Ident(&text[start..i])
+                Tok::Ident(ascii(&b[start..i]))
             }
             b'\n' => {
                 let span = self.span(i);
@@ -514,6 +540,31 @@ mod tests {
         assert_eq!(toks(r#""a\n\t\"\\""#)[0], Tok::Str(r#"a\n\t\"\\"#));
         assert_eq!(unescape(r#"a\n\t\"\\ é"#), "a\n\t\"\\ é");
         assert_eq!(toks("->")[0], Tok::Arrow);
+    }
+
+    /// Skipping a line finds its newline wherever it falls in the
+    /// eight-byte steps, past bytes that differ from a newline in one bit
+    /// or only in the top bit, and at the end of a text without one.
+    #[test]
+    fn skip_line_stops_after_the_newline() {
+        for fill in ["a", "\u{b}", "\u{8}", "Ċ", "é"] {
+            for len in 0..24 {
+                let text = format!("{}\nnext\n", fill.repeat(len));
+                let mut lexer = Lexer::new(&text);
+                lexer.skip_line();
+                let t = lexer.next_token().unwrap();
+                assert_eq!(
+                    (t.tok, t.span.key()),
+                    (Tok::Ident("next"), (2, 1)),
+                    "{text:?}"
+                );
+                let unended = fill.repeat(len);
+                let mut lexer = Lexer::new(&unended);
+                lexer.skip_line();
+                assert_eq!(lexer.next_token().unwrap().tok, Tok::Newline);
+                assert_eq!(lexer.next_token().unwrap().tok, Tok::Eof);
+            }
+        }
     }
 
     #[test]

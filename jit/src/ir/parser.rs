@@ -9,6 +9,9 @@ use std::collections::HashMap as StdHashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 mod instruction;
+mod regs;
+
+use regs::RegIds;
 
 use super::lexer::{unescape, Lexer, Tok, Token};
 use super::{
@@ -114,7 +117,11 @@ struct Parser<'a> {
 /// The tables of the function being parsed, empty between functions.
 #[derive(Default)]
 struct Tables<'a> {
-    reg_ids: HashMap<&'a str, Reg>,
+    reg_ids: RegIds<'a>,
+    /// The function's registers, moved out in one allocation of the right
+    /// size when it is complete (growing the function's own vector by
+    /// doubling copied it over and over).
+    regs: Vec<RegInfo>,
     labels: HashMap<&'a str, (BlockId, Span)>,
     label_refs: Vec<LabelRef<'a>>,
     /// The instructions of the last block, moved into it (in one
@@ -125,6 +132,7 @@ struct Tables<'a> {
 impl Tables<'_> {
     fn clear(&mut self) {
         self.reg_ids.clear();
+        self.regs.clear();
         self.labels.clear();
         self.label_refs.clear();
         self.insts.clear();
@@ -139,7 +147,6 @@ struct LabelRef<'a> {
 
 /// Per-function parsing state.
 struct FuncState<'a> {
-    regs: Vec<RegInfo>,
     blocks: Vec<Block>,
     /// The parser's tables, lent for the function.
     t: Tables<'a>,
@@ -147,10 +154,10 @@ struct FuncState<'a> {
 
 impl<'a> FuncState<'a> {
     fn reg(&mut self, name: &'a str) -> Reg {
-        let next = Reg::new(self.regs.len());
-        let r = *self.t.reg_ids.entry(name).or_insert(next);
-        if r == next {
-            self.regs.push(RegInfo {
+        let next = Reg::new(self.t.regs.len());
+        let (r, new) = self.t.reg_ids.get_or_insert(name, next);
+        if new {
+            self.t.regs.push(RegInfo {
                 name: name.into(),
                 ty: None,
             });
@@ -220,7 +227,10 @@ impl<'a> Parser<'a> {
             global_ids: HashMap::default(),
             n_funcs: 0,
             n_globals: 0,
-            tables: Tables::default(),
+            tables: Tables {
+                reg_ids: RegIds::new(source),
+                ..Tables::default()
+            },
         };
         p.cur = p.pull();
         p.ahead = p.pull();
@@ -596,7 +606,6 @@ impl<'a> Parser<'a> {
         };
         self.check_first_definition(name, span, true)?;
         let mut st = FuncState {
-            regs: Vec::new(),
             blocks: Vec::new(),
             t: std::mem::take(&mut self.tables),
         };
@@ -618,13 +627,13 @@ impl<'a> Parser<'a> {
                         ))
                     }
                 };
-                if st.t.reg_ids.contains_key(&p_name) {
+                if st.t.reg_ids.contains(p_name) {
                     return Err(Error::new(p_span, format!("duplicate parameter %{p_name}")));
                 }
                 self.expect(Tok::Colon, "':' and a type")?;
                 let (ty, _) = self.parse_type()?;
                 let r = st.reg(p_name);
-                st.regs[r.index()].ty = Some(ty);
+                st.t.regs[r.index()].ty = Some(ty);
                 params.push(r);
                 param_types.push(ty);
                 if matches!(self.peek(), Tok::Comma) {
@@ -709,6 +718,7 @@ impl<'a> Parser<'a> {
                     .for_each_successor_mut(|b| *b = resolved[b.index()]);
             }
         }
+        let regs = st.t.regs.drain(..).collect();
         st.t.clear();
         self.tables = st.t;
         Ok(Function {
@@ -718,7 +728,7 @@ impl<'a> Parser<'a> {
             params,
             param_types,
             ret,
-            regs: st.regs,
+            regs,
             blocks: st.blocks,
         })
     }
