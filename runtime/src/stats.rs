@@ -435,6 +435,13 @@ impl Stats {
         self.goroutines_created.fetch_add(1, Relaxed);
     }
 
+    /// `n` goroutines created, counted elsewhere (the scheduler's id
+    /// counter, which a spawn bumps anyway: one shared counter per spawn
+    /// rather than two).
+    pub fn goroutines_created_add(&self, n: u64) {
+        self.goroutines_created.fetch_add(n, Relaxed);
+    }
+
     /// A worker OS thread (an M) was started.
     #[inline]
     pub fn thread_created(&self) {

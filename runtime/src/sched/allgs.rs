@@ -12,6 +12,17 @@
 //! consecutive: nothing to defend against), and a dead goroutine's record
 //! goes onto its P's free list when nothing else holds it.
 //!
+//! Removal from the map is what put the two Ms in each other's way:
+//! the child dies on the P that ran it, and its entry sits in a shard the
+//! spawner's P keeps inserting into. So a dead JIT goroutine waits on its
+//! P's list of retired records, still in the map with its status `Dead`
+//! (every reader of the map skips those), and every [`RETIRE_BATCH`] of
+//! them leave the map together: ids are laid out in shards by blocks of
+//! [`ID_BLOCK`], so a batch of goroutines spawned together takes one or
+//! two shard locks instead of one each, and the spawner's run of inserts
+//! stays in one shard's cache lines. Only then do the records become
+//! free for reuse.
+//!
 //! A record is reused only when its `Arc` is the last one (`Arc::get_mut`
 //! decides): no run queue, waiter, diagnosis or monitor can still see it,
 //! so no stale reference ever finds a new goroutine in an old one's
@@ -27,6 +38,12 @@ use crate::g::G;
 
 /// Shards of the live-goroutine map (a power of two).
 const SHARDS: usize = 16;
+
+/// Consecutive ids that share a shard.
+const ID_BLOCK: u64 = 64;
+
+/// Dead goroutines a P retires from the map at once.
+const RETIRE_BATCH: usize = 32;
 
 /// Dead records a P keeps before it moves [`MOVE`] of them to the global
 /// list, as Go's `gfput` does at 64.
@@ -83,7 +100,7 @@ pub struct AllGs {
 
 impl AllGs {
     fn shard(&self, id: u64) -> MutexGuard<'_, IdMap> {
-        self.shards[id as usize % SHARDS].lock()
+        self.shards[shard_of(id)].lock()
     }
 
     pub fn insert(&self, g: Arc<G>) {
@@ -120,10 +137,21 @@ impl AllGs {
     }
 }
 
+fn shard_of(id: u64) -> usize {
+    (id / ID_BLOCK) as usize % SHARDS
+}
+
+/// A P's dead records: retired (still in the map) and free.
+#[derive(Debug, Default)]
+struct PFree {
+    retired: Vec<Arc<G>>,
+    free: Vec<Arc<G>>,
+}
+
 /// Dead goroutines' records, per P and global.
 #[derive(Debug)]
 pub struct GFree {
-    local: Box<[Padded<Vec<Arc<G>>>]>,
+    local: Box<[Padded<PFree>]>,
     global: Padded<Vec<Arc<G>>>,
 }
 
@@ -135,39 +163,74 @@ impl GFree {
         }
     }
 
-    /// Keeps dead `g` for reuse on P `p`, if nothing else holds it;
-    /// otherwise the last holder frees it.
-    pub fn put(&self, p: usize, mut g: Arc<G>) {
+    /// Goroutine `g` died on P `p`: out of `all` with the next batch of
+    /// `p`'s (see the module's header), then kept for reuse.
+    pub fn retire(&self, p: usize, g: Arc<G>, all: &AllGs) {
+        let mut local = self.local[p].lock();
+        local.retired.push(g);
+        if local.retired.len() >= RETIRE_BATCH {
+            self.unregister(&mut local, all);
+        }
+    }
+
+    /// Takes `local`'s retired records out of `all`, shard by shard, and
+    /// keeps those nothing else holds.
+    fn unregister(&self, local: &mut PFree, all: &AllGs) {
+        let mut batch = std::mem::take(&mut local.retired);
+        batch.sort_unstable_by_key(|g| g.id);
+        for run in batch.chunk_by(|a, b| shard_of(a.id) == shard_of(b.id)) {
+            let mut shard = all.shard(run[0].id);
+            for g in run {
+                shard.remove(&g.id);
+            }
+        }
+        for g in batch.drain(..) {
+            self.keep(local, g);
+        }
+        // The emptied vector goes back: no allocation per batch.
+        local.retired = batch;
+    }
+
+    /// Keeps dead `g` on a P's list, if nothing else holds it; otherwise
+    /// the last holder frees it.
+    fn keep(&self, local: &mut PFree, mut g: Arc<G>) {
         if Arc::get_mut(&mut g).is_none() {
             return;
         }
-        let mut local = self.local[p].lock();
-        local.push(g);
-        if local.len() > LOCAL_MAX {
-            let from = local.len() - MOVE;
+        local.free.push(g);
+        if local.free.len() > LOCAL_MAX {
+            let from = local.free.len() - MOVE;
             let mut global = self.global.lock();
             let room = GLOBAL_MAX.saturating_sub(global.len());
-            let moved = local.drain(from..);
+            let moved = local.free.drain(from..);
             global.extend(moved.take(room));
         }
     }
 
-    /// A dead record for a goroutine spawned on `p`: from its list, or a
-    /// batch from the global one.
-    pub fn get(&self, p: usize) -> Option<Arc<G>> {
+    /// A dead record for a goroutine spawned on `p`: from its list, its
+    /// retired ones, or a batch from the global list.
+    pub fn get(&self, p: usize, all: &AllGs) -> Option<Arc<G>> {
         let mut local = self.local[p].lock();
-        if local.is_empty() {
+        if local.free.is_empty() && !local.retired.is_empty() {
+            self.unregister(&mut local, all);
+        }
+        if local.free.is_empty() {
             let mut global = self.global.lock();
             let from = global.len().saturating_sub(MOVE);
-            local.extend(global.drain(from..));
+            local.free.extend(global.drain(from..));
         }
-        local.pop()
+        local.free.pop()
     }
 
-    /// Records kept, all lists together.
+    /// Records kept for reuse, all lists together.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.global.lock().len() + self.local.iter().map(|l| l.lock().len()).sum::<usize>()
+        self.global.lock().len()
+            + self
+                .local
+                .iter()
+                .map(|l| l.lock().free.len())
+                .sum::<usize>()
     }
 }
 
@@ -205,38 +268,75 @@ mod tests {
         assert!(!all.any(|g| g.id == 37));
     }
 
+    /// `g`, registered in `all` as a spawn does, dead.
+    fn dead(all: &AllGs, id: u64) -> Arc<G> {
+        let g = jit_g(id);
+        all.insert(g.clone());
+        g.set_status(Status::Dead);
+        g
+    }
+
+    #[test]
+    fn retired_records_leave_the_map_in_batches_then_are_reused() {
+        let (all, free) = (AllGs::default(), GFree::new(2));
+        for id in 0..(RETIRE_BATCH as u64 - 1) {
+            free.retire(0, dead(&all, id), &all);
+        }
+        // Still registered (dead), none free yet.
+        assert_eq!(all.all().len(), RETIRE_BATCH - 1);
+        assert_eq!(free.len(), 0);
+        free.retire(0, dead(&all, 99), &all);
+        assert!(all.all().is_empty(), "the batch left the map together");
+        assert_eq!(free.len(), RETIRE_BATCH);
+        assert!(
+            free.get(1, &all).is_none(),
+            "P 1's lists and the global one are empty"
+        );
+        assert!(free.get(0, &all).is_some());
+    }
+
+    #[test]
+    fn a_spawn_with_no_free_record_unregisters_the_retired_ones() {
+        let (all, free) = (AllGs::default(), GFree::new(1));
+        free.retire(0, dead(&all, 5), &all);
+        assert_eq!(all.all().len(), 1);
+        assert_eq!(free.get(0, &all).map(|g| g.id), Some(5));
+        assert!(all.all().is_empty());
+    }
+
     #[test]
     fn only_records_nothing_else_holds_are_kept() {
-        let free = GFree::new(2);
-        let g = jit_g(1);
+        let (all, free) = (AllGs::default(), GFree::new(1));
+        let g = dead(&all, 1);
         let held = g.clone();
-        free.put(0, g);
-        assert_eq!(free.len(), 0, "a record still held elsewhere is not reused");
-        free.put(0, held);
-        assert_eq!(free.len(), 1);
+        free.retire(0, g, &all);
         assert!(
-            free.get(1).is_none(),
-            "P 1's list and the global one are empty"
+            free.get(0, &all).is_none(),
+            "a record still held elsewhere is not reused"
         );
-        assert_eq!(free.get(0).map(|g| g.id), Some(1));
+        assert!(all.get(1).is_none(), "but it left the map");
+        free.retire(0, held, &all);
+        assert_eq!(free.get(0, &all).map(|g| g.id), Some(1));
     }
 
     #[test]
     fn surplus_records_move_to_the_global_list_and_back() {
-        let free = GFree::new(2);
-        for id in 0..(LOCAL_MAX as u64 + 1) {
-            free.put(0, jit_g(id));
+        let (all, free) = (AllGs::default(), GFree::new(2));
+        let n = (LOCAL_MAX + 1).next_multiple_of(RETIRE_BATCH);
+        for id in 0..n as u64 {
+            free.retire(0, dead(&all, id), &all);
         }
-        // P 0 kept LOCAL_MAX + 1 - MOVE; P 1 finds the rest globally.
-        assert_eq!(free.len(), LOCAL_MAX + 1);
+        // P 0 moved MOVE to the global list each time it passed LOCAL_MAX;
+        // P 1 finds them there.
+        assert_eq!(free.len(), n);
         let mut from_global = 0;
-        while free.get(1).is_some() {
+        while free.get(1, &all).is_some() {
             from_global += 1;
         }
         assert_eq!(from_global, MOVE);
         // The global list is bounded: the surplus beyond it is freed.
         for id in 0..(4 * GLOBAL_MAX as u64) {
-            free.put(1, jit_g(id));
+            free.retire(1, dead(&all, 1000 + id), &all);
         }
         assert!(free.len() <= GLOBAL_MAX + 2 * LOCAL_MAX);
     }

@@ -273,6 +273,11 @@ impl Runtime {
         self.engine.module()
     }
 
+    /// Goroutines created so far (ids are taken from 1 on, one a spawn).
+    pub fn goroutines_created(&self) -> u64 {
+        self.next_gid.load(Ordering::Relaxed) - 1
+    }
+
     /// The live goroutine with id `id`.
     pub fn g_by_id(&self, id: u64) -> Option<Arc<G>> {
         self.allgs.get(id)
@@ -335,12 +340,14 @@ impl Runtime {
             ctx.poll_page
                 .store(self.arming.initial_poll_page(), Ordering::Relaxed);
         };
-        let reused = p.and_then(|p| self.gfree.get(p)).and_then(|mut g| {
-            let record = Arc::get_mut(&mut g)?;
-            self.engine
-                .renew(record, id, func, &mut args, init)
-                .then_some(g)
-        });
+        let reused = p
+            .and_then(|p| self.gfree.get(p, &self.allgs))
+            .and_then(|mut g| {
+                let record = Arc::get_mut(&mut g)?;
+                self.engine
+                    .renew(record, id, func, &mut args, init)
+                    .then_some(g)
+            });
         let g = reused.unwrap_or_else(|| {
             let mut exec = self.engine.new_exec(id, func, args);
             if let Exec::Jit { ctx, .. } = &mut exec {
@@ -349,7 +356,6 @@ impl Runtime {
             Arc::new(G::new(id, func, exec))
         });
         self.allgs.insert(g.clone());
-        self.obs.stats.sched.goroutine_created();
         self.ready(g.clone(), p);
         g
     }
@@ -819,13 +825,16 @@ impl Runtime {
             Next::Park(_) => {}
             Next::Dead => {
                 g.set_status(Status::Dead);
-                self.allgs.remove(g.id);
                 // SAFETY: this M owns g, which is dead: nothing will run it.
-                if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
+                let jit = if let Exec::Jit { stack, .. } = unsafe { g.exec() } {
                     self.stacks.put(stack.take());
-                }
-                if let Some(p) = p_now {
-                    self.gfree.put(p, g);
+                    true
+                } else {
+                    false
+                };
+                match p_now {
+                    Some(p) if jit => self.gfree.retire(p, g, &self.allgs),
+                    _ => drop(self.allgs.remove(g.id)),
                 }
             }
         }

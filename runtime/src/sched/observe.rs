@@ -201,7 +201,7 @@ impl Runtime {
             );
         }
         let gs: Vec<_> = {
-            let mut v: Vec<_> = self.allgs.all();
+            let mut v: Vec<_> = self.allgs.filter(|g| g.status() != Status::Dead);
             v.sort_by_key(|g| g.id);
             v
         };

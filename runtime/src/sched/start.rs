@@ -211,6 +211,10 @@ fn start(engine: Engine, cfg: &RunConfig, obs: &Observers, out: Output) -> Outco
         .map(|m| m.switches.load(Ordering::Relaxed))
         .sum();
     rt.obs.stats.sched.context_switches_add(switches);
+    rt.obs
+        .stats
+        .sched
+        .goroutines_created_add(rt.goroutines_created());
     out.flush();
     // Let parked workers and the monitor see the shutdown; a worker still
     // in a goroutine's code stops at its next preemption point.

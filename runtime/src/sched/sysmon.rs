@@ -304,7 +304,9 @@ pub fn run(rt: &Runtime) {
     // just after a look is then seen within a tenth of a quantum, so no
     // slice runs longer than 1.1 quanta before its request.
     let running_tick = (quantum / 10).max(min);
-    rt.sysmon.running_tick.store(running_tick, Ordering::Relaxed);
+    rt.sysmon
+        .running_tick
+        .store(running_tick, Ordering::Relaxed);
     let hang = rt.cfg.hang_threshold.as_nanos() as u64;
     let async_mode = rt.signals_preempt();
     // Sleeps here are short and must be on time: no timer slack.
