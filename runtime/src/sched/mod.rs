@@ -631,13 +631,12 @@ impl Runtime {
         }
         {
             let mut s = lock(&self.sched);
-            let mut share = Vec::new();
-            if let Some(g) = queues::take_global(&mut s.runq, self.ps.len(), |g| share.push(g)) {
-                drop(s);
-                for g in share {
-                    self.push_local(p, g);
-                }
-                return Some(g);
+            let ring = &pp.q;
+            let got = queues::take_global(&mut s.runq, self.ps.len(), |global, g| {
+                ring.push(g, |spill| global.extend(spill));
+            });
+            if got.is_some() {
+                return got;
             }
         }
         // Steal, as Go's spinning M does: a few rounds over the other Ps,

@@ -168,15 +168,22 @@ impl Drop for LocalQueue {
 
 /// Takes the next goroutine from the global queue for a P of `procs`,
 /// with its share of what is left: the share goes to `keep` (the P's
-/// ring), oldest first.
+/// ring), oldest first, with the queue at hand for a ring that overflows
+/// (Go's `globrunqget` puts the share on the ring under the lock too; a
+/// vector to carry it past the lock cost an allocation per look).
 pub fn take_global(
     global: &mut VecDeque<Arc<G>>,
     procs: usize,
-    keep: impl FnMut(Arc<G>),
+    mut keep: impl FnMut(&mut VecDeque<Arc<G>>, Arc<G>),
 ) -> Option<Arc<G>> {
     let g = global.pop_front()?;
     let n = global_share(global.len(), procs);
-    global.drain(..n).for_each(keep);
+    for _ in 0..n {
+        match global.pop_front() {
+            Some(h) => keep(global, h),
+            None => break,
+        }
+    }
     Some(g)
 }
 
@@ -293,11 +300,11 @@ mod tests {
         let mut global: VecDeque<Arc<G>> = (1..=9).map(g).collect();
         let mut kept = Vec::new();
         // 8 left after the first, 2 Ps: a share of 4.
-        let first = take_global(&mut global, 2, |g| kept.push(g.id));
+        let first = take_global(&mut global, 2, |_, g| kept.push(g.id));
         assert_eq!(first.map(|g| g.id), Some(1));
         assert_eq!(kept, [2, 3, 4, 5]);
         assert_eq!(ids(global.drain(..)), [6, 7, 8, 9]);
-        assert!(take_global(&mut global, 2, |_| panic!()).is_none());
+        assert!(take_global(&mut global, 2, |_, _| panic!()).is_none());
     }
 
     #[test]
