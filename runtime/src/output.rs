@@ -15,7 +15,15 @@ pub struct Output {
     /// decides what a lost output means (`preempt run` ends with status 1,
     /// or quietly for a closed pipe).
     failed: Arc<OnceLock<(std::io::ErrorKind, String)>>,
+    /// Set when the watchdog ends the program: from then on a flush waits
+    /// at most [`ABANDONED_FLUSH`] (see [`Output::abandon`]).
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
+    /// An abandoned flush did not finish in time.
+    flush_stuck: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How long a flush waits once the output is abandoned.
+pub const ABANDONED_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,7 +39,20 @@ impl Output {
             sink: Arc::new(Mutex::new(sink)),
             eager,
             failed: Arc::default(),
+            abandoned: Arc::default(),
+            flush_stuck: Arc::default(),
         }
+    }
+
+    /// The watchdog is ending the program: a goroutine may be blocked in a
+    /// write holding the output (its reader stopped reading, so the pipe
+    /// is full), and a flush would then wait with it for ever, keeping
+    /// the watchdog from ending anything. From now on a flush runs on a
+    /// thread of its own and is waited for [`ABANDONED_FLUSH`] at most;
+    /// what it could not write is lost with the process.
+    pub fn abandon(&self) {
+        self.abandoned
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The process's stdout: buffered, and flushed per line when it is a
@@ -79,6 +100,28 @@ impl Output {
     }
 
     pub fn flush(&self) {
+        if !self.abandoned.load(std::sync::atomic::Ordering::Acquire) {
+            return self.flush_now();
+        }
+        if self.flush_stuck.load(std::sync::atomic::Ordering::Acquire) {
+            // An earlier flush is still waiting: this one would too.
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("preempt-flush".into())
+            .spawn(move || {
+                out.flush_now();
+                let _ = tx.send(());
+            });
+        if spawned.is_ok() && rx.recv_timeout(ABANDONED_FLUSH).is_err() {
+            self.flush_stuck
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn flush_now(&self) {
         let mut s = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         let r = s.flush();
         self.note(r);

@@ -171,3 +171,50 @@ fn trace_is_chrome_trace_json_with_a_track_per_m_and_per_p() {
     }
     let _ = std::fs::remove_file(out);
 }
+
+#[test]
+fn the_watchdog_ends_a_program_whose_output_is_not_read() {
+    // A program that prints for ever into a pipe nobody reads: once the
+    // pipe is full its write blocks, holding the output. The watchdog must
+    // still end it (exit 3) and say where it is: its flushes of the
+    // output used to wait for that write, and the program ran on until
+    // the reader went away. The kill timer (a minute) only keeps a broken
+    // build from hanging the suite; the run ends about a second after the
+    // timeout.
+    let f = temp_pir(
+        "unread-output",
+        "func @main() {\n    %i = const 0\nloop:\n    print \"line {} of a program whose reader stopped reading\", %i\n    %i = add %i, 1\n    jmp loop\n}\n",
+    );
+    let mut cmd = preempt_tests::cli_command(CLI, &["run", "--timeout", "1", f.to_str().unwrap()]);
+    let mut child = cmd.spawn().expect("spawn the CLI");
+    // Held open, never read.
+    let _unread = child.stdout.take();
+    let mut err = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st.code();
+        }
+        if start.elapsed() > GENEROUS {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    assert_eq!(status, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("preempt: watchdog: the program did not finish within 1s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("in its runtime call for `print`, writing the program's output"),
+        "{stderr}"
+    );
+}

@@ -201,7 +201,9 @@ impl Runtime {
             }
             Op::Fault(f) => self.fault(g, f),
             Op::Print(text) => {
+                m.writing.store(true, Ordering::Relaxed);
                 self.out.write_bytes(text.as_bytes());
+                m.writing.store(false, Ordering::Relaxed);
                 if self.out.closed() {
                     // Nobody reads the output any more: the run ends (the
                     // CLI then ends quietly, as a closed pipe would end a

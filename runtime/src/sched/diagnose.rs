@@ -126,6 +126,9 @@ pub fn running(rt: &Runtime, m: usize, g: Option<&G>) -> String {
         Some(pc) => describe_pc(module, &rt.cfg.file, pc, rt.cfg.mode),
         None => "\t(its thread did not answer the sampling signal)\n".into(),
     };
+    if m.writing.load(Ordering::Relaxed) {
+        s.push_str("\tin its runtime call for `print`, writing the program's output: a write blocks while the output's reader does not read (a full pipe)\n");
+    }
     // Every sample in the runtime (a loaded machine can keep the thread
     // off a CPU for all of them): where the handler last stopped it.
     let current = rt.g_by_id(m.current.load(Ordering::Acquire));
@@ -443,6 +446,7 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
     } else {
         format!("{:.3}s", timeout.as_secs_f64())
     };
+    rt.out.abandon();
     let mut msg =
         format!("preempt: watchdog: the program did not finish within {secs} (--timeout)\n");
     if let Some((why, since)) = rt.world.current() {

@@ -126,6 +126,9 @@ pub struct M {
     pub(super) switches: AtomicU64,
     /// Its side of the preemption-signal protocol.
     pub sig: MSignal,
+    /// Serving a `print`: writing the program's output, which blocks for
+    /// as long as its reader does not read (for diagnoses).
+    pub writing: AtomicBool,
 }
 
 impl M {
@@ -137,6 +140,7 @@ impl M {
             handoff: Mutex::default(),
             wake: Condvar::new(),
             current: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
             locked: AtomicBool::new(false),
             in_foreign: Mutex::default(),
             rng: AtomicU64::new(
