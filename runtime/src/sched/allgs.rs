@@ -32,9 +32,61 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::g::G;
+use preempt_jit::abi::GoroutineContext;
+
+use super::engine::SpawnArgs;
+use super::Runtime;
+use crate::g::{Exec, G};
+
+impl Runtime {
+    /// Goroutines created so far (ids are taken from 1 on, one a spawn).
+    pub fn goroutines_created(&self) -> u64 {
+        self.next_gid.load(Ordering::Relaxed) - 1
+    }
+
+    /// The live goroutine with id `id`.
+    pub fn g_by_id(&self, id: u64) -> Option<Arc<G>> {
+        self.allgs.get(id)
+    }
+
+    /// Creates a goroutine and makes it runnable on `p` (or globally).
+    /// A dead goroutine's record is reused when its P has one (see
+    /// the module's header).
+    pub(super) fn spawn(
+        &self,
+        func: preempt_jit::ir::FuncId,
+        mut args: SpawnArgs,
+        p: Option<usize>,
+    ) -> Arc<G> {
+        let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
+        let init = |ctx: &mut GoroutineContext| {
+            ctx.gc = self.gc.barrier_address();
+            ctx.poll_page
+                .store(self.arming.initial_poll_page(), Ordering::Relaxed);
+        };
+        let reused = p
+            .and_then(|p| self.gfree.get(p, &self.allgs))
+            .and_then(|mut g| {
+                let record = Arc::get_mut(&mut g)?;
+                self.engine
+                    .renew(record, id, func, &mut args, init)
+                    .then_some(g)
+            });
+        let g = reused.unwrap_or_else(|| {
+            let mut exec = self.engine.new_exec(id, func, args);
+            if let Exec::Jit { ctx, .. } = &mut exec {
+                init(ctx);
+            }
+            Arc::new(G::new(id, func, exec))
+        });
+        self.allgs.insert(g.clone());
+        self.ready(g.clone(), p);
+        g
+    }
+}
 
 /// Shards of the live-goroutine map (a power of two).
 const SHARDS: usize = 16;

@@ -66,7 +66,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use preempt_jit::abi::GoroutineContext;
 use preempt_jit::fault::{report, Fault};
 use preempt_jit::interp::Interp;
 use preempt_jit::ir::{ForeignFn, PreemptMode, Program};
@@ -273,16 +272,6 @@ impl Runtime {
         self.engine.module()
     }
 
-    /// Goroutines created so far (ids are taken from 1 on, one a spawn).
-    pub fn goroutines_created(&self) -> u64 {
-        self.next_gid.load(Ordering::Relaxed) - 1
-    }
-
-    /// The live goroutine with id `id`.
-    pub fn g_by_id(&self, id: u64) -> Option<Arc<G>> {
-        self.allgs.get(id)
-    }
-
     /// Ends the program with `outcome` (the first outcome wins).
     pub fn finish(&self, outcome: Outcome) {
         let mut o = lock(&self.outcome);
@@ -323,41 +312,6 @@ impl Runtime {
             g.stop.close(&self.arming.fx(g, stats, &self.obs.tracer));
             g.poison_guard();
         }
-    }
-
-    /// Creates a goroutine and makes it runnable on `p` (or globally).
-    /// A dead goroutine's record is reused when its P has one (see
-    /// [`allgs`]).
-    fn spawn(
-        &self,
-        func: preempt_jit::ir::FuncId,
-        mut args: SpawnArgs,
-        p: Option<usize>,
-    ) -> Arc<G> {
-        let id = self.next_gid.fetch_add(1, Ordering::Relaxed);
-        let init = |ctx: &mut GoroutineContext| {
-            ctx.gc = self.gc.barrier_address();
-            ctx.poll_page
-                .store(self.arming.initial_poll_page(), Ordering::Relaxed);
-        };
-        let reused = p
-            .and_then(|p| self.gfree.get(p, &self.allgs))
-            .and_then(|mut g| {
-                let record = Arc::get_mut(&mut g)?;
-                self.engine
-                    .renew(record, id, func, &mut args, init)
-                    .then_some(g)
-            });
-        let g = reused.unwrap_or_else(|| {
-            let mut exec = self.engine.new_exec(id, func, args);
-            if let Exec::Jit { ctx, .. } = &mut exec {
-                init(ctx);
-            }
-            Arc::new(G::new(id, func, exec))
-        });
-        self.allgs.insert(g.clone());
-        self.ready(g.clone(), p);
-        g
     }
 
     /// Makes a parked (or new) goroutine runnable: into `p`'s `runnext`

@@ -275,6 +275,13 @@ impl Resend {
             // defence against a stop that never arrives.
             self.next = now + self.backoff;
             return Some(self.next);
+        } else if m.writing.load(Ordering::Acquire) {
+            // Serving a `print`, which a full pipe can block for good: a
+            // signal would find it in the runtime (a decline), and it
+            // sees the request when the write returns. (A program whose
+            // output nobody read drew a signal a millisecond.)
+            self.next = now + self.backoff;
+            return Some(self.next);
         }
         rt.signal_p(p);
         self.backoff = (self.backoff * 2).min(RESEND_MAX);
