@@ -25,7 +25,7 @@ pub(super) fn definite_assignment(func: &Function, sink: &mut Sink) {
         return;
     }
     let n = func.blocks.len();
-    let cfg = Cfg::new(func);
+    let cfg = func.cfg();
     let rpo = &cfg.rpo;
     let outgoing = edges(func);
     let mut incoming: Vec<Vec<(BlockId, Option<Reg>)>> = vec![Vec::new(); n];
