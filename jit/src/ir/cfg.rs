@@ -3,7 +3,12 @@
 //!
 //! Shared by the verifier (dominators, for definite assignment), LICM
 //! (loops and pre-headers), the register allocator (loop depth for spill
-//! weights, liveness) and the backends (back-edges, loop metadata).
+//! weights, liveness) and the backends (back-edges, loop metadata). They
+//! take it from [`Function::cfg`], which keeps the graph it built last and
+//! hands it on while the function's edges are those it was built from
+//! (checked block by block, no invalidation to forget): one build per
+//! function unless a pass changes an edge (a pre-header, a tail call
+//! turned into a jump).
 //!
 //! # The loop forest
 //!
@@ -27,7 +32,7 @@
 //! loop is a comparison of positions.
 
 use std::ops::{Deref, Range};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{BlockId, Function};
 
@@ -167,6 +172,21 @@ impl Cfg {
         cfg.number_dominator_tree();
         cfg.find_loops();
         cfg
+    }
+
+    /// Whether the function's edges are exactly those this graph was built
+    /// from (everything in it follows from them alone).
+    fn built_from(&self, func: &Function) -> bool {
+        self.succs.len() == func.blocks.len()
+            && self.succs.iter().enumerate().all(|(b, succs)| {
+                let mut same = true;
+                let mut k = 0;
+                func.for_each_successor(BlockId::new(b), |s| {
+                    same &= succs.get(k) == Some(&s);
+                    k += 1;
+                });
+                same && k == succs.len()
+            })
     }
 
     pub fn is_reachable(&self, b: BlockId) -> bool {
@@ -399,6 +419,49 @@ impl Cfg {
 
 /// Follows `outer` from `b` to the header it leads to, pointing every
 /// block on the way straight at it.
+/// The graph a [`Function`] keeps for [`Function::cfg`]. It takes no part
+/// in comparing functions (it follows from their blocks), and a copy of a
+/// function shares it until either side's edges change.
+#[derive(Default)]
+pub(crate) struct CfgCache(Mutex<Option<Arc<Cfg>>>);
+
+impl CfgCache {
+    pub(crate) fn get(&self, func: &Function) -> Arc<Cfg> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*kept {
+            Some(cfg) if cfg.built_from(func) => cfg.clone(),
+            _ => kept.insert(Arc::new(Cfg::new(func))).clone(),
+        }
+    }
+
+    fn kept(&self) -> Option<Arc<Cfg>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Clone for CfgCache {
+    fn clone(&self) -> CfgCache {
+        CfgCache(Mutex::new(self.kept()))
+    }
+}
+
+impl PartialEq for CfgCache {
+    fn eq(&self, _: &CfgCache) -> bool {
+        true
+    }
+}
+
+impl Eq for CfgCache {}
+
+impl std::fmt::Debug for CfgCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CfgCache")
+    }
+}
+
 fn find_outermost(outer: &mut [u32], b: usize) -> usize {
     let mut root = b;
     while outer[root] as usize != root {
@@ -716,6 +779,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What a graph says about its function, for comparing two graphs.
+    fn facts(
+        cfg: &Cfg,
+    ) -> (
+        Vec<Vec<BlockId>>,
+        Vec<BlockId>,
+        Vec<Option<BlockId>>,
+        Vec<BlockId>,
+    ) {
+        let headers = cfg.loops.iter().map(|l| l.header).collect();
+        (
+            cfg.succs.clone(),
+            cfg.rpo.clone(),
+            cfg.idom.clone(),
+            headers,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn the_kept_graph_is_the_one_the_current_edges_make(
+            ends in prop::collection::vec((0u8..8, 0usize..64, 0usize..64), 1..16),
+            moves in prop::collection::vec((0usize..64, 0usize..64, 0usize..64), 0..6),
+        ) {
+            let mut f = graph(&ends);
+            let n = f.blocks.len();
+            let mut kept = f.cfg();
+            prop_assert_eq!(facts(&kept), facts(&Cfg::new(&f)));
+            for (b, k, to) in moves {
+                // Retarget successor `k` of block `b`, when it has one.
+                let mut i = 0;
+                if let Some(term) = &mut f.blocks[b % n].term {
+                    term.kind.for_each_successor_mut(|s| {
+                        if i == k % 2 {
+                            *s = BlockId::new(to % n);
+                        }
+                        i += 1;
+                    });
+                }
+                let before = facts(&kept);
+                let now = f.cfg();
+                prop_assert_eq!(facts(&now), facts(&Cfg::new(&f)));
+                // Kept exactly when the edges did not change.
+                prop_assert_eq!(Arc::ptr_eq(&now, &kept), before.0 == now.succs);
+                kept = now;
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_keeps_the_graph_until_its_own_edges_change() {
+        // b0 falls through into b1, which loops on itself, then b2 returns.
+        let mut f = graph(&[(1, 0, 0), (3, 1, 2), (2, 0, 0)]);
+        let first = f.cfg();
+        assert!(Arc::ptr_eq(&first, &f.cfg()));
+        assert_eq!(first.loops.len(), 1);
+        let copy = f.clone();
+        assert!(Arc::ptr_eq(&first, &copy.cfg()));
+        // The back-edge now leaves the loop: no loop remains.
+        let term = f.blocks[1].term.as_mut().unwrap();
+        term.kind.for_each_successor_mut(|s| *s = BlockId::new(2));
+        let second = f.cfg();
+        assert!(second.loops.is_empty());
+        assert!(Arc::ptr_eq(&first, &copy.cfg()));
+        // A block added after the last one: unreachable, but counted.
+        f.blocks.push(f.blocks[2].clone());
+        let third = f.cfg();
+        assert_eq!(third.succs.len(), 4);
+        assert!(!third.is_reachable(BlockId::new(3)));
     }
 
     #[test]

@@ -447,11 +447,21 @@ impl TermKind {
 
     /// Successor blocks, in text order (a block may appear twice).
     pub fn successors(&self) -> Vec<BlockId> {
+        let mut out = Vec::new();
+        self.for_each_successor(|b| out.push(b));
+        out
+    }
+
+    /// Calls `f` on each successor block, in text order.
+    pub fn for_each_successor(&self, mut f: impl FnMut(BlockId)) {
         match self {
-            TermKind::Jmp { target } => vec![*target],
-            TermKind::Br { then_, else_, .. } => vec![*then_, *else_],
-            TermKind::Ret { .. } | TermKind::Goexit | TermKind::Panic { .. } => vec![],
-            TermKind::Select { arms } => arms.iter().map(|a| a.target).collect(),
+            TermKind::Jmp { target } => f(*target),
+            TermKind::Br { then_, else_, .. } => {
+                f(*then_);
+                f(*else_)
+            }
+            TermKind::Ret { .. } | TermKind::Goexit | TermKind::Panic { .. } => {}
+            TermKind::Select { arms } => arms.iter().for_each(|a| f(a.target)),
         }
     }
 
@@ -556,9 +566,20 @@ pub struct Function {
     pub ret: Option<Type>,
     pub regs: Vec<RegInfo>,
     pub blocks: Vec<Block>,
+    /// The last control-flow graph built by [`Function::cfg`], kept so the
+    /// verifier, the optimiser and the register allocator share one.
+    pub(crate) cfg: cfg::CfgCache,
 }
 
 impl Function {
+    /// The function's control-flow graph: the one built last if the edges
+    /// are still those it was built from, else a new one (which is kept).
+    /// A pass that changes edges needs to do nothing else: the next caller
+    /// finds them changed and rebuilds.
+    pub fn cfg(&self) -> std::sync::Arc<cfg::Cfg> {
+        self.cfg.get(self)
+    }
+
     pub fn reg_name(&self, r: Reg) -> &str {
         &self.regs[r.index()].name
     }
@@ -588,11 +609,17 @@ impl Function {
 
     /// The successors of a block, including the fall-through edge.
     pub fn successors(&self, b: BlockId) -> Vec<BlockId> {
-        let block = &self.blocks[b.index()];
-        match &block.term {
-            Some(t) => t.kind.successors(),
-            None if b.index() + 1 < self.blocks.len() => vec![BlockId::new(b.index() + 1)],
-            None => vec![],
+        let mut out = Vec::new();
+        self.for_each_successor(b, |s| out.push(s));
+        out
+    }
+
+    /// Calls `f` on each successor of block `b`, in text order.
+    pub fn for_each_successor(&self, b: BlockId, mut f: impl FnMut(BlockId)) {
+        match &self.blocks[b.index()].term {
+            Some(t) => t.kind.for_each_successor(f),
+            None if b.index() + 1 < self.blocks.len() => f(BlockId::new(b.index() + 1)),
+            None => {}
         }
     }
 

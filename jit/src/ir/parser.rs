@@ -730,6 +730,7 @@ impl<'a> Parser<'a> {
             ret,
             regs,
             blocks: st.blocks,
+            cfg: Default::default(),
         })
     }
 

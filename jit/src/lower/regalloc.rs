@@ -24,6 +24,8 @@
 //! slot for its whole life; instructions reach spilled values through the
 //! backend's scratch registers or memory operands.
 
+use std::sync::Arc;
+
 use crate::ir::cfg::Cfg;
 use crate::ir::{BlockId, Function, InstKind, Opcode, Reg, TermKind};
 use crate::lower::{RegSet, RegisterFile};
@@ -67,7 +69,7 @@ pub struct Allocation {
     /// still live at the end of the block (a compare whose result only the
     /// branch after it reads fuses into that branch).
     pub last_def_live_out: Vec<bool>,
-    pub cfg: Cfg,
+    pub cfg: Arc<Cfg>,
 }
 
 impl Allocation {
@@ -124,7 +126,7 @@ fn outgoing_words(kind: &InstKind, register_params: u32) -> u32 {
 
 /// Allocates every register of `func` (verified) to a location.
 pub fn allocate(func: &Function, regs: &RegisterFile) -> Allocation {
-    let cfg = Cfg::new(func);
+    let cfg = func.cfg();
     let nregs = func.regs.len();
     let nblocks = func.blocks.len();
 

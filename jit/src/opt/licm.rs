@@ -156,7 +156,7 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
     // changes no edge); a pre-header never creates or removes a loop, so
     // this ends after one round per header.
     let mut done = vec![false; func.blocks.len()];
-    let mut cfg = Cfg::new(func);
+    let mut cfg = func.cfg();
     let mut bodies = LoopBodies::new(func, &cfg);
     // Every loop of `cfg.loops` before `next` is done.
     let mut next = 0;
@@ -179,7 +179,7 @@ pub fn run_function(globals: &[Global], func: &mut Function) -> LicmStats {
         let lp = lp.clone();
         if let Some(inserted) = hoist_loop(globals, func, &cfg, &lp, &mut stats) {
             done.insert(inserted, false);
-            cfg = Cfg::new(func);
+            cfg = func.cfg();
             bodies = LoopBodies::new(func, &cfg);
             next = 0;
         }

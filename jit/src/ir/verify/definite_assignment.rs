@@ -25,42 +25,18 @@ pub(super) fn definite_assignment(func: &Function, sink: &mut Sink) {
         return;
     }
     let n = func.blocks.len();
-    let cfg = Cfg::new(func);
+    let cfg = func.cfg();
     let rpo = &cfg.rpo;
+    let tracked = reads_without_dominating_definition(func, &cfg);
+    if tracked.is_empty() {
+        return;
+    }
     let outgoing = edges(func);
     let mut incoming: Vec<Vec<(BlockId, Option<Reg>)>> = vec![Vec::new(); n];
     for &b in rpo {
         for &(s, into) in &outgoing[b.index()] {
             incoming[s.index()].push((b, into));
         }
-    }
-
-    let mut is_param = vec![false; func.regs.len()];
-    for &p in &func.params {
-        is_param[p.index()] = true;
-    }
-    let uncovered = reads_without_dominating_definition(func, &cfg);
-    let mut tracked: Vec<Reg> = Vec::new();
-    let mut seen = vec![false; func.regs.len()];
-    for &b in rpo {
-        let block = &func.blocks[b.index()];
-        let mut note = |o: Operand| {
-            if let Operand::Reg(r) = o {
-                if !is_param[r.index()] && uncovered[r.index()] && !seen[r.index()] {
-                    seen[r.index()] = true;
-                    tracked.push(r);
-                }
-            }
-        };
-        for inst in &block.insts {
-            inst.kind.for_each_operand(&mut note);
-        }
-        if let Some(t) = &block.term {
-            t.kind.for_each_operand(&mut note);
-        }
-    }
-    if tracked.is_empty() {
-        return;
     }
 
     let words_wanted = tracked.len().div_ceil(64);
@@ -70,26 +46,32 @@ pub(super) fn definite_assignment(func: &Function, sink: &mut Sink) {
     }
 }
 
-/// Which registers some reachable block reads before defining it itself,
-/// with no definition by an instruction in a block that strictly
-/// dominates it. A read with one is defined on every path (every path to
-/// the reader runs through the whole dominating block), so only the
-/// registers marked here can fail the analysis, and the dense dataflow
-/// tracks only them: in a 100,000-block function whose every block
-/// defines the register the next one reads, none.
+/// The registers other than parameters that some reachable block reads
+/// before defining it itself, with no definition by an instruction in a
+/// block that strictly dominates it, each once. A read with one is
+/// defined on every path (every path to the reader runs through the whole
+/// dominating block), so only the registers listed here can fail the
+/// analysis, and the dense dataflow tracks only them: in a 100,000-block
+/// function whose every block defines the register the next one reads,
+/// none.
 ///
 /// One walk of the dominator tree, counting for each register its
 /// definitions in the blocks on the path from the entry.
-fn reads_without_dominating_definition(func: &Function, cfg: &Cfg) -> Vec<bool> {
+fn reads_without_dominating_definition(func: &Function, cfg: &Cfg) -> Vec<Reg> {
     let n = func.blocks.len();
     let nregs = func.regs.len();
+    let mut tracked = Vec::new();
     let mut children: Vec<Vec<BlockId>> = vec![Vec::new(); n];
     for &b in cfg.rpo.iter().skip(1) {
         if let Some(d) = cfg.idom[b.index()] {
             children[d.index()].push(b);
         }
     }
+    // Parameters are defined at the entry: never listed.
     let mut uncovered = vec![false; nregs];
+    for &p in &func.params {
+        uncovered[p.index()] = true;
+    }
     // Definitions in the blocks on the path, each register once per block.
     let mut on_path = vec![0u32; nregs];
     let mut path_defs: Vec<Reg> = Vec::new();
@@ -101,8 +83,10 @@ fn reads_without_dominating_definition(func: &Function, cfg: &Cfg) -> Vec<bool> 
         let block = &func.blocks[b.index()];
         let mut read = |o: Operand, defined_in: &[u32]| {
             if let Operand::Reg(r) = o {
-                if defined_in[r.index()] != b.0 && on_path[r.index()] == 0 {
+                if defined_in[r.index()] != b.0 && on_path[r.index()] == 0 && !uncovered[r.index()]
+                {
                     uncovered[r.index()] = true;
+                    tracked.push(r);
                 }
             }
         };
@@ -142,7 +126,7 @@ fn reads_without_dominating_definition(func: &Function, cfg: &Cfg) -> Vec<bool> 
             stack.pop();
         }
     }
-    uncovered
+    tracked
 }
 
 /// The edges leaving each block, with the register an edge defines (a
@@ -456,12 +440,11 @@ mod tests {
         )
         .unwrap();
         let f = &p.funcs[0];
-        let uncovered: Vec<&str> = reads_without_dominating_definition(f, &Cfg::new(f))
+        let mut uncovered: Vec<&str> = reads_without_dominating_definition(f, &Cfg::new(f))
             .iter()
-            .enumerate()
-            .filter(|&(_, &u)| u)
-            .map(|(r, _)| f.reg_name(Reg::new(r)))
+            .map(|&r| f.reg_name(r))
             .collect();
+        uncovered.sort();
         // %b is defined on both arms (the dataflow decides), %d on one
         // only; %a and %c are covered by the entry, %x by its own block,
         // and the dead block is not looked at.
