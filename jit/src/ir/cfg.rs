@@ -781,15 +781,16 @@ mod tests {
         }
     }
 
-    /// What a graph says about its function, for comparing two graphs.
-    fn facts(
-        cfg: &Cfg,
-    ) -> (
+    /// Successors, reverse postorder, immediate dominators, loop headers.
+    type Facts = (
         Vec<Vec<BlockId>>,
         Vec<BlockId>,
         Vec<Option<BlockId>>,
         Vec<BlockId>,
-    ) {
+    );
+
+    /// What a graph says about its function, for comparing two graphs.
+    fn facts(cfg: &Cfg) -> Facts {
         let headers = cfg.loops.iter().map(|l| l.header).collect();
         (
             cfg.succs.clone(),
