@@ -174,18 +174,33 @@ fn trace_is_chrome_trace_json_with_a_track_per_m_and_per_p() {
 
 #[test]
 fn the_watchdog_ends_a_program_whose_output_is_not_read() {
-    // A program that prints for ever into a pipe nobody reads: once the
-    // pipe is full its write blocks, holding the output. The watchdog must
-    // still end it (exit 3) and say where it is: its flushes of the
-    // output used to wait for that write, and the program ran on until
-    // the reader went away. The kill timer (a minute) only keeps a broken
-    // build from hanging the suite; the run ends about a second after the
-    // timeout.
+    // A program that spins a while (stopped by the preemption signal every
+    // 1 ms quantum) and then prints for ever into a pipe nobody reads: once
+    // the pipe is full its write blocks, holding the output. The watchdog
+    // must still end it (exit 3) and say where it is: its flushes of the
+    // output used to wait for that write, and the program ran on until the
+    // reader went away. Every sample of the thread then lands in the
+    // runtime, so the report falls back on where the signal last stopped
+    // the goroutine: in its spinning loop. The kill timer (a minute) only
+    // keeps a broken build from hanging the suite; the run ends about a
+    // second after the timeout.
     let f = temp_pir(
         "unread-output",
-        "func @main() {\n    %i = const 0\nloop:\n    print \"line {} of a program whose reader stopped reading\", %i\n    %i = add %i, 1\n    jmp loop\n}\n",
+        "func @main() {\n    %i = const 0\nspin:\n    %i = add %i, 1\n    %more = lt %i, 50000000\n    br %more, spin, print\nprint:\n    print \"line {} of a program whose reader stopped reading\", %i\n    %i = add %i, 1\n    jmp print\n}\n",
     );
-    let mut cmd = preempt_tests::cli_command(CLI, &["run", "--timeout", "1", f.to_str().unwrap()]);
+    let mut cmd = preempt_tests::cli_command(
+        CLI,
+        &[
+            "run",
+            "--preempt",
+            "async",
+            "--quantum",
+            "1ms",
+            "--timeout",
+            "2",
+            f.to_str().unwrap(),
+        ],
+    );
     let mut child = cmd.spawn().expect("spawn the CLI");
     // Held open, never read.
     let _unread = child.stdout.take();
@@ -210,11 +225,15 @@ fn the_watchdog_ends_a_program_whose_output_is_not_read() {
     let stderr = reader.join().unwrap_or_default();
     assert_eq!(status, Some(3), "{stderr}");
     assert!(
-        stderr.contains("preempt: watchdog: the program did not finish within 1s"),
+        stderr.contains("preempt: watchdog: the program did not finish within 2s"),
         "{stderr}"
     );
     assert!(
         stderr.contains("in its runtime call for `print`, writing the program's output"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("last stopped by the preemption signal at @main in block spin"),
         "{stderr}"
     );
 }
