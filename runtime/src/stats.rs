@@ -12,7 +12,7 @@
 //! - **context switches** ([`Stats::context_switch`]): an M switched from its
 //!   scheduler stack into a goroutine. Counted once per switch *into* a
 //!   goroutine, so a goroutine that yields and is resumed counts twice.
-//! - **goroutines created** ([`Stats::goroutine_created`]): `spawn`s, plus
+//! - **goroutines created** ([`Stats::goroutines_created_add`]): `spawn`s, plus
 //!   the main goroutine.
 //! - **threads created (Ms)** ([`Stats::thread_created`]): worker OS threads
 //!   started, including those a hand-off or a locked goroutine needs.
@@ -429,12 +429,6 @@ impl Stats {
         self.context_switches.fetch_add(n, Relaxed);
     }
 
-    /// A goroutine was created.
-    #[inline]
-    pub fn goroutine_created(&self) {
-        self.goroutines_created.fetch_add(1, Relaxed);
-    }
-
     /// `n` goroutines created, counted elsewhere (the scheduler's id
     /// counter, which a spawn bumps anyway: one shared counter per spawn
     /// rather than two).
@@ -772,8 +766,8 @@ mod tests {
         for _ in 0..5 {
             s.context_switch();
         }
-        s.goroutine_created();
-        s.goroutine_created();
+        s.goroutines_created_add(1);
+        s.goroutines_created_add(1);
         s.thread_created();
         s.handoff();
         s.foreign_call();

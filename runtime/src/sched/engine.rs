@@ -475,7 +475,8 @@ impl Engine {
     pub unsafe fn traceback(&self, g: &G) -> Vec<Frame> {
         // SAFETY: per the contract above.
         if let Some((pc, fp)) = unsafe { self.stopped_in_stub(g) } {
-            return self.walk_stopped(g, pc, fp);
+            // SAFETY: per the contract above.
+            return unsafe { self.walk_stopped(g, pc, fp) };
         }
         // SAFETY: per the contract above.
         match (self, unsafe { g.exec() }) {
@@ -538,7 +539,11 @@ impl Engine {
     /// the interrupted instruction's, then its callers'. Only the first
     /// when the PC is in a prologue, epilogue or out-of-line path, where
     /// the frame record may not be the function's own.
-    fn walk_stopped(&self, g: &G, pc: usize, fp: usize) -> Vec<Frame> {
+    ///
+    /// # Safety
+    ///
+    /// As [`Engine::traceback`]'s.
+    unsafe fn walk_stopped(&self, g: &G, pc: usize, fp: usize) -> Vec<Frame> {
         let Engine::Jit { module, .. } = self else {
             return Vec::new();
         };
@@ -557,7 +562,7 @@ impl Engine {
             line: span.line,
             col: span.col,
         }];
-        // SAFETY: the caller's contract (see `traceback`).
+        // SAFETY: per the contract above.
         if let (Some(_), Exec::Jit { stack, .. }) = (block, unsafe { g.exec() }) {
             if let (Some(up), Some(ret)) = (stack.read(fp), stack.read(fp.wrapping_add(8))) {
                 frames.extend(walk(module, stack, ret as usize, up as usize));
