@@ -230,6 +230,8 @@ pub enum GcFaultArg {
     SkipGlobalRoots,
     /// The sweep frees marked objects too.
     FreeMarked,
+    /// Mark start leaves the dead part of the stacks unzeroed.
+    KeepDeadStackWords,
 }
 
 impl From<GcFaultArg> for GcFault {
@@ -238,6 +240,7 @@ impl From<GcFaultArg> for GcFault {
             GcFaultArg::SkipBarrier => GcFault::SkipBarrier,
             GcFaultArg::SkipGlobalRoots => GcFault::SkipGlobalRoots,
             GcFaultArg::FreeMarked => GcFault::FreeMarked,
+            GcFaultArg::KeepDeadStackWords => GcFault::KeepDeadStackWords,
         }
     }
 }

@@ -169,6 +169,24 @@ impl Stack {
     pub fn contains_word(&self, addr: usize) -> bool {
         self.size != 0 && addr >= self.lo() && addr.checked_add(8).is_some_and(|e| e <= self.hi())
     }
+
+    /// Zeroes the stack from its lowest address up to `addr` (clamped to
+    /// the stack): the part below a stopped goroutine's saved SP, which
+    /// holds only the words of frames that have returned.
+    ///
+    /// # Safety
+    ///
+    /// Nothing uses the stack below `addr`, and nothing runs on it
+    /// meanwhile: the goroutine is stopped with its SP at or above `addr`
+    /// (generated code keeps nothing below SP: the stubs push below it
+    /// only while they run, and the runtime runs on its M's own stack).
+    pub unsafe fn clear_below(&self, addr: usize) {
+        let end = addr.clamp(self.lo(), self.hi());
+        // SAFETY: `[lo, end)` lies in the usable part of the stack, which
+        // is mapped read-write, and nothing uses it (the caller's
+        // contract).
+        unsafe { std::ptr::write_bytes(self.lo() as *mut u8, 0, end - self.lo()) };
+    }
 }
 
 impl Drop for Stack {
@@ -212,15 +230,6 @@ pub unsafe fn copy_to(old: &Stack, new: &Stack, sp: usize, fp: usize) -> (usize,
     // SAFETY: both ranges lie in their stacks (checked above), which are
     // distinct and which nothing else touches (the caller's contract).
     unsafe { std::ptr::copy_nonoverlapping(from as *const u8, moved(from) as *mut u8, used) };
-    if !new.mapped {
-        // A recycled stack holds its last owner's frames below the copy:
-        // the collector scans frames conservatively, and a slot the
-        // goroutine's deeper frames leave unwritten (alignment padding)
-        // would otherwise show it a dead object as live. A fresh mapping
-        // reads as zero already.
-        // SAFETY: the part of `new` below the copy, which nothing uses.
-        unsafe { std::ptr::write_bytes(new.lo() as *mut u8, 0, moved(from) - new.lo()) };
-    }
     let mut frame = fp;
     // Each saved frame pointer lies higher than the frame that saved it;
     // the goroutine entry stub's 0 (or anything outside) ends the chain.
@@ -253,6 +262,9 @@ pub struct StackPool {
     limit: usize,
     /// Bytes from a stack's lowest address to its guard.
     reserve: usize,
+    /// Whether a freed stack is zeroed when handed out again
+    /// ([`StackPool::clearing_reused`]).
+    clear_reused: bool,
     inner: Mutex<PoolInner>,
 }
 
@@ -288,8 +300,20 @@ impl StackPool {
         StackPool {
             limit: limit.max(STACK_MIN).div_ceil(page) * page,
             reserve: reserve.min(u32::MAX as usize / 2),
+            clear_reused: false,
             inner: Mutex::default(),
         }
+    }
+
+    /// The same pool, handing out freed stacks zeroed when `on`: a new
+    /// goroutine's frames then never show the collector's conservative
+    /// scan a word of the stack's last owner (`--gc-verify`, which must
+    /// tell a live ref from a dead one, turns it on; otherwise such a word
+    /// only keeps a dead object for a cycle, not worth a `memset` per
+    /// spawn).
+    pub fn clearing_reused(mut self, on: bool) -> StackPool {
+        self.clear_reused = on;
+        self
     }
 
     /// The largest stack a goroutine may have.
@@ -345,7 +369,14 @@ impl StackPool {
             }
         };
         let lo = match inner.classes[i].free.pop() {
-            Some(lo) => lo,
+            Some(lo) => {
+                if self.clear_reused {
+                    // SAFETY: a free stack of `size` bytes from `lo`,
+                    // carved from a live slab, which no goroutine uses.
+                    unsafe { std::ptr::write_bytes(lo as *mut u8, 0, size) };
+                }
+                lo
+            }
             None => {
                 if inner.classes[i].rest_count == 0 {
                     let slab = map_anon(SLAB_BYTES)?;

@@ -349,6 +349,10 @@ fn cycle<H: Host>(rt: &H, n: u64) -> bool {
             globals: c.inject != Some(GcFault::SkipGlobalRoots),
         };
         if let Some(roots) = rt.roots() {
+            if c.verify && c.inject != Some(GcFault::KeepDeadStackWords) {
+                // SAFETY: the world is stopped.
+                unsafe { roots::clear_dead_stacks(&roots) };
+            }
             roots::scan(&roots, classes, |_, v| {
                 m.shade(v);
             });

@@ -115,6 +115,11 @@ pub enum GcFault {
     SkipGlobalRoots,
     /// The sweep frees marked objects too.
     FreeMarked,
+    /// Mark start leaves the stacks below the goroutines' SPs as they are
+    /// (see [`roots::clear_dead_stacks`]): the verifier then reads words
+    /// of returned frames as roots, and reports the dead objects they
+    /// name. Not a bug of the marking: of the verifier's precondition.
+    KeepDeadStackWords,
 }
 
 impl GcFault {
@@ -122,6 +127,7 @@ impl GcFault {
         GcFault::SkipBarrier,
         GcFault::SkipGlobalRoots,
         GcFault::FreeMarked,
+        GcFault::KeepDeadStackWords,
     ];
 
     pub fn name(self) -> &'static str {
@@ -129,6 +135,7 @@ impl GcFault {
             GcFault::SkipBarrier => "skip-barrier",
             GcFault::SkipGlobalRoots => "skip-global-roots",
             GcFault::FreeMarked => "free-marked",
+            GcFault::KeepDeadStackWords => "keep-dead-stack-words",
         }
     }
 }

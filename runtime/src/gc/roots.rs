@@ -118,6 +118,49 @@ impl Default for Classes {
     }
 }
 
+/// Zeroes every goroutine's stack below its saved SP, where only the
+/// words of returned frames lie (`--gc-verify`, at mark start).
+///
+/// The stack scan is conservative, so a slot a frame leaves unwritten
+/// (alignment padding, the arguments of a call made only on a fault
+/// path, a spill slot before its first store) shows whatever an earlier,
+/// returned frame left there: registers the preemption stub pushed, a
+/// caller's saved register, an object the goroutine dropped long ago.
+/// For the collector such a word only keeps a dead object a cycle longer.
+/// For the verifier it is a false report: a goroutine that returns past a
+/// dead ref before mark start and calls deeper again during marking
+/// shows the verifier, at mark termination, a word the mark-start scan
+/// never saw, to an object that nothing kept. With the dead part zeroed
+/// at mark start, every stack word the verifier reads was either scanned
+/// at mark start (so its object is marked) or written during marking,
+/// a value the program held while the barrier was on, which the snapshot
+/// or allocation during marking has marked; a report is then a real
+/// loss. (Freed stacks are handed out zeroed in this mode for the same
+/// reason: [`crate::stack::StackPool::clearing_reused`].)
+///
+/// # Safety
+///
+/// The world is stopped: no goroutine runs, so nothing lies below a
+/// goroutine's saved SP (generated code keeps nothing there; the stubs
+/// push below SP only while they run, and runtime calls run on their M's
+/// own stack, foreign code included).
+pub unsafe fn clear_dead_stacks(roots: &Roots<'_>) {
+    for g in &roots.goroutines {
+        if g.status() == Status::Dead {
+            continue;
+        }
+        // SAFETY: the world is stopped (the caller's contract): no thread
+        // runs this goroutine or changes its execution state meanwhile.
+        if let Exec::Jit { ctx, stack, .. } = unsafe { g.exec_stopped() } {
+            if stack.size() != 0 {
+                // SAFETY: the goroutine is stopped with its SP at ctx.sp;
+                // below it lie only returned frames (the contract above).
+                unsafe { stack.clear_below((ctx.sp as usize) & !7) };
+            }
+        }
+    }
+}
+
 /// Calls `f` with every root word. The world must be stopped.
 pub fn scan(roots: &Roots<'_>, classes: Classes, mut f: impl FnMut(Root, u64)) {
     let module = roots.module;

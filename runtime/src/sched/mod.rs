@@ -215,7 +215,8 @@ impl Runtime {
             ms: Mutex::default(),
             allgs: AllGs::default(),
             gfree: GFree::new(procs),
-            stacks: StackPool::new(cfg.stack_size, engine.max_frame()),
+            stacks: StackPool::new(cfg.stack_size, engine.max_frame())
+                .clearing_reused(cfg.gc_verify),
             next_gid: AtomicU64::new(1),
             outcome: Mutex::default(),
             outcome_ready: Condvar::new(),

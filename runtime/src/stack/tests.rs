@@ -126,3 +126,57 @@ fn large_frames_raise_the_guard() {
     assert!(s.guard() >= s.lo() + 4000 + 64);
     assert_eq!(StackPool::new(1 << 20, 100).first_size(0), STACK_MIN);
 }
+
+/// Fills the whole stack with `word`.
+fn fill(s: &Stack, word: u64) {
+    for addr in (s.lo()..s.hi()).step_by(8) {
+        // SAFETY: a word of the stack's usable part, which nothing else
+        // uses.
+        unsafe { (addr as *mut u64).write(word) };
+    }
+}
+
+/// The stack's words, lowest first.
+fn words(s: &Stack) -> Vec<u64> {
+    (s.lo()..s.hi())
+        .step_by(8)
+        // SAFETY: as in `fill`.
+        .map(|addr| unsafe { (addr as *const u64).read() })
+        .collect()
+}
+
+#[test]
+fn a_reused_stack_comes_back_zeroed_only_when_the_pool_clears() {
+    for clear in [false, true] {
+        let pool = StackPool::new(64 * 1024, 0).clearing_reused(clear);
+        let a = pool.get(STACK_MIN).expect("a stack");
+        fill(&a, 0x5eed);
+        pool.put(a);
+        let b = pool.get(STACK_MIN).expect("the freed stack");
+        let want = if clear { 0 } else { 0x5eed };
+        assert!(words(&b).iter().all(|&w| w == want), "clear {clear}");
+    }
+}
+
+#[test]
+fn clearing_below_an_address_zeroes_exactly_the_words_below_it() {
+    let pool = StackPool::new(64 * 1024, 0);
+    let s = pool.get(STACK_MIN).expect("a stack");
+    for cut in [s.lo(), s.lo() + 8, s.lo() + 1000, s.hi() - 8, s.hi()] {
+        fill(&s, 0x5eed);
+        // SAFETY: nothing runs on the stack.
+        unsafe { s.clear_below(cut) };
+        let below = (cut - s.lo()) / 8;
+        let w = words(&s);
+        assert!(w[..below].iter().all(|&x| x == 0), "cut {cut:#x}");
+        assert!(w[below..].iter().all(|&x| x == 0x5eed), "cut {cut:#x}");
+    }
+    // An address outside the stack is clamped to it.
+    fill(&s, 0x5eed);
+    // SAFETY: as above.
+    unsafe { s.clear_below(s.lo() - 64) };
+    assert!(words(&s).iter().all(|&x| x == 0x5eed));
+    // SAFETY: as above.
+    unsafe { s.clear_below(s.hi() + 64) };
+    assert!(words(&s).iter().all(|&x| x == 0));
+}
