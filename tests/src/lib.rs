@@ -50,6 +50,9 @@ pub struct Run {
     pub elapsed: Duration,
     /// How the child ended, when it did not exit by itself.
     pub end: End,
+    /// Children killed and spawned again because they never got to
+    /// `exec` (see [`run_command`]).
+    pub respawns: u32,
 }
 
 /// How a child process ended.
@@ -133,44 +136,99 @@ pub fn cli_command(exe: &str, args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `cmd` (from [`cli_command`]) as [`run_cli`] does.
-pub fn run_command(mut cmd: Command, kill_after: Duration) -> Run {
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("spawn the CLI");
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let (status, end) = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            use std::os::unix::process::ExitStatusExt;
-            break match st.signal() {
-                Some(sig) => (None, End::Signalled(sig)),
-                None => (st.code(), End::Exited),
-            };
-        }
-        if start.elapsed() > kill_after {
-            let threads = thread_states(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            break (None, End::KillTimer { threads });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Run {
-        status,
-        end,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
-        elapsed: start.elapsed(),
+/// How long a child may take to get from `fork` to `exec`. Natively it
+/// takes well under a millisecond. Under qemu-user, the fork of the
+/// multi-threaded test process (each test is a thread) has hung, once,
+/// before the child ever exec'd: a qemu lock held at the fork by another
+/// thread, in the copy of the test harness, before any code of the product
+/// ran.
+const EXEC_GRACE: Duration = Duration::from_secs(20);
+
+/// Times a child that never exec'd is killed and started again.
+const EXEC_RETRIES: u32 = 2;
+
+/// Runs `cmd` (from [`cli_command`]) as [`run_cli`] does. A child still
+/// not running `cmd`'s program [`EXEC_GRACE`] after the spawn (its
+/// command line is still the test process's) is killed and spawned again,
+/// at most [`EXEC_RETRIES`] times, each said on stderr; the kill timer
+/// counts from the last spawn.
+pub fn run_command(cmd: Command, kill_after: Duration) -> Run {
+    run_command_with_grace(cmd, kill_after, EXEC_GRACE)
+}
+
+/// [`run_command`] with `grace` for [`EXEC_GRACE`].
+fn run_command_with_grace(mut cmd: Command, kill_after: Duration, grace: Duration) -> Run {
+    let argv: Vec<u8> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .flat_map(|a| a.as_encoded_bytes().iter().copied().chain([0]))
+        .collect();
+    let mut retries = 0;
+    'spawn: loop {
+        let start = Instant::now();
+        let mut child = cmd.spawn().expect("spawn the CLI");
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let t_out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let mut exec_checked = false;
+        let (status, end) = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                use std::os::unix::process::ExitStatusExt;
+                break match st.signal() {
+                    Some(sig) => (None, End::Signalled(sig)),
+                    None => (st.code(), End::Exited),
+                };
+            }
+            if !exec_checked && start.elapsed() > grace {
+                exec_checked = true;
+                if retries < EXEC_RETRIES && !execd(child.id(), &argv) {
+                    let threads = thread_states(child.id());
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    eprintln!(
+                        "run_command: pid {} never exec'd {:?} in {grace:?} (a hung fork of the test process); killed and started again. Its threads:\n{threads}",
+                        child.id(),
+                        cmd.get_program()
+                    );
+                    retries += 1;
+                    continue 'spawn;
+                }
+            }
+            if start.elapsed() > kill_after {
+                let threads = thread_states(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                break (None, End::KillTimer { threads });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        return Run {
+            status,
+            end,
+            stdout: t_out.join().unwrap_or_default(),
+            stderr: t_err.join().unwrap_or_default(),
+            elapsed: start.elapsed(),
+            respawns: retries,
+        };
+    }
+}
+
+/// Whether process `pid` runs the command whose NUL-terminated words are
+/// `argv`: its command line is exactly that. A process gone meanwhile
+/// (no command line left to read) counts as having run it: a forked copy
+/// that never exec'd does not exit.
+fn execd(pid: u32, argv: &[u8]) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(line) => line.is_empty() || line == argv,
+        Err(_) => true,
     }
 }
 
@@ -205,6 +263,50 @@ pub fn figure(out: &str, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_that_never_execs_is_killed_and_spawned_again() {
+        // The hung fork cannot be staged natively: Rust's spawn returns
+        // only once the child has exec'd (under qemu-user the vfork is a
+        // fork, and spawn returns at once). What the check sees of it is
+        // a child whose command line is not the one spawned; a shell that
+        // execs `sleep` shows the same, and does it only on its first run
+        // (a marker file). The grace is 2 s here: the first shell has
+        // exec'd `sleep` by then (it takes milliseconds).
+        let marker =
+            std::env::temp_dir().join(format!("preempt-exec-grace-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"if [ -e "$0" ]; then echo spawned again; else : > "$0"; exec sleep 60; fi"#)
+            .arg(&marker)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let r = run_command_with_grace(cmd, Duration::from_secs(50), Duration::from_secs(2));
+        let _ = std::fs::remove_file(&marker);
+        assert_eq!(r.status, Some(0), "{r:?}");
+        assert_eq!(r.stdout, "spawned again\n");
+        assert!((1..=EXEC_RETRIES).contains(&r.respawns), "{r:?}");
+    }
+
+    #[test]
+    fn a_child_that_execs_counts_as_running_its_command() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("5");
+        let argv = b"sleep\x005\x00".to_vec();
+        let mut child = cmd.spawn().unwrap();
+        // A watchdog of seconds for the exec, not a timing assertion.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !execd(child.id(), &argv) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(execd(child.id(), &argv));
+        // This process runs another command line.
+        assert!(!execd(std::process::id(), &argv));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     #[test]
     fn thread_states_names_each_thread_and_where_it_waits() {
