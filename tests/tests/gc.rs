@@ -554,7 +554,15 @@ fn the_interpreter_accepts_gc_verify_and_keeps_its_own_heap() {
 }
 
 /// The stop-the-world benchmark's program with `spinners` call-free loops
-/// holding the Ps while @main calls `gc` `n` times.
+/// holding the Ps while @main calls `gc` `n` times, keeping a list of
+/// 100,000 objects alive first, so that each mark lasts long enough (about
+/// a millisecond natively) for a spinner to be running when mark
+/// termination stops the world. With the benchmark's empty heap the mark
+/// is over in microseconds: at one P its termination was posted while the
+/// P's thread was still between goroutines, and taken there unasked: on a
+/// loaded machine, every one of 40 stops once. With three spinning shells
+/// on two CPUs, 30 runs at one P asked in 2 to 40 of the 40 stops without
+/// the list, 10 to 40 with it.
 fn spinners_and_gc(procs: usize, spinners: usize, n: usize) -> std::path::PathBuf {
     let text =
         std::fs::read_to_string(preempt_tests::repo_root().join("bench/src/preempt/stw.pir"))
@@ -564,7 +572,11 @@ fn spinners_and_gc(procs: usize, spinners: usize, n: usize) -> std::path::PathBu
                 "global @spinners: i64 = 1",
                 &format!("global @spinners: i64 = {spinners}"),
             )
-            .replace("global @n: i64 = 200", &format!("global @n: i64 = {n}"));
+            .replace("global @n: i64 = 200", &format!("global @n: i64 = {n}\nglobal @keep: ref"))
+            .replace(
+                "collect:\n",
+                "collect:\n    %list = copy nil\n    %f = const 0\nfill:\n    %node = new 1\n    setref %node, 0, %list\n    %list = copy %node\n    %f = add %f, 1\n    %filling = lt %f, 100000\n    br %filling, fill, filled\nfilled:\n    store @keep, %list\n",
+            );
     temp_pir(&format!("stw-{procs}-{spinners}"), &text)
 }
 
@@ -603,7 +615,8 @@ fn the_stopper_gets_a_p_of_its_own_from_call_free_spinners() {
             .as_u64()
             .unwrap_or(0);
         // A stop posted while the P passes a scheduling point takes it
-        // there, unasked; but the spinners run through whole marks.
+        // there, unasked; but the spinners run through whole marks (see
+        // `spinners_and_gc`).
         assert!(asked > 0, "procs {procs}: no stop request in {stops} stops");
     }
 }
