@@ -276,12 +276,16 @@ impl Engine {
     }
 
     /// Runs `g` (owned by the caller) until it needs the scheduler,
-    /// delivering `resume` first.
+    /// delivering `resume` first (taken field by field, leaving it empty:
+    /// by reference, not by value, because a by-value `Resume` is copied
+    /// with 16-byte loads from the 8-byte stores that filled it, a
+    /// store-forwarding stall on every switch).
     ///
     /// # Safety
     ///
     /// The caller owns `g` (see [`G::exec`]).
-    pub unsafe fn resume(&self, g: &G, resume: Resume) -> Op {
+    #[inline(always)]
+    pub unsafe fn resume(&self, g: &G, resume: &mut Resume) -> Op {
         // SAFETY: the caller owns g.
         let exec = unsafe { g.exec() };
         match (self, exec) {
@@ -293,14 +297,15 @@ impl Engine {
                 },
                 Exec::Jit { ctx, stack, .. },
             ) => {
-                if let Some(f) = resume.fault {
+                let (value, arm) = (resume.value.take(), resume.arm.take());
+                if let Some(f) = resume.fault.take() {
                     return Op::Fault(f);
                 }
-                if let Some(v) = resume.value {
+                if let Some(v) = value {
                     ctx.result = v;
                     ctx.result2 = v;
                 }
-                if let Some(arm) = resume.arm {
+                if let Some(arm) = arm {
                     ctx.result = arm as u64;
                 }
                 let ctx_ptr: *mut GoroutineContext = &mut **ctx;
@@ -324,6 +329,7 @@ impl Engine {
                 Exec::Interp { g: ig, pending },
             ) => {
                 let mut i = turns.lock(interp);
+                let resume = std::mem::take(resume);
                 if let Some(f) = resume.fault {
                     return Op::Fault(f);
                 }

@@ -736,7 +736,7 @@ impl Runtime {
             // SAFETY: this M owns g: it took it from a run queue or was
             // handed it, and nothing else touches its execution state until
             // it is queued or parked again.
-            let op = unsafe { self.engine.resume(&g, std::mem::take(&mut resume)) };
+            let op = unsafe { self.engine.resume(&g, &mut resume) };
             SERVING.with(|s| s.set((m.id, m.p())));
             match self.serve(m, &g, op, wakes) {
                 Next::Continue(r) => resume = r,
