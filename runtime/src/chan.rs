@@ -48,11 +48,13 @@ impl Waiter {
     }
 
     fn wake(self, value: Option<u64>) -> Wake {
+        let arm = self.select.as_ref().map(|s| s.0 as u32);
         Wake {
-            value,
-            arm: self.select.as_ref().map(|s| s.0 as u32),
-            closed: false,
             g: self.g,
+            value: value.unwrap_or(0),
+            arm: arm.unwrap_or(0),
+            flags: if value.is_some() { Wake::HAS_VALUE } else { 0 }
+                | if arm.is_some() { Wake::HAS_ARM } else { 0 },
         }
     }
 }
@@ -73,25 +75,42 @@ pub struct Chan {
     state: Mutex<State>,
 }
 
-/// A goroutine to wake, and what it finds when it resumes. Small and
-/// without destructor work beyond the `Arc`: every hand-over makes one.
+/// A goroutine to wake, and what it finds when it resumes. Small (24
+/// bytes: the options packed into flags) and without destructor work
+/// beyond the `Arc`: every hand-over makes one and moves it twice.
 #[derive(Debug)]
 pub struct Wake {
     pub g: Arc<G>,
-    /// The value it receives.
-    pub value: Option<u64>,
-    /// The select arm that won it.
-    pub arm: Option<u32>,
-    /// It was sending on a channel that got closed: it panics.
-    pub closed: bool,
+    value: u64,
+    arm: u32,
+    flags: u32,
 }
 
 impl Wake {
+    const HAS_VALUE: u32 = 1;
+    const HAS_ARM: u32 = 2;
+    const CLOSED: u32 = 4;
+
+    /// The value it receives.
+    pub fn value(&self) -> Option<u64> {
+        (self.flags & Wake::HAS_VALUE != 0).then_some(self.value)
+    }
+
+    /// The select arm that won it.
+    pub fn arm(&self) -> Option<u32> {
+        (self.flags & Wake::HAS_ARM != 0).then_some(self.arm)
+    }
+
+    /// It was sending on a channel that got closed: it panics.
+    pub fn closed(&self) -> bool {
+        self.flags & Wake::CLOSED != 0
+    }
+
     pub fn resume(&self) -> Resume {
         Resume {
-            value: self.value,
-            arm: self.arm.map(|a| a as usize),
-            fault: self.closed.then_some(Fault::SendOnClosedChannel),
+            value: self.value(),
+            arm: self.arm().map(|a| a as usize),
+            fault: self.closed().then_some(Fault::SendOnClosedChannel),
         }
     }
 }
@@ -242,7 +261,7 @@ impl Chan {
         for w in st.sendq.drain(..) {
             if w.claim() {
                 let mut wake = w.wake(None);
-                wake.closed = true;
+                wake.flags |= Wake::CLOSED;
                 wakes.push(wake);
             }
         }

@@ -344,8 +344,8 @@ impl Runtime {
         // bookkeeping: this runs at every hand-over.
         wakes.reverse();
         while let Some(w) = wakes.pop() {
-            let fault = w.closed.then_some(Fault::SendOnClosedChannel);
-            w.g.deliver_parts(w.value, w.arm.map(u64::from), fault);
+            let fault = w.closed().then_some(Fault::SendOnClosedChannel);
+            w.g.deliver_parts(w.value(), w.arm().map(u64::from), fault);
             self.ready(w.g, p);
         }
     }
