@@ -368,15 +368,8 @@ impl StackPool {
                     .expect("just added")
             }
         };
-        let lo = match inner.classes[i].free.pop() {
-            Some(lo) => {
-                if self.clear_reused {
-                    // SAFETY: a free stack of `size` bytes from `lo`,
-                    // carved from a live slab, which no goroutine uses.
-                    unsafe { std::ptr::write_bytes(lo as *mut u8, 0, size) };
-                }
-                lo
-            }
+        let (lo, reused) = match inner.classes[i].free.pop() {
+            Some(lo) => (lo, true),
             None => {
                 if inner.classes[i].rest_count == 0 {
                     let slab = map_anon(SLAB_BYTES)?;
@@ -387,15 +380,22 @@ impl StackPool {
                 }
                 let c = &mut inner.classes[i];
                 c.rest_count -= 1;
-                c.rest + c.rest_count * size
+                (c.rest + c.rest_count * size, false)
             }
         };
-        Ok(Stack {
+        drop(inner);
+        let stack = Stack {
             lo,
             size,
             reserve: self.reserve as u32,
             mapped: false,
-        })
+        };
+        if reused && self.clear_reused {
+            // SAFETY: a free stack, carved from a live slab, which no
+            // goroutine uses.
+            unsafe { stack.clear_below(stack.hi()) };
+        }
+        Ok(stack)
     }
 
     /// Gives a stack back: a small one to its free list, a mapped one to

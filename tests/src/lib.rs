@@ -193,6 +193,8 @@ fn run_command_with_grace(mut cmd: Command, kill_after: Duration, grace: Duratio
                     let threads = thread_states(child.id());
                     let _ = child.kill();
                     let _ = child.wait();
+                    // Its pipes closed with it: the readers end.
+                    let _ = (t_out.join(), t_err.join());
                     eprintln!(
                         "run_command: pid {} never exec'd {:?} in {grace:?} (a hung fork of the test process); killed and started again. Its threads:\n{threads}",
                         child.id(),
