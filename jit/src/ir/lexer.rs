@@ -150,6 +150,35 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// A lexer for `text[pos..end]`, where `pos` is on line `line` and
+    /// only blanks stand before it on that line: the piece of a text that
+    /// [`Lexer::position`] gave `pos` and `line` for.
+    pub fn resume(text: &'a str, pos: usize, line: u32, end: usize) -> Lexer<'a> {
+        let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+        debug_assert!(text[line_start..pos]
+            .bytes()
+            .all(|c| matches!(c, b' ' | b'\t' | b'\r')));
+        Lexer {
+            text: &text[..end],
+            pos,
+            line,
+            line_start,
+            wide: false,
+            ended: false,
+        }
+    }
+
+    /// The text being read (without a byte-order mark).
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Where the next token is looked for: its byte offset in
+    /// [`Lexer::text`], and its line.
+    pub fn position(&self) -> (usize, u32) {
+        (self.pos, self.line)
+    }
+
     /// The position of byte `at` of the current line's text.
     #[inline]
     fn span(&self, at: usize) -> Span {

@@ -21,9 +21,9 @@ pub mod verify;
 
 pub use error::Error;
 pub use name::Name;
-pub use parser::parse;
+pub use parser::{parse, parse_with};
 pub use printer::print;
-pub use verify::verify;
+pub use verify::{verify, verify_with};
 
 use std::fmt;
 

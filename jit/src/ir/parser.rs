@@ -9,6 +9,7 @@ use std::collections::HashMap as StdHashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 mod instruction;
+mod pieces;
 mod regs;
 
 use regs::RegIds;
@@ -18,6 +19,7 @@ use super::{
     Block, BlockId, Error, FuncId, Function, Global, GlobalId, Inst, Operand, PreemptMode, Program,
     Reg, RegInfo, Span, Terminator, Type,
 };
+use crate::par::Threads;
 
 /// The multiply-rotate hash rustc uses for its own tables (FxHash): names
 /// are short and not adversarial, and SipHash would dominate parsing.
@@ -79,9 +81,18 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Program, Error> {
 /// anywhere in the text is the error reported, even when a syntax error
 /// comes before it, as when the whole text was lexed first.
 pub fn parse(source: &str) -> Result<Program, Error> {
+    parse_with(source, Threads::Auto)
+}
+
+/// [`parse`] on up to `threads` threads: the same program, or the same
+/// error, whatever their number.
+pub fn parse_with(source: &str, threads: Threads) -> Result<Program, Error> {
     let mut p = Parser::new(source);
-    p.prescan(source);
-    let result = p.program();
+    let funcs = p.prescan(source);
+    if let Some(prog) = pieces::parse_in_pieces(&p, source, &funcs, threads) {
+        return Ok(prog);
+    }
+    let result = p.program(false);
     if let Some(e) = p.lex_error.take() {
         return Err(e);
     }
@@ -214,19 +225,35 @@ impl<'a> FuncState<'a> {
 
 impl<'a> Parser<'a> {
     fn new(source: &'a str) -> Parser<'a> {
+        Parser::with_lexer(
+            Lexer::new(source),
+            source,
+            HashMap::default(),
+            HashMap::default(),
+        )
+    }
+
+    /// A parser reading from `lexer`, names borrowing from `source`, with
+    /// the program's functions and globals as a prescan found them.
+    fn with_lexer(
+        lexer: Lexer<'a>,
+        source: &'a str,
+        func_ids: HashMap<&'a str, (FuncId, Span)>,
+        global_ids: HashMap<&'a str, (GlobalId, Span)>,
+    ) -> Parser<'a> {
         let placeholder = || Token {
             tok: Tok::Eof,
             span: Span::new(1, 1),
         };
         let mut p = Parser {
-            lexer: Lexer::new(source),
+            lexer,
             cur: placeholder(),
             ahead: placeholder(),
             lex_error: None,
-            func_ids: HashMap::default(),
-            global_ids: HashMap::default(),
-            n_funcs: 0,
-            n_globals: 0,
+            n_funcs: func_ids.len(),
+            n_globals: global_ids.len(),
+            func_ids,
+            global_ids,
             tables: Tables {
                 reg_ids: RegIds::new(source),
                 ..Tables::default()
@@ -259,9 +286,11 @@ impl<'a> Parser<'a> {
     /// so references may precede definitions. Duplicates are reported when
     /// the parser reaches them, keeping errors in text order. Only the first
     /// two tokens of each line are read; a lexical error there is the
-    /// parser's to report.
-    fn prescan(&mut self, source: &'a str) {
+    /// parser's to report. Returns where each line `func @name` starts (its
+    /// first byte and its line), where a piece of the text may start.
+    fn prescan(&mut self, source: &'a str) -> Vec<(usize, u32)> {
         let mut lexer = Lexer::new(source);
+        let mut funcs = Vec::new();
         loop {
             // Most lines are instructions: they are passed over byte by
             // byte, not lexed.
@@ -270,6 +299,7 @@ impl<'a> Parser<'a> {
                 Some(false) => continue,
                 Some(true) => {}
             }
+            let at = lexer.position();
             let kw = match lexer.next_token() {
                 Ok(Token { tok: Tok::Eof, .. }) => break,
                 Ok(Token {
@@ -291,6 +321,9 @@ impl<'a> Parser<'a> {
             }) = next
             {
                 let taken = self.func_ids.contains_key(name) || self.global_ids.contains_key(name);
+                if kw == "func" {
+                    funcs.push(at);
+                }
                 if kw == "func" && !taken {
                     self.func_ids
                         .insert(name, (FuncId::new(self.n_funcs), span));
@@ -311,6 +344,7 @@ impl<'a> Parser<'a> {
                 lexer.skip_line();
             }
         }
+        funcs
     }
 
     fn peek(&self) -> &Tok<'a> {
@@ -376,10 +410,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn program(&mut self) -> Result<Program, Error> {
+    /// The top-level items up to the end of the text; `past_header` when
+    /// the text is a piece after the first, where `set` lines may not
+    /// stand.
+    fn program(&mut self, mut past_header: bool) -> Result<Program, Error> {
         let mut prog = Program::default();
         let mut seen_settings: HashMap<&'a str, Span> = HashMap::default();
-        let mut past_header = false;
         loop {
             self.skip_blank_lines();
             let span = self.span();

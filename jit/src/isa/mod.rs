@@ -9,6 +9,7 @@ pub mod x64;
 use crate::code::disasm::DecodedInst;
 use crate::ir::Program;
 use crate::module::{Arch, Assembled};
+use crate::par::Threads;
 
 /// The porting contract: what a new architecture must provide.
 ///
@@ -148,9 +149,15 @@ pub struct BranchPatch {
 /// Assembles a verified program for `arch`; `globals[i]` is the address
 /// generated code uses for global `i`.
 pub fn assemble(arch: Arch, prog: &Program, globals: &[usize]) -> Assembled {
+    assemble_with(arch, prog, globals, Threads::Auto)
+}
+
+/// [`assemble`] on up to `threads` threads: the same code, whatever their
+/// number.
+pub fn assemble_with(arch: Arch, prog: &Program, globals: &[usize], threads: Threads) -> Assembled {
     match arch {
-        Arch::X86_64 => crate::lower::assemble::<x64::X64>(prog, globals),
-        Arch::Aarch64 => crate::lower::assemble::<aarch64::Aarch64>(prog, globals),
+        Arch::X86_64 => crate::lower::assemble::<x64::X64>(prog, globals, threads),
+        Arch::Aarch64 => crate::lower::assemble::<aarch64::Aarch64>(prog, globals, threads),
     }
 }
 

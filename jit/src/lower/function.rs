@@ -23,10 +23,17 @@ use crate::ir::{
 };
 use crate::lower::{FunctionPlan, Location};
 use crate::module::{Assembled, ConstantPool, PrintDesc};
+use crate::par::Threads;
 
 /// Assembles a verified program for `M`; `globals[i]` is the address
 /// generated code uses for global `i`.
-pub fn assemble<M: Machine>(prog: &Program, globals: &[usize]) -> Assembled {
+///
+/// With more than one thread, a second thread plans the functions (their
+/// register allocation, a third of the work) in order while this one
+/// emits them: emission is one stream of code, labels and tables, and
+/// stays on one thread; the plans are what `FunctionPlan::new` would give
+/// on this one, so the code is the same byte for byte.
+pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads) -> Assembled {
     let mut ops = VecAssembler::<M::Relocation>::new(0);
     let mut meta = MetadataBuilder::new();
     let rt_call = ops.new_dynamic_label();
@@ -39,8 +46,8 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize]) -> Assembled {
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
     let ref_globals: Vec<bool> = prog.globals.iter().map(|g| g.ty == Type::Ref).collect();
-    for (i, func) in prog.funcs.iter().enumerate() {
-        let plan = FunctionPlan::new(func, &M::REGISTERS);
+    let mut emit = |i: usize, plan: FunctionPlan| {
+        let func = &prog.funcs[i];
         function_offsets.push(ops.offset().0);
         let mut cx: Lower<'_, M> = Lower {
             ops: &mut ops,
@@ -61,6 +68,45 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize]) -> Assembled {
             cold: Vec::new(),
         };
         cx.function();
+    };
+    let plan = |func: &Function| FunctionPlan::new(func, &M::REGISTERS);
+    if threads.count(prog.inst_count(), prog.funcs.len()) < 2 {
+        for (i, func) in prog.funcs.iter().enumerate() {
+            emit(i, plan(func));
+        }
+    } else {
+        // A few plans ahead of the emitter at most: they are large.
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        std::thread::scope(|s| {
+            let planner = std::thread::Builder::new()
+                .name("compile".into())
+                .spawn_scoped(s, move || {
+                    for func in &prog.funcs {
+                        if tx.send(plan(func)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            match planner {
+                Ok(planner) => {
+                    for i in 0..prog.funcs.len() {
+                        // The planner ends early only by panicking: its
+                        // panic is raised below.
+                        let Ok(p) = rx.recv() else { break };
+                        emit(i, p);
+                    }
+                    if let Err(panic) = planner.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
+                // No thread to be had: everything is done here.
+                Err(_) => {
+                    for (i, func) in prog.funcs.iter().enumerate() {
+                        emit(i, plan(func));
+                    }
+                }
+            }
+        });
     }
     let tables = meta.finish();
     let code = ops

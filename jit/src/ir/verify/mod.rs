@@ -64,14 +64,19 @@
 //!
 //! The phases live in files by what they need: [`structure`] holds phases
 //! 0 to 2, which need no types; [`types`] phases 3 and 4;
-//! [`definite_assignment`] phase 5. This file runs them in order, keeps
-//! the first error of a phase, and checks phase 6.
+//! [`definite_assignment`] phase 5. This file runs them, keeps the first
+//! error of each phase, reports the earliest phase's, and checks phase 6.
+//! It runs phases 1 to 5 function by function rather than phase by phase,
+//! on several threads for a large program ([`crate::par`]): each
+//! function's phases see only that function and the others' signatures,
+//! so the error reported is the same either way.
 
 mod definite_assignment;
 mod structure;
 mod types;
 
-use super::{Error, Program, Span, Type};
+use super::{Error, Function, Program, Span, Type};
+use crate::par::{self, Threads};
 use definite_assignment::definite_assignment;
 use structure::{main_signature, shape, undefined_registers, well_formed};
 use types::{register_types, OperandTypes};
@@ -83,7 +88,13 @@ use types::{register_types, OperandTypes};
 /// first one in the text of the earliest phase that failed (see the module
 /// documentation).
 pub fn verify(prog: &mut Program) -> Result<(), Error> {
-    let types = check(prog)?;
+    verify_with(prog, Threads::Auto)
+}
+
+/// [`verify`] on `threads` threads: the same result, whatever their
+/// number.
+pub fn verify_with(prog: &mut Program, threads: Threads) -> Result<(), Error> {
+    let types = check(prog, threads)?;
     for (func, tys) in prog.funcs.iter_mut().zip(types) {
         for (info, ty) in func.regs.iter_mut().zip(tys) {
             info.ty = ty;
@@ -93,38 +104,51 @@ pub fn verify(prog: &mut Program) -> Result<(), Error> {
 }
 
 /// Runs every phase and returns the types of the registers of each function.
-fn check(prog: &Program) -> Result<Vec<Vec<Option<Type>>>, Error> {
+///
+/// Phase 0 is checked for every function first. Phases 1 to 5 of one
+/// function depend only on that function and on the declared signatures
+/// of the others, so each function goes through all of them at once (its
+/// data stays in the cache from one phase to the next), stopping at its
+/// first phase with an error, and functions are checked in parallel. Each
+/// phase keeps its own first error; the earliest phase with one decides,
+/// as if the phases had run one after the other over the whole program.
+fn check(prog: &Program, threads: Threads) -> Result<Vec<Vec<Option<Type>>>, Error> {
+    let weights: Vec<usize> = prog.funcs.iter().map(|f| f.inst_count() + 1).collect();
+    let n = threads.count(weights.iter().sum(), weights.len());
+    let ranges = par::split(&weights, n);
+
+    // Phase 0 for every function before any later phase of any: those
+    // read other functions' signatures, which must be well formed.
     let mut sink = Sink::default();
-    well_formed(prog, &mut sink);
-    sink.finish()?;
-
-    for func in &prog.funcs {
-        shape(prog, func, &mut sink);
-    }
-    main_signature(prog, &mut sink);
-    sink.finish()?;
-
-    for func in &prog.funcs {
-        undefined_registers(func, &mut sink);
+    for part in par::map(&ranges, |range| {
+        let mut sink = Sink::default();
+        for func in &prog.funcs[range] {
+            well_formed(prog, func, &mut sink);
+        }
+        sink
+    }) {
+        sink.merge(part);
     }
     sink.finish()?;
 
-    let types: Vec<Vec<Option<Type>>> = prog
-        .funcs
-        .iter()
-        .map(|func| register_types(prog, func, &mut sink))
-        .collect();
-    sink.finish()?;
-
-    for (func, tys) in prog.funcs.iter().zip(&types) {
-        OperandTypes { prog, func, tys }.check(&mut sink);
+    let parts = par::map(&ranges, |range| {
+        let mut phases = PhaseSinks::default();
+        let types: Vec<Vec<Option<Type>>> = prog.funcs[range]
+            .iter()
+            .map(|func| check_function(prog, func, &mut phases))
+            .collect();
+        (types, phases)
+    });
+    let mut phases = PhaseSinks::default();
+    main_signature(prog, &mut phases.0[0]);
+    let mut types = Vec::with_capacity(prog.funcs.len());
+    for (t, p) in parts {
+        types.extend(t);
+        phases.merge(p);
     }
-    sink.finish()?;
-
-    for func in &prog.funcs {
-        definite_assignment(func, &mut sink);
+    for sink in &mut phases.0 {
+        sink.finish()?;
     }
-    sink.finish()?;
 
     if prog.main().is_none() {
         return Err(Error::new(
@@ -133,6 +157,54 @@ fn check(prog: &Program) -> Result<Vec<Vec<Option<Type>>>, Error> {
         ));
     }
     Ok(types)
+}
+
+/// The first error of each of phases 1 to 5.
+#[derive(Default)]
+struct PhaseSinks([Sink; 5]);
+
+impl PhaseSinks {
+    fn merge(&mut self, other: PhaseSinks) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            mine.merge(theirs);
+        }
+    }
+}
+
+/// Phases 1 to 5 on one function, up to the first that reports an error;
+/// the register types (meaningless if a phase failed).
+fn check_function(prog: &Program, func: &Function, phases: &mut PhaseSinks) -> Vec<Option<Type>> {
+    let [shape_sink, undefined, reg_types, operands, assignment] = &mut phases.0;
+    let mut local = Sink::default();
+    let failed = |local: &mut Sink, into: &mut Sink| {
+        let failed = local.first.is_some();
+        into.merge(std::mem::take(local));
+        failed
+    };
+    shape(prog, func, &mut local);
+    if failed(&mut local, shape_sink) {
+        return Vec::new();
+    }
+    undefined_registers(func, &mut local);
+    if failed(&mut local, undefined) {
+        return Vec::new();
+    }
+    let tys = register_types(prog, func, &mut local);
+    if failed(&mut local, reg_types) {
+        return Vec::new();
+    }
+    OperandTypes {
+        prog,
+        func,
+        tys: &tys,
+    }
+    .check(&mut local);
+    if failed(&mut local, operands) {
+        return Vec::new();
+    }
+    definite_assignment(func, &mut local);
+    failed(&mut local, assignment);
+    tys
 }
 
 /// Keeps the first error in the text among those reported in one phase.
@@ -152,6 +224,15 @@ impl Sink {
         let key = (span.line, span.col, sub);
         if self.first.as_ref().is_none_or(|(k, _)| key < *k) {
             self.first = Some((key, Error::new(span, message())));
+        }
+    }
+
+    /// Keeps the earlier of this sink's error and `other`'s.
+    fn merge(&mut self, other: Sink) {
+        if let Some((key, e)) = other.first {
+            if self.first.as_ref().is_none_or(|(k, _)| key < *k) {
+                self.first = Some((key, e));
+            }
         }
     }
 

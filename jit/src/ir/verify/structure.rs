@@ -9,103 +9,101 @@ use crate::ir::{ArmKind, Format, Function, InstKind, Operand, Program, Reg, Span
 // ---------------------------------------------------------------------------
 // Phase 0: indices and operand counts.
 
-pub(super) fn well_formed(prog: &Program, sink: &mut Sink) {
+pub(super) fn well_formed(prog: &Program, func: &Function, sink: &mut Sink) {
     let n_funcs = prog.funcs.len();
     let n_globals = prog.globals.len();
-    for func in &prog.funcs {
-        let n_regs = func.regs.len();
-        let n_blocks = func.blocks.len();
-        let reg_ok = |r: Reg| r.index() < n_regs;
-        let op_ok = |o: Operand| o.reg().is_none_or(reg_ok);
-        let mut bad = |span: Span, what: String| {
-            sink.report(span, 0, || {
-                format!("malformed program: {what} in @{}", func.name)
-            })
-        };
-        if func.params.len() != func.param_types.len() {
+    let n_regs = func.regs.len();
+    let n_blocks = func.blocks.len();
+    let reg_ok = |r: Reg| r.index() < n_regs;
+    let op_ok = |o: Operand| o.reg().is_none_or(reg_ok);
+    let mut bad = |span: Span, what: String| {
+        sink.report(span, 0, || {
+            format!("malformed program: {what} in @{}", func.name)
+        })
+    };
+    if func.params.len() != func.param_types.len() {
+        bad(
+            func.span,
+            "parameter list and parameter types differ in length".into(),
+        );
+    }
+    for (i, &p) in func.params.iter().enumerate() {
+        if !reg_ok(p) {
             bad(
                 func.span,
-                "parameter list and parameter types differ in length".into(),
+                format!("parameter {} is register {p}, out of range", i + 1),
             );
+        } else if func.params[..i].contains(&p) {
+            bad(func.span, format!("register {p} is two parameters"));
         }
-        for (i, &p) in func.params.iter().enumerate() {
-            if !reg_ok(p) {
+    }
+    for block in &func.blocks {
+        for inst in &block.insts {
+            let kind = &inst.kind;
+            let op = kind.opcode();
+            let mut ok = kind.def().is_none_or(reg_ok);
+            kind.for_each_operand(|o| ok &= op_ok(o));
+            ok &= kind.global().is_none_or(|g| g.index() < n_globals);
+            ok &= match kind {
+                InstKind::Call { func, .. } | InstKind::Spawn { func, .. } => {
+                    func.index() < n_funcs
+                }
+                _ => true,
+            };
+            if !ok {
                 bad(
-                    func.span,
-                    format!("parameter {} is register {p}, out of range", i + 1),
+                    inst.span,
+                    format!("'{op}' refers to an entity that does not exist"),
                 );
-            } else if func.params[..i].contains(&p) {
-                bad(func.span, format!("register {p} is two parameters"));
+                continue;
+            }
+            if !format_matches(kind) {
+                bad(
+                    inst.span,
+                    format!("'{op}' is stored in the wrong instruction form"),
+                );
+                continue;
+            }
+            match kind {
+                InstKind::Effect { op, args } if args.len() != op.operand_types().len() => bad(
+                    inst.span,
+                    format!(
+                        "'{op}' has {} operands instead of {}",
+                        args.len(),
+                        op.operand_types().len()
+                    ),
+                ),
+                InstKind::CCall { func, arg } if func.takes_arg() != arg.is_some() => bad(
+                    inst.span,
+                    format!("'ccall {func}' has the wrong number of operands"),
+                ),
+                _ => {}
             }
         }
-        for block in &func.blocks {
-            for inst in &block.insts {
-                let kind = &inst.kind;
-                let op = kind.opcode();
-                let mut ok = kind.def().is_none_or(reg_ok);
-                kind.for_each_operand(|o| ok &= op_ok(o));
-                ok &= kind.global().is_none_or(|g| g.index() < n_globals);
-                ok &= match kind {
-                    InstKind::Call { func, .. } | InstKind::Spawn { func, .. } => {
-                        func.index() < n_funcs
+        if let Some(term) = &block.term {
+            let mut ok = true;
+            term.kind.for_each_operand(|o| ok &= op_ok(o));
+            for s in term.kind.successors() {
+                ok &= s.index() < n_blocks;
+            }
+            if let TermKind::Select { arms } = &term.kind {
+                if arms.is_empty() {
+                    bad(term.span, "'select' has no arms".into());
+                }
+                for arm in arms {
+                    if let ArmKind::Recv { into: Some(v), .. } = arm.kind {
+                        ok &= reg_ok(v);
                     }
-                    _ => true,
-                };
-                if !ok {
-                    bad(
-                        inst.span,
-                        format!("'{op}' refers to an entity that does not exist"),
-                    );
-                    continue;
-                }
-                if !format_matches(kind) {
-                    bad(
-                        inst.span,
-                        format!("'{op}' is stored in the wrong instruction form"),
-                    );
-                    continue;
-                }
-                match kind {
-                    InstKind::Effect { op, args } if args.len() != op.operand_types().len() => bad(
-                        inst.span,
-                        format!(
-                            "'{op}' has {} operands instead of {}",
-                            args.len(),
-                            op.operand_types().len()
-                        ),
-                    ),
-                    InstKind::CCall { func, arg } if func.takes_arg() != arg.is_some() => bad(
-                        inst.span,
-                        format!("'ccall {func}' has the wrong number of operands"),
-                    ),
-                    _ => {}
                 }
             }
-            if let Some(term) = &block.term {
-                let mut ok = true;
-                term.kind.for_each_operand(|o| ok &= op_ok(o));
-                for s in term.kind.successors() {
-                    ok &= s.index() < n_blocks;
-                }
-                if let TermKind::Select { arms } = &term.kind {
-                    if arms.is_empty() {
-                        bad(term.span, "'select' has no arms".into());
-                    }
-                    for arm in arms {
-                        if let ArmKind::Recv { into: Some(v), .. } = arm.kind {
-                            ok &= reg_ok(v);
-                        }
-                    }
-                }
-                if !ok {
-                    bad(
-                        term.span,
-                        format!(
-                            "'{}' refers to an entity that does not exist",
-                            term.kind.opcode()
-                        ),
-                    );
-                }
+            if !ok {
+                bad(
+                    term.span,
+                    format!(
+                        "'{}' refers to an entity that does not exist",
+                        term.kind.opcode()
+                    ),
+                );
             }
         }
     }
