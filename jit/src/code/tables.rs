@@ -361,9 +361,29 @@ pub struct MetadataBuilder {
     first_loop: usize,
 }
 
+/// Sorts `v` by `key`, stably, unless it is sorted already: code is
+/// emitted in address order, so most tables are recorded sorted, and a
+/// check costs one pass where a stable sort of millions of entries also
+/// allocates a buffer of half their size.
+fn sort_by_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
+    if !v.is_sorted_by_key(&key) {
+        v.sort_by_key(key);
+    }
+}
+
 impl MetadataBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder with room for the tables of a program of `insts`
+    /// instructions (terminators included) in `blocks` blocks, so that
+    /// the largest tables are not copied as they grow.
+    pub fn with_capacity(insts: usize, blocks: usize) -> Self {
+        let mut m = Self::default();
+        m.tables.inst_starts.reserve(insts);
+        m.tables.blocks.reserve(blocks);
+        m
     }
 
     /// The function being recorded.
@@ -552,18 +572,18 @@ impl MetadataBuilder {
     pub fn finish(mut self) -> CodeTables {
         assert!(self.open_func.is_none() && self.open_unsafe.is_none() && self.open_stub.is_none());
         let t = &mut self.tables;
-        t.functions.sort_by_key(|f| f.start);
+        sort_by_key(&mut t.functions, |f| f.start);
         t.blocks.retain(|b| b.end > b.start);
-        t.blocks.sort_by_key(|b| b.start);
-        t.unsafe_regions.sort_by_key(|r| r.start);
-        t.back_edges.sort_by_key(|e| e.pc);
-        t.poll_sites.sort_by_key(|p| p.pc);
-        t.patch_sites.sort_by_key(|p| p.pc);
-        t.call_sites.sort_by_key(|c| c.return_pc);
-        t.hoisted_loads.sort_by_key(|h| h.pc);
-        t.inst_starts.sort_by_key(|s| s.pc);
-        t.stubs.sort_by_key(|s| s.start);
-        t.block_loops.sort_by_key(|b| (b.func, b.block));
+        sort_by_key(&mut t.blocks, |b| b.start);
+        sort_by_key(&mut t.unsafe_regions, |r| r.start);
+        sort_by_key(&mut t.back_edges, |e| e.pc);
+        sort_by_key(&mut t.poll_sites, |p| p.pc);
+        sort_by_key(&mut t.patch_sites, |p| p.pc);
+        sort_by_key(&mut t.call_sites, |c| c.return_pc);
+        sort_by_key(&mut t.hoisted_loads, |h| h.pc);
+        sort_by_key(&mut t.inst_starts, |s| s.pc);
+        sort_by_key(&mut t.stubs, |s| s.start);
+        sort_by_key(&mut t.block_loops, |b| (b.func, b.block));
         self.tables
     }
 }

@@ -25,6 +25,10 @@ use crate::lower::{FunctionPlan, Location};
 use crate::module::{Assembled, ConstantPool, PrintDesc};
 use crate::par::Threads;
 
+/// Code bytes per PIR instruction to make room for: about what the
+/// compile benchmark's program takes on x86-64.
+const CODE_BYTES_PER_INST: usize = 32;
+
 /// Assembles a verified program for `M`; `globals[i]` is the address
 /// generated code uses for global `i`.
 ///
@@ -34,8 +38,21 @@ use crate::par::Threads;
 /// stays on one thread; the plans are what `FunctionPlan::new` would give
 /// on this one, so the code is the same byte for byte.
 pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads) -> Assembled {
-    let mut ops = VecAssembler::<M::Relocation>::new(0);
-    let mut meta = MetadataBuilder::new();
+    // Room for a large program's code, labels and tables up front: grown
+    // by doubling, each would be copied (and its pages touched) about
+    // twice over. Room not used costs no memory until written.
+    let insts = prog.inst_count();
+    let blocks: usize = prog.funcs.iter().map(|f| f.blocks.len()).sum();
+    let mut ops = VecAssembler::<M::Relocation>::new_with_capacity(
+        0,
+        insts * CODE_BYTES_PER_INST,
+        0,
+        0,
+        blocks + insts / 2,
+        0,
+        blocks + insts / 2,
+    );
+    let mut meta = MetadataBuilder::with_capacity(insts + blocks, blocks);
     let rt_call = ops.new_dynamic_label();
     let preempt_stub = ops.new_dynamic_label();
     let stub_offsets = M::emit_stubs(&mut ops, &mut meta, rt_call, preempt_stub);
@@ -46,7 +63,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
     let ref_globals: Vec<bool> = prog.globals.iter().map(|g| g.ty == Type::Ref).collect();
-    let mut emit = |i: usize, plan: FunctionPlan| {
+    let mut emit = |i: usize, plan: &FunctionPlan| {
         let func = &prog.funcs[i];
         function_offsets.push(ops.offset().0);
         let mut cx: Lower<'_, M> = Lower {
@@ -58,7 +75,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
             func,
             fid: FuncId::new(i),
             frame: M::frame_layout(&plan.alloc),
-            plan: &plan,
+            plan,
             func_labels: &func_labels,
             rt_call,
             preempt_stub,
@@ -72,19 +89,30 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     let plan = |func: &Function| FunctionPlan::new(func, &M::REGISTERS);
     if threads.count(prog.inst_count(), prog.funcs.len()) < 2 {
         for (i, func) in prog.funcs.iter().enumerate() {
-            emit(i, plan(func));
+            emit(i, &plan(func));
         }
     } else {
-        // A few plans ahead of the emitter at most: they are large.
+        // A few plans ahead of the emitter at most: they are large. Each
+        // goes back to the planner to be freed there, where it was
+        // allocated: freed here, every plan would take the lock of the
+        // planner's allocator arena while the planner allocates from it.
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<FunctionPlan>();
         std::thread::scope(|s| {
             let planner = std::thread::Builder::new()
                 .name("compile".into())
                 .spawn_scoped(s, move || {
                     for func in &prog.funcs {
+                        while let Ok(used) = done_rx.try_recv() {
+                            drop(used);
+                        }
                         if tx.send(plan(func)).is_err() {
                             return;
                         }
+                    }
+                    drop(tx);
+                    for used in done_rx {
+                        drop(used);
                     }
                 });
             match planner {
@@ -93,8 +121,11 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
                         // The planner ends early only by panicking: its
                         // panic is raised below.
                         let Ok(p) = rx.recv() else { break };
-                        emit(i, p);
+                        emit(i, &p);
+                        // The planner has gone only if it panicked.
+                        let _ = done_tx.send(p);
                     }
+                    drop(done_tx);
                     if let Err(panic) = planner.join() {
                         std::panic::resume_unwind(panic);
                     }
@@ -102,7 +133,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
                 // No thread to be had: everything is done here.
                 Err(_) => {
                     for (i, func) in prog.funcs.iter().enumerate() {
-                        emit(i, plan(func));
+                        emit(i, &plan(func));
                     }
                 }
             }
