@@ -7,19 +7,79 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-/// The longest name stored inline; the size of a `String`, less a length
-/// byte.
-const INLINE: usize = 23;
+/// The longest name stored inline: the size of a `String`, less a length
+/// byte and a byte for the tag.
+const INLINE: usize = 22;
 
-/// An immutable string, inline up to 23 bytes, on the heap beyond. It
-/// reads as a `&str` (`Deref`), compares, hashes and prints as one.
+/// An immutable string, inline up to 22 bytes, on the heap beyond. It
+/// reads as a `&str` (`Deref`), compares, hashes and prints as one. It is
+/// 24 bytes, the size of a `String`: a register's record is 32.
 #[derive(Clone)]
 pub struct Name(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline { len: Len, bytes: [u8; INLINE] },
     Heap(Box<str>),
+}
+
+/// The length of an inline name, 0 to [`INLINE`]. As an enum, the byte's
+/// other values are free for the compiler to tell `Heap` from `Inline`
+/// with, so `Repr` needs no tag of its own.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Len {
+    L0,
+    L1,
+    L2,
+    L3,
+    L4,
+    L5,
+    L6,
+    L7,
+    L8,
+    L9,
+    L10,
+    L11,
+    L12,
+    L13,
+    L14,
+    L15,
+    L16,
+    L17,
+    L18,
+    L19,
+    L20,
+    L21,
+    L22,
+}
+
+impl Len {
+    const ALL: [Len; INLINE + 1] = [
+        Len::L0,
+        Len::L1,
+        Len::L2,
+        Len::L3,
+        Len::L4,
+        Len::L5,
+        Len::L6,
+        Len::L7,
+        Len::L8,
+        Len::L9,
+        Len::L10,
+        Len::L11,
+        Len::L12,
+        Len::L13,
+        Len::L14,
+        Len::L15,
+        Len::L16,
+        Len::L17,
+        Len::L18,
+        Len::L19,
+        Len::L20,
+        Len::L21,
+        Len::L22,
+    ];
 }
 
 impl Name {
@@ -28,7 +88,7 @@ impl Name {
             let mut bytes = [0u8; INLINE];
             bytes[..s.len()].copy_from_slice(s.as_bytes());
             Name(Repr::Inline {
-                len: s.len() as u8,
+                len: Len::ALL[s.len()],
                 bytes,
             })
         } else {
@@ -41,7 +101,7 @@ impl Name {
             // SAFETY: `bytes[..len]` is a copy of a whole `&str` (`new`),
             // so it is UTF-8.
             Repr::Inline { len, bytes } => unsafe {
-                std::str::from_utf8_unchecked(&bytes[..usize::from(*len)])
+                std::str::from_utf8_unchecked(&bytes[..*len as usize])
             },
             Repr::Heap(s) => s,
         }
@@ -136,7 +196,8 @@ mod tests {
 
     #[test]
     fn short_and_long_names_read_back() {
-        for s in ["", "x", "i12", &"a".repeat(23), &"b".repeat(24), "é€"] {
+        assert_eq!(std::mem::size_of::<Name>(), 24);
+        for s in ["", "x", "i12", &"a".repeat(22), &"b".repeat(23), "é€"] {
             let n = Name::new(s);
             assert_eq!(n.as_str(), s);
             assert_eq!(Name::from(s.to_string()), n);

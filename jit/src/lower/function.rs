@@ -40,7 +40,9 @@ const CODE_BYTES_PER_INST: usize = 32;
 pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads) -> Assembled {
     // Room for a large program's code, labels and tables up front: grown
     // by doubling, each would be copied (and its pages touched) about
-    // twice over. Room not used costs no memory until written.
+    // twice over. Room not used costs no memory until written. (The
+    // relocations are resolved function by function, below, so their
+    // list stays small.)
     let insts = prog.inst_count();
     let blocks: usize = prog.funcs.iter().map(|f| f.blocks.len()).sum();
     let mut ops = VecAssembler::<M::Relocation>::new_with_capacity(
@@ -50,7 +52,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
         0,
         blocks + insts / 2,
         0,
-        blocks + insts / 2,
+        0,
     );
     let mut meta = MetadataBuilder::with_capacity(insts + blocks, blocks);
     let rt_call = ops.new_dynamic_label();
@@ -63,6 +65,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     let mut pool = ConstantPool::default();
     let mut function_offsets = Vec::with_capacity(prog.funcs.len());
     let ref_globals: Vec<bool> = prog.globals.iter().map(|g| g.ty == Type::Ref).collect();
+    let mut forward_calls = 0;
     let mut emit = |i: usize, plan: &FunctionPlan| {
         let func = &prog.funcs[i];
         function_offsets.push(ops.offset().0);
@@ -83,8 +86,18 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
             nosplit_leaves,
             block_labels: Vec::new(),
             cold: Vec::new(),
+            max_callee: 0,
         };
         cx.function();
+        // Resolve the function's jumps now, while its code is in the
+        // cache, rather than every jump of the program at the end, unless
+        // a call so far goes to a function not yet emitted (whose label
+        // is not yet defined).
+        forward_calls = forward_calls.max(cx.max_callee);
+        if forward_calls <= i {
+            ops.commit()
+                .expect("every label the backend references is defined");
+        }
     };
     let plan = |func: &Function| FunctionPlan::new(func, &M::REGISTERS);
     if threads.count(prog.inst_count(), prog.funcs.len()) < 2 {
@@ -179,6 +192,8 @@ pub struct Lower<'a, M: Machine> {
     pub(super) nosplit_leaves: bool,
     pub(super) block_labels: Vec<DynamicLabel>,
     pub(super) cold: Vec<Cold>,
+    /// The highest function index this function calls (0 if none).
+    pub(super) max_callee: usize,
 }
 
 impl<M: Machine> std::fmt::Debug for Lower<'_, M> {
@@ -493,6 +508,7 @@ impl<'a, M: Machine> Lower<'a, M> {
                     M::outgoing(self, i, v);
                 }
                 let callee = self.func_labels[func.index()];
+                self.max_callee = self.max_callee.max(func.index());
                 M::call(self, callee);
                 self.meta
                     .call_site(self.off(), b, span, CallKind::Function(*func));
@@ -766,6 +782,7 @@ pub(crate) fn emit_alone<M: Machine>(
         nosplit_leaves: false,
         block_labels: Vec::new(),
         cold: Vec::new(),
+        max_callee: 0,
     };
     emit(&mut cx, target);
     ops.finalize()
