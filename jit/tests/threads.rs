@@ -143,3 +143,30 @@ fn a_program_large_enough_to_be_cut_compiles_the_same_as_on_one_thread() {
     assert!(same_on("generated", &src, Threads::Auto));
     assert!(same_on("generated", &src, Threads::fixed(3)));
 }
+
+#[test]
+fn a_panic_while_emitting_reaches_the_caller_instead_of_leaving_the_planner_waiting() {
+    // Assembling an unverified program is a bug in the caller, and the
+    // emitter panics on the first `print` of a register with no type,
+    // in the first function, while the planner still has nineteen to
+    // hand over through its bounded channel. The panic must come out
+    // of `assemble`; the watchdog (generous: a loaded machine or an
+    // emulator is slow) turns a planner left blocked into a failure.
+    let mut src =
+        String::from("func @main() {\n    %x = add 1, 2\n    print \"{}\", %x\n    ret\n}\n");
+    for k in 0..19 {
+        writeln!(src, "func @f{k}() {{\n    %y = add 1, 2\n    ret\n}}").unwrap();
+    }
+    let prog = ir::parse_with(&src, Threads::ONE).expect("parses");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(|| {
+            assemble(Arch::X86_64, &prog, Threads::fixed(2));
+        });
+        let _ = tx.send(result.is_err());
+    });
+    let panicked = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("assemble returned or panicked within 60 s");
+    assert!(panicked, "assembling an unverified print should panic");
+}

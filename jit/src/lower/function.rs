@@ -105,27 +105,20 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
             emit(i, &plan(func));
         }
     } else {
-        // A few plans ahead of the emitter at most: they are large. Each
-        // goes back to the planner to be freed there, where it was
-        // allocated: freed here, every plan would take the lock of the
-        // planner's allocator arena while the planner allocates from it.
+        // A few plans ahead of the emitter at most: they are large.
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<FunctionPlan>();
         std::thread::scope(|s| {
+            // Owned by this closure, so that a panic while emitting drops
+            // it before the scope waits for the planner: its next send
+            // then fails and it ends, rather than waiting for ever.
+            let rx = rx;
             let planner = std::thread::Builder::new()
                 .name("compile".into())
                 .spawn_scoped(s, move || {
                     for func in &prog.funcs {
-                        while let Ok(used) = done_rx.try_recv() {
-                            drop(used);
-                        }
                         if tx.send(plan(func)).is_err() {
                             return;
                         }
-                    }
-                    drop(tx);
-                    for used in done_rx {
-                        drop(used);
                     }
                 });
             match planner {
@@ -135,10 +128,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
                         // panic is raised below.
                         let Ok(p) = rx.recv() else { break };
                         emit(i, &p);
-                        // The planner has gone only if it panicked.
-                        let _ = done_tx.send(p);
                     }
-                    drop(done_tx);
                     if let Err(panic) = planner.join() {
                         std::panic::resume_unwind(panic);
                     }
