@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::code::{CodeTables, ExecutableMemory};
 use crate::ir::{ArmKind, FuncId, Program, Span, TermKind, Type};
+use crate::par::Threads;
 
 /// The storage of a program's globals, at a fixed address generated code
 /// embeds. One word per global, in `GlobalId` order.
@@ -240,27 +241,21 @@ pub struct Names {
 }
 
 impl Names {
+    /// The names and spans of `prog`. The block names and instruction
+    /// spans are a walk over every instruction of the program, done on
+    /// several threads for a large one ([`crate::par`]).
     pub fn new(prog: &Program) -> Names {
-        Names {
-            functions: prog.funcs.iter().map(|f| f.name.clone()).collect(),
-            blocks: prog
-                .funcs
+        let weights: Vec<usize> = prog.funcs.iter().map(|f| f.inst_count() + 1).collect();
+        let threads = Threads::Auto.count(weights.iter().sum(), weights.len());
+        let parts = crate::par::map(&crate::par::split(&weights, threads), |range| {
+            prog.funcs[range]
                 .iter()
                 .map(|f| {
-                    (0..f.blocks.len())
+                    let blocks: Vec<String> = (0..f.blocks.len())
                         .map(|b| f.block_name(crate::ir::BlockId::new(b)))
-                        .collect()
-                })
-                .collect(),
-            function_spans: prog.funcs.iter().map(|f| f.span).collect(),
-            param_counts: prog.funcs.iter().map(|f| f.params.len()).collect(),
-            globals: prog.globals.iter().map(|g| g.name.clone()).collect(),
-            global_is_ref: prog.globals.iter().map(|g| g.ty == Type::Ref).collect(),
-            inst_spans: prog
-                .funcs
-                .iter()
-                .map(|f| {
-                    f.blocks
+                        .collect();
+                    let spans: Vec<Vec<Span>> = f
+                        .blocks
                         .iter()
                         .map(|b| {
                             b.insts
@@ -269,9 +264,20 @@ impl Names {
                                 .chain(b.term.as_ref().map(|t| t.span))
                                 .collect()
                         })
-                        .collect()
+                        .collect();
+                    (blocks, spans)
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+        });
+        let (blocks, inst_spans) = parts.into_iter().flatten().unzip();
+        Names {
+            functions: prog.funcs.iter().map(|f| f.name.clone()).collect(),
+            blocks,
+            function_spans: prog.funcs.iter().map(|f| f.span).collect(),
+            param_counts: prog.funcs.iter().map(|f| f.params.len()).collect(),
+            globals: prog.globals.iter().map(|g| g.name.clone()).collect(),
+            global_is_ref: prog.globals.iter().map(|g| g.ty == Type::Ref).collect(),
+            inst_spans,
         }
     }
 

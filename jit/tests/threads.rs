@@ -11,8 +11,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use preempt_jit::ir::{self, Program};
-use preempt_jit::module::{Arch, Assembled};
+use preempt_jit::ir::{self, Program, Span};
+use preempt_jit::module::{Arch, Assembled, Names};
 use preempt_jit::par::Threads;
 
 /// Every `.pir` file under `dir`, recursively, sorted.
@@ -142,6 +142,23 @@ fn a_program_large_enough_to_be_cut_compiles_the_same_as_on_one_thread() {
     );
     assert!(same_on("generated", &src, Threads::Auto));
     assert!(same_on("generated", &src, Threads::fixed(3)));
+    // The module's names and spans, gathered on several threads for a
+    // program this large, in function, block and instruction order.
+    let names = Names::new(&prog);
+    assert_eq!(names.inst_spans.len(), prog.funcs.len());
+    for (f, func) in prog.funcs.iter().enumerate() {
+        assert_eq!(names.functions[f], func.name);
+        for (b, block) in func.blocks.iter().enumerate() {
+            let want: Vec<Span> = block
+                .insts
+                .iter()
+                .map(|i| i.span)
+                .chain(block.term.as_ref().map(|t| t.span))
+                .collect();
+            assert_eq!(names.inst_spans[f][b], want, "@{} block {b}", func.name);
+            assert_eq!(names.blocks[f][b], func.block_name(ir::BlockId::new(b)));
+        }
+    }
 }
 
 #[test]
