@@ -238,3 +238,17 @@ pub fn run(budget: Budget) -> Report {
         doc,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_programs_compile_and_count() {
+        for threads in [Threads::ONE, Threads::fixed(2)] {
+            let p = measure(&generate(5, 200), threads);
+            assert!(p.instructions > 5 * 150, "{}", p.instructions);
+            assert!(p.code_bytes > 0);
+        }
+    }
+}

@@ -245,9 +245,8 @@ impl Names {
     /// spans are a walk over every instruction of the program, done on
     /// several threads for a large one ([`crate::par`]).
     pub fn new(prog: &Program) -> Names {
-        let weights: Vec<usize> = prog.funcs.iter().map(|f| f.inst_count() + 1).collect();
-        let threads = Threads::Auto.count(weights.iter().sum(), weights.len());
-        let parts = crate::par::map(&crate::par::split(&weights, threads), |range| {
+        let ranges = crate::par::function_ranges(&prog.funcs, Threads::Auto);
+        let parts = crate::par::map(&ranges, |range| {
             prog.funcs[range]
                 .iter()
                 .map(|f| {

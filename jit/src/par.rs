@@ -19,6 +19,8 @@
 use std::num::NonZeroUsize;
 use std::ops::Range;
 
+use crate::ir::Function;
+
 /// How many threads a compilation may use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Threads {
@@ -85,6 +87,13 @@ pub fn split(weights: &[usize], n: usize) -> Vec<Range<usize>> {
     }
     ranges.push(start..weights.len());
     ranges
+}
+
+/// `funcs` cut into runs of about equal instruction counts, one per
+/// thread that `threads` gives a program of their size.
+pub fn function_ranges(funcs: &[Function], threads: Threads) -> Vec<Range<usize>> {
+    let weights: Vec<usize> = funcs.iter().map(|f| f.inst_count() + 1).collect();
+    split(&weights, threads.count(weights.iter().sum(), weights.len()))
 }
 
 /// Runs `f` on each range, the first on the calling thread and each other

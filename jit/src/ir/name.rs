@@ -23,64 +23,29 @@ enum Repr {
     Heap(Box<str>),
 }
 
-/// The length of an inline name, 0 to [`INLINE`]. As an enum, the byte's
-/// other values are free for the compiler to tell `Heap` from `Inline`
-/// with, so `Repr` needs no tag of its own.
-#[derive(Clone, Copy)]
-#[repr(u8)]
-enum Len {
-    L0,
-    L1,
-    L2,
-    L3,
-    L4,
-    L5,
-    L6,
-    L7,
-    L8,
-    L9,
-    L10,
-    L11,
-    L12,
-    L13,
-    L14,
-    L15,
-    L16,
-    L17,
-    L18,
-    L19,
-    L20,
-    L21,
-    L22,
+/// Declares [`Len`] with one variant per inline length, and `Len::ALL`,
+/// each length's variant at its index.
+macro_rules! lengths {
+    ($($variant:ident),*) => {
+        /// The length of an inline name, 0 to [`INLINE`]. As an enum, the
+        /// byte's other values are free for the compiler to tell `Heap`
+        /// from `Inline` with, so `Repr` needs no tag of its own.
+        #[derive(Clone, Copy)]
+        #[repr(u8)]
+        enum Len {
+            $($variant),*
+        }
+
+        impl Len {
+            const ALL: [Len; INLINE + 1] = [$(Len::$variant),*];
+        }
+    };
 }
 
-impl Len {
-    const ALL: [Len; INLINE + 1] = [
-        Len::L0,
-        Len::L1,
-        Len::L2,
-        Len::L3,
-        Len::L4,
-        Len::L5,
-        Len::L6,
-        Len::L7,
-        Len::L8,
-        Len::L9,
-        Len::L10,
-        Len::L11,
-        Len::L12,
-        Len::L13,
-        Len::L14,
-        Len::L15,
-        Len::L16,
-        Len::L17,
-        Len::L18,
-        Len::L19,
-        Len::L20,
-        Len::L21,
-        Len::L22,
-    ];
-}
+lengths!(
+    L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20,
+    L21, L22
+);
 
 impl Name {
     pub fn new(s: &str) -> Name {

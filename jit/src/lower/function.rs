@@ -100,7 +100,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
         }
     };
     let plan = |func: &Function| FunctionPlan::new(func, &M::REGISTERS);
-    if threads.count(prog.inst_count(), prog.funcs.len()) < 2 {
+    if crate::par::function_ranges(&prog.funcs, threads).len() < 2 {
         for (i, func) in prog.funcs.iter().enumerate() {
             emit(i, &plan(func));
         }

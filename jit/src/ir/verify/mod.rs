@@ -113,9 +113,7 @@ pub fn verify_with(prog: &mut Program, threads: Threads) -> Result<(), Error> {
 /// phase keeps its own first error; the earliest phase with one decides,
 /// as if the phases had run one after the other over the whole program.
 fn check(prog: &Program, threads: Threads) -> Result<Vec<Vec<Option<Type>>>, Error> {
-    let weights: Vec<usize> = prog.funcs.iter().map(|f| f.inst_count() + 1).collect();
-    let n = threads.count(weights.iter().sum(), weights.len());
-    let ranges = par::split(&weights, n);
+    let ranges = par::function_ranges(&prog.funcs, threads);
 
     // Phase 0 for every function before any later phase of any: those
     // read other functions' signatures, which must be well formed.
