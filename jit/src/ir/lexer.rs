@@ -85,19 +85,19 @@ static CLASS: [u8; 256] = {
 };
 
 #[inline]
-fn is_name_start(c: u8) -> bool {
+pub(super) fn is_name_start(c: u8) -> bool {
     CLASS[c as usize] & NAME_START != 0
 }
 
 #[inline]
-fn is_name_char(c: u8) -> bool {
+pub(super) fn is_name_char(c: u8) -> bool {
     CLASS[c as usize] & NAME_CHAR != 0
 }
 
 /// A name's bytes as text, without the check that a slice of the source
 /// starts and ends on character boundaries.
 #[inline]
-fn ascii(name: &[u8]) -> &str {
+pub(super) fn ascii(name: &[u8]) -> &str {
     debug_assert!(name.iter().all(|&c| is_name_char(c)));
     // SAFETY: the lexer takes into a name only bytes of [`CLASS`]'s name
     // classes, all ASCII, and ASCII bytes are UTF-8 on their own.
@@ -106,7 +106,7 @@ fn ascii(name: &[u8]) -> &str {
 
 /// The byte after the name continuing from `i`.
 #[inline]
-fn name_end(b: &[u8], mut i: usize) -> usize {
+pub(super) fn name_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && is_name_char(b[i]) {
         i += 1;
     }
@@ -228,6 +228,14 @@ impl<'a> Lexer<'a> {
         }
         self.skip_line();
         Some(false)
+    }
+
+    /// Moves to byte `start`, the first of a line, which the caller has
+    /// read up to (the newline before it included) without tokens: the
+    /// parser's fast path for the commonest instruction lines.
+    pub fn start_line_at(&mut self, start: usize) {
+        debug_assert!(start > self.pos && self.text.as_bytes()[start - 1] == b'\n');
+        self.new_line(start);
     }
 
     fn new_line(&mut self, start: usize) {
