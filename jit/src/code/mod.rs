@@ -5,11 +5,14 @@
 //! hoisted loads through one API while a backend emits, and answers
 //! lock-free, allocation-free lookups afterwards.
 
+pub mod buffer;
 pub mod disasm;
 pub mod memory;
 pub mod place;
+pub mod prefault;
 pub mod tables;
 
+pub use buffer::CodeBuffer;
 pub use memory::{
     under_qemu_user, writable_and_executable_mappings, EmulatorRefresh, ExecutableMemory,
     WritableView,

@@ -378,12 +378,28 @@ impl MetadataBuilder {
 
     /// A builder with room for the tables of a program of `insts`
     /// instructions (terminators included) in `blocks` blocks, so that
-    /// the largest tables are not copied as they grow.
+    /// the largest tables are not copied as they grow: an entry per
+    /// instruction and per block; call sites (every call, and every
+    /// runtime call an instruction may make) and unsafe regions for
+    /// several instructions in two and in four. Room not used costs no
+    /// memory until written.
     pub fn with_capacity(insts: usize, blocks: usize) -> Self {
         let mut m = Self::default();
         m.tables.inst_starts.reserve(insts);
         m.tables.blocks.reserve(blocks);
+        m.tables.call_sites.reserve(insts / 2);
+        m.tables.unsafe_regions.reserve(insts / 4);
         m
+    }
+
+    /// Adds the room reserved for the largest table, the instruction
+    /// starts, to `p`, to be faulted in ahead of the recording. (Its
+    /// entries are as many as the instructions, so the room ahead of
+    /// function `i` is where function `i`'s go; the other tables' use is
+    /// not known in advance, and faulting their room in by guess would
+    /// fault in pages never used.)
+    pub fn spare(&self, p: &mut super::prefault::Prefault) {
+        p.spare(&self.tables.inst_starts);
     }
 
     /// The function being recorded.

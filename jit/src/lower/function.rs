@@ -11,12 +11,13 @@
 //! call-return sites and hoisted loads. The hooks of [`Machine`] only
 //! emit instructions.
 
-use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi};
 
 use super::control::{Cold, ColdKind};
 use super::machine::{Cond, Frame, Machine, OldRef, Slot, Test, Val};
 use crate::abi::{fault_request, FaultCode, RuntimeOp, CTX_RESULT2};
-use crate::code::{CallKind, MetadataBuilder, UnsafeKind};
+use crate::code::prefault::Prefault;
+use crate::code::{CallKind, CodeBuffer, MetadataBuilder, UnsafeKind};
 use crate::ir::{
     ArmKind, BlockId, FuncId, Function, Inst, InstKind, Opcode, Operand, PreemptMode, Program, Reg,
     Span, TermKind, Type,
@@ -45,16 +46,20 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     // list stays small.)
     let insts = prog.inst_count();
     let blocks: usize = prog.funcs.iter().map(|f| f.blocks.len()).sum();
-    let mut ops = VecAssembler::<M::Relocation>::new_with_capacity(
-        0,
+    let mut ops = CodeBuffer::<M::Relocation>::with_capacity(
         insts * CODE_BYTES_PER_INST,
-        0,
-        0,
         blocks + insts / 2,
-        0,
         0,
     );
     let mut meta = MetadataBuilder::with_capacity(insts + blocks, blocks);
+    // With two threads, the planner has time to spare: it faults in the
+    // room of the code and of the instruction starts for the functions it
+    // has planned, before the emitter writes there (the emitter's first
+    // writes to fresh pages were a third of its time).
+    let mut prefault = Prefault::default();
+    meta.spare(&mut prefault);
+    ops.spare(&mut prefault);
+    let total = (insts + blocks).max(1) as f64;
     let rt_call = ops.new_dynamic_label();
     let preempt_stub = ops.new_dynamic_label();
     let stub_offsets = M::emit_stubs(&mut ops, &mut meta, rt_call, preempt_stub);
@@ -107,6 +112,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     } else {
         // A few plans ahead of the emitter at most: they are large.
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
+
         std::thread::scope(|s| {
             // Owned by this closure, so that a panic while emitting drops
             // it before the scope waits for the planner: its next send
@@ -115,7 +121,10 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
             let planner = std::thread::Builder::new()
                 .name("compile".into())
                 .spawn_scoped(s, move || {
+                    let mut planned = 0;
                     for func in &prog.funcs {
+                        planned += func.inst_count() + func.blocks.len();
+                        prefault.advance(planned as f64 / total);
                         if tx.send(plan(func)).is_err() {
                             return;
                         }
@@ -160,7 +169,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
 /// reach through their first argument.
 pub struct Lower<'a, M: Machine> {
     /// The assembler, placed at offset 0.
-    pub ops: &'a mut VecAssembler<M::Relocation>,
+    pub ops: &'a mut CodeBuffer<M::Relocation>,
     pub(super) meta: &'a mut MetadataBuilder,
     pool: &'a mut ConstantPool,
     globals: &'a [usize],
@@ -751,7 +760,7 @@ pub(crate) fn emit_alone<M: Machine>(
     plan.alloc.spill_slots = 2;
     plan.alloc.outgoing_words = 3;
     plan.alloc.used_callee_saved = Vec::new();
-    let mut ops = VecAssembler::<M::Relocation>::new(0);
+    let mut ops = CodeBuffer::<M::Relocation>::default();
     let (mut meta, mut pool) = (MetadataBuilder::new(), ConstantPool::default());
     let target = ops.new_dynamic_label();
     ops.dynamic_label(target);

@@ -15,7 +15,9 @@
 //! and the shared helpers (`cx.load`, `cx.store`, `cx.val`) alike.
 
 use dynasmrt::relocations::Relocation;
-use dynasmrt::{DynamicLabel, VecAssembler};
+use dynasmrt::DynamicLabel;
+
+use crate::code::CodeBuffer;
 
 use crate::code::MetadataBuilder;
 use crate::ir::{Opcode, Reg};
@@ -196,7 +198,7 @@ pub trait Machine: Backend + Sized {
     /// Emits the runtime stubs at the start of the code; `rt_call` and
     /// `preempt` are the labels functions call.
     fn emit_stubs(
-        ops: &mut VecAssembler<Self::Relocation>,
+        ops: &mut CodeBuffer<Self::Relocation>,
         meta: &mut MetadataBuilder,
         rt_call: DynamicLabel,
         preempt: DynamicLabel,

@@ -3,7 +3,9 @@
 //! [`crate::lower`]'s; this file only spells it.
 
 use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
+
+use crate::code::CodeBuffer;
 
 use super::{Aarch64, BARRIER_SAVED, CTX, FP, REGISTERS, SP, TABLE, X0, X1, X17, X2, X3};
 use crate::abi::{
@@ -38,7 +40,7 @@ impl Machine for Aarch64 {
     const STUB_ENTRY_IS_A_SEQUENCE: bool = true;
 
     fn emit_stubs(
-        ops: &mut VecAssembler<Aarch64Relocation>,
+        ops: &mut CodeBuffer<Aarch64Relocation>,
         meta: &mut MetadataBuilder,
         rt_call: DynamicLabel,
         preempt: DynamicLabel,

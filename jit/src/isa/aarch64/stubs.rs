@@ -42,7 +42,9 @@
 //! clobber, which is why no function body ever keeps a value in it.
 
 use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
+
+use crate::code::CodeBuffer;
 
 use super::{
     CLEARED_ON_SWITCH, CTX, FP, LR, PREEMPT_STUB_RESTORED, PREEMPT_STUB_SAVED, RUNTIME_SAVED,
@@ -60,7 +62,7 @@ fn saved_slot(r: u8) -> u32 {
 /// Emits the stubs at the start of the code; `rt_call` is the label JIT
 /// code calls.
 pub(super) fn emit(
-    ops: &mut VecAssembler<Aarch64Relocation>,
+    ops: &mut CodeBuffer<Aarch64Relocation>,
     meta: &mut MetadataBuilder,
     rt_call: DynamicLabel,
     async_label: DynamicLabel,

@@ -3,7 +3,9 @@
 //! [`crate::lower`]'s; this file only spells it.
 
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
+
+use crate::code::CodeBuffer;
 
 use super::{ARG_REGS, BARRIER_SAVED, CTX, RAX, RBP, RCX, RDX, REGISTERS, TABLE, X64};
 use crate::abi::{
@@ -57,7 +59,7 @@ impl Machine for X64 {
     const ARG_REGS: &'static [u8] = &ARG_REGS;
 
     fn emit_stubs(
-        ops: &mut VecAssembler<X64Relocation>,
+        ops: &mut CodeBuffer<X64Relocation>,
         meta: &mut MetadataBuilder,
         rt_call: DynamicLabel,
         preempt: DynamicLabel,

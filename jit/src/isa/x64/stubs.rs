@@ -39,7 +39,9 @@
 //! ```
 
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
+
+use crate::code::CodeBuffer;
 
 use super::{CLEARED_ON_SWITCH, CTX, PREEMPT_STUB_SAVED, RUNTIME_SAVED, SCHEDULER_SAVED};
 use crate::abi::{RuntimeOp, CTX_REQUEST, CTX_RESULT, CTX_SAVED, CTX_SCHED_SP, CTX_SP};
@@ -84,7 +86,7 @@ pub(super) fn zero(ops: &mut impl DynasmApi, r: u8) {
 /// Emits the stubs at the start of the code; `rt_call` is the label JIT
 /// code calls.
 pub(super) fn emit(
-    ops: &mut VecAssembler<X64Relocation>,
+    ops: &mut CodeBuffer<X64Relocation>,
     meta: &mut MetadataBuilder,
     rt_call: DynamicLabel,
     async_label: DynamicLabel,
