@@ -749,6 +749,7 @@ impl<'a> Parser<'a> {
                     self.expect_line_end()?;
                 }
                 Tok::Reg(_) if self.fast_instruction(&mut st) => {}
+                Tok::Ident(_) if self.fast_effect(&mut st) => {}
                 _ => {
                     self.instruction(&mut st)?;
                     self.expect_line_end()?;

@@ -1,6 +1,8 @@
-//! The parser's fast path for the commonest line of a program,
-//! `%d = op X[, Y]`: read straight from the bytes of the text instead of
-//! token by token.
+//! The parser's fast paths for the commonest lines of a program,
+//! `%d = op X[, Y]` (and constants, loads and calls with a destination),
+//! `store @g, X` and effects such as `set %o, K, X`: the rest of the line
+//! after its first two tokens read straight from the bytes of the text
+//! instead of token by token.
 //!
 //! It takes only what it is sure of: plain operands (a register, a decimal
 //! integer of at most 18 digits, `nil`), blanks between them, nothing
@@ -94,6 +96,23 @@ fn operand(b: &[u8], i: usize) -> Option<(Raw<'_>, usize)> {
     }
 }
 
+/// An operand the lexer has read as a token.
+fn raw(tok: Tok<'_>) -> Option<Raw<'_>> {
+    match tok {
+        Tok::Reg(name) => Some(Raw::Reg(name)),
+        Tok::Int(v) => Some(Raw::Imm(v)),
+        Tok::Ident("nil") => Some(Raw::Nil),
+        _ => None,
+    }
+}
+
+/// What stands after the mnemonic of a line without a destination.
+#[derive(Clone, Copy)]
+enum First<'a> {
+    Global(crate::ir::GlobalId),
+    Operand(Raw<'a>),
+}
+
 /// `c` after blanks at `i`: the byte after it.
 #[inline]
 fn punct(b: &[u8], i: usize, c: u8) -> Option<usize> {
@@ -152,12 +171,88 @@ impl<'a> Parser<'a> {
                 args: args[..n].iter().map(|&a| reg(a)).collect(),
             },
         };
-        st.push(Inst::new(kind, span));
-        self.lexer.start_line_at(line.next);
+        self.finish_line(st, Inst::new(kind, span), line.next);
+        true
+    }
+
+    /// With a mnemonic the current token and its first operand the next,
+    /// reads the rest of a `store @g, X` or an effect's line (`set %o, 1,
+    /// %x`) from the text if the fast path takes it, as
+    /// [`Parser::fast_instruction`] does.
+    pub(super) fn fast_effect(&mut self, st: &mut FuncState<'a>) -> bool {
+        let Tok::Ident(mnemonic) = self.cur.tok else {
+            return false;
+        };
+        if !self.fast || self.lex_error.is_some() {
+            return false;
+        }
+        let Some(op) = Opcode::from_mnemonic(mnemonic) else {
+            return false;
+        };
+        let b = self.lexer.text().as_bytes();
+        let (at, _) = self.lexer.position();
+        let (first, n) = match (op.format(), self.ahead.tok) {
+            (Format::Store, Tok::Global(name)) => match self.global_ids.get(name) {
+                Some(&(global, _)) => (First::Global(global), 1),
+                None => return false,
+            },
+            (Format::Effect, tok) => match raw(tok) {
+                Some(x) => (First::Operand(x), op.operand_types().len()),
+                None => return false,
+            },
+            _ => return false,
+        };
+        if n == 0 || n > MAX_ARGS {
+            return false;
+        }
+        // The operands after the first, each after a comma.
+        let mut rest = [Raw::Nil; MAX_ARGS];
+        let mut end = at;
+        for r in rest
+            .iter_mut()
+            .take(n - usize::from(matches!(first, First::Operand(_))))
+        {
+            let Some((x, next)) = punct(b, end, b',').and_then(|i| operand(b, i)) else {
+                return false;
+            };
+            *r = x;
+            end = next;
+        }
+        let end = blanks(b, end);
+        if b.get(end) != Some(&b'\n') {
+            return false;
+        }
+        let span = self.cur.span;
+        let mut reg = |raw: Raw<'a>| match raw {
+            Raw::Reg(name) => Operand::Reg(st.reg(name)),
+            Raw::Imm(v) => Operand::Imm(v),
+            Raw::Nil => Operand::Nil,
+        };
+        let kind = match first {
+            First::Global(global) => InstKind::Store {
+                op,
+                global,
+                value: reg(rest[0]),
+            },
+            First::Operand(x) => {
+                let mut args = Vec::with_capacity(n);
+                args.push(reg(x));
+                args.extend(rest[..n - 1].iter().map(|&r| reg(r)));
+                InstKind::Effect { op, args }
+            }
+        };
+        self.finish_line(st, Inst::new(kind, span), end + 1);
+        true
+    }
+
+    /// Adds the instruction a fast path read and moves to the line that
+    /// starts at byte `next`.
+    fn finish_line(&mut self, st: &mut FuncState<'a>, inst: Inst, next: usize) {
+        st.push(inst);
+        self.lexer.start_line_at(next);
         self.cur = self.pull();
         self.ahead = self.pull();
         self.fast_lines += 1;
-        true
     }
 
     /// Reads `op operands` and the line's end from byte `i`, resolving
@@ -364,6 +459,21 @@ mod tests {
             ("%x = now %a", false),
             ("%x = store @g, 1", false),
             ("%x = print \"{}\", 1", false),
+            ("store @g, 1", true),
+            ("store.atomic @g,%a", true),
+            ("store @g 1", false),
+            ("store @g, 1 ; c", false),
+            ("store @nope, 1", false),
+            ("store %a, 1", false),
+            ("set %p, 0, %a", true),
+            ("set nil, 0, 1", true),
+            ("set 0x10, 0, 1", true),
+            ("set %p, 0x10, 1", false),
+            ("set %p, 0", false),
+            ("set %p, 0, %a, 1", false),
+            ("set %p 0, 1", false),
+            ("yield", false),
+            ("gc", false),
         ];
         for (line, takes) in cases {
             let text = in_function(line);
@@ -425,7 +535,14 @@ mod tests {
         "->",
         "set",
         "print",
+        "store",
+        "@g,",
+        "yield",
     ];
+
+    /// How a random line starts: with a destination, or a mnemonic that
+    /// takes none, or anything.
+    const STARTS: &[&str] = &["%x = ", "%x = add ", "", "set ", "store ", "store @g, "];
 
     proptest! {
         #![proptest_config(ProptestConfig {
@@ -440,10 +557,10 @@ mod tests {
         /// gives: the same program or the same error.
         #[test]
         fn random_lines_parse_the_same(
-            dst in proptest::bool::weighted(0.8),
+            start in proptest::sample::select(STARTS),
             parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..10),
         ) {
-            let line = format!("{}{}", if dst { "%x = " } else { "" }, parts.concat());
+            let line = format!("{start}{}", parts.concat());
             let text = in_function(&line);
             let (fast, _) = with_fast_path(&text);
             prop_assert_eq!(fast, general(&text), "{:?}", line);
