@@ -199,7 +199,7 @@ impl Arch {
 #[derive(Clone, Debug)]
 pub struct Assembled {
     pub arch: Arch,
-    pub code: crate::code::CodeBytes,
+    pub code: Vec<u8>,
     /// Offsets, not yet rebased.
     pub tables: CodeTables,
     pub function_offsets: Vec<usize>,
@@ -301,7 +301,7 @@ impl Names {
 impl Module {
     /// Publishes assembled code (W^X) and rebases its tables.
     pub fn publish(asm: Assembled, globals: Globals, names: Names) -> std::io::Result<Module> {
-        let code = ExecutableMemory::publish_code(asm.code)?;
+        let code = ExecutableMemory::publish(&asm.code)?;
         let base = code.base();
         let mut tables = asm.tables;
         tables.rebase(base);

@@ -1,9 +1,9 @@
 //! [`CodeBuffer`]: the buffer code is assembled into, with labels and
 //! relocations: dynasmrt's `VecAssembler`, made of the same components
 //! (its label and relocation registries), at base address 0 (the code is
-//! position-independent), writing its bytes into the file they will be
-//! published from ([`CodeBytes`]), whose reserved room the compiler can
-//! fault in on another thread ([`CodeBuffer::spare`]).
+//! position-independent), and owning its bytes where the compiler can
+//! reach their reserved room to fault it in on another thread
+//! ([`CodeBuffer::spare`]).
 
 use dynasmrt::components::{LabelRegistry, PatchLoc, RelocRegistry, StaticLabel};
 use dynasmrt::relocations::Relocation;
@@ -11,13 +11,12 @@ use dynasmrt::{
     AssemblyOffset, DynamicLabel, DynasmApi, DynasmError, DynasmLabelApi, LabelKind, TargetKind,
 };
 
-use super::bytes::CodeBytes;
 use super::prefault::Prefault;
 
 /// Machine code being assembled, its labels and the references to them.
 #[derive(Debug)]
 pub struct CodeBuffer<R: Relocation> {
-    bytes: CodeBytes,
+    bytes: Vec<u8>,
     labels: LabelRegistry,
     relocs: RelocRegistry<R>,
     /// The first error met while assembling, reported by the next commit.
@@ -35,7 +34,7 @@ impl<R: Relocation> CodeBuffer<R> {
     /// labels and `references` references to them.
     pub fn with_capacity(bytes: usize, labels: usize, references: usize) -> Self {
         CodeBuffer {
-            bytes: CodeBytes::with_capacity(bytes),
+            bytes: Vec::with_capacity(bytes),
             labels: LabelRegistry::with_capacity(0, 0, labels),
             relocs: RelocRegistry::with_capacity(0, references),
             error: None,
@@ -78,7 +77,7 @@ impl<R: Relocation> CodeBuffer<R> {
     }
 
     /// The code, every reference resolved.
-    pub fn finalize(mut self) -> Result<CodeBytes, DynasmError> {
+    pub fn finalize(mut self) -> Result<Vec<u8>, DynasmError> {
         self.commit()?;
         Ok(self.bytes)
     }
@@ -90,17 +89,19 @@ impl<R: Relocation> CodeBuffer<R> {
 
     /// Adds the room reserved for code not yet assembled to `p`.
     pub fn spare(&self, p: &mut Prefault) {
-        p.range(self.bytes.spare());
+        p.spare(&self.bytes);
     }
 }
 
 impl<R: Relocation> Extend<u8> for CodeBuffer<R> {
+    #[inline]
     fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
         self.bytes.extend(iter)
     }
 }
 
 impl<'a, R: Relocation> Extend<&'a u8> for CodeBuffer<R> {
+    #[inline]
     fn extend<T: IntoIterator<Item = &'a u8>>(&mut self, iter: T) {
         self.bytes.extend(iter)
     }
@@ -111,6 +112,7 @@ impl<R: Relocation> DynasmApi for CodeBuffer<R> {
         AssemblyOffset(self.bytes.len())
     }
 
+    #[inline]
     fn push(&mut self, byte: u8) {
         self.bytes.push(byte);
     }
@@ -119,7 +121,7 @@ impl<R: Relocation> DynasmApi for CodeBuffer<R> {
         let misalignment = self.bytes.len() % alignment;
         if misalignment != 0 {
             let len = self.bytes.len() + alignment - misalignment;
-            self.bytes.pad_to(len, with);
+            self.bytes.resize(len, with);
         }
     }
 }
@@ -245,7 +247,7 @@ mod tests {
         sample(&mut theirs, l);
         let ours = ours.finalize().expect("every label is defined");
         assert!(ours.len() > 16);
-        assert_eq!(*ours, *theirs.finalize().expect("every label is defined"));
+        assert_eq!(ours, theirs.finalize().expect("every label is defined"));
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! Executable memory that is never writable and executable at once, and
 //! never moves.
 //!
-//! Code is assembled position-independently into a shared-memory file
-//! (`memfd`) through a read+write view ([`super::CodeBytes`]), then
-//! published by mapping the file read+execute (the address code runs at,
-//! for the life of the process or of the [`ExecutableMemory`]) and
-//! unmapping the writable view; a read+write view at a different address
-//! comes back only while bytes are patched. No page is ever mapped
+//! Code is assembled position-independently into a byte vector, then
+//! published into a shared-memory file (`memfd`) mapped twice: once
+//! read+execute (the address code runs at, for the life of the process or
+//! of the [`ExecutableMemory`]), and once read+write (a different address,
+//! only while bytes are written or patched). No page is ever mapped
 //! writable and executable at the same address, which `/proc/self/maps`
 //! shows and a test checks. Because the executable view never moves,
 //! return addresses held by suspended goroutines stay valid.
@@ -16,10 +15,7 @@
 //! while other threads may be executing it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::ptr::NonNull;
-
-use super::bytes::CodeBytes;
 
 /// A published block of machine code.
 #[derive(Debug)]
@@ -93,21 +89,46 @@ impl Drop for WritableView {
 }
 
 impl ExecutableMemory {
-    /// Publishes `code` (position-independent) at a fresh, fixed address,
-    /// copying it into a new file.
+    /// Publishes `code` (position-independent) at a fresh, fixed address.
     pub fn publish(code: &[u8]) -> io::Result<ExecutableMemory> {
-        let map_len = code.len().max(1).next_multiple_of(page_size());
+        let page = page_size();
+        let map_len = code.len().max(1).div_ceil(page) * page;
         // SAFETY: memfd_create with a NUL-terminated name and valid flags.
         let fd = unsafe { libc::memfd_create(c"preempt-jit-code".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` is a new descriptor nobody else owns.
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fail = |fd| {
+            let e = io::Error::last_os_error();
+            // SAFETY: closing the fd we opened above.
+            unsafe { libc::close(fd) };
+            e
+        };
         // SAFETY: `fd` is our memfd; ftruncate sizes it.
         if unsafe { libc::ftruncate(fd, map_len as libc::off_t) } != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(fail(fd));
         }
+        // SAFETY: a shared read+execute mapping of the memfd, at an address
+        // the kernel chooses; checked for MAP_FAILED below.
+        let exec = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_EXEC,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if exec == libc::MAP_FAILED {
+            return Err(fail(fd));
+        }
+        let mem = ExecutableMemory {
+            exec: NonNull::new(exec.cast()).expect("mmap never returns null on success"),
+            len: code.len(),
+            map_len,
+            fd,
+        };
         // The code goes in through the file, in one system call for the
         // kernel to copy, rather than through a writable mapping faulted
         // in a page at a time.
@@ -134,46 +155,7 @@ impl ExecutableMemory {
             }
             written += n as usize;
         }
-        ExecutableMemory::map(file, code.len())
-    }
-
-    /// Publishes code assembled into [`CodeBytes`]: the file the bytes
-    /// were written into is mapped read+execute at a fresh, fixed address,
-    /// and the writable view goes; nothing is copied (unless the bytes
-    /// have no file, when they are copied as by [`ExecutableMemory::publish`]).
-    pub fn publish_code(code: CodeBytes) -> io::Result<ExecutableMemory> {
-        match code.into_file() {
-            Ok((file, len)) => ExecutableMemory::map(file, len),
-            Err(bytes) => ExecutableMemory::publish(&bytes),
-        }
-    }
-
-    /// Maps `file`, holding `len` bytes of code (and sized to whole
-    /// pages), read+execute.
-    fn map(file: OwnedFd, len: usize) -> io::Result<ExecutableMemory> {
-        let map_len = len.max(1).next_multiple_of(page_size());
-        // SAFETY: a shared read+execute mapping of the memfd, at an address
-        // the kernel chooses; checked for MAP_FAILED below.
-        let exec = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_EXEC,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if exec == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let mem = ExecutableMemory {
-            exec: NonNull::new(exec.cast()).expect("mmap never returns null on success"),
-            len,
-            map_len,
-            fd: file.into_raw_fd(),
-        };
-        mem.synchronize_icache(0, len);
+        mem.synchronize_icache(0, code.len());
         Ok(mem)
     }
 

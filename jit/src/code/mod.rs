@@ -6,7 +6,6 @@
 //! lock-free, allocation-free lookups afterwards.
 
 pub mod buffer;
-pub mod bytes;
 pub mod disasm;
 pub mod memory;
 pub mod place;
@@ -14,7 +13,6 @@ pub mod prefault;
 pub mod tables;
 
 pub use buffer::CodeBuffer;
-pub use bytes::CodeBytes;
 pub use memory::{
     under_qemu_user, writable_and_executable_mappings, EmulatorRefresh, ExecutableMemory,
     WritableView,

@@ -786,7 +786,6 @@ pub(crate) fn emit_alone<M: Machine>(
     emit(&mut cx, target);
     ops.finalize()
         .expect("every label the hooks use is defined")
-        .to_vec()
 }
 
 use crate::abi::NOSPLIT_FRAME_MAX;
