@@ -1,26 +1,33 @@
 //! [`Name`]: the text of a register's name, kept without an allocation of
 //! its own when it is short (nearly always: `%x`, `%i12`, `%sum`), so that
-//! parsing a program does not allocate once per register.
+//! parsing a program does not allocate once per register, in 16 bytes, so
+//! that a register's record is 24 (a large program has about as many
+//! registers as instructions, and its records are written once, to fresh
+//! memory).
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-/// The longest name stored inline: the size of a `String`, less a length
-/// byte and a byte for the tag.
-const INLINE: usize = 22;
+/// The longest name stored inline: 16 bytes, less a length byte that is
+/// also the tag.
+const INLINE: usize = 14;
 
-/// An immutable string, inline up to 22 bytes, on the heap beyond. It
+/// An immutable string, inline up to 14 bytes, on the heap beyond. It
 /// reads as a `&str` (`Deref`), compares, hashes and prints as one. It is
-/// 24 bytes, the size of a `String`: a register's record is 32.
+/// 16 bytes: a register's record is 24.
 #[derive(Clone)]
 pub struct Name(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: Len, bytes: [u8; INLINE] },
-    Heap(Box<str>),
+    Inline {
+        len: Len,
+        bytes: [u8; INLINE],
+    },
+    /// A thin pointer, so that it fits beside the length byte.
+    Heap(Box<Box<str>>),
 }
 
 /// Declares [`Len`] with one variant per inline length, and `Len::ALL`,
@@ -42,10 +49,7 @@ macro_rules! lengths {
     };
 }
 
-lengths!(
-    L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20,
-    L21, L22
-);
+lengths!(L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14);
 
 impl Name {
     pub fn new(s: &str) -> Name {
@@ -57,7 +61,7 @@ impl Name {
                 bytes,
             })
         } else {
-            Name(Repr::Heap(s.into()))
+            Name(Repr::Heap(Box::new(s.into())))
         }
     }
 
@@ -103,7 +107,7 @@ impl From<String> for Name {
         if s.len() <= INLINE {
             Name::new(&s)
         } else {
-            Name(Repr::Heap(s.into_boxed_str()))
+            Name(Repr::Heap(Box::new(s.into_boxed_str())))
         }
     }
 }
@@ -161,8 +165,9 @@ mod tests {
 
     #[test]
     fn short_and_long_names_read_back() {
-        assert_eq!(std::mem::size_of::<Name>(), 24);
-        for s in ["", "x", "i12", &"a".repeat(22), &"b".repeat(23), "é€"] {
+        assert_eq!(std::mem::size_of::<Name>(), 16);
+        assert_eq!(std::mem::size_of::<crate::ir::RegInfo>(), 24);
+        for s in ["", "x", "i12", &"a".repeat(14), &"b".repeat(15), "é€"] {
             let n = Name::new(s);
             assert_eq!(n.as_str(), s);
             assert_eq!(Name::from(s.to_string()), n);
