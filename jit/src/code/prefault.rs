@@ -1,14 +1,16 @@
 //! Faulting memory in on one thread ahead of another that is about to
 //! write it.
 //!
-//! A large compilation writes tens of megabytes of tables it reserved up
-//! front, and on a virtual machine each first write to a page costs a
-//! fault of microseconds. With two threads assembling, the one that plans
-//! functions has time to spare and the one that emits them has none: the
-//! planner faults in the tables' reserved room a little ahead of the
+//! A large compilation writes tens of megabytes of code and tables into
+//! room it reserved up front, and on a virtual machine each first write to
+//! a page costs a fault of microseconds. With two threads assembling, the
+//! one that plans functions had time to spare and the one that emits them
+//! none: the planner faults in the reserved room a little ahead of the
 //! emitter (`madvise(MADV_POPULATE_WRITE)`), which then writes to pages
 //! already there. The contents are not touched; only where the kernel
-//! does the work changes.
+//! does the work changes. (The two threads are now about as busy: more
+//! work moved to the planner, such as allocating the file the code is
+//! published through, made assembly slower, not faster.)
 
 /// Address ranges to fault in, in step with the progress of the thread
 /// that will write them.

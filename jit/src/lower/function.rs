@@ -112,7 +112,6 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     } else {
         // A few plans ahead of the emitter at most: they are large.
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
-
         std::thread::scope(|s| {
             // Owned by this closure, so that a panic while emitting drops
             // it before the scope waits for the planner: its next send
