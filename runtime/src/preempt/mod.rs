@@ -157,20 +157,20 @@ impl Requester<'_> {
     /// protocol's R4), and under `async` signals again. False if the
     /// request is no longer in effect.
     pub fn rerequest(&self, g: &G, why: Again, signal: impl FnOnce()) -> bool {
-        if !g
+        let Some(req) = g
             .stop
             .rerequest(&self.arming.fx(g, self.stats, self.tracer))
-        {
+        else {
             return false;
-        }
+        };
         if why == Again::Backoff {
             self.stats.re_requested();
         }
         if self.tracer.is_enabled() {
-            if let (_, Some(req)) = g.stop.load() {
-                self.tracer
-                    .rerequested(monotonic_ns(), g.id, req.at, why.name());
-            }
+            // The request applied again, not whichever is there now (it
+            // may have stopped, and another been made, since).
+            self.tracer
+                .rerequested(monotonic_ns(), g.id, req.at, why.name());
         }
         if self.arming.mode() == PreemptMode::Async {
             signal();

@@ -282,11 +282,12 @@ impl<A: Atomics> StopRequest<A> {
     }
 
     /// R4: the goroutine has not stopped; apply the armed request again.
-    /// False if it is not armed any more (it stopped, or was withdrawn).
-    pub fn rerequest(&self, fx: &impl Effect) -> bool {
+    /// The request applied again, or `None` if it is not armed any more
+    /// (it stopped, or was withdrawn).
+    pub fn rerequest(&self, fx: &impl Effect) -> Option<Request> {
         let w = self.word.load(Acquire);
         if phase_of(w) != Phase::Armed {
-            return false;
+            return None;
         }
         let req = decode(w);
         let arming = with_phase(w, Phase::Arming);
@@ -295,10 +296,13 @@ impl<A: Atomics> StopRequest<A> {
             .compare_exchange(w, arming, AcqRel, Acquire)
             .is_err()
         {
-            return false;
+            return None;
         }
         fx.arm(req, true);
-        matches!(self.publish_or_undo(arming, req, fx), Asked::Armed(_))
+        match self.publish_or_undo(arming, req, fx) {
+            Asked::Armed(req) => Some(req),
+            _ => None,
+        }
     }
 
     /// R2: Arming -> Armed; Err if the request was cancelled meanwhile
@@ -476,7 +480,7 @@ mod tests {
             Asked::Busy(Phase::Armed),
             "one request at a time"
         );
-        assert!(s.rerequest(&fx));
+        assert!(s.rerequest(&fx).is_some());
         assert_eq!(s.stop(&fx), Some(req(42)));
         assert_eq!(s.load(), (Phase::Idle, None));
         assert_eq!(s.stop(&fx), None, "nothing twice");
@@ -503,7 +507,7 @@ mod tests {
         s.close(&fx);
         assert_eq!(s.phase(), Phase::Idle);
         assert_eq!(fx.arms.get(), fx.disarms.get());
-        assert!(!s.rerequest(&fx), "nothing to re-request");
+        assert!(s.rerequest(&fx).is_none(), "nothing to re-request");
     }
 
     #[test]

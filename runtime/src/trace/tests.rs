@@ -400,6 +400,40 @@ fn each_request_is_an_async_span_and_a_stop_is_a_flow_from_its_request() {
 }
 
 #[test]
+fn a_request_applied_again_as_its_goroutine_stops_stays_inside_its_span() {
+    // The goroutine read the clock (2.0 us) before ending the request; the
+    // monitor applied it again in between and read the clock after (2.5).
+    let t = Tracer::new();
+    let t0 = t.start_ns();
+    t.preempt_requested(
+        t0 + 1_000,
+        Some(0),
+        2,
+        PreemptKind::Quantum,
+        PreemptMode::Async,
+    );
+    t.rerequested(t0 + 2_500, 2, t0 + 1_000, "back-off");
+    t.preempted(Stop {
+        at: t0 + 2_000,
+        m: 0,
+        p: Some(0),
+        g: 2,
+        mech: PreemptMode::Async,
+        kind: PreemptKind::Quantum,
+        requested_at: t0 + 1_000,
+        pc: None,
+    });
+    let v = t.to_json();
+    check_structure(&v);
+    let evs = events(&v);
+    let at = |ph: &str| evs.iter().position(|e| e["ph"] == ph).expect(ph);
+    let (b, n, e) = (at("b"), at("n"), at("e"));
+    assert!(b < n && n < e, "b {b}, n {n}, e {e}");
+    assert_eq!(evs[n]["ts"], evs[e]["ts"]);
+    assert_eq!(evs[n]["args"]["why"], "back-off");
+}
+
+#[test]
 fn a_request_pending_at_the_end_is_ended_there() {
     let t = Tracer::new();
     let t0 = t.start_ns();

@@ -54,9 +54,22 @@ impl Track {
 struct Life {
     id: u64,
     begun: bool,
-    /// Stopped for it (the flow's end), or ended otherwise.
+    /// Stopped for it (the flow's end), or ended otherwise, and when.
     stopped: bool,
     ended: bool,
+    stopped_at: Option<u64>,
+    ended_at: Option<u64>,
+}
+
+impl Life {
+    /// Where its async span ends, if it has ended.
+    fn closed_at(&self) -> Option<u64> {
+        if self.stopped {
+            self.stopped_at
+        } else {
+            self.ended_at
+        }
+    }
 }
 
 impl Tracer {
@@ -188,8 +201,13 @@ impl Tracer {
                 }
             }
             Link::Step if life.begun => {
+                // A request applied again races with its goroutine's stop,
+                // which reads the clock before it ends the request: the
+                // step can succeed and read the clock after that reading.
+                // It is drawn at the stop, inside the span it belongs to.
+                let ts = life.closed_at().map_or(e.ts, |end| e.ts.min(end));
                 let (_, _, args) = e.describe(&Names::default());
-                out.push((e.ts, 1, self.async_event("n", e.ts, life.id, args)));
+                out.push((ts, 1, self.async_event("n", ts, life.id, args)));
             }
             Link::Stopped if life.begun => {
                 let latency = match &e.what {
@@ -241,8 +259,14 @@ fn lives(events: &[Event]) -> HashMap<(u64, u64), Life> {
                 life.id = next;
                 next += 1;
             }
-            Link::Stopped => life.stopped = true,
-            Link::Ended => life.ended = true,
+            Link::Stopped => {
+                life.stopped = true;
+                life.stopped_at.get_or_insert(e.ts);
+            }
+            Link::Ended => {
+                life.ended = true;
+                life.ended_at.get_or_insert(e.ts);
+            }
             Link::Step => {}
         }
     }
