@@ -788,25 +788,16 @@ impl<'a> Parser<'a> {
     }
 
     fn operand(&mut self, st: &mut FuncState<'a>) -> Result<Operand, Error> {
-        let span = self.span();
-        match *self.peek() {
-            Tok::Reg(name) => {
+        match fast::raw(*self.peek()) {
+            Some(raw) => {
                 self.bump();
-                Ok(Operand::Reg(st.reg(name)))
+                Ok(st.operand(raw))
             }
-            Tok::Int(v) => {
-                self.bump();
-                Ok(Operand::Imm(v))
-            }
-            Tok::Ident("nil") => {
-                self.bump();
-                Ok(Operand::Nil)
-            }
-            other => Err(Error::new(
-                span,
+            None => Err(Error::new(
+                self.span(),
                 format!(
                     "expected an operand (register, integer or nil), found {}",
-                    other.describe()
+                    self.peek().describe()
                 ),
             )),
         }

@@ -56,9 +56,12 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     // room of the code and of the instruction starts for the functions it
     // has planned, before the emitter writes there (the emitter's first
     // writes to fresh pages were a third of its time).
+    let two_threads = crate::par::function_ranges(&prog.funcs, threads).len() >= 2;
     let mut prefault = Prefault::default();
-    meta.spare(&mut prefault);
-    ops.spare(&mut prefault);
+    if two_threads {
+        meta.spare(&mut prefault);
+        ops.spare(&mut prefault);
+    }
     let total = (insts + blocks).max(1) as f64;
     let rt_call = ops.new_dynamic_label();
     let preempt_stub = ops.new_dynamic_label();
@@ -105,7 +108,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
         }
     };
     let plan = |func: &Function| FunctionPlan::new(func, &M::REGISTERS);
-    if crate::par::function_ranges(&prog.funcs, threads).len() < 2 {
+    if !two_threads {
         for (i, func) in prog.funcs.iter().enumerate() {
             emit(i, &plan(func));
         }

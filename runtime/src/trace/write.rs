@@ -54,21 +54,25 @@ impl Track {
 struct Life {
     id: u64,
     begun: bool,
-    /// Stopped for it (the flow's end), or ended otherwise, and when.
-    stopped: bool,
-    ended: bool,
+    /// When its goroutine stopped for it (the flow's end), or it ended
+    /// otherwise.
     stopped_at: Option<u64>,
     ended_at: Option<u64>,
 }
 
 impl Life {
+    fn stopped(&self) -> bool {
+        self.stopped_at.is_some()
+    }
+
+    /// Neither stopped for nor ended: still in effect.
+    fn pending(&self) -> bool {
+        self.stopped_at.is_none() && self.ended_at.is_none()
+    }
+
     /// Where its async span ends, if it has ended.
     fn closed_at(&self) -> Option<u64> {
-        if self.stopped {
-            self.stopped_at
-        } else {
-            self.ended_at
-        }
+        self.stopped_at.or(self.ended_at)
     }
 }
 
@@ -114,9 +118,9 @@ impl Tracer {
             }
         }
         // Requests still in effect when the trace was written.
-        let pending = lives.values().filter(|l| !l.stopped && !l.ended).count();
+        let pending = lives.values().filter(|l| l.pending()).count();
         if let Some(end) = end_ts {
-            for life in lives.values().filter(|l| !l.stopped && !l.ended) {
+            for life in lives.values().filter(|l| l.pending()) {
                 let e = self.async_event("e", end, life.id, json!({ "outcome": "pending" }));
                 out.push((end, 2, e));
             }
@@ -196,7 +200,7 @@ impl Tracer {
             Link::Begin => {
                 let (_, _, args) = e.describe(&Names::default());
                 out.push((e.ts, 0, self.async_event("b", e.ts, life.id, args)));
-                if life.stopped {
+                if life.stopped() {
                     out.push((e.ts, 1, flow("s")));
                 }
             }
@@ -218,7 +222,7 @@ impl Tracer {
                 out.push((e.ts, 2, self.async_event("e", e.ts, life.id, args)));
                 out.push((e.ts, 2, flow("f")));
             }
-            Link::Ended if life.begun && !life.stopped => {
+            Link::Ended if life.begun && !life.stopped() => {
                 let outcome = match &e.what {
                     What::RequestEnded { end, .. } => end.name(),
                     _ => "ended",
@@ -260,11 +264,9 @@ fn lives(events: &[Event]) -> HashMap<(u64, u64), Life> {
                 next += 1;
             }
             Link::Stopped => {
-                life.stopped = true;
                 life.stopped_at.get_or_insert(e.ts);
             }
             Link::Ended => {
-                life.ended = true;
                 life.ended_at.get_or_insert(e.ts);
             }
             Link::Step => {}

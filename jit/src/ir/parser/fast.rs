@@ -21,7 +21,7 @@ use crate::ir::{Format, FuncId, Inst, InstKind, Opcode, Operand};
 
 /// An operand as read, before its register (if any) is numbered.
 #[derive(Clone, Copy)]
-enum Raw<'a> {
+pub(super) enum Raw<'a> {
     Reg(&'a str),
     Imm(i64),
     Nil,
@@ -96,8 +96,9 @@ fn operand(b: &[u8], i: usize) -> Option<(Raw<'_>, usize)> {
     }
 }
 
-/// An operand the lexer has read as a token.
-fn raw(tok: Tok<'_>) -> Option<Raw<'_>> {
+/// An operand the lexer has read as a token (the general path's reading
+/// of an operand too).
+pub(super) fn raw(tok: Tok<'_>) -> Option<Raw<'_>> {
     match tok {
         Tok::Reg(name) => Some(Raw::Reg(name)),
         Tok::Int(v) => Some(Raw::Imm(v)),
@@ -113,11 +114,28 @@ enum First<'a> {
     Operand(Raw<'a>),
 }
 
+/// Blanks and the newline from `i`: the first byte of the next line.
+#[inline]
+fn line_end(b: &[u8], i: usize) -> Option<usize> {
+    punct(b, i, b'\n')
+}
+
 /// `c` after blanks at `i`: the byte after it.
 #[inline]
 fn punct(b: &[u8], i: usize, c: u8) -> Option<usize> {
     let i = blanks(b, i);
     (b.get(i) == Some(&c)).then_some(i + 1)
+}
+
+impl<'a> FuncState<'a> {
+    /// The operand `raw` stands for, its register numbered.
+    pub(super) fn operand(&mut self, raw: Raw<'a>) -> Operand {
+        match raw {
+            Raw::Reg(name) => Operand::Reg(self.reg(name)),
+            Raw::Imm(v) => Operand::Imm(v),
+            Raw::Nil => Operand::Nil,
+        }
+    }
 }
 
 impl<'a> Parser<'a> {
@@ -139,11 +157,7 @@ impl<'a> Parser<'a> {
         };
         let span = self.cur.span;
         let dst = st.reg(dst);
-        let mut reg = |raw: Raw<'a>| match raw {
-            Raw::Reg(name) => Operand::Reg(st.reg(name)),
-            Raw::Imm(v) => Operand::Imm(v),
-            Raw::Nil => Operand::Nil,
-        };
+        let mut reg = |raw| st.operand(raw);
         let kind = match line.shape {
             Shape::Const(value) => InstKind::Const { dst, value },
             Shape::Nullary => InstKind::Nullary { op: line.op, dst },
@@ -218,16 +232,11 @@ impl<'a> Parser<'a> {
             *r = x;
             end = next;
         }
-        let end = blanks(b, end);
-        if b.get(end) != Some(&b'\n') {
+        let Some(next) = line_end(b, end) else {
             return false;
-        }
-        let span = self.cur.span;
-        let mut reg = |raw: Raw<'a>| match raw {
-            Raw::Reg(name) => Operand::Reg(st.reg(name)),
-            Raw::Imm(v) => Operand::Imm(v),
-            Raw::Nil => Operand::Nil,
         };
+        let span = self.cur.span;
+        let mut reg = |raw| st.operand(raw);
         let kind = match first {
             First::Global(global) => InstKind::Store {
                 op,
@@ -241,7 +250,7 @@ impl<'a> Parser<'a> {
                 InstKind::Effect { op, args }
             }
         };
-        self.finish_line(st, Inst::new(kind, span), end + 1);
+        self.finish_line(st, Inst::new(kind, span), next);
         true
     }
 
@@ -311,11 +320,10 @@ impl<'a> Parser<'a> {
             }
             _ => return None,
         };
-        let end = blanks(b, end);
-        (b.get(end) == Some(&b'\n')).then_some(Line {
+        Some(Line {
             op,
             shape,
-            next: end + 1,
+            next: line_end(b, end)?,
         })
     }
 }
