@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
-use crate::code::{CodeTables, ExecutableMemory};
+use crate::code::{CodeRoom, CodeTables, ExecutableMemory};
 use crate::ir::{ArmKind, FuncId, Program, Span, TermKind, Type};
 use crate::par::Threads;
 
@@ -199,7 +199,10 @@ impl Arch {
 #[derive(Clone, Debug)]
 pub struct Assembled {
     pub arch: Arch,
-    pub code: Vec<u8>,
+    pub code: CodeRoom,
+    /// Whether the code is rewritten while it runs (compiled for the
+    /// patch mechanism), and so is published with a writable view.
+    pub patched: bool,
     /// Offsets, not yet rebased.
     pub tables: CodeTables,
     pub function_offsets: Vec<usize>,
@@ -299,9 +302,15 @@ impl Names {
 }
 
 impl Module {
-    /// Publishes assembled code (W^X) and rebases its tables.
+    /// Publishes assembled code (W^X) and rebases its tables: sealed
+    /// where it was assembled, or, for code to be patched, copied into a
+    /// file that can be mapped writable elsewhere.
     pub fn publish(asm: Assembled, globals: Globals, names: Names) -> std::io::Result<Module> {
-        let code = ExecutableMemory::publish(&asm.code)?;
+        let code = if asm.patched {
+            ExecutableMemory::publish(&asm.code)?
+        } else {
+            ExecutableMemory::seal(asm.code)?
+        };
         let base = code.base();
         let mut tables = asm.tables;
         tables.rebase(base);

@@ -57,7 +57,7 @@ fn same_on(name: &str, src: &str, threads: Threads) -> bool {
         let a = assemble(arch, &one, Threads::ONE);
         let b = assemble(arch, &several, threads);
         assert!(
-            a.code == b.code,
+            a.code[..] == b.code[..],
             "{name} {arch:?}: code differs on {threads:?}"
         );
         assert_eq!(a.function_offsets, b.function_offsets, "{name} {arch:?}");

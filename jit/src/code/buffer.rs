@@ -1,9 +1,10 @@
 //! [`CodeBuffer`]: the buffer code is assembled into, with labels and
 //! relocations: dynasmrt's `VecAssembler`, made of the same components
 //! (its label and relocation registries), at base address 0 (the code is
-//! position-independent), and owning its bytes where the compiler can
-//! reach their reserved room to fault it in on another thread
-//! ([`CodeBuffer::spare`]).
+//! position-independent), its bytes in a [`CodeRoom`]: memory of their
+//! own, whose reserved room the compiler can fault in on another thread
+//! ([`CodeBuffer::spare`]) and which publication makes executable where
+//! it is.
 
 use dynasmrt::components::{LabelRegistry, PatchLoc, RelocRegistry, StaticLabel};
 use dynasmrt::relocations::Relocation;
@@ -12,11 +13,12 @@ use dynasmrt::{
 };
 
 use super::prefault::Prefault;
+use super::room::CodeRoom;
 
 /// Machine code being assembled, its labels and the references to them.
 #[derive(Debug)]
 pub struct CodeBuffer<R: Relocation> {
-    bytes: Vec<u8>,
+    bytes: CodeRoom,
     labels: LabelRegistry,
     relocs: RelocRegistry<R>,
     /// The first error met while assembling, reported by the next commit.
@@ -34,7 +36,7 @@ impl<R: Relocation> CodeBuffer<R> {
     /// labels and `references` references to them.
     pub fn with_capacity(bytes: usize, labels: usize, references: usize) -> Self {
         CodeBuffer {
-            bytes: Vec::with_capacity(bytes),
+            bytes: CodeRoom::with_capacity(bytes),
             labels: LabelRegistry::with_capacity(0, 0, labels),
             relocs: RelocRegistry::with_capacity(0, references),
             error: None,
@@ -77,7 +79,7 @@ impl<R: Relocation> CodeBuffer<R> {
     }
 
     /// The code, every reference resolved.
-    pub fn finalize(mut self) -> Result<Vec<u8>, DynasmError> {
+    pub fn finalize(mut self) -> Result<CodeRoom, DynasmError> {
         self.commit()?;
         Ok(self.bytes)
     }
@@ -89,21 +91,21 @@ impl<R: Relocation> CodeBuffer<R> {
 
     /// Adds the room reserved for code not yet assembled to `p`.
     pub fn spare(&self, p: &mut Prefault) {
-        p.spare(&self.bytes);
+        self.bytes.spare(p);
     }
 }
 
 impl<R: Relocation> Extend<u8> for CodeBuffer<R> {
     #[inline]
     fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
-        self.bytes.extend(iter)
+        self.bytes.extend_from_iter(iter.into_iter())
     }
 }
 
 impl<'a, R: Relocation> Extend<&'a u8> for CodeBuffer<R> {
     #[inline]
     fn extend<T: IntoIterator<Item = &'a u8>>(&mut self, iter: T) {
-        self.bytes.extend(iter)
+        self.bytes.extend_from_iter(iter.into_iter().copied())
     }
 }
 
@@ -118,11 +120,8 @@ impl<R: Relocation> DynasmApi for CodeBuffer<R> {
     }
 
     fn align(&mut self, alignment: usize, with: u8) {
-        let misalignment = self.bytes.len() % alignment;
-        if misalignment != 0 {
-            let len = self.bytes.len() + alignment - misalignment;
-            self.bytes.resize(len, with);
-        }
+        let len = self.bytes.len().next_multiple_of(alignment);
+        self.bytes.pad_to(len, with);
     }
 }
 
@@ -247,7 +246,10 @@ mod tests {
         sample(&mut theirs, l);
         let ours = ours.finalize().expect("every label is defined");
         assert!(ours.len() > 16);
-        assert_eq!(ours, theirs.finalize().expect("every label is defined"));
+        assert_eq!(
+            &ours[..],
+            &theirs.finalize().expect("every label is defined")[..]
+        );
     }
 
     #[test]

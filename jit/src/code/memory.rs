@@ -1,14 +1,25 @@
 //! Executable memory that is never writable and executable at once, and
 //! never moves.
 //!
-//! Code is assembled position-independently into a byte vector, then
-//! published into a shared-memory file (`memfd`) mapped twice: once
-//! read+execute (the address code runs at, for the life of the process or
-//! of the [`ExecutableMemory`]), and once read+write (a different address,
-//! only while bytes are written or patched). No page is ever mapped
-//! writable and executable at the same address, which `/proc/self/maps`
-//! shows and a test checks. Because the executable view never moves,
-//! return addresses held by suspended goroutines stay valid.
+//! Code is assembled position-independently into a [`CodeRoom`], then
+//! published in one of two ways:
+//!
+//! - **sealed** ([`ExecutableMemory::seal`]): the room's own pages are
+//!   made read+execute where they are, with one `mprotect` (read+write
+//!   before, never both). Nothing is copied. This is how code is
+//!   published unless it is to be patched.
+//! - **through a file** ([`ExecutableMemory::publish`]): the bytes are
+//!   copied into a shared-memory file (`memfd`) mapped twice: once
+//!   read+execute (the address code runs at), and once read+write (a
+//!   different address, only while bytes are patched,
+//!   [`ExecutableMemory::writable_view`]). Code compiled for the patch
+//!   mechanism is published so.
+//!
+//! Either way no page is ever mapped writable and executable at the same
+//! address, which `/proc/self/maps` shows and a test checks, and the
+//! executable view never moves for the life of the process or of the
+//! [`ExecutableMemory`], so return addresses held by suspended goroutines
+//! stay valid.
 //!
 //! dynasmrt's own `ExecutableBuffer` is not used: its `commit` may move code
 //! to a larger mapping and its `alter` remaps the whole buffer writable
@@ -16,6 +27,8 @@
 
 use std::io;
 use std::ptr::NonNull;
+
+use super::room::CodeRoom;
 
 /// A published block of machine code.
 #[derive(Debug)]
@@ -26,8 +39,9 @@ pub struct ExecutableMemory {
     len: usize,
     map_len: usize,
     /// The memfd behind both views, kept so a writable view can be mapped
-    /// again for patching.
-    fd: libc::c_int,
+    /// again for patching; `None` for a sealed room, which has no other
+    /// view.
+    fd: Option<libc::c_int>,
 }
 
 // SAFETY: the executable view is immutable through this type (writes go
@@ -127,7 +141,7 @@ impl ExecutableMemory {
             exec: NonNull::new(exec.cast()).expect("mmap never returns null on success"),
             len: code.len(),
             map_len,
-            fd,
+            fd: Some(fd),
         };
         // The code goes in through the file, in one system call for the
         // kernel to copy, rather than through a writable mapping faulted
@@ -159,8 +173,50 @@ impl ExecutableMemory {
         Ok(mem)
     }
 
-    /// Maps a second, read+write view of the same pages at another address.
+    /// Publishes the code assembled in `room` where it is: the pages it
+    /// wrote become read+execute, and the room's unused pages are given
+    /// back. The code has no writable view (see [`Self::publish`]).
+    pub fn seal(room: CodeRoom) -> io::Result<ExecutableMemory> {
+        if room.is_empty() {
+            // No page to turn executable; a file holds the empty code.
+            return ExecutableMemory::publish(&room);
+        }
+        let (ptr, len, cap) = room.into_raw();
+        let map_len = len.next_multiple_of(page_size());
+        // SAFETY: `ptr..ptr + cap` is the room's own mapping, given up by
+        // `into_raw` to this function: the tail past the code is unmapped,
+        // the rest made read+execute (read+write until then; the change
+        // is one call, so never both).
+        let r = unsafe {
+            if cap > map_len {
+                libc::munmap(ptr.as_ptr().add(map_len).cast(), cap - map_len);
+            }
+            libc::mprotect(
+                ptr.as_ptr().cast(),
+                map_len,
+                libc::PROT_READ | libc::PROT_EXEC,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmaps what is left of the room, still ours.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), map_len) };
+            return Err(e);
+        }
+        let mem = ExecutableMemory {
+            exec: ptr,
+            len,
+            map_len,
+            fd: None,
+        };
+        mem.synchronize_icache(0, len);
+        Ok(mem)
+    }
+
+    /// Maps a second, read+write view of the same pages at another
+    /// address: only for code published through a file.
     pub fn writable_view(&self) -> io::Result<WritableView> {
+        let fd = self.fd.ok_or_else(no_writable_view)?;
         // SAFETY: a shared read+write mapping of our memfd at a fresh
         // address; never executable.
         let p = unsafe {
@@ -169,7 +225,7 @@ impl ExecutableMemory {
                 self.map_len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                self.fd,
+                fd,
                 0,
             )
         };
@@ -183,13 +239,14 @@ impl ExecutableMemory {
         })
     }
 
-    /// What [`EmulatorRefresh::refresh`] needs to map this code again.
-    pub fn emulator_refresh(&self) -> EmulatorRefresh {
-        EmulatorRefresh {
-            fd: self.fd,
+    /// What [`EmulatorRefresh::refresh`] needs to map this code again:
+    /// only for code published through a file.
+    pub fn emulator_refresh(&self) -> io::Result<EmulatorRefresh> {
+        Ok(EmulatorRefresh {
+            fd: self.fd.ok_or_else(no_writable_view)?,
             base: self.base(),
             map_len: self.map_len,
-        }
+        })
     }
 
     /// Makes bytes written through a writable view visible to instruction
@@ -229,14 +286,25 @@ impl ExecutableMemory {
 
 impl Drop for ExecutableMemory {
     fn drop(&mut self) {
-        // SAFETY: unmaps the view made in `publish` and closes our fd. The
+        // SAFETY: unmaps the view made in `publish` or `seal` and closes
+        // our fd, if any. The
         // owner guarantees no thread still executes this code (the runtime
         // keeps a program's memory alive until the process ends).
         unsafe {
             libc::munmap(self.exec.as_ptr().cast(), self.map_len);
-            libc::close(self.fd);
+            if let Some(fd) = self.fd {
+                libc::close(fd);
+            }
         }
     }
+}
+
+/// The error for a writable view of sealed code.
+fn no_writable_view() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this code was published without a writable view: only code compiled for the patch mechanism has one",
+    )
 }
 
 /// Under qemu-user, code rewritten through the writable view stays stale:
@@ -318,6 +386,59 @@ mod tests {
         }
         assert_eq!(mem.base(), base, "code never moves");
         assert_eq!(mem.bytes()[5], 0x90, "the writable view aliases the code");
+        assert!(writable_and_executable_mappings().unwrap().is_empty());
+    }
+
+    /// A function returning 42, for the host.
+    fn returns_42() -> &'static [u8] {
+        if cfg!(target_arch = "aarch64") {
+            // mov w0, #42; ret
+            &[0x40, 0x05, 0x80, 0x52, 0xc0, 0x03, 0x5f, 0xd6]
+        } else {
+            // mov eax, 42; ret
+            &[0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3]
+        }
+    }
+
+    #[test]
+    fn a_sealed_room_runs_where_it_was_written_and_is_never_writable() {
+        let mut room = CodeRoom::with_capacity(1 << 20);
+        room.extend_from_slice(returns_42());
+        room.pad_to(3 * page_size() + 5, 0);
+        let at = room.as_ptr() as usize;
+        let len = room.len();
+        let mem = ExecutableMemory::seal(room).unwrap();
+        assert_eq!((mem.base(), mem.len()), (at, len), "sealed in place");
+        assert_eq!(&mem.bytes()[..returns_42().len()], returns_42());
+        // SAFETY: the code at `base` is a complete function of the C ABI
+        // taking nothing and returning an int, published executable.
+        let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(mem.base()) };
+        assert_eq!(f(), 42);
+        // The mapping holding the code is read+execute, from its first
+        // page to its last.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let line = maps
+            .lines()
+            .find(|l| {
+                let (lo, hi) = l
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .split_once('-')
+                    .unwrap();
+                let lo = usize::from_str_radix(lo, 16).unwrap();
+                let hi = usize::from_str_radix(hi, 16).unwrap();
+                lo <= at && at + len <= hi
+            })
+            .expect("one mapping holds the code");
+        assert!(
+            line.split_whitespace().nth(1).unwrap().starts_with("r-x"),
+            "{line}"
+        );
+        assert_eq!(
+            mem.writable_view().unwrap_err().kind(),
+            io::ErrorKind::Unsupported
+        );
         assert!(writable_and_executable_mappings().unwrap().is_empty());
     }
 }

@@ -10,6 +10,7 @@ pub mod disasm;
 pub mod memory;
 pub mod place;
 pub mod prefault;
+pub mod room;
 pub mod tables;
 
 pub use buffer::CodeBuffer;
@@ -17,6 +18,7 @@ pub use memory::{
     under_qemu_user, writable_and_executable_mappings, EmulatorRefresh, ExecutableMemory,
     WritableView,
 };
+pub use room::CodeRoom;
 pub use tables::{
     BackEdge, BlockLoop, BlockRange, CallKind, CallSite, CodeTables, FunctionRange, HoistedLoad,
     InstStart, LoopInfo, MetadataBuilder, PatchSite, PollSite, StubRange, UnsafeKind, UnsafeRegion,

@@ -24,11 +24,16 @@ impl Prefault {
     /// Adds the room `v` has reserved beyond its length: the memory its
     /// next pushes write.
     pub fn spare<T>(&mut self, v: &Vec<T>) {
-        let page = super::memory::page_size();
         let size = std::mem::size_of::<T>();
         let base = v.as_ptr() as usize;
-        let start = (base + v.len() * size).next_multiple_of(page);
-        let end = (base + v.capacity() * size) / page * page;
+        self.range(base + v.len() * size, base + v.capacity() * size);
+    }
+
+    /// Adds the whole pages of `[start, end)`, memory that another thread
+    /// is about to write.
+    pub fn range(&mut self, start: usize, end: usize) {
+        let page = super::memory::page_size();
+        let (start, end) = (start.next_multiple_of(page), end / page * page);
         if end > start {
             self.ranges.push((start, end, start));
         }

@@ -160,6 +160,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     Assembled {
         arch: M::ARCH,
         code,
+        patched: mode == PreemptMode::Patch,
         tables,
         function_offsets,
         stub_offsets,
@@ -788,6 +789,7 @@ pub(crate) fn emit_alone<M: Machine>(
     emit(&mut cx, target);
     ops.finalize()
         .expect("every label the hooks use is defined")
+        .to_vec()
 }
 
 use crate::abi::NOSPLIT_FRAME_MAX;

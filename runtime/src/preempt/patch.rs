@@ -188,7 +188,10 @@ impl Patcher {
                 armed: vec![0; nfuncs],
             }),
             sync_core,
-            emulator: preempt_jit::code::under_qemu_user().then(|| module.code.emulator_refresh()),
+            emulator: match preempt_jit::code::under_qemu_user() {
+                true => Some(module.code.emulator_refresh()?),
+                false => None,
+            },
             rewrites: AtomicU64::new(0),
         })
     }
