@@ -185,12 +185,17 @@ impl Runtime {
                     PreemptMode::Poll | PreemptMode::Trap | PreemptMode::Patch => self.cfg.mode,
                     PreemptMode::Coop | PreemptMode::Async => PreemptMode::Async,
                 };
+                let next = self
+                    .preemption_point(m.id, p, g, mech)
+                    .unwrap_or(Next::Continue(Resume::default()));
+                // Counted once the stop has read the clock: the counter's
+                // line is written by every thread, and fetching it from
+                // another core's cache is no part of stopping.
                 self.obs
                     .stats
                     .preempt_stub_entries
                     .fetch_add(1, Ordering::Relaxed);
-                self.preemption_point(m.id, p, g, mech)
-                    .unwrap_or(Next::Continue(Resume::default()))
+                next
             }
             Op::Budget => Next::Continue(Resume::default()),
             Op::Collect => {
