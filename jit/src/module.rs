@@ -227,20 +227,52 @@ pub struct Module {
 }
 
 /// What reports need to name code: function names, block names, spans.
+///
+/// The block names and instruction spans of a large program are tens of
+/// thousands of names and a million spans: they are kept in a few
+/// buffers (one set per thread that gathered them), indexed by a block's
+/// number in the program, not in a vector per block.
 #[derive(Clone, Debug, Default)]
 pub struct Names {
     pub functions: Vec<String>,
-    pub blocks: Vec<Vec<String>>,
     pub function_spans: Vec<Span>,
-    /// Span of each instruction, by function and block; the terminator's
-    /// comes last.
-    pub inst_spans: Vec<Vec<Vec<Span>>>,
     /// Parameter count of each function (what `spawn` passes).
     pub param_counts: Vec<usize>,
     /// Global names, for diagnoses.
     pub globals: Vec<String>,
     /// Which globals hold a ref: the collector's global roots.
     pub global_is_ref: Vec<bool>,
+    /// The program number of each function's first block, and the block
+    /// count after the last.
+    first_block: Vec<u32>,
+    /// The block names and spans, each part those of a run of functions.
+    parts: Vec<NamesPart>,
+}
+
+/// The block names and instruction spans of a run of functions, gathered
+/// on one thread.
+#[derive(Clone, Debug, Default)]
+struct NamesPart {
+    /// The program number of the part's first block.
+    first: usize,
+    /// Every block's name, one after the other.
+    block_names: String,
+    /// Where each block's name ends in `block_names`.
+    block_name_ends: Vec<u32>,
+    /// Every block's instruction spans, the terminator's last.
+    spans: Vec<Span>,
+    /// Where each block's spans end in `spans`.
+    span_ends: Vec<u32>,
+}
+
+/// The `i`th entry of a buffer whose entries end at `ends`.
+fn entry(ends: &[u32], i: usize) -> Option<std::ops::Range<usize>> {
+    let start = if i == 0 {
+        0
+    } else {
+        *ends.get(i - 1)? as usize
+    };
+    Some(start..*ends.get(i)? as usize)
 }
 
 impl Names {
@@ -248,45 +280,91 @@ impl Names {
     /// spans are a walk over every instruction of the program, done on
     /// several threads for a large one ([`crate::par`]).
     pub fn new(prog: &Program) -> Names {
+        let mut first_block = Vec::with_capacity(prog.funcs.len() + 1);
+        let mut first = 0u32;
+        for f in &prog.funcs {
+            first_block.push(first);
+            first += f.blocks.len() as u32;
+        }
+        first_block.push(first);
         let ranges = crate::par::function_ranges(&prog.funcs, Threads::Auto);
         let parts = crate::par::map(&ranges, |range| {
-            prog.funcs[range]
-                .iter()
-                .map(|f| {
-                    let blocks: Vec<String> = (0..f.blocks.len())
-                        .map(|b| f.block_name(crate::ir::BlockId::new(b)))
-                        .collect();
-                    let spans: Vec<Vec<Span>> = f
-                        .blocks
-                        .iter()
-                        .map(|b| {
-                            b.insts
-                                .iter()
-                                .map(|i| i.span)
-                                .chain(b.term.as_ref().map(|t| t.span))
-                                .collect()
-                        })
-                        .collect();
-                    (blocks, spans)
-                })
-                .collect::<Vec<_>>()
+            let first = first_block.get(range.start).map_or(0, |&b| b as usize);
+            let funcs = &prog.funcs[range];
+            let blocks = funcs.iter().map(|f| f.blocks.len()).sum();
+            let insts = funcs.iter().map(|f| f.inst_count()).sum::<usize>();
+            let mut part = NamesPart {
+                first,
+                block_names: String::new(),
+                block_name_ends: Vec::with_capacity(blocks),
+                spans: Vec::with_capacity(insts + blocks),
+                span_ends: Vec::with_capacity(blocks),
+            };
+            for f in funcs {
+                for (b, block) in f.blocks.iter().enumerate() {
+                    block.write_name(crate::ir::BlockId::new(b), &mut part.block_names);
+                    part.block_name_ends.push(part.block_names.len() as u32);
+                    part.spans.extend(block.insts.iter().map(|i| i.span));
+                    part.spans.extend(block.term.as_ref().map(|t| t.span));
+                    part.span_ends.push(part.spans.len() as u32);
+                }
+            }
+            part
         });
-        let (blocks, inst_spans) = parts.into_iter().flatten().unzip();
         Names {
             functions: prog.funcs.iter().map(|f| f.name.clone()).collect(),
-            blocks,
             function_spans: prog.funcs.iter().map(|f| f.span).collect(),
             param_counts: prog.funcs.iter().map(|f| f.params.len()).collect(),
             globals: prog.globals.iter().map(|g| g.name.clone()).collect(),
             global_is_ref: prog.globals.iter().map(|g| g.ty == Type::Ref).collect(),
-            inst_spans,
+            first_block,
+            parts,
         }
+    }
+
+    /// The part holding block `b` of function `f`, and the block's number
+    /// in it, if there is such a block.
+    fn locate(&self, f: usize, b: usize) -> Option<(&NamesPart, usize)> {
+        let first = *self.first_block.get(f)? as usize;
+        let end = *self.first_block.get(f + 1)? as usize;
+        let block = first + b;
+        if block >= end {
+            return None;
+        }
+        let i = self
+            .parts
+            .partition_point(|p| p.first <= block)
+            .checked_sub(1)?;
+        let part = self.parts.get(i)?;
+        Some((part, block - part.first))
+    }
+
+    /// How many blocks function `f` has.
+    pub fn block_count(&self, f: FuncId) -> usize {
+        let i = f.index();
+        match (self.first_block.get(i), self.first_block.get(i + 1)) {
+            (Some(a), Some(b)) => (b - a) as usize,
+            _ => 0,
+        }
+    }
+
+    /// The name of block `b` of function `f`, if both exist.
+    pub fn block_name(&self, f: usize, b: usize) -> Option<&str> {
+        let (part, i) = self.locate(f, b)?;
+        part.block_names.get(entry(&part.block_name_ends, i)?)
+    }
+
+    /// The spans of the instructions of block `b` of function `f`, the
+    /// terminator's last.
+    pub fn block_spans(&self, f: FuncId, b: crate::ir::BlockId) -> Option<&[Span]> {
+        let (part, i) = self.locate(f.index(), b.index())?;
+        part.spans.get(entry(&part.span_ends, i)?)
     }
 
     /// The span of the instruction an [`InstStart`](crate::code::InstStart)
     /// marks.
     pub fn inst_span(&self, s: &crate::code::InstStart) -> Option<Span> {
-        let spans = self.inst_spans.get(s.func.index())?.get(s.block.index())?;
+        let spans = self.block_spans(s.func, s.block)?;
         if s.index == u32::MAX {
             spans.last().copied()
         } else {
@@ -296,8 +374,10 @@ impl Names {
     pub fn function(&self, f: FuncId) -> &str {
         &self.functions[f.index()]
     }
+    /// The name of a block that exists (panics otherwise).
     pub fn block(&self, f: FuncId, b: crate::ir::BlockId) -> &str {
-        &self.blocks[f.index()][b.index()]
+        self.block_name(f.index(), b.index())
+            .expect("a block of the program")
     }
 }
 

@@ -145,7 +145,7 @@ fn a_program_large_enough_to_be_cut_compiles_the_same_as_on_one_thread() {
     // The module's names and spans, gathered on several threads for a
     // program this large, in function, block and instruction order.
     let names = Names::new(&prog);
-    assert_eq!(names.inst_spans.len(), prog.funcs.len());
+    assert_eq!(names.functions.len(), prog.funcs.len());
     for (f, func) in prog.funcs.iter().enumerate() {
         assert_eq!(names.functions[f], func.name);
         for (b, block) in func.blocks.iter().enumerate() {
@@ -155,9 +155,17 @@ fn a_program_large_enough_to_be_cut_compiles_the_same_as_on_one_thread() {
                 .map(|i| i.span)
                 .chain(block.term.as_ref().map(|t| t.span))
                 .collect();
-            assert_eq!(names.inst_spans[f][b], want, "@{} block {b}", func.name);
-            assert_eq!(names.blocks[f][b], func.block_name(ir::BlockId::new(b)));
+            let (fid, bid) = (ir::FuncId::new(f), ir::BlockId::new(b));
+            assert_eq!(
+                names.block_spans(fid, bid),
+                Some(&want[..]),
+                "@{} block {b}",
+                func.name
+            );
+            assert_eq!(names.block(fid, bid), func.block_name(bid));
         }
+        assert_eq!(names.block_count(ir::FuncId::new(f)), func.blocks.len());
+        assert_eq!(names.block_name(f, func.blocks.len()), None);
     }
 }
 

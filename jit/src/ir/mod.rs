@@ -544,10 +544,20 @@ pub struct Block {
 impl Block {
     /// The label, or a stable stand-in for an unlabelled block.
     pub fn name(&self, id: BlockId) -> String {
+        let mut s = String::new();
+        self.write_name(id, &mut s);
+        s
+    }
+
+    /// Appends [`Block::name`] to `out`.
+    pub fn write_name(&self, id: BlockId, out: &mut String) {
         match &self.label {
-            Some(l) => l.clone(),
-            None if id.index() == 0 => "entry".to_string(),
-            None => format!("_b{}", id.index()),
+            Some(l) => out.push_str(l),
+            None if id.index() == 0 => out.push_str("entry"),
+            None => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "_b{}", id.index());
+            }
         }
     }
 }

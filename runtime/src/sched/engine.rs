@@ -610,7 +610,7 @@ impl Engine {
         let at = position.load(Ordering::Relaxed);
         let (f, b) = ((at >> 32) as usize, (at & 0xffff_ffff) as usize);
         let func = names.functions.get(f)?;
-        let block = names.blocks.get(f)?.get(b)?;
+        let block = names.block_name(f, b)?;
         Some(format!("@{func} in block {block}"))
     }
 
