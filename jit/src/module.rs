@@ -186,6 +186,13 @@ impl Arch {
         Arch::from_name(std::env::consts::ARCH)
     }
 
+    /// Whether this backend's code has a hand-off (`StubAddresses::handoff`):
+    /// a way for the preemption signal's handler to leave for the
+    /// scheduler without returning.
+    pub fn has_handoff(self) -> bool {
+        self == Arch::X86_64
+    }
+
     pub fn from_name(name: &str) -> Option<Arch> {
         match name {
             "x86_64" => Some(Arch::X86_64),

@@ -92,11 +92,17 @@ impl Previous {
 
 /// Installs `handler` for `signo` and returns what was there before.
 pub fn install(signo: libc::c_int, handler: Handler) -> io::Result<Previous> {
+    install_with(signo, handler, 0)
+}
+
+/// Installs `handler` for `signo` with `flags` besides `SA_SIGINFO`,
+/// `SA_ONSTACK` and `SA_RESTART`, and an empty `sa_mask`.
+fn install_with(signo: libc::c_int, handler: Handler, flags: libc::c_int) -> io::Result<Previous> {
     // SAFETY: a zeroed sigaction is a valid starting point; the mask is
     // emptied explicitly.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = handler as usize;
-    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART | flags;
     // SAFETY: sa_mask is a valid sigset_t inside `action`.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
     let mut old = MaybeUninit::<libc::sigaction>::uninit();
@@ -179,15 +185,30 @@ impl Chained {
     /// Installs the handler for `signo`, recording what it replaces the
     /// first time. Idempotent.
     pub fn install(&self, signo: libc::c_int) -> io::Result<()> {
+        self.install_flags(signo, 0)
+    }
+
+    /// [`Chained::install`] with `SA_NODEFER`: the signal is not blocked
+    /// while the handler runs, so the mask in force inside it is the
+    /// interrupted thread's own (`uc_sigmask`; `sa_mask` is empty), and a
+    /// handler that leaves without returning has no mask to put back. The
+    /// price: the same signal may interrupt the handler itself, which must
+    /// then be safe to re-enter, and bound its own nesting.
+    pub fn install_reentrant(&self, signo: libc::c_int) -> io::Result<()> {
+        self.install_flags(signo, libc::SA_NODEFER)
+    }
+
+    fn install_flags(&self, signo: libc::c_int, flags: libc::c_int) -> io::Result<()> {
         let slot = self.slot(signo)?;
         if slot.get().is_none() {
             let before = query(signo)?;
-            if before.handler() == self.handler as usize {
-                return Ok(());
+            // Ours already (installed by another copy of this record):
+            // nothing to record, forwarding to ourselves would recurse.
+            if before.handler() != self.handler as usize {
+                let _ = slot.set(before);
             }
-            let _ = slot.set(before);
         }
-        install(signo, self.handler)?;
+        install_with(signo, self.handler, flags)?;
         Ok(())
     }
 
@@ -395,6 +416,49 @@ mod tests {
             CHAINED.previous(sig).map(Previous::handler),
             Some(before as *const () as usize)
         );
+    }
+
+    static DEPTH: AtomicU64 = AtomicU64::new(0);
+    static DEEPEST: AtomicU64 = AtomicU64::new(0);
+    static BLOCKED_INSIDE: AtomicU64 = AtomicU64::new(0);
+    static RAISED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static REENTRANT: Chained = Chained::new(nesting);
+
+    /// Raises its own signal once from inside itself.
+    extern "C" fn nesting(signo: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        Chained::enter(|| {
+            let depth = DEPTH.fetch_add(1, Ordering::SeqCst) + 1;
+            DEEPEST.fetch_max(depth, Ordering::SeqCst);
+            // SAFETY: a zeroed sigset_t is filled by the query below.
+            let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
+            // SAFETY: a null new set only reads the thread's mask.
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) };
+            // SAFETY: `now` is a valid set.
+            if unsafe { libc::sigismember(&now, signo) } == 1 {
+                BLOCKED_INSIDE.fetch_add(1, Ordering::SeqCst);
+            }
+            if !RAISED.swap(true, Ordering::SeqCst) {
+                // SAFETY: raising a signal with a handler installed.
+                unsafe { libc::raise(signo) };
+            }
+            DEPTH.fetch_sub(1, Ordering::SeqCst);
+        })
+    }
+
+    /// A real-time signal that is this test's alone in this binary.
+    #[test]
+    fn a_reentrant_handler_runs_with_its_signal_unblocked_and_nests() {
+        let sig = libc::SIGRTMIN() + 3;
+        REENTRANT.install_reentrant(sig).expect("installed");
+        let flags = query(sig).expect("queried").action.sa_flags;
+        assert_ne!(flags & libc::SA_NODEFER, 0);
+        // SAFETY: raising a signal with a handler installed.
+        assert_eq!(unsafe { libc::raise(sig) }, 0);
+        // The handler's own raise was delivered inside it, at once: the
+        // mask in force there is the thread's, without the signal.
+        assert_eq!(DEEPEST.load(Ordering::SeqCst), 2);
+        assert_eq!(BLOCKED_INSIDE.load(Ordering::SeqCst), 0);
+        assert_eq!(DEPTH.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -244,6 +244,19 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_has_a_hand_off_where_its_arch_says() {
+        let prog = loops();
+        for arch in ARCHES {
+            let asm = assemble(arch, &prog, &[]);
+            assert_eq!(
+                asm.stub_offsets.handoff.is_some(),
+                arch.has_handoff(),
+                "{arch:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_patched_back_edge_jumps_to_its_trampoline() {
         let prog = loops();
         for arch in ARCHES {

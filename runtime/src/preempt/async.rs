@@ -74,9 +74,10 @@
 //! stops logged, it leaves its decision in its worker's ring of atomics
 //! for a normal thread to trace ([`super::record`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use preempt_jit::ir::PreemptMode;
+use preempt_jit::module::Arch;
 use preempt_signals::handler::Chained;
 use preempt_signals::MachineContext;
 
@@ -88,10 +89,39 @@ use crate::trace::HandlerTrigger;
 
 static SIGNAL: Chained = Chained::new(on_signal);
 
+/// Whether the handler runs with its signal unblocked (`SA_NODEFER`), as
+/// it is installed where the hand-off exists: the hand-off leaves the
+/// handler without returning, and with the signal not blocked while the
+/// handler runs there is no mask to put back, a system call (0.45-1.1 us
+/// of the stop at the 10 ms quantum on this kind of VM, the dearest step
+/// of the hand-off). A preemption signal that arrives while the handler
+/// runs interrupts it; the nested handler finds a PC that is not a
+/// goroutine's (the handler's own code, or the hand-off's stub) and
+/// declines, as the same signal delivered when it was unblocked used to.
+/// Everything the handler touches is safe to re-enter: atomics, its
+/// worker's log (which drops a nested record), the quantum timer's word.
+///
+/// Nesting is bounded: a handler that interrupted another returns with
+/// the signal blocked (added to the mask its `sigreturn` restores), so
+/// the one it interrupted runs on undisturbed; that one's `sigreturn`
+/// puts the thread's mask back, and a hand-off unblocks the signal itself
+/// (then, and only then, with a system call). A handler cannot know it is
+/// nested before its first instructions have run: under qemu-user, where
+/// those take long, a signal storm nested handlers in that window until
+/// the alternate stack overflowed, which is why the handler is installed
+/// so only where it can hand off (never an emulated backend here).
+static UNBLOCKED_IN_HANDLER: AtomicBool = AtomicBool::new(false);
+
 /// Installs the handler for `signo` (idempotent: the disposition found
 /// the first time is the one signals that are not ours are passed to).
 pub fn install(signo: libc::c_int) -> std::io::Result<()> {
-    SIGNAL.install(signo)
+    if Arch::host().is_some_and(Arch::has_handoff) {
+        SIGNAL.install_reentrant(signo)?;
+        UNBLOCKED_IN_HANDLER.store(true, Ordering::Release);
+        Ok(())
+    } else {
+        SIGNAL.install(signo)
+    }
 }
 
 /// Whether the runtime's handler is the one installed for `signo`.
@@ -116,6 +146,34 @@ pub fn restore_handler(mode: PreemptMode, signo: libc::c_int) {
 
 extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     Chained::enter(|| {
+        let m = current();
+        // Whether this handler interrupted another on this thread.
+        let nested = m.is_some_and(|m| m.handlers.fetch_add(1, Ordering::AcqRel) > 0);
+        // SAFETY: the kernel's arguments to this handler.
+        unsafe { on_signal_body(signo, info, uc) };
+        // Returning (a hand-off does not come back here).
+        if let Some(m) = m {
+            if !nested {
+                // This frame's sigreturn restores the thread's mask.
+                m.blocked_by_nested.store(0, Ordering::Release);
+            } else if !uc.is_null() {
+                // SAFETY: uc is the kernel's ucontext_t for this delivery.
+                unsafe { MachineContext::from_raw(uc) }.block_on_return(signo);
+                m.blocked_by_nested.store(signo, Ordering::Release);
+            }
+            m.handlers.fetch_sub(1, Ordering::AcqRel);
+        }
+    })
+}
+
+/// The preemption signal's handler, its nesting aside (see
+/// [`UNBLOCKED_IN_HANDLER`]).
+///
+/// # Safety
+///
+/// Called from the handler with the kernel's arguments.
+unsafe fn on_signal_body(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    {
         // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
         let from_runtime = unsafe { sent_by_us(info) };
         // SAFETY: as above.
@@ -139,7 +197,7 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
             // SAFETY: called from the handler with the arguments it received.
             unsafe { SIGNAL.forward(signo, info, uc) };
         }
-    })
+    }
 }
 
 /// # Safety
@@ -413,10 +471,18 @@ unsafe fn hand_off(
     // bytes) of free goroutine stack below the interrupted SP; ctx is g's
     // context, which nothing else touches while g runs on this thread.
     unsafe { write_frame(&mut *ctx, &regs, resume_pc as u64, h.stub_return as u64) };
-    // What sigreturn would do for the mask: the preemption signal,
-    // blocked while its handler runs, is unblocked (one arriving meanwhile
-    // is delivered here, finds the thread in the handler and declines).
-    mc.restore_mask();
+    // What sigreturn would do for the mask. Where the handler runs with
+    // its signal unblocked (see `UNBLOCKED_IN_HANDLER`) there is nothing
+    // to do, unless a nested handler left the signal blocked; elsewhere
+    // the signal, blocked while its handler runs, is unblocked (one
+    // arriving meanwhile is delivered here, finds the thread in the
+    // handler and declines). This handler is leaving: the next signal is
+    // not nested.
+    m.handlers.store(0, Ordering::Release);
+    let blocked = m.blocked_by_nested.swap(0, Ordering::AcqRel);
+    if !UNBLOCKED_IN_HANDLER.load(Ordering::Acquire) || blocked != 0 {
+        mc.restore_mask();
+    }
     g.left_handler_at
         .store(crate::stats::monotonic_ns(), Ordering::Release);
     // SAFETY: `leave` is the module's `leave_handler` stub, which takes the

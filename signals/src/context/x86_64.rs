@@ -120,6 +120,14 @@ impl<'a> MachineContext<'a> {
         }
     }
 
+    /// Adds `signo` to the mask `sigreturn` puts back: the thread leaves
+    /// the handler with the signal blocked. Async-signal-safe.
+    pub fn block_on_return(&mut self, signo: libc::c_int) {
+        // SAFETY: uc_sigmask is a valid sigset_t in the kernel's frame;
+        // sigaddset only writes it.
+        unsafe { libc::sigaddset(&mut self.uc.uc_sigmask, signo) };
+    }
+
     pub fn set_pc(&mut self, pc: usize) {
         self.set_greg(libc::REG_RIP, pc as u64);
     }
