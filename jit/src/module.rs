@@ -203,7 +203,7 @@ impl Arch {
 }
 
 /// Machine code for a program, before it is published.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Assembled {
     pub arch: Arch,
     pub code: CodeRoom,
@@ -258,7 +258,7 @@ pub struct Names {
 
 /// The block names and instruction spans of a run of functions, gathered
 /// on one thread.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct NamesPart {
     /// The program number of the part's first block.
     first: usize,

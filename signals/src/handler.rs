@@ -253,6 +253,62 @@ impl Chained {
         r
     }
 
+    /// [`Chained::enter`] for a handler installed by
+    /// [`Chained::install_reentrant`], bounding its nesting: a handler
+    /// that interrupted another on this thread returns with its signal
+    /// added to its frame's mask, so the one it interrupted runs on with
+    /// the signal blocked (a storm cannot stack handlers on the alternate
+    /// stack), and that one's `sigreturn` puts the thread's mask back. A
+    /// handler that leaves without returning calls
+    /// [`Chained::leave_without_return`] to learn whether it must unblock
+    /// the signal itself. Async-signal-safe if `f` is.
+    ///
+    /// The bound holds once the handler has counted itself: under
+    /// emulation, where that takes long, a storm can still nest handlers
+    /// before they do (see `install_reentrant`'s callers).
+    ///
+    /// # Safety
+    ///
+    /// `uc` is null or the kernel's context for the delivery being handled.
+    pub unsafe fn enter_reentrant<R>(
+        signo: libc::c_int,
+        uc: *mut libc::c_void,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        Chained::enter(|| {
+            let outer = NESTING.with(|n| {
+                let (depth, blocked) = n.get();
+                n.set((depth + 1, blocked));
+                depth == 0
+            });
+            let r = f();
+            NESTING.with(|n| {
+                let (depth, blocked) = n.get();
+                if outer {
+                    // This frame's sigreturn restores the thread's mask.
+                    n.set((depth.saturating_sub(1), 0));
+                } else if uc.is_null() {
+                    n.set((depth.saturating_sub(1), blocked));
+                } else {
+                    // SAFETY: uc is the kernel's ucontext_t for this
+                    // delivery (the function's contract).
+                    unsafe { crate::MachineContext::from_raw(uc) }.block_on_return(signo);
+                    n.set((depth.saturating_sub(1), signo));
+                }
+            });
+            r
+        })
+    }
+
+    /// For a handler entered by [`Chained::enter_reentrant`] that leaves
+    /// without returning: the next signal is not nested, and the signal a
+    /// nested handler left blocked, if any, which the caller unblocks.
+    /// Async-signal-safe.
+    pub fn leave_without_return() -> Option<libc::c_int> {
+        let (_, blocked) = NESTING.with(|n| n.replace((0, 0)));
+        (blocked != 0).then_some(blocked)
+    }
+
     fn slot(&self, signo: libc::c_int) -> io::Result<&OnceLock<Previous>> {
         usize::try_from(signo)
             .ok()
@@ -260,6 +316,14 @@ impl Chained {
             .and_then(|s| self.previous.get(s))
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
     }
+}
+
+thread_local! {
+    /// Handlers entered by [`Chained::enter_reentrant`] running on this
+    /// thread, and the signal a nested one left blocked (0: none). A
+    /// constant-initialised `Cell` of plain integers: no allocation and no
+    /// destructor, so a handler may touch it.
+    static NESTING: std::cell::Cell<(u32, libc::c_int)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// The handler currently installed for `signo` (`SIG_DFL`, `SIG_IGN` or a
@@ -459,6 +523,67 @@ mod tests {
         assert_eq!(DEEPEST.load(Ordering::SeqCst), 2);
         assert_eq!(BLOCKED_INSIDE.load(Ordering::SeqCst), 0);
         assert_eq!(DEPTH.load(Ordering::SeqCst), 0);
+    }
+
+    static BOUNDED: Chained = Chained::new(bounded);
+    static BOUNDED_RUNS: AtomicU64 = AtomicU64::new(0);
+    static BOUNDED_DEEPEST: AtomicU64 = AtomicU64::new(0);
+    static BOUNDED_DEPTH: AtomicU64 = AtomicU64::new(0);
+    /// What the first handler saw after its nested one returned: whether
+    /// the signal was blocked (1), and how many handlers had run once it
+    /// had raised the signal a second time.
+    static BLOCKED_AFTER_NESTED: AtomicU64 = AtomicU64::new(0);
+    static RUNS_AFTER_SECOND_RAISE: AtomicU64 = AtomicU64::new(0);
+
+    /// The first run raises its signal (a nested run follows at once),
+    /// then looks at its mask and raises the signal again.
+    extern "C" fn bounded(signo: libc::c_int, _: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+        let body = || {
+            let run = BOUNDED_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+            let depth = BOUNDED_DEPTH.fetch_add(1, Ordering::SeqCst) + 1;
+            BOUNDED_DEEPEST.fetch_max(depth, Ordering::SeqCst);
+            if run == 1 {
+                // SAFETY: raising a signal with a handler installed.
+                unsafe { libc::raise(signo) };
+                // SAFETY: a zeroed sigset_t is filled by the query.
+                let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
+                // SAFETY: a null new set only reads the thread's mask.
+                unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) };
+                // SAFETY: `now` is a valid set.
+                let blocked = unsafe { libc::sigismember(&now, signo) } == 1;
+                BLOCKED_AFTER_NESTED.store(u64::from(blocked), Ordering::SeqCst);
+                // SAFETY: as above.
+                unsafe { libc::raise(signo) };
+                RUNS_AFTER_SECOND_RAISE
+                    .store(BOUNDED_RUNS.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+            BOUNDED_DEPTH.fetch_sub(1, Ordering::SeqCst);
+        };
+        // SAFETY: uc is the kernel's, passed on as received.
+        unsafe { Chained::enter_reentrant(signo, uc, body) }
+    }
+
+    /// Another real-time signal that is this test's alone in this binary.
+    #[test]
+    fn a_nested_reentrant_handler_leaves_its_signal_blocked_until_the_outer_returns() {
+        let sig = libc::SIGRTMIN() + 4;
+        BOUNDED.install_reentrant(sig).expect("installed");
+        // SAFETY: raising a signal with a handler installed.
+        assert_eq!(unsafe { libc::raise(sig) }, 0);
+        // The first run, the nested one, and the second raise's, which
+        // waited for the first to return.
+        assert_eq!(BOUNDED_RUNS.load(Ordering::SeqCst), 3);
+        assert_eq!(BOUNDED_DEEPEST.load(Ordering::SeqCst), 2);
+        assert_eq!(BLOCKED_AFTER_NESTED.load(Ordering::SeqCst), 1);
+        assert_eq!(RUNS_AFTER_SECOND_RAISE.load(Ordering::SeqCst), 2);
+        // Back outside, the thread's mask is its own again.
+        // SAFETY: a zeroed sigset_t is filled by the query.
+        let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new set only reads the thread's mask.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) };
+        // SAFETY: `now` is a valid set.
+        assert_eq!(unsafe { libc::sigismember(&now, sig) }, 0);
+        assert_eq!(Chained::leave_without_return(), None);
     }
 
     #[test]

@@ -287,9 +287,9 @@ impl ExecutableMemory {
 impl Drop for ExecutableMemory {
     fn drop(&mut self) {
         // SAFETY: unmaps the view made in `publish` or `seal` and closes
-        // our fd, if any. The
-        // owner guarantees no thread still executes this code (the runtime
-        // keeps a program's memory alive until the process ends).
+        // our fd, if any. The owner guarantees no thread still executes
+        // this code (the runtime keeps a program's memory alive until the
+        // process ends).
         unsafe {
             libc::munmap(self.exec.as_ptr().cast(), self.map_len);
             if let Some(fd) = self.fd {

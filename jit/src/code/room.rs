@@ -182,14 +182,6 @@ impl CodeRoom {
     }
 }
 
-impl Clone for CodeRoom {
-    fn clone(&self) -> Self {
-        let mut room = CodeRoom::with_capacity(self.len);
-        room.extend_from_slice(self);
-        room
-    }
-}
-
 impl Deref for CodeRoom {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

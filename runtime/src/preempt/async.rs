@@ -145,25 +145,15 @@ pub fn restore_handler(mode: PreemptMode, signo: libc::c_int) {
 }
 
 extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    Chained::enter(|| {
-        let m = current();
-        // Whether this handler interrupted another on this thread.
-        let nested = m.is_some_and(|m| m.handlers.fetch_add(1, Ordering::AcqRel) > 0);
-        // SAFETY: the kernel's arguments to this handler.
-        unsafe { on_signal_body(signo, info, uc) };
-        // Returning (a hand-off does not come back here).
-        if let Some(m) = m {
-            if !nested {
-                // This frame's sigreturn restores the thread's mask.
-                m.blocked_by_nested.store(0, Ordering::Release);
-            } else if !uc.is_null() {
-                // SAFETY: uc is the kernel's ucontext_t for this delivery.
-                unsafe { MachineContext::from_raw(uc) }.block_on_return(signo);
-                m.blocked_by_nested.store(signo, Ordering::Release);
-            }
-            m.handlers.fetch_sub(1, Ordering::AcqRel);
-        }
-    })
+    // Nesting bounded (see `UNBLOCKED_IN_HANDLER`); a hand-off does not
+    // come back here.
+    // SAFETY: uc is the kernel's context for this delivery.
+    unsafe {
+        Chained::enter_reentrant(signo, uc, || {
+            // SAFETY: the kernel's arguments to this handler.
+            on_signal_body(signo, info, uc)
+        })
+    }
 }
 
 /// The preemption signal's handler, its nesting aside (see
@@ -173,30 +163,28 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
 ///
 /// Called from the handler with the kernel's arguments.
 unsafe fn on_signal_body(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    {
-        // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
-        let from_runtime = unsafe { sent_by_us(info) };
-        // SAFETY: as above.
-        if unsafe { super::qtimer::is_quantum_timer(info) } {
-            if let Some(m) = current().filter(|m| !uc.is_null() && m.qtimer.exists()) {
-                // SAFETY: on the worker's thread, with the kernel's uc.
-                unsafe { timer_fired(m, uc) };
-            }
-            // Else a timer that fired after its worker stopped running
-            // goroutines: nobody's to pass on (the disposition replaced
-            // may be SIGUSR1's default, which ends the process).
-            return;
-        }
-        let trigger = Trigger::Signal { from_runtime };
-        let pass_on = match current() {
+    // SAFETY: the kernel passes a valid siginfo_t to a SA_SIGINFO handler.
+    let from_runtime = unsafe { sent_by_us(info) };
+    // SAFETY: as above.
+    if unsafe { super::qtimer::is_quantum_timer(info) } {
+        if let Some(m) = current().filter(|m| !uc.is_null() && m.qtimer.exists()) {
             // SAFETY: on the worker's thread, with the kernel's uc.
-            Some(m) if !uc.is_null() => unsafe { handle(m, trigger, uc) },
-            _ => passes_on(trigger, Decision::NotOurs),
-        };
-        if pass_on {
-            // SAFETY: called from the handler with the arguments it received.
-            unsafe { SIGNAL.forward(signo, info, uc) };
+            unsafe { timer_fired(m, uc) };
         }
+        // Else a timer that fired after its worker stopped running
+        // goroutines: nobody's to pass on (the disposition replaced
+        // may be SIGUSR1's default, which ends the process).
+        return;
+    }
+    let trigger = Trigger::Signal { from_runtime };
+    let pass_on = match current() {
+        // SAFETY: on the worker's thread, with the kernel's uc.
+        Some(m) if !uc.is_null() => unsafe { handle(m, trigger, uc) },
+        _ => passes_on(trigger, Decision::NotOurs),
+    };
+    if pass_on {
+        // SAFETY: called from the handler with the arguments it received.
+        unsafe { SIGNAL.forward(signo, info, uc) };
     }
 }
 
@@ -478,9 +466,8 @@ unsafe fn hand_off(
     // arriving meanwhile is delivered here, finds the thread in the
     // handler and declines). This handler is leaving: the next signal is
     // not nested.
-    m.handlers.store(0, Ordering::Release);
-    let blocked = m.blocked_by_nested.swap(0, Ordering::AcqRel);
-    if !UNBLOCKED_IN_HANDLER.load(Ordering::Acquire) || blocked != 0 {
+    let blocked = Chained::leave_without_return();
+    if !UNBLOCKED_IN_HANDLER.load(Ordering::Acquire) || blocked.is_some() {
         mc.restore_mask();
     }
     g.left_handler_at

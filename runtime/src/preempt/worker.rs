@@ -12,9 +12,7 @@
 //! formats.
 
 use std::cell::Cell;
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use preempt_jit::abi::{GoroutineContext, STACK_GUARD_POISON};
 use preempt_jit::code::CodeTables;
@@ -188,13 +186,6 @@ pub struct MSignal {
     last_retry_pc: AtomicUsize,
     /// The handlers' decisions, for the tracer (see [`super::record`]).
     pub log: HandlerLog,
-    /// Preemption-signal handlers running on this thread: more than one
-    /// when one interrupted another (see
-    /// `asynchronous::UNBLOCKED_IN_HANDLER`).
-    pub handlers: AtomicU32,
-    /// The signal a nested handler left blocked for the handler it
-    /// interrupted (0: none), which a hand-off unblocks as it leaves.
-    pub blocked_by_nested: AtomicI32,
     /// This worker's quantum timer (`--quantum-timer thread`).
     pub qtimer: ThreadTimer,
 }
