@@ -99,7 +99,7 @@ pub fn measure(source: &str, threads: Threads) -> Phases {
     ir::verify_with(&mut prog, threads).expect("the generated program verifies");
     let verify = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    preempt_jit::opt::optimize(&mut prog, 1);
+    preempt_jit::opt::optimize_with(&mut prog, 1, threads);
     let optimize = t.elapsed().as_secs_f64();
     let arch = Arch::host().unwrap_or(Arch::X86_64);
     let globals = Globals::new(&prog);

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicU64;
 
 use crate::code::{CodeRoom, CodeTables, ExecutableMemory};
 use crate::ir::{ArmKind, FuncId, Program, Span, TermKind, Type};
-use crate::par::Threads;
 
 /// The storage of a program's globals, at a fixed address generated code
 /// embeds. One word per global, in `GlobalId` order.
@@ -235,10 +234,11 @@ pub struct Module {
 
 /// What reports need to name code: function names, block names, spans.
 ///
-/// The block names and instruction spans of a large program are tens of
-/// thousands of names and a million spans: they are kept in a few
-/// buffers (one set per thread that gathered them), indexed by a block's
-/// number in the program, not in a vector per block.
+/// A large program's blocks are tens of thousands: their names are kept
+/// in one buffer, indexed by a block's number in the program, not in a
+/// string per block. (Instruction spans are in the code's tables, one in
+/// each [`InstStart`](crate::code::InstStart), recorded as the code is
+/// emitted.)
 #[derive(Clone, Debug, Default)]
 pub struct Names {
     pub functions: Vec<String>,
@@ -252,40 +252,14 @@ pub struct Names {
     /// The program number of each function's first block, and the block
     /// count after the last.
     first_block: Vec<u32>,
-    /// The block names and spans, each part those of a run of functions.
-    parts: Vec<NamesPart>,
-}
-
-/// The block names and instruction spans of a run of functions, gathered
-/// on one thread.
-#[derive(Clone, Debug)]
-struct NamesPart {
-    /// The program number of the part's first block.
-    first: usize,
-    /// Every block's name, one after the other.
+    /// Every block's name, one after the other, in program order.
     block_names: String,
     /// Where each block's name ends in `block_names`.
     block_name_ends: Vec<u32>,
-    /// Every block's instruction spans, the terminator's last.
-    spans: Vec<Span>,
-    /// Where each block's spans end in `spans`.
-    span_ends: Vec<u32>,
-}
-
-/// The `i`th entry of a buffer whose entries end at `ends`.
-fn entry(ends: &[u32], i: usize) -> Option<std::ops::Range<usize>> {
-    let start = if i == 0 {
-        0
-    } else {
-        *ends.get(i - 1)? as usize
-    };
-    Some(start..*ends.get(i)? as usize)
 }
 
 impl Names {
-    /// The names and spans of `prog`. The block names and instruction
-    /// spans are a walk over every instruction of the program, done on
-    /// several threads for a large one ([`crate::par`]).
+    /// The names of `prog`'s functions, blocks and globals.
     pub fn new(prog: &Program) -> Names {
         let mut first_block = Vec::with_capacity(prog.funcs.len() + 1);
         let mut first = 0u32;
@@ -294,30 +268,14 @@ impl Names {
             first += f.blocks.len() as u32;
         }
         first_block.push(first);
-        let ranges = crate::par::function_ranges(&prog.funcs, Threads::Auto);
-        let parts = crate::par::map(&ranges, |range| {
-            let first = first_block.get(range.start).map_or(0, |&b| b as usize);
-            let funcs = &prog.funcs[range];
-            let blocks = funcs.iter().map(|f| f.blocks.len()).sum();
-            let insts = funcs.iter().map(|f| f.inst_count()).sum::<usize>();
-            let mut part = NamesPart {
-                first,
-                block_names: String::new(),
-                block_name_ends: Vec::with_capacity(blocks),
-                spans: Vec::with_capacity(insts + blocks),
-                span_ends: Vec::with_capacity(blocks),
-            };
-            for f in funcs {
-                for (b, block) in f.blocks.iter().enumerate() {
-                    block.write_name(crate::ir::BlockId::new(b), &mut part.block_names);
-                    part.block_name_ends.push(part.block_names.len() as u32);
-                    part.spans.extend(block.insts.iter().map(|i| i.span));
-                    part.spans.extend(block.term.as_ref().map(|t| t.span));
-                    part.span_ends.push(part.spans.len() as u32);
-                }
+        let mut block_names = String::new();
+        let mut block_name_ends = Vec::with_capacity(first as usize);
+        for f in &prog.funcs {
+            for (b, block) in f.blocks.iter().enumerate() {
+                block.write_name(crate::ir::BlockId::new(b), &mut block_names);
+                block_name_ends.push(block_names.len() as u32);
             }
-            part
-        });
+        }
         Names {
             functions: prog.funcs.iter().map(|f| f.name.clone()).collect(),
             function_spans: prog.funcs.iter().map(|f| f.span).collect(),
@@ -325,25 +283,9 @@ impl Names {
             globals: prog.globals.iter().map(|g| g.name.clone()).collect(),
             global_is_ref: prog.globals.iter().map(|g| g.ty == Type::Ref).collect(),
             first_block,
-            parts,
+            block_names,
+            block_name_ends,
         }
-    }
-
-    /// The part holding block `b` of function `f`, and the block's number
-    /// in it, if there is such a block.
-    fn locate(&self, f: usize, b: usize) -> Option<(&NamesPart, usize)> {
-        let first = *self.first_block.get(f)? as usize;
-        let end = *self.first_block.get(f + 1)? as usize;
-        let block = first + b;
-        if block >= end {
-            return None;
-        }
-        let i = self
-            .parts
-            .partition_point(|p| p.first <= block)
-            .checked_sub(1)?;
-        let part = self.parts.get(i)?;
-        Some((part, block - part.first))
     }
 
     /// How many blocks function `f` has.
@@ -357,27 +299,20 @@ impl Names {
 
     /// The name of block `b` of function `f`, if both exist.
     pub fn block_name(&self, f: usize, b: usize) -> Option<&str> {
-        let (part, i) = self.locate(f, b)?;
-        part.block_names.get(entry(&part.block_name_ends, i)?)
-    }
-
-    /// The spans of the instructions of block `b` of function `f`, the
-    /// terminator's last.
-    pub fn block_spans(&self, f: FuncId, b: crate::ir::BlockId) -> Option<&[Span]> {
-        let (part, i) = self.locate(f.index(), b.index())?;
-        part.spans.get(entry(&part.span_ends, i)?)
-    }
-
-    /// The span of the instruction an [`InstStart`](crate::code::InstStart)
-    /// marks.
-    pub fn inst_span(&self, s: &crate::code::InstStart) -> Option<Span> {
-        let spans = self.block_spans(s.func, s.block)?;
-        if s.index == u32::MAX {
-            spans.last().copied()
-        } else {
-            spans.get(s.index as usize).copied()
+        let first = *self.first_block.get(f)? as usize;
+        let end = *self.first_block.get(f + 1)? as usize;
+        let i = first + b;
+        if i >= end {
+            return None;
         }
+        let start = match i.checked_sub(1) {
+            Some(before) => *self.block_name_ends.get(before)? as usize,
+            None => 0,
+        };
+        self.block_names
+            .get(start..*self.block_name_ends.get(i)? as usize)
     }
+
     pub fn function(&self, f: FuncId) -> &str {
         &self.functions[f.index()]
     }

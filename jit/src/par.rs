@@ -18,6 +18,7 @@
 
 use std::num::NonZeroUsize;
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 use crate::ir::Function;
 
@@ -100,34 +101,73 @@ pub fn function_ranges(funcs: &[Function], threads: Threads) -> Vec<Range<usize>
 /// on a thread of its own, and returns the results in range order. A
 /// panic in any of them is re-raised here once all have ended.
 pub fn map<R: Send>(ranges: &[Range<usize>], f: impl Fn(Range<usize>) -> R + Sync) -> Vec<R> {
-    match ranges {
-        [] => Vec::new(),
-        [only] => vec![f(only.clone())],
-        [first, rest @ ..] => std::thread::scope(|s| {
-            let f = &f;
-            let handles: Vec<_> = rest
-                .iter()
-                .map(|r| {
-                    let r = r.clone();
-                    std::thread::Builder::new()
-                        .name("compile".into())
-                        .spawn_scoped(s, move || f(r))
-                })
-                .collect();
-            let mut out = Vec::with_capacity(ranges.len());
-            out.push(f(first.clone()));
-            for (h, r) in handles.into_iter().zip(rest) {
-                out.push(match h {
-                    Ok(h) => h
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                    // No thread to be had: the work is done here instead.
-                    Err(_) => f(r.clone()),
-                });
-            }
-            out
-        }),
+    run_all(ranges.to_vec(), f)
+}
+
+/// Runs `f` on the runs of `items` that `ranges` (contiguous, in order,
+/// covering `items`) cut, each with the index of its first item, as
+/// [`map`] does: the runs are disjoint, so each thread may change its own.
+pub fn map_mut<T: Send, R: Send>(
+    items: &mut [T],
+    ranges: &[Range<usize>],
+    f: impl Fn(usize, &mut [T]) -> R + Sync,
+) -> Vec<R> {
+    let mut runs = Vec::with_capacity(ranges.len());
+    let mut rest = items;
+    let mut at = 0;
+    for r in ranges {
+        let (run, after) = std::mem::take(&mut rest).split_at_mut(r.end - at);
+        runs.push((r.start, run));
+        rest = after;
+        at = r.end;
     }
+    run_all(runs, |(start, run)| f(start, run))
+}
+
+/// Runs `f` on each piece of work, the first on the calling thread and
+/// each other on a thread of its own (or here, when no thread can be had),
+/// and returns the results in order; a panic in any is re-raised here
+/// once all have ended.
+fn run_all<W: Send, R: Send>(work: Vec<W>, f: impl Fn(W) -> R + Sync) -> Vec<R> {
+    let mut work = work.into_iter();
+    let Some(first) = work.next() else {
+        return Vec::new();
+    };
+    // Each other piece waits in a slot for the thread that takes it, or
+    // for this one if the thread cannot be started.
+    let rest: Vec<Mutex<Option<W>>> = work.map(|w| Mutex::new(Some(w))).collect();
+    if rest.is_empty() {
+        return vec![f(first)];
+    }
+    let take = |slot: &Mutex<Option<W>>| {
+        slot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .expect("each piece of work is taken once")
+    };
+    std::thread::scope(|s| {
+        let (f, take) = (&f, &take);
+        let handles: Vec<_> = rest
+            .iter()
+            .map(|slot| {
+                std::thread::Builder::new()
+                    .name("compile".into())
+                    .spawn_scoped(s, move || f(take(slot)))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(rest.len() + 1);
+        out.push(f(first));
+        for (h, slot) in handles.into_iter().zip(&rest) {
+            out.push(match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: the work is done here instead.
+                Err(_) => f(take(slot)),
+            });
+        }
+        out
+    })
 }
 
 #[cfg(test)]
@@ -167,6 +207,32 @@ mod tests {
         let distinct: std::collections::HashSet<_> = ids.iter().map(|(_, t)| *t).collect();
         assert_eq!(distinct.len(), 4, "each range ran on its own thread");
         assert_eq!(ids[0].1, std::thread::current().id(), "the first ran here");
+    }
+
+    #[test]
+    fn map_mut_gives_each_thread_its_own_run_with_its_first_index() {
+        let mut items: Vec<usize> = vec![0; 10];
+        let ranges = split(&[1; 10], 3);
+        let starts = map_mut(&mut items, &ranges, |start, run| {
+            for (k, x) in run.iter_mut().enumerate() {
+                *x = start + k;
+            }
+            (start, run.len(), std::thread::current().id())
+        });
+        assert_eq!(
+            items,
+            (0..10).collect::<Vec<_>>(),
+            "every item once, in place"
+        );
+        let got: Vec<Range<usize>> = starts.iter().map(|&(s, n, _)| s..s + n).collect();
+        assert_eq!(got, ranges);
+        let distinct: std::collections::HashSet<_> = starts.iter().map(|&(.., t)| t).collect();
+        assert_eq!(distinct.len(), 3, "each run on its own thread");
+        // No items: one empty run, here.
+        assert_eq!(
+            map_mut(&mut Vec::<u8>::new(), &split(&[], 2), |s, r| (s, r.len())),
+            vec![(0, 0)]
+        );
     }
 
     #[test]

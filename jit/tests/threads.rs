@@ -34,7 +34,7 @@ fn front_end(src: &str, threads: Threads) -> Option<Program> {
     let mut prog = ir::parse_with(src, threads).ok()?;
     ir::verify_with(&mut prog, threads).ok()?;
     let level = prog.settings.opt.unwrap_or(1) as u8;
-    preempt_jit::opt::optimize(&mut prog, level);
+    preempt_jit::opt::optimize_with(&mut prog, level, threads);
     Some(prog)
 }
 
@@ -142,26 +142,36 @@ fn a_program_large_enough_to_be_cut_compiles_the_same_as_on_one_thread() {
     );
     assert!(same_on("generated", &src, Threads::Auto));
     assert!(same_on("generated", &src, Threads::fixed(3)));
-    // The module's names and spans, gathered on several threads for a
-    // program this large, in function, block and instruction order.
+    // The module's names, and the span each instruction start carries,
+    // recorded by the emitter while the planner worked on another thread.
     let names = Names::new(&prog);
     assert_eq!(names.functions.len(), prog.funcs.len());
+    let asm = assemble(Arch::X86_64, &prog, Threads::Auto);
+    let mut starts = asm.tables.inst_starts.iter();
     for (f, func) in prog.funcs.iter().enumerate() {
         assert_eq!(names.functions[f], func.name);
         for (b, block) in func.blocks.iter().enumerate() {
-            let want: Vec<Span> = block
+            let end = block
+                .term
+                .as_ref()
+                .map(|t| t.span)
+                .or(block.insts.last().map(|i| i.span))
+                .unwrap_or(block.span);
+            let want: Vec<(u32, Span)> = block
                 .insts
                 .iter()
-                .map(|i| i.span)
-                .chain(block.term.as_ref().map(|t| t.span))
+                .enumerate()
+                .map(|(i, inst)| (i as u32, inst.span))
+                .chain([(u32::MAX, end)])
                 .collect();
+            let got: Vec<(u32, Span)> = starts
+                .by_ref()
+                .take(want.len())
+                .inspect(|s| assert_eq!((s.func.index(), s.block.index()), (f, b)))
+                .map(|s| (s.index, s.span))
+                .collect();
+            assert_eq!(got, want, "@{} block {b}", func.name);
             let (fid, bid) = (ir::FuncId::new(f), ir::BlockId::new(b));
-            assert_eq!(
-                names.block_spans(fid, bid),
-                Some(&want[..]),
-                "@{} block {b}",
-                func.name
-            );
             assert_eq!(names.block(fid, bid), func.block_name(bid));
         }
         assert_eq!(names.block_count(ir::FuncId::new(f)), func.blocks.len());

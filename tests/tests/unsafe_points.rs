@@ -481,25 +481,26 @@ fn check(name: &str, prog: &Program, asm: &Assembled, tally: &mut Tally) {
                 continue;
             }
             tally.barrier_sites += 1;
+            let pc = t.inst_pc(s);
             // The code of this PIR instruction: to the next one's start
             // (its barrier's out-of-line part, if any, is elsewhere).
             let end = t
                 .inst_starts
                 .iter()
-                .map(|x| x.pc)
-                .filter(|&pc| pc > s.pc)
+                .map(|x| t.inst_pc(x))
+                .filter(|&x| x > pc)
                 .min()
                 .unwrap_or(f.end);
             let n = regions
                 .iter()
-                .filter(|r| r.kind == UnsafeKind::WriteBarrier && r.start >= s.pc && r.start < end)
+                .filter(|r| r.kind == UnsafeKind::WriteBarrier && r.start >= pc && r.start < end)
                 .count();
             assert_eq!(
                 n,
                 1,
                 "{}: the ref store at {:#x} has {n} write-barrier regions",
                 here(f),
-                s.pc
+                pc
             );
         }
     }

@@ -152,7 +152,7 @@ fn function_listing(
     // recorded while the function was open (its blocks, its back-edges)
     // lies in its code, `[start, end)`, too.
     let blocks = within(&t.blocks, start, end, |b| b.start);
-    let inst_starts = within(&t.inst_starts, start, end, |s| s.pc);
+    let inst_starts = within(&t.inst_starts, start, end, |s| t.inst_pc(s));
     let poll_sites = within(&t.poll_sites, start, end, |p| p.pc);
     let back_edge_sites = within(&t.back_edges, start, end, |e| e.pc);
     let patch_sites = within(&t.patch_sites, start, end, |p| p.pc);
@@ -190,7 +190,7 @@ fn function_listing(
             out.push_str("  ; out-of-line paths (stack check, faults)\n");
         }
         let mut notes: Vec<String> = Vec::new();
-        if let Some(s) = at(inst_starts, d.offset, |s| s.pc)
+        if let Some(s) = at(inst_starts, d.offset, |s| t.inst_pc(s))
             .iter()
             .rfind(|s| s.func == fid)
         {

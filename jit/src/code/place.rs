@@ -45,10 +45,7 @@ impl Module {
             unsafe_region: t.unsafe_region_at(pc),
             // Out-of-line code follows the function's last block: the
             // instruction before it in the code is not the one it serves.
-            span: block
-                .and(t.inst_at(pc))
-                .and_then(|i| self.names.inst_span(i))
-                .unwrap_or(func.span),
+            span: block.and(t.inst_at(pc)).map_or(func.span, |i| i.span),
         }
     }
 

@@ -405,13 +405,18 @@ impl<'a, M: Machine> Lower<'a, M> {
             .fusable_compare(self.func, b)
             .map(|(op, x, y)| (Cond::of(op).expect("a compare"), x, y));
         for (i, inst) in block.insts.iter().enumerate() {
-            self.meta.inst_start(self.off(), b, Some(i));
+            self.meta.inst_start(self.off(), b, Some(i), inst.span);
             if fused.is_some() && i + 1 == block.insts.len() {
                 break;
             }
             self.inst(b, inst);
         }
-        self.meta.inst_start(self.off(), b, None);
+        let end_span = match (&block.term, block.insts.last()) {
+            (Some(t), _) => t.span,
+            (None, Some(last)) => last.span,
+            (None, None) => block.span,
+        };
+        self.meta.inst_start(self.off(), b, None, end_span);
         match &block.term {
             Some(t) => self.terminator(b, &t.kind, t.span, fused),
             None => {

@@ -28,7 +28,8 @@ pub use licm::{
     hoisted_loads, loads_hoisted_out_of, loop_barrier, Barrier, HoistedLoad, LicmStats,
 };
 
-use crate::ir::Program;
+use crate::ir::{FuncId, Program};
+use crate::par::Threads;
 
 /// The level used when neither the program (`set opt = N`) nor the command
 /// line says otherwise.
@@ -42,9 +43,24 @@ pub const DEFAULT_LEVEL: u8 = 1;
 ///   ([`tailrec::run`]). Levels above 1 are accepted and mean 1, so a newer
 ///   program asking for more still gets the hazard it is about.
 pub fn optimize(prog: &mut Program, level: u8) {
+    optimize_with(prog, level, Threads::Auto);
+}
+
+/// [`optimize`] on up to `threads` threads. Both passes work on one
+/// function at a time, reading only the program's globals, so functions
+/// are optimised in runs on several threads ([`crate::par`]) with the
+/// result one thread gives.
+pub fn optimize_with(prog: &mut Program, level: u8, threads: Threads) {
     if level == 0 {
         return;
     }
-    licm::run(prog);
-    tailrec::run(prog);
+    let ranges = crate::par::function_ranges(&prog.funcs, threads);
+    let Program { globals, funcs, .. } = prog;
+    let globals = &*globals;
+    crate::par::map_mut(funcs, &ranges, |first, run| {
+        for (k, func) in run.iter_mut().enumerate() {
+            licm::run_function(globals, func);
+            tailrec::run_function(FuncId::new(first + k), func);
+        }
+    });
 }

@@ -86,12 +86,21 @@ use crate::ir::{
 pub fn run(prog: &mut Program) -> usize {
     let mut rewritten = 0;
     for (i, func) in prog.funcs.iter_mut().enumerate() {
-        if let Some(plan) = plan(FuncId::new(i), func) {
-            rewrite(func, &plan);
-            rewritten += 1;
-        }
+        rewritten += usize::from(run_function(FuncId::new(i), func));
     }
     rewritten
+}
+
+/// Runs the pass on `func`, function `id` of its program (the pass reads
+/// nothing else of it); whether it rewrote it.
+pub fn run_function(id: FuncId, func: &mut Function) -> bool {
+    match plan(id, func) {
+        Some(plan) => {
+            rewrite(func, &plan);
+            true
+        }
+        None => false,
+    }
 }
 
 /// What [`plan`] found in a function it can rewrite.

@@ -36,6 +36,7 @@ pub static NO_TABLES: CodeTables = CodeTables {
     loops: Vec::new(),
     block_loops: Vec::new(),
     max_frame: 0,
+    base: 0,
 };
 
 /// What the handler knows about the thread it interrupted.
