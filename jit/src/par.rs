@@ -3,9 +3,12 @@
 //! The compiler's work is per function (parsing a body, verifying it,
 //! optimising it, allocating its registers) and functions are independent
 //! once the program's names are known. A program is cut into contiguous
-//! runs of functions of about equal size, one per thread, each run is
-//! processed on its own thread, and the results are put back in function
-//! order. The output never depends on the number of threads: every phase
+//! runs of functions of about equal size, a few per thread
+//! ([`PIECES_PER_THREAD`]); the threads take the next run not yet taken
+//! until none is left, and the results are put back in function order.
+//! A thread slowed down (another process, or the hypervisor, taking its
+//! CPU for a while) then does fewer runs, rather than holding up the
+//! phase with its fixed half of the work. The output never depends on the number of threads: every phase
 //! that runs in parallel merges its results (and its errors, the first in
 //! the text winning) exactly as one thread would have produced them, and
 //! tests compile with one thread and with several and compare.
@@ -18,6 +21,7 @@
 
 use std::num::NonZeroUsize;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::ir::Function;
@@ -90,84 +94,126 @@ pub fn split(weights: &[usize], n: usize) -> Vec<Range<usize>> {
     ranges
 }
 
-/// `funcs` cut into runs of about equal instruction counts, one per
-/// thread that `threads` gives a program of their size.
-pub fn function_ranges(funcs: &[Function], threads: Threads) -> Vec<Range<usize>> {
+/// How many pieces each thread's share of the work is cut into: enough
+/// for the threads to even out a slowed one, few enough that a piece's
+/// set-up (a parser's tables, a thread's first touch of its data) stays
+/// small against its work.
+pub const PIECES_PER_THREAD: usize = 4;
+
+/// Work cut into pieces, and the threads to run them on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pieces {
+    /// Contiguous, in order, covering every item.
+    pub ranges: Vec<Range<usize>>,
+    pub threads: usize,
+}
+
+impl Pieces {
+    /// Items of `weights` (one each, in order) cut for `threads`
+    /// threads: one piece for one thread, [`PIECES_PER_THREAD`] per
+    /// thread otherwise (fewer when there are fewer items).
+    pub fn cut(weights: &[usize], threads: usize) -> Pieces {
+        let n = if threads < 2 {
+            1
+        } else {
+            threads * PIECES_PER_THREAD
+        };
+        let ranges = split(weights, n);
+        Pieces {
+            threads: threads.clamp(1, ranges.len()),
+            ranges,
+        }
+    }
+}
+
+/// `funcs` cut into runs of about equal instruction counts, for the
+/// threads that `threads` gives a program of their size.
+pub fn function_pieces(funcs: &[Function], threads: Threads) -> Pieces {
     let weights: Vec<usize> = funcs.iter().map(|f| f.inst_count() + 1).collect();
-    split(&weights, threads.count(weights.iter().sum(), weights.len()))
+    Pieces::cut(&weights, threads.count(weights.iter().sum(), weights.len()))
 }
 
-/// Runs `f` on each range, the first on the calling thread and each other
-/// on a thread of its own, and returns the results in range order. A
-/// panic in any of them is re-raised here once all have ended.
-pub fn map<R: Send>(ranges: &[Range<usize>], f: impl Fn(Range<usize>) -> R + Sync) -> Vec<R> {
-    run_all(ranges.to_vec(), f)
+/// Runs `f` on each piece, on the calling thread and `pieces.threads - 1`
+/// others, and returns the results in piece order. A panic in any of them
+/// is re-raised here once all have ended.
+pub fn map<R: Send>(pieces: &Pieces, f: impl Fn(Range<usize>) -> R + Sync) -> Vec<R> {
+    run_all(pieces.ranges.clone(), pieces.threads, f)
 }
 
-/// Runs `f` on the runs of `items` that `ranges` (contiguous, in order,
-/// covering `items`) cut, each with the index of its first item, as
-/// [`map`] does: the runs are disjoint, so each thread may change its own.
+/// Runs `f` on the runs of `items` that `pieces` cut, each with the index
+/// of its first item, as [`map`] does: the runs are disjoint, so each may
+/// be changed on whichever thread takes it.
 pub fn map_mut<T: Send, R: Send>(
     items: &mut [T],
-    ranges: &[Range<usize>],
+    pieces: &Pieces,
     f: impl Fn(usize, &mut [T]) -> R + Sync,
 ) -> Vec<R> {
-    let mut runs = Vec::with_capacity(ranges.len());
+    let mut runs = Vec::with_capacity(pieces.ranges.len());
     let mut rest = items;
     let mut at = 0;
-    for r in ranges {
+    for r in &pieces.ranges {
         let (run, after) = std::mem::take(&mut rest).split_at_mut(r.end - at);
         runs.push((r.start, run));
         rest = after;
         at = r.end;
     }
-    run_all(runs, |(start, run)| f(start, run))
+    run_all(runs, pieces.threads, |(start, run)| f(start, run))
 }
 
-/// Runs `f` on each piece of work, the first on the calling thread and
-/// each other on a thread of its own (or here, when no thread can be had),
-/// and returns the results in order; a panic in any is re-raised here
-/// once all have ended.
-fn run_all<W: Send, R: Send>(work: Vec<W>, f: impl Fn(W) -> R + Sync) -> Vec<R> {
-    let mut work = work.into_iter();
-    let Some(first) = work.next() else {
-        return Vec::new();
-    };
-    // Each other piece waits in a slot for the thread that takes it, or
-    // for this one if the thread cannot be started.
-    let rest: Vec<Mutex<Option<W>>> = work.map(|w| Mutex::new(Some(w))).collect();
-    if rest.is_empty() {
-        return vec![f(first)];
+/// Runs `f` on each piece of work on the calling thread and up to
+/// `threads - 1` others, each taking the next piece not yet taken, and
+/// returns the results in order; a panic in any is re-raised here once
+/// all have ended. A thread that cannot be started leaves its share to
+/// the others.
+fn run_all<W: Send, R: Send>(work: Vec<W>, threads: usize, f: impl Fn(W) -> R + Sync) -> Vec<R> {
+    let count = work.len();
+    if threads < 2 || count < 2 {
+        return work.into_iter().map(f).collect();
     }
-    let take = |slot: &Mutex<Option<W>>| {
-        slot.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .expect("each piece of work is taken once")
+    // Each piece waits in a slot for the thread that takes it.
+    let slots: Vec<Mutex<Option<W>>> = work.into_iter().map(|w| Mutex::new(Some(w))).collect();
+    let next = AtomicUsize::new(0);
+    let drain = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else {
+                return done;
+            };
+            let w = slot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .expect("each piece is taken once");
+            done.push((i, f(w)));
+        }
     };
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
     std::thread::scope(|s| {
-        let (f, take) = (&f, &take);
-        let handles: Vec<_> = rest
-            .iter()
-            .map(|slot| {
+        let drain = &drain;
+        let workers: Vec<_> = (1..threads.min(count))
+            .filter_map(|_| {
                 std::thread::Builder::new()
                     .name("compile".into())
-                    .spawn_scoped(s, move || f(take(slot)))
+                    .spawn_scoped(s, drain)
+                    .ok()
             })
             .collect();
-        let mut out = Vec::with_capacity(rest.len() + 1);
-        out.push(f(first));
-        for (h, slot) in handles.into_iter().zip(&rest) {
-            out.push(match h {
-                Ok(h) => h
-                    .join()
+        let mut all = vec![drain()];
+        for w in workers {
+            all.push(
+                w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No thread to be had: the work is done here instead.
-                Err(_) => f(take(slot)),
-            });
+            );
         }
-        out
-    })
+        for (i, r) in all.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every piece was run"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -199,47 +245,89 @@ mod tests {
     }
 
     #[test]
-    fn map_returns_results_in_range_order_from_several_threads() {
-        let ranges = split(&[1; 8], 4);
-        let ids = map(&ranges, |r| (r, std::thread::current().id()));
-        let got: Vec<Range<usize>> = ids.iter().map(|(r, _)| r.clone()).collect();
-        assert_eq!(got, ranges);
-        let distinct: std::collections::HashSet<_> = ids.iter().map(|(_, t)| *t).collect();
-        assert_eq!(distinct.len(), 4, "each range ran on its own thread");
-        assert_eq!(ids[0].1, std::thread::current().id(), "the first ran here");
+    fn work_is_cut_into_a_few_pieces_per_thread() {
+        let one = Pieces::cut(&[1; 100], 1);
+        assert_eq!(
+            (one.ranges.len(), one.ranges.first(), one.threads),
+            (1, Some(&(0..100)), 1)
+        );
+        let two = Pieces::cut(&[1; 100], 2);
+        assert_eq!(two.ranges.len(), 2 * PIECES_PER_THREAD);
+        assert_eq!(two.threads, 2);
+        // Fewer items than pieces: a piece each, and no more threads
+        // than pieces.
+        let few = Pieces::cut(&[1; 3], 4);
+        assert_eq!((few.ranges, few.threads), (vec![0..1, 1..2, 2..3], 3));
     }
 
     #[test]
-    fn map_mut_gives_each_thread_its_own_run_with_its_first_index() {
+    fn map_returns_results_in_piece_order_from_several_threads() {
+        let pieces = Pieces::cut(&[1; 64], 4);
+        let ids = map(&pieces, |r| (r, std::thread::current().id()));
+        let got: Vec<Range<usize>> = ids.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(got, pieces.ranges);
+        let distinct: std::collections::HashSet<_> = ids.iter().map(|(_, t)| *t).collect();
+        assert!(distinct.len() <= 4, "at most the threads asked for");
+    }
+
+    #[test]
+    fn a_slowed_thread_leaves_the_remaining_pieces_to_the_others() {
+        // The first piece taken holds its thread until every other piece
+        // is done: with the work shared out in fixed halves, its own
+        // other pieces would wait behind it for ever. The watchdog is
+        // generous (a loaded machine or an emulator starts a thread
+        // slowly) and turns that into a failure.
+        let pieces = Pieces::cut(&[1; 8], 2);
+        let others = pieces.ranges.len() - 1;
+        let done = AtomicUsize::new(0);
+        let held = std::sync::atomic::AtomicBool::new(false);
+        let threads = map(&pieces, |_| {
+            if !held.swap(true, Ordering::SeqCst) {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while done.load(Ordering::SeqCst) < others {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the other pieces waited behind the held one"
+                    );
+                    std::thread::yield_now();
+                }
+            } else {
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            std::thread::current().id()
+        });
+        assert_eq!(threads.len(), pieces.ranges.len());
+    }
+
+    #[test]
+    fn map_mut_gives_each_run_with_its_first_index() {
         let mut items: Vec<usize> = vec![0; 10];
-        let ranges = split(&[1; 10], 3);
-        let starts = map_mut(&mut items, &ranges, |start, run| {
+        let pieces = Pieces::cut(&[1; 10], 3);
+        let runs = map_mut(&mut items, &pieces, |start, run| {
             for (k, x) in run.iter_mut().enumerate() {
                 *x = start + k;
             }
-            (start, run.len(), std::thread::current().id())
+            start..start + run.len()
         });
         assert_eq!(
             items,
             (0..10).collect::<Vec<_>>(),
             "every item once, in place"
         );
-        let got: Vec<Range<usize>> = starts.iter().map(|&(s, n, _)| s..s + n).collect();
-        assert_eq!(got, ranges);
-        let distinct: std::collections::HashSet<_> = starts.iter().map(|&(.., t)| t).collect();
-        assert_eq!(distinct.len(), 3, "each run on its own thread");
+        assert_eq!(runs, pieces.ranges);
         // No items: one empty run, here.
+        let none = Pieces::cut(&[], 2);
         assert_eq!(
-            map_mut(&mut Vec::<u8>::new(), &split(&[], 2), |s, r| (s, r.len())),
+            map_mut(&mut Vec::<u8>::new(), &none, |s, r| (s, r.len())),
             vec![(0, 0)]
         );
     }
 
     #[test]
-    fn a_panic_on_a_worker_reaches_the_caller() {
-        let ranges = split(&[1; 4], 2);
+    fn a_panic_in_any_piece_reaches_the_caller() {
+        let pieces = Pieces::cut(&[1; 4], 2);
         let r = std::panic::catch_unwind(|| {
-            map(&ranges, |r| {
+            map(&pieces, |r| {
                 assert!(r.start == 0, "worker fails");
                 r.len()
             })

@@ -56,7 +56,7 @@ pub fn assemble<M: Machine>(prog: &Program, globals: &[usize], threads: Threads)
     // room of the code and of the instruction starts for the functions it
     // has planned, before the emitter writes there (the emitter's first
     // writes to fresh pages were a third of its time).
-    let two_threads = crate::par::function_ranges(&prog.funcs, threads).len() >= 2;
+    let two_threads = crate::par::function_pieces(&prog.funcs, threads).threads >= 2;
     let mut prefault = Prefault::default();
     if two_threads {
         meta.spare(&mut prefault);

@@ -54,10 +54,10 @@ pub fn optimize_with(prog: &mut Program, level: u8, threads: Threads) {
     if level == 0 {
         return;
     }
-    let ranges = crate::par::function_ranges(&prog.funcs, threads);
+    let pieces = crate::par::function_pieces(&prog.funcs, threads);
     let Program { globals, funcs, .. } = prog;
     let globals = &*globals;
-    crate::par::map_mut(funcs, &ranges, |first, run| {
+    crate::par::map_mut(funcs, &pieces, |first, run| {
         for (k, func) in run.iter_mut().enumerate() {
             licm::run_function(globals, func);
             tailrec::run_function(FuncId::new(first + k), func);

@@ -2,8 +2,9 @@
 //!
 //! The prescan has named every function and global, so a function's body
 //! can be parsed knowing nothing of the text before it. The text is cut at
-//! lines `func @name` into pieces of about equal length; each piece is
-//! parsed on its own thread as a run of top-level items (the first holds
+//! lines `func @name` into pieces of about equal length, a few per thread
+//! ([`par::PIECES_PER_THREAD`]); each piece is parsed, on whichever thread
+//! takes it, as a run of top-level items (the first holds
 //! the `set` lines; a later one may not), and the pieces' globals and
 //! functions are put together in text order.
 //!
@@ -38,11 +39,12 @@ pub(super) fn parse_in_pieces<'a>(
     if n < 2 {
         return None;
     }
-    // Piece k + 1 starts at the first function at or after k + 1 n-ths of
+    // Piece k + 1 starts at the first function at or after k + 1 m-ths of
     // the text; piece 0 at the start.
+    let m = n * par::PIECES_PER_THREAD;
     let mut starts = vec![(0, 1)];
-    for k in 1..n {
-        let target = text.len() * k / n;
+    for k in 1..m {
+        let target = text.len() * k / m;
         let i = funcs.partition_point(|&(pos, _)| pos < target);
         if let Some(&s) = funcs.get(i) {
             if starts.last().is_none_or(|last| last.0 < s.0) {
@@ -50,7 +52,10 @@ pub(super) fn parse_in_pieces<'a>(
             }
         }
     }
-    let pieces: Vec<std::ops::Range<usize>> = (0..starts.len()).map(|k| k..k + 1).collect();
+    let pieces = par::Pieces {
+        ranges: (0..starts.len()).map(|k| k..k + 1).collect(),
+        threads: n.min(starts.len()),
+    };
     let parts = par::map(&pieces, |piece| {
         let k = piece.start;
         let (pos, line) = starts[k];

@@ -113,12 +113,12 @@ pub fn verify_with(prog: &mut Program, threads: Threads) -> Result<(), Error> {
 /// phase keeps its own first error; the earliest phase with one decides,
 /// as if the phases had run one after the other over the whole program.
 fn check(prog: &Program, threads: Threads) -> Result<Vec<Vec<Option<Type>>>, Error> {
-    let ranges = par::function_ranges(&prog.funcs, threads);
+    let pieces = par::function_pieces(&prog.funcs, threads);
 
     // Phase 0 for every function before any later phase of any: those
     // read other functions' signatures, which must be well formed.
     let mut sink = Sink::default();
-    for part in par::map(&ranges, |range| {
+    for part in par::map(&pieces, |range| {
         let mut sink = Sink::default();
         for func in &prog.funcs[range] {
             well_formed(prog, func, &mut sink);
@@ -129,7 +129,7 @@ fn check(prog: &Program, threads: Threads) -> Result<Vec<Vec<Option<Type>>>, Err
     }
     sink.finish()?;
 
-    let parts = par::map(&ranges, |range| {
+    let parts = par::map(&pieces, |range| {
         let mut phases = PhaseSinks::default();
         let types: Vec<Vec<Option<Type>>> = prog.funcs[range]
             .iter()
