@@ -358,7 +358,7 @@ mod tests {
     fn general(source: &str) -> Result<Program, Error> {
         let mut p = Parser::new(source);
         p.fast = false;
-        p.prescan(source);
+        p.prescan(source, Threads::ONE);
         p.whole()
     }
 
@@ -366,7 +366,7 @@ mod tests {
     /// path took.
     fn with_fast_path(source: &str) -> (Result<Program, Error>, usize) {
         let mut p = Parser::new(source);
-        p.prescan(source);
+        p.prescan(source, Threads::ONE);
         let taken = {
             let result = p.program(false);
             (result, p.fast_lines)

@@ -23,7 +23,7 @@ use crate::par::{self, Threads};
 
 /// Source bytes per instruction, about: how the size of a text is weighed
 /// against [`Threads::MIN_WORK`].
-const BYTES_PER_INSTRUCTION: usize = 24;
+pub(super) const BYTES_PER_INSTRUCTION: usize = 24;
 
 /// The program, parsed in pieces on up to `threads` threads; `None` when
 /// one thread should parse it (the text is small, or a piece failed).

@@ -123,3 +123,51 @@ fn invalid_utf8_is_located() {
     let e = parse_bytes(b"func @f() {\n  ab\xff\n}").unwrap_err();
     assert_eq!(e.span.key(), (2, 5));
 }
+
+#[test]
+fn the_prescan_in_pieces_finds_what_one_pass_finds() {
+    // Items of every kind the prescan meets, with lines a piece may be cut
+    // before: blank and comment lines, CRLF endings, a keyword with no
+    // name, names defined twice, a BOM, instructions starting with `f` or
+    // `g` (`get`); the ids, the first definitions' places and the places
+    // where pieces may start must not depend on the cuts.
+    let mut text = String::from("\u{feff}; header\r\nglobal @g0: i64 = 1\r\n\r\n");
+    for k in 0..40 {
+        text.push_str(&format!(
+            "func @f{k}() {{\n    %o = new 1\n    %x = get %o, 0\n    ret\n}}\n; {k}\n"
+        ));
+        if k % 7 == 0 {
+            text.push_str(&format!(
+                "global @g{k}: i64 = {k}\nfunc\n  func @f{} () {{\n}}\n",
+                k / 2
+            ));
+        }
+    }
+    let scan = |threads| {
+        let mut p = Parser::new(&text);
+        let funcs = p.prescan(&text, threads);
+        let mut ids: Vec<_> = p
+            .func_ids
+            .iter()
+            .map(|(n, (id, s))| (*n, id.index(), s.key()))
+            .collect();
+        let mut globals: Vec<_> = p
+            .global_ids
+            .iter()
+            .map(|(n, (id, s))| (*n, id.index(), s.key()))
+            .collect();
+        ids.sort();
+        globals.sort();
+        (funcs, ids, globals)
+    };
+    let one = scan(Threads::ONE);
+    assert_eq!(
+        one.0.len(),
+        40 + 6,
+        "every line `func @name`, duplicates too"
+    );
+    assert_eq!(one.2.len(), 6, "@g0 twice");
+    for n in [2, 3, 5] {
+        assert_eq!(scan(Threads::fixed(n)), one, "{n} threads");
+    }
+}
