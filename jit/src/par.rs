@@ -8,10 +8,11 @@
 //! until none is left, and the results are put back in function order.
 //! A thread slowed down (another process, or the hypervisor, taking its
 //! CPU for a while) then does fewer runs, rather than holding up the
-//! phase with its fixed half of the work. The output never depends on the number of threads: every phase
-//! that runs in parallel merges its results (and its errors, the first in
-//! the text winning) exactly as one thread would have produced them, and
-//! tests compile with one thread and with several and compare.
+//! phase with its fixed half of the work. The output never depends on the
+//! number of threads: every phase that runs in parallel merges its
+//! results (and its errors, the first in the text winning) exactly as one
+//! thread would have produced them, and tests compile with one thread and
+//! with several and compare.
 //!
 //! Threads are scoped (`std::thread::scope`): they live for one phase and
 //! borrow the program; a panic on one is re-raised on the caller. Small
@@ -152,6 +153,7 @@ pub fn map_mut<T: Send, R: Send>(
     let mut rest = items;
     let mut at = 0;
     for r in &pieces.ranges {
+        debug_assert_eq!(r.start, at, "pieces are contiguous and in order");
         let (run, after) = std::mem::take(&mut rest).split_at_mut(r.end - at);
         runs.push((r.start, run));
         rest = after;
