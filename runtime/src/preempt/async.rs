@@ -74,7 +74,7 @@
 //! stops logged, it leaves its decision in its worker's ring of atomics
 //! for a normal thread to trace ([`super::record`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use preempt_jit::ir::PreemptMode;
 use preempt_jit::module::Arch;
@@ -89,17 +89,20 @@ use crate::trace::HandlerTrigger;
 
 static SIGNAL: Chained = Chained::new(on_signal);
 
-/// Whether the handler runs with its signal unblocked (`SA_NODEFER`), as
-/// it is installed where the hand-off exists: the hand-off leaves the
-/// handler without returning, and with the signal not blocked while the
-/// handler runs there is no mask to put back, a system call (0.45-1.1 us
-/// of the stop at the 10 ms quantum on this kind of VM, the dearest step
-/// of the hand-off). A preemption signal that arrives while the handler
-/// runs interrupts it; the nested handler finds a PC that is not a
-/// goroutine's (the handler's own code, or the hand-off's stub) and
-/// declines, as the same signal delivered when it was unblocked used to.
-/// Everything the handler touches is safe to re-enter: atomics, its
-/// worker's log (which drops a nested record), the quantum timer's word.
+/// Installs the handler for `signo` (idempotent: the disposition found
+/// the first time is the one signals that are not ours are passed to).
+///
+/// Where the hand-off exists, the handler runs with its signal unblocked
+/// (`SA_NODEFER`): the hand-off leaves the handler without returning, and
+/// with the signal not blocked while the handler runs there is no mask to
+/// put back, a system call (0.45-1.1 us of the stop at the 10 ms quantum
+/// on this kind of VM, the dearest step of the hand-off). A preemption
+/// signal that arrives while the handler runs interrupts it; the nested
+/// handler finds a PC that is not a goroutine's (the handler's own code,
+/// or the hand-off's stub) and declines, as the same signal delivered
+/// when it was unblocked used to. Everything the handler touches is safe
+/// to re-enter: atomics, its worker's log (which drops a nested record),
+/// the quantum timer's word.
 ///
 /// Nesting is bounded: a handler that interrupted another returns with
 /// the signal blocked (added to the mask its `sigreturn` restores), so
@@ -110,15 +113,13 @@ static SIGNAL: Chained = Chained::new(on_signal);
 /// those take long, a signal storm nested handlers in that window until
 /// the alternate stack overflowed, which is why the handler is installed
 /// so only where it can hand off (never an emulated backend here).
-static UNBLOCKED_IN_HANDLER: AtomicBool = AtomicBool::new(false);
-
-/// Installs the handler for `signo` (idempotent: the disposition found
-/// the first time is the one signals that are not ours are passed to).
+///
+/// This is the only place the handler is installed (`restore_handler`
+/// comes here too), so wherever a hand-off runs, its handler was
+/// installed with `SA_NODEFER`.
 pub fn install(signo: libc::c_int) -> std::io::Result<()> {
     if Arch::host().is_some_and(Arch::has_handoff) {
-        SIGNAL.install_reentrant(signo)?;
-        UNBLOCKED_IN_HANDLER.store(true, Ordering::Release);
-        Ok(())
+        SIGNAL.install_reentrant(signo)
     } else {
         SIGNAL.install(signo)
     }
@@ -145,8 +146,7 @@ pub fn restore_handler(mode: PreemptMode, signo: libc::c_int) {
 }
 
 extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    // Nesting bounded (see `UNBLOCKED_IN_HANDLER`); a hand-off does not
-    // come back here.
+    // Nesting bounded (see `install`); a hand-off does not come back here.
     // SAFETY: uc is the kernel's context for this delivery.
     unsafe {
         Chained::enter_reentrant(signo, uc, || {
@@ -156,8 +156,7 @@ extern "C" fn on_signal(signo: libc::c_int, info: *mut libc::siginfo_t, uc: *mut
     }
 }
 
-/// The preemption signal's handler, its nesting aside (see
-/// [`UNBLOCKED_IN_HANDLER`]).
+/// The preemption signal's handler, its nesting aside (see [`install`]).
 ///
 /// # Safety
 ///
@@ -459,15 +458,11 @@ unsafe fn hand_off(
     // bytes) of free goroutine stack below the interrupted SP; ctx is g's
     // context, which nothing else touches while g runs on this thread.
     unsafe { write_frame(&mut *ctx, &regs, resume_pc as u64, h.stub_return as u64) };
-    // What sigreturn would do for the mask. Where the handler runs with
-    // its signal unblocked (see `UNBLOCKED_IN_HANDLER`) there is nothing
-    // to do, unless a nested handler left the signal blocked; elsewhere
-    // the signal, blocked while its handler runs, is unblocked (one
-    // arriving meanwhile is delivered here, finds the thread in the
-    // handler and declines). This handler is leaving: the next signal is
-    // not nested.
-    let blocked = Chained::leave_without_return();
-    if !UNBLOCKED_IN_HANDLER.load(Ordering::Acquire) || blocked.is_some() {
+    // What sigreturn would do for the mask. A hand-off's handler runs with
+    // its signal unblocked (see `install`): there is nothing to do, unless
+    // a nested handler left the signal blocked. This handler is leaving:
+    // the next signal is not nested.
+    if Chained::leave_without_return().is_some() {
         mc.restore_mask();
     }
     g.left_handler_at

@@ -18,7 +18,7 @@
 /// kernel passed to a `SA_SIGINFO` handler.
 #[derive(Debug)]
 pub struct MachineContext<'a> {
-    uc: &'a mut libc::ucontext_t,
+    pub(super) uc: &'a mut libc::ucontext_t,
 }
 
 impl<'a> MachineContext<'a> {
@@ -107,25 +107,6 @@ impl<'a> MachineContext<'a> {
             *x = self.xmm(i);
         }
         Some(st)
-    }
-
-    /// Sets the thread's signal mask to the interrupted code's, as
-    /// `sigreturn` would: for a handler that leaves without returning.
-    /// Async-signal-safe.
-    pub fn restore_mask(&self) {
-        // SAFETY: uc_sigmask is a valid sigset_t in the kernel's frame;
-        // pthread_sigmask is async-signal-safe.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.uc.uc_sigmask, std::ptr::null_mut());
-        }
-    }
-
-    /// Adds `signo` to the mask `sigreturn` puts back: the thread leaves
-    /// the handler with the signal blocked. Async-signal-safe.
-    pub fn block_on_return(&mut self, signo: libc::c_int) {
-        // SAFETY: uc_sigmask is a valid sigset_t in the kernel's frame;
-        // sigaddset only writes it.
-        unsafe { libc::sigaddset(&mut self.uc.uc_sigmask, signo) };
     }
 
     pub fn set_pc(&mut self, pc: usize) {

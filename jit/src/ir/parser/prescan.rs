@@ -26,6 +26,7 @@ impl<'a> Parser<'a> {
         let b = text.as_bytes();
         let mut starts = vec![0];
         for k in 1..m {
+            // Each cut is after the one before: the search starts no earlier.
             let from = (text.len() * k / m).max(*starts.last().unwrap_or(&0));
             match b
                 .get(from..)
@@ -35,7 +36,6 @@ impl<'a> Parser<'a> {
                 _ => break,
             }
         }
-        starts.dedup();
         let pieces = par::Pieces {
             ranges: (0..starts.len()).map(|k| k..k + 1).collect(),
             threads: n.min(starts.len()),
