@@ -137,6 +137,9 @@ pub enum Exec {
 #[derive(Debug)]
 pub struct G {
     pub id: u64,
+    /// Its place in the registry, for life (`sched::allgs`); set when it
+    /// is registered.
+    pub slot: u32,
     /// The function it started in.
     pub func: FuncId,
     status: AtomicU8,
@@ -230,6 +233,7 @@ impl G {
         };
         G {
             id,
+            slot: u32::MAX,
             func,
             status: AtomicU8::new(Status::Runnable as u8),
             reason: AtomicU8::new(WaitReason::None as u8),
@@ -274,6 +278,7 @@ impl G {
     ) -> bool {
         let G {
             id: g_id,
+            slot: _,
             func: g_func,
             status,
             reason,
@@ -556,14 +561,19 @@ impl G {
     /// A goroutine of an interpreter that exists nowhere else: enough for
     /// the scheduler's queues and tests, which never run it.
     pub(crate) fn detached(id: u64) -> std::sync::Arc<G> {
+        std::sync::Arc::new(G::detached_record(id))
+    }
+
+    /// [`G::detached`]'s record, to be registered.
+    pub(crate) fn detached_record(id: u64) -> G {
         let ig = preempt_jit::interp::Goroutine::detached(id);
-        std::sync::Arc::new(G::new(
+        G::new(
             id,
             preempt_jit::ir::FuncId(0),
             Exec::Interp {
                 g: Box::new(ig),
                 pending: false,
             },
-        ))
+        )
     }
 }

@@ -53,7 +53,7 @@ fn run(rt: &Runtime, interval_ns: u64) {
                 continue;
             }
             if seen.as_ref().is_none_or(|g| g.id != id) {
-                *seen = rt.g_by_id(id);
+                *seen = rt.running_on(p, id);
             }
             let Some(g) = seen else {
                 continue;

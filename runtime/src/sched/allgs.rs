@@ -1,45 +1,47 @@
-//! What the runtime keeps of its goroutines: the live ones by id
-//! ([`AllGs`]), and the records of dead ones for new goroutines to reuse
-//! ([`GFree`], Go's `gFree` lists).
+//! What the runtime keeps of its goroutines: every record it has, live
+//! or dead and kept for reuse ([`AllGs`], Go's `allgs`), and the dead
+//! ones waiting for a new goroutine ([`GFree`], Go's `gFree` lists).
 //!
-//! Spawning and exiting touch both, on two threads at once when the
-//! spawner and its children run on different Ps. One map under one lock
-//! put the two Ms in each other's way on every spawn and exit, and a
-//! `malloc` for the record and its context per spawn, freed on the other
-//! thread, kept glibc's per-thread arenas growing and trimming (a page
-//! fault every few spawns). So the map is cut into shards by id, each on
-//! its own cache line, hashed by a multiplication (ids are unique and
-//! consecutive: nothing to defend against), and a dead goroutine's record
-//! goes onto its P's free list when nothing else holds it.
+//! Spawning and exiting must not meet in a shared structure: in the
+//! common pattern the spawner runs on one P and its children on another.
+//! So a record, once made, stays registered for life, under a slot that
+//! never changes, as Go's `allgs` keeps every `g` it ever made. A spawn
+//! that reuses a dead record, and a goroutine's death, change nothing in
+//! the registry (an earlier map of live goroutines by id was written at
+//! every spawn and exit).
+//! Readers of the registry skip dead records; the P publishes the slot
+//! of the goroutine it runs beside its id, so the monitor finds it
+//! without a search.
 //!
-//! Removal from the map is what put the two Ms in each other's way:
-//! the child dies on the P that ran it, and its entry sits in a shard the
-//! spawner's P keeps inserting into. So a dead JIT goroutine waits on its
-//! P's list of retired records, still in the map with its status `Dead`
-//! (every reader of the map skips those), and every [`RETIRE_BATCH`] of
-//! them leave the map together: ids are laid out in shards by blocks of
-//! [`ID_BLOCK`], so a batch of goroutines spawned together takes one or
-//! two shard locks instead of one each, and the spawner's run of inserts
-//! stays in one shard's cache lines. Only then do the records become
-//! free for reuse.
+//! The registry's states, per slot:
 //!
-//! A record is reused only when its `Arc` is the last one (`Arc::get_mut`
-//! decides): no run queue, waiter, diagnosis or monitor can still see it,
-//! so no stale reference ever finds a new goroutine in an old one's
-//! record. The worker's signal state points at the running goroutine's
-//! record and context only between `set_running` calls that bracket its
-//! turn, which ended before it died.
+//! | state | reached by | readers |
+//! |---|---|---|
+//! | vacant | start; deregistered | nothing there |
+//! | live | registered (new record); renewed (reused record) | get it |
+//! | dead | the goroutine died (`status` `Dead`) | skip it |
+//!
+//! A dead record sits on a free list ([`GFree`]). A spawn reuses it only
+//! when, under its shard's lock, the registry's reference and the free
+//! list's are its only ones: readers take references only under that
+//! lock, so none exists or can appear while the spawn renews the record
+//! in place (it holds the lock throughout), and no stale reference ever
+//! finds a new goroutine in an old one's record. A record something else
+//! still holds is deregistered and left to its last holder. The
+//! protocol is model-checked in [`model`].
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use preempt_jit::abi::GoroutineContext;
 
 use super::engine::SpawnArgs;
+use super::procs::P;
 use super::Runtime;
-use crate::g::{Exec, G};
+use crate::g::{Exec, Status, G};
+
+#[cfg(all(test, not(miri)))]
+mod model;
 
 impl Runtime {
     /// Goroutines created so far (ids are taken from 1 on, one a spawn).
@@ -47,9 +49,16 @@ impl Runtime {
         self.next_gid.load(Ordering::Relaxed) - 1
     }
 
-    /// The live goroutine with id `id`.
+    /// The live goroutine with id `id`, by a search of every record: for
+    /// diagnoses. [`Runtime::running_on`] finds a P's without one.
     pub fn g_by_id(&self, id: u64) -> Option<Arc<G>> {
-        self.allgs.get(id)
+        self.allgs.find(id)
+    }
+
+    /// The goroutine `id`, read from `p.current`, if it still runs on
+    /// `p` (or at least still lives).
+    pub fn running_on(&self, p: &P, id: u64) -> Option<Arc<G>> {
+        self.allgs.get(p.current_slot.load(Ordering::Acquire), id)
     }
 
     /// Creates a goroutine and makes it runnable on `p` (or globally).
@@ -67,35 +76,29 @@ impl Runtime {
             ctx.poll_page
                 .store(self.arming.initial_poll_page(), Ordering::Relaxed);
         };
-        let reused = p
-            .and_then(|p| self.gfree.get(p, &self.allgs))
-            .and_then(|mut g| {
-                let record = Arc::get_mut(&mut g)?;
-                self.engine
-                    .renew(record, id, func, &mut args, init)
-                    .then_some(g)
-            });
+        let reused = p.and_then(|p| self.gfree.get(p)).and_then(|g| {
+            self.allgs.reuse(g, |record| {
+                self.engine.renew(record, id, func, &mut args, init)
+            })
+        });
         let g = reused.unwrap_or_else(|| {
             let mut exec = self.engine.new_exec(id, func, args);
             if let Exec::Jit { ctx, .. } = &mut exec {
                 init(ctx);
             }
-            Arc::new(G::new(id, func, exec))
+            self.allgs.register(G::new(id, func, exec))
         });
-        self.allgs.insert(g.clone());
         self.ready(g.clone(), p);
         g
     }
 }
 
-/// Shards of the live-goroutine map (a power of two).
+/// Shards of the registry (a power of two).
 const SHARDS: usize = 16;
 
-/// Consecutive ids that share a shard.
+/// Consecutive ids whose new records share a shard: a spawner's run of
+/// registrations stays in one shard's cache lines.
 const ID_BLOCK: u64 = 64;
-
-/// Dead goroutines a P retires from the map at once.
-const RETIRE_BATCH: usize = 32;
 
 /// Dead records a P keeps before it moves [`MOVE`] of them to the global
 /// list, as Go's `gfput` does at 64.
@@ -109,30 +112,6 @@ const MOVE: usize = 32;
 /// a record and its context are about 650 bytes.
 const GLOBAL_MAX: usize = 1024;
 
-/// Hashes a goroutine id: a multiplication by an odd constant (Fibonacci
-/// hashing), which spreads consecutive ids over the high bits the table's
-/// control bytes use and keeps the low bits distinct.
-#[derive(Default)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type IdMap = HashMap<u64, Arc<G>, BuildHasherDefault<IdHasher>>;
-
 /// A lock on its own cache line.
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -144,36 +123,122 @@ impl<T> Padded<T> {
     }
 }
 
-/// Every goroutine not yet dead, by id.
+/// One shard's records, by index; `vacant` lists the free indices.
+#[derive(Debug, Default)]
+struct Shard {
+    records: Vec<Option<Arc<G>>>,
+    vacant: Vec<u32>,
+}
+
+/// Every goroutine record the runtime has, by slot (see the module's
+/// header). Slot `s` is index `s / SHARDS` of shard `s % SHARDS`.
 #[derive(Debug, Default)]
 pub struct AllGs {
-    shards: [Padded<IdMap>; SHARDS],
+    shards: [Padded<Shard>; SHARDS],
+}
+
+/// A record's shard and index there.
+fn place(slot: u32) -> (usize, usize) {
+    (slot as usize % SHARDS, slot as usize / SHARDS)
+}
+
+/// Whether a reader may see `g`: a goroutine not yet dead.
+fn alive(g: &G) -> bool {
+    g.status() != Status::Dead
 }
 
 impl AllGs {
-    fn shard(&self, id: u64) -> MutexGuard<'_, IdMap> {
-        self.shards[shard_of(id)].lock()
+    /// Registers a new record for life; its slot is written into it.
+    pub fn register(&self, mut g: G) -> Arc<G> {
+        let s = (g.id / ID_BLOCK) as usize % SHARDS;
+        let mut shard = self.shards[s].lock();
+        let index = match shard.vacant.pop() {
+            Some(i) => i as usize,
+            None => {
+                shard.records.push(None);
+                shard.records.len() - 1
+            }
+        };
+        g.slot = u32::try_from(index * SHARDS + s).expect("fewer than 2^32 goroutine records");
+        let g = Arc::new(g);
+        shard.records[index] = Some(g.clone());
+        g
     }
 
-    pub fn insert(&self, g: Arc<G>) {
-        self.shard(g.id).insert(g.id, g);
+    /// Takes `g`'s record out of the registry: its last holder frees it.
+    pub fn deregister(&self, g: &G) {
+        let (s, index) = place(g.slot);
+        let mut shard = self.shards[s].lock();
+        let taken = shard
+            .records
+            .get_mut(index)
+            .and_then(|r| r.take_if(|r| std::ptr::eq(Arc::as_ptr(r), g)));
+        if taken.is_some() {
+            shard.vacant.push(index as u32);
+        }
+        drop(shard);
+        drop(taken);
     }
 
-    pub fn remove(&self, id: u64) -> Option<Arc<G>> {
-        self.shard(id).remove(&id)
+    /// The live goroutine `id` if it is the one in `slot`.
+    pub fn get(&self, slot: u32, id: u64) -> Option<Arc<G>> {
+        let (s, index) = place(slot);
+        let shard = self.shards[s].lock();
+        let g = shard.records.get(index)?.as_ref()?;
+        (g.id == id && alive(g)).then(|| g.clone())
     }
 
-    pub fn get(&self, id: u64) -> Option<Arc<G>> {
-        self.shard(id).get(&id).cloned()
+    /// The live goroutine `id`, found by a search of every record.
+    pub fn find(&self, id: u64) -> Option<Arc<G>> {
+        self.shards.iter().find_map(|s| {
+            s.lock()
+                .records
+                .iter()
+                .flatten()
+                .find(|g| g.id == id && alive(g))
+                .cloned()
+        })
     }
 
-    /// The goroutines `keep` accepts, shard by shard (not one atomic
+    /// Renews dead `g`, taken from a free list, in place with `renew`
+    /// (false: it cannot be), if nothing but the registry and `g` holds
+    /// it; otherwise, or if it cannot be renewed, takes it out of the
+    /// registry, and its last holder frees it.
+    pub fn reuse(&self, g: Arc<G>, renew: impl FnOnce(&mut G) -> bool) -> Option<Arc<G>> {
+        let (s, index) = place(g.slot);
+        let mut shard = self.shards[s].lock();
+        if Arc::strong_count(&g) == 2 && Arc::weak_count(&g) == 0 {
+            // Whoever held it last dropped its reference with a release:
+            // what it did to the record happens before the renewal.
+            fence(Ordering::Acquire);
+            // SAFETY: the record's references are the registry's and
+            // `g`, and only `g` is used while this one lives: the
+            // registry's is used only under this shard's lock, which is
+            // held until the borrow ends, and nothing else can take a
+            // reference but through the registry (see the module's
+            // header). So this is the only access to the record, as
+            // `Arc::get_mut` would grant with one reference.
+            let record = unsafe { &mut *Arc::as_ptr(&g).cast_mut() };
+            if renew(record) {
+                return Some(g);
+            }
+        }
+        let taken = shard.records[index].take();
+        shard.vacant.push(index as u32);
+        drop(shard);
+        drop(taken);
+        None
+    }
+
+    /// The live goroutines `keep` accepts, shard by shard (not one atomic
     /// snapshot: a goroutine spawned meanwhile may or may not be in it,
     /// as with one lock taken a moment earlier or later).
     pub fn filter(&self, keep: impl Fn(&G) -> bool) -> Vec<Arc<G>> {
         let mut out = Vec::new();
         for s in &self.shards {
-            out.extend(s.lock().values().filter(|g| keep(g)).cloned());
+            let shard = s.lock();
+            let live = shard.records.iter().flatten().filter(|g| alive(g));
+            out.extend(live.filter(|g| keep(g)).cloned());
         }
         out
     }
@@ -185,25 +250,27 @@ impl AllGs {
 
     /// Whether some live goroutine satisfies `f`.
     pub fn any(&self, f: impl Fn(&G) -> bool) -> bool {
-        self.shards.iter().any(|s| s.lock().values().any(|g| f(g)))
+        self.shards.iter().any(|s| {
+            let shard = s.lock();
+            let mut live = shard.records.iter().flatten().filter(|g| alive(g));
+            live.any(|g| f(g))
+        })
+    }
+
+    /// Records registered, live or dead.
+    #[cfg(test)]
+    pub fn records(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().records.iter().flatten().count())
+            .sum()
     }
 }
 
-fn shard_of(id: u64) -> usize {
-    (id / ID_BLOCK) as usize % SHARDS
-}
-
-/// A P's dead records: retired (still in the map) and free.
-#[derive(Debug, Default)]
-struct PFree {
-    retired: Vec<Arc<G>>,
-    free: Vec<Arc<G>>,
-}
-
-/// Dead goroutines' records, per P and global.
+/// Dead goroutines' records, per P and global, for spawns to reuse.
 #[derive(Debug)]
 pub struct GFree {
-    local: Box<[Padded<PFree>]>,
+    local: Box<[Padded<Vec<Arc<G>>>]>,
     global: Padded<Vec<Arc<G>>>,
 }
 
@@ -215,196 +282,171 @@ impl GFree {
         }
     }
 
-    /// Goroutine `g` died on P `p`: out of `all` with the next batch of
-    /// `p`'s (see the module's header), then kept for reuse.
+    /// Goroutine `g` died on P `p`: kept on `p`'s list, surplus moving to
+    /// the global one, and past its bound out of `all`, to be freed.
     pub fn retire(&self, p: usize, g: Arc<G>, all: &AllGs) {
         let mut local = self.local[p].lock();
-        local.retired.push(g);
-        if local.retired.len() >= RETIRE_BATCH {
-            self.unregister(&mut local, all);
-        }
-    }
-
-    /// Takes `local`'s retired records out of `all`, shard by shard, and
-    /// keeps those nothing else holds.
-    fn unregister(&self, local: &mut PFree, all: &AllGs) {
-        let mut batch = std::mem::take(&mut local.retired);
-        batch.sort_unstable_by_key(|g| g.id);
-        for run in batch.chunk_by(|a, b| shard_of(a.id) == shard_of(b.id)) {
-            let mut shard = all.shard(run[0].id);
-            for g in run {
-                shard.remove(&g.id);
-            }
-        }
-        for g in batch.drain(..) {
-            self.keep(local, g);
-        }
-        // The emptied vector goes back: no allocation per batch.
-        local.retired = batch;
-    }
-
-    /// Keeps dead `g` on a P's list, if nothing else holds it; otherwise
-    /// the last holder frees it.
-    fn keep(&self, local: &mut PFree, mut g: Arc<G>) {
-        if Arc::get_mut(&mut g).is_none() {
-            return;
-        }
-        local.free.push(g);
-        if local.free.len() > LOCAL_MAX {
-            let from = local.free.len() - MOVE;
+        local.push(g);
+        if local.len() > LOCAL_MAX {
+            let from = local.len() - MOVE;
+            let mut moved = local.drain(from..);
             let mut global = self.global.lock();
             let room = GLOBAL_MAX.saturating_sub(global.len());
-            let moved = local.free.drain(from..);
-            global.extend(moved.take(room));
+            global.extend(moved.by_ref().take(room));
+            drop(global);
+            for g in moved {
+                all.deregister(&g);
+            }
         }
     }
 
-    /// A dead record for a goroutine spawned on `p`: from its list, its
-    /// retired ones, or a batch from the global list.
-    pub fn get(&self, p: usize, all: &AllGs) -> Option<Arc<G>> {
+    /// A dead record for a goroutine spawned on `p`: from its list, or a
+    /// batch from the global list.
+    pub fn get(&self, p: usize) -> Option<Arc<G>> {
         let mut local = self.local[p].lock();
-        if local.free.is_empty() && !local.retired.is_empty() {
-            self.unregister(&mut local, all);
-        }
-        if local.free.is_empty() {
+        if local.is_empty() {
             let mut global = self.global.lock();
             let from = global.len().saturating_sub(MOVE);
-            local.free.extend(global.drain(from..));
+            local.extend(global.drain(from..));
         }
-        local.free.pop()
+        local.pop()
     }
 
     /// Records kept for reuse, all lists together.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.global.lock().len()
-            + self
-                .local
-                .iter()
-                .map(|l| l.lock().free.len())
-                .sum::<usize>()
+        self.global.lock().len() + self.local.iter().map(|l| l.lock().len()).sum::<usize>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::g::{Exec, Status};
     use crate::stack::Stack;
-    use preempt_jit::abi::GoroutineContext;
     use preempt_jit::ir::FuncId;
+    use std::sync::atomic::Ordering::Relaxed;
 
-    fn jit_g(id: u64) -> Arc<G> {
+    fn jit_record(id: u64) -> G {
         let exec = Exec::Jit {
             ctx: Box::new(GoroutineContext::new()),
             stack: Stack::none(),
             args: Vec::new(),
         };
-        Arc::new(G::new(id, FuncId::new(0), exec))
+        G::new(id, FuncId::new(0), exec)
     }
 
-    #[test]
-    fn the_map_finds_inserts_and_removes_across_shards() {
-        let all = AllGs::default();
-        for id in 1..=100 {
-            all.insert(jit_g(id));
-        }
-        assert_eq!(all.all().len(), 100);
-        assert_eq!(all.get(37).map(|g| g.id), Some(37));
-        assert_eq!(all.remove(37).map(|g| g.id), Some(37));
-        assert!(all.get(37).is_none());
-        assert!(all.remove(37).is_none());
-        let even = all.filter(|g| g.id % 2 == 0);
-        assert_eq!(even.len(), 50);
-        assert!(all.any(|g| g.id == 100));
-        assert!(!all.any(|g| g.id == 37));
-    }
-
-    /// `g`, registered in `all` as a spawn does, dead.
+    /// A registered goroutine `id`, dead, as it is when it retires.
     fn dead(all: &AllGs, id: u64) -> Arc<G> {
-        let g = jit_g(id);
-        all.insert(g.clone());
+        let g = all.register(jit_record(id));
         g.set_status(Status::Dead);
         g
     }
 
+    /// Renews a record as goroutine `id`.
+    fn renew_as(id: u64) -> impl FnOnce(&mut G) -> bool {
+        move |g| g.renew(id, FuncId::new(1), 0x1234, &mut Vec::new(), |_| {})
+    }
+
     #[test]
-    fn retired_records_leave_the_map_in_batches_then_are_reused() {
+    fn the_registry_finds_live_records_by_slot_and_skips_dead_ones() {
+        let all = AllGs::default();
+        let gs: Vec<Arc<G>> = (1..=200).map(|id| all.register(jit_record(id))).collect();
+        let mut slots: Vec<u32> = gs.iter().map(|g| g.slot).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), 200, "every record has a slot of its own");
+        let g37 = &gs[36];
+        assert_eq!(all.get(g37.slot, 37).map(|g| g.id), Some(37));
+        assert!(all.get(g37.slot, 38).is_none(), "the slot holds 37, not 38");
+        assert_eq!(all.find(37).map(|g| g.slot), Some(g37.slot));
+        assert_eq!(all.all().len(), 200);
+        assert_eq!(all.filter(|g| g.id % 2 == 0).len(), 100);
+
+        g37.set_status(Status::Dead);
+        assert!(all.get(g37.slot, 37).is_none(), "dead records are skipped");
+        assert!(all.find(37).is_none());
+        assert!(!all.any(|g| g.id == 37));
+        assert!(all.any(|g| g.id == 38));
+        assert_eq!(all.all().len(), 199);
+        assert_eq!(all.records(), 200, "but still registered");
+
+        all.deregister(g37);
+        assert_eq!(all.records(), 199);
+        let again = all.register(jit_record(37));
+        assert_eq!(again.slot, g37.slot, "a vacant slot is taken again");
+    }
+
+    #[test]
+    fn a_record_only_the_free_list_holds_is_renewed_in_place() {
         let (all, free) = (AllGs::default(), GFree::new(2));
-        for id in 0..(RETIRE_BATCH as u64 - 1) {
-            free.retire(0, dead(&all, id), &all);
-        }
-        // Still registered (dead), none free yet.
-        assert_eq!(all.all().len(), RETIRE_BATCH - 1);
-        assert_eq!(free.len(), 0);
-        free.retire(0, dead(&all, 99), &all);
-        assert!(all.all().is_empty(), "the batch left the map together");
-        assert_eq!(free.len(), RETIRE_BATCH);
-        assert!(
-            free.get(1, &all).is_none(),
-            "P 1's lists and the global one are empty"
-        );
-        assert!(free.get(0, &all).is_some());
-    }
-
-    #[test]
-    fn a_spawn_with_no_free_record_unregisters_the_retired_ones() {
-        let (all, free) = (AllGs::default(), GFree::new(1));
-        free.retire(0, dead(&all, 5), &all);
-        assert_eq!(all.all().len(), 1);
-        assert_eq!(free.get(0, &all).map(|g| g.id), Some(5));
-        assert!(all.all().is_empty());
-    }
-
-    #[test]
-    fn only_records_nothing_else_holds_are_kept() {
-        let (all, free) = (AllGs::default(), GFree::new(1));
-        let g = dead(&all, 1);
-        let held = g.clone();
+        let g = dead(&all, 7);
+        let (slot, at) = (g.slot, Arc::as_ptr(&g));
         free.retire(0, g, &all);
-        assert!(
-            free.get(0, &all).is_none(),
-            "a record still held elsewhere is not reused"
-        );
-        assert!(all.get(1).is_none(), "but it left the map");
-        free.retire(0, held, &all);
-        assert_eq!(free.get(0, &all).map(|g| g.id), Some(1));
+        let g = free.get(0).expect("P 0 kept it");
+        let g = all.reuse(g, renew_as(8)).expect("nothing else held it");
+        assert_eq!((g.id, g.slot, Arc::as_ptr(&g)), (8, slot, at));
+        assert_eq!(g.status(), Status::Runnable);
+        assert!(all.get(slot, 7).is_none(), "the old goroutine is gone");
+        assert_eq!(all.get(slot, 8).map(|g| g.id), Some(8));
+        assert_eq!(all.records(), 1);
+    }
+
+    #[test]
+    fn a_record_held_elsewhere_is_left_to_its_holder() {
+        let all = AllGs::default();
+        let g = dead(&all, 7);
+        let held = g.clone();
+        assert!(all.reuse(g, renew_as(8)).is_none());
+        assert_eq!(held.id, 7, "the holder still sees its goroutine");
+        assert_eq!(all.records(), 0, "out of the registry: the holder frees it");
+        assert_eq!(Arc::strong_count(&held), 1);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_renewed_leaves_the_registry() {
+        let all = AllGs::default();
+        let g = dead(&all, 7);
+        assert!(all.reuse(g, |_| false).is_none());
+        assert_eq!(all.records(), 0);
     }
 
     #[test]
     fn surplus_records_move_to_the_global_list_and_back() {
         let (all, free) = (AllGs::default(), GFree::new(2));
-        let n = (LOCAL_MAX + 1).next_multiple_of(RETIRE_BATCH);
+        let n = LOCAL_MAX + 1;
         for id in 0..n as u64 {
             free.retire(0, dead(&all, id), &all);
         }
-        // P 0 moved MOVE to the global list each time it passed LOCAL_MAX;
+        // P 0 moved MOVE to the global list when it passed LOCAL_MAX;
         // P 1 finds them there.
         assert_eq!(free.len(), n);
         let mut from_global = 0;
-        while free.get(1, &all).is_some() {
+        while let Some(g) = free.get(1) {
+            // As a spawn that cannot renew it does.
+            all.deregister(&g);
             from_global += 1;
         }
         assert_eq!(from_global, MOVE);
-        // The global list is bounded: the surplus beyond it is freed.
+        // The global list is bounded: the surplus beyond it leaves the
+        // registry and is freed.
         for id in 0..(4 * GLOBAL_MAX as u64) {
             free.retire(1, dead(&all, 1000 + id), &all);
         }
         assert!(free.len() <= GLOBAL_MAX + 2 * LOCAL_MAX);
+        assert_eq!(all.records(), free.len(), "the freed left the registry");
     }
 
     #[test]
     fn a_renewed_record_is_a_new_goroutine() {
-        let mut g = jit_g(7);
-        let gm = Arc::get_mut(&mut g).unwrap();
-        gm.set_status(Status::Dead);
-        gm.lock_depth.store(3, std::sync::atomic::Ordering::Relaxed);
+        let mut g = jit_record(7);
+        g.set_status(Status::Dead);
+        g.lock_depth.store(3, Relaxed);
         let mut args = vec![1, 2, 3];
-        assert!(gm.renew(8, FuncId::new(2), 0x1234, &mut args, |c| c.gc = 0x99));
+        assert!(g.renew(8, FuncId::new(2), 0x1234, &mut args, |c| c.gc = 0x99));
         assert!(args.is_empty(), "the old arguments (none) came back");
         assert_eq!((g.id, g.func), (8, FuncId::new(2)));
         assert_eq!(g.status(), Status::Runnable);
-        assert_eq!(g.lock_depth.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(g.lock_depth.load(Relaxed), 0);
         // SAFETY: this test is the record's only owner.
         match unsafe { g.exec() } {
             Exec::Jit { ctx, args, .. } => {

@@ -475,7 +475,7 @@ pub fn watchdog(rt: &Runtime, timeout: Duration) -> Outcome {
     // is between a P and a run queue.
     settle(rt);
     for p in &rt.ps {
-        let Some(g) = rt.g_by_id(p.current.load(Ordering::Acquire)) else {
+        let Some(g) = rt.running_on(p, p.current.load(Ordering::Acquire)) else {
             continue;
         };
         write!(msg, "\ngoroutine {} [running]:\n", g.id).unwrap();

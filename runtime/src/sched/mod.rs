@@ -788,7 +788,7 @@ impl Runtime {
                 };
                 match p_now {
                     Some(p) if jit => self.gfree.retire(p, g, &self.allgs),
-                    _ => drop(self.allgs.remove(g.id)),
+                    _ => self.allgs.deregister(&g),
                 }
             }
         }
@@ -797,6 +797,7 @@ impl Runtime {
     /// A goroutine starts running on P `p`. No clock is read: the monitor
     /// times the slice from when it first sees its sequence number.
     fn begin_slice(&self, p: usize, g: &G) {
+        self.ps[p].current_slot.store(g.slot, Ordering::Release);
         self.ps[p].current.store(g.id, Ordering::Release);
         self.ps[p].next_slice();
     }

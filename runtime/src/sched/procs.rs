@@ -1,7 +1,9 @@
 //! The processors (P: the right to run goroutines, and their queues) and
 //! the worker threads (M) that hold them.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Condvar, Mutex};
 
 use preempt_jit::ir::ForeignFn;
@@ -34,6 +36,9 @@ pub struct P {
     /// The id of the goroutine running on this P (0: none), for the
     /// monitor and diagnoses.
     pub current: AtomicU64,
+    /// That goroutine's registry slot (`Runtime::running_on`), written
+    /// before `current`.
+    pub current_slot: AtomicU32,
     /// Changes at every slice start and end (Go's schedtick, as the
     /// monitor uses it): odd while a slice runs. The monitor times slices
     /// by when it first sees a sequence number, so the scheduler's hot
@@ -56,6 +61,7 @@ impl P {
             status: AtomicU8::new(PStatus::Idle as u8),
             q: queues::LocalQueue::default(),
             current: AtomicU64::new(0),
+            current_slot: AtomicU32::new(u32::MAX),
             slice_seq: AtomicU64::new(0),
             foreign_since: AtomicU64::new(0),
             m: AtomicUsize::new(usize::MAX),

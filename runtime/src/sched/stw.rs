@@ -322,7 +322,7 @@ impl Runtime {
                         }
                         let seq = p.slice_seq.load(Ordering::Acquire);
                         let id = p.current.load(Ordering::Acquire);
-                        if let Some(g) = (id != 0).then(|| self.g_by_id(id)).flatten() {
+                        if let Some(g) = (id != 0).then(|| self.running_on(p, id)).flatten() {
                             asked += 1;
                             let asked = self.preempt(p, &g, seq, PreemptKind::StopTheWorld, now);
                             if let (Asked::Busy(request::Phase::Armed), Some(req)) =

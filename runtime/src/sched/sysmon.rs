@@ -364,7 +364,7 @@ pub fn run(rt: &Runtime) {
                 } else if seen.asked {
                     // Asked once: it stops, or the request's back-off
                     // applies it again.
-                } else if let Some(g) = rt.g_by_id(id) {
+                } else if let Some(g) = rt.running_on(p, id) {
                     seen.asked = matches!(
                         rt.preempt(p, &g, seq, PreemptKind::Quantum, now),
                         Asked::Armed(_)
@@ -379,7 +379,7 @@ pub fn run(rt: &Runtime) {
             // stuck.
             if id != 0 {
                 let pending = rt
-                    .g_by_id(id)
+                    .running_on(p, id)
                     .and_then(|g| g.stop.armed().map(|r| (g, r.at)));
                 if let Some((g, at)) = pending {
                     if async_mode && tick {

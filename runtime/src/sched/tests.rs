@@ -77,9 +77,8 @@ fn m_on(rt: &Runtime, p: usize) -> Arc<M> {
 
 /// A goroutine the runtime knows (in `allgs`), not yet queued.
 fn goroutine(rt: &Runtime, id: u64) -> Arc<G> {
-    let g = G::detached(id);
+    let g = rt.allgs.register(G::detached_record(id));
     g.set_status(Status::Waiting);
-    rt.allgs.insert(g.clone());
     g
 }
 
