@@ -259,8 +259,8 @@ impl G {
         }
     }
 
-    /// Makes a dead JIT goroutine's record, which nothing else holds (the
-    /// `&mut` says so: `Arc::get_mut`), goroutine `id` running `func`
+    /// Makes a dead JIT goroutine's record, which nothing else uses (the
+    /// `&mut` says so: `AllGs::reuse`), goroutine `id` running `func`
     /// from `entry` with `args` (swapped with the record's, which are
     /// none), exactly as [`G::new`] would have made it, keeping the
     /// record's and the context's memory; `init` finishes the context as

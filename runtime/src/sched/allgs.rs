@@ -28,7 +28,10 @@
 //! in place (it holds the lock throughout), and no stale reference ever
 //! finds a new goroutine in an old one's record. A record something else
 //! still holds is deregistered and left to its last holder. The
-//! protocol is model-checked in [`model`].
+//! protocol is model-checked in [`model`]. The one other way to a record
+//! is not a reference: the worker's signal state points at the running
+//! goroutine's record and context only between the `set_running` calls
+//! that bracket its turn, which ended before it died.
 
 use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
