@@ -299,7 +299,10 @@ pub fn describe_pc(module: &Module, file: &str, pc: usize, mode: PreemptMode) ->
     let t = &module.tables;
     let (f, block, span) = match module.place(pc) {
         Place::Stub(s) => return format!("\tin the runtime stub {} (pc {pc:#x})\n", s.name),
-        Place::Outside => return format!("\tin the runtime (pc {pc:#x}, outside JIT code)\n"),
+        Place::Outside => {
+            let native = preempt_jit::code::place::native_place(pc);
+            return format!("\tin the runtime (pc {pc:#x}, outside JIT code{native})\n");
+        }
         Place::Function {
             func, block, span, ..
         } => (func, block, span),
