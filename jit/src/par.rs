@@ -101,6 +101,16 @@ pub fn split(weights: &[usize], n: usize) -> Vec<Range<usize>> {
 /// small against its work.
 pub const PIECES_PER_THREAD: usize = 4;
 
+/// How many pieces work for `threads` threads is cut into: one for one
+/// thread, [`PIECES_PER_THREAD`] per thread otherwise.
+pub fn piece_count(threads: usize) -> usize {
+    if threads < 2 {
+        1
+    } else {
+        threads * PIECES_PER_THREAD
+    }
+}
+
 /// Work cut into pieces, and the threads to run them on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pieces {
@@ -114,12 +124,7 @@ impl Pieces {
     /// threads: one piece for one thread, [`PIECES_PER_THREAD`] per
     /// thread otherwise (fewer when there are fewer items).
     pub fn cut(weights: &[usize], threads: usize) -> Pieces {
-        let n = if threads < 2 {
-            1
-        } else {
-            threads * PIECES_PER_THREAD
-        };
-        let ranges = split(weights, n);
+        let ranges = split(weights, piece_count(threads));
         Pieces {
             threads: threads.clamp(1, ranges.len()),
             ranges,

@@ -40,8 +40,9 @@ pub const DEFAULT_LEVEL: u8 = 1;
 /// - `0`: nothing at all; the program is left exactly as it was.
 /// - `1` and above: loop-invariant code motion of plain global loads
 ///   ([`licm::run_function`]), then accumulator recursion elimination
-///   ([`tailrec::run_function`]), function by function. Levels above 1 are accepted and mean 1, so a newer
-///   program asking for more still gets the hazard it is about.
+///   ([`tailrec::run_function`]), function by function. Levels above 1
+///   are accepted and mean 1, so a newer program asking for more still
+///   gets the hazard it is about.
 pub fn optimize(prog: &mut Program, level: u8) {
     optimize_with(prog, level, Threads::Auto);
 }

@@ -1,9 +1,9 @@
 //! The interrupted thread's registers, as a signal handler sees them.
 //!
 //! One file per architecture exports the same names; this module picks
-//! one, and holds what is the same on both (the signal mask). They are the only code in the workspace that reads or writes a
-//! `ucontext_t`, or the processor's trap flag ([`call_single_stepped`],
-//! [`SINGLE_STEP`]).
+//! one, and holds what is the same on both (the signal mask). They are
+//! the only code in the workspace that reads or writes a `ucontext_t`, or
+//! the processor's trap flag ([`call_single_stepped`], [`SINGLE_STEP`]).
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

@@ -41,7 +41,7 @@ pub(super) fn parse_in_pieces<'a>(
     }
     // Piece k + 1 starts at the first function at or after k + 1 m-ths of
     // the text; piece 0 at the start.
-    let m = n * par::PIECES_PER_THREAD;
+    let m = par::piece_count(n);
     let mut starts = vec![(0, 1)];
     for k in 1..m {
         let target = text.len() * k / m;

@@ -22,7 +22,7 @@ impl<'a> Parser<'a> {
     pub(super) fn prescan(&mut self, source: &'a str, threads: Threads) -> Vec<(usize, u32)> {
         let text = Lexer::new(source).text();
         let n = threads.count(text.len() / pieces::BYTES_PER_INSTRUCTION, usize::MAX);
-        let m = if n < 2 { 1 } else { n * par::PIECES_PER_THREAD };
+        let m = par::piece_count(n);
         let b = text.as_bytes();
         let mut starts = vec![0];
         for k in 1..m {
